@@ -1,0 +1,19 @@
+//! The coldaisle agent: polls SNMP and Modbus devices, normalises readings to located sensors,
+//! detects anomalies, correlates them per zone and forwards events through a durable outbox
+//! over MQTT.
+//!
+//! Pure parts (no I/O, time passed in): [`detect`], [`correlate`], [`pipeline`],
+//! [`snmp::value`], register decoding in `coldaisle_core::registers`. I/O parts: [`poller`]
+//! and the protocol pollers, [`outbox`] (storage), [`publisher`] (MQTT), [`daemon`] (wiring).
+
+pub mod correlate;
+pub mod daemon;
+pub mod detect;
+pub mod modbus;
+pub mod outbox;
+pub mod pipeline;
+pub mod poller;
+pub mod publisher;
+pub mod snmp;
+
+pub use daemon::RunningAgent;

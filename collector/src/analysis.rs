@@ -1,0 +1,555 @@
+//! Order-independent, idempotent analysis: owns the incident and problem engines and feeds them
+//! the stored events in one canonical order.
+//!
+//! Invariants:
+//! - The result (incidents at a given `now`, problems) is a function of the SET of ingested
+//!   events only: not of the delivery order, not of duplicates.
+//! - Events are applied in [`OrderKey`] order `(ts, agent, seq)`. An event whose key is above
+//!   every key applied so far is applied incrementally; an earlier (late) one triggers a full
+//!   rebuild of both engines from the sorted event list. Both paths therefore give exactly the
+//!   state of one in-order pass.
+//! - `(agent, seq)` identifies an event: a second copy is ignored (the contract guarantees the
+//!   copies are identical; if they were not, the first copy would win).
+//! - Reading summaries do not take part: they are neither kept nor applied.
+//!
+//! Because incident and problem ids come from their content, a late event that moves an
+//! incident's opening time earlier also changes its id; consumers that need to track changes
+//! should diff [`Analysis::incidents`] before and after an ingest that returned `true`.
+
+use crate::incidents::{Incident, IncidentChange, IncidentEngine, IncidentRules, OrderKey};
+use crate::problems::{Problem, ProblemEngine, ProblemRules};
+use coldaisle_core::Timestamp;
+use std::collections::{BTreeMap, HashSet};
+
+pub use crate::incidents::StoredEvent;
+
+/// Incident and problem analysis over a set of stored events.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    /// Rules of the incident engine, kept to rebuild it.
+    incident_rules: IncidentRules,
+    /// Rules of the problem engine, kept to rebuild it.
+    problem_rules: ProblemRules,
+    /// Every incident-relevant event ingested, in application order.
+    events: BTreeMap<OrderKey, StoredEvent>,
+    /// `(agent, seq)` of every event in `events`, to drop duplicates.
+    seen: HashSet<(String, u64)>,
+    /// Incident state after applying `events` in order.
+    incidents: IncidentEngine,
+    /// Problem state after feeding it the incident openings in order.
+    problems: ProblemEngine,
+    /// How many full rebuilds late events caused (for metrics).
+    rebuilds: u64,
+}
+
+impl Analysis {
+    /// An empty analysis with the given rules.
+    pub fn new(incident_rules: IncidentRules, problem_rules: ProblemRules) -> Self {
+        Analysis {
+            incidents: IncidentEngine::new(incident_rules.clone()),
+            problems: ProblemEngine::new(problem_rules.clone()),
+            incident_rules,
+            problem_rules,
+            events: BTreeMap::new(),
+            seen: HashSet::new(),
+            rebuilds: 0,
+        }
+    }
+
+    /// Adds one event. Returns `true` if it changed the input set; `false` for a duplicate
+    /// `(agent, seq)` or a reading summary, which change nothing.
+    pub fn ingest(&mut self, ev: StoredEvent) -> bool {
+        if ev.payload.is_summary() || self.seen.contains(&(ev.agent.clone(), ev.seq)) {
+            return false;
+        }
+        self.seen.insert((ev.agent.clone(), ev.seq));
+        let key = ev.order_key();
+        let in_order = self
+            .events
+            .last_key_value()
+            .is_none_or(|(last, _)| key > *last);
+        if in_order {
+            Self::apply(&mut self.incidents, &mut self.problems, &ev);
+            self.events.insert(key, ev);
+        } else {
+            self.events.insert(key, ev);
+            self.rebuild();
+        }
+        true
+    }
+
+    /// Rebuilds both engines from the sorted event list.
+    fn rebuild(&mut self) {
+        self.rebuilds += 1;
+        self.incidents = IncidentEngine::new(self.incident_rules.clone());
+        self.problems = ProblemEngine::new(self.problem_rules.clone());
+        for ev in self.events.values() {
+            Self::apply(&mut self.incidents, &mut self.problems, ev);
+        }
+    }
+
+    /// Applies one event to the incident engine and forwards its openings and escalations to
+    /// the problem engine.
+    fn apply(incidents: &mut IncidentEngine, problems: &mut ProblemEngine, ev: &StoredEvent) {
+        for change in incidents.apply(ev) {
+            match change {
+                IncidentChange::Opened {
+                    id,
+                    fingerprint,
+                    opened_at,
+                    severity,
+                } => {
+                    problems.observe_opened(&id, &fingerprint, opened_at, severity);
+                }
+                IncidentChange::Escalated {
+                    id,
+                    fingerprint,
+                    at,
+                    severity,
+                } => {
+                    problems.observe_escalated(&id, &fingerprint, at, severity);
+                }
+                IncidentChange::Updated { .. }
+                | IncidentChange::AllClear { .. }
+                | IncidentChange::Closed { .. } => {}
+            }
+        }
+    }
+
+    /// Every incident as of event time `now`, with its problem filled in, ordered by opening time
+    /// then id.
+    pub fn incidents(&self, now: Timestamp) -> Vec<Incident> {
+        let mut all = self.incidents.incidents(now);
+        for incident in &mut all {
+            self.fill_problem(incident);
+        }
+        all
+    }
+
+    /// One incident as of event time `now`, with its problem filled in.
+    pub fn incident(&self, id: &str, now: Timestamp) -> Option<Incident> {
+        let mut incident = self.incidents.incident(id, now)?;
+        self.fill_problem(&mut incident);
+        Some(incident)
+    }
+
+    fn fill_problem(&self, incident: &mut Incident) {
+        incident.problem = self.problems.problem_of(&incident.id).map(str::to_string);
+    }
+
+    /// Every problem, ordered by opening time then id.
+    pub fn problems(&self) -> Vec<Problem> {
+        self.problems.problems()
+    }
+
+    /// One problem by id.
+    pub fn problem(&self, id: &str) -> Option<&Problem> {
+        self.problems.problem(id)
+    }
+
+    /// Event time of the latest event held: a natural `now` for [`Analysis::incidents`] when
+    /// replaying.
+    pub fn latest_event_time(&self) -> Option<Timestamp> {
+        self.events.last_key_value().map(|((ts, _, _), _)| *ts)
+    }
+
+    /// Number of incident-relevant events held.
+    pub fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Clears that matched no live incident.
+    pub fn orphan_clears(&self) -> u64 {
+        self.incidents.orphan_clears()
+    }
+
+    /// How many full rebuilds late events have caused.
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::incidents::tests::{device, sensor, zone, MIN, T0};
+    use crate::incidents::IncidentStatus;
+    use crate::problems::ProblemTrigger;
+    use coldaisle_core::wire::Payload;
+    use coldaisle_core::{
+        Category, EventState, Location, ReadingSummary, SensorEvent, SensorKind, Severity,
+    };
+    use EventState::{Cleared, Raised};
+    use Severity::{Critical, Warning};
+
+    const DAY: i64 = 86_400_000;
+
+    fn analysis() -> Analysis {
+        Analysis::new(IncidentRules::default(), ProblemRules::default())
+    }
+
+    /// A humidity event (its own fingerprint).
+    fn humidity(agent: &str, state: EventState, ts: i64) -> StoredEvent {
+        StoredEvent {
+            agent: agent.into(),
+            seq: 0,
+            payload: Payload::SensorEvent(SensorEvent {
+                sensor: "z1-rh".into(),
+                kind: SensorKind::Humidity,
+                location: Location {
+                    site: "dc1".into(),
+                    zone: "Z1".into(),
+                    row: None,
+                    rack: None,
+                },
+                category: Category::Humidity,
+                detector: "threshold".into(),
+                state,
+                severity: Warning,
+                value: 71.0,
+                limit: Some(70.0),
+                first_ts: coldaisle_core::Timestamp(ts),
+                ts: coldaisle_core::Timestamp(ts),
+            }),
+        }
+    }
+
+    fn summary(agent: &str, ts: i64) -> StoredEvent {
+        StoredEvent {
+            agent: agent.into(),
+            seq: 0,
+            payload: Payload::ReadingSummary(ReadingSummary {
+                sensor: "r1-inlet".into(),
+                kind: SensorKind::InletTemp,
+                location: Location {
+                    site: "dc1".into(),
+                    zone: "Z1".into(),
+                    row: None,
+                    rack: None,
+                },
+                from: coldaisle_core::Timestamp(ts - MIN),
+                to: coldaisle_core::Timestamp(ts),
+                count: 6,
+                min: 22.0,
+                max: 23.0,
+                sum: 135.0,
+                last: 22.5,
+            }),
+        }
+    }
+
+    /// A realistic month: two zones, agent a1 for Z1 and a2 for Z2, several sensors, zone and
+    /// device events, three overheats in Z1 and one spike in Z2 (escalating to critical), a
+    /// humidity excursion, an orphan clear, summaries, and events of both agents at the same
+    /// millisecond. Seqs are assigned per agent in event-time order, as agents do.
+    fn month() -> Vec<StoredEvent> {
+        let mut events = Vec::new();
+        for (k, day) in [0, 8, 20].into_iter().enumerate() {
+            let b = T0 + day * DAY;
+            events.extend([
+                sensor("a1", 0, "Z1", "r1-inlet", Raised, Warning, 28.5, b),
+                sensor("a1", 0, "Z1", "r2-inlet", Raised, Warning, 28.9, b + MIN),
+                zone(
+                    "a1",
+                    0,
+                    "Z1",
+                    Raised,
+                    Warning,
+                    &["r1-inlet", "r2-inlet"],
+                    b + MIN,
+                ),
+                sensor(
+                    "a1",
+                    0,
+                    "Z1",
+                    "r3-inlet",
+                    Raised,
+                    Warning,
+                    29.4,
+                    b + 3 * MIN,
+                ),
+                sensor(
+                    "a1",
+                    0,
+                    "Z1",
+                    "r1-inlet",
+                    Cleared,
+                    Warning,
+                    26.0,
+                    b + 20 * MIN,
+                ),
+                sensor(
+                    "a1",
+                    0,
+                    "Z1",
+                    "r2-inlet",
+                    Cleared,
+                    Warning,
+                    26.1,
+                    b + 22 * MIN,
+                ),
+                zone("a1", 0, "Z1", Cleared, Warning, &["r2-inlet"], b + 22 * MIN),
+                sensor(
+                    "a1",
+                    0,
+                    "Z1",
+                    "r3-inlet",
+                    Cleared,
+                    Warning,
+                    26.2,
+                    b + 25 * MIN,
+                ),
+                summary("a1", b + 30 * MIN),
+            ]);
+            if k == 1 {
+                // A relapse within the quiet period joins the same incident.
+                events.extend([
+                    sensor(
+                        "a1",
+                        0,
+                        "Z1",
+                        "r1-inlet",
+                        Raised,
+                        Warning,
+                        28.1,
+                        b + 32 * MIN,
+                    ),
+                    sensor(
+                        "a1",
+                        0,
+                        "Z1",
+                        "r1-inlet",
+                        Cleared,
+                        Warning,
+                        26.0,
+                        b + 35 * MIN,
+                    ),
+                ]);
+            }
+        }
+        let z2 = T0 + 12 * DAY;
+        events.extend([
+            // Orphan clear: a2 restarted and re-sent a clear nobody raised.
+            sensor("a2", 0, "Z2", "r23-inlet", Cleared, Warning, 25.0, T0 + DAY),
+            sensor("a2", 0, "Z2", "r21-inlet", Raised, Warning, 28.0, z2),
+            sensor("a2", 0, "Z2", "r22-inlet", Raised, Critical, 33.5, z2),
+            // Same millisecond as a2's raises, from the other agent.
+            device("a1", 0, "Z1", "pdu-z1", Raised, z2),
+            device("a1", 0, "Z1", "pdu-z1", Cleared, z2 + 3 * MIN),
+            zone(
+                "a2",
+                0,
+                "Z2",
+                Raised,
+                Critical,
+                &["r21-inlet", "r22-inlet"],
+                z2 + MIN,
+            ),
+            sensor(
+                "a2",
+                0,
+                "Z2",
+                "r22-inlet",
+                Cleared,
+                Critical,
+                26.0,
+                z2 + 10 * MIN,
+            ),
+            sensor(
+                "a2",
+                0,
+                "Z2",
+                "r21-inlet",
+                Cleared,
+                Warning,
+                26.0,
+                z2 + 11 * MIN,
+            ),
+            zone("a2", 0, "Z2", Cleared, Critical, &[], z2 + 11 * MIN),
+            device("a2", 0, "Z2", "crac-2", Raised, T0 + 14 * DAY),
+            device("a2", 0, "Z2", "crac-2", Cleared, T0 + 14 * DAY + 2 * MIN),
+            humidity("a1", Raised, T0 + 3 * DAY),
+            humidity("a1", Cleared, T0 + 3 * DAY + 40 * MIN),
+        ]);
+        // Stable sort: events listed in order within one timestamp keep it.
+        events.sort_by_key(|e| e.payload.ts());
+        let mut next = std::collections::HashMap::new();
+        for e in &mut events {
+            let seq = next.entry(e.agent.clone()).or_insert(100_u64);
+            *seq += 1;
+            e.seq = *seq;
+        }
+        // In application order, so that ingesting the list as is never rebuilds.
+        events.sort_by_key(StoredEvent::order_key);
+        events
+    }
+
+    /// The whole observable state as JSON.
+    fn snapshot(a: &Analysis, now: Timestamp) -> String {
+        serde_json::to_string_pretty(&(a.incidents(now), a.problems())).unwrap()
+    }
+
+    fn ingest_all(events: &[StoredEvent]) -> Analysis {
+        let mut a = analysis();
+        for e in events {
+            a.ingest(e.clone());
+        }
+        a
+    }
+
+    /// Tiny deterministic generator (Knuth's MMIX LCG): no `rand` needed.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((self.0 >> 33) % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn realistic_month_gives_expected_incidents_and_problems() {
+        let events = month();
+        let a = ingest_all(&events);
+        assert_eq!(a.rebuilds(), 0);
+        assert_eq!(a.orphan_clears(), 1);
+        let now = a.latest_event_time().unwrap();
+        let incidents = a.incidents(now);
+        let ids: Vec<&str> = incidents.iter().map(|i| i.id.as_str()).collect();
+        let z2 = T0 + 12 * DAY;
+        assert_eq!(
+            ids,
+            vec![
+                format!("inc-dc1-z1-thermal-{T0}"),
+                format!("inc-dc1-z1-humidity-{}", T0 + 3 * DAY),
+                format!("inc-dc1-z1-thermal-{}", T0 + 8 * DAY),
+                format!("inc-dc1-z1-device-{z2}"),
+                format!("inc-dc1-z2-thermal-{z2}"),
+                format!("inc-dc1-z2-device-{}", T0 + 14 * DAY),
+                format!("inc-dc1-z1-thermal-{}", T0 + 20 * DAY),
+            ]
+        );
+        assert!(
+            incidents
+                .iter()
+                .all(|i| i.status == IncidentStatus::Resolved
+                    || i.opened_at.millis() == T0 + 20 * DAY)
+        );
+        // The relapse joined the second overheat: 8 events + 2.
+        assert_eq!(incidents[2].timeline.len(), 10);
+        assert_eq!(incidents[4].severity, Critical);
+
+        let problems = a.problems();
+        assert_eq!(problems.len(), 2);
+        let sla = &problems[0];
+        assert_eq!(sla.id, format!("prb-dc1-z2-thermal-{z2}"));
+        assert_eq!(sla.trigger, ProblemTrigger::Sla);
+        assert_eq!(sla.incidents, vec![format!("inc-dc1-z2-thermal-{z2}")]);
+        let recurring = &problems[1];
+        assert_eq!(
+            recurring.id,
+            format!("prb-dc1-z1-thermal-{}", T0 + 20 * DAY)
+        );
+        assert_eq!(recurring.trigger, ProblemTrigger::Recurrence);
+        assert_eq!(
+            recurring.reason,
+            "3 thermal incidents in zone Z1 within 30 days"
+        );
+        assert_eq!(recurring.incidents, vec![ids[0], ids[2], ids[6]]);
+        assert_eq!(incidents[0].problem.as_deref(), Some(recurring.id.as_str()));
+        assert_eq!(incidents[1].problem, None);
+        assert_eq!(
+            a.incident(ids[4], now).unwrap().problem.as_deref(),
+            Some(sla.id.as_str())
+        );
+        assert_eq!(a.problem(&sla.id), Some(sla));
+    }
+
+    #[test]
+    fn duplicate_delivery_changes_nothing() {
+        let events = month();
+        let mut a = ingest_all(&events);
+        let now = a.latest_event_time().unwrap();
+        let before = snapshot(&a, now);
+        let count = a.event_count();
+        for e in events.iter().rev() {
+            assert!(!a.ingest(e.clone()));
+        }
+        assert_eq!(snapshot(&a, now), before);
+        assert_eq!(a.event_count(), count);
+        assert_eq!(a.rebuilds(), 0);
+    }
+
+    #[test]
+    fn any_delivery_order_with_duplicates_gives_the_in_order_result() {
+        let events = month();
+        let reference = ingest_all(&events);
+        let now = reference.latest_event_time().unwrap();
+        let expected = snapshot(&reference, now);
+        let mut rebuilds = 0;
+        for seed in 0..300_u64 {
+            let mut rng = Lcg(seed);
+            let mut shuffled = events.clone();
+            // Redeliver some events (as after a reconnect) ...
+            for _ in 0..rng.below(10) {
+                let i = rng.below(events.len());
+                shuffled.push(events[i].clone());
+            }
+            // ... then deliver everything in a random order (Fisher-Yates).
+            for i in (1..shuffled.len()).rev() {
+                let j = rng.below(i + 1);
+                shuffled.swap(i, j);
+            }
+            let a = ingest_all(&shuffled);
+            assert_eq!(snapshot(&a, now), expected, "seed {seed}");
+            assert_eq!(a.orphan_clears(), reference.orphan_clears(), "seed {seed}");
+            rebuilds += a.rebuilds();
+        }
+        // The shuffles did exercise the late-event path.
+        assert!(rebuilds > 300);
+    }
+
+    #[test]
+    fn late_event_rebuilds_and_reopens_earlier() {
+        let mut a = analysis();
+        assert!(a.ingest(sensor(
+            "a1",
+            2,
+            "Z1",
+            "r2-inlet",
+            Raised,
+            Warning,
+            28.0,
+            T0 + MIN
+        )));
+        assert_eq!(
+            a.incidents(Timestamp(T0 + MIN))[0].id,
+            format!("inc-dc1-z1-thermal-{}", T0 + MIN)
+        );
+        // The earlier raise arrives late: the incident now opened at T0 (its id follows).
+        assert!(a.ingest(sensor("a1", 1, "Z1", "r1-inlet", Raised, Warning, 28.0, T0)));
+        assert_eq!(a.rebuilds(), 1);
+        let all = a.incidents(Timestamp(T0 + MIN));
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].id, format!("inc-dc1-z1-thermal-{T0}"));
+        assert_eq!(all[0].timeline.len(), 2);
+        assert_eq!(
+            a.incident(&format!("inc-dc1-z1-thermal-{}", T0 + MIN), Timestamp(T0)),
+            None
+        );
+    }
+
+    #[test]
+    fn summaries_are_not_kept() {
+        let mut a = analysis();
+        let mut s = summary("a1", T0);
+        s.seq = 7;
+        assert!(!a.ingest(s));
+        assert_eq!(a.event_count(), 0);
+        assert_eq!(a.latest_event_time(), None);
+    }
+}

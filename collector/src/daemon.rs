@@ -1,0 +1,219 @@
+//! The running collector: store, rebuilt state, MQTT ingest loop and HTTP API.
+
+use crate::analysis::Analysis;
+use crate::incidents::IncidentRules;
+use crate::ingest;
+use crate::problems::ProblemRules;
+use crate::state::{CollectorState, SharedState, SummaryIndex};
+use crate::store::CollectorStore;
+use anyhow::Context as _;
+use coldaisle_config::CollectorConfig;
+use coldaisle_core::wire::Topics;
+use coldaisle_core::Timestamp;
+use coldaisle_mqtt::{LinkEvent, LinkOptions, MqttLink, Qos};
+use coldaisle_store::{KvStore, SledStore};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::{watch, RwLock};
+use tokio::task::JoinSet;
+
+/// A started collector.
+#[derive(Debug)]
+pub struct RunningCollector {
+    /// Shared state (read it for reports).
+    pub state: SharedState,
+    /// Where the HTTP API listens.
+    pub http_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+/// Builds the empty state with the configured rules.
+pub fn empty_state(config: &CollectorConfig) -> CollectorState {
+    let raw = &config.raw;
+    CollectorState {
+        analysis: Analysis::new(
+            IncidentRules {
+                quiet_period: raw.incidents.quiet_period,
+            },
+            ProblemRules {
+                min_incidents: raw.problems.min_incidents,
+                window: raw.problems.window,
+                sla_severity: raw.problems.sla_severity.severity(),
+            },
+        ),
+        summaries: SummaryIndex::default(),
+        agents: Default::default(),
+        stats: Default::default(),
+        latest_event: Timestamp(0),
+    }
+}
+
+impl RunningCollector {
+    /// Opens the store, rebuilds incidents and problems from it, binds the HTTP API and
+    /// starts ingest. Returns once the API is listening.
+    pub async fn start(config: CollectorConfig) -> anyhow::Result<RunningCollector> {
+        let raw = &config.raw;
+        let dir = raw.state_dir.join("store");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating state directory {}", dir.display()))?;
+        let kv: Arc<dyn KvStore> = Arc::new(
+            SledStore::open(&dir)
+                .with_context(|| format!("opening the store in {}", dir.display()))?,
+        );
+        let store = CollectorStore::new(kv);
+        let mut state = empty_state(&config);
+        let mut records = 0u64;
+        let bad = store
+            .for_each_record(|r| {
+                records += 1;
+                ingest::apply_record(&mut state, r);
+            })
+            .context("reading stored records")?;
+        for (agent, ledger) in store.ledgers().context("reading agent ledgers")? {
+            let info = state.agents.entry(agent).or_default();
+            info.site = ledger.site;
+            info.acked_upto = ledger.acked_upto;
+        }
+        tracing::info!(
+            records,
+            undecodable = bad,
+            incidents = state.analysis.incidents(state.latest_event).len(),
+            problems = state.analysis.problems().len(),
+            "state rebuilt from the store"
+        );
+        let state: SharedState = Arc::new(RwLock::new(state));
+
+        let listener = tokio::net::TcpListener::bind(raw.http.listen)
+            .await
+            .with_context(|| format!("binding the HTTP API on {}", raw.http.listen))?;
+        let http_addr = listener.local_addr().context("reading the HTTP address")?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        {
+            let state = state.clone();
+            let mut rx = shutdown_rx.clone();
+            tasks.spawn(async move {
+                let stop = async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
+                if let Err(e) = crate::http::serve(listener, state, stop).await {
+                    tracing::error!(error = %e, "HTTP API failed");
+                }
+            });
+        }
+        let link = MqttLink::open(LinkOptions {
+            client_id: format!("coldaisle-collector-{}", raw.collector_id),
+            config: raw.mqtt.clone(),
+            password: config.mqtt_password.clone(),
+            will: None,
+        });
+        tasks.spawn(run_ingest(
+            Topics::new(&raw.mqtt.topic_prefix),
+            raw.sites.clone(),
+            link,
+            store,
+            state.clone(),
+            shutdown_rx,
+        ));
+        tracing::info!(http = %http_addr, "collector started");
+        Ok(RunningCollector {
+            state,
+            http_addr,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops ingest and the API and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        tracing::info!("collector stopped");
+    }
+}
+
+async fn run_ingest(
+    topics: Topics,
+    sites: Vec<String>,
+    mut link: MqttLink,
+    store: CollectorStore,
+    state: SharedState,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let site_filters: Vec<Option<&str>> = if sites.is_empty() {
+        vec![None]
+    } else {
+        sites.iter().map(|s| Some(s.as_str())).collect()
+    };
+    loop {
+        let event = tokio::select! {
+            e = link.events.recv() => e,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let Some(event) = event else { break };
+        match event {
+            LinkEvent::Connected => {
+                for site in &site_filters {
+                    for filter in [topics.events_filter(*site), topics.status_filter(*site)] {
+                        if let Err(e) = link
+                            .client
+                            .subscribe(filter.clone(), Qos::AtLeastOnce)
+                            .await
+                        {
+                            tracing::warn!(%filter, error = %e, "subscribe failed");
+                        }
+                    }
+                }
+            }
+            LinkEvent::Disconnected(_) => {}
+            LinkEvent::Message { topic, payload } => {
+                if topic.ends_with("/status") {
+                    let mut s = state.write().await;
+                    if let Err(e) = ingest::apply_status(&mut s, &topics, &topic, &payload) {
+                        s.stats.malformed += 1;
+                        tracing::warn!(%topic, error = %e, "status message rejected");
+                    }
+                    continue;
+                }
+                let checked = match ingest::check_batch(&topics, &topic, &payload) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        state.write().await.stats.malformed += 1;
+                        tracing::warn!(%topic, bytes = payload.len(), error = %e, "message rejected");
+                        continue;
+                    }
+                };
+                let (agent, site) = (checked.agent.clone(), checked.site.clone());
+                let store = store.clone();
+                let stored =
+                    tokio::task::spawn_blocking(move || ingest::store(&store, checked)).await;
+                let stored = match stored {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::error!(%agent, error = %e, "storing a batch failed; not acked");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(%agent, error = %e, "store task failed; not acked");
+                        continue;
+                    }
+                };
+                let (ack_topic, ack) =
+                    ingest::ack_message(&topics, &site, &agent, stored.ledger.acked_upto);
+                if let Err(e) = link
+                    .client
+                    .publish(ack_topic, Qos::AtLeastOnce, false, ack)
+                    .await
+                {
+                    tracing::warn!(%agent, error = %e, "ack publish failed; the agent will resend");
+                }
+                tracing::debug!(%agent, new = stored.new.len(), duplicates = stored.duplicates,
+                    acked_upto = stored.ledger.acked_upto, "batch stored");
+                let mut s = state.write().await;
+                ingest::apply(&mut s, &agent, &stored, Timestamp::now());
+            }
+        }
+    }
+    link.close().await;
+}

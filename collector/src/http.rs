@@ -1,0 +1,627 @@
+//! The collector's read-only HTTP API (axum): zones, zone reports, incidents, problems, agents
+//! and ingest statistics as JSON, plus a health check.
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /healthz` | `200 ok` (text) |
+//! | `GET /api/v1/zones` | every known zone with counts ([`ZoneSummary`]) |
+//! | `GET /api/v1/zones/{zone}/report?site=&window=24h&format=json\|text` | [`crate::report::ZoneReport`], or its text rendering |
+//! | `GET /api/v1/incidents?status=open\|resolved&zone=&site=` | incidents, oldest first |
+//! | `GET /api/v1/incidents/{id}` | one incident with its timeline |
+//! | `GET /api/v1/problems?zone=&site=` | problems, oldest first |
+//! | `GET /api/v1/problems/{id}` | one problem |
+//! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id |
+//! | `GET /api/v1/stats` | ingest and analysis counters ([`ApiStats`]) |
+//!
+//! Every error is JSON `{"error": "..."}` that names the offending parameter or id: `400` for a
+//! bad parameter, `404` for an unknown zone, id or route, `405` for a method other than GET.
+//! Handlers never panic on input: every extractor failure is turned into such an error.
+//!
+//! Time: the report window ends at the clock's "now" (the wall clock, [`Timestamp::now`], unless
+//! a [`Clock`] is injected), while incident status is evaluated at
+//! `max(state.latest_event, now)` (see [`crate::report::incident_time`]), so an agent clock
+//! running ahead of ours cannot keep an incident open after its quiet period ended in event time.
+//!
+//! Access control (tokens) is not enforced here: bind to localhost or put the API behind the
+//! proxy that holds the tokens.
+
+use crate::incidents::IncidentStatus;
+use crate::render::render_zone_report;
+use crate::report::{incident_time, zone_report, zones, ReportError, ZoneSummary};
+use crate::state::{IngestStats, SharedState};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use coldaisle_core::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the API reads "now" from. The default is [`Timestamp::now`]; tests and replays inject
+/// their own (a replay can serve reports as of its latest event time).
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Report window used when the `window` parameter is absent.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// The router of the API on the wall clock.
+pub fn router(state: SharedState) -> Router {
+    router_with_clock(state, Arc::new(Timestamp::now))
+}
+
+/// The router of the API with an injected clock.
+pub fn router_with_clock(state: SharedState, clock: Clock) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/zones", get(list_zones))
+        .route("/api/v1/zones/{zone}/report", get(report))
+        .route("/api/v1/incidents", get(list_incidents))
+        .route("/api/v1/incidents/{id}", get(one_incident))
+        .route("/api/v1/problems", get(list_problems))
+        .route("/api/v1/problems/{id}", get(one_problem))
+        .route("/api/v1/agents", get(agents))
+        .route("/api/v1/stats", get(stats))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(Api { state, clock })
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: SharedState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Ingest and analysis counters served on `/api/v1/stats`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiStats {
+    /// Batch and record counters of ingest.
+    pub ingest: IngestStats,
+    /// Agents known.
+    pub agents: usize,
+    /// Incident-relevant events held by the analysis.
+    pub events: usize,
+    /// Full rebuilds of the analysis caused by late events.
+    pub rebuilds: u64,
+    /// Clears that matched no live incident.
+    pub orphan_clears: u64,
+    /// Latest event time seen.
+    pub latest_event: Timestamp,
+    /// Incidents open now.
+    pub open_incidents: usize,
+    /// Problems not resolved.
+    pub open_problems: usize,
+}
+
+/// State of the handlers.
+#[derive(Clone)]
+struct Api {
+    /// The collector's state (read only here).
+    state: SharedState,
+    /// Source of "now".
+    clock: Clock,
+}
+
+/// An error answer: a status and a JSON body `{"error": message}`.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+}
+
+/// The JSON body of every error.
+#[derive(Debug, Serialize, Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::bad_request(format!("invalid query string: {}", rejection.body_text()))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::bad_request(format!("invalid path: {}", rejection.body_text()))
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// `Some(text)` unless absent or empty (`?site=` means no site).
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn list_zones(State(api): State<Api>) -> Json<Vec<ZoneSummary>> {
+    let now = (api.clock)();
+    let state = api.state.read().await;
+    Json(zones(&state, now))
+}
+
+/// Query of the zone report.
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    /// Site of the zone, needed when several sites have a zone of that name.
+    site: Option<String>,
+    /// Window as a humantime duration (`24h`, `7days`); default [`DEFAULT_WINDOW`].
+    window: Option<String>,
+    /// `json` (default) or `text`.
+    format: Option<String>,
+}
+
+async fn report(
+    State(api): State<Api>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ReportQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Path(zone) = path?;
+    let Query(query) = query?;
+    let window = match given(query.window) {
+        None => DEFAULT_WINDOW,
+        Some(text) => humantime::parse_duration(text.trim()).map_err(|e| {
+            ApiError::bad_request(format!(
+                "invalid window {text:?}: {e}; expected a duration such as 24h or 7days"
+            ))
+        })?,
+    };
+    let text = match given(query.format).as_deref() {
+        None | Some("json") => false,
+        Some("text") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid format {other:?}: expected json or text"
+            )))
+        }
+    };
+    let site = given(query.site);
+    let now = (api.clock)();
+    let state = api.state.read().await;
+    let report = zone_report(&state, site.as_deref(), &zone, now, window).map_err(|e| match e {
+        ReportError::UnknownZone { .. } => ApiError::not_found(e.to_string()),
+        ReportError::AmbiguousZone { zone, sites } => ApiError::bad_request(format!(
+            "zone {zone} exists in several sites ({}); choose one with ?site=",
+            sites.join(", ")
+        )),
+    })?;
+    drop(state);
+    if text {
+        Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            render_zone_report(&report),
+        )
+            .into_response())
+    } else {
+        Ok(Json(report).into_response())
+    }
+}
+
+/// Filters of the incident list.
+#[derive(Debug, Deserialize)]
+struct IncidentQuery {
+    /// `open` or `resolved`; absent: both.
+    status: Option<String>,
+    /// Only this zone.
+    zone: Option<String>,
+    /// Only this site.
+    site: Option<String>,
+}
+
+async fn list_incidents(
+    State(api): State<Api>,
+    query: Result<Query<IncidentQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) = query?;
+    let status = match given(query.status).as_deref() {
+        None => None,
+        Some("open") => Some(IncidentStatus::Open),
+        Some("resolved") => Some(IncidentStatus::Resolved),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid status {other:?}: expected open or resolved"
+            )))
+        }
+    };
+    let zone = given(query.zone);
+    let site = given(query.site);
+    let now = (api.clock)();
+    let state = api.state.read().await;
+    let incidents: Vec<_> = state
+        .analysis
+        .incidents(incident_time(&state, now))
+        .into_iter()
+        .filter(|i| status.is_none_or(|s| i.status == s))
+        .filter(|i| zone.as_deref().is_none_or(|z| i.fingerprint.zone == z))
+        .filter(|i| site.as_deref().is_none_or(|s| i.fingerprint.site == s))
+        .collect();
+    drop(state);
+    Ok(Json(incidents).into_response())
+}
+
+async fn one_incident(
+    State(api): State<Api>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let Path(id) = path?;
+    let now = (api.clock)();
+    let state = api.state.read().await;
+    match state.analysis.incident(&id, incident_time(&state, now)) {
+        Some(incident) => Ok(Json(incident).into_response()),
+        None => Err(ApiError::not_found(format!("no incident with id {id:?}"))),
+    }
+}
+
+/// Filters of the problem list.
+#[derive(Debug, Deserialize)]
+struct ProblemQuery {
+    /// Only this zone.
+    zone: Option<String>,
+    /// Only this site.
+    site: Option<String>,
+}
+
+async fn list_problems(
+    State(api): State<Api>,
+    query: Result<Query<ProblemQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) = query?;
+    let zone = given(query.zone);
+    let site = given(query.site);
+    let state = api.state.read().await;
+    let problems: Vec<_> = state
+        .analysis
+        .problems()
+        .into_iter()
+        .filter(|p| zone.as_deref().is_none_or(|z| p.fingerprint.zone == z))
+        .filter(|p| site.as_deref().is_none_or(|s| p.fingerprint.site == s))
+        .collect();
+    drop(state);
+    Ok(Json(problems).into_response())
+}
+
+async fn one_problem(
+    State(api): State<Api>,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let Path(id) = path?;
+    let state = api.state.read().await;
+    match state.analysis.problem(&id) {
+        Some(problem) => Ok(Json(problem).into_response()),
+        None => Err(ApiError::not_found(format!("no problem with id {id:?}"))),
+    }
+}
+
+async fn agents(State(api): State<Api>) -> Response {
+    let state = api.state.read().await;
+    Json(&state.agents).into_response()
+}
+
+async fn stats(State(api): State<Api>) -> Json<ApiStats> {
+    let now = (api.clock)();
+    let state = api.state.read().await;
+    let open_incidents = state
+        .analysis
+        .incidents(incident_time(&state, now))
+        .iter()
+        .filter(|i| i.status == IncidentStatus::Open)
+        .count();
+    let open_problems = state
+        .analysis
+        .problems()
+        .iter()
+        .filter(|p| p.status.is_open())
+        .count();
+    Json(ApiStats {
+        ingest: state.stats.clone(),
+        agents: state.agents.len(),
+        events: state.analysis.event_count(),
+        rebuilds: state.analysis.rebuilds(),
+        orphan_clears: state.analysis.orphan_clears(),
+        latest_event: state.latest_event,
+        open_incidents,
+        open_problems,
+    })
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for {method} {}; the API lives under /api/v1/ (zones, incidents, problems, agents, stats)",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!(
+            "method {method} not allowed on {}: the API is read-only, use GET",
+            uri.path()
+        ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::report::tests::{sample, HOUR, T0};
+    use crate::state::AgentInfo;
+    use axum::body::Body;
+    use axum::http::Request;
+    use serde_json::Value;
+    use tokio::sync::RwLock;
+    use tower::ServiceExt;
+
+    const NOW: Timestamp = Timestamp(T0 + 24 * HOUR);
+
+    fn app() -> Router {
+        let mut state = sample();
+        state.agents.insert(
+            "a1".into(),
+            AgentInfo {
+                site: "dc1".into(),
+                acked_upto: 3,
+                records: 3,
+                ..AgentInfo::default()
+            },
+        );
+        router_with_clock(Arc::new(RwLock::new(state)), Arc::new(|| NOW))
+    }
+
+    async fn call(app: Router, method: Method, uri: &str) -> (StatusCode, String, String) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            content_type,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
+    }
+
+    async fn get_json(uri: &str) -> (StatusCode, Value) {
+        let (status, content_type, body) = call(app(), Method::GET, uri).await;
+        assert_eq!(content_type, "application/json", "{uri}: {body}");
+        (status, serde_json::from_str(&body).unwrap())
+    }
+
+    /// Asserts a JSON error with `status` whose message contains `needle`.
+    async fn assert_error(uri: &str, status: StatusCode, needle: &str) {
+        let (got, body) = get_json(uri).await;
+        assert_eq!(got, status, "{uri}: {body}");
+        let message = body["error"].as_str().unwrap();
+        assert!(message.contains(needle), "{uri}: {message}");
+    }
+
+    #[tokio::test]
+    async fn healthz_says_ok() {
+        let (status, _, body) = call(app(), Method::GET, "/healthz").await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    }
+
+    #[tokio::test]
+    async fn zones_and_report() {
+        let (status, body) = get_json("/api/v1/zones").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body.as_array().unwrap().len(), 3);
+        assert_eq!(body[0]["zone"], "Z1");
+        assert_eq!(body[0]["open_incidents"], 1);
+
+        let (status, body) = get_json("/api/v1/zones/Z1/report?site=dc1&window=1h").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["window_secs"], 3600);
+        assert_eq!(body["generated_at"], NOW.0);
+        assert_eq!(body["racks"][0]["rack"], "R2");
+        assert_eq!(body["racks"][0]["inlet_max"], 27.0);
+        assert_eq!(body["racks"][2]["inlet_last"], Value::Null);
+
+        // Default window: 24h.
+        let (status, body) = get_json("/api/v1/zones/Z2/report").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["window_secs"], 86_400);
+        assert_eq!(body["site"], "dc1");
+
+        let (status, content_type, text) = call(
+            app(),
+            Method::GET,
+            "/api/v1/zones/Z1/report?site=dc1&format=text",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(content_type.starts_with("text/plain"));
+        assert!(text.starts_with("Zone Z1 (site dc1)\n"));
+    }
+
+    #[tokio::test]
+    async fn report_parameter_errors() {
+        assert_error(
+            "/api/v1/zones/Z1/report?site=dc1&window=soon",
+            StatusCode::BAD_REQUEST,
+            "invalid window \"soon\"",
+        )
+        .await;
+        assert_error(
+            "/api/v1/zones/Z1/report?site=dc1&format=xml",
+            StatusCode::BAD_REQUEST,
+            "invalid format",
+        )
+        .await;
+        assert_error(
+            "/api/v1/zones/Z1/report",
+            StatusCode::BAD_REQUEST,
+            "choose one with ?site=",
+        )
+        .await;
+        assert_error(
+            "/api/v1/zones/Z9/report",
+            StatusCode::NOT_FOUND,
+            "unknown zone Z9; known zones: dc1/Z1",
+        )
+        .await;
+        assert_error(
+            "/api/v1/zones/Z1/report?site=a&site=b",
+            StatusCode::BAD_REQUEST,
+            "invalid query string",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn incidents_list_filters_and_lookup() {
+        let (status, all) = get_json("/api/v1/incidents").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(all.as_array().unwrap().len(), 2);
+        let (_, open) = get_json("/api/v1/incidents?status=open&zone=Z1&site=dc1").await;
+        assert_eq!(open.as_array().unwrap().len(), 1);
+        assert_eq!(open[0]["severity"], "critical");
+        let (_, resolved) = get_json("/api/v1/incidents?status=resolved").await;
+        assert_eq!(resolved.as_array().unwrap().len(), 1);
+        let (_, none) = get_json("/api/v1/incidents?zone=Z2").await;
+        assert_eq!(none.as_array().unwrap().len(), 0);
+        assert_error(
+            "/api/v1/incidents?status=closed",
+            StatusCode::BAD_REQUEST,
+            "invalid status \"closed\"",
+        )
+        .await;
+
+        let id = open[0]["id"].as_str().unwrap();
+        let (status, one) = get_json(&format!("/api/v1/incidents/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(one["timeline"].as_array().unwrap().len(), 1);
+        assert_error(
+            "/api/v1/incidents/inc-nope",
+            StatusCode::NOT_FOUND,
+            "no incident with id \"inc-nope\"",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn problems_agents_and_stats() {
+        let (status, problems) = get_json("/api/v1/problems?zone=Z1").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(problems.as_array().unwrap().len(), 1);
+        let (_, none) = get_json("/api/v1/problems?site=dc2").await;
+        assert_eq!(none.as_array().unwrap().len(), 0);
+        let id = problems[0]["id"].as_str().unwrap();
+        let (status, one) = get_json(&format!("/api/v1/problems/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(one["trigger"], "sla");
+        assert_error(
+            "/api/v1/problems/prb-nope",
+            StatusCode::NOT_FOUND,
+            "no problem with id",
+        )
+        .await;
+
+        let (status, agents) = get_json("/api/v1/agents").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(agents["a1"]["acked_upto"], 3);
+
+        let (status, stats) = get_json("/api/v1/stats").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(stats["events"], 3);
+        assert_eq!(stats["agents"], 1);
+        assert_eq!(stats["open_incidents"], 1);
+        assert_eq!(stats["open_problems"], 1);
+        assert_eq!(stats["ingest"]["malformed"], 0);
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_and_methods_answer_json() {
+        assert_error("/nope", StatusCode::NOT_FOUND, "no route for GET /nope").await;
+        assert_error(
+            "/api/v1/zones/Z1",
+            StatusCode::NOT_FOUND,
+            "no route for GET /api/v1/zones/Z1",
+        )
+        .await;
+        let (status, content_type, body) = call(app(), Method::POST, "/api/v1/zones").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(content_type, "application/json");
+        assert!(body.contains("read-only"), "{body}");
+        // Odd but valid input never panics.
+        let (status, _) = get_json("/api/v1/zones/%F0%9F%94%A5/report?window=").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _, _) = call(app(), Method::GET, "/api/v1/zones/%FF/report").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn serve_answers_and_shuts_down_gracefully() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(RwLock::new(sample()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        assert!(response.ends_with("\r\n\r\nok"), "{response}");
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+}

@@ -1,0 +1,1012 @@
+//! The incident engine: turns stored events into incidents, one stream per fingerprint
+//! `(site, zone, category)`.
+//!
+//! Pure: no I/O, no wall clock, no randomness. Events come in with their own event time and the
+//! caller passes "now" explicitly when it asks for the incidents, so replaying the same events
+//! gives the same incidents.
+//!
+//! Invariants:
+//! - Events are applied in order of [`OrderKey`] `(payload.ts(), agent, seq)`; the caller
+//!   guarantees it (see [`crate::analysis::Analysis`], which rebuilds on late events).
+//! - An incident covers the half-open interval `[opened_at, resolved_at)`. Once its last raised
+//!   source has cleared at time `c`, it stays open for the quiet period `q`: a raise of the same
+//!   fingerprint at `ts < c + q` joins it again; a raise at `ts >= c + q` opens a new incident and
+//!   the previous one is final with `resolved_at = c + q`. `incidents(now)` uses the same
+//!   boundary: with no raised source and `now >= c + q` the incident is resolved.
+//! - Incident ids depend only on the incident's content (fingerprint and opening time), never on
+//!   the processing order.
+
+use coldaisle_core::wire::Payload;
+use coldaisle_core::{
+    Category, DeviceEvent, EventState, Fingerprint, SensorEvent, Severity, Timestamp, ZoneEvent,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+/// One sequenced record as the collector stored it: the unit the analysis engines consume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Agent that produced the record.
+    pub agent: String,
+    /// Per-agent sequence number; `(agent, seq)` identifies the record.
+    pub seq: u64,
+    /// The content.
+    pub payload: Payload,
+}
+
+/// Total order in which events are applied: event time, then agent, then seq.
+pub type OrderKey = (Timestamp, String, u64);
+
+impl StoredEvent {
+    /// The key this event is applied in order of.
+    pub fn order_key(&self) -> OrderKey {
+        (self.payload.ts(), self.agent.clone(), self.seq)
+    }
+}
+
+/// Severity given to device events, which carry none: an unreachable device needs attention
+/// during working hours but is not, by itself, an emergency.
+pub const DEVICE_EVENT_SEVERITY: Severity = Severity::Warning;
+
+/// Configuration of the incident engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentRules {
+    /// How long an incident stays open after its last raised source cleared; a raise of the same
+    /// fingerprint within it rejoins the incident instead of opening a new one.
+    #[serde(with = "duration_text")]
+    pub quiet_period: Duration,
+}
+
+impl Default for IncidentRules {
+    /// A quiet period of 15 minutes.
+    fn default() -> Self {
+        IncidentRules {
+            quiet_period: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// (De)serialises a [`Duration`] as a humantime string such as `15m` or `30days`, for the rules
+/// of both engines (the collector depends on `humantime`, not on `humantime-serde`).
+pub(crate) mod duration_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Whether an incident is still going on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    /// A source is raised, or the quiet period after the last clear has not elapsed.
+    Open,
+    /// No source raised and the quiet period elapsed (or a later incident of the fingerprint
+    /// exists).
+    Resolved,
+}
+
+/// What kind of entry a timeline line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimelineKind {
+    /// A detector transition on one sensor.
+    SensorEvent,
+    /// A zone-level correlation from an agent.
+    ZoneEvent,
+    /// A device became unreachable or answers again.
+    DeviceEvent,
+}
+
+/// One line of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// Event time.
+    pub ts: Timestamp,
+    /// Agent that sent the event.
+    pub agent: String,
+    /// The event's per-agent sequence number.
+    pub seq: u64,
+    /// What kind of event it was.
+    pub kind: TimelineKind,
+    /// Raised or cleared.
+    pub state: EventState,
+    /// Severity the event carried ([`DEVICE_EVENT_SEVERITY`] for device events).
+    pub severity: Severity,
+    /// Human-readable description, e.g. `inlet_temp r12-inlet raised by threshold: 29.1 °C > 27.0`.
+    pub text: String,
+}
+
+/// An incident as reported at some time `now`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Stable id, e.g. `inc-dc1-z1-thermal-1764072000000`.
+    pub id: String,
+    /// The stream this incident belongs to.
+    pub fingerprint: Fingerprint,
+    /// Open or resolved at the `now` it was asked for.
+    pub status: IncidentStatus,
+    /// Highest severity of the raised events of the incident.
+    pub severity: Severity,
+    /// Event time of the raise that opened it.
+    pub opened_at: Timestamp,
+    /// When it resolved: last clear + quiet period; `None` while open.
+    pub resolved_at: Option<Timestamp>,
+    /// Event time of the latest event applied to it.
+    pub last_event_at: Timestamp,
+    /// Sources still raised (`sensor:{sensor}:{detector}`, `zone`, `device:{device}`), sorted.
+    pub active_sources: Vec<String>,
+    /// Every event applied to the incident, in application order.
+    pub timeline: Vec<TimelineEntry>,
+    /// Id of the problem the incident is linked to (filled by [`crate::analysis::Analysis`]).
+    pub problem: Option<String>,
+}
+
+/// What applying one event changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum IncidentChange {
+    /// A new incident opened.
+    Opened {
+        /// Id of the new incident.
+        id: String,
+        /// Its fingerprint.
+        fingerprint: Fingerprint,
+        /// Event time of the raise that opened it.
+        opened_at: Timestamp,
+        /// Severity of that raise.
+        severity: Severity,
+    },
+    /// An existing incident received an event (its timeline grew).
+    Updated {
+        /// Id of the incident.
+        id: String,
+    },
+    /// A raise made an existing incident more severe.
+    Escalated {
+        /// Id of the incident.
+        id: String,
+        /// Its fingerprint.
+        fingerprint: Fingerprint,
+        /// Event time of the raise.
+        at: Timestamp,
+        /// The new severity.
+        severity: Severity,
+    },
+    /// The incident's sources have all cleared; it resolves unless a raise comes within the
+    /// quiet period.
+    AllClear {
+        /// Id of the incident.
+        id: String,
+        /// Event time of the last clear.
+        at: Timestamp,
+        /// When it will be resolved if nothing else is raised.
+        resolves_at: Timestamp,
+    },
+    /// A new incident of the same fingerprint opened, so this one is final.
+    Closed {
+        /// Id of the incident.
+        id: String,
+        /// Its final resolution time.
+        resolved_at: Timestamp,
+    },
+}
+
+/// What the engine keeps per incident besides its reported form.
+#[derive(Debug, Clone)]
+struct IncidentState {
+    /// The reported form; `status` and `resolved_at` are computed on demand.
+    incident: Incident,
+    /// Raised sources (the sorted set behind `incident.active_sources`).
+    active: BTreeSet<String>,
+    /// Event time at which the active set last became empty.
+    last_clear: Option<Timestamp>,
+    /// Set once a later incident of the fingerprint opened: the final resolution time.
+    closed_at: Option<Timestamp>,
+}
+
+impl IncidentState {
+    /// When the incident resolves if nothing is raised again: last clear + quiet period.
+    fn resolves_at(&self, quiet: Duration) -> Option<Timestamp> {
+        if self.active.is_empty() {
+            self.last_clear.map(|c| c.plus(quiet))
+        } else {
+            None
+        }
+    }
+
+    /// True if an event at `ts` still belongs to this incident.
+    fn is_live_at(&self, ts: Timestamp, quiet: Duration) -> bool {
+        self.closed_at.is_none() && self.resolves_at(quiet).is_none_or(|r| ts < r)
+    }
+}
+
+/// An event reduced to what the incident engine needs.
+struct Classified {
+    fingerprint: Fingerprint,
+    source: String,
+    state: EventState,
+    severity: Severity,
+    kind: TimelineKind,
+    text: String,
+}
+
+/// The incident state machine; see the module documentation for its rules.
+#[derive(Debug, Clone)]
+pub struct IncidentEngine {
+    /// Configuration.
+    rules: IncidentRules,
+    /// Every incident, in opening order.
+    incidents: Vec<IncidentState>,
+    /// Index into `incidents` by id.
+    by_id: HashMap<String, usize>,
+    /// The latest incident of each fingerprint (the only one events can still join).
+    current: HashMap<Fingerprint, usize>,
+    /// Ids already taken, to disambiguate the rare sanitised-id collision deterministically.
+    taken_ids: HashSet<String>,
+    /// Clears that matched no live incident.
+    orphan_clears: u64,
+}
+
+impl IncidentEngine {
+    /// An engine with no incidents.
+    pub fn new(rules: IncidentRules) -> Self {
+        IncidentEngine {
+            rules,
+            incidents: Vec::new(),
+            by_id: HashMap::new(),
+            current: HashMap::new(),
+            taken_ids: HashSet::new(),
+            orphan_clears: 0,
+        }
+    }
+
+    /// The rules the engine runs with.
+    pub fn rules(&self) -> &IncidentRules {
+        &self.rules
+    }
+
+    /// Applies one event. Events must come in [`OrderKey`] order. Reading summaries are ignored.
+    pub fn apply(&mut self, ev: &StoredEvent) -> Vec<IncidentChange> {
+        let Some(c) = classify(&ev.payload) else {
+            return Vec::new();
+        };
+        let ts = ev.payload.ts();
+        let quiet = self.rules.quiet_period;
+        let entry = TimelineEntry {
+            ts,
+            agent: ev.agent.clone(),
+            seq: ev.seq,
+            kind: c.kind,
+            state: c.state,
+            severity: c.severity,
+            text: c.text,
+        };
+        let live = self
+            .current
+            .get(&c.fingerprint)
+            .copied()
+            .filter(|&i| self.incidents[i].is_live_at(ts, quiet));
+        let mut changes = Vec::new();
+        match (c.state, live) {
+            (EventState::Raised, Some(i)) => {
+                let state = &mut self.incidents[i];
+                state.active.insert(c.source);
+                state.last_clear = None;
+                state.incident.timeline.push(entry);
+                state.incident.last_event_at = ts;
+                changes.push(IncidentChange::Updated {
+                    id: state.incident.id.clone(),
+                });
+                if c.severity > state.incident.severity {
+                    state.incident.severity = c.severity;
+                    changes.push(IncidentChange::Escalated {
+                        id: state.incident.id.clone(),
+                        fingerprint: c.fingerprint,
+                        at: ts,
+                        severity: c.severity,
+                    });
+                }
+            }
+            (EventState::Raised, None) => {
+                if let Some(&previous) = self.current.get(&c.fingerprint) {
+                    let state = &mut self.incidents[previous];
+                    if let Some(resolved_at) = state.resolves_at(quiet) {
+                        state.closed_at = Some(resolved_at);
+                        changes.push(IncidentChange::Closed {
+                            id: state.incident.id.clone(),
+                            resolved_at,
+                        });
+                    }
+                }
+                let id = self.new_id(&c.fingerprint, ts);
+                let incident = Incident {
+                    id: id.clone(),
+                    fingerprint: c.fingerprint.clone(),
+                    status: IncidentStatus::Open,
+                    severity: c.severity,
+                    opened_at: ts,
+                    resolved_at: None,
+                    last_event_at: ts,
+                    active_sources: Vec::new(),
+                    timeline: vec![entry],
+                    problem: None,
+                };
+                let index = self.incidents.len();
+                self.incidents.push(IncidentState {
+                    incident,
+                    active: BTreeSet::from([c.source]),
+                    last_clear: None,
+                    closed_at: None,
+                });
+                self.by_id.insert(id.clone(), index);
+                self.current.insert(c.fingerprint.clone(), index);
+                changes.push(IncidentChange::Opened {
+                    id,
+                    fingerprint: c.fingerprint,
+                    opened_at: ts,
+                    severity: c.severity,
+                });
+            }
+            (EventState::Cleared, Some(i)) => {
+                let state = &mut self.incidents[i];
+                let was_raised = state.active.remove(&c.source);
+                state.incident.timeline.push(entry);
+                state.incident.last_event_at = ts;
+                changes.push(IncidentChange::Updated {
+                    id: state.incident.id.clone(),
+                });
+                if was_raised && state.active.is_empty() {
+                    state.last_clear = Some(ts);
+                    changes.push(IncidentChange::AllClear {
+                        id: state.incident.id.clone(),
+                        at: ts,
+                        resolves_at: ts.plus(quiet),
+                    });
+                }
+            }
+            (EventState::Cleared, None) => {
+                self.orphan_clears += 1;
+            }
+        }
+        changes
+    }
+
+    /// Number of clears that matched no live incident (recorded nowhere else).
+    pub fn orphan_clears(&self) -> u64 {
+        self.orphan_clears
+    }
+
+    /// Every incident as of event time `now` (the latest event time seen, or the wall clock),
+    /// ordered by opening time then id.
+    pub fn incidents(&self, now: Timestamp) -> Vec<Incident> {
+        let mut all: Vec<Incident> = self.incidents.iter().map(|s| self.report(s, now)).collect();
+        all.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+        all
+    }
+
+    /// One incident as of event time `now`.
+    pub fn incident(&self, id: &str, now: Timestamp) -> Option<Incident> {
+        let &index = self.by_id.get(id)?;
+        Some(self.report(&self.incidents[index], now))
+    }
+
+    /// The reported form of one incident at `now`.
+    fn report(&self, state: &IncidentState, now: Timestamp) -> Incident {
+        let mut incident = state.incident.clone();
+        incident.active_sources = state.active.iter().cloned().collect();
+        let resolved_at = state.closed_at.or_else(|| {
+            state
+                .resolves_at(self.rules.quiet_period)
+                .filter(|&r| now >= r)
+        });
+        incident.status = if resolved_at.is_some() {
+            IncidentStatus::Resolved
+        } else {
+            IncidentStatus::Open
+        };
+        incident.resolved_at = resolved_at;
+        incident
+    }
+
+    /// The content-derived id of an incident of `fingerprint` opened at `opened_at`. If two
+    /// fingerprints sanitise to the same id at the same millisecond, the later one (in
+    /// [`OrderKey`] order, hence deterministically) gets a hash suffix.
+    fn new_id(&mut self, fingerprint: &Fingerprint, opened_at: Timestamp) -> String {
+        let mut id = content_id("inc", fingerprint, opened_at);
+        if self.taken_ids.contains(&id) {
+            id = format!("{id}-{:08x}", fnv1a32(&fingerprint.to_string()));
+        }
+        self.taken_ids.insert(id.clone());
+        id
+    }
+}
+
+/// `{prefix}-{site}-{zone}-{category}-{millis}`, lowercase, every character outside
+/// `[a-z0-9-]` replaced by `-`. Shared by incidents and problems.
+pub(crate) fn content_id(prefix: &str, fingerprint: &Fingerprint, at: Timestamp) -> String {
+    let raw = format!(
+        "{prefix}-{}-{}-{}-{}",
+        fingerprint.site,
+        fingerprint.zone,
+        fingerprint.category,
+        at.millis()
+    );
+    raw.chars()
+        .map(|ch| {
+            let ch = ch.to_ascii_lowercase();
+            if ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' {
+                ch
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// 32-bit FNV-1a: a stable hash (unlike `std`'s, which may change between releases).
+pub(crate) fn fnv1a32(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Maps a payload to fingerprint, source and timeline text; `None` for reading summaries.
+fn classify(payload: &Payload) -> Option<Classified> {
+    match payload {
+        Payload::SensorEvent(e) => Some(classify_sensor(e)),
+        Payload::ZoneEvent(e) => Some(classify_zone(e)),
+        Payload::DeviceEvent(e) => Some(classify_device(e)),
+        Payload::ReadingSummary(_) => None,
+    }
+}
+
+fn classify_sensor(e: &SensorEvent) -> Classified {
+    let unit = e.kind.unit();
+    let value = if unit.is_empty() {
+        format!("{:.1}", e.value)
+    } else {
+        format!("{:.1} {unit}", e.value)
+    };
+    let text = match (e.state, e.limit) {
+        (EventState::Raised, Some(limit)) => {
+            let op = if e.value > limit {
+                ">"
+            } else if e.value < limit {
+                "<"
+            } else {
+                "="
+            };
+            format!(
+                "{} {} raised by {} ({}): {value} {op} {limit:.1}",
+                e.kind.as_str(),
+                e.sensor,
+                e.detector,
+                e.severity.as_str()
+            )
+        }
+        (EventState::Raised, None) => format!(
+            "{} {} raised by {} ({}): {value}",
+            e.kind.as_str(),
+            e.sensor,
+            e.detector,
+            e.severity.as_str()
+        ),
+        (EventState::Cleared, Some(limit)) => format!(
+            "{} {} cleared by {}: {value} (limit {limit:.1})",
+            e.kind.as_str(),
+            e.sensor,
+            e.detector
+        ),
+        (EventState::Cleared, None) => format!(
+            "{} {} cleared by {}: {value}",
+            e.kind.as_str(),
+            e.sensor,
+            e.detector
+        ),
+    };
+    Classified {
+        fingerprint: Fingerprint {
+            site: e.location.site.clone(),
+            zone: e.location.zone.clone(),
+            category: e.category,
+        },
+        source: format!("sensor:{}:{}", e.sensor, e.detector),
+        state: e.state,
+        severity: e.severity,
+        kind: TimelineKind::SensorEvent,
+        text,
+    }
+}
+
+fn classify_zone(e: &ZoneEvent) -> Classified {
+    let state = match e.state {
+        EventState::Raised => format!("raised ({})", e.severity.as_str()),
+        EventState::Cleared => "cleared".to_string(),
+    };
+    let mut text = format!("zone {} {} {state}", e.zone, e.category);
+    if !e.evidence.is_empty() {
+        let n = e.evidence.len();
+        let noun = if n == 1 { "sensor" } else { "sensors" };
+        let list: Vec<String> = e
+            .evidence
+            .iter()
+            .map(|ev| format!("{} {:.1}", ev.sensor, ev.value))
+            .collect();
+        text.push_str(&format!(": {n} {noun} ({})", list.join(", ")));
+    }
+    Classified {
+        fingerprint: Fingerprint {
+            site: e.site.clone(),
+            zone: e.zone.clone(),
+            category: e.category,
+        },
+        source: "zone".to_string(),
+        state: e.state,
+        severity: e.severity,
+        kind: TimelineKind::ZoneEvent,
+        text,
+    }
+}
+
+fn classify_device(e: &DeviceEvent) -> Classified {
+    let text = match e.state {
+        EventState::Raised if e.reason.is_empty() => format!("device {} unreachable", e.device),
+        EventState::Raised => format!("device {} unreachable: {}", e.device, e.reason),
+        EventState::Cleared => format!("device {} answering again", e.device),
+    };
+    Classified {
+        fingerprint: Fingerprint {
+            site: e.location.site.clone(),
+            zone: e.location.zone.clone(),
+            category: Category::Device,
+        },
+        source: format!("device:{}", e.device),
+        state: e.state,
+        severity: DEVICE_EVENT_SEVERITY,
+        kind: TimelineKind::DeviceEvent,
+        text,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::too_many_arguments)]
+pub(crate) mod tests {
+    use super::*;
+    use coldaisle_core::{Evidence, Location, SensorKind};
+
+    /// 2025-11-25T12:00:00Z.
+    pub const T0: i64 = 1_764_072_000_000;
+    pub const MIN: i64 = 60_000;
+
+    pub fn loc(zone: &str, rack: &str) -> Location {
+        Location {
+            site: "dc1".into(),
+            zone: zone.into(),
+            row: None,
+            rack: Some(rack.into()),
+        }
+    }
+
+    /// A threshold event on an inlet sensor.
+    pub fn sensor(
+        agent: &str,
+        seq: u64,
+        zone: &str,
+        sensor: &str,
+        state: EventState,
+        severity: Severity,
+        value: f64,
+        ts: i64,
+    ) -> StoredEvent {
+        StoredEvent {
+            agent: agent.into(),
+            seq,
+            payload: Payload::SensorEvent(SensorEvent {
+                sensor: sensor.into(),
+                kind: SensorKind::InletTemp,
+                location: loc(zone, "R1"),
+                category: Category::Thermal,
+                detector: "threshold".into(),
+                state,
+                severity,
+                value,
+                limit: Some(27.0),
+                first_ts: Timestamp(ts),
+                ts: Timestamp(ts),
+            }),
+        }
+    }
+
+    pub fn zone(
+        agent: &str,
+        seq: u64,
+        zone: &str,
+        state: EventState,
+        severity: Severity,
+        sensors: &[&str],
+        ts: i64,
+    ) -> StoredEvent {
+        StoredEvent {
+            agent: agent.into(),
+            seq,
+            payload: Payload::ZoneEvent(ZoneEvent {
+                site: "dc1".into(),
+                zone: zone.into(),
+                category: Category::Thermal,
+                state,
+                severity,
+                evidence: sensors
+                    .iter()
+                    .map(|s| Evidence {
+                        sensor: (*s).into(),
+                        rack: None,
+                        value: 29.1,
+                        ts: Timestamp(ts),
+                    })
+                    .collect(),
+                ts: Timestamp(ts),
+            }),
+        }
+    }
+
+    pub fn device(
+        agent: &str,
+        seq: u64,
+        zone: &str,
+        device: &str,
+        state: EventState,
+        ts: i64,
+    ) -> StoredEvent {
+        StoredEvent {
+            agent: agent.into(),
+            seq,
+            payload: Payload::DeviceEvent(DeviceEvent {
+                device: device.into(),
+                location: loc(zone, "R1"),
+                state,
+                reason: if state == EventState::Raised {
+                    "timeout".into()
+                } else {
+                    String::new()
+                },
+                ts: Timestamp(ts),
+            }),
+        }
+    }
+
+    use EventState::{Cleared, Raised};
+    use Severity::{Critical, Warning};
+
+    fn engine() -> IncidentEngine {
+        IncidentEngine::new(IncidentRules {
+            quiet_period: Duration::from_secs(15 * 60),
+        })
+    }
+
+    fn apply_all(engine: &mut IncidentEngine, events: &[StoredEvent]) -> Vec<IncidentChange> {
+        events.iter().flat_map(|e| engine.apply(e)).collect()
+    }
+
+    #[test]
+    fn raise_opens_with_content_id_and_clear_resolves_after_quiet_period() {
+        let mut e = engine();
+        let changes = e.apply(&sensor(
+            "a1", 1, "Z1", "r1-inlet", Raised, Warning, 29.1, T0,
+        ));
+        let id = format!("inc-dc1-z1-thermal-{T0}");
+        assert_eq!(
+            changes,
+            vec![IncidentChange::Opened {
+                id: id.clone(),
+                fingerprint: Fingerprint {
+                    site: "dc1".into(),
+                    zone: "Z1".into(),
+                    category: Category::Thermal
+                },
+                opened_at: Timestamp(T0),
+                severity: Warning,
+            }]
+        );
+        let clear_at = T0 + 5 * MIN;
+        let changes = e.apply(&sensor(
+            "a1", 2, "Z1", "r1-inlet", Cleared, Warning, 26.0, clear_at,
+        ));
+        assert!(changes.contains(&IncidentChange::AllClear {
+            id: id.clone(),
+            at: Timestamp(clear_at),
+            resolves_at: Timestamp(clear_at + 15 * MIN),
+        }));
+
+        let during_quiet = e.incident(&id, Timestamp(clear_at + 15 * MIN - 1)).unwrap();
+        assert_eq!(during_quiet.status, IncidentStatus::Open);
+        assert_eq!(during_quiet.resolved_at, None);
+        assert!(during_quiet.active_sources.is_empty());
+
+        let after = e.incident(&id, Timestamp(clear_at + 15 * MIN)).unwrap();
+        assert_eq!(after.status, IncidentStatus::Resolved);
+        assert_eq!(after.resolved_at, Some(Timestamp(clear_at + 15 * MIN)));
+        assert!(after.active_sources.is_empty());
+        assert_eq!(after.timeline.len(), 2);
+        assert_eq!(after.last_event_at, Timestamp(clear_at));
+        assert_eq!(
+            after.timeline[0].text,
+            "inlet_temp r1-inlet raised by threshold (warning): 29.1 °C > 27.0"
+        );
+    }
+
+    #[test]
+    fn raise_within_quiet_period_joins_and_after_it_opens_new() {
+        let mut e = engine();
+        let clear_at = T0 + MIN;
+        apply_all(
+            &mut e,
+            &[
+                sensor("a1", 1, "Z1", "r1-inlet", Raised, Warning, 29.1, T0),
+                sensor("a1", 2, "Z1", "r1-inlet", Cleared, Warning, 26.0, clear_at),
+                // Within the quiet period: joins.
+                sensor(
+                    "a1",
+                    3,
+                    "Z1",
+                    "r2-inlet",
+                    Raised,
+                    Warning,
+                    28.0,
+                    clear_at + 10 * MIN,
+                ),
+                sensor(
+                    "a1",
+                    4,
+                    "Z1",
+                    "r2-inlet",
+                    Cleared,
+                    Warning,
+                    26.0,
+                    clear_at + 11 * MIN,
+                ),
+            ],
+        );
+        assert_eq!(e.incidents(Timestamp(clear_at + 11 * MIN)).len(), 1);
+        let last_clear = clear_at + 11 * MIN;
+        // Exactly at the end of the quiet period: a new incident (the interval is half-open).
+        let reopen_at = last_clear + 15 * MIN;
+        let changes = e.apply(&sensor(
+            "a1", 5, "Z1", "r1-inlet", Raised, Warning, 29.0, reopen_at,
+        ));
+        let first = format!("inc-dc1-z1-thermal-{T0}");
+        let second = format!("inc-dc1-z1-thermal-{reopen_at}");
+        assert_eq!(
+            changes[0],
+            IncidentChange::Closed {
+                id: first.clone(),
+                resolved_at: Timestamp(reopen_at)
+            }
+        );
+        assert!(matches!(&changes[1], IncidentChange::Opened { id, .. } if *id == second));
+        let all = e.incidents(Timestamp(reopen_at));
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].id, first);
+        assert_eq!(all[0].status, IncidentStatus::Resolved);
+        assert_eq!(all[0].resolved_at, Some(Timestamp(reopen_at)));
+        assert_eq!(all[0].timeline.len(), 4);
+        assert_eq!(all[1].id, second);
+        assert_eq!(all[1].status, IncidentStatus::Open);
+        assert_eq!(all[1].active_sources, vec!["sensor:r1-inlet:threshold"]);
+    }
+
+    #[test]
+    fn severity_is_max_of_raises_and_escalation_is_reported() {
+        let mut e = engine();
+        let changes = apply_all(
+            &mut e,
+            &[
+                sensor("a1", 1, "Z1", "r1-inlet", Raised, Warning, 28.0, T0),
+                sensor("a1", 2, "Z1", "r2-inlet", Raised, Critical, 33.0, T0 + MIN),
+                sensor(
+                    "a1",
+                    3,
+                    "Z1",
+                    "r2-inlet",
+                    Cleared,
+                    Critical,
+                    26.0,
+                    T0 + 2 * MIN,
+                ),
+                sensor(
+                    "a1",
+                    4,
+                    "Z1",
+                    "r3-inlet",
+                    Raised,
+                    Warning,
+                    28.0,
+                    T0 + 3 * MIN,
+                ),
+            ],
+        );
+        assert_eq!(
+            changes
+                .iter()
+                .filter(|c| matches!(c, IncidentChange::Escalated { .. }))
+                .count(),
+            1
+        );
+        let all = e.incidents(Timestamp(T0 + 3 * MIN));
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].severity, Critical);
+        assert_eq!(
+            all[0].active_sources,
+            vec!["sensor:r1-inlet:threshold", "sensor:r3-inlet:threshold"]
+        );
+    }
+
+    #[test]
+    fn timeline_has_every_event_of_every_kind_and_fingerprints_are_separate() {
+        let mut e = engine();
+        let events = [
+            sensor("a1", 1, "Z1", "r1-inlet", Raised, Warning, 29.1, T0),
+            sensor("a1", 2, "Z1", "r2-inlet", Raised, Warning, 29.1, T0 + 1),
+            zone(
+                "a1",
+                3,
+                "Z1",
+                Raised,
+                Warning,
+                &["r1-inlet", "r2-inlet"],
+                T0 + 2,
+            ),
+            device("a1", 4, "Z1", "pdu-1", Raised, T0 + 3),
+            sensor("a1", 5, "Z1", "r1-inlet", Cleared, Warning, 26.0, T0 + 4),
+            zone("a1", 6, "Z1", Cleared, Warning, &["r2-inlet"], T0 + 5),
+            sensor("a1", 7, "Z1", "r2-inlet", Cleared, Warning, 26.0, T0 + 6),
+            device("a1", 8, "Z1", "pdu-1", Cleared, T0 + 7),
+        ];
+        apply_all(&mut e, &events);
+        let all = e.incidents(Timestamp(T0 + 7));
+        assert_eq!(all.len(), 2);
+        let thermal = &all[0];
+        assert_eq!(thermal.fingerprint.category, Category::Thermal);
+        assert_eq!(
+            thermal.timeline.iter().map(|t| t.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3, 5, 6, 7]
+        );
+        assert_eq!(
+            thermal.timeline[2].text,
+            "zone Z1 thermal raised (warning): 2 sensors (r1-inlet 29.1, r2-inlet 29.1)"
+        );
+        assert_eq!(thermal.timeline[2].kind, TimelineKind::ZoneEvent);
+        let dev = &all[1];
+        assert_eq!(dev.fingerprint.category, Category::Device);
+        assert_eq!(dev.id, format!("inc-dc1-z1-device-{}", T0 + 3));
+        assert_eq!(dev.timeline.len(), 2);
+        assert_eq!(dev.timeline[0].text, "device pdu-1 unreachable: timeout");
+        assert_eq!(dev.timeline[1].text, "device pdu-1 answering again");
+        assert_eq!(dev.severity, DEVICE_EVENT_SEVERITY);
+        // Resolved once the quiet period after the last clear has elapsed.
+        let later = e.incidents(Timestamp(T0 + 7 + 15 * MIN));
+        assert!(later.iter().all(|i| i.status == IncidentStatus::Resolved));
+        assert_eq!(later[0].resolved_at, Some(Timestamp(T0 + 6 + 15 * MIN)));
+    }
+
+    #[test]
+    fn clearing_an_unraised_source_only_adds_to_timeline() {
+        let mut e = engine();
+        apply_all(
+            &mut e,
+            &[
+                sensor("a1", 1, "Z1", "r1-inlet", Raised, Warning, 29.1, T0),
+                sensor("a1", 2, "Z1", "r1-inlet", Cleared, Warning, 26.0, T0 + MIN),
+                // After the all-clear, within the quiet period: a stray zone clear.
+                zone("a1", 3, "Z1", Cleared, Warning, &[], T0 + 5 * MIN),
+            ],
+        );
+        let inc = &e.incidents(Timestamp(T0 + 16 * MIN))[0];
+        assert_eq!(inc.timeline.len(), 3);
+        assert_eq!(inc.timeline[2].text, "zone Z1 thermal cleared");
+        // The stray clear does not move the resolution time.
+        assert_eq!(inc.status, IncidentStatus::Resolved);
+        assert_eq!(inc.resolved_at, Some(Timestamp(T0 + 16 * MIN)));
+        assert_eq!(e.orphan_clears(), 0);
+    }
+
+    #[test]
+    fn orphan_clears_are_counted_not_recorded() {
+        let mut e = engine();
+        assert!(e
+            .apply(&sensor(
+                "a1", 1, "Z1", "r1-inlet", Cleared, Warning, 26.0, T0
+            ))
+            .is_empty());
+        apply_all(
+            &mut e,
+            &[
+                sensor("a1", 2, "Z1", "r1-inlet", Raised, Warning, 29.1, T0 + MIN),
+                sensor(
+                    "a1",
+                    3,
+                    "Z1",
+                    "r1-inlet",
+                    Cleared,
+                    Warning,
+                    26.0,
+                    T0 + 2 * MIN,
+                ),
+                // After the quiet period: the incident is resolved, nothing to attach to.
+                sensor(
+                    "a1",
+                    4,
+                    "Z1",
+                    "r1-inlet",
+                    Cleared,
+                    Warning,
+                    26.0,
+                    T0 + 30 * MIN,
+                ),
+            ],
+        );
+        assert_eq!(e.orphan_clears(), 2);
+        let all = e.incidents(Timestamp(T0 + 30 * MIN));
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].timeline.len(), 2);
+        assert_eq!(all[0].last_event_at, Timestamp(T0 + 2 * MIN));
+    }
+
+    #[test]
+    fn summaries_are_ignored() {
+        let mut e = engine();
+        let ev = StoredEvent {
+            agent: "a1".into(),
+            seq: 1,
+            payload: Payload::ReadingSummary(coldaisle_core::ReadingSummary {
+                sensor: "r1-inlet".into(),
+                kind: SensorKind::InletTemp,
+                location: loc("Z1", "R1"),
+                from: Timestamp(T0),
+                to: Timestamp(T0 + MIN),
+                count: 1,
+                min: 30.0,
+                max: 30.0,
+                sum: 30.0,
+                last: 30.0,
+            }),
+        };
+        assert!(e.apply(&ev).is_empty());
+        assert!(e.incidents(Timestamp(T0)).is_empty());
+    }
+
+    #[test]
+    fn ids_are_sanitised_and_collisions_disambiguated() {
+        let fp = |site: &str, zone: &str| Fingerprint {
+            site: site.into(),
+            zone: zone.into(),
+            category: Category::Thermal,
+        };
+        assert_eq!(
+            content_id("inc", &fp("DC 1", "Hall_A/Z1"), Timestamp(5)),
+            "inc-dc-1-hall-a-z1-thermal-5"
+        );
+        let mut e = engine();
+        let a = e.new_id(&fp("dc-1", "z1"), Timestamp(5));
+        let b = e.new_id(&fp("dc", "1-z1"), Timestamp(5));
+        assert_eq!(a, "inc-dc-1-z1-thermal-5");
+        assert_ne!(a, b);
+        assert!(b.starts_with("inc-dc-1-z1-thermal-5-"));
+    }
+
+    #[test]
+    fn rules_round_trip_as_humantime() {
+        let rules = IncidentRules::default();
+        let json = serde_json::to_string(&rules).unwrap();
+        assert_eq!(json, r#"{"quiet_period":"15m"}"#);
+        assert_eq!(serde_json::from_str::<IncidentRules>(&json).unwrap(), rules);
+    }
+}

@@ -1,0 +1,545 @@
+//! The problem engine: groups recurring or SLA-impacting incidents of one fingerprint into a
+//! problem record.
+//!
+//! Pure: no I/O, no wall clock. It is fed the incident engine's openings (and escalations) in
+//! event-time order and decides, by event time only:
+//! - **Recurrence**: when the incidents of a fingerprint opened within `(t - window, t]` (not
+//!   already linked to a problem) reach `min_incidents` and the fingerprint has no open problem,
+//!   a problem opens at `t` linking them all.
+//! - **SLA**: an incident opened (or escalated) at or above `sla_severity` opens a problem on its
+//!   own when the fingerprint has no open problem.
+//! - **Linking**: while a fingerprint has an open problem, every later incident of it links to
+//!   that problem instead of opening another.
+//!
+//! Problem ids depend only on content (fingerprint and opening time).
+
+use crate::incidents::{content_id, fnv1a32};
+use coldaisle_core::{Fingerprint, Severity, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+/// Configuration of the problem engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProblemRules {
+    /// How many incidents of one fingerprint within `window` make a problem.
+    pub min_incidents: usize,
+    /// The rolling window of the recurrence rule, by event time.
+    #[serde(with = "crate::incidents::duration_text")]
+    pub window: Duration,
+    /// Incidents at or above this severity open a problem on their own; `None` disables the rule.
+    pub sla_severity: Option<Severity>,
+}
+
+impl Default for ProblemRules {
+    /// At least 3 incidents within 30 days; any critical incident.
+    fn default() -> Self {
+        ProblemRules {
+            min_incidents: 3,
+            window: Duration::from_secs(30 * 24 * 3600),
+            sla_severity: Some(Severity::Critical),
+        }
+    }
+}
+
+/// Lifecycle of a problem: open → investigating → known error → resolved.
+///
+/// The engine creates problems as [`ProblemStatus::Open`]; the other states are operator
+/// decisions. Any state but `Resolved` counts as open for linking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemStatus {
+    /// Created, nobody looked at it yet.
+    Open,
+    /// Someone is looking for the root cause.
+    Investigating,
+    /// Root cause and workaround known, fix pending.
+    KnownError,
+    /// Fixed; later incidents of the fingerprint may open a new problem.
+    Resolved,
+}
+
+impl ProblemStatus {
+    /// True unless resolved: later incidents of the fingerprint link to such a problem.
+    pub fn is_open(self) -> bool {
+        self != ProblemStatus::Resolved
+    }
+}
+
+/// Which rule opened a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemTrigger {
+    /// Enough incidents of the fingerprint within the window.
+    Recurrence,
+    /// One incident at or above the SLA severity.
+    Sla,
+}
+
+/// A problem record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Stable id, e.g. `prb-dc1-z1-thermal-1764072000000`.
+    pub id: String,
+    /// The stream of incidents it groups.
+    pub fingerprint: Fingerprint,
+    /// Where it is in its lifecycle.
+    pub status: ProblemStatus,
+    /// Event time of the incident opening (or escalation) that tripped a rule.
+    pub opened_at: Timestamp,
+    /// Which rule opened it.
+    pub trigger: ProblemTrigger,
+    /// Why, in words, e.g. `3 thermal incidents in zone Z1 within 30 days`.
+    pub reason: String,
+    /// Ids of the incidents that tripped the rule, then of every later linked incident.
+    pub incidents: Vec<String>,
+}
+
+/// What observing an incident changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum ProblemChange {
+    /// A new problem opened.
+    Opened {
+        /// Id of the problem.
+        id: String,
+        /// Its fingerprint.
+        fingerprint: Fingerprint,
+        /// When it opened.
+        opened_at: Timestamp,
+        /// Which rule opened it.
+        trigger: ProblemTrigger,
+        /// Why, in words.
+        reason: String,
+        /// The incidents that tripped it.
+        incidents: Vec<String>,
+    },
+    /// An incident was linked to an existing open problem.
+    Linked {
+        /// Id of the problem.
+        problem: String,
+        /// Id of the incident.
+        incident: String,
+    },
+}
+
+/// Per-fingerprint state.
+#[derive(Debug, Clone, Default)]
+struct Stream {
+    /// Unlinked incidents opened within the window of the latest observation, oldest first.
+    recent: VecDeque<(String, Timestamp)>,
+    /// Index of the fingerprint's open problem, if any.
+    open_problem: Option<usize>,
+}
+
+/// The problem state machine; see the module documentation for its rules.
+#[derive(Debug, Clone)]
+pub struct ProblemEngine {
+    /// Configuration.
+    rules: ProblemRules,
+    /// Every problem, in opening order.
+    problems: Vec<Problem>,
+    /// Index into `problems` by id.
+    by_id: HashMap<String, usize>,
+    /// State of each fingerprint.
+    streams: HashMap<Fingerprint, Stream>,
+    /// Every incident observed, to make observations idempotent.
+    observed: HashSet<String>,
+    /// Problem id of each linked incident.
+    links: HashMap<String, String>,
+}
+
+impl ProblemEngine {
+    /// An engine with no problems.
+    pub fn new(rules: ProblemRules) -> Self {
+        ProblemEngine {
+            rules,
+            problems: Vec::new(),
+            by_id: HashMap::new(),
+            streams: HashMap::new(),
+            observed: HashSet::new(),
+            links: HashMap::new(),
+        }
+    }
+
+    /// The rules the engine runs with.
+    pub fn rules(&self) -> &ProblemRules {
+        &self.rules
+    }
+
+    /// Observes a newly opened incident. Calls must come in `opened_at` order (event order);
+    /// observing the same incident id again changes nothing.
+    pub fn observe_opened(
+        &mut self,
+        id: &str,
+        fingerprint: &Fingerprint,
+        opened_at: Timestamp,
+        severity: Severity,
+    ) -> Option<ProblemChange> {
+        if !self.observed.insert(id.to_string()) {
+            return None;
+        }
+        if let Some(change) = self.link_to_open(id, fingerprint) {
+            return Some(change);
+        }
+        let window = self.rules.window;
+        let min = self.rules.min_incidents;
+        let stream = self.streams.entry(fingerprint.clone()).or_default();
+        stream.recent.push_back((id.to_string(), opened_at));
+        let horizon = opened_at.minus(window);
+        while stream.recent.front().is_some_and(|(_, t)| *t <= horizon) {
+            stream.recent.pop_front();
+        }
+        if stream.recent.len() >= min {
+            let incidents: Vec<String> = stream.recent.drain(..).map(|(i, _)| i).collect();
+            let reason = format!(
+                "{} {} incidents in zone {} within {}",
+                incidents.len(),
+                fingerprint.category,
+                fingerprint.zone,
+                describe(window)
+            );
+            return Some(self.open(
+                fingerprint,
+                opened_at,
+                ProblemTrigger::Recurrence,
+                reason,
+                incidents,
+            ));
+        }
+        if self.is_sla(severity) {
+            let reason = format!(
+                "{} {} incident in zone {} (SLA rule: {} or worse)",
+                severity.as_str(),
+                fingerprint.category,
+                fingerprint.zone,
+                self.sla_name()
+            );
+            return Some(self.open_for_one(id, fingerprint, opened_at, reason));
+        }
+        None
+    }
+
+    /// Observes that an incident became more severe at event time `at`. If it is not linked yet
+    /// and now meets the SLA rule, it opens a problem on its own (or links to the fingerprint's
+    /// open problem). Unknown or already linked incidents change nothing.
+    pub fn observe_escalated(
+        &mut self,
+        id: &str,
+        fingerprint: &Fingerprint,
+        at: Timestamp,
+        severity: Severity,
+    ) -> Option<ProblemChange> {
+        if !self.observed.contains(id) || self.links.contains_key(id) || !self.is_sla(severity) {
+            return None;
+        }
+        if let Some(change) = self.link_to_open(id, fingerprint) {
+            return Some(change);
+        }
+        let reason = format!(
+            "{} incident in zone {} escalated to {} (SLA rule: {} or worse)",
+            fingerprint.category,
+            fingerprint.zone,
+            severity.as_str(),
+            self.sla_name()
+        );
+        Some(self.open_for_one(id, fingerprint, at, reason))
+    }
+
+    /// Every problem, ordered by opening time then id.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut all = self.problems.clone();
+        all.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+        all
+    }
+
+    /// One problem by id.
+    pub fn problem(&self, id: &str) -> Option<&Problem> {
+        self.by_id.get(id).map(|&i| &self.problems[i])
+    }
+
+    /// The id of the problem an incident is linked to, if any.
+    pub fn problem_of(&self, incident_id: &str) -> Option<&str> {
+        self.links.get(incident_id).map(String::as_str)
+    }
+
+    fn is_sla(&self, severity: Severity) -> bool {
+        self.rules.sla_severity.is_some_and(|s| severity >= s)
+    }
+
+    fn sla_name(&self) -> &'static str {
+        self.rules.sla_severity.map_or("none", Severity::as_str)
+    }
+
+    /// Links `id` to the fingerprint's open problem, if there is one.
+    fn link_to_open(&mut self, id: &str, fingerprint: &Fingerprint) -> Option<ProblemChange> {
+        let index = self.streams.get(fingerprint)?.open_problem?;
+        let problem = &mut self.problems[index];
+        if !problem.status.is_open() {
+            return None;
+        }
+        problem.incidents.push(id.to_string());
+        self.links.insert(id.to_string(), problem.id.clone());
+        Some(ProblemChange::Linked {
+            problem: problem.id.clone(),
+            incident: id.to_string(),
+        })
+    }
+
+    /// Opens an SLA problem for the single incident `id`.
+    fn open_for_one(
+        &mut self,
+        id: &str,
+        fingerprint: &Fingerprint,
+        at: Timestamp,
+        reason: String,
+    ) -> ProblemChange {
+        if let Some(stream) = self.streams.get_mut(fingerprint) {
+            stream.recent.retain(|(i, _)| i != id);
+        }
+        self.open(
+            fingerprint,
+            at,
+            ProblemTrigger::Sla,
+            reason,
+            vec![id.to_string()],
+        )
+    }
+
+    fn open(
+        &mut self,
+        fingerprint: &Fingerprint,
+        at: Timestamp,
+        trigger: ProblemTrigger,
+        reason: String,
+        incidents: Vec<String>,
+    ) -> ProblemChange {
+        let mut id = content_id("prb", fingerprint, at);
+        if self.by_id.contains_key(&id) {
+            id = format!("{id}-{:08x}", fnv1a32(&fingerprint.to_string()));
+        }
+        for incident in &incidents {
+            self.links.insert(incident.clone(), id.clone());
+        }
+        let index = self.problems.len();
+        self.problems.push(Problem {
+            id: id.clone(),
+            fingerprint: fingerprint.clone(),
+            status: ProblemStatus::Open,
+            opened_at: at,
+            trigger,
+            reason: reason.clone(),
+            incidents: incidents.clone(),
+        });
+        self.by_id.insert(id.clone(), index);
+        self.streams
+            .entry(fingerprint.clone())
+            .or_default()
+            .open_problem = Some(index);
+        ProblemChange::Opened {
+            id,
+            fingerprint: fingerprint.clone(),
+            opened_at: at,
+            trigger,
+            reason,
+            incidents,
+        }
+    }
+}
+
+/// A window in words: whole days as `30 days`, anything else in humantime form.
+fn describe(window: Duration) -> String {
+    let days = window.as_secs() / 86_400;
+    if days > 0 && Duration::from_secs(days * 86_400) == window {
+        if days == 1 {
+            "1 day".to_string()
+        } else {
+            format!("{days} days")
+        }
+    } else {
+        humantime::format_duration(window).to_string()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use coldaisle_core::Category;
+    use Severity::{Critical, Warning};
+
+    const T0: i64 = 1_764_072_000_000;
+    const DAY: i64 = 86_400_000;
+
+    fn fp(zone: &str) -> Fingerprint {
+        Fingerprint {
+            site: "dc1".into(),
+            zone: zone.into(),
+            category: Category::Thermal,
+        }
+    }
+
+    fn engine() -> ProblemEngine {
+        ProblemEngine::new(ProblemRules::default())
+    }
+
+    fn inc(t: i64) -> String {
+        format!("inc-dc1-z1-thermal-{t}")
+    }
+
+    /// Observes warning incidents of Z1 at the given times.
+    fn observe(e: &mut ProblemEngine, times: &[i64]) -> Vec<Option<ProblemChange>> {
+        times
+            .iter()
+            .map(|&t| e.observe_opened(&inc(t), &fp("Z1"), Timestamp(t), Warning))
+            .collect()
+    }
+
+    #[test]
+    fn two_incidents_make_no_problem() {
+        let mut e = engine();
+        assert_eq!(observe(&mut e, &[T0, T0 + DAY]), vec![None, None]);
+        assert!(e.problems().is_empty());
+        assert_eq!(e.problem_of(&inc(T0)), None);
+    }
+
+    #[test]
+    fn three_within_window_open_one_problem_and_a_fourth_links() {
+        let mut e = engine();
+        let times = [T0, T0 + 10 * DAY, T0 + 29 * DAY];
+        let changes = observe(&mut e, &times);
+        let id = format!("prb-dc1-z1-thermal-{}", T0 + 29 * DAY);
+        assert_eq!(changes[0], None);
+        assert_eq!(changes[1], None);
+        assert_eq!(
+            changes[2],
+            Some(ProblemChange::Opened {
+                id: id.clone(),
+                fingerprint: fp("Z1"),
+                opened_at: Timestamp(T0 + 29 * DAY),
+                trigger: ProblemTrigger::Recurrence,
+                reason: "3 thermal incidents in zone Z1 within 30 days".into(),
+                incidents: times.iter().map(|&t| inc(t)).collect(),
+            })
+        );
+        // A fourth one, even much later, links to the open problem.
+        let later = T0 + 100 * DAY;
+        assert_eq!(
+            observe(&mut e, &[later]),
+            vec![Some(ProblemChange::Linked {
+                problem: id.clone(),
+                incident: inc(later)
+            })]
+        );
+        let problems = e.problems();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].incidents.len(), 4);
+        assert_eq!(problems[0].status, ProblemStatus::Open);
+        for t in times.iter().chain([&later]) {
+            assert_eq!(e.problem_of(&inc(*t)), Some(id.as_str()));
+        }
+        assert_eq!(e.problem(&id).unwrap().incidents[3], inc(later));
+        // Observing again changes nothing.
+        assert_eq!(observe(&mut e, &[later, T0]), vec![None, None]);
+        assert_eq!(e.problems(), problems);
+    }
+
+    #[test]
+    fn three_spread_over_more_than_the_window_make_none() {
+        let mut e = engine();
+        assert_eq!(
+            observe(&mut e, &[T0, T0 + 15 * DAY, T0 + 31 * DAY]),
+            vec![None, None, None]
+        );
+        // The window is (t - 30 days, t]: exactly 30 days apart does not count either.
+        let mut e = engine();
+        assert_eq!(
+            observe(&mut e, &[T0, T0 + 15 * DAY, T0 + 30 * DAY]),
+            vec![None, None, None]
+        );
+        // ...but the sliding window trips as soon as three fit.
+        assert!(observe(&mut e, &[T0 + 31 * DAY])[0].is_some());
+        assert_eq!(e.problems()[0].incidents.len(), 3);
+    }
+
+    #[test]
+    fn fingerprints_are_counted_separately() {
+        let mut e = engine();
+        for (i, zone) in ["Z1", "Z2", "Z1", "Z2"].iter().enumerate() {
+            let t = T0 + i as i64 * DAY;
+            assert_eq!(
+                e.observe_opened(&inc(t), &fp(zone), Timestamp(t), Warning),
+                None
+            );
+        }
+    }
+
+    #[test]
+    fn critical_incident_opens_sla_problem_and_escalation_does_too() {
+        let mut e = engine();
+        let change = e.observe_opened(&inc(T0), &fp("Z2"), Timestamp(T0), Critical);
+        let Some(ProblemChange::Opened {
+            id,
+            trigger,
+            reason,
+            incidents,
+            ..
+        }) = change
+        else {
+            panic!("expected a problem, got {change:?}");
+        };
+        assert_eq!(trigger, ProblemTrigger::Sla);
+        assert_eq!(
+            reason,
+            "critical thermal incident in zone Z2 (SLA rule: critical or worse)"
+        );
+        assert_eq!(incidents, vec![inc(T0)]);
+        assert_eq!(id, format!("prb-dc1-z2-thermal-{T0}"));
+
+        let mut e = engine();
+        assert_eq!(
+            e.observe_opened(&inc(T0), &fp("Z1"), Timestamp(T0), Warning),
+            None
+        );
+        assert_eq!(
+            e.observe_escalated("unknown", &fp("Z1"), Timestamp(T0 + 1), Critical),
+            None
+        );
+        let change = e.observe_escalated(&inc(T0), &fp("Z1"), Timestamp(T0 + 5), Critical);
+        assert!(
+            matches!(&change, Some(ProblemChange::Opened { trigger: ProblemTrigger::Sla, id, .. })
+                if *id == format!("prb-dc1-z1-thermal-{}", T0 + 5))
+        );
+        // Already linked: a second escalation changes nothing.
+        assert_eq!(
+            e.observe_escalated(&inc(T0), &fp("Z1"), Timestamp(T0 + 6), Critical),
+            None
+        );
+    }
+
+    #[test]
+    fn sla_rule_can_be_disabled() {
+        let mut e = ProblemEngine::new(ProblemRules {
+            sla_severity: None,
+            ..ProblemRules::default()
+        });
+        assert_eq!(
+            e.observe_opened(&inc(T0), &fp("Z1"), Timestamp(T0), Critical),
+            None
+        );
+    }
+
+    #[test]
+    fn rules_serialise_with_humantime_durations() {
+        let json = serde_json::to_string(&ProblemRules::default()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"min_incidents":3,"window":"30days","sla_severity":"critical"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ProblemRules>(&json).unwrap(),
+            ProblemRules::default()
+        );
+        assert_eq!(describe(Duration::from_secs(90)), "1m 30s");
+    }
+}

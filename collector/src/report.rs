@@ -1,0 +1,977 @@
+//! Zone reports: per-rack inlet temperatures, open and recently resolved incidents and the
+//! problems of one zone, and the list of zones the collector knows.
+//!
+//! Pure: no I/O, no wall clock. The caller passes `now`; everything is computed from the
+//! [`CollectorState`] it is given, so the CLI, the HTTP API and tests get the same figures.
+//!
+//! Rules, in one place:
+//! - **Known zones** are the `(site, zone)` pairs of every reading summary held in memory and of
+//!   every incident.
+//! - **Racks** of a zone are the racks of every summary of the zone held in memory (of any kind
+//!   and any age), so a rack that stopped reporting still shows up, with no figures. Sensors
+//!   without a rack form the row [`NO_RACK`]. `sensors` counts the distinct sensors (of any kind)
+//!   of the rack among those summaries.
+//! - **Inlet figures** use only summaries of kind `inlet_temp` with at least one sample whose
+//!   `to` lies in `[now - window, now]`: `last` is the maximum over the rack's sensors of each
+//!   sensor's latest `last`; `avg` is the sum of the sums over the sum of the counts; `max` is the
+//!   maximum of the maxima. Each is `None` when no such summary exists.
+//! - **Incident status** is evaluated at `max(now, state.latest_event)`: an agent whose clock runs
+//!   ahead of the collector (or a replay of future-dated events) must not keep incidents open
+//!   whose quiet period has already ended in event time. The window of summaries and of
+//!   "recently resolved" incidents uses `now` itself.
+//! - **Open incidents per rack** counts the zone's open incidents whose active sources or
+//!   timeline texts name one of the rack's sensors. A name matches a whole word (split on
+//!   whitespace, with `,;:()[]` trimmed), so `r1-inlet` does not match `r1-inlet-2`; a sensor id
+//!   containing whitespace never matches. One incident may count for several racks.
+
+use crate::incidents::{Incident, IncidentStatus};
+use crate::problems::{Problem, ProblemStatus, ProblemTrigger};
+use crate::state::CollectorState;
+use coldaisle_core::{Category, ReadingSummary, SensorKind, Severity, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Name of the row that groups the sensors of a zone that have no rack.
+pub const NO_RACK: &str = "(no rack)";
+
+/// Why a zone report could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// No summary and no incident mentions the zone (in the given site, if any).
+    #[error("{}", unknown_zone_message(zone, site.as_deref(), known))]
+    UnknownZone {
+        /// The zone asked for.
+        zone: String,
+        /// The site asked for, if any.
+        site: Option<String>,
+        /// Every known zone as `site/zone`, sorted.
+        known: Vec<String>,
+    },
+    /// The zone exists in several sites and no site was given.
+    #[error(
+        "zone {zone} exists in several sites ({}); choose one with --site",
+        sites.join(", ")
+    )]
+    AmbiguousZone {
+        /// The zone asked for.
+        zone: String,
+        /// The sites that have a zone of that name, sorted.
+        sites: Vec<String>,
+    },
+}
+
+fn unknown_zone_message(zone: &str, site: Option<&str>, known: &[String]) -> String {
+    let wanted = match site {
+        Some(site) => format!("{site}/{zone}"),
+        None => zone.to_string(),
+    };
+    if known.is_empty() {
+        format!("unknown zone {wanted}: no zone has reported yet")
+    } else {
+        format!("unknown zone {wanted}; known zones: {}", known.join(", "))
+    }
+}
+
+/// Inlet temperatures and open incidents of one rack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RackRow {
+    /// Rack name, or [`NO_RACK`] for the sensors without one.
+    pub rack: String,
+    /// Distinct sensors (any kind) of the rack among the summaries held in memory.
+    pub sensors: usize,
+    /// Highest of the latest inlet values of the rack's sensors within the window (°C).
+    pub inlet_last: Option<f64>,
+    /// Mean of every inlet sample of the rack within the window (°C).
+    pub inlet_avg: Option<f64>,
+    /// Highest inlet sample of the rack within the window (°C).
+    pub inlet_max: Option<f64>,
+    /// Open incidents of the zone that name a sensor of this rack (see the module rules).
+    pub open_incidents: usize,
+}
+
+/// An incident as listed in a report: the timeline left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentSummary {
+    /// Incident id.
+    pub id: String,
+    /// Category of its fingerprint.
+    pub category: Category,
+    /// Highest severity raised.
+    pub severity: Severity,
+    /// Open or resolved.
+    pub status: IncidentStatus,
+    /// Event time of the raise that opened it.
+    pub opened_at: Timestamp,
+    /// When it resolved, if it did.
+    pub resolved_at: Option<Timestamp>,
+    /// Event time of its latest event.
+    pub last_event_at: Timestamp,
+    /// Sources still raised.
+    pub active_sources: Vec<String>,
+    /// Number of timeline entries.
+    pub events: usize,
+    /// Problem it is linked to, if any.
+    pub problem: Option<String>,
+}
+
+impl IncidentSummary {
+    /// The summary of one incident.
+    pub fn of(incident: &Incident) -> Self {
+        IncidentSummary {
+            id: incident.id.clone(),
+            category: incident.fingerprint.category,
+            severity: incident.severity,
+            status: incident.status,
+            opened_at: incident.opened_at,
+            resolved_at: incident.resolved_at,
+            last_event_at: incident.last_event_at,
+            active_sources: incident.active_sources.clone(),
+            events: incident.timeline.len(),
+            problem: incident.problem.clone(),
+        }
+    }
+}
+
+/// A problem as listed in a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemSummary {
+    /// Problem id.
+    pub id: String,
+    /// Category of its fingerprint.
+    pub category: Category,
+    /// Where it is in its lifecycle.
+    pub status: ProblemStatus,
+    /// When it opened (event time).
+    pub opened_at: Timestamp,
+    /// Which rule opened it.
+    pub trigger: ProblemTrigger,
+    /// Why, in words.
+    pub reason: String,
+    /// Ids of its linked incidents.
+    pub incidents: Vec<String>,
+}
+
+impl ProblemSummary {
+    /// The summary of one problem.
+    pub fn of(problem: &Problem) -> Self {
+        ProblemSummary {
+            id: problem.id.clone(),
+            category: problem.fingerprint.category,
+            status: problem.status,
+            opened_at: problem.opened_at,
+            trigger: problem.trigger,
+            reason: problem.reason.clone(),
+            incidents: problem.incidents.clone(),
+        }
+    }
+}
+
+/// The report of one zone over a window ending at `generated_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ZoneReport {
+    /// Site of the zone.
+    pub site: String,
+    /// The zone.
+    pub zone: String,
+    /// The `now` the report was made for (end of the window).
+    pub generated_at: Timestamp,
+    /// Length of the window, in seconds.
+    pub window_secs: u64,
+    /// One row per rack, in natural order (`R2` before `R10`), [`NO_RACK`] last.
+    pub racks: Vec<RackRow>,
+    /// Incidents of the zone open now, oldest first.
+    pub open_incidents: Vec<IncidentSummary>,
+    /// Incidents of the zone resolved within the window, oldest first.
+    pub recent_incidents: Vec<IncidentSummary>,
+    /// Every problem of the zone, oldest first.
+    pub problems: Vec<ProblemSummary>,
+}
+
+/// One line of the list of zones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneSummary {
+    /// Site of the zone.
+    pub site: String,
+    /// The zone.
+    pub zone: String,
+    /// Distinct named racks among the zone's summaries held in memory.
+    pub racks: usize,
+    /// Incidents of the zone open now.
+    pub open_incidents: usize,
+    /// Problems of the zone not resolved.
+    pub open_problems: usize,
+}
+
+/// The time incident status is evaluated at for a report made at `now` (see the module rules).
+pub fn incident_time(state: &CollectorState, now: Timestamp) -> Timestamp {
+    now.max(state.latest_event)
+}
+
+/// Every zone seen in summaries or incidents, sorted by site then zone.
+pub fn zones(state: &CollectorState, now: Timestamp) -> Vec<ZoneSummary> {
+    let incidents = state.analysis.incidents(incident_time(state, now));
+    let problems = state.analysis.problems();
+    let mut by_zone: BTreeMap<(String, String), ZoneSummary> = BTreeMap::new();
+    let mut racks: BTreeMap<(String, String), BTreeSet<&str>> = BTreeMap::new();
+    for key in known_zone_keys(state, &incidents) {
+        let summary = ZoneSummary {
+            site: key.0.clone(),
+            zone: key.1.clone(),
+            racks: 0,
+            open_incidents: 0,
+            open_problems: 0,
+        };
+        by_zone.insert(key, summary);
+    }
+    for s in state.summaries.iter() {
+        if let Some(rack) = s.location.rack.as_deref() {
+            racks
+                .entry((s.location.site.clone(), s.location.zone.clone()))
+                .or_default()
+                .insert(rack);
+        }
+    }
+    for (key, set) in racks {
+        if let Some(z) = by_zone.get_mut(&key) {
+            z.racks = set.len();
+        }
+    }
+    for incident in incidents
+        .iter()
+        .filter(|i| i.status == IncidentStatus::Open)
+    {
+        let key = (
+            incident.fingerprint.site.clone(),
+            incident.fingerprint.zone.clone(),
+        );
+        if let Some(z) = by_zone.get_mut(&key) {
+            z.open_incidents += 1;
+        }
+    }
+    for problem in problems.iter().filter(|p| p.status.is_open()) {
+        let key = (
+            problem.fingerprint.site.clone(),
+            problem.fingerprint.zone.clone(),
+        );
+        if let Some(z) = by_zone.get_mut(&key) {
+            z.open_problems += 1;
+        }
+    }
+    by_zone.into_values().collect()
+}
+
+/// `(site, zone)` of every summary and incident, sorted and deduplicated.
+fn known_zone_keys(state: &CollectorState, incidents: &[Incident]) -> BTreeSet<(String, String)> {
+    let mut keys = BTreeSet::new();
+    for s in state.summaries.iter() {
+        keys.insert((s.location.site.clone(), s.location.zone.clone()));
+    }
+    for i in incidents {
+        keys.insert((i.fingerprint.site.clone(), i.fingerprint.zone.clone()));
+    }
+    keys
+}
+
+/// The report of `zone` (in `site`, needed only when several sites have a zone of that name)
+/// over the `window` ending at `now`. See the module documentation for how figures are made.
+pub fn zone_report(
+    state: &CollectorState,
+    site: Option<&str>,
+    zone: &str,
+    now: Timestamp,
+    window: Duration,
+) -> Result<ZoneReport, ReportError> {
+    let incidents = state.analysis.incidents(incident_time(state, now));
+    let keys = known_zone_keys(state, &incidents);
+    let sites: Vec<&str> = keys
+        .iter()
+        .filter(|(s, z)| z == zone && site.is_none_or(|wanted| wanted == s))
+        .map(|(s, _)| s.as_str())
+        .collect();
+    let site = match sites.as_slice() {
+        [one] => (*one).to_string(),
+        [] => {
+            return Err(ReportError::UnknownZone {
+                zone: zone.to_string(),
+                site: site.map(str::to_string),
+                known: keys.iter().map(|(s, z)| format!("{s}/{z}")).collect(),
+            })
+        }
+        _ => {
+            return Err(ReportError::AmbiguousZone {
+                zone: zone.to_string(),
+                sites: sites.iter().map(|s| (*s).to_string()).collect(),
+            })
+        }
+    };
+
+    let start = now.minus(window);
+    let in_zone: Vec<&Incident> = incidents
+        .iter()
+        .filter(|i| i.fingerprint.site == site && i.fingerprint.zone == zone)
+        .collect();
+    let open: Vec<&Incident> = in_zone
+        .iter()
+        .copied()
+        .filter(|i| i.status == IncidentStatus::Open)
+        .collect();
+    let recent: Vec<&Incident> = in_zone
+        .iter()
+        .copied()
+        .filter(|i| {
+            i.status == IncidentStatus::Resolved && i.resolved_at.is_some_and(|r| r >= start)
+        })
+        .collect();
+
+    let summaries: Vec<&ReadingSummary> = state
+        .summaries
+        .iter()
+        .filter(|s| s.location.site == site && s.location.zone == zone)
+        .collect();
+    let mut racks: BTreeMap<RackKey, RackAccumulator> = BTreeMap::new();
+    for s in &summaries {
+        let key = RackKey::of(s.location.rack.as_deref());
+        let acc = racks.entry(key).or_default();
+        acc.sensors.insert(s.sensor.as_str());
+        let in_window = s.to >= start && s.to <= now;
+        if s.kind == SensorKind::InletTemp && in_window && s.count > 0 {
+            acc.add_inlet(s);
+        }
+    }
+    let rows = racks
+        .into_iter()
+        .map(|(key, acc)| {
+            let open_incidents = open
+                .iter()
+                .filter(|i| acc.sensors.iter().any(|sensor| names_sensor(i, sensor)))
+                .count();
+            acc.row(key.name(), open_incidents)
+        })
+        .collect();
+
+    let problems = state
+        .analysis
+        .problems()
+        .iter()
+        .filter(|p| p.fingerprint.site == site && p.fingerprint.zone == zone)
+        .map(ProblemSummary::of)
+        .collect();
+
+    Ok(ZoneReport {
+        site,
+        zone: zone.to_string(),
+        generated_at: now,
+        window_secs: window.as_secs(),
+        racks: rows,
+        open_incidents: open.into_iter().map(IncidentSummary::of).collect(),
+        recent_incidents: recent.into_iter().map(IncidentSummary::of).collect(),
+        problems,
+    })
+}
+
+/// True if an incident's active sources or timeline texts name `sensor` as a whole word.
+fn names_sensor(incident: &Incident, sensor: &str) -> bool {
+    let in_sources = incident.active_sources.iter().any(|source| {
+        source
+            .strip_prefix("sensor:")
+            .and_then(|rest| rest.rsplit_once(':'))
+            .is_some_and(|(name, _detector)| name == sensor)
+    });
+    in_sources
+        || incident.timeline.iter().any(|entry| {
+            entry
+                .text
+                .split_whitespace()
+                .map(|word| {
+                    word.trim_matches(|c| matches!(c, ',' | ';' | ':' | '(' | ')' | '[' | ']'))
+                })
+                .any(|word| word == sensor)
+        })
+}
+
+/// Rack sort key: named racks in natural order, then the sensors without a rack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RackKey {
+    /// A named rack.
+    Named(String),
+    /// Sensors without a rack.
+    None,
+}
+
+impl RackKey {
+    fn of(rack: Option<&str>) -> Self {
+        match rack {
+            Some(name) => RackKey::Named(name.to_string()),
+            None => RackKey::None,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            RackKey::Named(name) => name.clone(),
+            RackKey::None => NO_RACK.to_string(),
+        }
+    }
+}
+
+impl Ord for RackKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (RackKey::Named(a), RackKey::Named(b)) => natural_cmp(a, b).then_with(|| a.cmp(b)),
+            (RackKey::Named(_), RackKey::None) => Ordering::Less,
+            (RackKey::None, RackKey::Named(_)) => Ordering::Greater,
+            (RackKey::None, RackKey::None) => Ordering::Equal,
+        }
+    }
+}
+
+impl PartialOrd for RackKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Compares names so that runs of digits compare as numbers: `R2 < R10`, `A-9 < A-10`.
+fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a, b);
+    loop {
+        match (a.chars().next(), b.chars().next()) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let (da, ra) = split_digits(a);
+                let (db, rb) = split_digits(b);
+                let (na, nb) = (da.trim_start_matches('0'), db.trim_start_matches('0'));
+                let order = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+                if order != Ordering::Equal {
+                    return order;
+                }
+                a = ra;
+                b = rb;
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(&y);
+                }
+                a = &a[x.len_utf8()..];
+                b = &b[y.len_utf8()..];
+            }
+        }
+    }
+}
+
+/// Splits the leading ASCII digits off `s`.
+fn split_digits(s: &str) -> (&str, &str) {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    s.split_at(end)
+}
+
+/// Figures of one rack while summaries are scanned.
+#[derive(Debug, Default)]
+struct RackAccumulator<'a> {
+    /// Distinct sensors of the rack (any kind, any age).
+    sensors: BTreeSet<&'a str>,
+    /// Latest in-window inlet summary of each sensor: `(to, last)`.
+    latest: BTreeMap<&'a str, (Timestamp, f64)>,
+    /// Sum of the in-window inlet sums.
+    sum: f64,
+    /// Sum of the in-window inlet counts.
+    count: u64,
+    /// Highest in-window inlet maximum.
+    max: Option<f64>,
+}
+
+impl<'a> RackAccumulator<'a> {
+    fn add_inlet(&mut self, s: &'a ReadingSummary) {
+        let latest = self
+            .latest
+            .entry(s.sensor.as_str())
+            .or_insert((s.to, s.last));
+        if s.to >= latest.0 {
+            *latest = (s.to, s.last);
+        }
+        self.sum += s.sum;
+        self.count += u64::from(s.count);
+        self.max = Some(self.max.map_or(s.max, |m| m.max(s.max)));
+    }
+
+    fn row(self, rack: String, open_incidents: usize) -> RackRow {
+        let inlet_last = self
+            .latest
+            .values()
+            .map(|&(_, last)| last)
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| a.max(v)))
+            });
+        // Counts are u32 per summary; their total stays far below 2^53, so the cast is exact.
+        let inlet_avg = (self.count > 0).then(|| self.sum / self.count as f64);
+        RackRow {
+            rack,
+            sensors: self.sensors.len(),
+            inlet_last,
+            inlet_avg,
+            inlet_max: self.max,
+            open_incidents,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::analysis::{Analysis, StoredEvent};
+    use crate::incidents::IncidentRules;
+    use crate::problems::ProblemRules;
+    use crate::state::{IngestStats, SummaryIndex};
+    use coldaisle_core::wire::Payload;
+    use coldaisle_core::{EventState, Location, SensorEvent};
+    use std::collections::BTreeMap;
+
+    /// 2025-11-25T12:00:00Z.
+    pub const T0: i64 = 1_764_072_000_000;
+    pub const MIN: i64 = 60_000;
+    pub const HOUR: i64 = 60 * MIN;
+
+    pub fn location(site: &str, zone: &str, rack: Option<&str>) -> Location {
+        Location {
+            site: site.into(),
+            zone: zone.into(),
+            row: None,
+            rack: rack.map(str::to_string),
+        }
+    }
+
+    /// A one-minute summary ending at `to` with the given samples.
+    pub fn summary(
+        loc: Location,
+        sensor: &str,
+        kind: SensorKind,
+        to: i64,
+        samples: &[f64],
+    ) -> ReadingSummary {
+        ReadingSummary {
+            sensor: sensor.into(),
+            kind,
+            location: loc,
+            from: Timestamp(to - MIN),
+            to: Timestamp(to),
+            count: samples.len() as u32,
+            min: samples.iter().copied().fold(f64::INFINITY, f64::min),
+            max: samples.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            sum: samples.iter().sum(),
+            last: samples.last().copied().unwrap_or(f64::NAN),
+        }
+    }
+
+    /// A threshold event on an inlet sensor.
+    pub fn inlet_event(
+        seq: u64,
+        loc: Location,
+        sensor: &str,
+        state: EventState,
+        severity: Severity,
+        ts: i64,
+    ) -> StoredEvent {
+        StoredEvent {
+            agent: "a1".into(),
+            seq,
+            payload: Payload::SensorEvent(SensorEvent {
+                sensor: sensor.into(),
+                kind: SensorKind::InletTemp,
+                location: loc,
+                category: Category::Thermal,
+                detector: "threshold".into(),
+                state,
+                severity,
+                value: 29.0,
+                limit: Some(27.0),
+                first_ts: Timestamp(ts),
+                ts: Timestamp(ts),
+            }),
+        }
+    }
+
+    pub fn state(summaries: Vec<ReadingSummary>, events: Vec<StoredEvent>) -> CollectorState {
+        let mut analysis = Analysis::new(IncidentRules::default(), ProblemRules::default());
+        let mut latest = Timestamp(0);
+        for e in events {
+            latest = latest.max(e.payload.ts());
+            analysis.ingest(e);
+        }
+        let mut index = SummaryIndex::default();
+        for s in summaries {
+            latest = latest.max(s.to);
+            index.add(s);
+        }
+        CollectorState {
+            analysis,
+            summaries: index,
+            agents: BTreeMap::new(),
+            stats: IngestStats::default(),
+            latest_event: latest,
+        }
+    }
+
+    /// Zone Z1 of dc1: racks R2 (two inlet sensors) and R10 (one inlet, one outlet), a CRAC
+    /// supply sensor without a rack, an old summary outside the window; zone Z2 of dc1 and a
+    /// zone Z1 of dc2; an open incident on r2-a and a resolved one on r10-a.
+    pub fn sample() -> CollectorState {
+        let z1 = |rack: Option<&str>| location("dc1", "Z1", rack);
+        let now = T0 + 24 * HOUR;
+        let summaries = vec![
+            // Outside a 1h window (but inside 24h): 35.0 max.
+            summary(
+                z1(Some("R2")),
+                "r2-a",
+                SensorKind::InletTemp,
+                now - 2 * HOUR,
+                &[35.0, 30.0],
+            ),
+            summary(
+                z1(Some("R2")),
+                "r2-a",
+                SensorKind::InletTemp,
+                now - 30 * MIN,
+                &[22.0, 24.0],
+            ),
+            summary(
+                z1(Some("R2")),
+                "r2-a",
+                SensorKind::InletTemp,
+                now - 10 * MIN,
+                &[23.0, 21.0],
+            ),
+            summary(
+                z1(Some("R2")),
+                "r2-b",
+                SensorKind::InletTemp,
+                now - 20 * MIN,
+                &[25.0, 26.0, 27.0],
+            ),
+            summary(
+                z1(Some("R10")),
+                "r10-a",
+                SensorKind::InletTemp,
+                now - 5 * MIN,
+                &[20.0],
+            ),
+            summary(
+                z1(Some("R10")),
+                "r10-out",
+                SensorKind::OutletTemp,
+                now - 5 * MIN,
+                &[40.0],
+            ),
+            summary(
+                z1(None),
+                "crac-1-supply",
+                SensorKind::SupplyAirTemp,
+                now - 5 * MIN,
+                &[18.0],
+            ),
+            // After `now`: not in the window.
+            summary(
+                z1(Some("R10")),
+                "r10-a",
+                SensorKind::InletTemp,
+                now + MIN,
+                &[50.0],
+            ),
+            summary(
+                location("dc1", "Z2", Some("R1")),
+                "z2-r1",
+                SensorKind::InletTemp,
+                now - MIN,
+                &[21.0],
+            ),
+            summary(
+                location("dc2", "Z1", Some("R1")),
+                "dc2-r1",
+                SensorKind::InletTemp,
+                now - MIN,
+                &[21.0],
+            ),
+        ];
+        let events = vec![
+            inlet_event(
+                1,
+                z1(Some("R10")),
+                "r10-a",
+                EventState::Raised,
+                Severity::Warning,
+                now - 3 * HOUR,
+            ),
+            inlet_event(
+                2,
+                z1(Some("R10")),
+                "r10-a",
+                EventState::Cleared,
+                Severity::Warning,
+                now - 3 * HOUR + 10 * MIN,
+            ),
+            inlet_event(
+                3,
+                z1(Some("R2")),
+                "r2-a",
+                EventState::Raised,
+                Severity::Critical,
+                now - 15 * MIN,
+            ),
+        ];
+        state(summaries, events)
+    }
+
+    const NOW: Timestamp = Timestamp(T0 + 24 * HOUR);
+
+    fn row<'a>(report: &'a ZoneReport, rack: &str) -> &'a RackRow {
+        report.racks.iter().find(|r| r.rack == rack).unwrap()
+    }
+
+    #[test]
+    fn rack_figures_follow_the_rules() {
+        let st = sample();
+        let report = zone_report(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(3600)).unwrap();
+        assert_eq!(report.site, "dc1");
+        assert_eq!(report.window_secs, 3600);
+        let names: Vec<&str> = report.racks.iter().map(|r| r.rack.as_str()).collect();
+        assert_eq!(names, vec!["R2", "R10", NO_RACK]);
+
+        let r2 = row(&report, "R2");
+        assert_eq!(r2.sensors, 2);
+        // Latest of r2-a is 21.0 (at -10 min), of r2-b 27.0: last is the max of the two.
+        assert_eq!(r2.inlet_last, Some(27.0));
+        // (22 + 24 + 23 + 21 + 25 + 26 + 27) / 7; the 2h-old summary is outside the window.
+        assert!((r2.inlet_avg.unwrap() - 168.0 / 7.0).abs() < 1e-9);
+        assert_eq!(r2.inlet_max, Some(27.0));
+        assert_eq!(r2.open_incidents, 1);
+
+        let r10 = row(&report, "R10");
+        assert_eq!(r10.sensors, 2);
+        // The outlet sensor counts as a sensor but not in the inlet figures; the future summary
+        // (50.0) is outside the window.
+        assert_eq!(
+            (r10.inlet_last, r10.inlet_avg, r10.inlet_max),
+            (Some(20.0), Some(20.0), Some(20.0))
+        );
+        assert_eq!(r10.open_incidents, 0);
+
+        let none = row(&report, NO_RACK);
+        assert_eq!(none.sensors, 1);
+        assert_eq!(none.inlet_last, None);
+        assert_eq!(none.inlet_avg, None);
+        assert_eq!(none.open_incidents, 0);
+    }
+
+    #[test]
+    fn window_cut_off_includes_both_ends() {
+        let st = sample();
+        let day = zone_report(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(24 * 3600)).unwrap();
+        assert_eq!(row(&day, "R2").inlet_max, Some(35.0));
+        // Exactly 2h: the summary ending at now - 2h is in.
+        let two = zone_report(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(2 * 3600)).unwrap();
+        assert_eq!(row(&two, "R2").inlet_max, Some(35.0));
+        let less = zone_report(
+            &st,
+            Some("dc1"),
+            "Z1",
+            NOW,
+            Duration::from_secs(2 * 3600 - 1),
+        )
+        .unwrap();
+        assert_eq!(row(&less, "R2").inlet_max, Some(27.0));
+        // A window that ends before every summary: racks still listed, with no figures.
+        let early = zone_report(
+            &st,
+            Some("dc1"),
+            "Z1",
+            Timestamp(T0),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+        assert_eq!(early.racks.len(), 3);
+        assert!(early.racks.iter().all(|r| r.inlet_last.is_none()));
+    }
+
+    #[test]
+    fn incidents_open_recent_and_problems() {
+        let st = sample();
+        let report =
+            zone_report(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(24 * 3600)).unwrap();
+        assert_eq!(report.open_incidents.len(), 1);
+        let open = &report.open_incidents[0];
+        assert_eq!(open.severity, Severity::Critical);
+        assert_eq!(open.active_sources, vec!["sensor:r2-a:threshold"]);
+        assert_eq!(report.recent_incidents.len(), 1);
+        assert_eq!(report.recent_incidents[0].status, IncidentStatus::Resolved);
+        // The critical incident opened an SLA problem.
+        assert_eq!(report.problems.len(), 1);
+        assert_eq!(report.problems[0].trigger, ProblemTrigger::Sla);
+        assert_eq!(report.problems[0].incidents, vec![open.id.clone()]);
+        assert_eq!(
+            open.problem.as_deref(),
+            Some(report.problems[0].id.as_str())
+        );
+        // A 1h window no longer shows the incident resolved 2h 35m ago.
+        let hour = zone_report(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(3600)).unwrap();
+        assert!(hour.recent_incidents.is_empty());
+        assert_eq!(hour.open_incidents.len(), 1);
+    }
+
+    #[test]
+    fn zone_lookup_errors_name_the_known_zones() {
+        let st = sample();
+        let err = zone_report(&st, None, "Z9", NOW, Duration::from_secs(60)).unwrap_err();
+        assert_eq!(
+            err,
+            ReportError::UnknownZone {
+                zone: "Z9".into(),
+                site: None,
+                known: vec!["dc1/Z1".into(), "dc1/Z2".into(), "dc2/Z1".into()],
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "unknown zone Z9; known zones: dc1/Z1, dc1/Z2, dc2/Z1"
+        );
+        let err = zone_report(&st, Some("dc2"), "Z2", NOW, Duration::from_secs(60)).unwrap_err();
+        assert!(err.to_string().starts_with("unknown zone dc2/Z2; known"));
+        let err = zone_report(&st, None, "Z1", NOW, Duration::from_secs(60)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "zone Z1 exists in several sites (dc1, dc2); choose one with --site"
+        );
+        // Unique without a site.
+        let z2 = zone_report(&st, None, "Z2", NOW, Duration::from_secs(60)).unwrap();
+        assert_eq!(z2.site, "dc1");
+        let empty = state(Vec::new(), Vec::new());
+        let err = zone_report(&empty, None, "Z1", NOW, Duration::from_secs(60)).unwrap_err();
+        assert_eq!(err.to_string(), "unknown zone Z1: no zone has reported yet");
+    }
+
+    #[test]
+    fn zones_lists_every_zone_with_counts() {
+        let st = sample();
+        let list = zones(&st, NOW);
+        let keys: Vec<(&str, &str, usize, usize, usize)> = list
+            .iter()
+            .map(|z| {
+                (
+                    z.site.as_str(),
+                    z.zone.as_str(),
+                    z.racks,
+                    z.open_incidents,
+                    z.open_problems,
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("dc1", "Z1", 2, 1, 1),
+                ("dc1", "Z2", 1, 0, 0),
+                ("dc2", "Z1", 1, 0, 0)
+            ]
+        );
+        // A zone known only from an incident.
+        let only_event = state(
+            Vec::new(),
+            vec![inlet_event(
+                1,
+                location("dc3", "Z7", None),
+                "x",
+                EventState::Raised,
+                Severity::Warning,
+                T0,
+            )],
+        );
+        let list = zones(&only_event, Timestamp(T0));
+        assert_eq!(list.len(), 1);
+        assert_eq!((list[0].racks, list[0].open_incidents), (0, 1));
+    }
+
+    #[test]
+    fn incident_status_uses_the_latest_event_time_when_it_is_later() {
+        let loc = location("dc1", "Z1", Some("R1"));
+        let mut st = state(
+            vec![summary(
+                loc.clone(),
+                "r1-inlet",
+                SensorKind::InletTemp,
+                T0,
+                &[20.0],
+            )],
+            vec![
+                inlet_event(
+                    1,
+                    loc.clone(),
+                    "r1-inlet",
+                    EventState::Raised,
+                    Severity::Warning,
+                    T0,
+                ),
+                inlet_event(
+                    2,
+                    loc,
+                    "r1-inlet",
+                    EventState::Cleared,
+                    Severity::Warning,
+                    T0 + MIN,
+                ),
+            ],
+        );
+        // The quiet period (15 min) ends at T0 + 16 min. Asked at T0 + 5 min with no later
+        // event time, the incident is still open ...
+        let early = Timestamp(T0 + 5 * MIN);
+        let report = zone_report(&st, None, "Z1", early, Duration::from_secs(3600)).unwrap();
+        assert_eq!(report.open_incidents.len(), 1);
+        assert!(report.open_incidents[0].active_sources.is_empty());
+        assert_eq!(row(&report, "R1").open_incidents, 1);
+        // ... but once an event at T0 + 20 min has been seen, event time says it resolved, and
+        // it counts as resolved within the window that ends at `now`.
+        st.latest_event = Timestamp(T0 + 20 * MIN);
+        let report = zone_report(&st, None, "Z1", early, Duration::from_secs(3600)).unwrap();
+        assert!(report.open_incidents.is_empty());
+        assert_eq!(report.recent_incidents.len(), 1);
+        assert_eq!(report.generated_at, early);
+        assert_eq!(zones(&st, early)[0].open_incidents, 0);
+    }
+
+    #[test]
+    fn sensor_names_match_whole_words_only() {
+        let loc = location("dc1", "Z1", Some("R1"));
+        let st = state(
+            vec![
+                summary(loc.clone(), "r1-inlet", SensorKind::InletTemp, T0, &[20.0]),
+                summary(
+                    location("dc1", "Z1", Some("R2")),
+                    "r1-inlet-2",
+                    SensorKind::InletTemp,
+                    T0,
+                    &[20.0],
+                ),
+            ],
+            vec![inlet_event(
+                1,
+                loc,
+                "r1-inlet-2",
+                EventState::Raised,
+                Severity::Warning,
+                T0,
+            )],
+        );
+        let report = zone_report(&st, None, "Z1", Timestamp(T0), Duration::from_secs(60)).unwrap();
+        assert_eq!(row(&report, "R1").open_incidents, 0);
+        assert_eq!(row(&report, "R2").open_incidents, 1);
+    }
+
+    #[test]
+    fn natural_order_of_racks() {
+        let mut names = vec!["R10", "R2", "R1", "B", "A-10", "A-9", "R02"];
+        names.sort_by(|a, b| natural_cmp(a, b).then_with(|| a.cmp(b)));
+        assert_eq!(names, vec!["A-9", "A-10", "B", "R1", "R02", "R2", "R10"]);
+    }
+}

@@ -1,0 +1,85 @@
+//! The collector's in-memory view, rebuilt from the store at startup and updated by ingest.
+//! The HTTP API and reports read it; only ingest writes it.
+
+use crate::analysis::Analysis;
+use coldaisle_core::wire::Status;
+use coldaisle_core::{ReadingSummary, Timestamp};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::RwLock;
+
+/// Reading summaries kept in memory per sensor for reports (older ones are pruned).
+#[derive(Debug, Default)]
+pub struct SummaryIndex {
+    /// Summaries by `(site, sensor)`, in arrival order.
+    by_sensor: BTreeMap<(String, String), Vec<ReadingSummary>>,
+}
+
+impl SummaryIndex {
+    /// How long summaries are kept in memory.
+    pub const RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
+
+    /// Adds a summary, dropping those older than [`SummaryIndex::RETENTION`] before its end.
+    pub fn add(&mut self, summary: ReadingSummary) {
+        let key = (summary.location.site.clone(), summary.sensor.clone());
+        let cutoff = summary.to.minus(Self::RETENTION);
+        let list = self.by_sensor.entry(key).or_default();
+        list.retain(|s| s.to >= cutoff);
+        list.push(summary);
+    }
+
+    /// Every sensor's summaries.
+    pub fn iter(&self) -> impl Iterator<Item = &ReadingSummary> {
+        self.by_sensor.values().flatten()
+    }
+}
+
+/// What the collector knows of one agent.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AgentInfo {
+    /// Site of the agent.
+    pub site: String,
+    /// Highest seq such that all seqs up to it are stored (what we ack).
+    pub acked_upto: u64,
+    /// Records stored from this agent.
+    pub records: u64,
+    /// Duplicate records received (already stored; ignored).
+    pub duplicates: u64,
+    /// When we last received a batch (collector clock).
+    pub last_seen: Option<Timestamp>,
+    /// Last retained status the agent published.
+    pub status: Option<Status>,
+}
+
+/// Ingest counters, exposed on the API.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestStats {
+    /// Batches received.
+    pub batches: u64,
+    /// Records newly stored.
+    pub stored: u64,
+    /// Records received again and ignored.
+    pub duplicates: u64,
+    /// Payloads that did not parse or were inconsistent (logged with their topic).
+    pub malformed: u64,
+}
+
+/// The collector's state.
+#[derive(Debug)]
+pub struct CollectorState {
+    /// Incidents and problems.
+    pub analysis: Analysis,
+    /// Reading summaries for reports.
+    pub summaries: SummaryIndex,
+    /// Agents by id.
+    pub agents: BTreeMap<String, AgentInfo>,
+    /// Counters.
+    pub stats: IngestStats,
+    /// Latest event time seen (used as "now" for incident status when replaying).
+    pub latest_event: Timestamp,
+}
+
+/// Shared handle: ingest writes, the API reads.
+pub type SharedState = Arc<RwLock<CollectorState>>;

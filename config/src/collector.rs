@@ -1,0 +1,204 @@
+//! The collector's configuration: broker, store, HTTP API and the incident/problem rules.
+
+use crate::error::{ConfigError, KeyPath, Problem};
+use crate::mqtt::MqttConfig;
+use crate::source::SourceFile;
+use coldaisle_core::Severity;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The collector's TOML document.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCollectorConfig {
+    /// Collector id (MQTT client id suffix).
+    pub collector_id: String,
+    /// Directory of the embedded store.
+    pub state_dir: PathBuf,
+    /// Sites this collector serves; empty means all (`+`). Collectors that split the fleet
+    /// list disjoint sites so each zone's events reach exactly one collector.
+    #[serde(default)]
+    pub sites: Vec<String>,
+    /// Broker connection.
+    pub mqtt: MqttConfig,
+    /// HTTP API.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Incident rules.
+    #[serde(default)]
+    pub incidents: IncidentConfig,
+    /// Problem rules.
+    #[serde(default)]
+    pub problems: ProblemConfig,
+}
+
+/// HTTP API settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// Incident rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentConfig {
+    /// An incident resolves when all its sources have cleared and none raised again for this
+    /// long (event time).
+    #[serde(default = "default_quiet_period", with = "humantime_serde")]
+    pub quiet_period: Duration,
+}
+
+fn default_quiet_period() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        IncidentConfig {
+            quiet_period: default_quiet_period(),
+        }
+    }
+}
+
+/// Problem rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProblemConfig {
+    /// Incidents of one fingerprint needed within `window` to open a problem.
+    #[serde(default = "default_min_incidents")]
+    pub min_incidents: usize,
+    /// Rolling window (event time).
+    #[serde(default = "default_window", with = "humantime_serde")]
+    pub window: Duration,
+    /// An incident at or above this severity opens a problem on its own (SLA-impacting);
+    /// `"none"` disables the rule.
+    #[serde(default = "default_sla_severity")]
+    pub sla_severity: SlaSeverity,
+}
+
+/// The SLA-impact severity setting: a severity or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaSeverity {
+    /// No SLA rule.
+    None,
+    /// Warning and above.
+    Warning,
+    /// Critical only.
+    Critical,
+}
+
+impl SlaSeverity {
+    /// The severity threshold, if the rule is on.
+    pub fn severity(self) -> Option<Severity> {
+        match self {
+            SlaSeverity::None => None,
+            SlaSeverity::Warning => Some(Severity::Warning),
+            SlaSeverity::Critical => Some(Severity::Critical),
+        }
+    }
+}
+
+fn default_min_incidents() -> usize {
+    3
+}
+fn default_window() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_sla_severity() -> SlaSeverity {
+    SlaSeverity::Critical
+}
+
+impl Default for ProblemConfig {
+    fn default() -> Self {
+        ProblemConfig {
+            min_incidents: default_min_incidents(),
+            window: default_window(),
+            sla_severity: default_sla_severity(),
+        }
+    }
+}
+
+/// The validated collector configuration.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// As written (validated).
+    pub raw: RawCollectorConfig,
+    /// Broker password (from `password_file` when given).
+    pub mqtt_password: Option<String>,
+}
+
+impl CollectorConfig {
+    /// Loads and validates a collector config file.
+    pub fn load(path: &Path) -> Result<CollectorConfig, ConfigError> {
+        let file = SourceFile::read(path)?;
+        Self::from_source(&file)
+    }
+
+    /// Same as [`CollectorConfig::load`] from text; `origin` names the file in errors.
+    pub fn from_str(text: &str, origin: &Path) -> Result<CollectorConfig, ConfigError> {
+        let file = SourceFile {
+            path: origin.to_path_buf(),
+            text: text.to_string(),
+        };
+        Self::from_source(&file)
+    }
+
+    fn from_source(file: &SourceFile) -> Result<CollectorConfig, ConfigError> {
+        let raw: RawCollectorConfig = file.parse()?;
+        validate(&raw).map_err(|p| file.invalid(p))?;
+        let mqtt_password = raw
+            .mqtt
+            .resolve_password(&KeyPath::default().key("mqtt"))
+            .map_err(|p| file.invalid(p))?;
+        Ok(CollectorConfig { raw, mqtt_password })
+    }
+}
+
+fn validate(raw: &RawCollectorConfig) -> Result<(), Problem> {
+    let root = KeyPath::default();
+    if raw.collector_id.is_empty() || raw.collector_id.contains(['/', '+', '#', ' ']) {
+        return Err(Problem::new(
+            root.key("collector_id"),
+            "must be non-empty and contain no '/', '+', '#' or spaces",
+        ));
+    }
+    for (i, site) in raw.sites.iter().enumerate() {
+        if site.is_empty() || site.contains(['/', '+', '#', ' ']) {
+            return Err(Problem::new(
+                root.key("sites").index(i),
+                "a site name must be non-empty and contain no '/', '+', '#' or spaces",
+            ));
+        }
+    }
+    if raw.problems.min_incidents == 0 {
+        return Err(Problem::new(
+            root.key("problems").key("min_incidents"),
+            "must be at least 1",
+        ));
+    }
+    if raw.problems.window.is_zero() {
+        return Err(Problem::new(
+            root.key("problems").key("window"),
+            "must be above zero",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! Configuration of coldaisle: the TOML schema of the agent and the collector, device profiles
+//! as data, and the load → validate → resolve path shared by startup and `check-config`.
+//!
+//! Every error names the file, the line and the key at fault, so an operator can fix a config
+//! without reading code. Loading does no network I/O: it reads the config file, the profiles
+//! embedded in the binary and the secret files the config names.
+
+pub mod agent;
+pub mod collector;
+pub mod error;
+pub mod mqtt;
+pub mod profile;
+mod source;
+
+pub use agent::{AgentConfig, Device, Protocol, Sensor, SensorSource, Threshold};
+pub use collector::CollectorConfig;
+pub use error::ConfigError;
+pub use mqtt::MqttConfig;

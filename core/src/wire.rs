@@ -1,0 +1,275 @@
+//! Wire contract v1 between agents and the collector (see `shared/DESIGN.md`).
+//!
+//! | topic | dir | QoS | payload |
+//! |---|---|---|---|
+//! | `{prefix}/{site}/{agent}/events` | agent → collector | 1 | [`Batch`] |
+//! | `{prefix}/{site}/{agent}/ack` | collector → agent | 1 | [`Ack`] |
+//! | `{prefix}/{site}/{agent}/status` | agent → all | 1, retained | [`Status`] |
+//!
+//! Invariants: every record carries its agent, site and a per-agent `seq` that is strictly
+//! increasing, never reused and survives restarts. An ack `upto = N` promises that every seq ≤ N
+//! is durably stored by the collector. Unknown JSON fields are ignored (forward compatibility).
+
+use crate::event::{DeviceEvent, ReadingSummary, SensorEvent, ZoneEvent};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Schema version written in every record and batch.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Default topic prefix.
+pub const DEFAULT_PREFIX: &str = "coldaisle/v1";
+
+/// What a record carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Payload {
+    /// A detector transition on one sensor.
+    SensorEvent(SensorEvent),
+    /// A zone-level correlation.
+    ZoneEvent(ZoneEvent),
+    /// A device became unreachable or answers again.
+    DeviceEvent(DeviceEvent),
+    /// Readings of one sensor over an interval.
+    ReadingSummary(ReadingSummary),
+}
+
+impl Payload {
+    /// The event time of the payload (for summaries: the end of the interval).
+    pub fn ts(&self) -> Timestamp {
+        match self {
+            Payload::SensorEvent(e) => e.ts,
+            Payload::ZoneEvent(e) => e.ts,
+            Payload::DeviceEvent(e) => e.ts,
+            Payload::ReadingSummary(s) => s.to,
+        }
+    }
+
+    /// True for reading summaries: the first to go when an outbox is over its quota.
+    pub fn is_summary(&self) -> bool {
+        matches!(self, Payload::ReadingSummary(_))
+    }
+}
+
+/// One sequenced record from one agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Schema version of this record.
+    pub schema: u32,
+    /// Agent that produced it.
+    pub agent: String,
+    /// Site of the agent.
+    pub site: String,
+    /// Per-agent sequence number: strictly increasing, never reused, survives restarts.
+    pub seq: u64,
+    /// The content.
+    pub payload: Payload,
+}
+
+/// What an agent publishes on its events topic: records in increasing seq order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Schema version of the batch.
+    pub schema: u32,
+    /// Agent that sent the batch.
+    pub agent: String,
+    /// Site of the agent.
+    pub site: String,
+    /// Lowest seq the agent still holds: every seq below it was acked or dropped by quota, so
+    /// the collector may treat seqs below `floor` as settled when computing its ack.
+    pub floor: u64,
+    /// The records, seq ascending.
+    pub records: Vec<Record>,
+}
+
+/// The collector's acknowledgement: every seq ≤ `upto` is durably stored centrally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// Highest seq such that all seqs up to it are stored.
+    pub upto: u64,
+}
+
+/// Agent status, published retained; the broker publishes the `offline` form as the agent's will.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// `online` or `offline`.
+    pub state: String,
+    /// Agent id.
+    pub agent: String,
+    /// Agent version.
+    pub version: String,
+    /// Hash of the loaded configuration, to spot agents running a stale config.
+    pub config_hash: String,
+    /// When this status was produced (agent clock).
+    pub ts: Timestamp,
+}
+
+/// Errors decoding a payload received from the network.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The payload is not the JSON we expect.
+    #[error("malformed payload: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// The payload is well formed but inconsistent.
+    #[error("invalid batch: {0}")]
+    Invalid(String),
+}
+
+impl Batch {
+    /// Decodes and checks a batch: records must belong to the sending agent and site and be in
+    /// strictly increasing seq order.
+    pub fn decode(bytes: &[u8]) -> Result<Batch, WireError> {
+        let batch: Batch = serde_json::from_slice(bytes)?;
+        let mut previous = None;
+        for record in &batch.records {
+            if record.agent != batch.agent || record.site != batch.site {
+                return Err(WireError::Invalid(format!(
+                    "record seq {} claims agent {}/{} inside a batch of {}/{}",
+                    record.seq, record.site, record.agent, batch.site, batch.agent
+                )));
+            }
+            if previous.is_some_and(|p| record.seq <= p) {
+                return Err(WireError::Invalid(format!(
+                    "seq {} is not above the previous record's seq",
+                    record.seq
+                )));
+            }
+            previous = Some(record.seq);
+        }
+        Ok(batch)
+    }
+}
+
+/// Topic names for one prefix.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Topics {
+    /// Topics under `prefix` (trailing slashes are ignored).
+    pub fn new(prefix: &str) -> Self {
+        Topics {
+            prefix: prefix.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// `{prefix}/{site}/{agent}/events`.
+    pub fn events(&self, site: &str, agent: &str) -> String {
+        format!("{}/{site}/{agent}/events", self.prefix)
+    }
+
+    /// `{prefix}/{site}/{agent}/ack`.
+    pub fn ack(&self, site: &str, agent: &str) -> String {
+        format!("{}/{site}/{agent}/ack", self.prefix)
+    }
+
+    /// `{prefix}/{site}/{agent}/status`.
+    pub fn status(&self, site: &str, agent: &str) -> String {
+        format!("{}/{site}/{agent}/status", self.prefix)
+    }
+
+    /// Subscription filter for the events of every agent of `site`, or of all sites (`None`).
+    pub fn events_filter(&self, site: Option<&str>) -> String {
+        format!("{}/{}/+/events", self.prefix, site.unwrap_or("+"))
+    }
+
+    /// Subscription filter for the statuses of every agent of `site`, or of all sites.
+    pub fn status_filter(&self, site: Option<&str>) -> String {
+        format!("{}/{}/+/status", self.prefix, site.unwrap_or("+"))
+    }
+
+    /// Splits an agent topic into `(site, agent, leaf)`, or `None` if it is not ours.
+    pub fn parse<'a>(&self, topic: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
+        let rest = topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix('/')?;
+        let mut parts = rest.split('/');
+        let site = parts.next()?;
+        let agent = parts.next()?;
+        let leaf = parts.next()?;
+        if parts.next().is_some() || site.is_empty() || agent.is_empty() {
+            return None;
+        }
+        Some((site, agent, leaf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Location, SensorKind};
+
+    fn summary_record(seq: u64) -> Record {
+        Record {
+            schema: SCHEMA_VERSION,
+            agent: "a1".into(),
+            site: "s1".into(),
+            seq,
+            payload: Payload::ReadingSummary(ReadingSummary {
+                sensor: "r1-inlet".into(),
+                kind: SensorKind::InletTemp,
+                location: Location {
+                    site: "s1".into(),
+                    zone: "Z1".into(),
+                    row: None,
+                    rack: Some("R1".into()),
+                },
+                from: Timestamp(1),
+                to: Timestamp(2),
+                count: 2,
+                min: 20.0,
+                max: 21.0,
+                sum: 41.0,
+                last: 21.0,
+            }),
+        }
+    }
+
+    #[test]
+    fn batch_round_trips_and_ignores_unknown_fields() {
+        let batch = Batch {
+            schema: SCHEMA_VERSION,
+            agent: "a1".into(),
+            site: "s1".into(),
+            floor: 1,
+            records: vec![summary_record(1), summary_record(2)],
+        };
+        let mut json: serde_json::Value = serde_json::to_value(&batch).expect("serialise");
+        json["future_field"] = serde_json::json!(true);
+        let bytes = serde_json::to_vec(&json).expect("serialise");
+        assert_eq!(Batch::decode(&bytes).expect("decode"), batch);
+    }
+
+    #[test]
+    fn batch_rejects_foreign_or_unordered_records() {
+        let mut batch = Batch {
+            schema: SCHEMA_VERSION,
+            agent: "a1".into(),
+            site: "s1".into(),
+            floor: 1,
+            records: vec![summary_record(2), summary_record(2)],
+        };
+        let bytes = serde_json::to_vec(&batch).expect("serialise");
+        assert!(matches!(Batch::decode(&bytes), Err(WireError::Invalid(_))));
+        batch.records = vec![summary_record(1)];
+        batch.agent = "a2".into();
+        let bytes = serde_json::to_vec(&batch).expect("serialise");
+        assert!(matches!(Batch::decode(&bytes), Err(WireError::Invalid(_))));
+        assert!(matches!(
+            Batch::decode(b"{not json"),
+            Err(WireError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn topics_parse_only_our_shape() {
+        let topics = Topics::new("coldaisle/v1/");
+        let t = topics.events("s1", "a1");
+        assert_eq!(t, "coldaisle/v1/s1/a1/events");
+        assert_eq!(topics.parse(&t), Some(("s1", "a1", "events")));
+        assert_eq!(topics.parse("coldaisle/v1/s1/a1"), None);
+        assert_eq!(topics.parse("other/s1/a1/events"), None);
+        assert_eq!(topics.parse("coldaisle/v1/s1/a1/events/x"), None);
+    }
+}

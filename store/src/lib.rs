@@ -1,0 +1,83 @@
+//! Storage behind one small trait, so the agent's outbox and the collector's store do not depend
+//! on an engine. The default backend is sled (embedded, no server); [`MemoryStore`] serves tests.
+//!
+//! Invariants every backend keeps:
+//! - `apply` is atomic: all of a [`WriteBatch`] is visible, or none of it.
+//! - Data is durable only after `flush` returns `Ok`. Callers flush before they acknowledge
+//!   anything to anyone (the collector before it acks, the agent before it counts a record as
+//!   stored).
+//! - Keys are ordered bytewise; callers encode numbers big-endian so order matches.
+
+mod memory;
+mod sled_store;
+
+pub use memory::MemoryStore;
+pub use sled_store::SledStore;
+
+/// A storage failure, with the operation and tree that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("store: {operation} on tree `{tree}` failed: {message}")]
+pub struct StoreError {
+    /// What was attempted (get, apply, scan, flush, open).
+    pub operation: &'static str,
+    /// The tree concerned (empty for whole-store operations).
+    pub tree: String,
+    /// The backend's message.
+    pub message: String,
+}
+
+/// A key/value pair.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// Writes applied atomically to one tree.
+#[derive(Debug, Default, Clone)]
+pub struct WriteBatch {
+    /// `(key, Some(value))` inserts, `(key, None)` removes.
+    pub ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteBatch {
+    /// Adds an insert.
+    pub fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), Some(value.into())));
+    }
+
+    /// Adds a removal.
+    pub fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), None));
+    }
+
+    /// True if the batch does nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// An ordered key/value store made of named trees.
+pub trait KvStore: Send + Sync {
+    /// The value of `key` in `tree`.
+    fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Applies a batch to `tree` atomically (not yet durable: see [`KvStore::flush`]).
+    fn apply(&self, tree: &str, batch: WriteBatch) -> Result<(), StoreError>;
+    /// Up to `limit` entries of `tree` with key ≥ `from`, in key order.
+    fn scan(&self, tree: &str, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError>;
+    /// The entry with the greatest key in `tree`.
+    fn last(&self, tree: &str) -> Result<Option<Entry>, StoreError>;
+    /// The number of entries in `tree`.
+    fn len(&self, tree: &str) -> Result<usize, StoreError>;
+    /// Makes every applied batch durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// Encodes a u64 so that byte order equals numeric order.
+pub fn u64_key(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+/// Decodes a key written by [`u64_key`]; `None` if it is not 8 bytes.
+pub fn key_u64(key: &[u8]) -> Option<u64> {
+    key.try_into().ok().map(u64::from_be_bytes)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,60 @@
+use super::*;
+
+fn exercise(store: &dyn KvStore) {
+    let mut batch = WriteBatch::default();
+    for n in [3u64, 1, 2, 300] {
+        batch.insert(u64_key(n).to_vec(), format!("v{n}").into_bytes());
+    }
+    store.apply("t", batch).expect("apply");
+    store.flush().expect("flush");
+    assert_eq!(store.len("t").expect("len"), 4);
+    let keys: Vec<u64> = store
+        .scan("t", &u64_key(2), 10)
+        .expect("scan")
+        .iter()
+        .filter_map(|(k, _)| key_u64(k))
+        .collect();
+    assert_eq!(keys, vec![2, 3, 300], "numeric order via big-endian keys");
+    let (last, value) = store.last("t").expect("last").expect("non-empty");
+    assert_eq!((key_u64(&last), value), (Some(300), b"v300".to_vec()));
+    let mut removal = WriteBatch::default();
+    removal.remove(u64_key(1).to_vec());
+    store.apply("t", removal).expect("remove");
+    assert_eq!(store.get("t", &u64_key(1)).expect("get"), None);
+    assert_eq!(
+        store.get("other", &u64_key(2)).expect("get"),
+        None,
+        "trees are separate"
+    );
+}
+
+#[test]
+fn memory_store_contract() {
+    exercise(&MemoryStore::new());
+}
+
+#[test]
+fn sled_store_contract_and_reopen() {
+    let dir = tempdir();
+    {
+        let store = SledStore::open(&dir).expect("open");
+        exercise(&store);
+    }
+    let reopened = SledStore::open(&dir).expect("reopen");
+    assert_eq!(
+        reopened.len("t").expect("len"),
+        3,
+        "flushed data survives a reopen"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "coldaisle-store-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
