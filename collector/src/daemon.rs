@@ -67,6 +67,7 @@ impl RunningCollector {
         let bad = store
             .for_each_record(|r| {
                 records += 1;
+                state.agents.entry(r.agent.clone()).or_default().records += 1;
                 ingest::apply_record(&mut state, r);
             })
             .context("reading stored records")?;

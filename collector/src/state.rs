@@ -43,7 +43,7 @@ pub struct AgentInfo {
     pub site: String,
     /// Highest seq such that all seqs up to it are stored (what we ack).
     pub acked_upto: u64,
-    /// Records stored from this agent.
+    /// Records of this agent in the store (each seq counted once).
     pub records: u64,
     /// Duplicate records received (already stored; ignored).
     pub duplicates: u64,
