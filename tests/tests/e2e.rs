@@ -335,3 +335,23 @@ fn check_config_names_file_line_and_key() -> Result<()> {
     assert!(stderr.contains("prot"), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn example_configs_pass_check_config() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (binary, file) in [
+        ("coldaisle-agent", "deploy/examples/agent.toml"),
+        ("coldaisle-collector", "deploy/examples/collector.toml"),
+    ] {
+        let out = Command::new(support::binary(binary)?)
+            .args(["check-config", "--config"])
+            .arg(root.join(file))
+            .output()?;
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
