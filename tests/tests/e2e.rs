@@ -290,6 +290,25 @@ fn reading_to_problem_through_real_peers_with_a_collector_restart() -> Result<()
     assert_eq!(problems[0]["fingerprint"]["zone"], "Z1");
     assert_eq!(problems[0]["incidents"].as_array().map(Vec::len), Some(3));
 
+    // The operator's CLI prints the same report as a table.
+    let out = Command::new(support::binary("coldaisle-collector")?)
+        .args(["report", "--zone", "Z1", "--url", &api])
+        .output()?;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in ["R1", "R2", "R3", "prb-lab1-z1-thermal-"] {
+        assert!(table.contains(needle), "report lacks {needle}:\n{table}");
+    }
+    let out = Command::new(support::binary("coldaisle-collector")?)
+        .args(["report", "--zone", "Z9", "--url", &api])
+        .output()?;
+    assert!(!out.status.success(), "an unknown zone is an error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Z9"));
+
     // Nothing lost, nothing duplicated: once the agent has drained, the collector holds every
     // seq 1..=N of the agent exactly once (records stored == contiguous ack), across the restart.
     agent.terminate()?;
