@@ -6,7 +6,7 @@
 #
 # - Debian packages for the real peers (mosquitto, snmpd, ...), installed only if a command is
 #   missing (apt-get update once, then apt-get install; sudo only when not root).
-# - .venv with pymodbus==3.16.1 (used by tests/peers/modbus_server.py), created or fixed only
+# - .venv with pymodbus==3.16.1 and pyserial (used by tests/peers/modbus_server.py), created or fixed only
 #   when missing or at another version.
 # - cargo build --workspace --bins, then cargo test --workspace "$@".
 #
@@ -47,7 +47,8 @@ missing_packages() {
     local pair command package
     for pair in mosquitto:mosquitto mosquitto_passwd:mosquitto \
         mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients \
-        snmpd:snmpd snmpget:snmp snmpwalk:snmp socat:socat mbpoll:mbpoll; do
+        snmpd:snmpd snmpget:snmp snmpwalk:snmp socat:socat mbpoll:mbpoll \
+        prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd; do
         command=${pair%%:*}
         package=${pair#*:}
         have "$command" || echo "$package"
@@ -105,7 +106,7 @@ install_packages() {
 # The venv runs and has the pinned pymodbus.
 venv_ok() {
     [ -x "$VENV/bin/python" ] &&
-        [ "$("$VENV/bin/python" -c 'import pymodbus; print(pymodbus.__version__)' 2>/dev/null)" = "$PYMODBUS_VERSION" ]
+        [ "$("$VENV/bin/python" -c 'import pymodbus, serial; print(pymodbus.__version__)' 2>/dev/null)" = "$PYMODBUS_VERSION" ]
 }
 
 setup_venv() {
@@ -122,7 +123,8 @@ setup_venv() {
         "$PYTHON" -m venv "$VENV" || die "$PYTHON -m venv failed (Debian: apt-get install -y python3-venv)"
     fi
     say "installing pymodbus==$PYMODBUS_VERSION into $VENV"
-    "$VENV/bin/python" -m pip install --quiet "pymodbus==$PYMODBUS_VERSION"
+    # pyserial: the RTU tests serve Modbus on a socat pty (ModbusSerialServer).
+    "$VENV/bin/python" -m pip install --quiet "pymodbus==$PYMODBUS_VERSION" "pyserial==3.5"
     venv_ok || die "$VENV still lacks pymodbus==$PYMODBUS_VERSION"
 }
 

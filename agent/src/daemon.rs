@@ -1,9 +1,10 @@
 //! The running agent: wires device tasks → pipeline → outbox → publisher, and shuts them down
 //! in order (stop polling, store what was detected, let the publisher say `offline`).
 
+use crate::devices::{plan_reload, DeviceTasks, SlotMap};
 use crate::outbox::Outbox;
 use crate::pipeline::{is_raise, Pipeline};
-use crate::poller::{run_device, PollOutcome};
+use crate::poller::PollOutcome;
 use crate::publisher::{self, PublisherSettings, SharedOutbox};
 use anyhow::Context as _;
 use coldaisle_config::AgentConfig;
@@ -17,9 +18,26 @@ use tokio::task::JoinSet;
 /// A started agent.
 #[derive(Debug)]
 pub struct RunningAgent {
+    /// Stops the publisher (after the drain).
     shutdown: watch::Sender<bool>,
+    /// Pipeline and publisher: they end only at shutdown.
     tasks: JoinSet<()>,
     outbox: SharedOutbox,
+    /// One task per device, restarted one by one on reload.
+    devices: DeviceTasks,
+    /// New pipelines (and slot maps) for the pipeline task, on reload.
+    swaps: mpsc::UnboundedSender<PipelineSwap>,
+    /// The config in force (compared with the next one on reload).
+    config: AgentConfig,
+    /// Tasks in `tasks` at start (a health check fails when fewer are left).
+    started_tasks: usize,
+}
+
+/// A pipeline for a reloaded config, with the slot map of its device tasks.
+#[derive(Debug)]
+struct PipelineSwap {
+    pipeline: Pipeline,
+    slots: SlotMap,
 }
 
 impl RunningAgent {
@@ -33,8 +51,9 @@ impl RunningAgent {
             SledStore::open(&store_dir)
                 .with_context(|| format!("opening the outbox in {}", store_dir.display()))?,
         );
-        let outbox =
-            Outbox::open(store, &config.agent_id, &config.site).context("recovering the outbox")?;
+        let outbox = Outbox::open(store.clone(), &config.agent_id, &config.site)
+            .map(|o| o.with_quota(config.raw.outbox_max_bytes))
+            .context("recovering the outbox")?;
         tracing::info!(
             agent = %config.agent_id,
             site = %config.site,
@@ -43,25 +62,23 @@ impl RunningAgent {
             pending = outbox.pending_count(),
             "agent starting"
         );
+        let mut pipeline = Pipeline::new(&config);
+        crate::detector_state::restore_into(&mut pipeline, store.as_ref());
         let outbox: SharedOutbox = Arc::new(Mutex::new(outbox));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
 
         let (poll_tx, poll_rx) = mpsc::channel::<PollOutcome>(1024);
-        for (index, device) in config.devices.iter().enumerate() {
-            tasks.spawn(run_device(
-                index,
-                device.clone(),
-                poll_tx.clone(),
-                shutdown_rx.clone(),
-            ));
-        }
-        drop(poll_tx);
+        let mut devices = DeviceTasks::new(poll_tx);
+        let slots = devices.start_all(&config.devices);
+        let (swaps, swaps_rx) = mpsc::unbounded_channel();
 
         let appended = Arc::new(Notify::new());
         tasks.spawn(run_pipeline(
-            Pipeline::new(&config),
+            PipelineSwap { pipeline, slots },
+            store,
             poll_rx,
+            swaps_rx,
             outbox.clone(),
             appended.clone(),
         ));
@@ -78,6 +95,7 @@ impl RunningAgent {
             client_id: format!("coldaisle-agent-{}", config.agent_id),
             config: config.mqtt.clone(),
             password: config.mqtt_password.clone(),
+            tls: config.mqtt_tls.clone(),
             will: Some((
                 topics.status(&config.site, &config.agent_id),
                 settings.status("offline"),
@@ -92,8 +110,12 @@ impl RunningAgent {
         ));
         Ok(RunningAgent {
             shutdown,
+            started_tasks: tasks.len(),
             tasks,
             outbox,
+            devices,
+            swaps,
+            config,
         })
     }
 
@@ -105,26 +127,155 @@ impl RunningAgent {
             .pending_count()
     }
 
-    /// Stops polling, stores what is in flight, says `offline`, and waits for every task.
-    pub async fn shutdown(mut self) {
+    /// Stops polling, stores what is in flight, says `offline`, and waits for every task
+    /// (no wait for acks: [`RunningAgent::drain`] with a grace period does that).
+    pub async fn shutdown(self) {
+        self.drain(std::time::Duration::ZERO).await;
+    }
+
+    /// Graceful stop: stops polling, stores what the pipeline still holds, lets the publisher
+    /// send the outbox and waits up to `grace` for the collector's acks, then says `offline`
+    /// and waits for every task. What is not acked by then stays in the outbox for the next
+    /// start (nothing is lost either way).
+    pub async fn drain(mut self, grace: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        self.devices.stop_all().await;
+        // The pipeline stores what it holds and ends with the outcome stream (every device
+        // task stopped); the publisher keeps sending meanwhile.
+        self.swaps.closed().await;
+        let mut pending = self.pending();
+        while pending > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            pending = self.pending();
+        }
+        if pending > 0 {
+            tracing::warn!(pending, grace = ?grace, "grace period over; unacked records stay in the outbox");
+        } else {
+            tracing::info!("outbox drained: every record acknowledged");
+        }
         let _ = self.shutdown.send(true);
-        while self.tasks.join_next().await.is_some() {}
-        tracing::info!("agent stopped");
+        while let Some(r) = self.tasks.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "agent task failed");
+            }
+        }
+        tracing::info!(pending, "agent stopped");
+    }
+
+    /// Applies a new config without a restart: device tasks of added, removed and changed
+    /// devices start and stop (the others keep polling), the pipeline is rebuilt for the new
+    /// config with the detector state of every sensor it keeps. Settings that need a restart
+    /// (agent id, site, state dir, broker, outbox) are reported and not applied. Returns a
+    /// one-line summary.
+    pub fn reload(&mut self, config: AgentConfig) -> anyhow::Result<String> {
+        let restart_only = crate::reload::restart_only_changes(&self.config, &config);
+        for key in &restart_only {
+            tracing::warn!(key = %key, "changed in the config but needs a restart; not applied");
+        }
+        let plan = plan_reload(&self.config.devices, &config.devices);
+        let pending = self.devices.prepare(&plan, &config.devices);
+        let slots = self.devices.slots_with(&config.devices, &pending);
+        self.swaps
+            .send(PipelineSwap {
+                pipeline: Pipeline::new(&config),
+                slots,
+            })
+            .map_err(|_| anyhow::anyhow!("the pipeline task has ended"))?;
+        self.devices.start(pending);
+        for id in &plan.added {
+            tracing::info!(device = %id, "device added");
+        }
+        for id in &plan.changed {
+            tracing::info!(device = %id, "device changed; restarted");
+        }
+        for id in &plan.removed {
+            tracing::info!(device = %id, "device removed");
+        }
+        self.config = config;
+        let mut summary = plan.summary();
+        if !restart_only.is_empty() {
+            summary.push_str(&format!("; needs restart: {}", restart_only.join(", ")));
+        }
+        Ok(summary)
+    }
+
+    /// `Ok` while the pipeline and the publisher run and the outbox answers.
+    pub async fn health(&mut self) -> anyhow::Result<()> {
+        // A task ends only at shutdown: one that ended keeps the health check failing, so
+        // the watchdog stops and systemd restarts the daemon.
+        if self.tasks.try_join_next().is_some() || self.tasks.len() < self.started_tasks {
+            anyhow::bail!("an agent task ended unexpectedly");
+        }
+        if self.swaps.is_closed() {
+            anyhow::bail!("the pipeline task has ended");
+        }
+        let outbox = self.outbox.clone();
+        tokio::task::spawn_blocking(move || {
+            outbox
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pending_count()
+        })
+        .await
+        .context("reading the outbox")?;
+        Ok(())
     }
 }
 
 /// Feeds poll outcomes through the pipeline and appends what it produces, one flush per burst
-/// of outcomes (group commit). Ends when every device task has ended.
+/// of outcomes (group commit); stores the detector state every minute and when every device
+/// task has ended (shutdown), then ends.
 async fn run_pipeline(
-    mut pipeline: Pipeline,
+    current: PipelineSwap,
+    store: Arc<dyn KvStore>,
     mut outcomes: mpsc::Receiver<PollOutcome>,
+    mut swaps: mpsc::UnboundedReceiver<PipelineSwap>,
     outbox: SharedOutbox,
     appended: Arc<Notify>,
 ) {
-    while let Some(first) = outcomes.recv().await {
-        let mut payloads = pipeline.observe(&first);
-        while let Ok(more) = outcomes.try_recv() {
-            payloads.extend(pipeline.observe(&more));
+    let PipelineSwap {
+        mut pipeline,
+        mut slots,
+    } = current;
+    let mut saved_at = tokio::time::Instant::now();
+    let mut swaps_open = true;
+    loop {
+        let first = tokio::select! {
+            biased;
+            swap = swaps.recv(), if swaps_open => {
+                match swap {
+                    Some(swap) => apply_swap(&mut pipeline, &mut slots, swap),
+                    None => swaps_open = false,
+                }
+                continue;
+            }
+            outcome = outcomes.recv() => match outcome {
+                Some(o) => o,
+                None => break,
+            },
+        };
+        let mut payloads = Vec::new();
+        let mut next = Some(first);
+        while let Some(mut outcome) = next.take() {
+            // A reload sent before this outcome's task started must be in force for it.
+            while let Ok(swap) = swaps.try_recv() {
+                apply_swap(&mut pipeline, &mut slots, swap);
+            }
+            match slots.get(&outcome.device) {
+                Some(&index) => {
+                    outcome.device = index;
+                    payloads.extend(pipeline.observe(&outcome));
+                }
+                None => tracing::debug!(
+                    slot = outcome.device,
+                    "outcome of a stopped device task dropped"
+                ),
+            }
+            next = outcomes.try_recv().ok();
+        }
+        if saved_at.elapsed() >= crate::detector_state::SAVE_EVERY {
+            saved_at = tokio::time::Instant::now();
+            crate::detector_state::save_logged(&pipeline, store.as_ref());
         }
         if payloads.is_empty() {
             continue;
@@ -146,4 +297,21 @@ async fn run_pipeline(
             Err(e) => tracing::error!(error = %e, "outbox task failed"),
         }
     }
+    // Every device task has ended (shutdown): keep what the detectors know.
+    crate::detector_state::save_logged(&pipeline, store.as_ref());
+}
+
+/// Replaces the pipeline, carrying over the detector state of every sensor (and device
+/// reachability) the new config keeps, by id.
+fn apply_swap(pipeline: &mut Pipeline, slots: &mut SlotMap, swap: PipelineSwap) {
+    let state = pipeline.export_state();
+    let mut next = swap.pipeline;
+    let restored = next.restore_state(&state);
+    *pipeline = next;
+    *slots = swap.slots;
+    tracing::info!(
+        restored,
+        devices = slots.len(),
+        "pipeline rebuilt for the new config"
+    );
 }

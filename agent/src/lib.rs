@@ -9,11 +9,16 @@
 pub mod correlate;
 pub mod daemon;
 pub mod detect;
+pub mod detector_state;
+pub mod devices;
 pub mod modbus;
 pub mod outbox;
 pub mod pipeline;
 pub mod poller;
 pub mod publisher;
+pub mod reload;
+pub mod replay;
+pub mod service;
 pub mod snmp;
 
 pub use daemon::RunningAgent;

@@ -1,26 +1,32 @@
 //! `coldaisle-agent`: the site agent daemon and its operator commands.
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use coldaisle_agent::RunningAgent;
-use coldaisle_config::AgentConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod cli_modbus;
+mod cli_snmp;
+
 #[derive(Debug, Parser)]
-#[command(name = "coldaisle-agent", version, about = "coldaisle site agent")]
+#[command(name = "coldaisle-agent", version = coldaisle_service::VERSION, about = "coldaisle site agent")]
 struct Cli {
+    /// Log format on stderr: `auto` = JSON under systemd or when stderr is not a terminal.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: coldaisle_service::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the agent until SIGTERM or Ctrl-C.
+    /// Run the agent until SIGTERM or Ctrl-C (SIGHUP reloads the config).
     Run {
         /// Agent config file.
         #[arg(long, short, default_value = "/etc/coldaisle/agent.toml")]
         config: PathBuf,
+        /// On SIGTERM, how long to wait for the collector's acks of the outbox.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        drain_grace: std::time::Duration,
     },
     /// Load and validate a config exactly as startup does, then exit (0 = valid).
     CheckConfig {
@@ -31,35 +37,46 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Read registers of a Modbus device (commissioning).
+    #[command(subcommand)]
+    Modbus(cli_modbus::ModbusCommand),
+    /// Ask an SNMP device (get, walk, probe) with net-snmp's flags.
+    #[command(subcommand)]
+    Snmp(cli_snmp::SnmpCommand),
+    /// Replay a CSV of `timestamp,value` through a sensor's detectors (JSON lines out).
+    Replay(coldaisle_agent::replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    let logs = match coldaisle_service::logging::init(cli.log_format, None) {
+        Ok(logs) => logs,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
-        Command::Run { config } => run(config),
+        Command::Run {
+            config,
+            drain_grace,
+        } => coldaisle_agent::service::run(config, drain_grace, &logs),
         Command::CheckConfig { config, verbose } => check_config(config, verbose),
+        Command::Modbus(command) => cli_modbus::run(command),
+        Command::Snmp(command) => cli_snmp::run(command),
+        Command::Replay(args) => coldaisle_agent::replay::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(coldaisle_service::exit::code_for(&e))
         }
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn check_config(path: PathBuf, verbose: bool) -> anyhow::Result<()> {
-    let config = AgentConfig::load(&path)?;
+    let config = coldaisle_agent::service::load_config(&path)?;
     let sensors: usize = config.devices.iter().map(|d| d.sensors.len()).sum();
     println!(
         "{}: ok (agent {}, site {}, {} devices, {} sensors)",
@@ -92,29 +109,10 @@ fn check_config(path: PathBuf, verbose: bool) -> anyhow::Result<()> {
                     s.threshold
                 );
             }
+            if device.protocol == coldaisle_config::Protocol::Modbus {
+                cli_modbus::print_plan(device)?;
+            }
         }
-    }
-    Ok(())
-}
-
-fn run(path: PathBuf) -> anyhow::Result<()> {
-    let config = AgentConfig::load(&path)?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let agent = RunningAgent::start(config)?;
-        wait_for_signal().await?;
-        tracing::info!("shutting down");
-        agent.shutdown().await;
-        Ok(())
-    })
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
     }
     Ok(())
 }

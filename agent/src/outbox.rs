@@ -6,13 +6,21 @@
 //!   `max(stored next seq, last record + 1, acked + 1)`).
 //! - [`Outbox::append`] returns only after the store has flushed: a record that is "stored" is
 //!   on disk. Appends are group commits: all payloads of one call share one flush.
-//! - A record leaves the outbox only when an ack covers it ([`Outbox::ack`]); everything above
-//!   the last ack is resent after a reconnect.
-//! - Records and the outbox's own counters live in one tree and change in one atomic batch.
+//! - A record leaves the outbox only when an ack covers it ([`Outbox::ack`]) or when the quota
+//!   drops it; everything above the last ack is resent after a reconnect.
+//! - Records, counters and the list of dropped seqs live in one tree and change in one atomic
+//!   batch, so a crash leaves either all of an append (or ack) or none of it.
+//! - Every record carries a CRC-32 of its bytes. A record whose checksum fails is never sent:
+//!   it is removed, logged and counted, and its seq is reported to the collector as dropped.
+//! - Quota: when an append would take the outbox above `max_bytes`, the oldest reading
+//!   summaries are dropped first, then the oldest events. Every drop is counted
+//!   ([`OutboxStats`]) and logged, and the dropped seqs travel with the next batches
+//!   ([`Outbox::dropped`]) so the collector can tell a dropped record from a lost one.
 //!
-//! Keys: `r` + seq (big-endian u64) → record JSON; `m:next_seq`, `m:acked` → u64.
+//! Keys: `r` + seq (big-endian u64) → `crc32 (4 bytes, BE) | kind (1 byte: e/s) | record JSON`;
+//! `m:next_seq`, `m:acked` → u64; `m:dropped` → JSON list of [`SeqRange`]s above the last ack.
 
-use coldaisle_core::wire::{Payload, Record, SCHEMA_VERSION};
+use coldaisle_core::wire::{Payload, Record, SeqRange, SCHEMA_VERSION};
 use coldaisle_store::{key_u64, KvStore, StoreError, WriteBatch};
 use std::sync::Arc;
 
@@ -20,6 +28,13 @@ const TREE: &str = "outbox";
 const RECORD_PREFIX: u8 = b'r';
 const NEXT_SEQ_KEY: &[u8] = b"m:next_seq";
 const ACKED_KEY: &[u8] = b"m:acked";
+const DROPPED_KEY: &[u8] = b"m:dropped";
+const KIND_EVENT: u8 = b'e';
+const KIND_SUMMARY: u8 = b's';
+const HEADER: usize = 5;
+
+/// Default quota: enough for days of events from a large site while the link is down.
+pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Outbox failures.
 #[derive(Debug, thiserror::Error)]
@@ -27,15 +42,25 @@ pub enum OutboxError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A stored record does not decode (corruption): reported with its key, never skipped
-    /// silently.
-    #[error("outbox record {seq} is corrupt: {reason}")]
-    Corrupt {
+    /// A record could not be encoded.
+    #[error("outbox record {seq} cannot be encoded: {reason}")]
+    Encode {
         /// Its seq.
         seq: u64,
-        /// The decoder's message.
+        /// The encoder's message.
         reason: String,
     },
+}
+
+/// Counters of what the outbox had to give up, since the process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Reading summaries dropped by the quota.
+    pub dropped_summaries: u64,
+    /// Events dropped by the quota (only after every summary was gone).
+    pub dropped_events: u64,
+    /// Records removed because their checksum or JSON was bad.
+    pub corrupt: u64,
 }
 
 fn record_key(seq: u64) -> Vec<u8> {
@@ -45,8 +70,65 @@ fn record_key(seq: u64) -> Vec<u8> {
     key
 }
 
+fn seq_of(key: &[u8]) -> Option<u64> {
+    match key.split_first() {
+        Some((&RECORD_PREFIX, rest)) => key_u64(rest),
+        _ => None,
+    }
+}
+
+/// Frames a record for storage.
+fn encode_value(record: &Record) -> Result<Vec<u8>, OutboxError> {
+    let json = serde_json::to_vec(record).map_err(|e| OutboxError::Encode {
+        seq: record.seq,
+        reason: e.to_string(),
+    })?;
+    let kind = if record.payload.is_summary() {
+        KIND_SUMMARY
+    } else {
+        KIND_EVENT
+    };
+    let mut value = Vec::with_capacity(HEADER + json.len());
+    value.extend_from_slice(&[0; 4]);
+    value.push(kind);
+    value.extend_from_slice(&json);
+    let crc = crc32fast::hash(&value[4..]);
+    value[..4].copy_from_slice(&crc.to_be_bytes());
+    Ok(value)
+}
+
+/// Checks and decodes a stored value; `Err` says why it is unusable.
+fn decode_value(value: &[u8]) -> Result<Record, String> {
+    if value.len() < HEADER {
+        return Err(format!("{} bytes is shorter than the header", value.len()));
+    }
+    let stored = u32::from_be_bytes([value[0], value[1], value[2], value[3]]);
+    let actual = crc32fast::hash(&value[4..]);
+    if stored != actual {
+        return Err(format!("checksum {actual:08x} does not match {stored:08x}"));
+    }
+    serde_json::from_slice(&value[HEADER..]).map_err(|e| e.to_string())
+}
+
 fn read_u64(store: &dyn KvStore, key: &[u8]) -> Result<u64, StoreError> {
     Ok(store.get(TREE, key)?.and_then(|v| key_u64(&v)).unwrap_or(0))
+}
+
+/// Adds `seq` to a sorted list of disjoint ranges, merging neighbours.
+fn add_dropped(ranges: &mut Vec<SeqRange>, seq: u64) {
+    if ranges.iter().any(|r| r.contains(seq)) {
+        return;
+    }
+    ranges.push(SeqRange { from: seq, to: seq });
+    ranges.sort_by_key(|r| r.from);
+    let mut merged: Vec<SeqRange> = Vec::with_capacity(ranges.len());
+    for r in ranges.drain(..) {
+        match merged.last_mut() {
+            Some(last) if last.to + 1 >= r.from => last.to = last.to.max(r.to),
+            _ => merged.push(r),
+        }
+    }
+    *ranges = merged;
 }
 
 /// The agent's outbox.
@@ -56,6 +138,11 @@ pub struct Outbox {
     site: String,
     next_seq: u64,
     acked: u64,
+    /// Bytes of all stored record values.
+    bytes: u64,
+    max_bytes: u64,
+    dropped: Vec<SeqRange>,
+    stats: OutboxStats,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -64,22 +151,35 @@ impl std::fmt::Debug for Outbox {
             .field("agent", &self.agent)
             .field("next_seq", &self.next_seq)
             .field("acked", &self.acked)
+            .field("bytes", &self.bytes)
+            .field("stats", &self.stats)
             .finish()
     }
 }
 
 impl Outbox {
-    /// Opens the outbox stored in `store`, recovering its counters.
+    /// Opens the outbox stored in `store`, recovering its counters, with the default quota.
     pub fn open(store: Arc<dyn KvStore>, agent: &str, site: &str) -> Result<Outbox, OutboxError> {
         let stored_next = read_u64(store.as_ref(), NEXT_SEQ_KEY)?;
         let acked = read_u64(store.as_ref(), ACKED_KEY)?;
+        let dropped: Vec<SeqRange> = store
+            .get(TREE, DROPPED_KEY)?
+            .and_then(|v| serde_json::from_slice(&v).ok())
+            .unwrap_or_default();
         // 'm' sorts before 'r': the tree's last entry is the newest record, if there is one.
         let after_last = match store.last(TREE)? {
-            Some((key, _)) if key.first() == Some(&RECORD_PREFIX) => {
-                key_u64(&key[1..]).map_or(0, |s| s + 1)
-            }
-            _ => 0,
+            Some((key, _)) => seq_of(&key).map_or(0, |s| s + 1),
+            None => 0,
         };
+        let mut bytes = 0u64;
+        let mut from = record_key(0);
+        loop {
+            let chunk = store.scan(TREE, &from, 4096)?;
+            let Some((last, _)) = chunk.last() else { break };
+            from = last.clone();
+            from.push(0);
+            bytes += chunk.iter().map(|(_, v)| v.len() as u64).sum::<u64>();
+        }
         let next_seq = stored_next.max(after_last).max(acked + 1).max(1);
         Ok(Outbox {
             store,
@@ -87,7 +187,17 @@ impl Outbox {
             site: site.to_string(),
             next_seq,
             acked,
+            bytes,
+            max_bytes: DEFAULT_MAX_BYTES,
+            dropped,
+            stats: OutboxStats::default(),
         })
+    }
+
+    /// Sets the byte quota (see the module invariants for the drop order).
+    pub fn with_quota(mut self, max_bytes: u64) -> Outbox {
+        self.max_bytes = max_bytes.max(1);
+        self
     }
 
     /// The seq the next record will get.
@@ -100,17 +210,33 @@ impl Outbox {
         self.acked
     }
 
-    /// Lowest seq still held (everything below was acked or dropped).
+    /// Lowest seq that may still be held (everything below was acked).
     pub fn floor(&self) -> u64 {
         self.acked + 1
     }
 
-    /// Records not yet acknowledged.
+    /// Records not yet acknowledged (held or dropped).
     pub fn pending_count(&self) -> u64 {
         self.next_seq.saturating_sub(self.acked + 1)
     }
 
-    /// Appends payloads as records and flushes; returns the seqs they got.
+    /// Bytes of the records held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Seqs above the last ack that were dropped (quota, corruption).
+    pub fn dropped(&self) -> &[SeqRange] {
+        &self.dropped
+    }
+
+    /// What was given up since the process started.
+    pub fn stats(&self) -> OutboxStats {
+        self.stats
+    }
+
+    /// Appends payloads as records and flushes; returns the seqs they got. Makes room first
+    /// when the quota requires it.
     pub fn append(&mut self, payloads: Vec<Payload>) -> Result<std::ops::Range<u64>, OutboxError> {
         let first = self.next_seq;
         if payloads.is_empty() {
@@ -118,6 +244,7 @@ impl Outbox {
         }
         let mut batch = WriteBatch::default();
         let mut seq = first;
+        let mut added = 0u64;
         for payload in payloads {
             let record = Record {
                 schema: SCHEMA_VERSION,
@@ -126,46 +253,141 @@ impl Outbox {
                 seq,
                 payload,
             };
-            let json = serde_json::to_vec(&record).map_err(|e| OutboxError::Corrupt {
-                seq,
-                reason: e.to_string(),
-            })?;
-            batch.insert(record_key(seq), json);
+            let value = encode_value(&record)?;
+            added += value.len() as u64;
+            batch.insert(record_key(seq), value);
             seq += 1;
         }
+        let mut dropped = self.dropped.clone();
+        let mut stats = self.stats;
+        let freed = if self.bytes + added > self.max_bytes {
+            self.make_room(
+                self.bytes + added - self.max_bytes,
+                &mut batch,
+                &mut dropped,
+                &mut stats,
+            )?
+        } else {
+            0
+        };
         batch.insert(NEXT_SEQ_KEY.to_vec(), seq.to_be_bytes().to_vec());
+        if dropped != self.dropped {
+            batch.insert(
+                DROPPED_KEY.to_vec(),
+                serde_json::to_vec(&dropped).unwrap_or_default(),
+            );
+        }
         self.store.apply(TREE, batch)?;
         self.store.flush()?;
         self.next_seq = seq;
+        self.bytes = self.bytes + added - freed;
+        self.dropped = dropped;
+        self.stats = stats;
         Ok(first..seq)
     }
 
-    /// Records with seq > `after`, in order, up to `max_records` and about `max_bytes`
-    /// (always at least one record if any is pending).
-    pub fn pending_after(
+    /// Adds removals to `batch` freeing at least `needed` bytes: summaries first (oldest
+    /// first), then any record (oldest first). Returns the bytes freed.
+    fn make_room(
         &self,
+        needed: u64,
+        batch: &mut WriteBatch,
+        dropped: &mut Vec<SeqRange>,
+        stats: &mut OutboxStats,
+    ) -> Result<u64, OutboxError> {
+        let mut freed = 0u64;
+        let mut victims: Vec<(u64, u64, bool)> = Vec::new(); // (seq, bytes, is_summary)
+        for summaries_only in [true, false] {
+            let mut from = record_key(0);
+            'scan: loop {
+                let chunk = self.store.scan(TREE, &from, 4096)?;
+                let Some((last, _)) = chunk.last() else { break };
+                from = last.clone();
+                from.push(0);
+                for (key, value) in chunk {
+                    if freed >= needed {
+                        break 'scan;
+                    }
+                    let Some(seq) = seq_of(&key) else { continue };
+                    let is_summary = value.get(4) == Some(&KIND_SUMMARY);
+                    if (summaries_only && !is_summary) || victims.iter().any(|v| v.0 == seq) {
+                        continue;
+                    }
+                    freed += value.len() as u64;
+                    victims.push((seq, value.len() as u64, is_summary));
+                }
+            }
+            if freed >= needed {
+                break;
+            }
+        }
+        for (seq, _, is_summary) in &victims {
+            batch.remove(record_key(*seq));
+            add_dropped(dropped, *seq);
+            if *is_summary {
+                stats.dropped_summaries += 1;
+            } else {
+                stats.dropped_events += 1;
+            }
+        }
+        if !victims.is_empty() {
+            let summaries = victims.iter().filter(|v| v.2).count();
+            tracing::warn!(
+                agent = %self.agent,
+                dropped_summaries = summaries,
+                dropped_events = victims.len() - summaries,
+                max_bytes = self.max_bytes,
+                "outbox over its quota: oldest records dropped"
+            );
+        }
+        Ok(freed)
+    }
+
+    /// Records with seq > `after`, in order, up to `max_records` and about `max_bytes`
+    /// (always at least one record if any is pending). Records that fail their checksum are
+    /// removed, counted and reported as dropped instead of being returned.
+    pub fn pending_after(
+        &mut self,
         after: u64,
         max_records: usize,
         max_bytes: usize,
     ) -> Result<Vec<Record>, OutboxError> {
         let from = record_key(after.max(self.acked).saturating_add(1));
         let mut records = Vec::new();
+        let mut corrupt = Vec::new();
         let mut bytes = 0;
         for (key, value) in self.store.scan(TREE, &from, max_records)? {
-            if key.first() != Some(&RECORD_PREFIX) {
-                break;
-            }
-            let seq = key_u64(&key[1..]).unwrap_or(0);
+            let Some(seq) = seq_of(&key) else { break };
             if !records.is_empty() && bytes + value.len() > max_bytes {
                 break;
             }
-            bytes += value.len();
-            let record: Record =
-                serde_json::from_slice(&value).map_err(|e| OutboxError::Corrupt {
-                    seq,
-                    reason: e.to_string(),
-                })?;
-            records.push(record);
+            match decode_value(&value) {
+                Ok(record) => {
+                    bytes += value.len();
+                    records.push(record);
+                }
+                Err(reason) => {
+                    tracing::error!(agent = %self.agent, seq, %reason, "corrupt outbox record removed; reported as dropped");
+                    corrupt.push((seq, value.len() as u64));
+                }
+            }
+        }
+        if !corrupt.is_empty() {
+            let mut batch = WriteBatch::default();
+            let mut dropped = self.dropped.clone();
+            for (seq, _) in &corrupt {
+                batch.remove(record_key(*seq));
+                add_dropped(&mut dropped, *seq);
+            }
+            batch.insert(
+                DROPPED_KEY.to_vec(),
+                serde_json::to_vec(&dropped).unwrap_or_default(),
+            );
+            self.store.apply(TREE, batch)?;
+            self.store.flush()?;
+            self.dropped = dropped;
+            self.stats.corrupt += corrupt.len() as u64;
+            self.bytes -= corrupt.iter().map(|c| c.1).sum::<u64>();
         }
         Ok(records)
     }
@@ -179,19 +401,37 @@ impl Outbox {
         }
         let mut batch = WriteBatch::default();
         let mut removed = 0;
+        let mut freed = 0u64;
         let limit = usize::try_from(upto - self.acked).unwrap_or(usize::MAX);
-        let entries = self.store.scan(TREE, &record_key(0), limit)?;
-        for (key, _) in entries {
-            if key.first() != Some(&RECORD_PREFIX) || key_u64(&key[1..]).unwrap_or(0) > upto {
-                break;
+        for (key, value) in self.store.scan(TREE, &record_key(0), limit)? {
+            match seq_of(&key) {
+                Some(seq) if seq <= upto => {
+                    freed += value.len() as u64;
+                    batch.remove(key);
+                    removed += 1;
+                }
+                _ => break,
             }
-            batch.remove(key);
-            removed += 1;
         }
+        let dropped: Vec<SeqRange> = self
+            .dropped
+            .iter()
+            .filter(|r| r.to > upto)
+            .map(|r| SeqRange {
+                from: r.from.max(upto + 1),
+                to: r.to,
+            })
+            .collect();
         batch.insert(ACKED_KEY.to_vec(), upto.to_be_bytes().to_vec());
+        batch.insert(
+            DROPPED_KEY.to_vec(),
+            serde_json::to_vec(&dropped).unwrap_or_default(),
+        );
         self.store.apply(TREE, batch)?;
         self.store.flush()?;
         self.acked = upto;
+        self.dropped = dropped;
+        self.bytes -= freed;
         Ok(removed)
     }
 }

@@ -157,21 +157,25 @@ async fn send_pending(
     mut sent_upto: u64,
 ) -> u64 {
     loop {
-        let (records, floor, acked) = {
-            let o = lock(outbox);
+        let (records, floor, dropped, last_seq) = {
+            let mut o = lock(outbox);
             if sent_upto.saturating_sub(o.acked()) >= MAX_UNACKED_RECORDS {
                 return sent_upto;
             }
             match o.pending_after(sent_upto, MAX_BATCH_RECORDS, MAX_BATCH_BYTES) {
-                Ok(r) => (r, o.floor(), o.acked()),
+                Ok(r) => (r, o.floor(), o.dropped().to_vec(), o.next_seq() - 1),
                 Err(e) => {
                     tracing::error!(error = %e, "reading the outbox failed");
                     return sent_upto;
                 }
             }
         };
-        let Some(last) = records.last().map(|r| r.seq) else {
-            return sent_upto.max(acked);
+        // Nothing left to send but dropped seqs the collector has not heard of: send them in
+        // an empty batch so its ack can move past them.
+        let last = match records.last() {
+            Some(r) => r.seq,
+            None if !dropped.is_empty() && sent_upto < last_seq => last_seq,
+            None => return sent_upto.max(floor - 1),
         };
         let batch = Batch {
             schema: SCHEMA_VERSION,
@@ -179,6 +183,7 @@ async fn send_pending(
             site: settings.site.clone(),
             floor,
             records,
+            dropped,
         };
         let payload = match serde_json::to_vec(&batch) {
             Ok(p) => p,

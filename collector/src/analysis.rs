@@ -11,17 +11,49 @@
 //! - `(agent, seq)` identifies an event: a second copy is ignored (the contract guarantees the
 //!   copies are identical; if they were not, the first copy would win).
 //! - Reading summaries do not take part: they are neither kept nor applied.
+//! - Operator actions ([`OperatorAction`]) are inputs too: they are applied in the same pass,
+//!   ordered by [`InputKey`] (an action after every event of its millisecond), with the same
+//!   incremental-or-rebuild rule, so the result is a function of the set of events and actions.
+//!   An action whose target does not exist at its time is kept and reported by
+//!   [`Analysis::unmatched_actions`], never applied elsewhere.
 //!
 //! Because incident and problem ids come from their content, a late event that moves an
 //! incident's opening time earlier also changes its id; consumers that need to track changes
 //! should diff [`Analysis::incidents`] before and after an ingest that returned `true`.
 
-use crate::incidents::{Incident, IncidentChange, IncidentEngine, IncidentRules, OrderKey};
-use crate::problems::{Problem, ProblemEngine, ProblemRules};
+use crate::actions::{ActionKey, ActionKind, ActionRecord, OperatorAction};
+use crate::cause::ProbableCause;
+use crate::incidents::{
+    ActionError, Incident, IncidentChange, IncidentEngine, IncidentRules, IncidentStatus, OrderKey,
+};
+use crate::problems::{Problem, ProblemEngine, ProblemRules, ProblemStatus};
+use coldaisle_core::wire::Payload;
 use coldaisle_core::Timestamp;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub use crate::incidents::StoredEvent;
+
+/// `(site, zone)` of an event.
+fn place_of(payload: &Payload) -> Option<(&str, &str)> {
+    match payload {
+        Payload::SensorEvent(e) => Some((&e.location.site, &e.location.zone)),
+        Payload::DeviceEvent(e) => Some((&e.location.site, &e.location.zone)),
+        Payload::ZoneEvent(e) => Some((&e.site, &e.zone)),
+        Payload::ReadingSummary(_) => None,
+    }
+}
+
+/// Total order of all inputs: event time, then events (0) before actions (1), then agent and
+/// seq for events, action id for actions.
+pub type InputKey = (Timestamp, u8, String, u64);
+
+fn event_input_key(key: &OrderKey) -> InputKey {
+    (key.0, 0, key.1.clone(), key.2)
+}
+
+fn action_input_key(key: &ActionKey) -> InputKey {
+    (key.0, 1, String::new(), key.1)
+}
 
 /// Incident and problem analysis over a set of stored events.
 #[derive(Debug, Clone)]
@@ -38,6 +70,17 @@ pub struct Analysis {
     incidents: IncidentEngine,
     /// Problem state after feeding it the incident openings in order.
     problems: ProblemEngine,
+    /// Every operator action ingested, in application order.
+    actions: BTreeMap<ActionKey, OperatorAction>,
+    /// Ids of the actions held, to drop duplicates.
+    action_ids: HashSet<u64>,
+    /// Actions that matched nothing at their time, by id, with the reason.
+    unmatched: BTreeMap<u64, ActionError>,
+    /// Key of the last input applied (events and actions).
+    last_applied: Option<InputKey>,
+    /// Pager deliveries by subject (incident or problem id), for chronicles. Not an input of
+    /// the engines: kept across rebuilds.
+    notifications: HashMap<String, Vec<ActionRecord>>,
     /// How many full rebuilds late events caused (for metrics).
     rebuilds: u64,
 }
@@ -52,6 +95,11 @@ impl Analysis {
             problem_rules,
             events: BTreeMap::new(),
             seen: HashSet::new(),
+            actions: BTreeMap::new(),
+            action_ids: HashSet::new(),
+            unmatched: BTreeMap::new(),
+            last_applied: None,
+            notifications: HashMap::new(),
             rebuilds: 0,
         }
     }
@@ -64,13 +112,11 @@ impl Analysis {
         }
         self.seen.insert((ev.agent.clone(), ev.seq));
         let key = ev.order_key();
-        let in_order = self
-            .events
-            .last_key_value()
-            .is_none_or(|(last, _)| key > *last);
-        if in_order {
+        let input = event_input_key(&key);
+        if self.last_applied.as_ref().is_none_or(|last| input > *last) {
             Self::apply(&mut self.incidents, &mut self.problems, &ev);
             self.events.insert(key, ev);
+            self.last_applied = Some(input);
         } else {
             self.events.insert(key, ev);
             self.rebuild();
@@ -78,20 +124,130 @@ impl Analysis {
         true
     }
 
-    /// Rebuilds both engines from the sorted event list.
+    /// Adds one operator action. Returns `Ok(true)` if it was applied, `Ok(false)` for a
+    /// duplicate id, and the reason if it matched nothing at its time (it is kept all the same,
+    /// so a later rebuild sees the same inputs).
+    pub fn ingest_action(&mut self, action: OperatorAction) -> Result<bool, ActionError> {
+        if !self.action_ids.insert(action.id) {
+            return Ok(false);
+        }
+        let key = action.key();
+        let input = action_input_key(&key);
+        let id = action.id;
+        if self.last_applied.as_ref().is_none_or(|last| input > *last) {
+            let result = Self::apply_action(&mut self.incidents, &mut self.problems, &action);
+            if let Err(e) = &result {
+                self.unmatched.insert(id, e.clone());
+            }
+            self.actions.insert(key, action);
+            self.last_applied = Some(input);
+        } else {
+            self.actions.insert(key, action);
+            self.rebuild();
+        }
+        match self.unmatched.get(&id) {
+            Some(e) => Err(e.clone()),
+            None => Ok(true),
+        }
+    }
+
+    /// Adds many actions at once (the rebuild at startup): one rebuild at most instead of one
+    /// per late action. Returns how many matched nothing at their time.
+    pub fn ingest_actions(&mut self, actions: impl IntoIterator<Item = OperatorAction>) -> usize {
+        let mut added = false;
+        for action in actions {
+            if self.action_ids.insert(action.id) {
+                self.actions.insert(action.key(), action);
+                added = true;
+            }
+        }
+        if added {
+            self.rebuild();
+        }
+        self.unmatched.len()
+    }
+
+    /// Checks, without changing anything, that an action of `kind` at `at` would apply: its
+    /// incident or problem exists, and a manual resolve targets an incident still open at `at`.
+    /// The API calls it before storing an action, to answer a clear error instead.
+    pub fn check_action(&self, kind: &ActionKind, at: Timestamp) -> Result<(), ActionError> {
+        if let Some(id) = kind.incident() {
+            let incident = self
+                .incidents
+                .incident(id, at)
+                .ok_or_else(|| ActionError::UnknownIncident(id.to_string()))?;
+            if matches!(kind, ActionKind::ResolveIncident { .. })
+                && incident.status == IncidentStatus::Resolved
+            {
+                return Err(ActionError::AlreadyResolved {
+                    id: id.to_string(),
+                    resolved_at: incident.resolved_at.unwrap_or(at),
+                });
+            }
+        }
+        if let Some(id) = kind.problem() {
+            self.problems
+                .problem(id)
+                .ok_or_else(|| ActionError::UnknownProblem(id.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds both engines from the sorted events and actions.
     fn rebuild(&mut self) {
         self.rebuilds += 1;
         self.incidents = IncidentEngine::new(self.incident_rules.clone());
         self.problems = ProblemEngine::new(self.problem_rules.clone());
-        for ev in self.events.values() {
-            Self::apply(&mut self.incidents, &mut self.problems, ev);
+        self.unmatched.clear();
+        let mut events = self.events.iter().peekable();
+        let mut actions = self.actions.iter().peekable();
+        loop {
+            let take_event = match (events.peek(), actions.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((ek, _)), Some((ak, _))) => event_input_key(ek) < action_input_key(ak),
+            };
+            if take_event {
+                if let Some((key, ev)) = events.next() {
+                    Self::apply(&mut self.incidents, &mut self.problems, ev);
+                    self.last_applied = Some(event_input_key(key));
+                }
+            } else if let Some((key, action)) = actions.next() {
+                if let Err(e) = Self::apply_action(&mut self.incidents, &mut self.problems, action)
+                {
+                    self.unmatched.insert(action.id, e);
+                }
+                self.last_applied = Some(action_input_key(key));
+            }
         }
+    }
+
+    /// Applies one action to the engine it is about, forwarding incident changes to problems.
+    fn apply_action(
+        incidents: &mut IncidentEngine,
+        problems: &mut ProblemEngine,
+        action: &OperatorAction,
+    ) -> Result<(), ActionError> {
+        if action.kind.problem().is_some() {
+            problems.apply_action(action)?;
+            return Ok(());
+        }
+        let changes = incidents.apply_action(action)?;
+        Self::forward(problems, changes);
+        Ok(())
     }
 
     /// Applies one event to the incident engine and forwards its openings and escalations to
     /// the problem engine.
     fn apply(incidents: &mut IncidentEngine, problems: &mut ProblemEngine, ev: &StoredEvent) {
-        for change in incidents.apply(ev) {
+        let changes = incidents.apply(ev);
+        Self::forward(problems, changes);
+    }
+
+    /// Feeds incident changes to the problem engine.
+    fn forward(problems: &mut ProblemEngine, changes: Vec<IncidentChange>) {
+        for change in changes {
             match change {
                 IncidentChange::Opened {
                     id,
@@ -108,6 +264,31 @@ impl Analysis {
                     severity,
                 } => {
                     problems.observe_escalated(&id, &fingerprint, at, severity);
+                }
+                IncidentChange::Sustained {
+                    id,
+                    fingerprint,
+                    at,
+                    raised_since,
+                } => {
+                    let reason = format!(
+                        "{} incident in zone {} raised for {} (SLA rule: sustained excursion)",
+                        fingerprint.category,
+                        fingerprint.zone,
+                        humantime::format_duration(at.since(raised_since))
+                    );
+                    problems.observe_sla(&id, &fingerprint, at, reason);
+                }
+                IncidentChange::MarkedSla {
+                    id,
+                    fingerprint,
+                    at,
+                } => {
+                    let reason = format!(
+                        "{} incident in zone {} marked SLA-impacting by an operator",
+                        fingerprint.category, fingerprint.zone
+                    );
+                    problems.observe_sla(&id, &fingerprint, at, reason);
                 }
                 IncidentChange::Updated { .. }
                 | IncidentChange::AllClear { .. }
@@ -135,16 +316,107 @@ impl Analysis {
 
     fn fill_problem(&self, incident: &mut Incident) {
         incident.problem = self.problems.problem_of(&incident.id).map(str::to_string);
+        incident.workaround = incident
+            .problem
+            .as_deref()
+            .and_then(|p| self.problems.problem(p))
+            .filter(|p| p.status == ProblemStatus::KnownError)
+            .and_then(|p| p.workaround.clone());
+        incident.probable_cause = Some(self.cause_of(incident));
+        let delivered = self
+            .notifications
+            .get(&incident.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        incident.chronicle = crate::chronicle::of_incident(incident, delivered);
+    }
+
+    /// The probable cause of `incident` from its events and its zone's events around it.
+    fn cause_of(&self, incident: &Incident) -> ProbableCause {
+        let own: Vec<&StoredEvent> = incident
+            .timeline
+            .iter()
+            .filter_map(|t| self.events.get(&(t.ts, t.agent.clone(), t.seq)))
+            .collect();
+        let (from, to) = crate::cause::zone_window(incident.opened_at, incident.last_event_at);
+        let fp = &incident.fingerprint;
+        let zone: Vec<&StoredEvent> = self
+            .events
+            .range((from, String::new(), 0)..)
+            .take_while(|((ts, _, _), _)| *ts <= to)
+            .map(|(_, e)| e)
+            .filter(|e| {
+                place_of(&e.payload).is_some_and(|(site, zone)| site == fp.site && zone == fp.zone)
+            })
+            .collect();
+        crate::cause::explain(&own, &zone)
+    }
+
+    /// A problem with its probable cause filled in from its incidents.
+    fn with_cause(&self, problem: &Problem) -> Problem {
+        let causes: Vec<ProbableCause> = problem
+            .incidents
+            .iter()
+            .filter_map(|id| self.incidents.incident(id, Timestamp(i64::MAX)))
+            .map(|i| self.cause_of(&i))
+            .collect();
+        let mut problem = problem.clone();
+        problem.probable_cause = crate::cause::of_problem(&causes);
+        problem
+    }
+
+    /// Events held with event time in `[from, to)`.
+    pub fn events_between(&self, from: Timestamp, to: Timestamp) -> usize {
+        self.events
+            .range((from, String::new(), 0)..)
+            .take_while(|((ts, _, _), _)| *ts < to)
+            .count()
+    }
+
+    /// Trigger notifications delivered in `[from, to)` (pages).
+    pub fn pages_between(&self, from: Timestamp, to: Timestamp) -> usize {
+        self.notifications
+            .values()
+            .flatten()
+            .filter(|r| r.at >= from && r.at < to && r.text.starts_with("trigger"))
+            .count()
+    }
+
+    /// Records a pager delivery about `subject` (an incident or problem id) for its chronicle.
+    pub fn record_notification(&mut self, subject: &str, record: ActionRecord) {
+        self.notifications
+            .entry(subject.to_string())
+            .or_default()
+            .push(record);
+    }
+
+    /// Actions that matched nothing at their time, by action id, with the reason.
+    pub fn unmatched_actions(&self) -> &BTreeMap<u64, ActionError> {
+        &self.unmatched
+    }
+
+    /// Every operator action held, in application order.
+    pub fn actions(&self) -> impl Iterator<Item = &OperatorAction> {
+        self.actions.values()
+    }
+
+    /// The stored event behind a timeline entry, looked up by its order key.
+    pub fn event(&self, key: &OrderKey) -> Option<&StoredEvent> {
+        self.events.get(key)
     }
 
     /// Every problem, ordered by opening time then id.
     pub fn problems(&self) -> Vec<Problem> {
-        self.problems.problems()
+        self.problems
+            .problems()
+            .iter()
+            .map(|p| self.with_cause(p))
+            .collect()
     }
 
-    /// One problem by id.
-    pub fn problem(&self, id: &str) -> Option<&Problem> {
-        self.problems.problem(id)
+    /// One problem by id, with its probable cause.
+    pub fn problem(&self, id: &str) -> Option<Problem> {
+        self.problems.problem(id).map(|p| self.with_cause(p))
     }
 
     /// Event time of the latest event held: a natural `now` for [`Analysis::incidents`] when
@@ -466,7 +738,7 @@ mod tests {
             a.incident(ids[4], now).unwrap().problem.as_deref(),
             Some(sla.id.as_str())
         );
-        assert_eq!(a.problem(&sla.id), Some(sla));
+        assert_eq!(a.problem(&sla.id).as_ref(), Some(sla));
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct RunningCollector {
     pub http_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// Tasks in `tasks` at start (a health check fails when fewer are left).
+    started_tasks: usize,
 }
 
 /// Builds the empty state with the configured rules.
@@ -35,11 +37,20 @@ pub fn empty_state(config: &CollectorConfig) -> CollectorState {
         analysis: Analysis::new(
             IncidentRules {
                 quiet_period: raw.incidents.quiet_period,
+                sustained_after: raw.problems.sla_sustained,
             },
             ProblemRules {
                 min_incidents: raw.problems.min_incidents,
                 window: raw.problems.window,
                 sla_severity: raw.problems.sla_severity.severity(),
+                scope: match raw.problems.scope {
+                    coldaisle_config::collector::ProblemScopeConfig::Zone => {
+                        crate::problems::ProblemScope::Zone
+                    }
+                    coldaisle_config::collector::ProblemScopeConfig::Site => {
+                        crate::problems::ProblemScope::Site
+                    }
+                },
             },
         ),
         summaries: SummaryIndex::default(),
@@ -61,6 +72,10 @@ impl RunningCollector {
             SledStore::open(&dir)
                 .with_context(|| format!("opening the store in {}", dir.display()))?,
         );
+        let action_log = crate::action_log::ActionLog::new(kv.clone());
+        let notify_kv = kv.clone();
+        let silences =
+            crate::notifier::SilenceBook::open(kv.clone()).context("reading silences")?;
         let store = CollectorStore::new(kv);
         let mut state = empty_state(&config);
         let mut records = 0u64;
@@ -71,10 +86,20 @@ impl RunningCollector {
                 ingest::apply_record(&mut state, r);
             })
             .context("reading stored records")?;
+        let actions = action_log.all().context("reading operator actions")?;
+        let unmatched = state.analysis.ingest_actions(actions);
+        if unmatched > 0 {
+            tracing::warn!(
+                unmatched,
+                "stored operator actions match nothing at their time"
+            );
+        }
         for (agent, ledger) in store.ledgers().context("reading agent ledgers")? {
             let info = state.agents.entry(agent).or_default();
             info.site = ledger.site;
             info.acked_upto = ledger.acked_upto;
+            info.highest_seen = ledger.highest_seen;
+            info.dropped_by_agent = ledger.dropped_by_agent;
         }
         tracing::info!(
             records,
@@ -91,6 +116,14 @@ impl RunningCollector {
         let http_addr = listener.local_addr().context("reading the HTTP address")?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        crate::notifier::spawn(
+            &mut tasks,
+            &raw.notify,
+            notify_kv,
+            state.clone(),
+            silences.clone(),
+            shutdown_rx.clone(),
+        )?;
         {
             let state = state.clone();
             let mut rx = shutdown_rx.clone();
@@ -98,7 +131,9 @@ impl RunningCollector {
                 let stop = async move {
                     let _ = rx.wait_for(|s| *s).await;
                 };
-                if let Err(e) = crate::http::serve(listener, state, stop).await {
+                let app =
+                    crate::http::full_router(state, action_log, silences, Arc::new(Timestamp::now));
+                if let Err(e) = crate::http::serve_router(listener, app, stop).await {
                     tracing::error!(error = %e, "HTTP API failed");
                 }
             });
@@ -107,6 +142,7 @@ impl RunningCollector {
             client_id: format!("coldaisle-collector-{}", raw.collector_id),
             config: raw.mqtt.clone(),
             password: config.mqtt_password.clone(),
+            tls: config.mqtt_tls.clone(),
             will: None,
         });
         tasks.spawn(run_ingest(
@@ -122,8 +158,20 @@ impl RunningCollector {
             state,
             http_addr,
             shutdown,
+            started_tasks: tasks.len(),
             tasks,
         })
+    }
+
+    /// `Ok` while ingest, the API and the notifier run and the state answers.
+    pub async fn health(&mut self) -> anyhow::Result<()> {
+        // A task ends only at shutdown: one that ended keeps the health check failing, so
+        // the watchdog stops and systemd restarts the daemon.
+        if self.tasks.try_join_next().is_some() || self.tasks.len() < self.started_tasks {
+            anyhow::bail!("a collector task ended unexpectedly");
+        }
+        let _ = self.state.read().await;
+        Ok(())
     }
 
     /// Stops ingest and the API and waits for them.

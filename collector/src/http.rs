@@ -1,4 +1,4 @@
-//! The collector's read-only HTTP API (axum): zones, zone reports, incidents, problems, agents
+//! The collector's read HTTP API (axum): zones, zone reports, incidents, problems, agents
 //! and ingest statistics as JSON, plus a health check.
 //!
 //! | route | answer |
@@ -12,6 +12,9 @@
 //! | `GET /api/v1/problems/{id}` | one problem |
 //! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id |
 //! | `GET /api/v1/stats` | ingest and analysis counters ([`ApiStats`]) |
+//!
+//! Operator actions (POST), silences and Markdown postmortems are in [`crate::operator_api`];
+//! [`full_router`] serves both halves.
 //!
 //! Every error is JSON `{"error": "..."}` that names the offending parameter or id: `400` for a
 //! bad parameter, `404` for an unknown zone, id or route, `405` for a method other than GET.
@@ -76,7 +79,27 @@ pub async fn serve(
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    serve_router(listener, router(state), shutdown).await
+}
+
+/// The read-only API plus the operator routes of [`crate::operator_api`], on `clock`.
+pub fn full_router(
+    state: SharedState,
+    log: crate::action_log::ActionLog,
+    silences: crate::notifier::SilenceBook,
+    clock: Clock,
+) -> Router {
+    router_with_clock(state.clone(), clock.clone())
+        .merge(crate::operator_api::router(state, log, silences, clock))
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight finish.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -113,20 +136,22 @@ struct Api {
 
 /// An error answer: a status and a JSON body `{"error": message}`.
 #[derive(Debug)]
-struct ApiError {
-    status: StatusCode,
-    message: String,
+pub(crate) struct ApiError {
+    /// HTTP status.
+    pub(crate) status: StatusCode,
+    /// What went wrong, naming the parameter or id.
+    pub(crate) message: String,
 }
 
 impl ApiError {
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
         }
     }
 
-    fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::NOT_FOUND,
             message: message.into(),
@@ -164,7 +189,7 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// `Some(text)` unless absent or empty (`?site=` means no site).
 fn given(value: Option<String>) -> Option<String> {
@@ -376,7 +401,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
         message: format!(
-            "method {method} not allowed on {}: the API is read-only, use GET",
+            "method {method} not allowed on {}: reads use GET, operator actions POST (see the API docs)",
             uri.path()
         ),
     }
@@ -594,7 +619,7 @@ mod tests {
         let (status, content_type, body) = call(app(), Method::POST, "/api/v1/zones").await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(content_type, "application/json");
-        assert!(body.contains("read-only"), "{body}");
+        assert!(body.contains("reads use GET"), "{body}");
         // Odd but valid input never panics.
         let (status, _) = get_json("/api/v1/zones/%F0%9F%94%A5/report?window=").await;
         assert_eq!(status, StatusCode::NOT_FOUND);

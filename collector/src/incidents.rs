@@ -16,6 +16,9 @@
 //! - Incident ids depend only on the incident's content (fingerprint and opening time), never on
 //!   the processing order.
 
+use crate::actions::{ActionKind, ActionRecord, OperatorAction};
+use crate::cause::ProbableCause;
+use crate::chronicle::ChronicleEntry;
 use coldaisle_core::wire::Payload;
 use coldaisle_core::{
     Category, DeviceEvent, EventState, Fingerprint, SensorEvent, Severity, Timestamp, ZoneEvent,
@@ -56,6 +59,15 @@ pub struct IncidentRules {
     /// fingerprint within it rejoins the incident instead of opening a new one.
     #[serde(with = "duration_text")]
     pub quiet_period: Duration,
+    /// An incident whose sources stay raised for at least this long (event time) is reported
+    /// once as [`IncidentChange::Sustained`] (the "above the limit for longer than T" SLA rule);
+    /// `None` disables it.
+    #[serde(
+        default,
+        with = "optional_duration_text",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sustained_after: Option<Duration>,
 }
 
 impl Default for IncidentRules {
@@ -63,6 +75,7 @@ impl Default for IncidentRules {
     fn default() -> Self {
         IncidentRules {
             quiet_period: Duration::from_secs(15 * 60),
+            sustained_after: None,
         }
     }
 }
@@ -80,6 +93,25 @@ pub(crate) mod duration_text {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Like [`duration_text`] for an optional duration (`null` when absent).
+pub(crate) mod optional_duration_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -148,6 +180,28 @@ pub struct Incident {
     pub timeline: Vec<TimelineEntry>,
     /// Id of the problem the incident is linked to (filled by [`crate::analysis::Analysis`]).
     pub problem: Option<String>,
+    /// The first acknowledgement, if someone acknowledged it.
+    #[serde(default)]
+    pub acknowledged: Option<ActionRecord>,
+    /// Set when an operator resolved it by hand (then `resolved_at` is that time).
+    #[serde(default)]
+    pub resolved_by_hand: Option<ActionRecord>,
+    /// Every operator action on it (acknowledgements, notes, manual resolve, SLA mark), in order.
+    #[serde(default)]
+    pub actions: Vec<ActionRecord>,
+    /// State changes decided by the engine (opened, escalated, all clear, sustained), in order.
+    #[serde(default)]
+    pub state_changes: Vec<ActionRecord>,
+    /// Workaround of its problem when that problem is a known error (filled by the analysis).
+    #[serde(default)]
+    pub workaround: Option<String>,
+    /// Probable cause explained from the evidence (filled by the analysis).
+    #[serde(default)]
+    pub probable_cause: Option<ProbableCause>,
+    /// Every event, state change, operator action and notification, in time order (filled by
+    /// the analysis; see [`crate::chronicle`]).
+    #[serde(default)]
+    pub chronicle: Vec<ChronicleEntry>,
 }
 
 /// What applying one event changed.
@@ -191,7 +245,28 @@ pub enum IncidentChange {
         /// When it will be resolved if nothing else is raised.
         resolves_at: Timestamp,
     },
-    /// A new incident of the same fingerprint opened, so this one is final.
+    /// The incident's sources have stayed raised for the configured `sustained_after`.
+    Sustained {
+        /// Id of the incident.
+        id: String,
+        /// Its fingerprint.
+        fingerprint: Fingerprint,
+        /// Event time of the event that showed it.
+        at: Timestamp,
+        /// Since when its sources have been raised without interruption.
+        raised_since: Timestamp,
+    },
+    /// An operator marked the incident SLA-impacting.
+    MarkedSla {
+        /// Id of the incident.
+        id: String,
+        /// Its fingerprint.
+        fingerprint: Fingerprint,
+        /// When.
+        at: Timestamp,
+    },
+    /// A new incident of the same fingerprint opened, or an operator resolved it, so this one
+    /// is final.
     Closed {
         /// Id of the incident.
         id: String,
@@ -209,8 +284,13 @@ struct IncidentState {
     active: BTreeSet<String>,
     /// Event time at which the active set last became empty.
     last_clear: Option<Timestamp>,
-    /// Set once a later incident of the fingerprint opened: the final resolution time.
+    /// Set once a later incident of the fingerprint opened or an operator resolved it: the
+    /// final resolution time.
     closed_at: Option<Timestamp>,
+    /// Event time since which the active set has been non-empty without interruption.
+    raised_since: Option<Timestamp>,
+    /// True once [`IncidentChange::Sustained`] was reported (it is reported once).
+    sustained: bool,
 }
 
 impl IncidentState {
@@ -227,6 +307,40 @@ impl IncidentState {
     fn is_live_at(&self, ts: Timestamp, quiet: Duration) -> bool {
         self.closed_at.is_none() && self.resolves_at(quiet).is_none_or(|r| ts < r)
     }
+
+    /// Records an engine-decided state change.
+    fn note_change(&mut self, at: Timestamp, text: String) {
+        self.incident.state_changes.push(ActionRecord {
+            at,
+            actor: ENGINE_ACTOR.to_string(),
+            text,
+        });
+    }
+}
+
+/// The actor named on state changes the engine decides itself.
+pub const ENGINE_ACTOR: &str = "coldaisle";
+
+/// Why an operator action was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// No incident of that id exists (at the action's time).
+    #[error("no incident {0}")]
+    UnknownIncident(String),
+    /// The incident already ended before the action's time.
+    #[error("incident {id} is already resolved (at {resolved_at})")]
+    AlreadyResolved {
+        /// Incident id.
+        id: String,
+        /// When it resolved.
+        resolved_at: Timestamp,
+    },
+    /// No problem of that id exists (at the action's time).
+    #[error("no problem {0}")]
+    UnknownProblem(String),
+    /// The action is not about this engine's records.
+    #[error("action is not about an incident")]
+    NotAnIncidentAction,
 }
 
 /// An event reduced to what the incident engine needs.
@@ -295,10 +409,15 @@ impl IncidentEngine {
             .get(&c.fingerprint)
             .copied()
             .filter(|&i| self.incidents[i].is_live_at(ts, quiet));
+        let since_before = live.and_then(|i| self.incidents[i].raised_since);
+        let fingerprint = c.fingerprint.clone();
         let mut changes = Vec::new();
         match (c.state, live) {
             (EventState::Raised, Some(i)) => {
                 let state = &mut self.incidents[i];
+                if state.active.is_empty() {
+                    state.raised_since = Some(ts);
+                }
                 state.active.insert(c.source);
                 state.last_clear = None;
                 state.incident.timeline.push(entry);
@@ -308,6 +427,7 @@ impl IncidentEngine {
                 });
                 if c.severity > state.incident.severity {
                     state.incident.severity = c.severity;
+                    state.note_change(ts, format!("escalated to {}", c.severity.as_str()));
                     changes.push(IncidentChange::Escalated {
                         id: state.incident.id.clone(),
                         fingerprint: c.fingerprint,
@@ -319,8 +439,10 @@ impl IncidentEngine {
             (EventState::Raised, None) => {
                 if let Some(&previous) = self.current.get(&c.fingerprint) {
                     let state = &mut self.incidents[previous];
-                    if let Some(resolved_at) = state.resolves_at(quiet) {
+                    let resolved_at = state.resolves_at(quiet);
+                    if let (Some(resolved_at), None) = (resolved_at, state.closed_at) {
                         state.closed_at = Some(resolved_at);
+                        state.note_change(resolved_at, "resolved (quiet period over)".to_string());
                         changes.push(IncidentChange::Closed {
                             id: state.incident.id.clone(),
                             resolved_at,
@@ -339,14 +461,25 @@ impl IncidentEngine {
                     active_sources: Vec::new(),
                     timeline: vec![entry],
                     problem: None,
+                    acknowledged: None,
+                    resolved_by_hand: None,
+                    actions: Vec::new(),
+                    state_changes: Vec::new(),
+                    workaround: None,
+                    probable_cause: None,
+                    chronicle: Vec::new(),
                 };
                 let index = self.incidents.len();
-                self.incidents.push(IncidentState {
+                let mut state = IncidentState {
                     incident,
                     active: BTreeSet::from([c.source]),
                     last_clear: None,
                     closed_at: None,
-                });
+                    raised_since: Some(ts),
+                    sustained: false,
+                };
+                state.note_change(ts, format!("opened ({})", c.severity.as_str()));
+                self.incidents.push(state);
                 self.by_id.insert(id.clone(), index);
                 self.current.insert(c.fingerprint.clone(), index);
                 changes.push(IncidentChange::Opened {
@@ -366,6 +499,14 @@ impl IncidentEngine {
                 });
                 if was_raised && state.active.is_empty() {
                     state.last_clear = Some(ts);
+                    state.raised_since = None;
+                    state.note_change(
+                        ts,
+                        format!(
+                            "all sources clear; resolves at {} unless raised again",
+                            ts.plus(quiet).to_rfc3339()
+                        ),
+                    );
                     changes.push(IncidentChange::AllClear {
                         id: state.incident.id.clone(),
                         at: ts,
@@ -377,7 +518,95 @@ impl IncidentEngine {
                 self.orphan_clears += 1;
             }
         }
+        if let Some(i) = live.or_else(|| self.current.get(&fingerprint).copied()) {
+            // A clear that ends a long excursion shows its length too.
+            let since = self.incidents[i].raised_since.or(since_before);
+            self.check_sustained(i, since, ts, &mut changes);
+        }
         changes
+    }
+
+    /// Reports [`IncidentChange::Sustained`] once, when the incident at `index` has had raised
+    /// sources without interruption for `sustained_after` as of event time `ts`.
+    fn check_sustained(
+        &mut self,
+        index: usize,
+        since: Option<Timestamp>,
+        ts: Timestamp,
+        changes: &mut Vec<IncidentChange>,
+    ) {
+        let (Some(after), Some(since)) = (self.rules.sustained_after, since) else {
+            return;
+        };
+        let state = &mut self.incidents[index];
+        if state.sustained || state.closed_at.is_some() || ts < since.plus(after) {
+            return;
+        }
+        state.sustained = true;
+        state.note_change(
+            ts,
+            format!(
+                "raised for {} without interruption (since {})",
+                humantime::format_duration(ts.since(since)),
+                since.to_rfc3339()
+            ),
+        );
+        changes.push(IncidentChange::Sustained {
+            id: state.incident.id.clone(),
+            fingerprint: state.incident.fingerprint.clone(),
+            at: ts,
+            raised_since: since,
+        });
+    }
+
+    /// Applies an operator action about an incident at its time `action.at`. Actions must come
+    /// in event-time order with the events (see [`crate::analysis::Analysis`]).
+    pub fn apply_action(
+        &mut self,
+        action: &OperatorAction,
+    ) -> Result<Vec<IncidentChange>, ActionError> {
+        let id = action
+            .kind
+            .incident()
+            .ok_or(ActionError::NotAnIncidentAction)?;
+        let &index = self
+            .by_id
+            .get(id)
+            .ok_or_else(|| ActionError::UnknownIncident(id.to_string()))?;
+        let quiet = self.rules.quiet_period;
+        let state = &mut self.incidents[index];
+        let record = ActionRecord::from(action);
+        let mut changes = Vec::new();
+        match &action.kind {
+            ActionKind::Acknowledge { .. } if state.incident.acknowledged.is_none() => {
+                state.incident.acknowledged = Some(record.clone());
+            }
+            ActionKind::ResolveIncident { .. } => {
+                let resolved = state
+                    .closed_at
+                    .or_else(|| state.resolves_at(quiet).filter(|&r| r <= action.at));
+                if let Some(resolved_at) = resolved {
+                    return Err(ActionError::AlreadyResolved {
+                        id: id.to_string(),
+                        resolved_at,
+                    });
+                }
+                state.closed_at = Some(action.at);
+                state.incident.resolved_by_hand = Some(record.clone());
+                changes.push(IncidentChange::Closed {
+                    id: id.to_string(),
+                    resolved_at: action.at,
+                });
+            }
+            ActionKind::MarkSla { .. } => changes.push(IncidentChange::MarkedSla {
+                id: id.to_string(),
+                fingerprint: state.incident.fingerprint.clone(),
+                at: action.at,
+            }),
+            _ => {}
+        }
+        state.incident.actions.push(record);
+        Ok(changes)
     }
 
     /// Number of clears that matched no live incident (recorded nowhere else).
@@ -402,6 +631,15 @@ impl IncidentEngine {
     /// The reported form of one incident at `now`.
     fn report(&self, state: &IncidentState, now: Timestamp) -> Incident {
         let mut incident = state.incident.clone();
+        if let Some(r) = state.resolves_at(self.rules.quiet_period) {
+            if state.closed_at.is_none() && now >= r {
+                incident.state_changes.push(ActionRecord {
+                    at: r,
+                    actor: ENGINE_ACTOR.to_string(),
+                    text: "resolved (quiet period over)".to_string(),
+                });
+            }
+        }
         incident.active_sources = state.active.iter().cloned().collect();
         let resolved_at = state.closed_at.or_else(|| {
             state
@@ -689,6 +927,7 @@ pub(crate) mod tests {
     fn engine() -> IncidentEngine {
         IncidentEngine::new(IncidentRules {
             quiet_period: Duration::from_secs(15 * 60),
+            sustained_after: None,
         })
     }
 

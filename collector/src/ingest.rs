@@ -5,7 +5,7 @@
 use crate::analysis::StoredEvent;
 use crate::state::CollectorState;
 use crate::store::{CollectorStore, Stored};
-use coldaisle_core::wire::{Ack, Batch, Payload, Record, Status, Topics};
+use coldaisle_core::wire::{Ack, Batch, Payload, Record, SeqRange, Status, Topics};
 use coldaisle_core::Timestamp;
 
 /// Why a message was rejected.
@@ -38,6 +38,8 @@ pub struct CheckedBatch {
     pub floor: u64,
     /// Records.
     pub records: Vec<Record>,
+    /// Seqs the agent dropped.
+    pub dropped: Vec<SeqRange>,
 }
 
 /// Decodes an events message and checks it against its topic.
@@ -67,12 +69,19 @@ pub fn check_batch(
         site: batch.site,
         floor: batch.floor,
         records: batch.records,
+        dropped: batch.dropped,
     })
 }
 
 /// Stores a checked batch durably. Blocking (flushes): call from a blocking context.
 pub fn store(store: &CollectorStore, batch: CheckedBatch) -> Result<Stored, IngestError> {
-    Ok(store.store_batch(&batch.agent, &batch.site, batch.floor, batch.records)?)
+    Ok(store.store_batch(
+        &batch.agent,
+        &batch.site,
+        batch.floor,
+        &batch.dropped,
+        batch.records,
+    )?)
 }
 
 /// The ack to publish after [`store`]: `(topic, payload)`.
@@ -86,6 +95,8 @@ pub fn apply(state: &mut CollectorState, agent: &str, stored: &Stored, received_
     let info = state.agents.entry(agent.to_string()).or_default();
     info.site = stored.ledger.site.clone();
     info.acked_upto = stored.ledger.acked_upto;
+    info.highest_seen = stored.ledger.highest_seen;
+    info.dropped_by_agent = stored.ledger.dropped_by_agent;
     info.records += stored.new.len() as u64;
     info.duplicates += stored.duplicates;
     info.last_seen = Some(received_at);

@@ -5,15 +5,31 @@
 //! [`render`]. I/O parts: [`store`] (durable records), [`ingest`] (MQTT messages → store → ack),
 //! [`http`] (API), [`daemon`] (wiring).
 
+pub mod action_log;
+pub mod actions;
 pub mod analysis;
+pub mod cause;
+pub mod chronicle;
 pub mod daemon;
 pub mod http;
 pub mod incidents;
 pub mod ingest;
+pub mod metrics;
+pub mod notifier;
+pub mod notify_plan;
+pub mod operator_api;
+pub mod pagers;
+pub mod postmortem;
 pub mod problems;
 pub mod render;
 pub mod report;
+pub mod service;
 pub mod state;
 pub mod store;
+
+#[cfg(test)]
+mod lifecycle_tests;
+#[cfg(test)]
+mod pager_tests;
 
 pub use daemon::RunningCollector;

@@ -2,29 +2,36 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use coldaisle_collector::RunningCollector;
 use coldaisle_config::CollectorConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod ops_cli;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "coldaisle-collector",
-    version,
+    version = coldaisle_service::VERSION,
     about = "coldaisle central collector"
 )]
 struct Cli {
+    /// Log format on stderr: `auto` = JSON under systemd or when stderr is not a terminal.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: coldaisle_service::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the collector until SIGTERM or Ctrl-C.
+    /// Run the collector until SIGTERM or Ctrl-C (SIGHUP reloads the config).
     Run {
         /// Collector config file.
         #[arg(long, short, default_value = "/etc/coldaisle/collector.toml")]
         config: PathBuf,
+        /// On SIGTERM, how long ingest and the API may take to stop.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        drain_grace: std::time::Duration,
     },
     /// Load and validate a config exactly as startup does, then exit (0 = valid).
     CheckConfig {
@@ -53,16 +60,45 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Act on an incident: ack, note, resolve, sla, postmortem.
+    Incident {
+        #[command(subcommand)]
+        command: ops_cli::IncidentCommand,
+        #[command(flatten)]
+        api: ops_cli::ApiArgs,
+    },
+    /// Act on a problem: set-status, root-cause, note, postmortem.
+    Problem {
+        #[command(subcommand)]
+        command: ops_cli::ProblemCommand,
+        #[command(flatten)]
+        api: ops_cli::ApiArgs,
+    },
+    /// Silences and maintenance windows: add, list.
+    Silence {
+        #[command(subcommand)]
+        command: ops_cli::SilenceCommand,
+        #[command(flatten)]
+        api: ops_cli::ApiArgs,
+    },
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let cli = Cli::parse();
+    let logs = match coldaisle_service::logging::init(cli.log_format, None) {
+        Ok(logs) => logs,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
-        Command::Run { config } => run(config),
-        Command::CheckConfig { config } => CollectorConfig::load(&config)
-            .map(|_| println!("{}: ok", config.display()))
-            .map_err(Into::into),
+        Command::Run {
+            config,
+            drain_grace,
+        } => coldaisle_collector::service::run(config, drain_grace, &logs),
+        Command::CheckConfig { config } => coldaisle_collector::service::load_config(&config)
+            .map(|_| println!("{}: ok", config.display())),
         Command::Report {
             zone,
             site,
@@ -71,40 +107,17 @@ fn main() -> ExitCode {
             config,
             json,
         } => report(&zone, site.as_deref(), &window, url, &config, json),
+        Command::Incident { command, api } => ops_cli::incident(command, &api),
+        Command::Problem { command, api } => ops_cli::problem(command, &api),
+        Command::Silence { command, api } => ops_cli::silence(command, &api),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(coldaisle_service::exit::code_for(&e))
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
-fn run(path: PathBuf) -> anyhow::Result<()> {
-    let config = CollectorConfig::load(&path)?;
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let collector = RunningCollector::start(config).await?;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        tokio::select! {
-            _ = term.recv() => {}
-            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-        }
-        tracing::info!("shutting down");
-        collector.shutdown().await;
-        Ok(())
-    })
 }
 
 fn report(

@@ -11,9 +11,20 @@
 //! - **Linking**: while a fingerprint has an open problem, every later incident of it links to
 //!   that problem instead of opening another.
 //!
+//! - **Sustained / marked**: an incident whose sources stayed raised for the configured time
+//!   ([`crate::incidents::IncidentChange::Sustained`]) or that an operator marked SLA-impacting
+//!   counts as SLA-impacting too.
+//! - **Lifecycle**: operators move a problem open → investigating → known error (root cause and
+//!   workaround recorded) → resolved, by actions applied in event-time order with the events.
+//! - **Reopen**: once a fingerprint has a problem, it never gets another: when a rule trips again
+//!   after its problem was resolved, that problem is reopened (status open, the new incidents
+//!   linked, the reopening on its history), not duplicated.
+//!
 //! Problem ids depend only on content (fingerprint and opening time).
 
-use crate::incidents::{content_id, fnv1a32};
+use crate::actions::{ActionKind, ActionRecord, OperatorAction};
+use crate::cause::ProbableCause;
+use crate::incidents::{content_id, fnv1a32, ActionError, ENGINE_ACTOR};
 use coldaisle_core::{Fingerprint, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -29,7 +40,40 @@ pub struct ProblemRules {
     pub window: Duration,
     /// Incidents at or above this severity open a problem on their own; `None` disables the rule.
     pub sla_severity: Option<Severity>,
+    /// What one problem covers: a zone (default) or a whole site (incidents of every zone of
+    /// the site count together; the problem's fingerprint has zone `*`).
+    #[serde(default, skip_serializing_if = "ProblemScope::is_zone")]
+    pub scope: ProblemScope,
 }
+
+/// What one problem covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemScope {
+    /// One zone and category.
+    #[default]
+    Zone,
+    /// One site and category, all zones together.
+    Site,
+}
+
+impl ProblemScope {
+    fn is_zone(&self) -> bool {
+        *self == ProblemScope::Zone
+    }
+}
+
+/// `zone Z1`, or `site dc1` for a site-scoped fingerprint.
+fn place(fingerprint: &Fingerprint) -> String {
+    if fingerprint.zone == SITE_WIDE {
+        format!("site {}", fingerprint.site)
+    } else {
+        format!("zone {}", fingerprint.zone)
+    }
+}
+
+/// The zone of a site-scoped problem's fingerprint.
+pub const SITE_WIDE: &str = "*";
 
 impl Default for ProblemRules {
     /// At least 3 incidents within 30 days; any critical incident.
@@ -38,6 +82,7 @@ impl Default for ProblemRules {
             min_incidents: 3,
             window: Duration::from_secs(30 * 24 * 3600),
             sla_severity: Some(Severity::Critical),
+            scope: ProblemScope::Zone,
         }
     }
 }
@@ -60,6 +105,16 @@ pub enum ProblemStatus {
 }
 
 impl ProblemStatus {
+    /// The snake_case name used in the API and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemStatus::Open => "open",
+            ProblemStatus::Investigating => "investigating",
+            ProblemStatus::KnownError => "known_error",
+            ProblemStatus::Resolved => "resolved",
+        }
+    }
+
     /// True unless resolved: later incidents of the fingerprint link to such a problem.
     pub fn is_open(self) -> bool {
         self != ProblemStatus::Resolved
@@ -93,6 +148,24 @@ pub struct Problem {
     pub reason: String,
     /// Ids of the incidents that tripped the rule, then of every later linked incident.
     pub incidents: Vec<String>,
+    /// Root cause, once known.
+    #[serde(default)]
+    pub root_cause: Option<String>,
+    /// Workaround until the fix lands; shown on every linked incident.
+    #[serde(default)]
+    pub workaround: Option<String>,
+    /// When it was last resolved, if it is resolved.
+    #[serde(default)]
+    pub resolved_at: Option<Timestamp>,
+    /// How many times it was reopened because its pattern returned.
+    #[serde(default)]
+    pub reopened: u32,
+    /// Every lifecycle change, reopening and note, with who and when, in order.
+    #[serde(default)]
+    pub history: Vec<ActionRecord>,
+    /// Probable cause explained from the evidence of its incidents (filled by the analysis).
+    #[serde(default)]
+    pub probable_cause: Option<ProbableCause>,
 }
 
 /// What observing an incident changed.
@@ -113,6 +186,24 @@ pub enum ProblemChange {
         reason: String,
         /// The incidents that tripped it.
         incidents: Vec<String>,
+    },
+    /// A resolved problem's rule tripped again: it is open again with new incidents.
+    Reopened {
+        /// Id of the problem.
+        id: String,
+        /// When.
+        at: Timestamp,
+        /// Why, in words.
+        reason: String,
+        /// The incidents that tripped it again.
+        incidents: Vec<String>,
+    },
+    /// An operator changed the problem (status, root cause, note).
+    Changed {
+        /// Id of the problem.
+        id: String,
+        /// What changed, in words.
+        text: String,
     },
     /// An incident was linked to an existing open problem.
     Linked {
@@ -179,6 +270,8 @@ impl ProblemEngine {
         if !self.observed.insert(id.to_string()) {
             return None;
         }
+        let scoped = self.scoped(fingerprint);
+        let fingerprint = &scoped;
         if let Some(change) = self.link_to_open(id, fingerprint) {
             return Some(change);
         }
@@ -193,10 +286,10 @@ impl ProblemEngine {
         if stream.recent.len() >= min {
             let incidents: Vec<String> = stream.recent.drain(..).map(|(i, _)| i).collect();
             let reason = format!(
-                "{} {} incidents in zone {} within {}",
+                "{} {} incidents in {} within {}",
                 incidents.len(),
                 fingerprint.category,
-                fingerprint.zone,
+                place(fingerprint),
                 describe(window)
             );
             return Some(self.open(
@@ -209,10 +302,10 @@ impl ProblemEngine {
         }
         if self.is_sla(severity) {
             let reason = format!(
-                "{} {} incident in zone {} (SLA rule: {} or worse)",
+                "{} {} incident in {} (SLA rule: {} or worse)",
                 severity.as_str(),
                 fingerprint.category,
-                fingerprint.zone,
+                place(fingerprint),
                 self.sla_name()
             );
             return Some(self.open_for_one(id, fingerprint, opened_at, reason));
@@ -230,11 +323,8 @@ impl ProblemEngine {
         at: Timestamp,
         severity: Severity,
     ) -> Option<ProblemChange> {
-        if !self.observed.contains(id) || self.links.contains_key(id) || !self.is_sla(severity) {
+        if !self.is_sla(severity) {
             return None;
-        }
-        if let Some(change) = self.link_to_open(id, fingerprint) {
-            return Some(change);
         }
         let reason = format!(
             "{} incident in zone {} escalated to {} (SLA rule: {} or worse)",
@@ -243,7 +333,67 @@ impl ProblemEngine {
             severity.as_str(),
             self.sla_name()
         );
+        self.observe_sla(id, fingerprint, at, reason)
+    }
+
+    /// Observes that an incident turned SLA-impacting at event time `at` for another reason than
+    /// its severity (`reason` says which: sustained excursion, marked by a person). Like an
+    /// escalation, it opens (or reopens, or links to) the fingerprint's problem unless the
+    /// incident is linked already.
+    pub fn observe_sla(
+        &mut self,
+        id: &str,
+        fingerprint: &Fingerprint,
+        at: Timestamp,
+        reason: String,
+    ) -> Option<ProblemChange> {
+        if !self.observed.contains(id) || self.links.contains_key(id) {
+            return None;
+        }
+        let scoped = self.scoped(fingerprint);
+        let fingerprint = &scoped;
+        if let Some(change) = self.link_to_open(id, fingerprint) {
+            return Some(change);
+        }
         Some(self.open_for_one(id, fingerprint, at, reason))
+    }
+
+    /// Applies an operator action about a problem at its time. Actions must come in event-time
+    /// order with the incident observations.
+    pub fn apply_action(&mut self, action: &OperatorAction) -> Result<ProblemChange, ActionError> {
+        let Some(id) = action.kind.problem() else {
+            return Err(ActionError::NotAnIncidentAction);
+        };
+        let &index = self
+            .by_id
+            .get(id)
+            .ok_or_else(|| ActionError::UnknownProblem(id.to_string()))?;
+        let problem = &mut self.problems[index];
+        match &action.kind {
+            ActionKind::SetProblemStatus { status, .. } => {
+                problem.status = *status;
+                problem.resolved_at = (*status == ProblemStatus::Resolved).then_some(action.at);
+            }
+            ActionKind::SetRootCause {
+                root_cause,
+                workaround,
+                ..
+            } => {
+                problem.root_cause = Some(root_cause.clone());
+                problem.workaround = Some(workaround.clone());
+                if problem.status != ProblemStatus::Resolved {
+                    problem.status = ProblemStatus::KnownError;
+                }
+            }
+            _ => {}
+        }
+        let record = ActionRecord::from(action);
+        let text = record.text.clone();
+        problem.history.push(record);
+        Ok(ProblemChange::Changed {
+            id: id.to_string(),
+            text,
+        })
     }
 
     /// Every problem, ordered by opening time then id.
@@ -261,6 +411,17 @@ impl ProblemEngine {
     /// The id of the problem an incident is linked to, if any.
     pub fn problem_of(&self, incident_id: &str) -> Option<&str> {
         self.links.get(incident_id).map(String::as_str)
+    }
+
+    /// The fingerprint a problem of this incident fingerprint is kept under.
+    fn scoped(&self, fingerprint: &Fingerprint) -> Fingerprint {
+        match self.rules.scope {
+            ProblemScope::Zone => fingerprint.clone(),
+            ProblemScope::Site => Fingerprint {
+                zone: SITE_WIDE.to_string(),
+                ..fingerprint.clone()
+            },
+        }
     }
 
     fn is_sla(&self, severity: Severity) -> bool {
@@ -314,6 +475,29 @@ impl ProblemEngine {
         reason: String,
         incidents: Vec<String>,
     ) -> ProblemChange {
+        let existing = self.streams.get(fingerprint).and_then(|s| s.open_problem);
+        if let Some(index) = existing {
+            // The fingerprint had a problem, now resolved (an open one would have linked).
+            let problem = &mut self.problems[index];
+            for incident in &incidents {
+                self.links.insert(incident.clone(), problem.id.clone());
+            }
+            problem.incidents.extend(incidents.iter().cloned());
+            problem.status = ProblemStatus::Open;
+            problem.resolved_at = None;
+            problem.reopened += 1;
+            problem.history.push(ActionRecord {
+                at,
+                actor: ENGINE_ACTOR.to_string(),
+                text: format!("reopened: {reason}"),
+            });
+            return ProblemChange::Reopened {
+                id: problem.id.clone(),
+                at,
+                reason,
+                incidents,
+            };
+        }
         let mut id = content_id("prb", fingerprint, at);
         if self.by_id.contains_key(&id) {
             id = format!("{id}-{:08x}", fnv1a32(&fingerprint.to_string()));
@@ -330,6 +514,16 @@ impl ProblemEngine {
             trigger,
             reason: reason.clone(),
             incidents: incidents.clone(),
+            root_cause: None,
+            workaround: None,
+            resolved_at: None,
+            reopened: 0,
+            history: vec![ActionRecord {
+                at,
+                actor: ENGINE_ACTOR.to_string(),
+                text: format!("opened: {reason}"),
+            }],
+            probable_cause: None,
         });
         self.by_id.insert(id.clone(), index);
         self.streams

@@ -43,6 +43,10 @@ pub struct AgentInfo {
     pub site: String,
     /// Highest seq such that all seqs up to it are stored (what we ack).
     pub acked_upto: u64,
+    /// Highest seq received; above `acked_upto` it shows records still missing.
+    pub highest_seen: u64,
+    /// Seqs the agent reported as dropped by its outbox quota (a gap, not a loss in transit).
+    pub dropped_by_agent: u64,
     /// Records of this agent in the store (each seq counted once).
     pub records: u64,
     /// Duplicate records received (already stored; ignored).

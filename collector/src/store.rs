@@ -5,7 +5,7 @@
 //! Keys: tree `records`: agent id + `0x00` + seq (big-endian) → record JSON;
 //! tree `agents`: agent id → [`AgentLedger`] JSON.
 
-use coldaisle_core::wire::Record;
+use coldaisle_core::wire::{Record, SeqRange};
 use coldaisle_store::{KvStore, StoreError, WriteBatch};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -18,8 +18,14 @@ const AGENTS: &str = "agents";
 pub struct AgentLedger {
     /// Site of the agent.
     pub site: String,
-    /// Every seq ≤ this is stored (the last ack sent).
+    /// Every seq ≤ this is stored or was dropped by the agent (the last ack sent).
     pub acked_upto: u64,
+    /// Highest seq received from the agent (a gap above `acked_upto` shows missing records).
+    #[serde(default)]
+    pub highest_seen: u64,
+    /// Seqs the agent reported as dropped (outbox quota, corruption) that the ack moved past.
+    #[serde(default)]
+    pub dropped_by_agent: u64,
 }
 
 /// The result of storing one batch.
@@ -60,15 +66,17 @@ impl CollectorStore {
     }
 
     /// Stores the records of one agent that are not stored yet, flushes, then advances the
-    /// agent's contiguous `acked_upto` (records below `floor` count as settled: the agent no
-    /// longer holds them). Only after this returns may the caller ack.
+    /// agent's contiguous `acked_upto` (records below `floor` and seqs in `dropped` count as
+    /// settled: the agent no longer holds them). Only after this returns may the caller ack.
     pub fn store_batch(
         &self,
         agent: &str,
         site: &str,
         floor: u64,
+        dropped: &[SeqRange],
         records: Vec<Record>,
     ) -> Result<Stored, StoreError> {
+        let highest = records.iter().map(|r| r.seq).max().unwrap_or(0);
         let mut out = Stored::default();
         let mut batch = WriteBatch::default();
         for record in records {
@@ -90,13 +98,16 @@ impl CollectorStore {
         }
         let mut ledger = self.ledger(agent)?.unwrap_or_default();
         ledger.site = site.to_string();
+        ledger.highest_seen = ledger.highest_seen.max(highest);
         ledger.acked_upto = ledger.acked_upto.max(floor.saturating_sub(1));
-        while self
-            .kv
-            .get(RECORDS, &record_key(agent, ledger.acked_upto + 1))?
-            .is_some()
-        {
-            ledger.acked_upto += 1;
+        loop {
+            let next = ledger.acked_upto + 1;
+            if dropped.iter().any(|r| r.contains(next)) {
+                ledger.dropped_by_agent += 1;
+            } else if self.kv.get(RECORDS, &record_key(agent, next))?.is_none() {
+                break;
+            }
+            ledger.acked_upto = next;
         }
         let mut ledger_batch = WriteBatch::default();
         ledger_batch.insert(
@@ -188,25 +199,38 @@ mod tests {
     fn duplicates_and_gaps_drive_the_ack() {
         let store = CollectorStore::new(Arc::new(MemoryStore::new()));
         let s = store
-            .store_batch("a1", "s1", 1, vec![record(1), record(2)])
+            .store_batch("a1", "s1", 1, &[], vec![record(1), record(2)])
             .expect("store");
         assert_eq!((s.new.len(), s.duplicates, s.ledger.acked_upto), (2, 0, 2));
         // Out of order: 4 arrives before 3; the ack must not pass the gap.
         let s = store
-            .store_batch("a1", "s1", 1, vec![record(4)])
+            .store_batch("a1", "s1", 1, &[], vec![record(4)])
             .expect("store");
         assert_eq!(s.ledger.acked_upto, 2);
         let s = store
-            .store_batch("a1", "s1", 1, vec![record(2), record(3)])
+            .store_batch("a1", "s1", 1, &[], vec![record(2), record(3)])
             .expect("store");
         assert_eq!((s.new.len(), s.duplicates, s.ledger.acked_upto), (1, 1, 4));
         // The agent dropped 5..=6 (floor 7): the ack moves past them once 7 is stored.
         let s = store
-            .store_batch("a1", "s1", 7, vec![record(7)])
+            .store_batch("a1", "s1", 7, &[], vec![record(7)])
             .expect("store");
         assert_eq!(s.ledger.acked_upto, 7);
+        // Seqs 8 and 9 were dropped by the agent's quota: reported, acked past, counted.
+        let dropped = [SeqRange { from: 8, to: 9 }];
+        let s = store
+            .store_batch("a1", "s1", 8, &dropped, vec![record(10)])
+            .expect("store");
+        assert_eq!(
+            (
+                s.ledger.acked_upto,
+                s.ledger.dropped_by_agent,
+                s.ledger.highest_seen
+            ),
+            (10, 2, 10)
+        );
         let mut seqs = Vec::new();
         store.for_each_record(|r| seqs.push(r.seq)).expect("scan");
-        assert_eq!(seqs, vec![1, 2, 3, 4, 7]);
+        assert_eq!(seqs, vec![1, 2, 3, 4, 7, 10]);
     }
 }

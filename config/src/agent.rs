@@ -24,17 +24,28 @@ pub struct RawAgentConfig {
     pub site: String,
     /// Directory for the outbox and detector state.
     pub state_dir: PathBuf,
+    /// Log level or filter (`info`, `warn,coldaisle_agent=debug`); applied again on SIGHUP.
+    /// `RUST_LOG` overrides it.
+    #[serde(default)]
+    pub log_level: Option<String>,
     /// How often each sensor's readings are summarised and sent for reports.
     #[serde(default = "default_summary_interval", with = "humantime_serde")]
     pub summary_interval: Duration,
     /// Resend everything above the last ack when no ack came for this long.
     #[serde(default = "default_resend_after", with = "humantime_serde")]
     pub resend_after: Duration,
+    /// Byte quota of the outbox; above it the oldest reading summaries, then the oldest
+    /// events are dropped (counted and logged, and reported to the collector as gaps).
+    #[serde(default = "default_outbox_max_bytes")]
+    pub outbox_max_bytes: u64,
     /// Broker connection.
     pub mqtt: MqttConfig,
     /// Zone correlation settings.
     #[serde(default)]
     pub correlation: CorrelationConfig,
+    /// Detector settings per sensor kind (`config/src/detection.rs`).
+    #[serde(default)]
+    pub detection: crate::detection::RawDetection,
     /// Devices to poll.
     #[serde(default)]
     pub devices: Vec<RawDevice>,
@@ -45,6 +56,9 @@ fn default_summary_interval() -> Duration {
 }
 fn default_resend_after() -> Duration {
     Duration::from_secs(30)
+}
+fn default_outbox_max_bytes() -> u64 {
+    256 * 1024 * 1024
 }
 
 /// Zone correlation: sensors of one zone and category raised within `window` become one
@@ -82,7 +96,7 @@ impl Default for CorrelationConfig {
 pub enum Protocol {
     /// SNMP over UDP.
     Snmp,
-    /// Modbus TCP.
+    /// Modbus: TCP by default; RTU on a serial line or RTU over TCP per `[devices.modbus]`.
     Modbus,
 }
 
@@ -94,7 +108,8 @@ pub struct RawDevice {
     pub id: String,
     /// Protocol spoken.
     pub protocol: Protocol,
-    /// `host:port` (port defaults to 161 for SNMP, 502 for Modbus).
+    /// `host:port` (port defaults to 161 for SNMP, 502 for Modbus), or the serial device
+    /// (e.g. `/dev/ttyUSB0`) of a Modbus RTU device.
     pub address: String,
     /// Zone the device is in (default zone of its points; the zone of its unreachable events).
     pub zone: String,
@@ -119,6 +134,12 @@ pub struct RawDevice {
     /// Modbus unit id (slave id).
     #[serde(default)]
     pub unit_id: Option<u8>,
+    /// Modbus transport, serial line, request planning and pacing (`[devices.modbus]`).
+    #[serde(default)]
+    pub modbus: Option<crate::modbus::RawModbusSettings>,
+    /// SNMP version, v3 user and request pacing (`[devices.snmp]`, `config/src/snmp.rs`).
+    #[serde(default)]
+    pub snmp: Option<crate::snmp::RawSnmpSettings>,
     /// The device's points, each mapped to a sensor.
     #[serde(default)]
     pub points: Vec<RawPoint>,
@@ -139,6 +160,18 @@ pub enum RegisterTable {
     Holding,
     /// Input registers (function code 4).
     Input,
+    /// Coils (function code 1): bool points, read as 0 or 1.
+    Coil,
+    /// Discrete inputs (function code 2): bool points, read as 0 or 1.
+    Discrete,
+}
+
+impl RegisterTable {
+    /// Whether the table holds single bits (coils, discrete inputs) rather than registers.
+    #[must_use]
+    pub fn is_bits(self) -> bool {
+        matches!(self, RegisterTable::Coil | RegisterTable::Discrete)
+    }
 }
 
 /// Unit of a value as the device reports it (after scale and offset).
@@ -187,6 +220,10 @@ pub struct RawPoint {
     /// Modbus word order.
     #[serde(default)]
     pub order: Option<WordOrder>,
+    /// Modbus: one bit (0 = least significant) of an integer register value, read as 0 or 1;
+    /// names one state of an alarm or status word.
+    #[serde(default)]
+    pub bit: Option<u8>,
     /// Multiplier applied to the raw value.
     #[serde(default)]
     pub scale: Option<f64>,
@@ -199,6 +236,9 @@ pub struct RawPoint {
     /// Threshold detector; inlet temperatures default to the ASHRAE recommended limit.
     #[serde(default)]
     pub threshold: Option<RawThreshold>,
+    /// SNMP table row selection and decoding (`[devices.points.snmp]`, `config/src/snmp.rs`).
+    #[serde(default)]
+    pub snmp: Option<crate::snmp::RawSnmpPoint>,
 }
 
 /// Threshold detector settings as written.
@@ -269,6 +309,8 @@ pub enum SensorSource {
         data_type: RegisterType,
         /// Word order.
         order: WordOrder,
+        /// One bit of the integer value (alarm and status words), read as 0 or 1.
+        bit: Option<u8>,
     },
 }
 
@@ -323,6 +365,10 @@ pub struct Device {
     pub community: String,
     /// Modbus unit id (Modbus devices).
     pub unit_id: u8,
+    /// Modbus transport and request settings (defaults for SNMP devices, unused).
+    pub modbus: crate::modbus::ModbusSettings,
+    /// SNMP version, v3 user and request settings (defaults for Modbus devices, unused).
+    pub snmp: crate::snmp::SnmpSettings,
     /// Its sensors.
     pub sensors: Vec<Sensor>,
 }
@@ -345,9 +391,13 @@ pub struct AgentConfig {
     /// Broker settings.
     pub mqtt: MqttConfig,
     /// Broker password (read from `password_file` when given).
-    pub mqtt_password: Option<String>,
+    pub mqtt_password: Option<crate::mqtt::Secret>,
+    /// TLS material for the broker connection, if configured.
+    pub mqtt_tls: Option<crate::mqtt::TlsMaterial>,
     /// Correlation settings.
     pub correlation: CorrelationConfig,
+    /// Detector settings per sensor kind.
+    pub detection: crate::detection::DetectionConfig,
     /// Devices.
     pub devices: Vec<Device>,
     /// A stable hash of the file's text, reported in the agent's status.
@@ -404,7 +454,9 @@ fn resolve(raw: RawAgentConfig, profiles: &Profiles, text: &str) -> Result<Agent
             "must be at least 1",
         ));
     }
+    let detection = crate::detection::resolve_detection(&raw.detection)?;
     let mqtt_password = raw.mqtt.resolve_password(&root.key("mqtt"))?;
+    let mqtt_tls = raw.mqtt.resolve_tls(&root.key("mqtt"))?;
     let mut device_ids = HashSet::new();
     let mut sensor_ids = HashSet::new();
     let mut devices = Vec::new();
@@ -427,6 +479,7 @@ fn resolve(raw: RawAgentConfig, profiles: &Profiles, text: &str) -> Result<Agent
         }
         devices.push(device);
     }
+    crate::modbus::check_shared_lines(&devices, &root)?;
     Ok(AgentConfig {
         agent_id: raw.agent_id.clone(),
         site: raw.site.clone(),
@@ -435,7 +488,9 @@ fn resolve(raw: RawAgentConfig, profiles: &Profiles, text: &str) -> Result<Agent
         resend_after: raw.resend_after,
         mqtt: raw.mqtt.clone(),
         mqtt_password,
+        mqtt_tls,
         correlation: raw.correlation.clone(),
+        detection,
         devices,
         config_hash: stable_hash(text),
         raw,
@@ -476,8 +531,13 @@ fn resolve_device(
         Protocol::Snmp => 161,
         Protocol::Modbus => 502,
     };
-    let address = normalise_address(&raw.address, default_port)
-        .ok_or_else(|| Problem::new(at.key("address"), "expected HOST or HOST:PORT"))?;
+    let modbus = crate::modbus::resolve(raw.modbus.as_ref(), raw.protocol, raw.timeout, at)?;
+    let mut snmp = crate::snmp::resolve(raw.snmp.as_ref(), raw.protocol, raw.timeout, at)?;
+    let address = match modbus.transport.is_serial() {
+        true if !raw.address.trim().is_empty() => raw.address.trim().to_string(),
+        _ => normalise_address(&raw.address, default_port)
+            .ok_or_else(|| Problem::new(at.key("address"), "expected HOST or HOST:PORT"))?,
+    };
     let profile = match &raw.profile {
         Some(name) => Some(profiles.get(name).ok_or_else(|| {
             Problem::new(
@@ -530,6 +590,8 @@ fn resolve_device(
             "a device needs at least one point",
         ));
     }
+    crate::modbus::check_points(&modbus, &sensors, at)?;
+    crate::snmp::resolve_points(&mut snmp, &raw.points, &sensors, profile, at)?;
     Ok(Device {
         id: raw.id.clone(),
         protocol: raw.protocol,
@@ -542,6 +604,8 @@ fn resolve_device(
             .clone()
             .unwrap_or_else(|| "public".to_string()),
         unit_id: raw.unit_id.unwrap_or(1),
+        modbus,
+        snmp,
         sensors,
     })
 }
@@ -595,7 +659,11 @@ fn resolve_point(
     })?;
     let source = match protocol {
         Protocol::Snmp => {
-            if raw.register.is_some() || raw.table.is_some() || raw.data_type.is_some() {
+            if raw.register.is_some()
+                || raw.table.is_some()
+                || raw.data_type.is_some()
+                || raw.bit.is_some()
+            {
                 return Err(Problem::new(
                     at.key("register"),
                     "SNMP points take `oid`, not Modbus register settings",
@@ -630,6 +698,7 @@ fn resolve_point(
                 })?,
                 data_type: raw.data_type.or(base.data_type).unwrap_or_default(),
                 order: raw.order.or(base.order).unwrap_or_default(),
+                bit: raw.bit.or(base.bit),
             }
         }
     };

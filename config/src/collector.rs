@@ -17,6 +17,10 @@ pub struct RawCollectorConfig {
     pub collector_id: String,
     /// Directory of the embedded store.
     pub state_dir: PathBuf,
+    /// Log level or filter (`info`, `warn,coldaisle_agent=debug`); applied again on SIGHUP.
+    /// `RUST_LOG` overrides it.
+    #[serde(default)]
+    pub log_level: Option<String>,
     /// Sites this collector serves; empty means all (`+`). Collectors that split the fleet
     /// list disjoint sites so each zone's events reach exactly one collector.
     #[serde(default)]
@@ -32,6 +36,9 @@ pub struct RawCollectorConfig {
     /// Problem rules.
     #[serde(default)]
     pub problems: ProblemConfig,
+    /// Pagers, routes and noise control (see [`crate::notify`]).
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// HTTP API settings.
@@ -91,6 +98,24 @@ pub struct ProblemConfig {
     /// `"none"` disables the rule.
     #[serde(default = "default_sla_severity")]
     pub sla_severity: SlaSeverity,
+    /// An incident whose sources stay raised this long (event time; e.g. inlets above the
+    /// allowable limit for `30m`) is SLA-impacting too; absent disables the rule.
+    #[serde(default, with = "humantime_serde")]
+    pub sla_sustained: Option<Duration>,
+    /// What one problem covers: `zone` (default) or `site` (all zones of a site together).
+    #[serde(default)]
+    pub scope: ProblemScopeConfig,
+}
+
+/// The `problems.scope` setting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemScopeConfig {
+    /// One problem per zone and category.
+    #[default]
+    Zone,
+    /// One problem per site and category.
+    Site,
 }
 
 /// The SLA-impact severity setting: a severity or `none`.
@@ -132,6 +157,8 @@ impl Default for ProblemConfig {
             min_incidents: default_min_incidents(),
             window: default_window(),
             sla_severity: default_sla_severity(),
+            sla_sustained: None,
+            scope: ProblemScopeConfig::Zone,
         }
     }
 }
@@ -142,7 +169,9 @@ pub struct CollectorConfig {
     /// As written (validated).
     pub raw: RawCollectorConfig,
     /// Broker password (from `password_file` when given).
-    pub mqtt_password: Option<String>,
+    pub mqtt_password: Option<crate::mqtt::Secret>,
+    /// TLS material for the broker connection, if configured.
+    pub mqtt_tls: Option<crate::mqtt::TlsMaterial>,
 }
 
 impl CollectorConfig {
@@ -168,7 +197,15 @@ impl CollectorConfig {
             .mqtt
             .resolve_password(&KeyPath::default().key("mqtt"))
             .map_err(|p| file.invalid(p))?;
-        Ok(CollectorConfig { raw, mqtt_password })
+        let mqtt_tls = raw
+            .mqtt
+            .resolve_tls(&KeyPath::default().key("mqtt"))
+            .map_err(|p| file.invalid(p))?;
+        Ok(CollectorConfig {
+            raw,
+            mqtt_password,
+            mqtt_tls,
+        })
     }
 }
 
@@ -200,5 +237,6 @@ fn validate(raw: &RawCollectorConfig) -> Result<(), Problem> {
             "must be above zero",
         ));
     }
+    crate::notify::validate(&raw.notify, &root)?;
     Ok(())
 }

@@ -7,12 +7,16 @@
 
 pub mod agent;
 pub mod collector;
+pub mod detection;
 pub mod error;
+pub mod modbus;
 pub mod mqtt;
+pub mod notify;
 pub mod profile;
+pub mod snmp;
 mod source;
 
 pub use agent::{AgentConfig, Device, Protocol, Sensor, SensorSource, Threshold};
 pub use collector::CollectorConfig;
 pub use error::ConfigError;
-pub use mqtt::MqttConfig;
+pub use mqtt::{MqttConfig, Secret, TlsMaterial};

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How to reach the MQTT broker.
-#[derive(Debug, Clone, Deserialize)]
+/// How to reach the MQTT broker. Its `Debug` output never shows the password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// Broker host name or address.
@@ -29,6 +29,99 @@ pub struct MqttConfig {
     /// MQTT keep-alive.
     #[serde(default = "default_keep_alive", with = "humantime_serde")]
     pub keep_alive: Duration,
+    /// TLS (server verification, optional client certificate). Absent: plain TCP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// A secret (password): its `Debug` output is `<redacted>`, so it cannot leak into logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret(value.to_string())
+    }
+}
+
+/// TLS settings of the broker connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the CA(s) that signed the broker's certificate. The broker's certificate
+    /// must name `host` (DNS name or IP address).
+    pub ca_file: PathBuf,
+    /// PEM client certificate (mutual TLS); requires `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+}
+
+/// TLS material read from the files a [`TlsConfig`] names (PEM bytes).
+#[derive(Clone)]
+pub struct TlsMaterial {
+    /// CA certificates.
+    pub ca: Vec<u8>,
+    /// Client certificate and key, for mutual TLS.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print key material.
+        f.debug_struct("TlsMaterial")
+            .field("ca_bytes", &self.ca.len())
+            .field("client_auth", &self.client.is_some())
+            .finish()
+    }
+}
+
+fn read_pem(path: &std::path::Path, at: KeyPath) -> Result<Vec<u8>, Problem> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Problem::new(at.clone(), format!("cannot read {}: {e}", path.display())))?;
+    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(Problem::new(
+            at,
+            format!("{} is not a PEM file (no -----BEGIN line)", path.display()),
+        ));
+    }
+    Ok(bytes)
+}
+
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_file", &self.password_file)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("keep_alive", &self.keep_alive)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 fn default_port() -> u16 {
@@ -42,8 +135,37 @@ fn default_keep_alive() -> Duration {
 }
 
 impl MqttConfig {
+    /// Reads the TLS files, if TLS is configured.
+    pub(crate) fn resolve_tls(&self, at: &KeyPath) -> Result<Option<TlsMaterial>, Problem> {
+        let Some(tls) = &self.tls else {
+            return Ok(None);
+        };
+        let at = at.key("tls");
+        let ca = read_pem(&tls.ca_file, at.key("ca_file"))?;
+        let client = match (&tls.client_cert, &tls.client_key) {
+            (Some(cert), Some(key)) => Some((
+                read_pem(cert, at.key("client_cert"))?,
+                read_pem(key, at.key("client_key"))?,
+            )),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(Problem::new(
+                    at.key("client_key"),
+                    "client_cert needs client_key",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Problem::new(
+                    at.key("client_cert"),
+                    "client_key needs client_cert",
+                ))
+            }
+        };
+        Ok(Some(TlsMaterial { ca, client }))
+    }
+
     /// Checks the settings and reads the password file, returning the password to use.
-    pub(crate) fn resolve_password(&self, at: &KeyPath) -> Result<Option<String>, Problem> {
+    pub(crate) fn resolve_password(&self, at: &KeyPath) -> Result<Option<Secret>, Problem> {
         if self.host.trim().is_empty() {
             return Err(Problem::new(at.key("host"), "must name the broker host"));
         }
@@ -58,9 +180,9 @@ impl MqttConfig {
                 at.key("password_file"),
                 "set either `password` or `password_file`, not both",
             )),
-            (Some(p), None) => Ok(Some(p.clone())),
+            (Some(p), None) => Ok(Some(Secret::from(p.as_str()))),
             (None, Some(file)) => std::fs::read_to_string(file)
-                .map(|text| Some(text.lines().next().unwrap_or("").to_string()))
+                .map(|text| Some(Secret::from(text.lines().next().unwrap_or(""))))
                 .map_err(|e| {
                     Problem::new(
                         at.key("password_file"),
@@ -69,5 +191,19 @@ impl MqttConfig {
                 }),
             (None, None) => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let config: super::MqttConfig =
+            toml::from_str("host = \"h\"\npassword = \"hunter2\"").expect("valid");
+        let text = format!("{config:?}");
+        assert!(
+            !text.contains("hunter2") && text.contains("<redacted>"),
+            "{text}"
+        );
     }
 }

@@ -25,6 +25,30 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../profiles/liebert-crac-modbus.toml"),
     ),
     ("ups-mib.toml", include_str!("../profiles/ups-mib.toml")),
+    (
+        "entity-sensor.toml",
+        include_str!("../profiles/entity-sensor.toml"),
+    ),
+    (
+        "apc-env-probe.toml",
+        include_str!("../profiles/apc-env-probe.toml"),
+    ),
+    (
+        "raritan-px2.toml",
+        include_str!("../profiles/raritan-px2.toml"),
+    ),
+    (
+        "eaton-xups.toml",
+        include_str!("../profiles/eaton-xups.toml"),
+    ),
+    (
+        "liebert-env.toml",
+        include_str!("../profiles/liebert-env.toml"),
+    ),
+    (
+        "generic-modbus.toml",
+        include_str!("../profiles/generic-modbus.toml"),
+    ),
 ];
 
 /// One point of a profile: defaults for a config point that names it.
@@ -52,6 +76,9 @@ pub struct ProfilePoint {
     /// Modbus word order.
     #[serde(default)]
     pub order: Option<WordOrder>,
+    /// Modbus: one bit of an alarm or status word.
+    #[serde(default)]
+    pub bit: Option<u8>,
     /// Scale.
     #[serde(default)]
     pub scale: Option<f64>,
@@ -61,6 +88,9 @@ pub struct ProfilePoint {
     /// Unit after scaling.
     #[serde(default)]
     pub unit: Option<SourceUnit>,
+    /// SNMP table row selection and decoding (`config/src/snmp.rs`).
+    #[serde(default)]
+    pub snmp: Option<crate::snmp::RawSnmpPoint>,
 }
 
 /// A device model's profile.
@@ -140,7 +170,7 @@ mod tests {
         let profiles = Profiles::builtin().expect("built-in profiles are valid");
         let inrow = profiles.get("apc-inrow-modbus").expect("inrow profile");
         let inlet = inrow.point("rack_inlet").expect("rack inlet point");
-        assert_eq!(inlet.register, Some(96));
+        assert_eq!(inlet.register, Some(92));
         assert_eq!(inlet.data_type, Some(RegisterType::Int32));
         assert_eq!(inlet.unit, Some(SourceUnit::F));
         assert!(profiles.get("apc-rpdu2").is_some());

@@ -1,6 +1,7 @@
 //! Pure decoding of Modbus register values: 16-, 32- and 64-bit integers and IEEE 754 floats
 //! spread over one to four 16-bit registers, in any of the four word/byte orders that devices
-//! use, plus the linear scale and offset that register maps apply.
+//! use, the linear scale and offset that register maps apply, and fixed-length ASCII strings
+//! ([`decode_string`]).
 //!
 //! Invariants:
 //! - this module does no I/O and keeps no state;
@@ -257,6 +258,34 @@ pub fn encode(value: f64, ty: RegisterType, order: WordOrder) -> Vec<u16> {
     bits_to_registers(bits, ty.register_count(), order)
 }
 
+/// Decodes a fixed-length string held in `registers`, two bytes per register (model names,
+/// serial numbers, firmware versions). The high byte of each register comes first, unless
+/// `order` swaps bytes (`BADC`, `DCBA`); word order does not apply to strings. The text ends at
+/// the first NUL; trailing spaces are trimmed and bytes outside printable ASCII read as `?`.
+/// Never panics, whatever the registers hold.
+#[must_use]
+pub fn decode_string(registers: &[u16], order: WordOrder) -> String {
+    let bytes = registers.iter().flat_map(|&r| {
+        let [high, low] = r.to_be_bytes();
+        if order.swaps_bytes() {
+            [low, high]
+        } else {
+            [high, low]
+        }
+    });
+    let text: String = bytes
+        .take_while(|&b| b != 0)
+        .map(|b| {
+            if b == b' ' || b.is_ascii_graphic() {
+                char::from(b)
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    text.trim_end().to_string()
+}
+
 /// Joins registers (at most four) into one integer, most significant byte first.
 fn registers_to_bits(registers: &[u16], order: WordOrder) -> u64 {
     let push = |acc: u64, &register: &u16| {
@@ -418,6 +447,18 @@ mod tests {
     }
 
     #[test]
+    fn strings_read_high_byte_first_unless_swapped() {
+        // "ACRC602" + NUL padding, as a register map's model-name field.
+        let regs = [0x4143, 0x5243, 0x3630, 0x3200, 0x0000];
+        assert_eq!(decode_string(&regs, Abcd), "ACRC602");
+        let swapped: Vec<u16> = regs.iter().map(|r| r.swap_bytes()).collect();
+        assert_eq!(decode_string(&swapped, Badc), "ACRC602");
+        assert_eq!(decode_string(&[0x4142, 0x2020], Abcd), "AB");
+        assert_eq!(decode_string(&[0x41FF, 0x0A42], Abcd), "A??B");
+        assert_eq!(decode_string(&[], Abcd), "");
+    }
+
+    #[test]
     fn scale_applies_factor_then_offset() {
         assert_eq!(scale(720.0, 0.1, 0.0), 72.0);
         assert_eq!(scale(100.0, 0.5, -40.0), 10.0);
@@ -548,6 +589,18 @@ mod tests {
                     prop_assert!(ty.is_float());
                 }
             }
+        }
+
+        /// A string field of any content decodes without panicking to at most two printable
+        /// characters per register.
+        #[test]
+        fn arbitrary_string_registers_never_panic(
+            registers in prop::collection::vec(any::<u16>(), 0..40),
+            order in any_order(),
+        ) {
+            let text = decode_string(&registers, order);
+            prop_assert!(text.len() <= registers.len() * 2);
+            prop_assert!(text.chars().all(|c| c == ' ' || c.is_ascii_graphic()));
         }
 
         /// Encoding never panics and always yields the type's register count.

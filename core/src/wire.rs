@@ -80,6 +80,36 @@ pub struct Batch {
     pub floor: u64,
     /// The records, seq ascending.
     pub records: Vec<Record>,
+    /// Seqs above the agent's last ack that the agent dropped (outbox quota, corruption): the
+    /// collector counts them as settled, reports them as gaps, and acks past them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<SeqRange>,
+}
+
+/// An inclusive range of seqs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeqRange {
+    /// First seq.
+    pub from: u64,
+    /// Last seq (inclusive).
+    pub to: u64,
+}
+
+impl SeqRange {
+    /// True if `seq` is inside.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.from <= seq && seq <= self.to
+    }
+
+    /// Number of seqs in the range.
+    pub fn len(&self) -> u64 {
+        self.to.saturating_sub(self.from) + 1
+    }
+
+    /// Never empty (a range holds at least one seq); present for symmetry with `len`.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// The collector's acknowledgement: every seq ≤ `upto` is durably stored centrally.
@@ -234,6 +264,7 @@ mod tests {
             site: "s1".into(),
             floor: 1,
             records: vec![summary_record(1), summary_record(2)],
+            dropped: vec![],
         };
         let mut json: serde_json::Value = serde_json::to_value(&batch).expect("serialise");
         json["future_field"] = serde_json::json!(true);
@@ -249,6 +280,7 @@ mod tests {
             site: "s1".into(),
             floor: 1,
             records: vec![summary_record(2), summary_record(2)],
+            dropped: vec![],
         };
         let bytes = serde_json::to_vec(&batch).expect("serialise");
         assert!(matches!(Batch::decode(&bytes), Err(WireError::Invalid(_))));

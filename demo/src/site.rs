@@ -80,9 +80,10 @@ impl Site {
     pub fn set_cooler(&self, supply_c: f64, return_c: f64) {
         let tenths_f = |c: f64| (c * 9.0 / 5.0 + 32.0) * 10.0;
         let regs = |c: f64| encode(tenths_f(c), RegisterType::Int32, WordOrder::Abcd);
-        self.inrow.set_holding(1, 92, &regs(supply_c));
-        self.inrow.set_holding(1, 94, &regs(return_c));
-        self.inrow.set_holding(1, 96, &regs(supply_c + 1.0));
+        // InRow SC map: 92 rack inlet, 94 supply air, 96 return air.
+        self.inrow.set_holding(1, 92, &regs(supply_c + 1.0));
+        self.inrow.set_holding(1, 94, &regs(supply_c));
+        self.inrow.set_holding(1, 96, &regs(return_c));
     }
 
     /// The agent config for this site.
@@ -101,6 +102,10 @@ port = {broker_port}
 [correlation]
 window = "30s"
 min_sensors = 2
+
+# The story is time-compressed (overheats 16 s apart): flaps are raises within 2 s of a clear.
+[detection]
+flap_window = "2s"
 "#,
             state = state_dir.display()
         );

@@ -6,8 +6,11 @@
 //! keeps the connection alive. rumqttc's `publish` enqueues into a bounded channel that this
 //! driver drains, so the owner never blocks on the socket.
 
-use coldaisle_config::MqttConfig;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use coldaisle_config::{MqttConfig, Secret, TlsMaterial};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Packet, QoS,
+    TlsConfiguration, Transport,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,9 +46,11 @@ pub struct LinkOptions {
     /// Broker settings.
     pub config: MqttConfig,
     /// Password (already read from its file).
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Retained message the broker publishes if we vanish: `(topic, payload)`.
     pub will: Option<(String, Vec<u8>)>,
+    /// TLS material; `None` for plain TCP.
+    pub tls: Option<TlsMaterial>,
 }
 
 /// A live connection: publish with `client`, read `events`.
@@ -71,7 +76,15 @@ impl MqttLink {
         mqtt.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
         mqtt.set_clean_session(true);
         if let Some(user) = &config.username {
-            mqtt.set_credentials(user.clone(), options.password.clone().unwrap_or_default());
+            let password = options.password.as_ref().map(Secret::expose).unwrap_or("");
+            mqtt.set_credentials(user.clone(), password);
+        }
+        if let Some(tls) = options.tls {
+            mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+                ca: tls.ca,
+                alpn: None,
+                client_auth: tls.client,
+            }));
         }
         if let Some((topic, payload)) = options.will {
             mqtt.set_last_will(LastWill::new(topic, payload, QoS::AtLeastOnce, true));
@@ -143,11 +156,13 @@ async fn drive(
 ) {
     let mut backoff = Backoff::new();
     let mut connected = false;
+    let mut last_failure: Option<String> = None;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
                 connected = true;
+                last_failure = None;
                 tracing::info!(broker = %endpoint, "mqtt connected");
                 if tx.send(LinkEvent::Connected).await.is_err() {
                     return;
@@ -165,12 +180,15 @@ async fn drive(
             Ok(_) => {}
             Err(_) if closing.load(Ordering::Relaxed) => return,
             Err(e) => {
-                let reason = e.to_string();
+                let reason = explain(&e);
                 if connected {
                     tracing::warn!(broker = %endpoint, error = %reason, "mqtt connection lost");
+                } else if last_failure.as_deref() != Some(reason.as_str()) {
+                    tracing::warn!(broker = %endpoint, error = %reason, "mqtt connect failed; retrying with backoff");
                 } else {
-                    tracing::debug!(broker = %endpoint, error = %reason, "mqtt connect failed");
+                    tracing::debug!(broker = %endpoint, error = %reason, "mqtt connect failed again");
                 }
+                last_failure = Some(reason.clone());
                 connected = false;
                 if tx.send(LinkEvent::Disconnected(reason)).await.is_err() {
                     return;
@@ -182,6 +200,38 @@ async fn drive(
                 tokio::time::sleep(backoff.delay(entropy)).await;
             }
         }
+    }
+}
+
+/// Turns a connection error into a sentence that says what to fix.
+pub fn explain(error: &ConnectionError) -> String {
+    let raw = error.to_string();
+    let hint = match error {
+        // mosquitto answers "not authorised" (code 5) for a wrong password too.
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
+        ) => Some(
+            "the broker refused the username or password (check mqtt.username and mqtt.password / mqtt.password_file against the broker's users)",
+        ),
+        ConnectionError::ConnectionRefused(ConnectReturnCode::BadClientId) => {
+            Some("the broker rejected the client id")
+        }
+        _ if raw.contains("UnknownIssuer") => {
+            Some("the broker's certificate is not signed by the CA in mqtt.tls.ca_file")
+        }
+        _ if raw.contains("Expired") => Some("the broker's certificate has expired"),
+        _ if raw.contains("NotValidForName") => {
+            Some("the broker's certificate does not name mqtt.host (DNS name or IP address)")
+        }
+        _ if raw.contains("CertificateRequired") || raw.contains("certificate required") => {
+            Some("the broker requires a client certificate (set mqtt.tls.client_cert and client_key)")
+        }
+        _ if raw.contains("Connection refused") => Some("nothing accepts connections at mqtt.host:mqtt.port"),
+        _ => None,
+    };
+    match hint {
+        Some(hint) => format!("{hint} ({raw})"),
+        None => raw,
     }
 }
 

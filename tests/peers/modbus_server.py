@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Modbus TCP server (pymodbus 3.16 simulator API) whose registers a test changes at run time.
+"""Modbus server (pymodbus 3.16 simulator API) whose registers a test changes at run time.
 
 Usage (started by `coldaisle_testkit::peers::PyModbus`, with the repo's .venv python):
 
-    modbus_server.py --port PORT --values VALUES_JSON --units 1,2
+    modbus_server.py --port PORT --values VALUES_JSON --units 1,2 [--framer rtu]
+    modbus_server.py --serial /tmp/pty-a --baud 19200 --values VALUES_JSON --units 1,2
+
+`--framer rtu` speaks RTU frames over TCP (a serial gateway); `--serial` serves Modbus RTU on a
+serial device (one end of a socat pty pair). Once serving it prints a line with "serving".
 
 VALUES_JSON, re-read on every request (the test rewrites it atomically via rename):
 
@@ -18,7 +22,10 @@ Semantics, per unit id listed in --units:
   - "exceptions": a listed address answers that exception code (1..11) instead;
   - "delay_ms": the answer is delayed (slow device / timeout tests);
   - a unit missing from the file answers exception 11 (gateway target failed to respond);
-  - writes and coil/discrete requests answer exception 1 (illegal function): read-only device.
+  - read coils (fc 1) / discrete inputs (fc 2): tables "coils" / "discrete" hold 0/1 per bit
+    address (0..1023); absent bits read 0; an exception listed at the first bit address of the
+    request answers that exception;
+  - writes answer exception 1 (illegal function): read-only device.
 Unit ids not in --units also answer exception 11 (catch-all device 0).
 
 pymodbus 3.16: `SimDevice(id, simdata=(coils, discrete, holding, input), action=...)`
@@ -34,12 +41,13 @@ import logging
 import sys
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 LOG = logging.getLogger("modbus_server")
 
-READ_TABLES = {3: "holding", 4: "input"}
+READ_TABLES = {1: "coils", 2: "discrete", 3: "holding", 4: "input"}
 
 
 def load_unit(values_path, unit_id):
@@ -88,6 +96,19 @@ async def action(
         await asyncio.sleep(delay_ms / 1000.0)
     table = unit.get(table_name) or {}
     exceptions = (unit.get("exceptions") or {}).get(table_name) or {}
+    if function_code in (1, 2):
+        # Bit tables (bit addressing): `count` registers of 16 bits each, bit 0 = LSB, from
+        # register address // 16; current_registers[0] is register start_address.
+        if str(address) in exceptions:
+            return exception_code(exceptions[str(address)])
+        first = address // 16
+        for reg in range(first, first + count):
+            word = 0
+            for bit in range(16):
+                if table.get(str(reg * 16 + bit)):
+                    word |= 1 << bit
+            current_registers[reg - start_address] = word
+        return None
     for reg in range(address, address + count):
         if str(reg) in exceptions:
             return exception_code(exceptions[str(reg)])
@@ -108,7 +129,7 @@ def whole_table():
 
 
 def bits_table():
-    return [SimData(address=0, count=1, values=0, datatype=DataType.BITS)]
+    return [SimData(address=0, count=64, values=0, datatype=DataType.BITS)]
 
 
 def device(unit_id, unit_action):
@@ -121,7 +142,10 @@ def device(unit_id, unit_action):
 
 async def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, help="TCP port on 127.0.0.1")
+    parser.add_argument("--framer", choices=["socket", "rtu"], default="socket")
+    parser.add_argument("--serial", help="serial device: serve Modbus RTU on it instead of TCP")
+    parser.add_argument("--baud", type=int, default=19200)
     parser.add_argument("--values", required=True)
     parser.add_argument("--units", required=True, help="comma-separated unit ids, 1..247")
     args = parser.parse_args()
@@ -133,9 +157,23 @@ async def main():
     devices += [
         device(u, functools.partial(action, args.values, u)) for u in unit_ids
     ]
-    server = ModbusTcpServer(devices, address=("127.0.0.1", args.port))
-    print("modbus_server.py: serving units %s on 127.0.0.1:%d" % (unit_ids, args.port), flush=True)
-    await server.serve_forever()
+    if args.serial:
+        server = ModbusSerialServer(
+            devices, framer=FramerType.RTU, port=args.serial, baudrate=args.baud
+        )
+        where = "%s (RTU, %d baud)" % (args.serial, args.baud)
+    elif args.port:
+        framer = FramerType.RTU if args.framer == "rtu" else FramerType.SOCKET
+        server = ModbusTcpServer(devices, framer=framer, address=("127.0.0.1", args.port))
+        where = "127.0.0.1:%d (%s framer)" % (args.port, args.framer)
+    else:
+        parser.error("give --port or --serial")
+    task = asyncio.create_task(server.serve_forever())
+    await asyncio.sleep(0.3)
+    if task.done():
+        task.result()
+    print("modbus_server.py: serving units %s on %s" % (unit_ids, where), flush=True)
+    await task
 
 
 if __name__ == "__main__":

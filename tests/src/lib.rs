@@ -3,4 +3,6 @@
 //! net-snmp snmpd, pymodbus) on free ports.
 pub mod modbus_sim;
 pub mod peers;
+pub mod pki;
+pub mod procs;
 pub mod snmp_sim;

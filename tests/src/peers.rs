@@ -355,12 +355,28 @@ pub struct Mosquitto {
     log: PathBuf,
     /// Config, password file and log; removed on drop.
     dir: TempDir,
+    /// Extra config lines appended after the listener (TLS files, ACL file, ...).
+    extra_conf: String,
+    /// Whether the listener speaks TLS (readiness is then a TCP connect, not an MQTT CONNECT).
+    tls: bool,
+}
+
+/// Readiness of a TLS listener: it accepts TCP connections.
+fn tcp_accepts(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(&loopback(port), Duration::from_millis(200)).is_ok()
 }
 
 impl Mosquitto {
     /// Starts a broker accepting exactly `users` (name, password); anonymous clients are
     /// refused. Returns once the listener accepts TCP connections.
     pub fn start(users: &[(&str, &str)]) -> Result<Mosquitto> {
+        Self::start_with(users, "", false)
+    }
+
+    /// Like [`Mosquitto::start`], with `extra_conf` lines appended after the listener line
+    /// (e.g. `cafile`/`certfile`/`keyfile`/`require_certificate` for TLS, `acl_file`); `tls`
+    /// says the listener speaks TLS.
+    pub fn start_with(users: &[(&str, &str)], extra_conf: &str, tls: bool) -> Result<Mosquitto> {
         let exe = find_executable("mosquitto", "mosquitto")?;
         let passwd_exe = find_executable("mosquitto_passwd", "mosquitto")?;
         let dir = tempdir("mosquitto")?;
@@ -393,14 +409,17 @@ impl Mosquitto {
             conf: dir.path().join("mosquitto.conf"),
             log: dir.path().join("mosquitto.log"),
             dir,
+            extra_conf: extra_conf.to_string(),
+            tls,
         };
+        let probe: fn(u16) -> bool = if tls { tcp_accepts } else { mqtt_answers };
         let log = broker.log.clone();
         let (process, port) = start_on_free_port(
             "mosquitto",
             free_tcp_port,
             &[&log],
             &mut |port| broker.spawn(port),
-            &mut mqtt_answers,
+            &mut |port| probe(port),
         )?;
         broker.process = Some(process);
         broker.port = port;
@@ -430,6 +449,8 @@ impl Mosquitto {
             // password file (shared/PEERS.md gotcha).
             conf.push_str("user root\n");
         }
+        conf.push_str(&self.extra_conf);
+        conf.push('\n');
         fs::write(&self.conf, conf).with_context(|| format!("writing {}", self.conf.display()))?;
         let (stdout, stderr) = log_stdio(&self.log)?;
         Command::new(&self.exe)
@@ -475,7 +496,13 @@ impl Mosquitto {
             self.port,
             &[&log],
             &mut |port| self.spawn(port),
-            &mut mqtt_answers,
+            &mut |port| {
+                if self.tls {
+                    tcp_accepts(port)
+                } else {
+                    mqtt_answers(port)
+                }
+            },
         )
         .map_err(|(StartFailure::Exited(err) | StartFailure::Fatal(err))| err)?;
         self.process = Some(process);
@@ -555,6 +582,9 @@ pub struct SnmpdOptions {
     /// SHA-256 authentication and AES privacy and allowed `authPriv` reads. Passwords need at
     /// least 8 characters (net-snmp rule).
     pub v3_user: Option<(String, String, String)>,
+    /// Further snmpd.conf lines, e.g. more SNMPv3 users (`createUser u MD5 pass DES pass`,
+    /// `rouser u priv`).
+    pub extra_conf: Vec<String>,
     /// Values served from the start (numeric OID -> value); change them later with
     /// [`Snmpd::set_value`].
     pub values: BTreeMap<String, SnmpValue>,
@@ -566,6 +596,7 @@ impl Default for SnmpdOptions {
             community: "public".to_owned(),
             subtree: "1.3.6.1.4.1.318".to_owned(),
             v3_user: None,
+            extra_conf: Vec::new(),
             values: BTreeMap::new(),
         }
     }
@@ -586,6 +617,10 @@ pub struct Snmpd {
     values_path: PathBuf,
     /// In-memory copy of the values file; the lock also serialises rewrites.
     values: Mutex<BTreeMap<String, SnmpValue>>,
+    /// The snmpd executable, for [`Snmpd::restart`].
+    exe: PathBuf,
+    /// GET probe answered once snmpd is up, for [`Snmpd::restart`].
+    probe_packet: Vec<u8>,
     /// Config, persistent dir, logs, values; removed on drop.
     dir: TempDir,
 }
@@ -597,6 +632,7 @@ impl Snmpd {
             community,
             subtree,
             v3_user,
+            extra_conf,
             values,
         } = options;
         if community.is_empty() || community.len() > 64 || community.contains(char::is_whitespace) {
@@ -667,6 +703,10 @@ impl Snmpd {
                     "createUser {user} SHA-256 {auth} AES {privacy}\nrouser {user} priv\n"
                 ));
             }
+            for line in &extra_conf {
+                text.push_str(line);
+                text.push('\n');
+            }
             fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
             let (stdout, stderr) = log_stdio(&out)?;
             Command::new(&snmpd)
@@ -693,6 +733,8 @@ impl Snmpd {
         tracing::debug!(port, dir = %dir.path().display(), "snmpd started");
         Ok(Snmpd {
             _process: process,
+            exe: snmpd,
+            probe_packet,
             port,
             community,
             subtree: subtree_arcs,
@@ -705,6 +747,44 @@ impl Snmpd {
     /// The agent's UDP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Kills snmpd (SIGKILL) and starts it again on the same port with the same config and
+    /// persistent directory: the same SNMPv3 engine id, its engine time starting again.
+    pub fn restart(&mut self) -> Result<()> {
+        self._process.kill();
+        let dir = self.dir.path().to_path_buf();
+        let (conf, log, out) = (
+            dir.join("snmpd.conf"),
+            dir.join("snmpd.log"),
+            dir.join("snmpd.out"),
+        );
+        let exe = self.exe.clone();
+        let packet = self.probe_packet.clone();
+        let process = start_on_port(
+            "snmpd",
+            self.port,
+            &[&log, &out],
+            &mut |_port| {
+                let (stdout, stderr) = log_stdio(&out)?;
+                Command::new(&exe)
+                    .args(["-f", "-C", "-c"])
+                    .arg(&conf)
+                    .args(["-m", "", "-I", "-smux", "-Lf"])
+                    .arg(&log)
+                    .env("SNMP_PERSISTENT_DIR", dir.join("persist"))
+                    .env("SNMPCONFPATH", &dir)
+                    .stdin(Stdio::null())
+                    .stdout(stdout)
+                    .stderr(stderr)
+                    .spawn()
+                    .with_context(|| format!("spawning {}", exe.display()))
+            },
+            &mut |port| snmp_answers(port, &packet),
+        )
+        .map_err(|(StartFailure::Exited(err) | StartFailure::Fatal(err))| err)?;
+        self._process = process;
+        Ok(())
     }
 
     /// `127.0.0.1:<port>`.
@@ -851,6 +931,29 @@ pub enum ModbusTable {
     Input,
 }
 
+/// A bit table of a Modbus unit served by [`PyModbus`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModbusBits {
+    /// Coils (function code 1).
+    Coils,
+    /// Discrete inputs (function code 2).
+    Discrete,
+}
+
+/// How [`PyModbus`] is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PyModbusLink {
+    /// Modbus TCP on 127.0.0.1.
+    Tcp,
+    /// RTU frames over TCP on 127.0.0.1 (a serial gateway).
+    RtuOverTcp,
+    /// Modbus RTU on one end of a socat pty pair; the client opens [`PyModbus::serial_path`].
+    Serial {
+        /// Line speed.
+        baud: u32,
+    },
+}
+
 /// Values file of `tests/peers/modbus_server.py`:
 /// `{"units": {"1": {"holding": {"92": 720}, "input": {}, "delay_ms": 0, "exceptions": {...}}}}`.
 #[derive(Debug, Default, Serialize)]
@@ -870,6 +973,10 @@ struct ModbusUnit {
     delay_ms: u64,
     /// Addresses that answer an exception code instead of a value.
     exceptions: ModbusExceptions,
+    /// Coils set to 1 (bit address -> 1); others read 0.
+    coils: BTreeMap<u16, u8>,
+    /// Discrete inputs set to 1.
+    discrete: BTreeMap<u16, u8>,
 }
 
 /// Forced exception codes per table and address.
@@ -881,18 +988,23 @@ struct ModbusExceptions {
     input: BTreeMap<u16, u8>,
 }
 
-/// A pymodbus 3.16.1 Modbus TCP server (`tests/peers/modbus_server.py`, run with the repo's
-/// `.venv`) on `127.0.0.1:<port>`, simulating the given unit ids.
+/// A pymodbus 3.16.1 Modbus server (`tests/peers/modbus_server.py`, run with the repo's
+/// `.venv`) on `127.0.0.1:<port>` (Modbus TCP or RTU over TCP) or on a socat pty pair (RTU),
+/// simulating the given unit ids.
 ///
 /// Only registers set by the test exist: reading any other address answers exception 2
-/// (illegal data address), like a device's register map. Writes and coil/discrete reads answer
-/// exception 1 (illegal function); unit ids not started answer exception 11 (gateway target
-/// failed to respond).
+/// (illegal data address), like a device's register map. Coils and discrete inputs (bit
+/// addresses 0..=1023) read 0 unless set. Writes answer exception 1 (illegal function); unit
+/// ids not started answer exception 11 (gateway target failed to respond).
 #[derive(Debug)]
 pub struct PyModbus {
     /// The server; dies before `dir` is removed (field order).
     _process: PeerProcess,
-    /// TCP port of the server.
+    /// socat joining the server's pty to the client's (serial link only); dies after the server.
+    _socat: Option<PeerProcess>,
+    /// The client's end of the pty pair (serial link only).
+    serial_path: Option<PathBuf>,
+    /// TCP port of the server (unused on a serial link).
     port: u16,
     /// The JSON values file the server re-reads on every request.
     values_path: PathBuf,
@@ -906,6 +1018,11 @@ impl PyModbus {
     /// Starts the server for `units` (ids 1..=255, all registers empty) and returns once it
     /// accepts TCP connections.
     pub fn start(units: &[u8]) -> Result<PyModbus> {
+        Self::start_with(units, PyModbusLink::Tcp)
+    }
+
+    /// Starts the server for `units` on `link` and returns once it serves.
+    pub fn start_with(units: &[u8], link: PyModbusLink) -> Result<PyModbus> {
         if units.is_empty() || units.contains(&0) {
             bail!("PyModbus::start({units:?}): want at least one unit id in 1..=255");
         }
@@ -926,12 +1043,35 @@ impl PyModbus {
             .collect::<Vec<_>>()
             .join(",");
         let log = dir.path().join("modbus_server.log");
+        let (socat, serial_path, server_pty) = match link {
+            PyModbusLink::Serial { .. } => {
+                let (socat, server, client) = start_pty_pair(dir.path())?;
+                (Some(socat), Some(client), Some(server))
+            }
+            _ => (None, None, None),
+        };
         let mut spawn = |port: u16| -> Result<Child> {
             let (stdout, stderr) = log_stdio(&log)?;
+            let link_args: Vec<String> = match (link, &server_pty) {
+                (PyModbusLink::Serial { baud }, Some(pty)) => vec![
+                    "--serial".into(),
+                    pty.display().to_string(),
+                    "--baud".into(),
+                    baud.to_string(),
+                ],
+                (PyModbusLink::RtuOverTcp, _) => {
+                    vec![
+                        "--port".into(),
+                        port.to_string(),
+                        "--framer".into(),
+                        "rtu".into(),
+                    ]
+                }
+                _ => vec!["--port".into(), port.to_string()],
+            };
             Command::new(&python)
                 .arg(&script)
-                .arg("--port")
-                .arg(port.to_string())
+                .args(&link_args)
                 .arg("--values")
                 .arg(&values_path)
                 .arg("--units")
@@ -943,16 +1083,17 @@ impl PyModbus {
                 .spawn()
                 .with_context(|| format!("spawning {} {}", python.display(), script.display()))
         };
-        let (process, port) = start_on_free_port(
-            "pymodbus",
-            free_tcp_port,
-            &[&log],
-            &mut spawn,
-            &mut modbus_answers,
-        )?;
+        let mut serving = |port: u16| match link {
+            PyModbusLink::Tcp => modbus_answers(port),
+            _ => fs::read_to_string(&log).is_ok_and(|t| t.contains("modbus_server.py: serving")),
+        };
+        let (process, port) =
+            start_on_free_port("pymodbus", free_tcp_port, &[&log], &mut spawn, &mut serving)?;
         tracing::debug!(port, units = %unit_list, dir = %dir.path().display(), "pymodbus started");
         Ok(PyModbus {
             _process: process,
+            _socat: socat,
+            serial_path,
             port,
             values_path,
             values: Mutex::new(values),
@@ -963,6 +1104,27 @@ impl PyModbus {
     /// The server's TCP port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The serial device a client opens to reach the server ([`PyModbusLink::Serial`] only).
+    pub fn serial_path(&self) -> Option<&Path> {
+        self.serial_path.as_deref()
+    }
+
+    /// Sets bits `addr..addr+values.len()` (addresses 0..=1023) of a bit table of `unit`.
+    pub fn set_bits(&self, unit: u8, table: ModbusBits, addr: u16, values: &[bool]) -> Result<()> {
+        if usize::from(addr) + values.len() > 1024 {
+            bail!("unit {unit}: modbus_server.py serves bit addresses 0..=1023 only");
+        }
+        self.update(unit, |entry| {
+            let bits = match table {
+                ModbusBits::Coils => &mut entry.coils,
+                ModbusBits::Discrete => &mut entry.discrete,
+            };
+            for (address, value) in (addr..).zip(values) {
+                bits.insert(address, u8::from(*value));
+            }
+        })
     }
 
     /// `127.0.0.1:<port>`.
@@ -1074,6 +1236,40 @@ impl PyModbus {
         change(entry);
         write_json_atomically(&self.values_path, &*values)
     }
+}
+
+/// Starts `socat` joining two raw ptys (links `server-pty` and `client-pty` in `dir`) and waits
+/// until both links exist.
+fn start_pty_pair(dir: &Path) -> Result<(PeerProcess, PathBuf, PathBuf)> {
+    let socat = find_executable("socat", "socat")?;
+    let (server, client) = (dir.join("server-pty"), dir.join("client-pty"));
+    let log = dir.join("socat.log");
+    let (stdout, stderr) = log_stdio(&log)?;
+    let child = Command::new(&socat)
+        .arg("-d")
+        .arg("-d")
+        .arg(format!("pty,raw,echo=0,link={}", server.display()))
+        .arg(format!("pty,raw,echo=0,link={}", client.display()))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .with_context(|| format!("spawning {}", socat.display()))?;
+    let process = PeerProcess {
+        name: "socat",
+        child,
+    };
+    let started = Instant::now();
+    while !(server.exists() && client.exists()) {
+        if started.elapsed() > READY_TIMEOUT {
+            bail!(
+                "socat made no pty pair within {READY_TIMEOUT:?}{}",
+                log_tails(&[&log])
+            );
+        }
+        thread::sleep(PROBE_INTERVAL);
+    }
+    Ok((process, server, client))
 }
 
 /// `<repo>/.venv/bin/python`, checked once per process to have pymodbus 3.16.1.
@@ -1493,5 +1689,83 @@ mod tests {
             "mbpoll: {output}"
         );
         Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus Alertmanager
+// ---------------------------------------------------------------------------------------------
+
+/// A Prometheus Alertmanager (Debian `prometheus-alertmanager`, API v2) on `127.0.0.1:<port>`,
+/// clustering off, storage in a temp dir. Alerts posted to it are read back with
+/// `GET /api/v2/alerts`.
+#[derive(Debug)]
+pub struct Alertmanager {
+    /// The process. Declared before `dir` so it dies before its files.
+    _process: PeerProcess,
+    /// Listen port.
+    port: u16,
+    /// Config, storage and log; removed on drop.
+    dir: TempDir,
+}
+
+/// `GET /-/ready` answers `HTTP/1.1 200`.
+fn alertmanager_ready(port: u16) -> bool {
+    tcp_exchange(
+        port,
+        b"GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n",
+        12,
+    )
+    .is_some_and(|answer| answer.ends_with(b"200"))
+}
+
+impl Alertmanager {
+    /// Starts Alertmanager with one receiver that forwards nowhere; returns once `/-/ready` answers 200.
+    pub fn start() -> Result<Alertmanager> {
+        let exe = find_executable("prometheus-alertmanager", "prometheus-alertmanager")?;
+        let dir = tempdir("alertmanager")?;
+        let conf = dir.path().join("alertmanager.yml");
+        fs::write(
+            &conf,
+            "route:\n  receiver: blackhole\n  group_wait: 1s\nreceivers:\n  - name: blackhole\n",
+        )
+        .with_context(|| format!("writing {}", conf.display()))?;
+        let storage = dir.path().join("data");
+        let log = dir.path().join("alertmanager.log");
+        let (process, port) = start_on_free_port(
+            "prometheus-alertmanager",
+            free_tcp_port,
+            &[&log],
+            &mut |port| {
+                let (stdout, stderr) = log_stdio(&log)?;
+                Command::new(&exe)
+                    .arg(format!("--config.file={}", conf.display()))
+                    .arg(format!("--storage.path={}", storage.display()))
+                    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                    .arg("--cluster.listen-address=")
+                    .stdin(Stdio::null())
+                    .stdout(stdout)
+                    .stderr(stderr)
+                    .spawn()
+                    .with_context(|| format!("spawning {}", exe.display()))
+            },
+            &mut alertmanager_ready,
+        )?;
+        tracing::debug!(port, dir = %dir.path().display(), "alertmanager started");
+        Ok(Alertmanager {
+            _process: process,
+            port,
+            dir,
+        })
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:9093`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Its log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("alertmanager.log")
     }
 }

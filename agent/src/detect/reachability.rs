@@ -1,9 +1,10 @@
 //! Device reachability: one raise when polls start failing, one clear when they succeed again.
 
 use coldaisle_core::{EventState, Timestamp};
+use serde::{Deserialize, Serialize};
 
-/// Tracks whether a device answers.
-#[derive(Debug, Clone, Default)]
+/// Tracks whether a device answers (stored across restarts: an open unreachable event).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Reachability {
     down_since: Option<Timestamp>,
 }

@@ -1,116 +1,137 @@
-//! Threshold with hysteresis and minimum duration.
+//! Fixed limits with hysteresis and minimum duration: one detector per level (warning,
+//! critical), each with an optional high and low limit.
 //!
-//! Raise when the value has stayed above `high` for at least `min_duration`; clear when it
-//! falls below `high - hysteresis`. Values inside the hysteresis band never change the state,
-//! so noise around the limit cannot make the detector flap.
+//! Raise when the value has stayed beyond a limit for at least `min_duration`; clear when it is
+//! back inside by `hysteresis` (below `high - hysteresis`, above `low + hysteresis`). Values
+//! inside the hysteresis band never change the state, so noise around a limit cannot make the
+//! detector flap.
 
-use coldaisle_config::Threshold;
-use coldaisle_core::{EventState, Timestamp};
+use super::Transition;
+use coldaisle_config::detection::LimitLevel;
+use coldaisle_core::Timestamp;
+use serde::{Deserialize, Serialize};
 
-/// A transition produced by a detector.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transition {
-    /// Raised or cleared.
-    pub state: EventState,
-    /// The sample value that caused it.
-    pub value: f64,
-    /// The limit it was compared with.
-    pub limit: f64,
-    /// When the condition began (first sample above `high`).
-    pub first_ts: Timestamp,
-    /// The sample that caused the transition.
-    pub ts: Timestamp,
+/// Which limit was crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Side {
+    /// Above `high`.
+    High,
+    /// Below `low`.
+    Low,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum State {
-    /// At or below `high` (or cleared).
+/// The detector's state (stored across restarts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub enum ThresholdState {
+    /// Inside the limits (or cleared).
+    #[default]
     Normal,
-    /// Above `high` since `since`, not yet for `min_duration`.
-    Pending { since: Timestamp },
+    /// Beyond a limit since `since`, not yet for `min_duration`.
+    Pending {
+        /// First sample beyond the limit.
+        since: Timestamp,
+        /// Which limit.
+        side: Side,
+    },
     /// Raised; the condition began at `since`.
-    Raised { since: Timestamp },
+    Raised {
+        /// First sample beyond the limit.
+        since: Timestamp,
+        /// Which limit.
+        side: Side,
+    },
 }
 
-/// One sensor's threshold detector.
+/// One level's threshold detector.
 #[derive(Debug, Clone)]
 pub struct ThresholdDetector {
-    config: Threshold,
-    state: State,
+    config: LimitLevel,
+    /// Current state.
+    pub state: ThresholdState,
 }
 
 impl ThresholdDetector {
     /// A detector in the normal state.
-    pub fn new(config: Threshold) -> Self {
+    pub fn new(config: impl Into<LimitLevel>) -> Self {
         ThresholdDetector {
-            config,
-            state: State::Normal,
+            config: config.into(),
+            state: ThresholdState::Normal,
         }
     }
 
     /// The configuration.
-    pub fn config(&self) -> &Threshold {
+    pub fn config(&self) -> &LimitLevel {
         &self.config
     }
 
     /// True while raised.
     pub fn is_raised(&self) -> bool {
-        matches!(self.state, State::Raised { .. })
+        matches!(self.state, ThresholdState::Raised { .. })
+    }
+
+    fn crossing(&self, value: f64) -> Option<Side> {
+        if self.config.high.is_some_and(|h| value > h) {
+            Some(Side::High)
+        } else if self.config.low.is_some_and(|l| value < l) {
+            Some(Side::Low)
+        } else {
+            None
+        }
+    }
+
+    fn limit(&self, side: Side) -> Option<f64> {
+        match side {
+            Side::High => self.config.high,
+            Side::Low => self.config.low,
+        }
     }
 
     /// Feeds one sample (samples arrive in time order per sensor).
     pub fn observe(&mut self, ts: Timestamp, value: f64) -> Option<Transition> {
-        let high = self.config.high;
         match self.state {
-            State::Normal | State::Pending { .. } if value <= high => {
-                self.state = State::Normal;
-                None
-            }
-            State::Normal => {
-                self.state = State::Pending { since: ts };
-                self.raise_if_due(ts, value)
-            }
-            State::Pending { .. } => self.raise_if_due(ts, value),
-            State::Raised { since } => {
-                let clear_below = high - self.config.hysteresis;
-                if value < clear_below {
-                    self.state = State::Normal;
-                    Some(Transition {
-                        state: EventState::Cleared,
-                        value,
-                        limit: clear_below,
-                        first_ts: since,
-                        ts,
-                    })
-                } else {
-                    None
+            ThresholdState::Normal | ThresholdState::Pending { .. } => {
+                let Some(side) = self.crossing(value) else {
+                    self.state = ThresholdState::Normal;
+                    return None;
+                };
+                let since = match self.state {
+                    ThresholdState::Pending { since, side: s } if s == side => since,
+                    _ => ts,
+                };
+                if ts.since(since) < self.config.min_duration {
+                    self.state = ThresholdState::Pending { since, side };
+                    return None;
                 }
+                self.state = ThresholdState::Raised { since, side };
+                Some(Transition::raised(value, self.limit(side), since, ts))
+            }
+            ThresholdState::Raised { since, side } => {
+                let h = self.config.hysteresis;
+                let clear_at = self.limit(side).map(|l| match side {
+                    Side::High => l - h,
+                    Side::Low => l + h,
+                });
+                let back = match (side, clear_at) {
+                    (Side::High, Some(c)) => value < c,
+                    (Side::Low, Some(c)) => value > c,
+                    (_, None) => true,
+                };
+                if !back {
+                    return None;
+                }
+                self.state = ThresholdState::Normal;
+                Some(Transition::cleared(value, clear_at, since, ts))
             }
         }
-    }
-
-    fn raise_if_due(&mut self, ts: Timestamp, value: f64) -> Option<Transition> {
-        let State::Pending { since } = self.state else {
-            return None;
-        };
-        if ts.since(since) < self.config.min_duration {
-            return None;
-        }
-        self.state = State::Raised { since };
-        Some(Transition {
-            state: EventState::Raised,
-            value,
-            limit: self.config.high,
-            first_ts: since,
-            ts,
-        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coldaisle_core::Severity;
+    use coldaisle_config::Threshold;
+    use coldaisle_core::{EventState, Severity};
+    use proptest::prelude::*;
     use std::time::Duration;
 
     fn detector(min_secs: u64) -> ThresholdDetector {
@@ -168,8 +189,21 @@ mod tests {
             .expect("raised");
         assert_eq!(
             (t.first_ts, t.ts, t.limit),
-            (Timestamp(0), Timestamp(60_000), 27.0)
+            (Timestamp(0), Timestamp(60_000), Some(27.0))
         );
+    }
+
+    #[test]
+    fn low_limit_raises_and_clears_above_low_plus_hysteresis() {
+        let mut d = ThresholdDetector::new(LimitLevel {
+            severity: Severity::Warning,
+            high: Some(27.0),
+            low: Some(18.0),
+            hysteresis: 1.0,
+            min_duration: Duration::ZERO,
+        });
+        let out = feed(&mut d, &[(0, 20.0), (1, 17.5), (2, 18.5), (3, 19.1)]);
+        assert_eq!(out, vec![(1, EventState::Raised), (3, EventState::Cleared)]);
     }
 
     #[test]
@@ -191,5 +225,39 @@ mod tests {
         }
         assert_eq!(transitions, 1, "only the first raise");
         assert!(d.is_raised());
+    }
+
+    proptest! {
+        /// Once raised, any noise that stays inside [high - hysteresis, ∞) never clears, and
+        /// transitions always alternate raise/clear.
+        #[test]
+        fn hysteresis_never_flaps_and_transitions_alternate(
+            noise in proptest::collection::vec(0.0f64..1.0, 1..300),
+            level in 26.0f64..40.0,
+            hyst in 0.1f64..3.0,
+        ) {
+            let mut d = ThresholdDetector::new(LimitLevel {
+                severity: Severity::Warning,
+                high: Some(27.0),
+                low: None,
+                hysteresis: hyst,
+                min_duration: Duration::ZERO,
+            });
+            d.observe(Timestamp(0), 30.0);
+            prop_assert!(d.is_raised());
+            let floor = (27.0 - hyst).max(level - hyst);
+            for (i, n) in noise.iter().enumerate() {
+                let v = floor + n * hyst;
+                prop_assert!(d.observe(Timestamp(1 + i as i64), v).is_none());
+            }
+            // and alternation on arbitrary input
+            let mut last = EventState::Raised;
+            for (i, n) in noise.iter().enumerate() {
+                if let Some(t) = d.observe(Timestamp(10_000 + i as i64), 20.0 + n * 15.0) {
+                    prop_assert_ne!(t.state, last);
+                    last = t.state;
+                }
+            }
+        }
     }
 }

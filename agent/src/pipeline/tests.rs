@@ -1,6 +1,7 @@
 use super::*;
 use crate::poller::PollError;
 use coldaisle_core::Category;
+use coldaisle_core::SensorEvent;
 use std::path::Path;
 
 const CONFIG: &str = r#"
@@ -145,4 +146,315 @@ fn unreadable_point_does_not_poison_others() {
         raised.extend(p.observe(&o).into_iter().filter(is_raise));
     }
     assert_eq!(raised.len(), 1, "r2 still raises: {raised:?}");
+}
+
+fn pipeline_from(text: &str) -> Pipeline {
+    let config = AgentConfig::from_str(text, Path::new("test.toml")).expect("config");
+    Pipeline::new(&config)
+}
+
+fn sensor_events(payloads: &[Payload]) -> Vec<&SensorEvent> {
+    payloads
+        .iter()
+        .filter_map(|p| match p {
+            Payload::SensorEvent(e) => Some(e),
+            _ => None,
+        })
+        .collect()
+}
+
+const PROBE: &str = r#"
+agent_id = "a1"
+site = "s1"
+state_dir = "/tmp/unused"
+[mqtt]
+host = "127.0.0.1"
+[correlation]
+min_sensors = 1
+[[devices]]
+id = "pdu"
+protocol = "snmp"
+address = "127.0.0.1:161"
+zone = "Z1"
+rack = "R1"
+profile = "apc-rpdu2"
+[[devices.points]]
+sensor = "r1-inlet"
+profile_point = "probe1_temp"
+[[devices.points]]
+sensor = "r1-rh"
+profile_point = "probe1_humidity"
+[[devices]]
+id = "inrow"
+protocol = "modbus"
+address = "127.0.0.1:502"
+zone = "Z1"
+profile = "apc-inrow-modbus"
+[[devices.points]]
+sensor = "supply"
+profile_point = "supply_air"
+[[devices.points]]
+sensor = "return"
+profile_point = "return_air"
+"#;
+
+fn probe(secs: i64, celsius: f64, rh: f64) -> PollOutcome {
+    PollOutcome {
+        device: 0,
+        ts: Timestamp(secs * 1000),
+        result: Ok(vec![Ok(celsius * 10.0), Ok(rh)]),
+    }
+}
+
+fn inrow(secs: i64, supply_c: f64, return_c: f64) -> PollOutcome {
+    let tenths_f = |c: f64| (c * 9.0 / 5.0 + 32.0) * 10.0;
+    PollOutcome {
+        device: 1,
+        ts: Timestamp(secs * 1000),
+        result: Ok(vec![Ok(tenths_f(supply_c)), Ok(tenths_f(return_c))]),
+    }
+}
+
+#[test]
+fn dew_point_is_derived_per_rack_and_judged_with_ashrae_limits() {
+    let mut p = pipeline_from(PROBE);
+    assert_eq!(
+        p.derived_ids(),
+        vec!["r1-rh.dew_point", "inrow.delta_t", "r1-inlet.over_supply"]
+    );
+    let mut all = Vec::new();
+    // 26 °C (inside the warning band) at 70 %RH → dew point 20.1 °C: above A1's 17 °C.
+    for s in (0..=400).step_by(30) {
+        all.extend(p.observe(&probe(s, 26.0, 70.0)));
+    }
+    let events = sensor_events(&all);
+    let dp: Vec<_> = events
+        .iter()
+        .filter(|e| e.sensor == "r1-rh.dew_point")
+        .map(|e| (e.detector.as_str(), e.state, e.severity, e.category, e.kind))
+        .collect();
+    assert_eq!(
+        dp,
+        vec![
+            (
+                "threshold",
+                EventState::Raised,
+                coldaisle_core::Severity::Warning,
+                Category::Humidity,
+                coldaisle_core::SensorKind::DewPoint
+            ),
+            (
+                "threshold_critical",
+                EventState::Raised,
+                coldaisle_core::Severity::Critical,
+                Category::Humidity,
+                coldaisle_core::SensorKind::DewPoint
+            ),
+        ]
+    );
+    let e = events
+        .iter()
+        .find(|e| e.detector == "threshold_critical")
+        .expect("critical");
+    assert!(
+        (e.value - 20.1).abs() < 0.2 && e.limit == Some(17.0),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.ts.since(e.first_ts),
+        std::time::Duration::from_secs(300),
+        "duration shown"
+    );
+    // RH 70 % is not above the 70 % warning limit and inlet 26 °C is fine: nothing else.
+    assert_eq!(events.len(), 2, "{events:?}");
+}
+
+#[test]
+fn cooler_losing_its_delta_t_raises_a_cooling_event() {
+    let mut p = pipeline_from(PROBE);
+    let mut all = Vec::new();
+    for s in (0..=300).step_by(30) {
+        all.extend(p.observe(&inrow(s, 18.0, 30.0)));
+    }
+    assert!(sensor_events(&all).is_empty());
+    // Compressor off: supply rises to return, ΔT 1 °C for more than 10 minutes.
+    for s in (330..=1200).step_by(30) {
+        all.extend(p.observe(&inrow(s, 28.0, 29.0)));
+    }
+    let events = sensor_events(&all);
+    let dt: Vec<_> = events
+        .iter()
+        .filter(|e| e.sensor == "inrow.delta_t")
+        .map(|e| (e.detector.as_str(), e.state, e.category, e.limit))
+        .collect();
+    assert_eq!(
+        dt,
+        vec![(
+            "threshold",
+            EventState::Raised,
+            Category::Cooling,
+            Some(3.0)
+        )]
+    );
+}
+
+#[test]
+fn sensor_faults_are_device_events_and_never_make_zone_events() {
+    let mut p = pipeline_from(PROBE);
+    let mut all = Vec::new();
+    for s in 0..5 {
+        // 0x7FFF tenths and an RH of 32767: vendor "no probe" sentinels.
+        all.extend(p.observe(&PollOutcome {
+            device: 0,
+            ts: Timestamp(s * 1000),
+            result: Ok(vec![Ok(32767.0), Ok(32767.0)]),
+        }));
+    }
+    let events = sensor_events(&all);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events
+        .iter()
+        .all(|e| e.category == Category::Device && e.detector == "impossible_value"));
+    assert!(
+        !all.iter().any(|p| matches!(p, Payload::ZoneEvent(_))),
+        "min_sensors = 1, yet faults are not thermal"
+    );
+    assert!(
+        !all.iter().any(|p| p.is_summary()),
+        "impossible values are not summarised"
+    );
+}
+
+#[test]
+fn single_sensor_makes_a_zone_event_when_min_sensors_is_one() {
+    let text = CONFIG.replace("min_sensors = 2", "min_sensors = 1");
+    let mut p = pipeline_from(&text);
+    let mut zone = Vec::new();
+    for (t, r1) in [(0, 22.0), (1, 29.0), (2, 29.0), (3, 29.0), (4, 22.0)] {
+        for payload in p.observe(&outcome(t, r1, 22.0)) {
+            if let Payload::ZoneEvent(z) = payload {
+                zone.push((z.state, z.evidence.len()));
+            }
+        }
+    }
+    assert_eq!(
+        zone,
+        vec![(EventState::Raised, 1), (EventState::Cleared, 1)]
+    );
+}
+
+#[test]
+fn flapping_is_counted_not_forwarded() {
+    let mut p = pipeline();
+    let mut raises = 0;
+    // r1 crosses 27 °C for 3 s every 10 s: raise, clear, then flaps within the 10 min window.
+    for cycle in 0..6 {
+        let base = cycle * 10;
+        for (t, v) in [(0, 29.0), (1, 29.0), (2, 29.0), (3, 29.0), (4, 22.0)] {
+            raises += p
+                .observe(&outcome(base + t, v, 22.0))
+                .iter()
+                .filter(|x| matches!(x, Payload::SensorEvent(e) if e.state == EventState::Raised))
+                .count();
+        }
+    }
+    assert_eq!(raises, 1, "only the first raise goes out");
+    assert_eq!(p.flaps(), 5);
+}
+
+#[test]
+fn open_raises_survive_a_restart_through_the_stored_state() {
+    let mut before = pipeline();
+    for t in 0..4 {
+        before.observe(&outcome(t, 29.0, 29.0));
+    }
+    let stored = serde_json::to_vec(&before.export_state()).expect("json");
+    let mut after = pipeline();
+    let state: PipelineState = serde_json::from_slice(&stored).expect("json");
+    assert!(after.restore_state(&state) > 10);
+    let still_hot = after.observe(&outcome(5, 29.0, 29.0));
+    assert!(
+        !still_hot.iter().any(is_raise),
+        "no second raise: {still_hot:?}"
+    );
+    let cool = after.observe(&outcome(6, 22.0, 22.0));
+    let kinds: Vec<_> = cool
+        .iter()
+        .filter_map(|p| match p {
+            Payload::SensorEvent(e) => Some(format!("{}:{:?}", e.sensor, e.state)),
+            Payload::ZoneEvent(z) => Some(format!("zone:{:?}", z.state)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, vec!["r1:Cleared", "r2:Cleared", "zone:Cleared"]);
+}
+
+#[test]
+fn a_point_that_keeps_failing_goes_stale_as_a_device_event() {
+    let mut p = pipeline();
+    let mut events = Vec::new();
+    for t in (0..=900).step_by(30) {
+        let o = PollOutcome {
+            device: 0,
+            ts: Timestamp(t * 1000),
+            result: Ok(vec![Err("noSuchInstance".into()), Ok(220.0)]),
+        };
+        for payload in p.observe(&o) {
+            if let Payload::SensorEvent(e) = payload {
+                events.push((e.sensor, e.detector, e.category, e.ts.millis() / 1000));
+            }
+        }
+    }
+    assert_eq!(
+        events,
+        vec![("r1".to_string(), "stale".to_string(), Category::Device, 600)]
+    );
+}
+
+#[test]
+fn inlet_far_above_the_cooling_supply_raises_before_the_inlet_limit() {
+    let mut p = pipeline_from(PROBE);
+    let mut all = Vec::new();
+    // Supply 18 °C, rack inlet 26.5 °C (below 27): 8.5 °C of recirculated exhaust.
+    for s in (0..=900).step_by(30) {
+        all.extend(p.observe(&inrow(s, 18.0, 30.0)));
+        all.extend(p.observe(&probe(s, 26.5, 40.0)));
+    }
+    let events: Vec<_> = sensor_events(&all)
+        .iter()
+        .map(|e| (e.sensor.clone(), e.detector.clone(), e.category, e.limit))
+        .collect();
+    assert_eq!(
+        events,
+        vec![(
+            "r1-inlet.over_supply".to_string(),
+            "threshold".to_string(),
+            Category::Thermal,
+            Some(8.0)
+        )]
+    );
+}
+
+#[test]
+fn a_derived_signal_is_the_same_evidence_as_its_sensor() {
+    // min_sensors = 2 and one rack: its humidity and its derived dew point are one sensor.
+    let mut p = pipeline_from(&PROBE.replace("min_sensors = 1", "min_sensors = 2"));
+    let mut all = Vec::new();
+    for s in (0..=400).step_by(30) {
+        all.extend(p.observe(&probe(s, 26.0, 85.0)));
+    }
+    let raised: Vec<_> = sensor_events(&all)
+        .iter()
+        .filter(|e| e.category == Category::Humidity)
+        .map(|e| e.sensor.clone())
+        .collect();
+    assert!(raised.contains(&"r1-rh".to_string()), "{raised:?}");
+    assert!(
+        raised.contains(&"r1-rh.dew_point".to_string()),
+        "{raised:?}"
+    );
+    assert!(
+        !all.iter().any(|p| matches!(p, Payload::ZoneEvent(_))),
+        "one rack is not a zone event"
+    );
 }

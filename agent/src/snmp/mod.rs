@@ -1,4 +1,13 @@
-//! SNMP polling: turning varbinds into numbers (pure, [`value`]) and asking devices (I/O, [`poll`]).
+//! SNMP: turning varbinds into numbers (pure, [`value`]), talking to one device with any
+//! version and security level ([`session`]), walking tables ([`walk`]), table rows (pure, [`row`]), notifications in ([`trap`]) and polling a device's
+//! points ([`poll`]).
 
 pub mod poll;
+pub mod row;
+pub mod session;
+pub mod trap;
 pub mod value;
+pub mod walk;
+
+#[cfg(test)]
+mod proptests;

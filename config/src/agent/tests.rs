@@ -90,7 +90,10 @@ fn valid_config_resolves_profiles_and_defaults() {
     );
     // 72.0 °F → 22.2 °C
     assert!((inlet.normalise(720.0) - 22.222).abs() < 0.01);
-    assert_eq!(config.mqtt_password.as_deref(), Some("secret"));
+    assert_eq!(
+        config.mqtt_password.as_ref().map(crate::Secret::expose),
+        Some("secret")
+    );
     assert_eq!(config.config_hash.len(), 16);
 }
 
@@ -178,7 +181,11 @@ fn password_file_is_read_and_missing_file_is_named() {
         &format!("password_file = \"{}\"", file.display()),
     );
     assert_eq!(
-        load(&text).expect("valid").mqtt_password.as_deref(),
+        load(&text)
+            .expect("valid")
+            .mqtt_password
+            .as_ref()
+            .map(crate::Secret::expose),
         Some("from-file")
     );
     let missing = text.replace("mqtt.pass", "absent.pass");

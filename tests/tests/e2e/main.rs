@@ -3,8 +3,15 @@
 //! A reading goes device → agent → MQTT → collector → incident → problem, checked through the
 //! collector's HTTP API.
 
+mod modbus;
 mod support;
 // Further end-to-end areas live beside this file, one module each (e.g. `mod modbus;`).
+mod chaos;
+mod pagers;
+mod partition;
+mod service;
+mod snmp;
+mod tls;
 
 use anyhow::{Context, Result};
 use coldaisle_core::registers::{encode, RegisterType, WordOrder};
@@ -34,7 +41,7 @@ impl Site {
         let tenths_f = (celsius * 9.0 / 5.0 + 32.0) * 10.0;
         self.modbus.set_holding(
             1,
-            96,
+            92,
             &encode(tenths_f, RegisterType::Int32, WordOrder::Abcd),
         )?;
         Ok(())
@@ -58,6 +65,10 @@ password_file = "{pass}"
 [correlation]
 window = "30s"
 min_sensors = 2
+
+# Overheats seconds apart on purpose: no flap suppression here.
+[detection]
+flap_window = "0s"
 
 [[devices]]
 id = "pdu-a"

@@ -1,0 +1,276 @@
+//! All detectors of one sensor, in the order the daemon and `replay` run them:
+//! impossible value (a bad sample goes no further) → fixed limits per level → rate of change
+//! per window → stuck → learned band; each detector's output then passes its flap gate.
+//!
+//! Settings come from `[detection.<kind>]` (presets) and the point's own `threshold`; the
+//! state of every detector can be exported and restored by detector name.
+
+use super::band::BandDetector;
+use super::fault::{ImpossibleValue, Stale};
+use super::flap::FlapGate;
+use super::rate::RateDetector;
+use super::stuck::StuckDetector;
+use super::threshold::ThresholdDetector;
+use super::Transition;
+use coldaisle_config::detection::{KindDetection, LimitLevel};
+use coldaisle_config::Threshold;
+use coldaisle_core::{Severity, Timestamp};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A detector's transition with what the event needs besides the sensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fired {
+    /// Detector name, e.g. `threshold`, `rate_of_change_15m`, `stuck`.
+    pub detector: String,
+    /// Severity.
+    pub severity: Severity,
+    /// True for sensor faults (category `device`, never thermal).
+    pub fault: bool,
+    /// The transition.
+    pub transition: Transition,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Threshold(ThresholdDetector),
+    Rate(RateDetector),
+    Stuck(StuckDetector),
+    Band(BandDetector),
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    name: String,
+    severity: Severity,
+    fault: bool,
+    detector: Kind,
+    gate: FlapGate,
+}
+
+/// Every detector of one sensor.
+#[derive(Debug, Clone)]
+pub struct SensorDetectors {
+    impossible: ImpossibleValue,
+    impossible_gate: FlapGate,
+    stale: Stale,
+    slots: Vec<Slot>,
+}
+
+fn level_name(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Warning => "threshold",
+        Severity::Critical => "threshold_critical",
+        Severity::Info => "threshold_info",
+    }
+}
+
+impl SensorDetectors {
+    /// The detectors for a sensor of a kind with settings `kind`; `point` is the point's own
+    /// threshold (it replaces the upper limit of the level of its severity).
+    pub fn new(
+        kind: &KindDetection,
+        point: Option<&Threshold>,
+        flap_window: Duration,
+        stale_after: Duration,
+    ) -> Self {
+        let mut levels: Vec<LimitLevel> = kind.levels.clone();
+        if let Some(p) = point {
+            match levels.iter_mut().find(|l| l.severity == p.severity) {
+                Some(level) => {
+                    level.high = Some(p.high);
+                    level.hysteresis = p.hysteresis;
+                    level.min_duration = p.min_duration;
+                }
+                None => levels.push(p.clone().into()),
+            }
+        }
+        let slot = |name: String, severity, fault, detector| Slot {
+            name,
+            severity,
+            fault,
+            detector,
+            gate: FlapGate::new(flap_window),
+        };
+        let mut slots = Vec::new();
+        for level in levels {
+            slots.push(slot(
+                level_name(level.severity).to_string(),
+                level.severity,
+                false,
+                Kind::Threshold(ThresholdDetector::new(level)),
+            ));
+        }
+        for rate in &kind.rates {
+            let d = RateDetector::new(rate.clone());
+            slots.push(slot(d.name(), Severity::Warning, false, Kind::Rate(d)));
+        }
+        if let Some(stuck) = &kind.stuck {
+            slots.push(slot(
+                "stuck".into(),
+                Severity::Warning,
+                true,
+                Kind::Stuck(StuckDetector::new(stuck.clone())),
+            ));
+        }
+        if let Some(band) = &kind.band {
+            slots.push(slot(
+                "learned_band".into(),
+                band.severity,
+                false,
+                Kind::Band(BandDetector::new(band.clone())),
+            ));
+        }
+        SensorDetectors {
+            impossible: ImpossibleValue::new(kind.valid_range, kind.sentinels.clone()),
+            impossible_gate: FlapGate::new(flap_window),
+            stale: Stale::new(stale_after),
+            slots,
+        }
+    }
+
+    /// Names of the detectors that run, in order.
+    pub fn detector_names(&self) -> Vec<&str> {
+        let mut names = vec!["impossible_value"];
+        names.extend(self.slots.iter().map(|s| s.name.as_str()));
+        names.push("stale");
+        names
+    }
+
+    /// Whether a sample is physically possible (not a sentinel, inside the valid range).
+    pub fn is_possible(&self, raw: f64, value: f64) -> bool {
+        self.impossible.check(raw, value).is_ok()
+    }
+
+    /// Feeds one sample: `raw` as the device sent it (for sentinels), `value` normalised.
+    pub fn observe(&mut self, ts: Timestamp, raw: f64, value: f64) -> Vec<Fired> {
+        let mut out = Vec::new();
+        if let Some(t) = self.stale.observe(ts, true, value) {
+            out.push(fault("stale", t));
+        }
+        let (valid, t) = self.impossible.observe(ts, raw, value);
+        if let Some(t) = t.and_then(|t| self.impossible_gate.filter(t)) {
+            out.push(fault("impossible_value", t));
+        }
+        if let Some(t) = self.impossible_gate.tick(ts, value) {
+            out.push(fault("impossible_value", t));
+        }
+        if !valid {
+            return out;
+        }
+        for slot in &mut self.slots {
+            let t = match &mut slot.detector {
+                Kind::Threshold(d) => d.observe(ts, value),
+                Kind::Rate(d) => d.observe(ts, value),
+                Kind::Stuck(d) => d.observe(ts, value),
+                Kind::Band(d) => d.observe(ts, value),
+            };
+            let passed = t.and_then(|t| slot.gate.filter(t));
+            for t in passed.into_iter().chain(slot.gate.tick(ts, value)) {
+                out.push(Fired {
+                    detector: slot.name.clone(),
+                    severity: slot.severity,
+                    fault: slot.fault,
+                    transition: t,
+                });
+            }
+        }
+        out
+    }
+
+    /// Records a poll in which the sensor gave no reading (the point failed).
+    pub fn missing(&mut self, ts: Timestamp) -> Vec<Fired> {
+        self.stale
+            .observe(ts, false, f64::NAN)
+            .map(|t| fault("stale", t))
+            .into_iter()
+            .collect()
+    }
+
+    /// Flaps counted so far over all detectors.
+    pub fn flaps(&self) -> u64 {
+        self.impossible_gate.state.flaps
+            + self.slots.iter().map(|s| s.gate.state.flaps).sum::<u64>()
+    }
+
+    /// The state of every detector, by name (what survives a restart).
+    pub fn export(&self) -> BTreeMap<String, Value> {
+        let mut map = BTreeMap::new();
+        let mut put = |name: &str, v: Result<Value, serde_json::Error>| {
+            if let Ok(v) = v {
+                map.insert(name.to_string(), v);
+            }
+        };
+        put(
+            "impossible_value",
+            serde_json::to_value(&self.impossible.state),
+        );
+        put(
+            "impossible_value.flap",
+            serde_json::to_value(&self.impossible_gate.state),
+        );
+        put("stale", serde_json::to_value(&self.stale.state));
+        for s in &self.slots {
+            let v = match &s.detector {
+                Kind::Threshold(d) => serde_json::to_value(d.state),
+                Kind::Rate(d) => serde_json::to_value(&d.state),
+                Kind::Stuck(d) => serde_json::to_value(&d.state),
+                Kind::Band(d) => serde_json::to_value(&d.state),
+            };
+            put(&s.name, v);
+            put(
+                &format!("{}.flap", s.name),
+                serde_json::to_value(&s.gate.state),
+            );
+        }
+        map
+    }
+
+    /// Restores what [`SensorDetectors::export`] produced; detectors missing from `map` or
+    /// whose stored state no longer fits keep their fresh state. Returns how many restored.
+    pub fn restore(&mut self, map: &BTreeMap<String, Value>) -> usize {
+        fn load<T: serde::de::DeserializeOwned>(
+            map: &BTreeMap<String, Value>,
+            name: &str,
+            into: &mut T,
+        ) -> usize {
+            match map.get(name).map(|v| serde_json::from_value(v.clone())) {
+                Some(Ok(v)) => {
+                    *into = v;
+                    1
+                }
+                _ => 0,
+            }
+        }
+        let mut n = load(map, "impossible_value", &mut self.impossible.state)
+            + load(
+                map,
+                "impossible_value.flap",
+                &mut self.impossible_gate.state,
+            )
+            + load(map, "stale", &mut self.stale.state);
+        for s in &mut self.slots {
+            n += match &mut s.detector {
+                Kind::Threshold(d) => load(map, &s.name, &mut d.state),
+                Kind::Rate(d) => load(map, &s.name, &mut d.state),
+                Kind::Stuck(d) => load(map, &s.name, &mut d.state),
+                Kind::Band(d) => load(map, &s.name, &mut d.state),
+            };
+            n += load(map, &format!("{}.flap", s.name), &mut s.gate.state);
+        }
+        n
+    }
+}
+
+fn fault(name: &str, transition: Transition) -> Fired {
+    Fired {
+        detector: name.to_string(),
+        severity: Severity::Warning,
+        fault: true,
+        transition,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,91 @@
+use super::*;
+use coldaisle_config::detection::DetectionConfig;
+use coldaisle_core::{EventState, SensorKind};
+
+fn chain(kind: SensorKind) -> SensorDetectors {
+    let d = DetectionConfig::default();
+    SensorDetectors::new(d.for_kind(kind), None, d.flap_window, d.stale_after)
+}
+
+#[test]
+fn inlet_runs_limits_rate_stuck_band_and_generic_temperature_has_no_limits() {
+    let names = chain(SensorKind::InletTemp).detector_names().join(",");
+    assert_eq!(
+        names,
+        "impossible_value,threshold,threshold_critical,rate_of_change_15m,rate_of_change_1h,stuck,learned_band,stale"
+    );
+    let names = chain(SensorKind::Temperature).detector_names().join(",");
+    assert_eq!(
+        names,
+        "impossible_value,rate_of_change_15m,rate_of_change_1h,stuck,learned_band,stale"
+    );
+}
+
+#[test]
+fn sentinel_is_a_fault_and_reaches_no_thermal_detector() {
+    let mut c = chain(SensorKind::InletTemp);
+    let mut fired = Vec::new();
+    for i in 0..30i64 {
+        // 0x7FFF tenths: 3276.7 °C after scaling.
+        fired.extend(c.observe(Timestamp(i * 60_000), 32767.0, 3276.7));
+    }
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].detector, "impossible_value");
+    assert!(fired[0].fault);
+    assert_eq!(fired[0].transition.state, EventState::Raised);
+}
+
+#[test]
+fn point_threshold_replaces_the_warning_high_limit() {
+    let d = DetectionConfig::default();
+    let point = Threshold {
+        high: 25.0,
+        hysteresis: 0.5,
+        min_duration: Duration::ZERO,
+        severity: Severity::Warning,
+    };
+    let mut c = SensorDetectors::new(
+        d.for_kind(SensorKind::InletTemp),
+        Some(&point),
+        Duration::ZERO,
+        d.stale_after,
+    );
+    let fired = c.observe(Timestamp(0), 25.5, 25.5);
+    assert_eq!(fired.len(), 1);
+    assert_eq!(
+        (fired[0].detector.as_str(), fired[0].transition.limit),
+        ("threshold", Some(25.0))
+    );
+}
+
+#[test]
+fn export_restore_keeps_an_open_raise() {
+    let d = DetectionConfig::default();
+    let point = Threshold {
+        high: 27.0,
+        hysteresis: 1.0,
+        min_duration: Duration::ZERO,
+        severity: Severity::Warning,
+    };
+    let make = || {
+        SensorDetectors::new(
+            d.for_kind(SensorKind::InletTemp),
+            Some(&point),
+            d.flap_window,
+            d.stale_after,
+        )
+    };
+    let mut before = make();
+    assert_eq!(before.observe(Timestamp(0), 29.0, 29.0).len(), 1);
+    let saved = serde_json::to_string(&before.export()).expect("json");
+    let mut after = make();
+    let map: BTreeMap<String, Value> = serde_json::from_str(&saved).expect("json");
+    assert!(after.restore(&map) >= 8);
+    assert!(
+        after.observe(Timestamp(1000), 29.5, 29.5).is_empty(),
+        "no second raise"
+    );
+    let cleared = after.observe(Timestamp(2000), 22.0, 22.0);
+    assert_eq!(cleared.len(), 1);
+    assert_eq!(cleared[0].transition.state, EventState::Cleared);
+}

@@ -1,0 +1,204 @@
+use super::*;
+
+fn settings(kind: SensorKind) -> ReplaySettings {
+    ReplaySettings {
+        kind,
+        detection: DetectionConfig::default(),
+        point: None,
+        fahrenheit: false,
+    }
+}
+
+/// Ten hours of one-minute samples at 22 °C with an overheat to 30 °C from 02:00 to 03:00.
+fn overheat_csv() -> String {
+    let mut csv = String::from("timestamp,value\n");
+    for m in 0..600 {
+        let v = if (120..180).contains(&m) {
+            30.0
+        } else {
+            22.0 + (m % 3) as f64 * 0.1
+        };
+        csv.push_str(&format!("2026-11-25 {:02}:{:02}:00,{v}\n", m / 60, m % 60));
+    }
+    csv
+}
+
+#[test]
+fn overheat_gives_threshold_and_rate_transitions_as_json_lines() {
+    let out = replay(&overheat_csv(), &settings(SensorKind::InletTemp)).expect("replay");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let summary: Vec<(String, String, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["ts"].as_str().unwrap_or("").to_string(),
+                l["state"].as_str().unwrap_or("").to_string(),
+                l["detector"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        summary.contains(&(
+            "2026-11-25T02:05:00.000Z".into(),
+            "raised".into(),
+            "threshold".into()
+        )),
+        "{out}"
+    );
+    assert!(
+        summary.contains(&(
+            "2026-11-25T03:00:00.000Z".into(),
+            "cleared".into(),
+            "threshold".into()
+        )),
+        "{out}"
+    );
+    assert!(
+        summary
+            .iter()
+            .any(|s| s.2 == "rate_of_change_15m" && s.1 == "raised"),
+        "{out}"
+    );
+    for l in &lines {
+        assert!(l["severity"].is_string() && l["value"].is_number(), "{l}");
+    }
+    assert!(
+        !summary.iter().any(|s| s.2 == "threshold_critical"),
+        "30 °C is inside A1"
+    );
+}
+
+#[test]
+fn same_input_same_bytes() {
+    let csv = overheat_csv();
+    let a = replay(&csv, &settings(SensorKind::InletTemp)).expect("replay");
+    let b = replay(&csv, &settings(SensorKind::InletTemp)).expect("replay");
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn generic_temperature_has_no_fixed_limits_and_fahrenheit_is_converted() {
+    // 86 °F = 30 °C for an hour: inlet_temp would raise `threshold`; temperature must not.
+    let mut csv = String::from("timestamp,value\n");
+    for m in 0..600 {
+        let f = if (120..180).contains(&m) {
+            86.0
+        } else {
+            71.6 + (m % 3) as f64 * 0.18
+        };
+        csv.push_str(&format!("2026-11-25T{:02}:{:02}:00Z,{f}\n", m / 60, m % 60));
+    }
+    let mut s = settings(SensorKind::Temperature);
+    s.fahrenheit = true;
+    let out = replay(&csv, &s).expect("replay");
+    assert!(!out.contains("\"threshold"), "{out}");
+    let first: serde_json::Value =
+        serde_json::from_str(out.lines().next().expect("a line")).expect("json");
+    assert_eq!(first["detector"], "rate_of_change_15m");
+    // 71.6 °F → 22 °C, 86 °F → 30 °C: the change is 8 °C, not 14.4 °F.
+    let v = first["value"].as_f64().expect("value");
+    assert!((7.5..8.5).contains(&v), "{v}");
+    let inlet = replay(
+        &csv,
+        &ReplaySettings {
+            kind: SensorKind::InletTemp,
+            ..s
+        },
+    )
+    .expect("replay");
+    assert!(inlet.contains("\"threshold\""), "{inlet}");
+}
+
+#[test]
+fn bad_rows_name_the_line() {
+    let e = replay(
+        "ts,v\n2026-11-25 00:00:00,1\nyesterday,2\n",
+        &settings(SensorKind::Humidity),
+    )
+    .expect_err("bad timestamp");
+    assert!(
+        e.to_string().starts_with("line 3: timestamp `yesterday`"),
+        "{e}"
+    );
+    let e = replay(
+        "ts,v\n2026-11-25 00:00:00,abc\n",
+        &settings(SensorKind::Humidity),
+    )
+    .expect_err("bad value");
+    assert!(e.to_string().starts_with("line 2: value `abc`"), "{e}");
+    let e = replay(
+        "ts,v\n2026-11-25 00:01:00,1\n2026-11-25 00:00:00,1\n",
+        &settings(SensorKind::Humidity),
+    )
+    .expect_err("backwards");
+    assert!(e.to_string().contains("line 3"), "{e}");
+}
+
+#[test]
+fn every_kind_parses() {
+    for k in coldaisle_config::detection::ALL_KINDS {
+        assert_eq!(parse_kind(k.as_str()), Ok(k));
+    }
+    assert!(parse_kind("inlet").is_err());
+}
+
+#[test]
+fn config_and_sensor_give_that_sensors_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        r#"
+agent_id = "a1"
+site = "s1"
+state_dir = "/tmp/unused"
+[mqtt]
+host = "127.0.0.1"
+[detection.inlet_temp]
+warning_high = 24.0
+min_duration = "0s"
+[[devices]]
+id = "pdu"
+protocol = "snmp"
+address = "127.0.0.1"
+zone = "Z1"
+[[devices.points]]
+sensor = "r1"
+kind = "inlet_temp"
+oid = "1.3.6.1.4.1.1.1"
+[[devices.points]]
+sensor = "r2"
+kind = "inlet_temp"
+oid = "1.3.6.1.4.1.1.2"
+[devices.points.threshold]
+high = 29.0
+"#,
+    )
+    .expect("write");
+    let csv = dir.path().join("t.csv");
+    std::fs::write(&csv, "timestamp,value\n2026-11-25T00:00:00Z,25\n").expect("write");
+    let args = |sensor: &str, kind: Option<&str>| ReplayArgs {
+        csv: csv.clone(),
+        kind: kind.map(String::from),
+        config: Some(config.clone()),
+        sensor: Some(sensor.into()),
+        unit: "C".into(),
+    };
+    let r1 = super::settings(&args("r1", None)).expect("r1");
+    let out = replay("ts,v\n2026-11-25T00:00:00Z,25\n", &r1).expect("replay");
+    assert!(out.contains("\"limit\":24.0"), "[detection] applies: {out}");
+    let r2 = super::settings(&args("r2", Some("inlet_temp"))).expect("r2");
+    assert_eq!(
+        r2.point.as_ref().map(|t| t.high),
+        Some(29.0),
+        "the point's own threshold"
+    );
+    let e = super::settings(&args("r2", Some("humidity"))).expect_err("contradiction");
+    assert!(e.to_string().contains("contradicts"), "{e}");
+    let e = super::settings(&args("nope", None)).expect_err("unknown sensor");
+    assert!(e.to_string().contains("no sensor `nope`"), "{e}");
+}

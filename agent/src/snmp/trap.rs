@@ -1,0 +1,263 @@
+//! SNMP notifications in: decoding v1 traps, v2c traps and v2c informs with `rasn-snmp` (pure,
+//! [`decode_notification`]), the acknowledgement an inform needs, the device a notification
+//! came from ([`device_for`]), and a UDP listener ([`listen`]) that turns them into
+//! [`TrapEvent`]s tied to the device's location.
+//!
+//! Invariants: a datagram from an address that is no configured SNMP device, or with a
+//! community the listener does not accept, is dropped (counted in the log) and never
+//! acknowledged; an inform is acknowledged only after it was decoded and handed on. SNMPv3
+//! notifications are not decoded yet (they are dropped with a log line).
+
+use super::value::VarValue;
+use coldaisle_config::{Device, Protocol};
+use coldaisle_core::Location;
+use rasn::types::ObjectIdentifier;
+use rasn_smi::v2 as smi2;
+use rasn_snmp::{v1, v2, v2c};
+use std::net::{IpAddr, SocketAddr};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+/// snmpTrapOID.0: the second varbind of every v2 notification names the notification.
+pub const SNMP_TRAP_OID: [u64; 11] = [1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0];
+
+/// A decoded notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// "1" or "2c".
+    pub version: &'static str,
+    /// Community it carried (compare, never log).
+    pub community: Vec<u8>,
+    /// The notification's OID (v1 traps mapped as RFC 3584 section 3.1 says).
+    pub trap_oid: Vec<u64>,
+    /// Its varbinds (sysUpTime.0 and snmpTrapOID.0 included for v2).
+    pub varbinds: Vec<(Vec<u64>, VarValue)>,
+    /// For an inform: the Response datagram to send back.
+    pub inform_ack: Option<Vec<u8>>,
+}
+
+/// A notification from a configured device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrapEvent {
+    /// Device id.
+    pub device: String,
+    /// Where the device is.
+    pub location: Location,
+    /// Sender address.
+    pub source: SocketAddr,
+    /// The notification.
+    pub notification: Notification,
+}
+
+fn arcs(oid: &ObjectIdentifier) -> Vec<u64> {
+    oid.iter().map(|a| u64::from(*a)).collect()
+}
+
+fn value_of(syntax: &smi2::ObjectSyntax) -> VarValue {
+    match syntax {
+        smi2::ObjectSyntax::Simple(smi2::SimpleSyntax::Integer(n)) => {
+            i64::try_from(n).map_or(VarValue::Other("INTEGER (out of range)"), VarValue::Integer)
+        }
+        smi2::ObjectSyntax::Simple(smi2::SimpleSyntax::String(s)) => {
+            VarValue::OctetString(s.to_vec())
+        }
+        smi2::ObjectSyntax::Simple(smi2::SimpleSyntax::ObjectId(o)) => {
+            VarValue::ObjectIdentifier(arcs(o))
+        }
+        smi2::ObjectSyntax::ApplicationWide(app) => match app {
+            smi2::ApplicationSyntax::Address(a) => {
+                let b: &[u8] = &*a.0;
+                <[u8; 4]>::try_from(b).map_or(VarValue::Other("IpAddress"), VarValue::IpAddress)
+            }
+            smi2::ApplicationSyntax::Counter(c) => VarValue::Counter32(c.0),
+            smi2::ApplicationSyntax::Ticks(t) => VarValue::Timeticks(t.0),
+            smi2::ApplicationSyntax::Arbitrary(_) => VarValue::Other("Opaque"),
+            smi2::ApplicationSyntax::BigCounter(c) => VarValue::Counter64(c.0),
+            smi2::ApplicationSyntax::Unsigned(g) => VarValue::Gauge32(g.0),
+        },
+    }
+}
+
+fn v2_varbinds(list: &[v2::VarBind]) -> Vec<(Vec<u64>, VarValue)> {
+    list.iter()
+        .map(|vb| {
+            let value = match &vb.value {
+                v2::VarBindValue::Value(v) => value_of(v),
+                v2::VarBindValue::Unspecified => VarValue::Null,
+                v2::VarBindValue::NoSuchObject => VarValue::NoSuchObject,
+                v2::VarBindValue::NoSuchInstance => VarValue::NoSuchInstance,
+                v2::VarBindValue::EndOfMibView => VarValue::EndOfMibView,
+            };
+            (arcs(&vb.name), value)
+        })
+        .collect()
+}
+
+/// Decodes a v1 Trap, v2c Trap or v2c InformRequest datagram (and builds an inform's
+/// acknowledgement). Anything else is an error saying what it was.
+pub fn decode_notification(datagram: &[u8]) -> Result<Notification, String> {
+    let header = rasn::ber::decode::<v2c::Message<rasn::types::Any>>(datagram)
+        .map_err(|e| format!("not an SNMP v1/v2c message: {e}"))?;
+    let version = i64::try_from(&header.version).unwrap_or(-1);
+    match version {
+        0 => {
+            let message = rasn::ber::decode::<v1::Message<v1::Pdus>>(datagram)
+                .map_err(|e| format!("undecodable SNMPv1 message: {e}"))?;
+            let v1::Pdus::Trap(trap) = message.data else {
+                return Err("SNMPv1 message is not a Trap".into());
+            };
+            let generic = i64::try_from(&trap.generic_trap).unwrap_or(-1);
+            let specific = i64::try_from(&trap.specific_trap).unwrap_or(0);
+            // RFC 3584 3.1: generic traps map to snmpTraps.(generic+1), enterprise-specific
+            // ones to enterprise.0.specific.
+            let trap_oid = match generic {
+                0..=5 => vec![1, 3, 6, 1, 6, 3, 1, 1, 5, generic as u64 + 1],
+                _ => {
+                    let mut o = arcs(&trap.enterprise);
+                    o.extend([0, u64::try_from(specific).unwrap_or(0)]);
+                    o
+                }
+            };
+            let varbinds =
+                trap.variable_bindings
+                    .iter()
+                    .map(|vb| {
+                        let value = match &vb.value {
+                            rasn_smi::v1::ObjectSyntax::Simple(
+                                rasn_smi::v1::SimpleSyntax::Number(n),
+                            ) => i64::try_from(n)
+                                .map_or(VarValue::Other("INTEGER"), VarValue::Integer),
+                            rasn_smi::v1::ObjectSyntax::Simple(
+                                rasn_smi::v1::SimpleSyntax::String(s),
+                            ) => VarValue::OctetString(s.to_vec()),
+                            _ => VarValue::Other("SNMPv1 value"),
+                        };
+                        (arcs(&vb.name), value)
+                    })
+                    .collect();
+            Ok(Notification {
+                version: "1",
+                community: message.community.to_vec(),
+                trap_oid,
+                varbinds,
+                inform_ack: None,
+            })
+        }
+        1 => {
+            let message = rasn::ber::decode::<v2c::Message<v2::Pdus>>(datagram)
+                .map_err(|e| format!("undecodable SNMPv2c message: {e}"))?;
+            let (pdu, inform) = match message.data {
+                v2::Pdus::Trap(v2::Trap(pdu)) => (pdu, false),
+                v2::Pdus::InformRequest(v2::InformRequest(pdu)) => (pdu, true),
+                _ => return Err("SNMPv2c message is neither a Trap nor an InformRequest".into()),
+            };
+            let varbinds = v2_varbinds(&pdu.variable_bindings);
+            let trap_oid = varbinds
+                .iter()
+                .find(|(oid, _)| oid.as_slice() == SNMP_TRAP_OID)
+                .and_then(|(_, v)| match v {
+                    VarValue::ObjectIdentifier(o) => Some(o.clone()),
+                    _ => None,
+                })
+                .ok_or("notification without snmpTrapOID.0")?;
+            let inform_ack = if inform {
+                let response = v2c::Message {
+                    version: message.version.clone(),
+                    community: message.community.clone(),
+                    data: v2::Pdus::Response(v2::Response(v2::Pdu {
+                        request_id: pdu.request_id,
+                        error_status: v2::Pdu::ERROR_STATUS_NO_ERROR,
+                        error_index: 0,
+                        variable_bindings: pdu.variable_bindings.clone(),
+                    })),
+                };
+                Some(
+                    rasn::ber::encode(&response)
+                        .map_err(|e| format!("encoding the inform acknowledgement: {e}"))?,
+                )
+            } else {
+                None
+            };
+            Ok(Notification {
+                version: "2c",
+                community: message.community.to_vec(),
+                trap_oid,
+                varbinds,
+                inform_ack,
+            })
+        }
+        3 => Err("SNMPv3 notifications are not supported yet".into()),
+        other => Err(format!("unknown SNMP version field {other}")),
+    }
+}
+
+/// The configured SNMP device whose address is `source` (IP addresses only; a device
+/// configured by host name is not matched).
+pub fn device_for(source: IpAddr, devices: &[Device]) -> Option<&Device> {
+    devices.iter().find(|d| {
+        d.protocol == Protocol::Snmp
+            && d.address
+                .rsplit_once(':')
+                .map(|(host, _)| host.trim_start_matches('[').trim_end_matches(']'))
+                .and_then(|host| host.parse::<IpAddr>().ok())
+                == Some(source)
+    })
+}
+
+/// Receives notifications on `socket` until `shutdown` turns true: each one from a configured
+/// device with an accepted community becomes a [`TrapEvent`] on `out`; informs are then
+/// acknowledged.
+pub async fn listen(
+    socket: UdpSocket,
+    devices: Vec<Device>,
+    communities: Vec<String>,
+    out: mpsc::Sender<TrapEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        let (len, source) = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SNMP notification socket");
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let Some(device) = device_for(source.ip(), &devices) else {
+            tracing::info!(%source, "SNMP notification from an unknown address dropped");
+            continue;
+        };
+        let notification = match decode_notification(&buf[..len]) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::info!(device = %device.id, %source, error = %e, "SNMP notification dropped");
+                continue;
+            }
+        };
+        if !communities
+            .iter()
+            .any(|c| c.as_bytes() == notification.community.as_slice())
+        {
+            tracing::info!(device = %device.id, %source, "SNMP notification with a wrong community dropped");
+            continue;
+        }
+        let ack = notification.inform_ack.clone();
+        let event = TrapEvent {
+            device: device.id.clone(),
+            location: device.location.clone(),
+            source,
+            notification,
+        };
+        if out.send(event).await.is_err() {
+            return;
+        }
+        if let Some(ack) = ack {
+            if let Err(e) = socket.send_to(&ack, source).await {
+                tracing::warn!(device = %device.id, %source, error = %e, "inform acknowledgement not sent");
+            }
+        }
+    }
+}

@@ -1,0 +1,547 @@
+//! Probable cause of an incident or a problem, explained from the evidence.
+//!
+//! Pure: decides from the events of the incident (their sensor kinds, locations, values, limits
+//! and times), never from the clock.
+
+use serde::{Deserialize, Serialize};
+
+/// The kinds of cause the collector can tell apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CauseKind {
+    /// The zone's cooling could not keep up: supply air rose first, or the cooling ΔT collapsed.
+    CoolingCapacity,
+    /// Airflow or containment: inlets of neighbouring racks rose while cooling looked normal.
+    Airflow,
+    /// One rack alone ran hot: its own load density.
+    RackDensity,
+    /// A sensor or device fault, not a real condition.
+    SensorFault,
+    /// The evidence does not point anywhere.
+    Unknown,
+}
+
+/// A probable cause with the readings that support it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbableCause {
+    /// The cause.
+    pub kind: CauseKind,
+    /// One sentence saying why.
+    pub summary: String,
+    /// The readings that support it, one line each.
+    pub evidence: Vec<String>,
+}
+
+use crate::analysis::StoredEvent;
+use coldaisle_core::wire::Payload;
+use coldaisle_core::{Category, EventState, SensorEvent, SensorKind, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// How long before an incident's first raise a cooling event still counts as its cause.
+pub const COOLING_LEAD: Duration = Duration::from_secs(30 * 60);
+
+/// Detector names that report a broken sensor rather than a real condition.
+const FAULT_DETECTORS: [&str; 4] = ["stuck", "impossible_value", "stale", "fault"];
+
+/// Raised or cleared, for the payloads that have a state.
+fn state_of(payload: &Payload) -> Option<EventState> {
+    match payload {
+        Payload::SensorEvent(e) => Some(e.state),
+        Payload::ZoneEvent(e) => Some(e.state),
+        Payload::DeviceEvent(e) => Some(e.state),
+        Payload::ReadingSummary(_) => None,
+    }
+}
+
+fn is_fault(e: &SensorEvent) -> bool {
+    e.category == Category::Device || FAULT_DETECTORS.contains(&e.detector.as_str())
+}
+
+fn is_delta_t(e: &SensorEvent) -> bool {
+    e.sensor.ends_with(".delta_t")
+}
+
+fn describe(e: &SensorEvent) -> String {
+    let limit = e
+        .limit
+        .map(|l| format!(" (limit {l:.1})"))
+        .unwrap_or_default();
+    let rack = e
+        .location
+        .rack
+        .as_deref()
+        .map(|r| format!(" rack {r}"))
+        .unwrap_or_default();
+    format!(
+        "{} {} {}{rack}{}: {:.1} {}{limit} by {} at {}",
+        e.kind.as_str(),
+        e.sensor,
+        match e.state {
+            EventState::Raised => "raised",
+            EventState::Cleared => "cleared",
+        },
+        e.location
+            .row
+            .as_deref()
+            .map(|r| format!(" row {r}"))
+            .unwrap_or_default(),
+        e.value,
+        e.kind.unit(),
+        e.detector,
+        e.ts.to_rfc3339()
+    )
+}
+
+/// The probable cause of one incident.
+///
+/// `own` are the incident's events (its timeline); `zone` are every event of the same site and
+/// zone, any category, from [`COOLING_LEAD`] before the incident's first raise to its last
+/// event. Rules, first match wins:
+/// 1. **sensor fault**: every raise of the incident comes from a fault detector (stuck,
+///    impossible value, stale) or is a device event;
+/// 2. **cooling capacity**: a cooling sensor of the zone (supply air, return air, ΔT, fan,
+///    cooling state) raised before or at the incident's first raise, within [`COOLING_LEAD`];
+/// 3. **airflow / containment**: inlets of two or more racks raised while no cooling sensor of
+///    the zone did;
+/// 4. **single rack density**: the raised inlets are all in one rack;
+/// 5. otherwise unknown.
+pub fn explain(own: &[&StoredEvent], zone: &[&StoredEvent]) -> ProbableCause {
+    let sensor = |e: &&StoredEvent| match &e.payload {
+        Payload::SensorEvent(s) => Some(s.clone()),
+        _ => None,
+    };
+    let own_raises: Vec<&StoredEvent> = own
+        .iter()
+        .copied()
+        .filter(|e| state_of(&e.payload) == Some(EventState::Raised))
+        .collect();
+    let first_raise = own_raises.iter().map(|e| e.payload.ts()).min();
+    let own_sensor_raises: Vec<SensorEvent> = own_raises.iter().filter_map(sensor).collect();
+    let devices = own_raises
+        .iter()
+        .filter(|e| matches!(e.payload, Payload::DeviceEvent(_)))
+        .count();
+    if !own_raises.is_empty()
+        && own_sensor_raises.len() + devices == own_raises.len()
+        && own_sensor_raises.iter().all(is_fault)
+    {
+        let mut evidence: Vec<String> = own_sensor_raises.iter().map(describe).collect();
+        evidence.extend(own_raises.iter().filter_map(|e| match &e.payload {
+            Payload::DeviceEvent(d) => Some(format!(
+                "device {} unreachable at {}: {}",
+                d.device,
+                d.ts.to_rfc3339(),
+                d.reason
+            )),
+            _ => None,
+        }));
+        return ProbableCause {
+            kind: CauseKind::SensorFault,
+            summary: "sensor or device fault: the readings are not trustworthy (stuck, impossible or stale values, or an unreachable device), not a thermal condition".to_string(),
+            evidence,
+        };
+    }
+    let Some(first) = first_raise else {
+        return unknown("no raised event in the incident");
+    };
+    let cooling: Vec<SensorEvent> = zone
+        .iter()
+        .filter_map(sensor)
+        .filter(|s| s.state == EventState::Raised && s.category == Category::Cooling)
+        .filter(|s| s.ts <= first && s.ts >= first.minus(COOLING_LEAD))
+        .collect();
+    if !cooling.is_empty() {
+        let delta_t = cooling.iter().any(is_delta_t);
+        let supply = cooling.iter().any(|s| s.kind == SensorKind::SupplyAirTemp);
+        let why = match (supply, delta_t) {
+            (true, _) => "the zone's cooling supply air rose first",
+            (false, true) => "the cooling ΔT collapsed first",
+            (false, false) => "a cooling unit of the zone failed first",
+        };
+        let mut evidence: Vec<String> = cooling.iter().map(describe).collect();
+        evidence.extend(own_sensor_raises.iter().take(3).map(describe));
+        return ProbableCause {
+            kind: CauseKind::CoolingCapacity,
+            summary: format!("cooling capacity: {why}, then the inlets followed"),
+            evidence,
+        };
+    }
+    let inlets: Vec<&SensorEvent> = own_sensor_raises
+        .iter()
+        .filter(|s| !is_fault(s) && s.category == Category::Thermal)
+        .collect();
+    let mut racks: BTreeMap<String, Vec<&SensorEvent>> = BTreeMap::new();
+    for s in &inlets {
+        let rack = s.location.rack.clone().unwrap_or_else(|| s.sensor.clone());
+        racks.entry(rack).or_default().push(s);
+    }
+    let mut zone_racks: BTreeSet<String> = BTreeSet::new();
+    for e in own_raises.iter() {
+        if let Payload::ZoneEvent(z) = &e.payload {
+            zone_racks.extend(z.evidence.iter().filter_map(|ev| ev.rack.clone()));
+        }
+    }
+    zone_racks.extend(racks.keys().cloned());
+    if zone_racks.len() >= 2 {
+        let rows: BTreeSet<&str> = inlets
+            .iter()
+            .filter_map(|s| s.location.row.as_deref())
+            .collect();
+        let place = match rows.len() {
+            1 => format!(
+                " in row {}",
+                rows.iter().next().copied().unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
+        let names: Vec<&str> = zone_racks.iter().map(String::as_str).collect();
+        let mut evidence: Vec<String> = inlets.iter().map(|s| describe(s)).collect();
+        evidence.push("no cooling sensor of the zone raised before the inlets".to_string());
+        return ProbableCause {
+            kind: CauseKind::Airflow,
+            summary: format!(
+                "airflow or containment: inlets of {} neighbouring racks{place} ({}) rose while cooling was normal",
+                names.len(),
+                names.join(", ")
+            ),
+            evidence,
+        };
+    }
+    if let Some((rack, events)) = racks.iter().next() {
+        return ProbableCause {
+            kind: CauseKind::RackDensity,
+            summary: format!(
+                "single rack density: only rack {rack} ran hot while its neighbours and cooling stayed normal"
+            ),
+            evidence: events.iter().map(|s| describe(s)).collect(),
+        };
+    }
+    unknown("the raised events name no inlet and no cooling sensor")
+}
+
+fn unknown(why: &str) -> ProbableCause {
+    ProbableCause {
+        kind: CauseKind::Unknown,
+        summary: format!("unknown: {why}"),
+        evidence: Vec::new(),
+    }
+}
+
+/// The probable cause of a problem: the most frequent cause of its incidents (ties: the first
+/// in [`CauseKind`] order of appearance), with the count as evidence.
+pub fn of_problem(causes: &[ProbableCause]) -> Option<ProbableCause> {
+    let mut counts: Vec<(CauseKind, usize, &ProbableCause)> = Vec::new();
+    for c in causes {
+        match counts.iter_mut().find(|(k, _, _)| *k == c.kind) {
+            Some(entry) => entry.1 += 1,
+            None => counts.push((c.kind, 1, c)),
+        }
+    }
+    let (kind, n, example) = counts
+        .iter()
+        .filter(|(k, _, _)| *k != CauseKind::Unknown)
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp_rank().cmp(&a.0.cmp_rank())))
+        .or_else(|| counts.first())
+        .copied()?;
+    let mut evidence = vec![format!(
+        "{n} of {} linked incidents point to this cause",
+        causes.len()
+    )];
+    evidence.extend(example.evidence.iter().cloned());
+    Some(ProbableCause {
+        kind,
+        summary: example.summary.clone(),
+        evidence,
+    })
+}
+
+impl CauseKind {
+    /// Rank used to break ties deterministically (lower wins).
+    fn cmp_rank(self) -> u8 {
+        match self {
+            CauseKind::CoolingCapacity => 0,
+            CauseKind::Airflow => 1,
+            CauseKind::RackDensity => 2,
+            CauseKind::SensorFault => 3,
+            CauseKind::Unknown => 4,
+        }
+    }
+}
+
+/// Time window of zone events relevant to an incident that opened at `first` and last changed
+/// at `last`.
+pub fn zone_window(first: Timestamp, last: Timestamp) -> (Timestamp, Timestamp) {
+    (first.minus(COOLING_LEAD), last)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use coldaisle_core::{DeviceEvent, Location, Severity, ZoneEvent};
+
+    const T0: i64 = 1_764_072_000_000;
+    const MIN: i64 = 60_000;
+
+    fn ev(seq: u64, payload: Payload) -> StoredEvent {
+        StoredEvent {
+            agent: "a1".into(),
+            seq,
+            payload,
+        }
+    }
+
+    /// A raise on `sensor` of `kind` in rack `rack` (row R1) of zone Z1.
+    #[allow(clippy::too_many_arguments)]
+    fn raise(
+        seq: u64,
+        sensor: &str,
+        kind: SensorKind,
+        rack: &str,
+        detector: &str,
+        value: f64,
+        limit: f64,
+        ts: i64,
+    ) -> StoredEvent {
+        let category = if FAULT_DETECTORS.contains(&detector) {
+            Category::Device
+        } else {
+            kind.category()
+        };
+        ev(
+            seq,
+            Payload::SensorEvent(SensorEvent {
+                sensor: sensor.into(),
+                kind,
+                location: Location {
+                    site: "dc1".into(),
+                    zone: "Z1".into(),
+                    row: Some("R1".into()),
+                    rack: Some(rack.into()),
+                },
+                category,
+                detector: detector.into(),
+                state: EventState::Raised,
+                severity: Severity::Warning,
+                value,
+                limit: Some(limit),
+                first_ts: Timestamp(ts),
+                ts: Timestamp(ts),
+            }),
+        )
+    }
+
+    fn inlet(seq: u64, rack: &str, ts: i64) -> StoredEvent {
+        raise(
+            seq,
+            &format!("{rack}-inlet"),
+            SensorKind::InletTemp,
+            rack,
+            "threshold",
+            28.4,
+            27.0,
+            ts,
+        )
+    }
+
+    fn refs(v: &[StoredEvent]) -> Vec<&StoredEvent> {
+        v.iter().collect()
+    }
+
+    #[test]
+    fn supply_air_rising_first_is_cooling_capacity() {
+        let supply = raise(
+            1,
+            "crac1-supply",
+            SensorKind::SupplyAirTemp,
+            "CRAC1",
+            "threshold",
+            21.5,
+            18.0,
+            T0,
+        );
+        let own = vec![inlet(2, "A1", T0 + 4 * MIN), inlet(3, "A2", T0 + 5 * MIN)];
+        let mut zone = vec![supply];
+        zone.extend(own.iter().cloned());
+        let cause = explain(&refs(&own), &refs(&zone));
+        assert_eq!(cause.kind, CauseKind::CoolingCapacity);
+        assert!(
+            cause.summary.contains("supply air rose first"),
+            "{}",
+            cause.summary
+        );
+        assert!(
+            cause.evidence[0].starts_with("supply_air_temp crac1-supply raised"),
+            "{:?}",
+            cause.evidence
+        );
+        assert!(cause.evidence[0].contains("21.5 °C (limit 18.0)"));
+    }
+
+    #[test]
+    fn delta_t_collapse_is_cooling_capacity_but_a_late_or_old_one_is_not() {
+        let dt = |ts| {
+            raise(
+                1,
+                "crac1.delta_t",
+                SensorKind::ReturnAirTemp,
+                "CRAC1",
+                "threshold",
+                2.0,
+                8.0,
+                ts,
+            )
+        };
+        let own = vec![inlet(2, "A1", T0), inlet(3, "A2", T0 + MIN)];
+        let cause = explain(&refs(&own), &[&dt(T0 - 10 * MIN), &own[0], &own[1]]);
+        assert_eq!(cause.kind, CauseKind::CoolingCapacity);
+        assert!(cause.summary.contains("ΔT collapsed"));
+        // After the inlets rose: a consequence, not the cause.
+        let late = dt(T0 + 2 * MIN);
+        assert_eq!(
+            explain(&refs(&own), &[&own[0], &late]).kind,
+            CauseKind::Airflow
+        );
+        // Longer before than the lead: unrelated.
+        let old = dt(T0 - 31 * MIN);
+        assert_eq!(explain(&refs(&own), &[&old]).kind, CauseKind::Airflow);
+    }
+
+    #[test]
+    fn neighbouring_inlets_with_normal_cooling_is_airflow() {
+        let own = vec![
+            inlet(1, "A1", T0),
+            inlet(2, "A2", T0 + MIN),
+            inlet(3, "A3", T0 + 2 * MIN),
+        ];
+        let cause = explain(&refs(&own), &refs(&own));
+        assert_eq!(cause.kind, CauseKind::Airflow);
+        assert_eq!(
+            cause.summary,
+            "airflow or containment: inlets of 3 neighbouring racks in row R1 (A1, A2, A3) rose while cooling was normal"
+        );
+        assert_eq!(cause.evidence.len(), 4);
+    }
+
+    #[test]
+    fn zone_event_evidence_counts_racks() {
+        let zone_raise = ev(
+            2,
+            Payload::ZoneEvent(ZoneEvent {
+                site: "dc1".into(),
+                zone: "Z1".into(),
+                category: Category::Thermal,
+                state: EventState::Raised,
+                severity: Severity::Warning,
+                evidence: ["A1", "B7"]
+                    .iter()
+                    .map(|r| coldaisle_core::Evidence {
+                        sensor: format!("{r}-inlet"),
+                        rack: Some((*r).into()),
+                        value: 28.0,
+                        ts: Timestamp(T0),
+                    })
+                    .collect(),
+                ts: Timestamp(T0),
+            }),
+        );
+        let own = vec![inlet(1, "A1", T0), zone_raise];
+        assert_eq!(explain(&refs(&own), &refs(&own)).kind, CauseKind::Airflow);
+    }
+
+    #[test]
+    fn one_hot_rack_is_rack_density() {
+        let own = vec![
+            inlet(1, "A4", T0),
+            raise(
+                2,
+                "A4-inlet-top",
+                SensorKind::InletTemp,
+                "A4",
+                "threshold",
+                29.0,
+                27.0,
+                T0 + MIN,
+            ),
+        ];
+        let cause = explain(&refs(&own), &refs(&own));
+        assert_eq!(cause.kind, CauseKind::RackDensity);
+        assert!(cause.summary.contains("only rack A4"));
+        assert_eq!(cause.evidence.len(), 2);
+    }
+
+    #[test]
+    fn stuck_and_impossible_values_or_unreachable_devices_are_sensor_faults() {
+        let own = vec![
+            raise(
+                1,
+                "A1-inlet",
+                SensorKind::InletTemp,
+                "A1",
+                "stuck",
+                24.0,
+                0.0,
+                T0,
+            ),
+            raise(
+                2,
+                "A2-inlet",
+                SensorKind::InletTemp,
+                "A2",
+                "impossible_value",
+                -127.0,
+                -40.0,
+                T0,
+            ),
+            ev(
+                3,
+                Payload::DeviceEvent(DeviceEvent {
+                    device: "pdu-1".into(),
+                    location: Location {
+                        site: "dc1".into(),
+                        zone: "Z1".into(),
+                        row: None,
+                        rack: None,
+                    },
+                    state: EventState::Raised,
+                    reason: "timeout".into(),
+                    ts: Timestamp(T0),
+                }),
+            ),
+        ];
+        let cause = explain(&refs(&own), &refs(&own));
+        assert_eq!(cause.kind, CauseKind::SensorFault);
+        assert_eq!(cause.evidence.len(), 3);
+        assert!(cause.evidence[2].contains("pdu-1 unreachable"));
+        // One real inlet raise among the faults: not a sensor fault any more.
+        let mut mixed = own.clone();
+        mixed.push(inlet(4, "A3", T0 + MIN));
+        assert_ne!(
+            explain(&refs(&mixed), &refs(&mixed)).kind,
+            CauseKind::SensorFault
+        );
+    }
+
+    #[test]
+    fn problem_cause_is_the_most_frequent_known_cause() {
+        let c = |kind| ProbableCause {
+            kind,
+            summary: format!("{kind:?}"),
+            evidence: vec!["x".into()],
+        };
+        let p = of_problem(&[
+            c(CauseKind::Unknown),
+            c(CauseKind::Airflow),
+            c(CauseKind::RackDensity),
+            c(CauseKind::Airflow),
+        ])
+        .unwrap();
+        assert_eq!(p.kind, CauseKind::Airflow);
+        assert_eq!(p.evidence[0], "2 of 4 linked incidents point to this cause");
+        // Tie: the deterministic rank decides.
+        let p = of_problem(&[c(CauseKind::RackDensity), c(CauseKind::CoolingCapacity)]).unwrap();
+        assert_eq!(p.kind, CauseKind::CoolingCapacity);
+        assert_eq!(of_problem(&[]), None);
+    }
+}

@@ -1,0 +1,114 @@
+//! `coldaisle-collector run`: the collector as a service. Loads the config (exactly as
+//! `check-config`), opens the store and rebuilds the state, announces readiness to systemd,
+//! then hands the running collector to the shared main loop (`coldaisle_service::supervise`).
+//! SIGHUP validates the config file again and applies `log_level`; other changed settings
+//! (broker, store, API address, rules) are named in the log as needing a restart. SIGTERM stops
+//! ingest and the API within the grace period (every stored record is already flushed).
+
+use crate::RunningCollector;
+use anyhow::Context as _;
+use coldaisle_config::CollectorConfig;
+use coldaisle_service::logging::{self, LogControl};
+use coldaisle_service::supervise::{supervise, Reloaded, Service};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Loads and validates the collector config as startup and reload do (including `log_level`).
+pub fn load_config(path: &std::path::Path) -> anyhow::Result<CollectorConfig> {
+    let config = CollectorConfig::load(path)?;
+    if let Some(level) = &config.raw.log_level {
+        logging::validate_level(level).with_context(|| format!("{}", path.display()))?;
+    }
+    Ok(config)
+}
+
+/// Top-level keys of the collector config whose change needs a restart (compared as written).
+fn restart_only_changes(old: &CollectorConfig, new: &CollectorConfig) -> Vec<&'static str> {
+    let (o, n) = (&old.raw, &new.raw);
+    let mut keys = Vec::new();
+    let mut check = |key, differs: bool| {
+        if differs {
+            keys.push(key);
+        }
+    };
+    check("collector_id", o.collector_id != n.collector_id);
+    check("state_dir", o.state_dir != n.state_dir);
+    check("sites", o.sites != n.sites);
+    check("mqtt", format!("{:?}", o.mqtt) != format!("{:?}", n.mqtt));
+    check("http", format!("{:?}", o.http) != format!("{:?}", n.http));
+    check(
+        "incidents",
+        format!("{:?}", o.incidents) != format!("{:?}", n.incidents),
+    );
+    check(
+        "problems",
+        format!("{:?}", o.problems) != format!("{:?}", n.problems),
+    );
+    check(
+        "notify",
+        format!("{:?}", o.notify) != format!("{:?}", n.notify),
+    );
+    keys
+}
+
+struct CollectorService {
+    collector: RunningCollector,
+    config: CollectorConfig,
+    path: PathBuf,
+}
+
+impl Service for CollectorService {
+    async fn health(&mut self) -> anyhow::Result<()> {
+        self.collector.health().await
+    }
+
+    async fn reload(&mut self) -> anyhow::Result<Reloaded> {
+        let config = load_config(&self.path)?;
+        let restart = restart_only_changes(&self.config, &config);
+        for key in &restart {
+            tracing::warn!(key = %key, "changed in the config but needs a restart; not applied");
+        }
+        let summary = if restart.is_empty() {
+            "log level".to_string()
+        } else {
+            format!("log level; needs restart: {}", restart.join(", "))
+        };
+        let log_level = config.raw.log_level.clone();
+        // What runs stays what was started; the next restart takes the new file.
+        self.config.raw.log_level = log_level.clone();
+        Ok(Reloaded { log_level, summary })
+    }
+
+    async fn stop(self, grace: Duration) {
+        if tokio::time::timeout(grace.max(Duration::from_secs(1)), self.collector.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?grace, "collector did not stop within the grace period");
+        }
+    }
+}
+
+/// Runs the collector of the config at `path` until SIGTERM/SIGINT, then stops within `grace`.
+pub fn run(path: PathBuf, grace: Duration, logs: &LogControl) -> anyhow::Result<()> {
+    let config = load_config(&path)?;
+    if let Err(e) = logs.set_level(config.raw.log_level.as_deref()) {
+        tracing::warn!(error = %format!("{e:#}"), "log level unchanged");
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let signals = coldaisle_service::signals::Signals::install()?;
+        let collector = RunningCollector::start(config.clone()).await?;
+        let status = format!(
+            "collector {}: API on {}",
+            config.raw.collector_id, collector.http_addr
+        );
+        let service = CollectorService {
+            collector,
+            config,
+            path,
+        };
+        supervise(service, signals, logs, grace, &status).await;
+        Ok(())
+    })
+}
