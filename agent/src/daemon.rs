@@ -6,6 +6,7 @@ use crate::outbox::Outbox;
 use crate::pipeline::{is_raise, Pipeline};
 use crate::poller::PollOutcome;
 use crate::publisher::{self, PublisherSettings, SharedOutbox};
+use crate::status::StatusReporter;
 use anyhow::Context as _;
 use coldaisle_config::AgentConfig;
 use coldaisle_core::wire::Topics;
@@ -31,6 +32,10 @@ pub struct RunningAgent {
     config: AgentConfig,
     /// Tasks in `tasks` at start (a health check fails when fewer are left).
     started_tasks: usize,
+    /// The retained status: poll counts, config hash (replaced on reload).
+    status: StatusReporter,
+    /// The SNMP notification listener, when `[snmp_traps]` enables it (`traps.rs`).
+    traps: Option<crate::traps::TrapListener>,
 }
 
 /// A pipeline for a reloaded config, with the slot map of its device tasks.
@@ -74,6 +79,11 @@ impl RunningAgent {
         let (swaps, swaps_rx) = mpsc::unbounded_channel();
 
         let appended = Arc::new(Notify::new());
+        let status = StatusReporter::new(
+            &config.config_hash,
+            config.devices.len(),
+            config.raw.status_every,
+        );
         tasks.spawn(run_pipeline(
             PipelineSwap { pipeline, slots },
             store,
@@ -81,8 +91,10 @@ impl RunningAgent {
             swaps_rx,
             outbox.clone(),
             appended.clone(),
+            status.clone(),
         ));
 
+        let traps = crate::traps::TrapListener::start(&config, outbox.clone(), appended.clone())?;
         let topics = Topics::new(&config.mqtt.topic_prefix);
         let settings = PublisherSettings {
             agent: config.agent_id.clone(),
@@ -101,8 +113,9 @@ impl RunningAgent {
                 settings.status("offline"),
             )),
         });
-        tasks.spawn(publisher::run(
+        tasks.spawn(publisher::run_with_status(
             settings,
+            status.clone(),
             link,
             outbox.clone(),
             appended,
@@ -116,6 +129,8 @@ impl RunningAgent {
             devices,
             swaps,
             config,
+            status,
+            traps,
         })
     }
 
@@ -140,6 +155,9 @@ impl RunningAgent {
     pub async fn drain(mut self, grace: std::time::Duration) {
         let deadline = tokio::time::Instant::now() + grace;
         self.devices.stop_all().await;
+        if let Some(traps) = self.traps.take() {
+            traps.stop().await;
+        }
         // The pipeline stores what it holds and ends with the outcome stream (every device
         // task stopped); the publisher keeps sending meanwhile.
         self.swaps.closed().await;
@@ -182,6 +200,9 @@ impl RunningAgent {
             })
             .map_err(|_| anyhow::anyhow!("the pipeline task has ended"))?;
         self.devices.start(pending);
+        if let Some(traps) = &self.traps {
+            traps.reload(&config);
+        }
         for id in &plan.added {
             tracing::info!(device = %id, "device added");
         }
@@ -191,6 +212,8 @@ impl RunningAgent {
         for id in &plan.removed {
             tracing::info!(device = %id, "device removed");
         }
+        self.status
+            .config_changed(&config.config_hash, config.devices.len());
         self.config = config;
         let mut summary = plan.summary();
         if !restart_only.is_empty() {
@@ -232,6 +255,7 @@ async fn run_pipeline(
     mut swaps: mpsc::UnboundedReceiver<PipelineSwap>,
     outbox: SharedOutbox,
     appended: Arc<Notify>,
+    status: StatusReporter,
 ) {
     let PipelineSwap {
         mut pipeline,
@@ -244,7 +268,7 @@ async fn run_pipeline(
             biased;
             swap = swaps.recv(), if swaps_open => {
                 match swap {
-                    Some(swap) => apply_swap(&mut pipeline, &mut slots, swap),
+                    Some(swap) => apply_swap(&mut pipeline, &mut slots, swap, &status),
                     None => swaps_open = false,
                 }
                 continue;
@@ -259,10 +283,14 @@ async fn run_pipeline(
         while let Some(mut outcome) = next.take() {
             // A reload sent before this outcome's task started must be in force for it.
             while let Ok(swap) = swaps.try_recv() {
-                apply_swap(&mut pipeline, &mut slots, swap);
+                apply_swap(&mut pipeline, &mut slots, swap, &status);
             }
             match slots.get(&outcome.device) {
                 Some(&index) => {
+                    status
+                        .book()
+                        .polls
+                        .record(outcome.device, outcome.result.is_ok());
                     outcome.device = index;
                     payloads.extend(pipeline.observe(&outcome));
                 }
@@ -303,12 +331,21 @@ async fn run_pipeline(
 
 /// Replaces the pipeline, carrying over the detector state of every sensor (and device
 /// reachability) the new config keeps, by id.
-fn apply_swap(pipeline: &mut Pipeline, slots: &mut SlotMap, swap: PipelineSwap) {
+fn apply_swap(
+    pipeline: &mut Pipeline,
+    slots: &mut SlotMap,
+    swap: PipelineSwap,
+    status: &StatusReporter,
+) {
     let state = pipeline.export_state();
     let mut next = swap.pipeline;
     let restored = next.restore_state(&state);
     *pipeline = next;
     *slots = swap.slots;
+    status
+        .book()
+        .polls
+        .retain_slots(|slot| slots.contains_key(&slot));
     tracing::info!(
         restored,
         devices = slots.len(),

@@ -20,5 +20,7 @@ pub mod reload;
 pub mod replay;
 pub mod service;
 pub mod snmp;
+pub mod status;
+pub mod traps;
 
 pub use daemon::RunningAgent;

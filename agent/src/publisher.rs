@@ -3,6 +3,8 @@
 //! Protocol, as a small loop over [`LinkEvent`]s:
 //! - on every (re)connect: subscribe to our ack topic, publish the retained `online` status,
 //!   and restart sending from the last ack (everything not acked is resent);
+//! - while connected: republish the status (config hash, poll and outbox statistics of
+//!   [`crate::status`]) every `status_every` and at once after a reload;
 //! - when records are appended: send those above what was already sent, in batches, keeping
 //!   at most [`MAX_UNACKED_RECORDS`] in flight beyond the last ack;
 //! - on an ack: remove the covered records from the outbox (durably);
@@ -11,6 +13,7 @@
 //!   collector stores each (agent, seq) once.
 
 use crate::outbox::Outbox;
+use crate::status::{OutboxFigures, StatusReporter};
 use coldaisle_core::wire::{Ack, Batch, Status, Topics, SCHEMA_VERSION};
 use coldaisle_core::Timestamp;
 use coldaisle_mqtt::{LinkEvent, MqttLink, Qos};
@@ -50,6 +53,7 @@ impl PublisherSettings {
             version: env!("CARGO_PKG_VERSION").to_string(),
             config_hash: self.config_hash.clone(),
             ts: Timestamp::now(),
+            stats: Default::default(),
         };
         serde_json::to_vec(&status).unwrap_or_default()
     }
@@ -62,9 +66,49 @@ fn lock(outbox: &SharedOutbox) -> std::sync::MutexGuard<'_, Outbox> {
     outbox.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Runs until `shutdown` turns true; then publishes `offline` and disconnects.
+/// The status of `reporter` in `state`, with the outbox figures, as a payload.
+fn status_payload(
+    settings: &PublisherSettings,
+    reporter: &StatusReporter,
+    outbox: &SharedOutbox,
+    state: &str,
+) -> Vec<u8> {
+    let figures = {
+        let o = lock(outbox);
+        OutboxFigures {
+            pending_records: o.pending_count(),
+            pending_bytes: o.bytes(),
+            stats: o.stats(),
+        }
+    };
+    let status = reporter
+        .book()
+        .status(&settings.agent, state, &figures, Timestamp::now());
+    serde_json::to_vec(&status).unwrap_or_default()
+}
+
+/// Runs until `shutdown` turns true; then publishes `offline` and disconnects. The status
+/// carries the settings' config hash and the outbox figures (no poll statistics).
 pub async fn run(
     settings: PublisherSettings,
+    link: MqttLink,
+    outbox: SharedOutbox,
+    appended: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let reporter = StatusReporter::new(
+        &settings.config_hash,
+        0,
+        crate::status::DEFAULT_STATUS_EVERY,
+    );
+    run_with_status(settings, reporter, link, outbox, appended, shutdown).await;
+}
+
+/// [`run`] with the agent's status reporter: the status is republished every
+/// `reporter.every` while connected and at once when `reporter.changed` fires.
+pub async fn run_with_status(
+    settings: PublisherSettings,
+    reporter: StatusReporter,
     mut link: MqttLink,
     outbox: SharedOutbox,
     appended: Arc<Notify>,
@@ -77,6 +121,9 @@ pub async fn run(
     let mut sent_upto = 0u64;
     let mut last_progress = Instant::now();
     let mut resend_check = tokio::time::interval(Duration::from_millis(500));
+    let mut status_tick = tokio::time::interval(reporter.every);
+    status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    status_tick.reset();
     loop {
         tokio::select! {
             event = link.events.recv() => {
@@ -87,7 +134,7 @@ pub async fn run(
                         if let Err(e) = link.client.subscribe(ack_topic.clone(), Qos::AtLeastOnce).await {
                             tracing::warn!(error = %e, "subscribe to ack topic failed");
                         }
-                        let online = settings.status("online");
+                        let online = status_payload(&settings, &reporter, &outbox, "online");
                         if let Err(e) = link.client.publish(status_topic.clone(), Qos::AtLeastOnce, true, online).await {
                             tracing::warn!(error = %e, "status publish failed");
                         }
@@ -117,6 +164,16 @@ pub async fn run(
                 }
             }
             _ = appended.notified() => {}
+            _ = reporter.changed.notified() => {
+                if connected {
+                    publish_status(&link, &status_topic, status_payload(&settings, &reporter, &outbox, "online")).await;
+                }
+            }
+            _ = status_tick.tick() => {
+                if connected {
+                    publish_status(&link, &status_topic, status_payload(&settings, &reporter, &outbox, "online")).await;
+                }
+            }
             _ = resend_check.tick() => {
                 let (acked, pending) = {
                     let o = lock(&outbox);
@@ -139,13 +196,25 @@ pub async fn run(
         }
     }
     if connected {
-        let offline = settings.status("offline");
+        let offline = status_payload(&settings, &reporter, &outbox, "offline");
         let _ = link
             .client
             .publish(status_topic, Qos::AtLeastOnce, true, offline)
             .await;
     }
     link.close().await;
+}
+
+/// Publishes a retained status (a failure is logged; the next period retries).
+async fn publish_status(link: &MqttLink, topic: &str, payload: Vec<u8>) {
+    match link
+        .client
+        .publish(topic.to_string(), Qos::AtLeastOnce, true, payload)
+        .await
+    {
+        Ok(()) => tracing::debug!(%topic, "status published"),
+        Err(e) => tracing::warn!(error = %e, "status publish failed"),
+    }
 }
 
 /// Publishes batches above `sent_upto`; returns the new `sent_upto`.

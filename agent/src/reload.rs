@@ -18,6 +18,9 @@ pub fn restart_only_changes(old: &AgentConfig, new: &AgentConfig) -> Vec<&'stati
     if old.resend_after != new.resend_after {
         keys.push("resend_after");
     }
+    if old.raw.status_every != new.raw.status_every {
+        keys.push("status_every");
+    }
     if old.raw.outbox_max_bytes != new.raw.outbox_max_bytes {
         keys.push("outbox_max_bytes");
     }
@@ -27,6 +30,9 @@ pub fn restart_only_changes(old: &AgentConfig, new: &AgentConfig) -> Vec<&'stati
         || old.mqtt_password != new.mqtt_password
     {
         keys.push("mqtt");
+    }
+    if old.snmp_traps.listen != new.snmp_traps.listen {
+        keys.push("snmp_traps.listen");
     }
     keys
 }

@@ -43,6 +43,15 @@ fn place_of(payload: &Payload) -> Option<(&str, &str)> {
     }
 }
 
+/// The row of an event's location, if it has one (problem row scope).
+fn row_of(payload: &Payload) -> Option<&str> {
+    match payload {
+        Payload::SensorEvent(e) => e.location.row.as_deref(),
+        Payload::DeviceEvent(e) => e.location.row.as_deref(),
+        Payload::ZoneEvent(_) | Payload::ReadingSummary(_) => None,
+    }
+}
+
 /// Total order of all inputs: event time, then events (0) before actions (1), then agent and
 /// seq for events, action id for actions.
 pub type InputKey = (Timestamp, u8, String, u64);
@@ -242,6 +251,13 @@ impl Analysis {
     /// the problem engine.
     fn apply(incidents: &mut IncidentEngine, problems: &mut ProblemEngine, ev: &StoredEvent) {
         let changes = incidents.apply(ev);
+        if let Some(row) = row_of(&ev.payload) {
+            for change in &changes {
+                if let IncidentChange::Opened { id, .. } = change {
+                    problems.note_row(id, row);
+                }
+            }
+        }
         Self::forward(problems, changes);
     }
 
@@ -362,6 +378,12 @@ impl Analysis {
             .collect();
         let mut problem = problem.clone();
         problem.probable_cause = crate::cause::of_problem(&causes);
+        let delivered = self
+            .notifications
+            .get(&problem.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        problem.chronicle = crate::chronicle::of_problem(&problem, delivered);
         problem
     }
 

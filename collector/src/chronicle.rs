@@ -1,10 +1,15 @@
 //! The chronicle of an incident: every event, engine state change, operator action and
 //! notification, merged into one time-ordered list saying who or what did it and when.
 //!
-//! Pure: built from an [`Incident`] and the notification records the caller passes in.
+//! The chronicle of a problem: its history (engine changes and operator actions) merged with the
+//! pager deliveries about it.
+//!
+//! Pure: built from an [`Incident`] or a [`Problem`] and the notification records the caller
+//! passes in.
 
 use crate::actions::ActionRecord;
-use crate::incidents::Incident;
+use crate::incidents::{Incident, ENGINE_ACTOR};
+use crate::problems::Problem;
 use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +65,33 @@ pub fn of_incident(incident: &Incident, notifications: &[ActionRecord]) -> Vec<C
     add(&incident.actions, ChronicleKind::Operator);
     add(notifications, ChronicleKind::Notification);
     // Stable: entries of one kind keep their recorded order.
+    all.sort_by_key(|e| (e.at, e.kind));
+    all
+}
+
+/// The chronicle of `problem` with `notifications` (pager deliveries about it), in time order:
+/// its history (engine lines as state changes, the rest as operator actions) and deliveries.
+pub fn of_problem(problem: &Problem, notifications: &[ActionRecord]) -> Vec<ChronicleEntry> {
+    let mut all: Vec<ChronicleEntry> = problem
+        .history
+        .iter()
+        .map(|r| ChronicleEntry {
+            at: r.at,
+            who: r.actor.clone(),
+            kind: if r.actor == ENGINE_ACTOR {
+                ChronicleKind::StateChange
+            } else {
+                ChronicleKind::Operator
+            },
+            text: r.text.clone(),
+        })
+        .chain(notifications.iter().map(|r| ChronicleEntry {
+            at: r.at,
+            who: r.actor.clone(),
+            kind: ChronicleKind::Notification,
+            text: r.text.clone(),
+        }))
+        .collect();
     all.sort_by_key(|e| (e.at, e.kind));
     all
 }

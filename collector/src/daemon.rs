@@ -28,6 +28,8 @@ pub struct RunningCollector {
     tasks: JoinSet<()>,
     /// Tasks in `tasks` at start (a health check fails when fewer are left).
     started_tasks: usize,
+    /// The notifier and the rule rebuild of a reload.
+    rules: crate::rules_reload::RuleSwitch,
 }
 
 /// Builds the empty state with the configured rules.
@@ -49,6 +51,9 @@ pub fn empty_state(config: &CollectorConfig) -> CollectorState {
                     }
                     coldaisle_config::collector::ProblemScopeConfig::Site => {
                         crate::problems::ProblemScope::Site
+                    }
+                    coldaisle_config::collector::ProblemScopeConfig::Row => {
+                        crate::problems::ProblemScope::Row
                     }
                 },
             },
@@ -116,13 +121,20 @@ impl RunningCollector {
         let http_addr = listener.local_addr().context("reading the HTTP address")?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        crate::notifier::spawn(
-            &mut tasks,
-            &raw.notify,
+        let silence = crate::silence::SilenceRule {
+            silence: raw.agent_silence,
+            started: Timestamp::now(),
+        };
+        tasks.spawn(crate::silence::watch_agents(
+            state.clone(),
+            silence,
+            shutdown_rx.clone(),
+        ));
+        let rules = crate::rules_reload::RuleSwitch::start(
+            &config,
             notify_kv,
             state.clone(),
             silences.clone(),
-            shutdown_rx.clone(),
         )?;
         {
             let state = state.clone();
@@ -131,8 +143,13 @@ impl RunningCollector {
                 let stop = async move {
                     let _ = rx.wait_for(|s| *s).await;
                 };
-                let app =
-                    crate::http::full_router(state, action_log, silences, Arc::new(Timestamp::now));
+                let app = crate::http::full_router_with_silence(
+                    state,
+                    action_log,
+                    silences,
+                    Arc::new(Timestamp::now),
+                    silence,
+                );
                 if let Err(e) = crate::http::serve_router(listener, app, stop).await {
                     tracing::error!(error = %e, "HTTP API failed");
                 }
@@ -160,6 +177,7 @@ impl RunningCollector {
             shutdown,
             started_tasks: tasks.len(),
             tasks,
+            rules,
         })
     }
 
@@ -170,13 +188,25 @@ impl RunningCollector {
         if self.tasks.try_join_next().is_some() || self.tasks.len() < self.started_tasks {
             anyhow::bail!("a collector task ended unexpectedly");
         }
+        self.rules.health()?;
         let _ = self.state.read().await;
         Ok(())
+    }
+
+    /// Applies the changed incident, problem and notify rules of a reloaded config
+    /// ([`crate::rules_reload`]); returns the sections applied. On an error the old rules stay.
+    pub async fn apply_rules(
+        &mut self,
+        old: &CollectorConfig,
+        new: &CollectorConfig,
+    ) -> anyhow::Result<Vec<&'static str>> {
+        self.rules.apply(old, new).await
     }
 
     /// Stops ingest and the API and waits for them.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        self.rules.stop_notifier().await;
         while self.tasks.join_next().await.is_some() {}
         tracing::info!("collector stopped");
     }
@@ -219,7 +249,9 @@ async fn run_ingest(
             LinkEvent::Message { topic, payload } => {
                 if topic.ends_with("/status") {
                     let mut s = state.write().await;
-                    if let Err(e) = ingest::apply_status(&mut s, &topics, &topic, &payload) {
+                    if let Err(e) =
+                        ingest::apply_status(&mut s, &topics, &topic, &payload, Timestamp::now())
+                    {
                         s.stats.malformed += 1;
                         tracing::warn!(%topic, error = %e, "status message rejected");
                     }

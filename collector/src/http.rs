@@ -10,7 +10,7 @@
 //! | `GET /api/v1/incidents/{id}` | one incident with its timeline |
 //! | `GET /api/v1/problems?zone=&site=` | problems, oldest first |
 //! | `GET /api/v1/problems/{id}` | one problem |
-//! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id |
+//! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id: last status, last batch, `silent` (`?silent=true` lists only silent agents) |
 //! | `GET /api/v1/stats` | ingest and analysis counters ([`ApiStats`]) |
 //!
 //! Operator actions (POST), silences and Markdown postmortems are in [`crate::operator_api`];
@@ -31,6 +31,7 @@
 use crate::incidents::IncidentStatus;
 use crate::render::render_zone_report;
 use crate::report::{incident_time, zone_report, zones, ReportError, ZoneSummary};
+use crate::silence::SilenceRule;
 use crate::state::{IngestStats, SharedState};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -58,6 +59,15 @@ pub fn router(state: SharedState) -> Router {
 
 /// The router of the API with an injected clock.
 pub fn router_with_clock(state: SharedState, clock: Clock) -> Router {
+    let silence = SilenceRule {
+        silence: crate::silence::DEFAULT_AGENT_SILENCE,
+        started: clock(),
+    };
+    router_with_silence(state, clock, silence)
+}
+
+/// The router of the API with an injected clock and the rule that flags silent agents.
+pub fn router_with_silence(state: SharedState, clock: Clock, silence: SilenceRule) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/v1/zones", get(list_zones))
@@ -70,7 +80,11 @@ pub fn router_with_clock(state: SharedState, clock: Clock) -> Router {
         .route("/api/v1/stats", get(stats))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(Api { state, clock })
+        .with_state(Api {
+            state,
+            clock,
+            silence,
+        })
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then lets requests in flight finish.
@@ -89,7 +103,22 @@ pub fn full_router(
     silences: crate::notifier::SilenceBook,
     clock: Clock,
 ) -> Router {
-    router_with_clock(state.clone(), clock.clone())
+    let silence = SilenceRule {
+        silence: crate::silence::DEFAULT_AGENT_SILENCE,
+        started: clock(),
+    };
+    full_router_with_silence(state, log, silences, clock, silence)
+}
+
+/// [`full_router`] with the rule that flags silent agents (`agent_silence`).
+pub fn full_router_with_silence(
+    state: SharedState,
+    log: crate::action_log::ActionLog,
+    silences: crate::notifier::SilenceBook,
+    clock: Clock,
+    silence: SilenceRule,
+) -> Router {
+    router_with_silence(state.clone(), clock.clone(), silence)
         .merge(crate::operator_api::router(state, log, silences, clock))
 }
 
@@ -132,6 +161,8 @@ struct Api {
     state: SharedState,
     /// Source of "now".
     clock: Clock,
+    /// When an agent counts as silent.
+    silence: SilenceRule,
 }
 
 /// An error answer: a status and a JSON body `{"error": message}`.
@@ -358,9 +389,23 @@ async fn one_problem(
     }
 }
 
-async fn agents(State(api): State<Api>) -> Response {
+/// Query of the agent list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentQuery {
+    /// `true`: only silent agents; `false`: only live ones.
+    silent: Option<bool>,
+}
+
+async fn agents(
+    State(api): State<Api>,
+    query: Result<Query<AgentQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let now = (api.clock)();
     let state = api.state.read().await;
-    Json(&state.agents).into_response()
+    let views = crate::silence::views(&state.agents, &api.silence, now, query.silent);
+    Ok(Json(views).into_response())
 }
 
 async fn stats(State(api): State<Api>) -> Json<ApiStats> {
@@ -597,6 +642,16 @@ mod tests {
         let (status, agents) = get_json("/api/v1/agents").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(agents["a1"]["acked_upto"], 3);
+        assert_eq!(
+            agents["a1"]["silent"], false,
+            "counts from the collector's start"
+        );
+        let (_, silent) = get_json("/api/v1/agents?silent=true").await;
+        assert_eq!(silent, serde_json::json!({}));
+        let (_, live) = get_json("/api/v1/agents?silent=false").await;
+        assert_eq!(live["a1"]["site"], "dc1");
+        let (status, _) = get_json("/api/v1/agents?silent=maybe").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
 
         let (status, stats) = get_json("/api/v1/stats").await;
         assert_eq!(status, StatusCode::OK);

@@ -129,6 +129,7 @@ pub fn apply_status(
     topics: &Topics,
     topic: &str,
     payload: &[u8],
+    now: Timestamp,
 ) -> Result<(), IngestError> {
     let (site, agent, _) = topics
         .parse(topic)
@@ -140,5 +141,6 @@ pub fn apply_status(
     let info = state.agents.entry(agent.to_string()).or_default();
     info.site = site.to_string();
     info.status = Some(status);
+    info.status_at = Some(now);
     Ok(())
 }

@@ -18,12 +18,15 @@ pub mod metrics;
 pub mod notifier;
 pub mod notify_plan;
 pub mod operator_api;
+pub mod pager_tls;
 pub mod pagers;
 pub mod postmortem;
 pub mod problems;
 pub mod render;
 pub mod report;
+pub mod rules_reload;
 pub mod service;
+pub mod silence;
 pub mod state;
 pub mod store;
 

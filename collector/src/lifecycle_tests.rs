@@ -475,3 +475,70 @@ fn site_scope_counts_incidents_of_every_zone_together() {
     }
     assert!(z.problems().is_empty());
 }
+
+/// `e` with its location's row set to `row`.
+fn in_row(mut e: StoredEvent, row: Option<&str>) -> StoredEvent {
+    if let coldaisle_core::wire::Payload::SensorEvent(s) = &mut e.payload {
+        s.location.row = row.map(str::to_string);
+    }
+    e
+}
+
+/// Row scope: incidents count under the row of the event that opened them. Three excursions in
+/// row R1 (days 0, 2, 6) make one row problem; the one in R2 (day 4) and the one without a row
+/// (day 5) are not part of it. Zone scope on the same input opens at the third zone incident
+/// (day 4) and links the later ones.
+#[test]
+fn row_scope_groups_by_the_row_of_the_evidence() {
+    let rows = [
+        (0, Some("R1")),
+        (2, Some("R1")),
+        (4, Some("R2")),
+        (5, None),
+        (6, Some("R1")),
+    ];
+    let events: Vec<StoredEvent> = rows
+        .iter()
+        .enumerate()
+        .flat_map(|(k, (day, row))| {
+            excursion(k as u64 * 2 + 1, T0 + day * DAY, 10).map(|e| in_row(e, *row))
+        })
+        .collect();
+    let run = |scope| {
+        let mut a = Analysis::new(
+            IncidentRules::default(),
+            ProblemRules {
+                scope,
+                ..ProblemRules::default()
+            },
+        );
+        for e in &events {
+            a.ingest(e.clone());
+        }
+        a
+    };
+    let a = run(crate::problems::ProblemScope::Row);
+    let problems = a.problems();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    let p = &problems[0];
+    assert_eq!(p.id, format!("prb-dc1-z1-r1-thermal-{}", T0 + 6 * DAY));
+    assert_eq!(p.fingerprint.zone, "Z1/R1");
+    assert!(
+        p.reason
+            .starts_with("3 thermal incidents in row R1 of zone Z1"),
+        "{}",
+        p.reason
+    );
+    assert_eq!(p.incidents, [0, 2, 6].map(|d| inc(T0 + d * DAY)).to_vec());
+    let at = Timestamp(T0 + 7 * DAY);
+    assert_eq!(a.incident(&inc(T0 + 4 * DAY), at).unwrap().problem, None);
+    assert_eq!(a.incident(&inc(T0 + 5 * DAY), at).unwrap().problem, None);
+
+    let zone = run(crate::problems::ProblemScope::Zone).problems();
+    assert_eq!(zone.len(), 1);
+    assert_eq!(
+        zone[0].incidents,
+        [0, 2, 4, 5, 6].map(|d| inc(T0 + d * DAY)).to_vec()
+    );
+    assert_eq!(zone[0].fingerprint.zone, "Z1");
+}

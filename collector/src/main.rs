@@ -85,6 +85,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    coldaisle_collector::pager_tls::install_crypto_provider();
     let logs = match coldaisle_service::logging::init(cli.log_format, None) {
         Ok(logs) => logs,
         Err(e) => {

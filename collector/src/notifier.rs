@@ -599,7 +599,7 @@ pub fn spawn(
             })?),
             None => None,
         };
-        pagers.insert(r.name.clone(), Arc::from(crate::pagers::build(r, secret)));
+        pagers.insert(r.name.clone(), Arc::from(crate::pagers::build(r, secret)?));
     }
     let notifier = Notifier {
         state,

@@ -23,9 +23,9 @@
 
 use crate::incidents::{Incident, IncidentStatus};
 use crate::problems::{Problem, ProblemStatus};
-use coldaisle_core::{Category, Severity, Timestamp};
+use coldaisle_core::{Category, Fingerprint, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 /// What a notification is about.
@@ -241,7 +241,15 @@ fn problem_subject(p: &Problem) -> (Subject, Phase) {
         zone: fp.zone.clone(),
         category: fp.category.as_str().to_string(),
         severity: Severity::Warning,
-        summary: format!("problem in zone {} of {}: {}", fp.zone, fp.site, p.reason),
+        // A reopening says so: the receiver may have closed its ticket long ago.
+        summary: if p.reopened > 0 && p.status != ProblemStatus::Resolved {
+            format!(
+                "problem in zone {} of {} reopened ({} time(s)): {}",
+                fp.zone, fp.site, p.reopened, p.reason
+            )
+        } else {
+            format!("problem in zone {} of {}: {}", fp.zone, fp.site, p.reason)
+        },
         started_at: p.opened_at,
         ended_at: p.resolved_at,
         workaround: p.workaround.clone(),
@@ -250,17 +258,36 @@ fn problem_subject(p: &Problem) -> (Subject, Phase) {
     (subject, phase)
 }
 
-/// True if `incident` opened while its fingerprint was flapping.
-fn flapping(incident: &Incident, all: &[Incident], rules: &NoiseRules) -> bool {
+/// Opening times of the incidents of each fingerprint, sorted: the flap rule counts in it with
+/// two binary searches instead of scanning every incident for every incident.
+fn openings(incidents: &[Incident]) -> HashMap<&Fingerprint, Vec<Timestamp>> {
+    let mut by_fp: HashMap<&Fingerprint, Vec<Timestamp>> = HashMap::new();
+    for i in incidents {
+        by_fp.entry(&i.fingerprint).or_default().push(i.opened_at);
+    }
+    for times in by_fp.values_mut() {
+        times.sort_unstable();
+    }
+    by_fp
+}
+
+/// True if `incident` opened while its fingerprint was flapping: at least `flap_threshold`
+/// incidents of its fingerprint opened in `(opened_at - flap_window, opened_at]`.
+fn flapping(
+    incident: &Incident,
+    openings: &HashMap<&Fingerprint, Vec<Timestamp>>,
+    rules: &NoiseRules,
+) -> bool {
     if rules.flap_threshold == 0 {
         return false;
     }
+    let Some(times) = openings.get(&incident.fingerprint) else {
+        return false;
+    };
     let from = incident.opened_at.minus(rules.flap_window);
-    all.iter()
-        .filter(|o| o.fingerprint == incident.fingerprint)
-        .filter(|o| o.opened_at > from && o.opened_at <= incident.opened_at)
-        .count()
-        >= rules.flap_threshold
+    let start = times.partition_point(|t| *t <= from);
+    let end = times.partition_point(|t| *t <= incident.opened_at);
+    end.saturating_sub(start) >= rules.flap_threshold
 }
 
 /// Site-outage subjects: sites with open incidents in at least `site_outage_zones` zones.
@@ -325,9 +352,10 @@ pub fn plan(
     let outages = site_outages(incidents, rules);
     let outage_sites: BTreeSet<String> = outages.iter().map(|(s, _)| s.site.clone()).collect();
     let mut subjects: Vec<(Subject, Phase, Option<String>)> = Vec::new();
+    let openings = openings(incidents);
     for i in incidents {
         let (subject, phase) = incident_subject(i);
-        let hold = if flapping(i, incidents, rules) {
+        let hold = if flapping(i, &openings, rules) {
             Some("flapping".to_string())
         } else if outage_sites.contains(&subject.site) {
             Some(format!("inhibited by the outage of site {}", subject.site))

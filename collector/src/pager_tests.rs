@@ -83,7 +83,13 @@ fn receiver(kind: ReceiverKind, url: &str) -> ReceiverConfig {
         url: Some(url.to_string()),
         secret_file: None,
         timeout: Duration::from_secs(5),
+        ca_file: None,
     }
+}
+
+/// [`build`], which fails only on an unreadable `ca_file`.
+fn pager(config: &ReceiverConfig, secret: Option<String>) -> Box<dyn Pager> {
+    build(config, secret).unwrap()
 }
 
 fn notification(phase: Phase) -> Notification {
@@ -123,28 +129,28 @@ async fn adapters_send_the_documented_payloads() {
     ];
 
     // Alertmanager: one request with every alert; endsAt only on the resolution.
-    let am: Arc<dyn Pager> = Arc::from(build(&receiver(ReceiverKind::Alertmanager, &url), None));
+    let am: Arc<dyn Pager> = Arc::from(pager(&receiver(ReceiverKind::Alertmanager, &url), None));
     deliver(am, all.clone()).await.unwrap();
     // Webhook: one signed request.
-    let hook: Arc<dyn Pager> = Arc::from(build(
+    let hook: Arc<dyn Pager> = Arc::from(pager(
         &receiver(ReceiverKind::Webhook, &format!("{url}/hook")),
         Some("s3cret\n".into()),
     ));
     deliver(hook, all.clone()).await.unwrap();
     // PagerDuty: one event per notification, same dedup key.
-    let pd: Arc<dyn Pager> = Arc::from(build(
+    let pd: Arc<dyn Pager> = Arc::from(pager(
         &receiver(ReceiverKind::Pagerduty, &url),
         Some("R0UTING".into()),
     ));
     deliver(pd, all.clone()).await.unwrap();
     // Slack: one message.
-    let slack: Arc<dyn Pager> = Arc::from(build(
+    let slack: Arc<dyn Pager> = Arc::from(pager(
         &receiver(ReceiverKind::Slack, &format!("{url}/slack")),
         None,
     ));
     deliver(slack, all.clone()).await.unwrap();
     // Opsgenie: create, acknowledge, close by alias.
-    let og: Arc<dyn Pager> = Arc::from(build(
+    let og: Arc<dyn Pager> = Arc::from(pager(
         &receiver(ReceiverKind::Opsgenie, &url),
         Some("K3Y".into()),
     ));
@@ -224,7 +230,7 @@ async fn failures_are_classified() {
         .lock()
         .unwrap()
         .extend([(503, None), (429, Some("7")), (400, None)]);
-    let am: Arc<dyn Pager> = Arc::from(build(&receiver(ReceiverKind::Alertmanager, &url), None));
+    let am: Arc<dyn Pager> = Arc::from(pager(&receiver(ReceiverKind::Alertmanager, &url), None));
     let batch = vec![notification(Phase::Firing)];
     assert!(matches!(
         deliver(am.clone(), batch.clone()).await,
@@ -246,7 +252,7 @@ async fn failures_are_classified() {
         Err(DeliveryError::Permanent { .. })
     ));
     // Nobody listening: retry.
-    let dead: Arc<dyn Pager> = Arc::from(build(
+    let dead: Arc<dyn Pager> = Arc::from(pager(
         &receiver(ReceiverKind::Alertmanager, "http://127.0.0.1:9"),
         None,
     ));
@@ -263,7 +269,7 @@ fn notifier(kv: Arc<dyn KvStore>, analysis: Analysis, url: &str, now: Arc<Mutex<
     let mut pagers: BTreeMap<String, Arc<dyn Pager>> = BTreeMap::new();
     pagers.insert(
         "pd".into(),
-        Arc::from(build(
+        Arc::from(pager(
             &receiver(ReceiverKind::Pagerduty, url),
             Some("KEY".into()),
         )),
@@ -430,4 +436,258 @@ async fn resolved_ledger_entries_are_forgotten_after_a_week_without_resending() 
         })
         .collect();
     assert_eq!(actions, vec!["trigger", "resolve"]);
+}
+
+/// A TLS listener for axum: accepts TCP, completes the rustls handshake, skips clients that
+/// abort it (e.g. because they do not trust the certificate).
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Starts the mock behind TLS with the PKI's `server` certificate (127.0.0.1); returns its
+/// `https://` base URL.
+async fn tls_mock_server(mock: Arc<Mock>, pki: &coldaisle_testkit::pki::TestPki) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(pki.path("server.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let listener = TlsListener {
+        tcp,
+        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    };
+    let app = axum::Router::new().fallback(record).with_state(mock);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("https://127.0.0.1:{}", addr.port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_receiver_with_private_ca_and_a_wrong_ca_is_retried_not_dropped() {
+    let pki = coldaisle_testkit::pki::TestPki::generate().unwrap();
+    let mock = Arc::new(Mock::default());
+    let url = tls_mock_server(mock.clone(), &pki).await;
+    let with_ca = |ca: &str| {
+        let mut r = receiver(ReceiverKind::Pagerduty, &url);
+        r.ca_file = Some(pki.path(ca));
+        Arc::<dyn Pager>::from(pager(&r, Some("KEY".into())))
+    };
+    // Trusted through ca_file: delivered over TLS.
+    deliver(with_ca("ca.pem"), vec![notification(Phase::Firing)])
+        .await
+        .unwrap();
+    assert_eq!(mock.seen.lock().unwrap().len(), 1);
+    assert_eq!(mock.seen.lock().unwrap()[0].path, "/v2/enqueue");
+    // Only the system roots: refused, retryable.
+    let plain: Arc<dyn Pager> = Arc::from(pager(
+        &receiver(ReceiverKind::Pagerduty, &url),
+        Some("KEY".into()),
+    ));
+    match deliver(plain, vec![notification(Phase::Firing)]).await {
+        Err(DeliveryError::Retry { message, .. }) => {
+            assert!(message.contains("not trusted"), "{message}")
+        }
+        other => panic!("expected a retryable TLS failure, got {other:?}"),
+    }
+    // A missing ca_file is a startup error naming the receiver and the file.
+    let mut missing = receiver(ReceiverKind::Pagerduty, &url);
+    missing.ca_file = Some(pki.path("nope.pem"));
+    let err = build(&missing, None).err().unwrap().to_string();
+    assert!(err.contains("\"r1\"") && err.contains("nope.pem"), "{err}");
+
+    // Through the queue: the wrong CA keeps the job with a clear error, the right one delivers it.
+    let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+    let mut a = Analysis::new(IncidentRules::default(), ProblemRules::default());
+    a.ingest(sensor(
+        "a1",
+        1,
+        "Z1",
+        "r1",
+        Raised,
+        Severity::Warning,
+        28.0,
+        T0,
+    ));
+    let now = Arc::new(Mutex::new(T0));
+    let mut n = notifier(kv.clone(), a, &url, now.clone());
+    n.pagers.insert("pd".into(), with_ca("other-ca.pem"));
+    let mut ledger = n.store.ledger().unwrap();
+    n.tick(&mut ledger).await.unwrap();
+    let jobs = n.store.jobs().unwrap();
+    assert_eq!((jobs.len(), jobs[0].attempts), (1, 1));
+    let error = jobs[0].last_error.clone().unwrap();
+    assert!(
+        error.contains(&url) && error.contains("not trusted") && error.contains("ca_file"),
+        "{error}"
+    );
+    assert_eq!(
+        mock.seen.lock().unwrap().len(),
+        1,
+        "nothing reached the server"
+    );
+    n.pagers.insert("pd".into(), with_ca("ca.pem"));
+    *now.lock().unwrap() = T0 + 1000;
+    n.tick(&mut ledger).await.unwrap();
+    assert!(n.store.jobs().unwrap().is_empty());
+    let seen = mock.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].body["event_action"], "trigger");
+}
+
+/// A problem is notified when it opens, resolves and reopens ("reopened" in the summary), and
+/// each delivery is on the problem's chronicle and postmortem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn problem_deliveries_reach_its_chronicle_and_a_reopen_is_notified() {
+    use crate::actions::{ActionKind, OperatorAction};
+    use crate::chronicle::ChronicleKind;
+    use crate::problems::ProblemStatus;
+    const DAY: i64 = 24 * 60 * MIN;
+    let mock = Arc::new(Mock::default());
+    let url = mock_server(mock.clone()).await;
+    let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+    let mut a = Analysis::new(IncidentRules::default(), ProblemRules::default());
+    // A critical incident opens an SLA problem.
+    a.ingest(sensor(
+        "a1",
+        1,
+        "Z1",
+        "r1",
+        Raised,
+        Severity::Critical,
+        33.0,
+        T0,
+    ));
+    a.ingest(sensor(
+        "a1",
+        2,
+        "Z1",
+        "r1",
+        coldaisle_core::EventState::Cleared,
+        Severity::Critical,
+        26.0,
+        T0 + 10 * MIN,
+    ));
+    let prb = format!("prb-dc1-z1-thermal-{T0}");
+    let now = Arc::new(Mutex::new(T0));
+    let mut n = notifier(kv, a, &url, now.clone());
+    n.routes = vec![Route {
+        receiver: "pd".into(),
+        sites: vec![],
+        zones: vec![],
+        categories: vec![],
+        min_severity: Severity::Warning,
+        incidents: false,
+        problems: true,
+    }];
+    let mut ledger = n.store.ledger().unwrap();
+    n.tick(&mut ledger).await.unwrap();
+    // The operator resolves the problem.
+    *now.lock().unwrap() = T0 + DAY;
+    n.state
+        .write()
+        .await
+        .analysis
+        .ingest_action(OperatorAction {
+            id: 1,
+            at: Timestamp(T0 + DAY),
+            actor: "ann".into(),
+            kind: ActionKind::SetProblemStatus {
+                problem: prb.clone(),
+                status: ProblemStatus::Resolved,
+            },
+        })
+        .unwrap();
+    n.tick(&mut ledger).await.unwrap();
+    // The pattern returns: the same problem reopens and is paged again.
+    *now.lock().unwrap() = T0 + 2 * DAY;
+    n.state.write().await.analysis.ingest(sensor(
+        "a1",
+        3,
+        "Z1",
+        "r1",
+        Raised,
+        Severity::Critical,
+        34.0,
+        T0 + 2 * DAY,
+    ));
+    n.tick(&mut ledger).await.unwrap();
+
+    let seen = mock.seen.lock().unwrap().clone();
+    let actions: Vec<&str> = seen
+        .iter()
+        .map(|s| s.body["event_action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["trigger", "resolve", "trigger"]);
+    assert!(seen.iter().all(|s| s.body["dedup_key"] == prb.as_str()));
+    let summary = seen[2].body["payload"]["summary"].as_str().unwrap();
+    assert!(summary.contains("reopened (1 time(s))"), "{summary}");
+    assert!(!seen[0].body["payload"]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("reopened"));
+
+    let p = n.state.read().await.analysis.problem(&prb).unwrap();
+    assert_eq!((p.status, p.reopened), (ProblemStatus::Open, 1));
+    let lines: Vec<(ChronicleKind, &str)> = p
+        .chronicle
+        .iter()
+        .map(|c| (c.kind, c.text.as_str()))
+        .collect();
+    let delivered: Vec<&str> = lines
+        .iter()
+        .filter(|(k, _)| *k == ChronicleKind::Notification)
+        .map(|(_, t)| *t)
+        .collect();
+    assert_eq!(
+        delivered,
+        [
+            "trigger notification delivered",
+            "resolve notification delivered",
+            "trigger notification delivered"
+        ]
+    );
+    // In time order, the reopening before its page.
+    let reopen = lines
+        .iter()
+        .position(|(_, t)| t.starts_with("reopened:"))
+        .unwrap();
+    assert_eq!(lines[reopen + 1].0, ChronicleKind::Notification);
+    assert!(p
+        .chronicle
+        .iter()
+        .all(|c| c.kind != ChronicleKind::Notification || c.who == "pager pd"));
+    let md = crate::postmortem::problem_postmortem(&p, &[]);
+    assert_eq!(md.matches("| pager pd | ").count(), 3, "{md}");
 }

@@ -55,8 +55,8 @@ pub trait Pager: Send + Sync {
 struct Http {
     /// Receiver name (for errors).
     name: String,
-    /// Request timeout.
-    timeout: Duration,
+    /// The receiver's HTTP(S) agent (timeout, TLS roots).
+    agent: ureq::Agent,
 }
 
 impl Http {
@@ -67,18 +67,16 @@ impl Http {
         body: &[u8],
         headers: &[(&str, String)],
     ) -> Result<(), DeliveryError> {
-        let mut request = ureq::post(url)
-            .config()
-            .http_status_as_error(false)
-            .timeout_global(Some(self.timeout))
-            .build()
+        let mut request = self
+            .agent
+            .post(url)
             .header("content-type", "application/json");
         for (k, v) in headers {
             request = request.header(*k, v.as_str());
         }
         let response = request.send(body).map_err(|e| DeliveryError::Retry {
             receiver: self.name.clone(),
-            message: format!("POST {url}: {e}"),
+            message: crate::pager_tls::hint(&format!("POST {url}: {e}")),
             retry_after: None,
         })?;
         let status = response.status().as_u16();
@@ -107,11 +105,12 @@ impl Http {
     }
 }
 
-/// Builds the pager of one receiver; `secret` is the content of its `secret_file`.
-pub fn build(config: &ReceiverConfig, secret: Option<String>) -> Box<dyn Pager> {
+/// Builds the pager of one receiver; `secret` is the content of its `secret_file`. Fails when
+/// its `ca_file` cannot be read.
+pub fn build(config: &ReceiverConfig, secret: Option<String>) -> anyhow::Result<Box<dyn Pager>> {
     let http = Http {
         name: config.name.clone(),
-        timeout: config.timeout,
+        agent: crate::pager_tls::agent(config)?,
     };
     let url = config
         .url
@@ -120,7 +119,7 @@ pub fn build(config: &ReceiverConfig, secret: Option<String>) -> Box<dyn Pager> 
         .trim_end_matches('/')
         .to_string();
     let secret = secret.unwrap_or_default().trim().to_string();
-    match config.kind {
+    Ok(match config.kind {
         ReceiverKind::Alertmanager => Box::new(Alertmanager { http, url }),
         ReceiverKind::Webhook => Box::new(Webhook { http, url, secret }),
         ReceiverKind::Pagerduty => Box::new(PagerDuty {
@@ -142,7 +141,7 @@ pub fn build(config: &ReceiverConfig, secret: Option<String>) -> Box<dyn Pager> 
             },
             api_key: secret,
         }),
-    }
+    })
 }
 
 fn severity_word(s: Severity) -> &'static str {

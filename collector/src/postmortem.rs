@@ -7,6 +7,7 @@ use crate::cause::ProbableCause;
 use crate::chronicle::ChronicleKind;
 use crate::incidents::Incident;
 use crate::problems::Problem;
+use coldaisle_core::Timestamp;
 use std::fmt::Write as _;
 
 fn cause_section(out: &mut String, cause: Option<&ProbableCause>) {
@@ -134,13 +135,27 @@ pub fn problem_postmortem(problem: &Problem, incidents: &[Incident]) -> String {
         out,
         "## History\n\n| time (UTC) | who | what |\n|---|---|---|"
     );
-    for h in &problem.history {
+    // The chronicle adds pager deliveries to the history; a bare record has only its history.
+    let lines: Vec<(Timestamp, &str, &str)> = if problem.chronicle.is_empty() {
+        problem
+            .history
+            .iter()
+            .map(|h| (h.at, h.actor.as_str(), h.text.as_str()))
+            .collect()
+    } else {
+        problem
+            .chronicle
+            .iter()
+            .map(|c| (c.at, c.who.as_str(), c.text.as_str()))
+            .collect()
+    };
+    for (at, who, what) in lines {
         let _ = writeln!(
             out,
             "| {} | {} | {} |",
-            h.at.to_rfc3339(),
-            cell(&h.actor),
-            cell(&h.text)
+            at.to_rfc3339(),
+            cell(who),
+            cell(what)
         );
     }
     let _ = writeln!(

@@ -40,8 +40,10 @@ pub struct ProblemRules {
     pub window: Duration,
     /// Incidents at or above this severity open a problem on their own; `None` disables the rule.
     pub sla_severity: Option<Severity>,
-    /// What one problem covers: a zone (default) or a whole site (incidents of every zone of
-    /// the site count together; the problem's fingerprint has zone `*`).
+    /// What one problem covers: a zone (default), a row of a zone (incidents count under the
+    /// row of the event that opened them; the problem's fingerprint has zone `Z1/R3`) or a whole
+    /// site (incidents of every zone of the site count together; the problem's fingerprint has
+    /// zone `*`).
     #[serde(default, skip_serializing_if = "ProblemScope::is_zone")]
     pub scope: ProblemScope,
 }
@@ -55,6 +57,9 @@ pub enum ProblemScope {
     Zone,
     /// One site and category, all zones together.
     Site,
+    /// One row of a zone and category: an incident counts under the row of the event that
+    /// opened it (see [`ProblemEngine::note_row`]); an incident without a row stays zone-level.
+    Row,
 }
 
 impl ProblemScope {
@@ -63,14 +68,20 @@ impl ProblemScope {
     }
 }
 
-/// `zone Z1`, or `site dc1` for a site-scoped fingerprint.
+/// `zone Z1`, `row R3 of zone Z1` for a row-scoped fingerprint, or `site dc1` for a
+/// site-scoped one.
 fn place(fingerprint: &Fingerprint) -> String {
     if fingerprint.zone == SITE_WIDE {
         format!("site {}", fingerprint.site)
+    } else if let Some((zone, row)) = fingerprint.zone.split_once(ROW_SEPARATOR) {
+        format!("row {row} of zone {zone}")
     } else {
         format!("zone {}", fingerprint.zone)
     }
 }
+
+/// Separates zone and row in a row-scoped problem's fingerprint zone (`Z1/R3`).
+pub const ROW_SEPARATOR: char = '/';
 
 /// The zone of a site-scoped problem's fingerprint.
 pub const SITE_WIDE: &str = "*";
@@ -166,6 +177,10 @@ pub struct Problem {
     /// Probable cause explained from the evidence of its incidents (filled by the analysis).
     #[serde(default)]
     pub probable_cause: Option<ProbableCause>,
+    /// Its history merged with the pager deliveries about it, in time order (filled by the
+    /// analysis, see [`crate::chronicle::of_problem`]).
+    #[serde(default)]
+    pub chronicle: Vec<crate::chronicle::ChronicleEntry>,
 }
 
 /// What observing an incident changed.
@@ -238,6 +253,8 @@ pub struct ProblemEngine {
     observed: HashSet<String>,
     /// Problem id of each linked incident.
     links: HashMap<String, String>,
+    /// Row of the event that opened each incident (row scope only).
+    rows: HashMap<String, String>,
 }
 
 impl ProblemEngine {
@@ -250,6 +267,7 @@ impl ProblemEngine {
             streams: HashMap::new(),
             observed: HashSet::new(),
             links: HashMap::new(),
+            rows: HashMap::new(),
         }
     }
 
@@ -270,7 +288,7 @@ impl ProblemEngine {
         if !self.observed.insert(id.to_string()) {
             return None;
         }
-        let scoped = self.scoped(fingerprint);
+        let scoped = self.scoped(id, fingerprint);
         let fingerprint = &scoped;
         if let Some(change) = self.link_to_open(id, fingerprint) {
             return Some(change);
@@ -350,7 +368,7 @@ impl ProblemEngine {
         if !self.observed.contains(id) || self.links.contains_key(id) {
             return None;
         }
-        let scoped = self.scoped(fingerprint);
+        let scoped = self.scoped(id, fingerprint);
         let fingerprint = &scoped;
         if let Some(change) = self.link_to_open(id, fingerprint) {
             return Some(change);
@@ -413,10 +431,25 @@ impl ProblemEngine {
         self.links.get(incident_id).map(String::as_str)
     }
 
-    /// The fingerprint a problem of this incident fingerprint is kept under.
-    fn scoped(&self, fingerprint: &Fingerprint) -> Fingerprint {
+    /// Records the row of the event that opened incident `id`, before it is observed; only the
+    /// row scope keeps it (the first row noted wins).
+    pub fn note_row(&mut self, id: &str, row: &str) {
+        if self.rules.scope == ProblemScope::Row && !self.rows.contains_key(id) {
+            self.rows.insert(id.to_string(), row.to_string());
+        }
+    }
+
+    /// The fingerprint a problem of incident `id` with this fingerprint is kept under.
+    fn scoped(&self, id: &str, fingerprint: &Fingerprint) -> Fingerprint {
         match self.rules.scope {
             ProblemScope::Zone => fingerprint.clone(),
+            ProblemScope::Row => match self.rows.get(id) {
+                Some(row) => Fingerprint {
+                    zone: format!("{}{ROW_SEPARATOR}{row}", fingerprint.zone),
+                    ..fingerprint.clone()
+                },
+                None => fingerprint.clone(),
+            },
             ProblemScope::Site => Fingerprint {
                 zone: SITE_WIDE.to_string(),
                 ..fingerprint.clone()
@@ -524,6 +557,7 @@ impl ProblemEngine {
                 text: format!("opened: {reason}"),
             }],
             probable_cause: None,
+            chronicle: Vec::new(),
         });
         self.by_id.insert(id.clone(), index);
         self.streams

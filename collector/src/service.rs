@@ -1,9 +1,12 @@
 //! `coldaisle-collector run`: the collector as a service. Loads the config (exactly as
 //! `check-config`), opens the store and rebuilds the state, announces readiness to systemd,
 //! then hands the running collector to the shared main loop (`coldaisle_service::supervise`).
-//! SIGHUP validates the config file again and applies `log_level`; other changed settings
-//! (broker, store, API address, rules) are named in the log as needing a restart. SIGTERM stops
-//! ingest and the API within the grace period (every stored record is already flushed).
+//! SIGHUP validates the config file again (a bad file is rejected as a whole and the old config
+//! keeps running), applies `log_level` and the incident, problem and notify rules
+//! ([`crate::rules_reload`]: the analysis is rebuilt from the store, the notifier restarted);
+//! other changed settings (broker, store, API address, sites, `agent_silence`) are named in the
+//! log as needing a restart. SIGTERM stops ingest and the API within the grace period (every
+//! stored record is already flushed).
 
 use crate::RunningCollector;
 use anyhow::Context as _;
@@ -36,18 +39,7 @@ fn restart_only_changes(old: &CollectorConfig, new: &CollectorConfig) -> Vec<&'s
     check("sites", o.sites != n.sites);
     check("mqtt", format!("{:?}", o.mqtt) != format!("{:?}", n.mqtt));
     check("http", format!("{:?}", o.http) != format!("{:?}", n.http));
-    check(
-        "incidents",
-        format!("{:?}", o.incidents) != format!("{:?}", n.incidents),
-    );
-    check(
-        "problems",
-        format!("{:?}", o.problems) != format!("{:?}", n.problems),
-    );
-    check(
-        "notify",
-        format!("{:?}", o.notify) != format!("{:?}", n.notify),
-    );
+    check("agent_silence", o.agent_silence != n.agent_silence);
     keys
 }
 
@@ -68,14 +60,22 @@ impl Service for CollectorService {
         for key in &restart {
             tracing::warn!(key = %key, "changed in the config but needs a restart; not applied");
         }
-        let summary = if restart.is_empty() {
-            "log level".to_string()
-        } else {
-            format!("log level; needs restart: {}", restart.join(", "))
-        };
+        let applied = self.collector.apply_rules(&self.config, &config).await?;
+        let mut summary = String::from("log level");
+        for section in &applied {
+            summary.push_str(", ");
+            summary.push_str(section);
+        }
+        if !restart.is_empty() {
+            summary.push_str(&format!("; needs restart: {}", restart.join(", ")));
+        }
         let log_level = config.raw.log_level.clone();
-        // What runs stays what was started; the next restart takes the new file.
+        // The sections applied are in force; the others stay what was started (the next
+        // restart takes them).
         self.config.raw.log_level = log_level.clone();
+        self.config.raw.incidents = config.raw.incidents;
+        self.config.raw.problems = config.raw.problems;
+        self.config.raw.notify = config.raw.notify;
         Ok(Reloaded { log_level, summary })
     }
 

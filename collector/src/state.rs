@@ -55,6 +55,8 @@ pub struct AgentInfo {
     pub last_seen: Option<Timestamp>,
     /// Last retained status the agent published.
     pub status: Option<Status>,
+    /// When that status arrived (collector clock).
+    pub status_at: Option<Timestamp>,
 }
 
 /// Ingest counters, exposed on the API.

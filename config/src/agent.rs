@@ -34,6 +34,10 @@ pub struct RawAgentConfig {
     /// Resend everything above the last ack when no ack came for this long.
     #[serde(default = "default_resend_after", with = "humantime_serde")]
     pub resend_after: Duration,
+    /// Republish the retained status (config hash, poll and outbox statistics) this often
+    /// while connected (also on every connect and after a reload).
+    #[serde(default = "default_status_every", with = "humantime_serde")]
+    pub status_every: Duration,
     /// Byte quota of the outbox; above it the oldest reading summaries, then the oldest
     /// events are dropped (counted and logged, and reported to the collector as gaps).
     #[serde(default = "default_outbox_max_bytes")]
@@ -49,9 +53,15 @@ pub struct RawAgentConfig {
     /// Devices to poll.
     #[serde(default)]
     pub devices: Vec<RawDevice>,
+    /// SNMP notification listener (`[snmp_traps]`, `config/src/snmp_traps.rs`).
+    #[serde(default)]
+    pub snmp_traps: Option<crate::snmp_traps::RawSnmpTraps>,
 }
 
 fn default_summary_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_status_every() -> Duration {
     Duration::from_secs(60)
 }
 fn default_resend_after() -> Duration {
@@ -400,6 +410,8 @@ pub struct AgentConfig {
     pub detection: crate::detection::DetectionConfig,
     /// Devices.
     pub devices: Vec<Device>,
+    /// SNMP notification listener and trap meanings (`config/src/snmp_traps.rs`).
+    pub snmp_traps: crate::snmp_traps::SnmpTraps,
     /// A stable hash of the file's text, reported in the agent's status.
     pub config_hash: String,
 }
@@ -480,6 +492,7 @@ fn resolve(raw: RawAgentConfig, profiles: &Profiles, text: &str) -> Result<Agent
         devices.push(device);
     }
     crate::modbus::check_shared_lines(&devices, &root)?;
+    let snmp_traps = crate::snmp_traps::resolve(raw.snmp_traps.as_ref(), &root.key("snmp_traps"))?;
     Ok(AgentConfig {
         agent_id: raw.agent_id.clone(),
         site: raw.site.clone(),
@@ -492,6 +505,7 @@ fn resolve(raw: RawAgentConfig, profiles: &Profiles, text: &str) -> Result<Agent
         correlation: raw.correlation.clone(),
         detection,
         devices,
+        snmp_traps,
         config_hash: stable_hash(text),
         raw,
     })

@@ -39,6 +39,14 @@ pub struct RawCollectorConfig {
     /// Pagers, routes and noise control (see [`crate::notify`]).
     #[serde(default)]
     pub notify: crate::notify::NotifyConfig,
+    /// An agent from which neither a batch nor a status arrived for this long is reported
+    /// `silent` on the API and in the log.
+    #[serde(default = "default_agent_silence", with = "humantime_serde")]
+    pub agent_silence: Duration,
+}
+
+fn default_agent_silence() -> Duration {
+    Duration::from_secs(5 * 60)
 }
 
 /// HTTP API settings.
@@ -102,7 +110,8 @@ pub struct ProblemConfig {
     /// allowable limit for `30m`) is SLA-impacting too; absent disables the rule.
     #[serde(default, with = "humantime_serde")]
     pub sla_sustained: Option<Duration>,
-    /// What one problem covers: `zone` (default) or `site` (all zones of a site together).
+    /// What one problem covers: `zone` (default), `row` (incidents count under the row of the
+    /// event that opened them; no row: zone-level) or `site` (all zones of a site together).
     #[serde(default)]
     pub scope: ProblemScopeConfig,
 }
@@ -116,6 +125,8 @@ pub enum ProblemScopeConfig {
     Zone,
     /// One problem per site and category.
     Site,
+    /// One problem per row of a zone and category.
+    Row,
 }
 
 /// The SLA-impact severity setting: a severity or `none`.
@@ -234,6 +245,12 @@ fn validate(raw: &RawCollectorConfig) -> Result<(), Problem> {
     if raw.problems.window.is_zero() {
         return Err(Problem::new(
             root.key("problems").key("window"),
+            "must be above zero",
+        ));
+    }
+    if raw.agent_silence.is_zero() {
+        return Err(Problem::new(
+            root.key("agent_silence"),
             "must be above zero",
         ));
     }

@@ -14,6 +14,7 @@ pub mod mqtt;
 pub mod notify;
 pub mod profile;
 pub mod snmp;
+pub mod snmp_traps;
 mod source;
 
 pub use agent::{AgentConfig, Device, Protocol, Sensor, SensorSource, Threshold};

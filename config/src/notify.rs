@@ -116,6 +116,10 @@ pub struct ReceiverConfig {
     /// Request timeout.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// PEM file of extra CA certificates trusted for this receiver's `https://` URL (a private
+    /// CA), on top of the system's roots; read at startup.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_timeout() -> Duration {
@@ -186,6 +190,18 @@ pub(crate) fn validate(notify: &NotifyConfig, root: &KeyPath) -> Result<(), Prob
                     "must start with http:// or https://",
                 ));
             }
+        }
+        if r.ca_file.is_some()
+            && !r
+                .url
+                .as_deref()
+                .unwrap_or("https://")
+                .starts_with("https://")
+        {
+            return Err(Problem::new(
+                key.key("ca_file"),
+                "only applies to an https:// url",
+            ));
         }
         let needs_secret = matches!(
             r.kind,
@@ -279,6 +295,31 @@ categories = ["thermal"]
     }
 
     #[test]
+    fn receiver_ca_file_and_problem_row_scope_load() {
+        let c = load(
+            r#"
+[problems]
+scope = "row"
+[[notify.receivers]]
+name = "pd"
+kind = "pagerduty"
+url = "https://events.example.net"
+secret_file = "/etc/coldaisle/pd.key"
+ca_file = "/etc/coldaisle/private-ca.pem"
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.raw.problems.scope,
+            crate::collector::ProblemScopeConfig::Row
+        );
+        assert_eq!(
+            c.raw.notify.receivers[0].ca_file.as_deref(),
+            Some(Path::new("/etc/coldaisle/private-ca.pem"))
+        );
+    }
+
+    #[test]
     fn errors_name_the_key() {
         let cases = [
             (
@@ -300,6 +341,10 @@ categories = ["thermal"]
             (
                 "[[notify.receivers]]\nname = \"a\"\nkind = \"alertmanager\"\nurl = \"http://x\"\n[[notify.routes]]\nreceiver = \"a\"\nmin_severity = \"loud\"\n",
                 "notify.routes[0].min_severity",
+            ),
+            (
+                "[[notify.receivers]]\nname = \"a\"\nkind = \"alertmanager\"\nurl = \"http://x\"\nca_file = \"/ca.pem\"\n",
+                "notify.receivers[0].ca_file",
             ),
             (
                 "[[notify.receivers]]\nname = \"a\"\nkind = \"pager\"\n",

@@ -14,7 +14,9 @@
 //! priv_passphrase_env = "PDU_PRIV"   # or priv_passphrase = "…" or priv_passphrase_file = "…"
 //! request_timeout = "1s"             # one request; default: device timeout / (retries + 1)
 //! retries = 1                        # resends after a request timed out
+//! retry_backoff = "0ms"              # wait before resend n: retry_backoff × 2^(n-1) (default none)
 //! max_oids_per_request = 16          # larger GETs are split
+//! max_concurrent_requests = 1        # split GETs in flight at once (each its own session), 1..=16
 //! max_repetitions = 10               # GETBULK rows per request in table walks
 //! pause = "0ms"                      # silence between two requests to the device
 //! ```
@@ -33,6 +35,8 @@ use std::time::Duration;
 pub const MAX_REPETITIONS_LIMIT: u32 = 200;
 /// Largest number of OIDs per request accepted.
 pub const MAX_OIDS_LIMIT: usize = 128;
+/// Largest number of concurrent requests to one device accepted.
+pub const MAX_CONCURRENT_LIMIT: usize = 16;
 
 /// Passphrases are the crate's [`Secret`](crate::Secret): never shown by `Debug`.
 pub use crate::mqtt::Secret;
@@ -280,9 +284,15 @@ pub struct RawSnmpSettings {
     /// Resends after a request timed out.
     #[serde(default)]
     pub retries: Option<u32>,
+    /// Wait before the first resend, doubled for each further one.
+    #[serde(default, with = "humantime_serde")]
+    pub retry_backoff: Option<Duration>,
     /// Most OIDs in one GET.
     #[serde(default)]
     pub max_oids_per_request: Option<usize>,
+    /// GETs of one poll in flight at once.
+    #[serde(default)]
+    pub max_concurrent_requests: Option<usize>,
     /// GETBULK max-repetitions of table walks.
     #[serde(default)]
     pub max_repetitions: Option<u32>,
@@ -321,8 +331,12 @@ pub struct SnmpSettings {
     pub request_timeout: Duration,
     /// Resends after a timeout.
     pub retries: u32,
+    /// Wait before the first resend, doubled for each further one (zero: resend at once).
+    pub retry_backoff: Duration,
     /// Most OIDs in one GET.
     pub max_oids_per_request: usize,
+    /// GETs of one poll in flight at once (1: one after the other).
+    pub max_concurrent_requests: usize,
     /// GETBULK max-repetitions.
     pub max_repetitions: u32,
     /// Silence between two requests.
@@ -340,7 +354,9 @@ impl SnmpSettings {
             usm: None,
             request_timeout: (device_timeout / 2).max(Duration::from_millis(1)),
             retries: 1,
+            retry_backoff: Duration::ZERO,
             max_oids_per_request: 16,
+            max_concurrent_requests: 1,
             max_repetitions: 10,
             pause: Duration::ZERO,
             points: Vec::new(),
@@ -440,6 +456,15 @@ pub(crate) fn resolve(
         }
         settings.max_oids_per_request = n;
     }
+    if let Some(n) = raw.max_concurrent_requests {
+        if n == 0 || n > MAX_CONCURRENT_LIMIT {
+            return Err(Problem::new(
+                at.key("max_concurrent_requests"),
+                format!("must be 1..={MAX_CONCURRENT_LIMIT}"),
+            ));
+        }
+        settings.max_concurrent_requests = n;
+    }
     if let Some(n) = raw.max_repetitions {
         if n == 0 || n > MAX_REPETITIONS_LIMIT {
             return Err(Problem::new(
@@ -448,6 +473,13 @@ pub(crate) fn resolve(
             ));
         }
         settings.max_repetitions = n;
+    }
+    settings.retry_backoff = raw.retry_backoff.unwrap_or(Duration::ZERO);
+    if settings.retry_backoff >= device_timeout {
+        return Err(Problem::new(
+            at.key("retry_backoff"),
+            "must be below the device's timeout",
+        ));
     }
     settings.pause = raw.pause.unwrap_or(Duration::ZERO);
     if settings.pause >= device_timeout {
@@ -791,6 +823,41 @@ mod tests {
 
     fn at() -> KeyPath {
         KeyPath::default().key("devices").index(0)
+    }
+
+    #[test]
+    fn retry_backoff_and_concurrency_default_and_are_bounded() {
+        let t = Duration::from_secs(2);
+        let s = resolve(Some(&raw("retries = 3")), Protocol::Snmp, t, &at()).expect("valid");
+        assert_eq!(s.retry_backoff, Duration::ZERO);
+        let s = resolve(
+            Some(&raw("retry_backoff = \"200ms\"")),
+            Protocol::Snmp,
+            t,
+            &at(),
+        )
+        .expect("valid");
+        assert_eq!(s.retry_backoff, Duration::from_millis(200));
+        assert_eq!(s.max_concurrent_requests, 1);
+        let e = resolve(
+            Some(&raw("max_concurrent_requests = 17")),
+            Protocol::Snmp,
+            t,
+            &at(),
+        )
+        .expect_err("too many");
+        assert!(
+            format!("{e:?}").contains("max_concurrent_requests"),
+            "{e:?}"
+        );
+        let e = resolve(
+            Some(&raw("retry_backoff = \"2s\"")),
+            Protocol::Snmp,
+            t,
+            &at(),
+        )
+        .expect_err("too long");
+        assert!(format!("{e:?}").contains("retry_backoff"), "{e:?}");
     }
 
     #[test]

@@ -132,6 +132,34 @@ pub struct Status {
     pub config_hash: String,
     /// When this status was produced (agent clock).
     pub ts: Timestamp,
+    /// Poll and outbox statistics at `ts` (absent from agents older than this field: zeros).
+    #[serde(default)]
+    pub stats: StatusStats,
+}
+
+/// An agent's poll and outbox statistics since its process started, carried by [`Status`].
+/// Every field defaults to zero so older and newer agents and collectors interoperate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StatusStats {
+    /// Devices in the config in force.
+    pub devices: u64,
+    /// Devices whose last poll failed (unreachable, timeout, protocol error).
+    pub devices_unreachable: u64,
+    /// Device polls that answered, since start.
+    pub polls_ok: u64,
+    /// Device polls that failed, since start.
+    pub polls_failed: u64,
+    /// Outbox records not yet acknowledged by the collector.
+    pub outbox_pending_records: u64,
+    /// Bytes of the records the outbox holds.
+    pub outbox_pending_bytes: u64,
+    /// Reading summaries the outbox dropped by quota, since start.
+    pub dropped_summaries: u64,
+    /// Events the outbox dropped by quota, since start.
+    pub dropped_events: u64,
+    /// Corrupt outbox records removed, since start.
+    pub corrupt_records: u64,
 }
 
 /// Errors decoding a payload received from the network.
@@ -303,5 +331,16 @@ mod tests {
         assert_eq!(topics.parse("coldaisle/v1/s1/a1"), None);
         assert_eq!(topics.parse("other/s1/a1/events"), None);
         assert_eq!(topics.parse("coldaisle/v1/s1/a1/events/x"), None);
+    }
+
+    #[test]
+    fn status_without_stats_from_an_older_agent_decodes_with_zeros() {
+        let old = br#"{"state":"online","agent":"a1","version":"0.1.0","config_hash":"h","ts":5}"#;
+        let status: Status = serde_json::from_slice(old).unwrap();
+        assert_eq!(status.stats, StatusStats::default());
+        let partial = br#"{"state":"online","agent":"a1","version":"0.1.0","config_hash":"h","ts":5,"stats":{"polls_ok":7,"future_field":1}}"#;
+        let status: Status = serde_json::from_slice(partial).unwrap();
+        assert_eq!(status.stats.polls_ok, 7);
+        assert_eq!(status.stats.devices, 0);
     }
 }

@@ -749,6 +749,11 @@ impl Snmpd {
         self.port
     }
 
+    /// Process id of snmpd (benchmarks read its CPU time from `/proc/PID/stat`).
+    pub fn pid(&self) -> u32 {
+        self._process.child.id()
+    }
+
     /// Kills snmpd (SIGKILL) and starts it again on the same port with the same config and
     /// persistent directory: the same SNMPv3 engine id, its engine time starting again.
     pub fn restart(&mut self) -> Result<()> {

@@ -1,11 +1,12 @@
 //! SNMP: turning varbinds into numbers (pure, [`value`]), talking to one device with any
-//! version and security level ([`session`]), walking tables ([`walk`]), table rows (pure, [`row`]), notifications in ([`trap`]) and polling a device's
+//! version and security level ([`session`]), walking tables ([`walk`]), table rows (pure, [`row`]), notifications in ([`trap`]) and what they mean ([`trap_map`]) and polling a device's
 //! points ([`poll`]).
 
 pub mod poll;
 pub mod row;
 pub mod session;
 pub mod trap;
+pub mod trap_map;
 pub mod value;
 pub mod walk;
 

@@ -2,6 +2,9 @@
 //! most the device's `max_oids_per_request` OIDs, through one [`SnmpClient`] that keeps the
 //! session (and the SNMPv3 engine and keys) from poll to poll. A point the device lacks
 //! (noSuchObject, noSuchInstance, endOfMibView, v1 noSuchName) fails only that point.
+//! With `max_concurrent_requests` = N > 1 the GETs of a poll are spread round-robin over N
+//! clients (the first one plus N-1 more, each its own session and socket) and run at once;
+//! the readings keep the sensor order either way.
 //!
 //! Table points: a point whose row is chosen by name walks the naming column once (GETBULK),
 //! keeps the index it found and walks again only when the row disappears (noSuchInstance),
@@ -43,6 +46,8 @@ pub struct SnmpPoller {
     max_oids: usize,
     /// The device conversation.
     client: SnmpClient,
+    /// Further conversations for concurrent GETs (`max_concurrent_requests` - 1).
+    extra: Vec<SnmpClient>,
 }
 
 impl std::fmt::Debug for SnmpPoller {
@@ -98,15 +103,20 @@ impl SnmpPoller {
                 index,
             });
         }
+        let target = Target {
+            address: device.address.clone(),
+            community: device.community.clone(),
+            settings: device.snmp.clone(),
+        };
+        let extra = (1..device.snmp.max_concurrent_requests)
+            .map(|_| SnmpClient::new(target.clone()))
+            .collect();
         Ok(SnmpPoller {
             device: device.id.clone(),
             plans,
             max_oids: device.snmp.max_oids_per_request.max(1),
-            client: SnmpClient::new(Target {
-                address: device.address.clone(),
-                community: device.community.clone(),
-                settings: device.snmp.clone(),
-            }),
+            client: SnmpClient::new(target),
+            extra,
         })
     }
 
@@ -114,6 +124,17 @@ impl SnmpPoller {
     #[must_use]
     pub fn client(&self) -> &SnmpClient {
         &self.client
+    }
+
+    /// Requests sent by every conversation of this poller (the first and the concurrent ones).
+    #[must_use]
+    pub fn requests_sent(&self) -> u64 {
+        self.client.requests_sent()
+            + self
+                .extra
+                .iter()
+                .map(SnmpClient::requests_sent)
+                .sum::<u64>()
     }
 
     /// Called after the device's deadline cut a poll short. The session is kept: snmp2
@@ -138,9 +159,37 @@ impl SnmpPoller {
                 owner.push(i);
             }
         }
+        let chunks: Vec<&[Vec<u64>]> = oids.chunks(self.max_oids).collect();
         let mut values: Vec<Result<VarValue, String>> = Vec::with_capacity(oids.len());
-        for chunk in oids.chunks(self.max_oids) {
-            values.extend(get_chunk(&mut self.client, chunk).await?);
+        if self.extra.is_empty() || chunks.len() < 2 {
+            for chunk in chunks {
+                values.extend(get_chunk(&mut self.client, chunk).await?);
+            }
+        } else {
+            // Chunk k goes to client k mod N; each client asks its chunks one after the other.
+            let n = 1 + self.extra.len();
+            let clients = std::iter::once(&mut self.client).chain(self.extra.iter_mut());
+            let streams = clients.enumerate().map(|(c, client)| {
+                let mine: Vec<(usize, &[Vec<u64>])> = chunks
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| k % n == c)
+                    .map(|(k, chunk)| (k, *chunk))
+                    .collect();
+                async move {
+                    let mut got = Vec::with_capacity(mine.len());
+                    for (k, chunk) in mine {
+                        got.push((k, get_chunk(client, chunk).await?));
+                    }
+                    Ok::<_, PollError>(got)
+                }
+            });
+            let mut answered: Vec<(usize, Vec<Result<VarValue, String>>)> = Vec::new();
+            for stream in join_all(streams.collect()).await {
+                answered.extend(stream?);
+            }
+            answered.sort_by_key(|(k, _)| *k);
+            values.extend(answered.into_iter().flat_map(|(_, v)| v));
         }
         let mut readings = Vec::with_capacity(self.plans.len());
         let mut next = 0;
@@ -186,6 +235,30 @@ impl SnmpPoller {
         }
         Ok(())
     }
+}
+
+/// Runs every future at once on the current task and returns their outputs in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *output = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// One point's reading from its value and extra columns; a vanished named row is forgotten

@@ -1,6 +1,6 @@
 //! One SNMP conversation with one device (I/O): v1, v2c or v3 (USM, every level, auth and
-//! privacy protocol snmp2 supports), with a per-request timeout, retries, a pause between
-//! requests and SNMPv3 engine handling.
+//! privacy protocol snmp2 supports), with a per-request timeout, retries with exponential
+//! backoff ([`retry_delay`]), a pause between requests and SNMPv3 engine handling.
 //!
 //! Invariants:
 //! - The snmp2 session, and with it the SNMPv3 engine id, boots/time and the localised keys, is
@@ -23,6 +23,23 @@ use snmp2::v3::{self, AuthErrorKind};
 use snmp2::{AsyncSession, Oid, Pdu};
 use std::time::Duration;
 use tokio::time::{timeout, Instant};
+
+/// Wait before resend number `attempt` (1 for the first resend): `backoff × 2^(attempt-1)`,
+/// saturating (pure).
+pub fn retry_delay(backoff: Duration, attempt: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    backoff.saturating_mul(factor)
+}
+
+/// The settings one request's retry loop reads.
+#[derive(Debug, Clone, Copy)]
+struct RetrySettings {
+    retries: u32,
+    retry_backoff: Duration,
+    request_timeout: Duration,
+}
 
 /// sysUpTime.0, asked by the diagnosis probes.
 const SYS_UPTIME: [u64; 9] = [1, 3, 6, 1, 2, 1, 1, 3, 0];
@@ -258,7 +275,12 @@ impl SnmpClient {
     }
 
     async fn request(&mut self, op: Op<'_>) -> Result<Response, SnmpError> {
-        let settings = self.target.settings.clone();
+        // Only the retry settings: cloning all settings would copy every point's plan per request.
+        let settings = RetrySettings {
+            retries: self.target.settings.retries,
+            retry_backoff: self.target.settings.retry_backoff,
+            request_timeout: self.target.settings.request_timeout,
+        };
         let mut attempts = 0u32;
         let mut resyncs = 0u32;
         loop {
@@ -271,6 +293,7 @@ impl SnmpClient {
                         if attempts > settings.retries {
                             return Err(self.timeout(attempts));
                         }
+                        tokio::time::sleep(retry_delay(settings.retry_backoff, attempts)).await;
                         continue;
                     }
                     Err(Opened::Failed(e)) => return Err(e),
@@ -292,7 +315,9 @@ impl SnmpClient {
                         let err = self.timeout(attempts);
                         return Err(self.diagnosed(err, true).await);
                     }
-                    tracing::debug!(address = %self.target.address, attempts, "SNMP request timed out, retrying");
+                    let wait = retry_delay(settings.retry_backoff, attempts);
+                    tracing::debug!(address = %self.target.address, attempts, backoff = ?wait, "SNMP request timed out, retrying");
+                    tokio::time::sleep(wait).await;
                     continue;
                 }
             };
@@ -572,5 +597,58 @@ async fn diagnose(target: &Target, usm: &UsmUser) -> Option<SnmpError> {
             protocol: usm.priv_protocol.name(),
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn delay_doubles_per_resend_and_saturates() {
+        let b = Duration::from_millis(100);
+        assert_eq!(retry_delay(b, 1), b);
+        assert_eq!(retry_delay(b, 2), b * 2);
+        assert_eq!(retry_delay(b, 3), b * 4);
+        assert_eq!(retry_delay(Duration::ZERO, 5), Duration::ZERO);
+        assert_eq!(retry_delay(Duration::MAX, 40), Duration::MAX);
+    }
+
+    #[tokio::test]
+    async fn resends_to_a_silent_device_wait_the_backoff() {
+        // A device that never answers: every datagram is counted, none answered.
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let address = silent.local_addr().unwrap().to_string();
+        let counter = tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let mut n = 0;
+            while tokio::time::timeout(Duration::from_millis(700), silent.recv_from(&mut buf))
+                .await
+                .is_ok()
+            {
+                n += 1;
+            }
+            n
+        });
+        let mut settings = SnmpSettings::defaults(Duration::from_secs(2));
+        settings.request_timeout = Duration::from_millis(50);
+        settings.retries = 2;
+        settings.retry_backoff = Duration::from_millis(100);
+        let mut client = SnmpClient::new(Target {
+            address,
+            community: "public".into(),
+            settings,
+        });
+        let oid = Oid::from(&[1, 3, 6, 1, 2, 1, 1, 3, 0]).unwrap();
+        let started = Instant::now();
+        assert!(client.get(&[oid]).await.is_err());
+        // 3 sends of 50 ms plus 100 ms and 200 ms of backoff (without backoff: 150 ms).
+        assert!(
+            started.elapsed() >= Duration::from_millis(450),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(client.requests_sent(), 3);
+        assert_eq!(counter.await.unwrap(), 3);
     }
 }

@@ -96,8 +96,14 @@ fn v2_varbinds(list: &[v2::VarBind]) -> Vec<(Vec<u64>, VarValue)> {
 /// Decodes a v1 Trap, v2c Trap or v2c InformRequest datagram (and builds an inform's
 /// acknowledgement). Anything else is an error saying what it was.
 pub fn decode_notification(datagram: &[u8]) -> Result<Notification, String> {
-    let header = rasn::ber::decode::<v2c::Message<rasn::types::Any>>(datagram)
-        .map_err(|e| format!("not an SNMP v1/v2c message: {e}"))?;
+    let header = match rasn::ber::decode::<v2c::Message<rasn::types::Any>>(datagram) {
+        Ok(header) => header,
+        // A v3 message has a header sequence where v1/v2c have the community.
+        Err(_) if rasn::ber::decode::<rasn_snmp::v3::Message>(datagram).is_ok() => {
+            return Err("SNMPv3 notifications are not supported yet".into())
+        }
+        Err(e) => return Err(format!("not an SNMP v1/v2c message: {e}")),
+    };
     let version = i64::try_from(&header.version).unwrap_or(-1);
     match version {
         0 => {
@@ -204,13 +210,21 @@ pub fn device_for(source: IpAddr, devices: &[Device]) -> Option<&Device> {
     })
 }
 
+/// What the listener needs to know, replaced as a whole on reload.
+#[derive(Debug, Clone, Default)]
+pub struct TrapContext {
+    /// Configured devices (SNMP ones are matched by source IP).
+    pub devices: Vec<Device>,
+    /// Accepted v1/v2c communities.
+    pub communities: Vec<String>,
+}
+
 /// Receives notifications on `socket` until `shutdown` turns true: each one from a configured
 /// device with an accepted community becomes a [`TrapEvent`] on `out`; informs are then
-/// acknowledged.
+/// acknowledged. `context` is read for every datagram, so a reload applies at once.
 pub async fn listen(
     socket: UdpSocket,
-    devices: Vec<Device>,
-    communities: Vec<String>,
+    context: watch::Receiver<std::sync::Arc<TrapContext>>,
     out: mpsc::Sender<TrapEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -226,7 +240,8 @@ pub async fn listen(
             },
             _ = shutdown.changed() => return,
         };
-        let Some(device) = device_for(source.ip(), &devices) else {
+        let context = context.borrow().clone();
+        let Some(device) = device_for(source.ip(), &context.devices) else {
             tracing::info!(%source, "SNMP notification from an unknown address dropped");
             continue;
         };
@@ -237,7 +252,8 @@ pub async fn listen(
                 continue;
             }
         };
-        if !communities
+        if !context
+            .communities
             .iter()
             .any(|c| c.as_bytes() == notification.community.as_slice())
         {

@@ -2,6 +2,9 @@
 //! --offline=true`), `--version` and `check-config` exit codes, and the real binaries under
 //! signals — SIGHUP applies a changed device list without touching the unchanged device and
 //! rejects a bad config while the old one keeps running; SIGTERM drains the outbox and exits 0.
+//! The agent's retained status carries its config hash and poll statistics (the new hash right
+//! after a reload); the collector applies changed incident/problem rules on SIGHUP and lists an
+//! agent killed with SIGKILL as silent, with the broker's `offline` will.
 //! Logs go to a file here, so `--log-format auto` writes JSON lines; the test parses them.
 
 use super::support::{binary, free_port, get_json, wait_for, Daemon};
@@ -115,6 +118,7 @@ fn agent_config(dir: &Path, mqtt: u16, log_level: &str, devices: &str) -> String
 site = "svc"
 state_dir = "{state}"
 summary_interval = "300ms"
+status_every = "300ms"
 log_level = "{log_level}"
 [mqtt]
 host = "127.0.0.1"
@@ -148,6 +152,19 @@ fn wait_log(daemon: &Daemon, text: &str) -> Result<Vec<Value>> {
 
 fn acked(api: &str) -> Option<u64> {
     get_json(&format!("{api}/api/v1/agents")).ok()?["svc-agent"]["acked_upto"].as_u64()
+}
+
+/// The agent's last status as the collector shows it.
+fn agent_status(api: &str) -> Option<Value> {
+    let status = get_json(&format!("{api}/api/v1/agents")).ok()?["svc-agent"]["status"].clone();
+    status.is_object().then_some(status)
+}
+
+fn collector_config(dir: &Path, mqtt: u16, http: u16, extra: &str) -> String {
+    format!(
+        "collector_id = \"svc-collector\"\nstate_dir = \"{}\"\nlog_level = \"info\"\n{extra}\n[mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt}\nusername = \"u\"\npassword = \"p\"\n[http]\nlisten = \"127.0.0.1:{http}\"\n",
+        dir.join("collector-state").display(),
+    )
 }
 
 #[test]
@@ -189,6 +206,19 @@ fn sighup_reloads_devices_and_sigterm_drains() -> Result<()> {
         acked(&api).filter(|&a| a >= 3)
     })
     .with_context(|| agent.log_tail() + "\n---\n" + &collector.log_tail())?;
+    // The retained status: version, config hash and poll statistics (republished every 300 ms).
+    let first = wait_for("a status with polls", Duration::from_secs(10), || {
+        agent_status(&api).filter(|s| s["stats"]["polls_ok"].as_u64() > Some(2))
+    })?;
+    assert_eq!(first["state"], "online");
+    assert_eq!(first["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(first["stats"]["devices"], 1);
+    assert_eq!(first["stats"]["devices_unreachable"], 0);
+    assert_eq!(first["stats"]["dropped_events"], 0);
+    let first_hash = first["config_hash"]
+        .as_str()
+        .context("config_hash")?
+        .to_string();
 
     // A bad config is rejected as a whole; the agent keeps running the old one.
     std::fs::write(
@@ -245,12 +275,59 @@ fn sighup_reloads_devices_and_sigterm_drains() -> Result<()> {
     .with_context(|| agent.log_tail())?;
     let stopped = messages(&agent.log(), "device task stopped")?;
     assert!(stopped.is_empty(), "pdu1 was restarted: {stopped:?}");
+    // The status says so at once: the new config hash and two devices.
+    let reloaded = wait_for(
+        "the status of the new config",
+        Duration::from_secs(10),
+        || agent_status(&api).filter(|s| s["config_hash"] != first_hash.as_str()),
+    )?;
+    assert_eq!(reloaded["stats"]["devices"], 2, "{reloaded}");
     // The debug level is in force: per-ack debug lines appear after the reload.
     wait_log(&agent, "ack applied")?;
 
-    // Collector: SIGHUP re-validates and applies its log level.
+    // Collector: SIGHUP applies changed incident/problem rules (the analysis is rebuilt from
+    // the store); a bad config is rejected and the collector keeps running the old one.
+    std::fs::write(
+        &collector_toml,
+        collector_config(
+            dir.path(),
+            broker.port(),
+            http,
+            "[problems]\nmin_incidents = 2",
+        ),
+    )?;
     collector.signal("HUP")?;
-    wait_log(&collector, "config reloaded")?;
+    let reloaded = wait_log(&collector, "config reloaded")?;
+    assert_eq!(
+        reloaded[0]["changes"].as_str(),
+        Some("log level, incidents/problems"),
+        "{}",
+        reloaded[0]
+    );
+    wait_log(
+        &collector,
+        "analysis rebuilt with the new incident and problem rules",
+    )?;
+    std::fs::write(
+        &collector_toml,
+        collector_config(
+            dir.path(),
+            broker.port(),
+            http,
+            "[problems]\nmin_incidents = 0",
+        ),
+    )?;
+    collector.signal("HUP")?;
+    let rejected = wait_log(&collector, "config reload rejected")?;
+    let error = rejected[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("min_incidents"), "{error}");
+    collector.check_alive()?;
+    let before = acked(&api).context("acked")?;
+    wait_for(
+        "acks after the rejected collector reload",
+        Duration::from_secs(10),
+        || acked(&api).filter(|&a| a > before),
+    )?;
 
     // SIGTERM: stop polling, send the rest, wait for the acks, exit 0.
     agent.terminate()?;
@@ -261,6 +338,76 @@ fn sighup_reloads_devices_and_sigterm_drains() -> Result<()> {
     }
     collector.terminate()?;
     wait_log(&collector, "collector stopped")?;
+    Ok(())
+}
+
+#[test]
+fn killed_agent_is_listed_silent_with_its_offline_will() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = Mosquitto::start(&[("u", "p")])?;
+    let http = free_port()?;
+    let api = format!("http://127.0.0.1:{http}");
+    let collector_toml = dir.path().join("collector.toml");
+    std::fs::write(
+        &collector_toml,
+        collector_config(
+            dir.path(),
+            broker.port(),
+            http,
+            "agent_silence = \"1500ms\"",
+        ),
+    )?;
+    let mut collector = Daemon::start(
+        "coldaisle-collector",
+        &collector_toml,
+        &dir.path().join("collector.log"),
+    )?;
+    let agent_toml = dir.path().join("agent.toml");
+    std::fs::write(
+        &agent_toml,
+        agent_config(dir.path(), broker.port(), "info", ""),
+    )?;
+    let mut agent = Daemon::start(
+        "coldaisle-agent",
+        &agent_toml,
+        &dir.path().join("agent.log"),
+    )?;
+    wait_for("the agent online", Duration::from_secs(15), || {
+        agent_status(&api).filter(|s| s["state"] == "online")
+    })
+    .with_context(|| agent.log_tail() + "\n---\n" + &collector.log_tail())?;
+    // The status every 300 ms keeps an agent without devices (no batches) from going silent.
+    std::thread::sleep(Duration::from_millis(2500));
+    let agents = get_json(&format!("{api}/api/v1/agents"))?;
+    assert_eq!(agents["svc-agent"]["silent"], false, "{agents}");
+    let silent = get_json(&format!("{api}/api/v1/agents?silent=true"))?;
+    assert_eq!(silent, serde_json::json!({}));
+
+    agent.kill();
+    let listed = wait_for("the agent listed silent", Duration::from_secs(15), || {
+        let silent = get_json(&format!("{api}/api/v1/agents?silent=true")).ok()?;
+        silent.get("svc-agent").cloned()
+    })
+    .with_context(|| collector.log_tail())?;
+    assert_eq!(
+        listed["status"]["state"], "offline",
+        "the broker published the will: {listed}"
+    );
+    assert!(listed["last_activity"].is_number(), "{listed}");
+    let logged = wait_log(&collector, "agent silent")?;
+    assert_eq!(logged[0]["agent"], "svc-agent");
+
+    // Back: a restarted agent is live again and the collector says so.
+    let mut agent = Daemon::start(
+        "coldaisle-agent",
+        &agent_toml,
+        &dir.path().join("agent2.log"),
+    )?;
+    wait_log(&collector, "agent heard from again")?;
+    let live = get_json(&format!("{api}/api/v1/agents?silent=false"))?;
+    assert_eq!(live["svc-agent"]["status"]["state"], "online", "{live}");
+    agent.terminate()?;
+    collector.terminate()?;
     Ok(())
 }
 

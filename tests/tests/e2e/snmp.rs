@@ -2,7 +2,9 @@
 //! that change at run time, engine discovered once), wrong user / auth / priv passphrase each
 //! named without harming another device, GETBULK walks that use no more requests than the table
 //! needs and the GETNEXT fallback of v1, table rows by name (ENTITY-SENSOR-MIB, vendor
-//! profiles), resynchronisation after the agent restarts, and the `snmp get|walk|probe` CLI.
+//! profiles), resynchronisation after the agent restarts, the `snmp get|walk|probe` CLI, and
+//! traps/informs from net-snmp's `snmptrap`/`snmpinform` through the running agent binary,
+//! mosquitto and the collector to an incident in the API.
 
 use anyhow::{Context, Result};
 use coldaisle_agent::snmp::poll::SnmpPoller;
@@ -601,7 +603,7 @@ fn words(text: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn traps_and_informs_from_net_snmp_become_events_of_their_device() -> Result<()> {
-    use coldaisle_agent::snmp::trap::listen;
+    use coldaisle_agent::snmp::trap::{listen, TrapContext};
     use coldaisle_agent::snmp::value::VarValue;
     use tokio::sync::{mpsc, watch};
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
@@ -612,13 +614,11 @@ async fn traps_and_informs_from_net_snmp_become_events_of_their_device() -> Resu
     let config = AgentConfig::from_str(text, Path::new("traps.toml"))?;
     let (tx, mut rx) = mpsc::channel(8);
     let (stop, stopped) = watch::channel(false);
-    let listener = tokio::spawn(listen(
-        socket,
-        config.devices.clone(),
-        vec!["public".into()],
-        tx,
-        stopped,
-    ));
+    let (_context, context) = watch::channel(std::sync::Arc::new(TrapContext {
+        devices: config.devices.clone(),
+        communities: vec!["public".into()],
+    }));
+    let listener = tokio::spawn(listen(socket, context, tx, stopped));
 
     // A v2c trap: the rPDU2 probe's temperature with its value.
     assert!(net_snmp(words(&format!(
@@ -683,5 +683,255 @@ async fn traps_and_informs_from_net_snmp_become_events_of_their_device() -> Resu
 
     stop.send(true)?;
     listener.await?;
+    Ok(())
+}
+
+/// Agent config of the trap end-to-end test: one PDU polled on snmpd, the listener on
+/// `trap_port`, and a raise/clear pair of mappings for an APC-style enterprise trap.
+fn trap_agent_config(dir: &Path, mqtt_port: u16, snmpd: &Snmpd, trap_port: u16) -> String {
+    format!(
+        r#"agent_id = "trap-agent"
+site = "lab"
+state_dir = "{state}"
+resend_after = "2s"
+
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+username = "trap-agent"
+password = "agent-pass"
+
+[snmp_traps]
+listen = "127.0.0.1:{trap_port}"
+communities = ["public"]
+
+[[snmp_traps.map]]
+oid = "1.3.6.1.4.1.318.0.58"
+name = "temp_high"
+category = "thermal"
+kind = "inlet_temp"
+severity = "critical"
+value_oid = "{TEMP}"
+scale = 0.1
+
+[[snmp_traps.map]]
+oid = "1.3.6.1.4.1.318.0.59"
+name = "temp_high"
+category = "thermal"
+kind = "inlet_temp"
+state = "cleared"
+value_oid = "{TEMP}"
+scale = 0.1
+
+[[devices]]
+id = "pdu-7"
+protocol = "snmp"
+address = "127.0.0.1:{snmp_port}"
+zone = "Z7"
+rack = "R3"
+community = "{community}"
+poll_interval = "1s"
+timeout = "500ms"
+
+[[devices.points]]
+sensor = "pdu-7-inlet"
+kind = "inlet_temp"
+oid = "{TEMP}"
+scale = 0.1
+"#,
+        state = dir.join("agent-state").display(),
+        snmp_port = snmpd.port(),
+        community = snmpd.community(),
+    )
+}
+
+#[test]
+fn trap_through_the_agent_binary_opens_and_an_inform_resolves_an_incident() -> Result<()> {
+    use super::support::{free_port, get_json, wait_for, Daemon};
+    use coldaisle_testkit::peers::Mosquitto;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir()?;
+    let broker = Mosquitto::start(&[
+        ("trap-agent", "agent-pass"),
+        ("collector", "collector-pass"),
+    ])?;
+    let snmpd = Snmpd::start(SnmpdOptions::default())?;
+    snmpd.set_value(TEMP, SnmpValue::Integer(221))?;
+    let http_port = free_port()?;
+    let api = format!("http://127.0.0.1:{http_port}");
+    let collector_toml = dir.path().join("collector.toml");
+    std::fs::write(
+        &collector_toml,
+        format!(
+            "collector_id = \"trap-collector\"\nstate_dir = \"{}\"\n[mqtt]\nhost = \"127.0.0.1\"\n\
+             port = {}\nusername = \"collector\"\npassword = \"collector-pass\"\n[http]\n\
+             listen = \"127.0.0.1:{http_port}\"\n[incidents]\nquiet_period = \"1s\"\n",
+            dir.path().join("collector-state").display(),
+            broker.port()
+        ),
+    )?;
+    let collector = Daemon::start(
+        "coldaisle-collector",
+        &collector_toml,
+        &dir.path().join("collector.log"),
+    )?;
+    // A free UDP port: bind, note, release (the agent binds it right after).
+    let trap_port = std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let agent_toml = dir.path().join("agent.toml");
+    std::fs::write(
+        &agent_toml,
+        trap_agent_config(dir.path(), broker.port(), &snmpd, trap_port),
+    )?;
+    let agent = Daemon::start(
+        "coldaisle-agent",
+        &agent_toml,
+        &dir.path().join("agent.log"),
+    )?;
+    let logs = || {
+        format!(
+            "agent log:\n{}\ncollector log:\n{}",
+            agent.log_tail(),
+            collector.log_tail()
+        )
+    };
+    let incidents = || -> Option<Vec<serde_json::Value>> {
+        get_json(&format!("{api}/api/v1/incidents?zone=Z7"))
+            .ok()?
+            .as_array()
+            .cloned()
+    };
+    // The agent is up and publishing once the collector has its readings.
+    wait_for("the agent listening", Duration::from_secs(20), || {
+        agent
+            .log()
+            .contains("SNMP notification listener started")
+            .then_some(())
+    })
+    .with_context(logs)?;
+    assert!(incidents().context("collector API")?.is_empty());
+
+    // snmptrap: the PDU says its probe is too hot (31.5 °C) → an open thermal incident of Z7.
+    let to = format!("127.0.0.1:{trap_port}");
+    let trap = words(&format!(
+        "snmptrap -v 2c -c public {to} 0 1.3.6.1.4.1.318.0.58 {TEMP} i 315"
+    ));
+    let status = Command::new(&trap[0]).args(&trap[1..]).status()?;
+    assert!(status.success(), "snmptrap failed");
+    let open = wait_for("a trap incident to open", Duration::from_secs(20), || {
+        let list = incidents()?;
+        list.into_iter()
+            .find(|i| i["status"] == "open" && i.to_string().contains("pdu-7.trap.temp_high"))
+    })
+    .with_context(logs)?;
+    let text = open.to_string();
+    assert!(
+        text.contains("thermal") && text.contains("critical"),
+        "{text}"
+    );
+    assert!(text.contains("31.5"), "{text}");
+
+    // snmpinform: exits 0 only when the running agent acknowledged it; the clear resolves.
+    let inform = words(&format!(
+        "snmpinform -v 2c -c public -t 3 -r 0 {to} 0 1.3.6.1.4.1.318.0.59 {TEMP} i 240"
+    ));
+    let status = Command::new(&inform[0]).args(&inform[1..]).status()?;
+    assert!(
+        status.success(),
+        "snmpinform was not acknowledged\n{}",
+        logs()
+    );
+    wait_for(
+        "the trap incident to resolve",
+        Duration::from_secs(20),
+        || {
+            let list = incidents()?;
+            (list.len() == 1 && list[0]["status"] == "resolved").then_some(())
+        },
+    )
+    .with_context(logs)?;
+
+    // An unknown trap OID is logged and gives no event; a wrong community is not acknowledged.
+    let wrong = words(&format!(
+        "snmpinform -v 2c -c nope -t 1 -r 0 {to} 0 1.3.6.1.4.1.318.0.58"
+    ));
+    assert!(!Command::new(&wrong[0])
+        .args(&wrong[1..])
+        .status()?
+        .success());
+
+    // SNMPv3 notifications are dropped with a clear log line.
+    let v3 = words(&format!(
+        "snmptrap -v 3 -u ops -l noAuthNoPriv -e 0x80001f8880aabbccdd {to} 0 1.3.6.1.4.1.318.0.58"
+    ));
+    assert!(Command::new(&v3[0]).args(&v3[1..]).status()?.success());
+    wait_for(
+        "the v3 notification to be logged",
+        Duration::from_secs(10),
+        || {
+            agent
+                .log()
+                .contains("SNMPv3 notifications are not supported yet")
+                .then_some(())
+        },
+    )
+    .with_context(logs)?;
+
+    // SIGHUP applies a new mapping to the running listener (same socket).
+    let mut text = std::fs::read_to_string(&agent_toml)?;
+    text.push_str(
+        "\n[[snmp_traps.map]]\noid = \"1.3.6.1.4.1.318.0.61\"\nname = \"leak\"\ncategory = \"humidity\"\nkind = \"humidity\"\n",
+    );
+    std::fs::write(&agent_toml, text)?;
+    agent.signal("HUP")?;
+    wait_for("the reload", Duration::from_secs(10), || {
+        agent.log().contains("config reloaded").then_some(())
+    })
+    .with_context(logs)?;
+    let leak = words(&format!(
+        "snmpinform -v 2c -c public -t 3 -r 0 {to} 0 1.3.6.1.4.1.318.0.61"
+    ));
+    assert!(Command::new(&leak[0]).args(&leak[1..]).status()?.success());
+    wait_for(
+        "the new mapping's incident",
+        Duration::from_secs(20),
+        || {
+            incidents()?
+                .into_iter()
+                .find(|i| i["status"] == "open" && i.to_string().contains("pdu-7.trap.leak"))
+        },
+    )
+    .with_context(logs)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_gets_spread_over_sessions_and_keep_sensor_order() -> Result<()> {
+    let snmpd = snmpd()?;
+    let mut text = format!(
+        "agent_id = \"c\"\nsite = \"lab\"\nstate_dir = \"/tmp/unused\"\n[mqtt]\nhost = \"h\"\n\
+         [[devices]]\nid = \"pdu-c\"\nprotocol = \"snmp\"\naddress = \"{}\"\nzone = \"Z1\"\n\
+         community = \"{}\"\npoll_interval = \"5s\"\ntimeout = \"4s\"\n[devices.snmp]\n\
+         max_oids_per_request = 4\nmax_concurrent_requests = 3\n",
+        snmpd.addr(),
+        snmpd.community()
+    );
+    for i in 1..=30 {
+        text.push_str(&format!(
+            "[[devices.points]]\nsensor = \"c{i}\"\nkind = \"temperature\"\noid = \"{COLUMN}.{i}\"\n"
+        ));
+    }
+    let config = AgentConfig::from_str(&text, Path::new("concurrent.toml"))?;
+    let mut poller = SnmpPoller::new(&config.devices[0])?;
+    for round in 1..=2u64 {
+        let readings = poller.poll().await?;
+        let want: Vec<_> = (1..=30).map(|i| Ok(f64::from(i * 10))).collect();
+        assert_eq!(readings, want);
+        // 30 OIDs, 4 per GET: 8 GETs per poll, chunks 0, 3 and 6 on the first session.
+        assert_eq!(poller.requests_sent(), 8 * round);
+        assert_eq!(poller.client().requests_sent(), 3 * round);
+    }
     Ok(())
 }
