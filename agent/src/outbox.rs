@@ -21,7 +21,8 @@
 //! `m:next_seq`, `m:acked` → u64; `m:dropped` → JSON list of [`SeqRange`]s above the last ack.
 
 use coldaisle_core::wire::{Payload, Record, SeqRange, SCHEMA_VERSION};
-use coldaisle_store::{key_u64, KvStore, StoreError, WriteBatch};
+use coldaisle_store::{key_u64, visit_from, KvStore, StoreError, WriteBatch};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 const TREE: &str = "outbox";
@@ -172,14 +173,10 @@ impl Outbox {
             None => 0,
         };
         let mut bytes = 0u64;
-        let mut from = record_key(0);
-        loop {
-            let chunk = store.scan(TREE, &from, 4096)?;
-            let Some((last, _)) = chunk.last() else { break };
-            from = last.clone();
-            from.push(0);
-            bytes += chunk.iter().map(|(_, v)| v.len() as u64).sum::<u64>();
-        }
+        visit_from(store.as_ref(), TREE, &record_key(0), |_, value| {
+            bytes += value.len() as u64;
+            ControlFlow::Continue(())
+        })?;
         let next_seq = stored_next.max(after_last).max(acked + 1).max(1);
         Ok(Outbox {
             store,
@@ -298,25 +295,21 @@ impl Outbox {
         let mut freed = 0u64;
         let mut victims: Vec<(u64, u64, bool)> = Vec::new(); // (seq, bytes, is_summary)
         for summaries_only in [true, false] {
-            let mut from = record_key(0);
-            'scan: loop {
-                let chunk = self.store.scan(TREE, &from, 4096)?;
-                let Some((last, _)) = chunk.last() else { break };
-                from = last.clone();
-                from.push(0);
-                for (key, value) in chunk {
-                    if freed >= needed {
-                        break 'scan;
-                    }
-                    let Some(seq) = seq_of(&key) else { continue };
-                    let is_summary = value.get(4) == Some(&KIND_SUMMARY);
-                    if (summaries_only && !is_summary) || victims.iter().any(|v| v.0 == seq) {
-                        continue;
-                    }
-                    freed += value.len() as u64;
-                    victims.push((seq, value.len() as u64, is_summary));
+            visit_from(self.store.as_ref(), TREE, &record_key(0), |key, value| {
+                if freed >= needed {
+                    return ControlFlow::Break(());
                 }
-            }
+                let Some(seq) = seq_of(key) else {
+                    return ControlFlow::Continue(());
+                };
+                let is_summary = value.get(4) == Some(&KIND_SUMMARY);
+                if (summaries_only && !is_summary) || victims.iter().any(|v| v.0 == seq) {
+                    return ControlFlow::Continue(());
+                }
+                freed += value.len() as u64;
+                victims.push((seq, value.len() as u64, is_summary));
+                ControlFlow::Continue(())
+            })?;
             if freed >= needed {
                 break;
             }

@@ -6,8 +6,9 @@
 //! tree `agents`: agent id → [`AgentLedger`] JSON.
 
 use coldaisle_core::wire::{Record, SeqRange};
-use coldaisle_store::{KvStore, StoreError, WriteBatch};
+use coldaisle_store::{visit_from, KvStore, StoreError, WriteBatch};
 use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 const RECORDS: &str = "records";
@@ -145,25 +146,18 @@ impl CollectorStore {
     /// Calls `f` with every stored record, in key order. Undecodable entries are reported by
     /// key and skipped, never deleted.
     pub fn for_each_record(&self, mut f: impl FnMut(Record)) -> Result<u64, StoreError> {
-        let mut from: Vec<u8> = Vec::new();
         let mut bad = 0;
-        loop {
-            let chunk = self.kv.scan(RECORDS, &from, 4096)?;
-            let Some((last_key, _)) = chunk.last() else {
-                return Ok(bad);
-            };
-            from = last_key.clone();
-            from.push(0);
-            for (key, value) in chunk {
-                match serde_json::from_slice::<Record>(&value) {
-                    Ok(record) => f(record),
-                    Err(e) => {
-                        bad += 1;
-                        tracing::error!(key = ?key, error = %e, "stored record does not decode; kept, skipped");
-                    }
+        visit_from(self.kv.as_ref(), RECORDS, b"", |key, value| {
+            match serde_json::from_slice::<Record>(value) {
+                Ok(record) => f(record),
+                Err(e) => {
+                    bad += 1;
+                    tracing::error!(key = ?key, error = %e, "stored record does not decode; kept, skipped");
                 }
             }
-        }
+            ControlFlow::Continue(())
+        })?;
+        Ok(bad)
     }
 }
 

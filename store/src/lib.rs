@@ -11,8 +11,10 @@
 mod memory;
 mod sled_store;
 
+use std::ops::ControlFlow;
+
 pub use memory::MemoryStore;
-pub use sled_store::SledStore;
+pub use sled_store::{SledStore, LOCK_WAIT};
 
 /// A storage failure, with the operation and tree that failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,34 @@ pub trait KvStore: Send + Sync {
     fn len(&self, tree: &str) -> Result<usize, StoreError>;
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// Entries read per `scan` call by [`visit_from`].
+const VISIT_CHUNK: usize = 4096;
+
+/// Visits the entries of `tree` with key ≥ `from`, in key order, reading them in chunks so a
+/// large tree is never loaded whole. Stops early when `visit` returns [`ControlFlow::Break`].
+pub fn visit_from(
+    store: &dyn KvStore,
+    tree: &str,
+    from: &[u8],
+    mut visit: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+) -> Result<(), StoreError> {
+    let mut from = from.to_vec();
+    loop {
+        let chunk = store.scan(tree, &from, VISIT_CHUNK)?;
+        let Some((last, _)) = chunk.last() else {
+            return Ok(());
+        };
+        // The smallest key after `last`.
+        from = last.clone();
+        from.push(0);
+        for (key, value) in &chunk {
+            if visit(key, value).is_break() {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// Encodes a u64 so that byte order equals numeric order.

@@ -4,6 +4,9 @@
 use crate::{Entry, KvStore, StoreError, WriteBatch};
 use std::path::Path;
 
+/// How long [`SledStore::open`] waits for a lock still held by a closing handle.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A sled database directory.
 #[derive(Debug, Clone)]
 pub struct SledStore {
@@ -20,12 +23,24 @@ fn error(operation: &'static str, tree: &str, e: impl std::fmt::Display) -> Stor
 
 impl SledStore {
     /// Opens (or creates) the database in `dir`. Fails if another process holds it.
+    ///
+    /// sled releases its file lock only when its background flusher thread lets go of the
+    /// database, a moment after the last handle is dropped; an open that finds the lock held
+    /// is therefore retried for up to [`LOCK_WAIT`] before it fails.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .open()
-            .map_err(|e| error("open", &dir.display().to_string(), e))?;
-        Ok(SledStore { db })
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => return Ok(SledStore { db }),
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(error("open", &dir.display().to_string(), e)),
+            }
+        }
     }
 
     fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
