@@ -415,6 +415,127 @@ fn secret(
     Ok(value)
 }
 
+/// The SNMPv3 user keys as written, in `[devices.snmp]` and in `[[snmp_traps.users]]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsmUser {
+    /// SNMPv3 user name.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Security level; default from the passphrases given.
+    #[serde(default)]
+    pub level: Option<SecurityLevel>,
+    /// Authentication protocol (default SHA).
+    #[serde(default)]
+    pub auth_protocol: Option<AuthProtocol>,
+    /// Authentication passphrase inline (prefer `_file` or `_env`).
+    #[serde(default)]
+    pub auth_passphrase: Option<String>,
+    /// File holding the authentication passphrase (first line).
+    #[serde(default)]
+    pub auth_passphrase_file: Option<PathBuf>,
+    /// Environment variable holding the authentication passphrase.
+    #[serde(default)]
+    pub auth_passphrase_env: Option<String>,
+    /// Privacy protocol (default AES-128).
+    #[serde(default)]
+    pub priv_protocol: Option<PrivProtocol>,
+    /// Privacy passphrase inline (prefer `_file` or `_env`).
+    #[serde(default)]
+    pub priv_passphrase: Option<String>,
+    /// File holding the privacy passphrase (first line).
+    #[serde(default)]
+    pub priv_passphrase_file: Option<PathBuf>,
+    /// Environment variable holding the privacy passphrase.
+    #[serde(default)]
+    pub priv_passphrase_env: Option<String>,
+    /// SNMPv3 context name (default empty).
+    #[serde(default)]
+    pub context: Option<String>,
+}
+
+impl RawSnmpSettings {
+    /// The SNMPv3 user keys of this table.
+    fn usm_part(&self) -> RawUsmUser {
+        RawUsmUser {
+            user: self.user.clone(),
+            level: self.level,
+            auth_protocol: self.auth_protocol,
+            auth_passphrase: self.auth_passphrase.clone(),
+            auth_passphrase_file: self.auth_passphrase_file.clone(),
+            auth_passphrase_env: self.auth_passphrase_env.clone(),
+            priv_protocol: self.priv_protocol,
+            priv_passphrase: self.priv_passphrase.clone(),
+            priv_passphrase_file: self.priv_passphrase_file.clone(),
+            priv_passphrase_env: self.priv_passphrase_env.clone(),
+            context: self.context.clone(),
+        }
+    }
+}
+
+/// Validates an SNMPv3 user at `at`: a name of 1..=32 bytes, passphrases of at least 8
+/// characters read one way each, and a level that matches the passphrases given.
+pub(crate) fn resolve_usm(raw: &RawUsmUser, at: &KeyPath) -> Result<UsmUser, Problem> {
+    let user = raw
+        .user
+        .clone()
+        .filter(|u| !u.is_empty() && u.len() <= 32)
+        .ok_or_else(|| Problem::new(at.key("user"), "SNMPv3 needs a user name (1..=32 bytes)"))?;
+    let auth = secret(
+        raw.auth_passphrase.as_ref(),
+        raw.auth_passphrase_file.as_ref(),
+        raw.auth_passphrase_env.as_ref(),
+        at,
+        "auth_passphrase",
+    )?;
+    let privacy = secret(
+        raw.priv_passphrase.as_ref(),
+        raw.priv_passphrase_file.as_ref(),
+        raw.priv_passphrase_env.as_ref(),
+        at,
+        "priv_passphrase",
+    )?;
+    let level = raw.level.unwrap_or(match (&auth, &privacy) {
+        (Some(_), Some(_)) => SecurityLevel::AuthPriv,
+        (Some(_), None) => SecurityLevel::AuthNoPriv,
+        _ => SecurityLevel::NoAuthNoPriv,
+    });
+    match level {
+        SecurityLevel::NoAuthNoPriv if auth.is_some() || privacy.is_some() => {
+            return Err(Problem::new(
+                at.key("level"),
+                "noAuthNoPriv takes no passphrases",
+            ))
+        }
+        SecurityLevel::AuthNoPriv if auth.is_none() || privacy.is_some() => {
+            return Err(Problem::new(
+                at.key("auth_passphrase"),
+                "authNoPriv needs an auth passphrase and no priv passphrase",
+            ))
+        }
+        SecurityLevel::AuthPriv if auth.is_none() || privacy.is_none() => {
+            return Err(Problem::new(
+                at.key(if auth.is_none() {
+                    "auth_passphrase"
+                } else {
+                    "priv_passphrase"
+                }),
+                "authPriv needs both an auth and a priv passphrase",
+            ))
+        }
+        _ => {}
+    }
+    Ok(UsmUser {
+        user,
+        level,
+        auth_protocol: raw.auth_protocol.unwrap_or_default(),
+        auth_passphrase: auth,
+        priv_protocol: raw.priv_protocol.unwrap_or_default(),
+        priv_passphrase: privacy,
+        context: raw.context.clone().unwrap_or_default(),
+    })
+}
+
 /// Validates `[devices.snmp]` of the device at `at` (whose deadline is `device_timeout`).
 pub(crate) fn resolve(
     raw: Option<&RawSnmpSettings>,
@@ -508,64 +629,7 @@ pub(crate) fn resolve(
         }
         return Ok(settings);
     }
-    let user = raw
-        .user
-        .clone()
-        .filter(|u| !u.is_empty() && u.len() <= 32)
-        .ok_or_else(|| Problem::new(at.key("user"), "SNMPv3 needs a user name (1..=32 bytes)"))?;
-    let auth = secret(
-        raw.auth_passphrase.as_ref(),
-        raw.auth_passphrase_file.as_ref(),
-        raw.auth_passphrase_env.as_ref(),
-        &at,
-        "auth_passphrase",
-    )?;
-    let privacy = secret(
-        raw.priv_passphrase.as_ref(),
-        raw.priv_passphrase_file.as_ref(),
-        raw.priv_passphrase_env.as_ref(),
-        &at,
-        "priv_passphrase",
-    )?;
-    let level = raw.level.unwrap_or(match (&auth, &privacy) {
-        (Some(_), Some(_)) => SecurityLevel::AuthPriv,
-        (Some(_), None) => SecurityLevel::AuthNoPriv,
-        _ => SecurityLevel::NoAuthNoPriv,
-    });
-    match level {
-        SecurityLevel::NoAuthNoPriv if auth.is_some() || privacy.is_some() => {
-            return Err(Problem::new(
-                at.key("level"),
-                "noAuthNoPriv takes no passphrases",
-            ))
-        }
-        SecurityLevel::AuthNoPriv if auth.is_none() || privacy.is_some() => {
-            return Err(Problem::new(
-                at.key("auth_passphrase"),
-                "authNoPriv needs an auth passphrase and no priv passphrase",
-            ))
-        }
-        SecurityLevel::AuthPriv if auth.is_none() || privacy.is_none() => {
-            return Err(Problem::new(
-                at.key(if auth.is_none() {
-                    "auth_passphrase"
-                } else {
-                    "priv_passphrase"
-                }),
-                "authPriv needs both an auth and a priv passphrase",
-            ))
-        }
-        _ => {}
-    }
-    settings.usm = Some(UsmUser {
-        user,
-        level,
-        auth_protocol: raw.auth_protocol.unwrap_or_default(),
-        auth_passphrase: auth,
-        priv_protocol: raw.priv_protocol.unwrap_or_default(),
-        priv_passphrase: privacy,
-        context: raw.context.clone().unwrap_or_default(),
-    });
+    settings.usm = Some(resolve_usm(&raw.usm_part(), &at)?);
     Ok(settings)
 }
 

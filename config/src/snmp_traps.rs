@@ -6,6 +6,15 @@
 //! [snmp_traps]
 //! listen = "0.0.0.0:162"             # default: no listener
 //! communities = ["public"]           # v1/v2c communities accepted (default: ["public"])
+//! engine_id = "0x80000000046361"     # our SNMPv3 engine id for informs (default: from agent_id)
+//!
+//! [[snmp_traps.users]]               # SNMPv3 users accepted (besides every v3 device's own user)
+//! user = "traps"
+//! level = "authPriv"
+//! auth_protocol = "SHA-256"
+//! auth_passphrase_env = "TRAP_AUTH"  # or auth_passphrase / auth_passphrase_file
+//! priv_protocol = "AES"
+//! priv_passphrase_env = "TRAP_PRIV"
 //!
 //! [[snmp_traps.map]]
 //! oid = "1.3.6.1.4.1.318.0.253"      # snmpTrapOID (v1 traps: enterprise.0.specific)
@@ -22,9 +31,12 @@
 //! entry replaces the built-in entry of the same OID.
 
 use crate::error::{KeyPath, Problem};
+use crate::snmp::{resolve_usm, RawUsmUser, UsmUser};
 use coldaisle_core::{Category, EventState, SensorKind, Severity};
 use serde::Deserialize;
 use std::net::SocketAddr;
+
+mod apc;
 
 /// `[snmp_traps]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -39,6 +51,12 @@ pub struct RawSnmpTraps {
     /// Meaning of notification OIDs.
     #[serde(default)]
     pub map: Vec<RawTrapMapping>,
+    /// Our SNMPv3 engine id, hex (`0x` optional).
+    #[serde(default)]
+    pub engine_id: Option<String>,
+    /// SNMPv3 users whose notifications are accepted.
+    #[serde(default)]
+    pub users: Vec<RawUsmUser>,
 }
 
 /// One `[[snmp_traps.map]]` entry as written.
@@ -98,6 +116,10 @@ pub struct SnmpTraps {
     pub communities: Vec<String>,
     /// Built-in and configured mappings (configured ones win by OID).
     pub mappings: Vec<TrapMapping>,
+    /// Our SNMPv3 engine id, when configured (otherwise the agent derives one from its id).
+    pub engine_id: Option<Vec<u8>>,
+    /// SNMPv3 users accepted for notifications (besides every v3 device's own user).
+    pub users: Vec<UsmUser>,
 }
 
 impl SnmpTraps {
@@ -113,8 +135,10 @@ impl SnmpTraps {
 /// in CISCO-ENTITY-SENSOR-MIB). The notification does not say which kind of sensor crossed its
 /// threshold here, so it is reported as a thermal warning with the raw value; a config entry
 /// with the same OID overrides it (e.g. `category = "power"`).
+/// Then the APC PowerNet-MIB temperature, humidity and cooling traps of [`apc`] (raise/clear
+/// pairs, MIB version and trap names documented there).
 pub fn builtin_mappings() -> Vec<TrapMapping> {
-    vec![TrapMapping {
+    let mut builtin = vec![TrapMapping {
         oid: vec![1, 3, 6, 1, 4, 1, 9, 9, 91, 2, 0, 1],
         name: "ent_sensor_threshold".into(),
         category: Category::Thermal,
@@ -123,7 +147,9 @@ pub fn builtin_mappings() -> Vec<TrapMapping> {
         state: EventState::Raised,
         value_oid: Some(vec![1, 3, 6, 1, 4, 1, 9, 9, 91, 1, 1, 1, 1, 4]),
         scale: 1.0,
-    }]
+    }];
+    builtin.extend(apc::mappings());
+    builtin
 }
 
 fn oid(text: &str, at: KeyPath) -> Result<Vec<u64>, Problem> {
@@ -184,11 +210,48 @@ pub fn resolve(raw: Option<&RawSnmpTraps>, at: &KeyPath) -> Result<SnmpTraps, Pr
         mappings.retain(|b| b.oid != mapping.oid);
         mappings.push(mapping);
     }
+    let engine_id = match &raw.engine_id {
+        Some(text) => Some(engine_id(text).map_err(|e| Problem::new(at.key("engine_id"), e))?),
+        None => None,
+    };
+    let users = raw
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| resolve_usm(u, &at.key("users").index(i)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(SnmpTraps {
         listen,
         communities,
         mappings,
+        engine_id,
+        users,
     })
+}
+
+/// Parses an SNMP engine id written in hex (`0x` prefix and `:` separators optional).
+pub fn engine_id(text: &str) -> Result<Vec<u8>, String> {
+    let digits: String = text
+        .trim()
+        .trim_start_matches("0x")
+        .trim_start_matches("0X")
+        .chars()
+        .filter(|c| *c != ':')
+        .collect();
+    if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("`{text}` is not an even number of hex digits"));
+    }
+    let bytes: Vec<u8> = (0..digits.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(&digits[i..i + 2], 16).ok())
+        .collect();
+    if !(5..=32).contains(&bytes.len()) {
+        return Err(format!(
+            "an engine id has 5..=32 octets (RFC 3411), `{text}` has {}",
+            bytes.len()
+        ));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -231,7 +294,7 @@ mod tests {
         assert_eq!(m.severity, Severity::Critical);
         assert_eq!(m.state, EventState::Cleared);
         assert_eq!(m.value_oid, Some(vec![1, 3, 6, 1, 2]));
-        assert_eq!(t.mappings.len(), 1);
+        assert_eq!(t.mappings.len(), builtin_mappings().len());
     }
 
     #[test]
@@ -244,5 +307,32 @@ mod tests {
             parse("[[map]]\noid = \"1.3\"\nname = \"a b\"\ncategory = \"thermal\"").unwrap_err();
         assert!(format!("{e:?}").contains("name"), "{e:?}");
         assert!(parse("communities = []").is_err());
+        let e = parse("engine_id = \"0x8000\"").unwrap_err();
+        assert!(format!("{e:?}").contains("engine_id"), "{e:?}");
+        let e = parse("[[users]]\nuser = \"t\"\nauth_passphrase = \"short\"").unwrap_err();
+        assert_eq!(e.path.to_string(), "snmp_traps.users[0].auth_passphrase");
+    }
+
+    #[test]
+    fn engine_id_and_users_parse() {
+        let t = parse(
+            r#"
+            engine_id = "0x80:00:1f:88:04:61:62"
+            [[users]]
+            user = "traps"
+            auth_protocol = "SHA-256"
+            auth_passphrase = "authpass1"
+            priv_protocol = "AES-256"
+            priv_passphrase = "privpass1"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            t.engine_id,
+            Some(vec![0x80, 0x00, 0x1f, 0x88, 0x04, 0x61, 0x62])
+        );
+        assert_eq!(t.users.len(), 1);
+        assert_eq!(t.users[0].user, "traps");
+        assert_eq!(t.users[0].level, crate::snmp::SecurityLevel::AuthPriv);
     }
 }

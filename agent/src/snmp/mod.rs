@@ -1,5 +1,5 @@
 //! SNMP: turning varbinds into numbers (pure, [`value`]), talking to one device with any
-//! version and security level ([`session`]), walking tables ([`walk`]), table rows (pure, [`row`]), notifications in ([`trap`]) and what they mean ([`trap_map`]) and polling a device's
+//! version and security level ([`session`]), walking tables ([`walk`]), table rows (pure, [`row`]), notifications in ([`trap`]), the device they came from ([`trap_sources`]) and what they mean ([`trap_map`]) and polling a device's
 //! points ([`poll`]).
 
 pub mod poll;
@@ -7,6 +7,9 @@ pub mod row;
 pub mod session;
 pub mod trap;
 pub mod trap_map;
+pub mod trap_sources;
+pub mod trap_v3;
+pub mod usm;
 pub mod value;
 pub mod walk;
 

@@ -6,8 +6,10 @@
 //! Invariants: a datagram from an address that is no configured SNMP device, or with a
 //! community the listener does not accept, is dropped (counted in the log) and never
 //! acknowledged; an inform is acknowledged only after it was decoded and handed on. SNMPv3
-//! notifications are not decoded yet (they are dropped with a log line).
+//! messages go through [`trap_v3::V3Receiver`] (USM: users, keys, discovery, time window);
+//! its Reports are sent at once, its inform Responses after the hand-on like v2c ones.
 
+use super::trap_v3;
 use super::value::VarValue;
 use coldaisle_config::{Device, Protocol};
 use coldaisle_core::Location;
@@ -24,10 +26,12 @@ pub const SNMP_TRAP_OID: [u64; 11] = [1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0];
 /// A decoded notification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
-    /// "1" or "2c".
+    /// "1", "2c" or "3".
     pub version: &'static str,
-    /// Community it carried (compare, never log).
+    /// Community it carried (compare, never log); empty for SNMPv3.
     pub community: Vec<u8>,
+    /// SNMPv3: the user it was authenticated as (`None` for v1/v2c).
+    pub user: Option<String>,
     /// The notification's OID (v1 traps mapped as RFC 3584 section 3.1 says).
     pub trap_oid: Vec<u64>,
     /// Its varbinds (sysUpTime.0 and snmpTrapOID.0 included for v2).
@@ -93,14 +97,32 @@ fn v2_varbinds(list: &[v2::VarBind]) -> Vec<(Vec<u64>, VarValue)> {
         .collect()
 }
 
+/// Decoded varbinds: OID and value.
+pub type Varbinds = Vec<(Vec<u64>, VarValue)>;
+
+/// The snmpTrapOID.0 and varbinds of a v2 Trap or InformRequest PDU (v2c and v3).
+pub(super) fn v2_notification(pdu: &v2::Pdu) -> Result<(Vec<u64>, Varbinds), String> {
+    let varbinds = v2_varbinds(&pdu.variable_bindings);
+    let trap_oid = varbinds
+        .iter()
+        .find(|(oid, _)| oid.as_slice() == SNMP_TRAP_OID)
+        .and_then(|(_, v)| match v {
+            VarValue::ObjectIdentifier(o) => Some(o.clone()),
+            _ => None,
+        })
+        .ok_or("notification without snmpTrapOID.0")?;
+    Ok((trap_oid, varbinds))
+}
+
 /// Decodes a v1 Trap, v2c Trap or v2c InformRequest datagram (and builds an inform's
-/// acknowledgement). Anything else is an error saying what it was.
+/// acknowledgement). Anything else is an error saying what it was; SNMPv3 messages need
+/// the USM state of [`trap_v3::V3Receiver`].
 pub fn decode_notification(datagram: &[u8]) -> Result<Notification, String> {
     let header = match rasn::ber::decode::<v2c::Message<rasn::types::Any>>(datagram) {
         Ok(header) => header,
         // A v3 message has a header sequence where v1/v2c have the community.
         Err(_) if rasn::ber::decode::<rasn_snmp::v3::Message>(datagram).is_ok() => {
-            return Err("SNMPv3 notifications are not supported yet".into())
+            return Err("an SNMPv3 message (decoded by trap_v3::V3Receiver)".into())
         }
         Err(e) => return Err(format!("not an SNMP v1/v2c message: {e}")),
     };
@@ -144,6 +166,7 @@ pub fn decode_notification(datagram: &[u8]) -> Result<Notification, String> {
             Ok(Notification {
                 version: "1",
                 community: message.community.to_vec(),
+                user: None,
                 trap_oid,
                 varbinds,
                 inform_ack: None,
@@ -157,15 +180,7 @@ pub fn decode_notification(datagram: &[u8]) -> Result<Notification, String> {
                 v2::Pdus::InformRequest(v2::InformRequest(pdu)) => (pdu, true),
                 _ => return Err("SNMPv2c message is neither a Trap nor an InformRequest".into()),
             };
-            let varbinds = v2_varbinds(&pdu.variable_bindings);
-            let trap_oid = varbinds
-                .iter()
-                .find(|(oid, _)| oid.as_slice() == SNMP_TRAP_OID)
-                .and_then(|(_, v)| match v {
-                    VarValue::ObjectIdentifier(o) => Some(o.clone()),
-                    _ => None,
-                })
-                .ok_or("notification without snmpTrapOID.0")?;
+            let (trap_oid, varbinds) = v2_notification(&pdu)?;
             let inform_ack = if inform {
                 let response = v2c::Message {
                     version: message.version.clone(),
@@ -187,18 +202,20 @@ pub fn decode_notification(datagram: &[u8]) -> Result<Notification, String> {
             Ok(Notification {
                 version: "2c",
                 community: message.community.to_vec(),
+                user: None,
                 trap_oid,
                 varbinds,
                 inform_ack,
             })
         }
-        3 => Err("SNMPv3 notifications are not supported yet".into()),
+        3 => Err("an SNMPv3 message (decoded by trap_v3::V3Receiver)".into()),
         other => Err(format!("unknown SNMP version field {other}")),
     }
 }
 
-/// The configured SNMP device whose address is `source` (IP addresses only; a device
-/// configured by host name is not matched).
+/// The configured SNMP device whose address is the IP literal `source` (a device configured
+/// by host name is not matched; the listener matches through [`TrapContext::device`], which
+/// knows resolved host names too).
 pub fn device_for(source: IpAddr, devices: &[Device]) -> Option<&Device> {
     devices.iter().find(|d| {
         d.protocol == Protocol::Snmp
@@ -215,8 +232,12 @@ pub fn device_for(source: IpAddr, devices: &[Device]) -> Option<&Device> {
 pub struct TrapContext {
     /// Configured devices (SNMP ones are matched by source IP).
     pub devices: Vec<Device>,
+    /// Source address → device of `devices` (host names resolved), see [`super::trap_sources`].
+    pub sources: super::trap_sources::SourceTable,
     /// Accepted v1/v2c communities.
     pub communities: Vec<String>,
+    /// SNMPv3: our engine id and the users accepted.
+    pub v3: super::trap_v3::V3Settings,
 }
 
 /// Receives notifications on `socket` until `shutdown` turns true: each one from a configured
@@ -229,6 +250,7 @@ pub async fn listen(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; 65_535];
+    let mut v3 = None;
     loop {
         let (len, source) = tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
@@ -241,26 +263,53 @@ pub async fn listen(
             _ = shutdown.changed() => return,
         };
         let context = context.borrow().clone();
-        let Some(device) = device_for(source.ip(), &context.devices) else {
+        let Some(device) = context.device(source.ip()) else {
             tracing::info!(%source, "SNMP notification from an unknown address dropped");
             continue;
         };
-        let notification = match decode_notification(&buf[..len]) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::info!(device = %device.id, %source, error = %e, "SNMP notification dropped");
+        let datagram = &buf[..len];
+        let (notification, ack) = if trap_v3::is_v3(datagram) {
+            let receiver = trap_v3::receiver_for(&mut v3, &context.v3);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            match receiver.receive(datagram, now) {
+                trap_v3::Outcome::Notification {
+                    notification,
+                    reply,
+                } => (notification, reply),
+                trap_v3::Outcome::Discovery { report } => {
+                    tracing::debug!(device = %device.id, %source, "SNMPv3 engine discovery or time synchronisation answered");
+                    reply(&socket, &report, source, &device.id).await;
+                    continue;
+                }
+                trap_v3::Outcome::Refused { reason, report } => {
+                    tracing::warn!(device = %device.id, %source, error = %reason, "SNMPv3 notification dropped");
+                    if let Some(report) = report {
+                        reply(&socket, &report, source, &device.id).await;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            let notification = match decode_notification(datagram) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::info!(device = %device.id, %source, error = %e, "SNMP notification dropped");
+                    continue;
+                }
+            };
+            if !context
+                .communities
+                .iter()
+                .any(|c| c.as_bytes() == notification.community.as_slice())
+            {
+                tracing::info!(device = %device.id, %source, "SNMP notification with a wrong community dropped");
                 continue;
             }
+            let ack = notification.inform_ack.clone();
+            (notification, ack)
         };
-        if !context
-            .communities
-            .iter()
-            .any(|c| c.as_bytes() == notification.community.as_slice())
-        {
-            tracing::info!(device = %device.id, %source, "SNMP notification with a wrong community dropped");
-            continue;
-        }
-        let ack = notification.inform_ack.clone();
         let event = TrapEvent {
             device: device.id.clone(),
             location: device.location.clone(),
@@ -271,9 +320,14 @@ pub async fn listen(
             return;
         }
         if let Some(ack) = ack {
-            if let Err(e) = socket.send_to(&ack, source).await {
-                tracing::warn!(device = %device.id, %source, error = %e, "inform acknowledgement not sent");
-            }
+            reply(&socket, &ack, source, &device.id).await;
         }
+    }
+}
+
+/// Sends an inform acknowledgement or a Report back to the notification's sender.
+async fn reply(socket: &UdpSocket, datagram: &[u8], to: SocketAddr, device: &str) {
+    if let Err(e) = socket.send_to(datagram, to).await {
+        tracing::warn!(device, source = %to, error = %e, "SNMP reply to a notification not sent");
     }
 }

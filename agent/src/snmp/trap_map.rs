@@ -68,6 +68,7 @@ mod tests {
             notification: Notification {
                 version: "2c",
                 community: b"public".to_vec(),
+                user: None,
                 trap_oid: oid,
                 varbinds,
                 inform_ack: None,
@@ -89,6 +90,7 @@ mod tests {
                 value_oid: Some(vec![1, 3, 6, 1, 4, 1, 318, 1]),
                 scale: 0.1,
             }],
+            ..SnmpTraps::default()
         }
     }
 
@@ -113,6 +115,77 @@ mod tests {
         assert_eq!(s.state, EventState::Raised);
         assert!((s.value - 31.5).abs() < 1e-9, "{}", s.value);
         assert_eq!(s.ts, now);
+    }
+
+    /// An APC SNMPv1 TRAP-TYPE (ENTERPRISE apc, generic 6) as a PDU sends it.
+    fn apc_v1_trap(specific: u32, varbinds: Vec<(Vec<u32>, i64)>) -> Vec<u8> {
+        use rasn::types::{Integer, ObjectIdentifier};
+        use rasn_smi::v1 as smi1;
+        use rasn_snmp::v1;
+        let oid = |arcs: Vec<u32>| ObjectIdentifier::new(arcs).expect("valid OID");
+        let trap = v1::Trap {
+            enterprise: oid(vec![1, 3, 6, 1, 4, 1, 318]),
+            agent_addr: smi1::NetworkAddress::Internet(smi1::IpAddress([10, 0, 0, 7].into())),
+            generic_trap: Integer::from(6),
+            specific_trap: Integer::from(specific),
+            time_stamp: smi1::TimeTicks(1234),
+            variable_bindings: varbinds
+                .into_iter()
+                .map(|(name, n)| v1::VarBind {
+                    name: oid(name),
+                    value: smi1::ObjectSyntax::Simple(smi1::SimpleSyntax::Number(Integer::from(n))),
+                })
+                .collect(),
+        };
+        rasn::ber::encode(&v1::Message {
+            version: Integer::from(0),
+            community: b"public".to_vec().into(),
+            data: v1::Pdus::Trap(trap),
+        })
+        .expect("encodes")
+    }
+
+    #[test]
+    fn apc_v1_traps_map_to_the_builtin_raise_and_clear() {
+        let traps = SnmpTraps {
+            mappings: coldaisle_config::snmp_traps::builtin_mappings(),
+            ..SnmpTraps::default()
+        };
+        let now = Timestamp(2_000);
+        let of = |bytes: Vec<u8>| {
+            let notification = crate::snmp::trap::decode_notification(&bytes).expect("decodes");
+            let mut e = event(vec![], vec![]);
+            e.notification = notification;
+            match to_payload(&e, &traps, now) {
+                Some(Payload::SensorEvent(s)) => s,
+                other => panic!("not a sensor event: {other:?}"),
+            }
+        };
+        // envHighHumidityThresholdViolation (257) with emsProbeStatusProbeHumidity.1 = 71 %RH.
+        let humidity = [1, 3, 6, 1, 4, 1, 318, 1, 1, 10, 3, 13, 1, 1, 6, 1].to_vec();
+        let raised = of(apc_v1_trap(257, vec![(humidity.clone(), 71)]));
+        assert_eq!(raised.sensor, "pdu-7.trap.env_humidity_high");
+        assert_eq!(raised.category, Category::Humidity);
+        assert_eq!(raised.kind, SensorKind::Humidity);
+        assert_eq!(raised.severity, Severity::Critical);
+        assert_eq!(raised.state, EventState::Raised);
+        assert!((raised.value - 71.0).abs() < 1e-9, "{}", raised.value);
+        assert_eq!(raised.location.zone, "Z7");
+        // Its clear (258) ends the same sensor's raise.
+        let cleared = of(apc_v1_trap(258, vec![(humidity, 55)]));
+        assert_eq!(cleared.sensor, raised.sensor);
+        assert_eq!(cleared.state, EventState::Cleared);
+        // apcEnvHighTempThresholdViolation (521): a thermal warning without a value.
+        let hot = of(apc_v1_trap(
+            521,
+            vec![(vec![1, 3, 6, 1, 4, 1, 318, 2, 3, 1], 2)],
+        ));
+        assert_eq!(hot.sensor, "pdu-7.trap.apc_env_temp_high");
+        assert_eq!(hot.category, Category::Thermal);
+        assert_eq!(hot.severity, Severity::Warning);
+        assert_eq!(hot.value, 0.0);
+        // airCriticalCondition (306): cooling.
+        assert_eq!(of(apc_v1_trap(306, vec![])).category, Category::Cooling);
     }
 
     #[test]

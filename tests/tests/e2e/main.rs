@@ -11,6 +11,8 @@ mod pagers;
 mod partition;
 mod service;
 mod snmp;
+mod snmp_traps;
+mod snmp_v3_traps;
 mod tls;
 
 use anyhow::{Context, Result};

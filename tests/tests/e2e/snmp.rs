@@ -615,8 +615,14 @@ async fn traps_and_informs_from_net_snmp_become_events_of_their_device() -> Resu
     let (tx, mut rx) = mpsc::channel(8);
     let (stop, stopped) = watch::channel(false);
     let (_context, context) = watch::channel(std::sync::Arc::new(TrapContext {
+        sources: coldaisle_agent::snmp::trap_sources::SourceTable::build(
+            &config.devices,
+            &Default::default(),
+            None,
+        ),
         devices: config.devices.clone(),
         communities: vec!["public".into()],
+        v3: Default::default(),
     }));
     let listener = tokio::spawn(listen(socket, context, tx, stopped));
 
@@ -704,6 +710,13 @@ password = "agent-pass"
 [snmp_traps]
 listen = "127.0.0.1:{trap_port}"
 communities = ["public"]
+
+[[snmp_traps.users]]
+user = "traps"
+auth_protocol = "SHA-384"
+auth_passphrase = "trap-auth-1"
+priv_protocol = "AES-192"
+priv_passphrase = "trap-priv-1"
 
 [[snmp_traps.map]]
 oid = "1.3.6.1.4.1.318.0.58"
@@ -862,18 +875,39 @@ fn trap_through_the_agent_binary_opens_and_an_inform_resolves_an_incident() -> R
         .status()?
         .success());
 
-    // SNMPv3 notifications are dropped with a clear log line.
+    // SNMPv3: an authPriv inform of a configured user is acknowledged by the running agent
+    // (after discovering its engine id) and decoded (its OID has no mapping: logged only); an
+    // unknown user is refused with a log line naming it.
+    let v3 = words(&format!(
+        "snmpinform -v 3 -u traps -l authPriv -a SHA-384 -A trap-auth-1 -x AES-192 -X trap-priv-1 -t 3 -r 1 {to} 0 1.3.6.1.4.1.318.0.999"
+    ));
+    assert!(
+        Command::new(&v3[0]).args(&v3[1..]).status()?.success(),
+        "SNMPv3 inform was not acknowledged\n{}",
+        logs()
+    );
+    wait_for(
+        "the v3 inform to be decoded",
+        Duration::from_secs(10),
+        || {
+            agent
+                .log()
+                .contains(r#""trap_oid":"1.3.6.1.4.1.318.0.999""#)
+                .then_some(())
+        },
+    )
+    .with_context(logs)?;
     let v3 = words(&format!(
         "snmptrap -v 3 -u ops -l noAuthNoPriv -e 0x80001f8880aabbccdd {to} 0 1.3.6.1.4.1.318.0.58"
     ));
     assert!(Command::new(&v3[0]).args(&v3[1..]).status()?.success());
     wait_for(
-        "the v3 notification to be logged",
+        "the unknown v3 user to be logged",
         Duration::from_secs(10),
         || {
             agent
                 .log()
-                .contains("SNMPv3 notifications are not supported yet")
+                .contains("unknown SNMPv3 user `ops`")
                 .then_some(())
         },
     )
@@ -929,9 +963,14 @@ async fn concurrent_gets_spread_over_sessions_and_keep_sensor_order() -> Result<
         let readings = poller.poll().await?;
         let want: Vec<_> = (1..=30).map(|i| Ok(f64::from(i * 10))).collect();
         assert_eq!(readings, want);
-        // 30 OIDs, 4 per GET: 8 GETs per poll, chunks 0, 3 and 6 on the first session.
+        // 30 OIDs, 4 per GET: 8 GETs per poll, each session taking the next GET when free,
+        // so the first session carries some of them but not all.
         assert_eq!(poller.requests_sent(), 8 * round);
-        assert_eq!(poller.client().requests_sent(), 3 * round);
+        let first = poller.client().requests_sent();
+        assert!(
+            (round..8 * round).contains(&first),
+            "first session sent {first}"
+        );
     }
     Ok(())
 }
