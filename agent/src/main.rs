@@ -87,7 +87,7 @@ fn check_config(path: PathBuf, verbose: bool) -> anyhow::Result<()> {
         sensors
     );
     if verbose {
-        for device in &config.devices {
+        for (i, device) in config.devices.iter().enumerate() {
             println!(
                 "device {} ({:?} {}, zone {}, every {})",
                 device.id,
@@ -96,7 +96,7 @@ fn check_config(path: PathBuf, verbose: bool) -> anyhow::Result<()> {
                 device.location.zone,
                 humantime::format_duration(device.poll_interval)
             );
-            for s in &device.sensors {
+            for (j, s) in device.sensors.iter().enumerate() {
                 println!(
                     "  sensor {} kind={} rack={} source={:?} scale={} offset={} unit={:?} threshold={:?}",
                     s.id,
@@ -108,6 +108,8 @@ fn check_config(path: PathBuf, verbose: bool) -> anyhow::Result<()> {
                     s.unit,
                     s.threshold
                 );
+                let detectors = coldaisle_agent::pipeline::sensor_detectors(&config, i, j);
+                println!("    detectors {}", detectors.detector_names().join(", "));
             }
             if device.protocol == coldaisle_config::Protocol::Modbus {
                 cli_modbus::print_plan(device)?;

@@ -94,6 +94,30 @@ pub struct Pipeline {
     pair_max_age: Duration,
 }
 
+/// The detectors of sensor `j` of device `i` of `config`, in their initial state (also what
+/// `check-config --verbose` lists).
+///
+/// # Panics
+/// Never for indexes of `config.devices[i].sensors`; others panic.
+#[must_use]
+pub fn sensor_detectors(config: &AgentConfig, i: usize, j: usize) -> SensorDetectors {
+    let detection = &config.detection;
+    let sensor = &config.devices[i].sensors[j];
+    // The point's own threshold counts only when written in the file.
+    let explicit = config
+        .raw
+        .devices
+        .get(i)
+        .and_then(|d| d.points.get(j))
+        .is_some_and(|p| p.threshold.is_some());
+    SensorDetectors::new(
+        detection.for_kind(sensor.kind),
+        sensor.threshold.as_ref().filter(|_| explicit),
+        detection.flap_window,
+        detection.stale_after,
+    )
+}
+
 impl Pipeline {
     /// A pipeline for every device of `config`, all detectors in their initial state.
     pub fn new(config: &AgentConfig) -> Pipeline {
@@ -109,25 +133,11 @@ impl Pipeline {
                     .sensors
                     .iter()
                     .enumerate()
-                    .map(|(j, s)| {
-                        // The point's own threshold counts only when written in the file.
-                        let explicit = config
-                            .raw
-                            .devices
-                            .get(i)
-                            .and_then(|d| d.points.get(j))
-                            .is_some_and(|p| p.threshold.is_some());
-                        SensorState {
-                            detectors: SensorDetectors::new(
-                                detection.for_kind(s.kind),
-                                s.threshold.as_ref().filter(|_| explicit),
-                                detection.flap_window,
-                                detection.stale_after,
-                            ),
-                            summary: Summariser::default(),
-                            failing: false,
-                            last: LastValue::default(),
-                        }
+                    .map(|(j, _)| SensorState {
+                        detectors: sensor_detectors(config, i, j),
+                        summary: Summariser::default(),
+                        failing: false,
+                        last: LastValue::default(),
                     })
                     .collect(),
             })

@@ -25,6 +25,8 @@
 //! state = "raised"                   # raised (default) or cleared: a clear ends the raise of the same name
 //! value_oid = "1.3.6.1.4.1.318.2.3.1" # optional: the varbind under this OID is the event's value
 //! scale = 0.1                        # optional factor for that value (default 1)
+//! instance_oid = "1.3.6.1.4.1.318.2.3.1" # optional: the varbind under this OID names the instance
+//!                                    # (probe/sensor number): the event's sensor id gets `.{instance}`
 //! ```
 //!
 //! Invariants: every mapping OID parses; names are ids (no '/', '+', '#', spaces); a config
@@ -84,6 +86,9 @@ pub struct RawTrapMapping {
     /// Factor applied to that value (e.g. 0.1 for tenths of °C).
     #[serde(default)]
     pub scale: Option<f64>,
+    /// OID (prefix) of the varbind naming the instance (probe or sensor number).
+    #[serde(default)]
+    pub instance_oid: Option<String>,
 }
 
 /// What one notification OID means.
@@ -105,6 +110,9 @@ pub struct TrapMapping {
     pub value_oid: Option<Vec<u64>>,
     /// Factor applied to the value.
     pub scale: f64,
+    /// The varbind whose OID starts with this names the instance (its integer or text value,
+    /// else the OID's suffix), so two probes of one device raise and clear separately.
+    pub instance_oid: Option<Vec<u64>>,
 }
 
 /// The resolved listener settings.
@@ -147,6 +155,8 @@ pub fn builtin_mappings() -> Vec<TrapMapping> {
         state: EventState::Raised,
         value_oid: Some(vec![1, 3, 6, 1, 4, 1, 9, 9, 91, 1, 1, 1, 1, 4]),
         scale: 1.0,
+        // entSensorValue.<entPhysicalIndex>: its suffix tells the sensors apart.
+        instance_oid: Some(vec![1, 3, 6, 1, 4, 1, 9, 9, 91, 1, 1, 1, 1, 4]),
     }];
     builtin.extend(apc::mappings());
     builtin
@@ -200,6 +210,10 @@ pub fn resolve(raw: Option<&RawSnmpTraps>, at: &KeyPath) -> Result<SnmpTraps, Pr
                 None => None,
             },
             scale: m.scale.unwrap_or(1.0),
+            instance_oid: match &m.instance_oid {
+                Some(v) => Some(oid(v, here.key("instance_oid"))?),
+                None => None,
+            },
         };
         if !mapping.scale.is_finite() || mapping.scale == 0.0 {
             return Err(Problem::new(

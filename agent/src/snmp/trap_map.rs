@@ -2,7 +2,8 @@
 //! mappings know becomes a [`SensorEvent`] of detector `trap`, tied to the device's location,
 //! with the mapping's category, kind, severity and state.
 //!
-//! Invariants: the event's sensor id is `{device}.trap.{mapping name}`, so a `cleared` mapping
+//! Invariants: the event's sensor id is `{device}.trap.{mapping name}`, plus `.{instance}` when
+//! the mapping has an `instance_oid` and the notification carries it, so a `cleared` mapping
 //! with the same name as a `raised` one ends the condition it raised (the collector pairs
 //! them by sensor and detector); the value is the numeric varbind under the mapping's
 //! `value_oid` times the mapping's `scale`, or 0 when it names none or the varbind is absent or not a number (the
@@ -10,12 +11,44 @@
 //! no event.
 
 use super::trap::TrapEvent;
+use super::value::VarValue;
 use coldaisle_config::snmp_traps::SnmpTraps;
 use coldaisle_core::wire::Payload;
 use coldaisle_core::{SensorEvent, Timestamp};
 
 /// Detector name of events made from notifications.
 pub const DETECTOR: &str = "trap";
+
+/// The instance a notification names under `prefix`: the OID's suffix for a table column
+/// (`emsProbeStatusProbeIndex.3` → `3`), the value for a scalar (`mtrapargsInteger.0 = 2` →
+/// `2`), kept to letters, digits, '-' and '_' (others become '_'), at most 32 characters.
+fn instance(varbinds: &[(Vec<u64>, VarValue)], prefix: &[u64]) -> Option<String> {
+    let (oid, value) = varbinds.iter().find(|(oid, _)| oid.starts_with(prefix))?;
+    let suffix = &oid[prefix.len()..];
+    let text = match (suffix, value) {
+        ([] | [0], VarValue::Integer(n)) => n.to_string(),
+        ([] | [0], VarValue::Gauge32(n)) => n.to_string(),
+        ([] | [0], VarValue::OctetString(s)) => String::from_utf8_lossy(s).trim().to_string(),
+        ([] | [0], _) => return None,
+        (arcs, _) => arcs
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("_"),
+    };
+    let clean: String = text
+        .chars()
+        .take(32)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (!clean.is_empty()).then_some(clean)
+}
 
 /// The payload for `event`, or `None` when no mapping knows its OID.
 pub fn to_payload(event: &TrapEvent, traps: &SnmpTraps, now: Timestamp) -> Option<Payload> {
@@ -32,8 +65,16 @@ pub fn to_payload(event: &TrapEvent, traps: &SnmpTraps, now: Timestamp) -> Optio
         })
         .and_then(|(_, v)| v.numeric().ok())
         .map_or(0.0, |raw| raw * mapping.scale);
+    let instance = mapping
+        .instance_oid
+        .as_ref()
+        .and_then(|prefix| instance(&event.notification.varbinds, prefix));
+    let sensor = match instance {
+        Some(i) => format!("{}.trap.{}.{i}", event.device, mapping.name),
+        None => format!("{}.trap.{}", event.device, mapping.name),
+    };
     Some(Payload::SensorEvent(SensorEvent {
-        sensor: format!("{}.trap.{}", event.device, mapping.name),
+        sensor,
         kind: mapping.kind,
         location: event.location.clone(),
         category: mapping.category,
@@ -89,9 +130,60 @@ mod tests {
                 state: EventState::Raised,
                 value_oid: Some(vec![1, 3, 6, 1, 4, 1, 318, 1]),
                 scale: 0.1,
+                instance_oid: None,
             }],
             ..SnmpTraps::default()
         }
+    }
+
+    #[test]
+    fn instances_tell_probes_of_one_device_apart() {
+        let traps = SnmpTraps {
+            mappings: coldaisle_config::snmp_traps::builtin_mappings(),
+            ..SnmpTraps::default()
+        };
+        let sensor =
+            |oid: Vec<u64>, varbinds| match to_payload(&event(oid, varbinds), &traps, Timestamp(1))
+            {
+                Some(Payload::SensorEvent(s)) => s.sensor,
+                other => panic!("{other:?}"),
+            };
+        let probe = |n: u64| {
+            vec![(
+                vec![1, 3, 6, 1, 4, 1, 318, 1, 1, 10, 3, 13, 1, 1, 1, n],
+                VarValue::Integer(n as i64),
+            )]
+        };
+        // envHighTempThresholdViolation (253) from probes 1 and 2, and probe 2's clear (254).
+        let env = |n| vec![1, 3, 6, 1, 4, 1, 318, 0, n];
+        assert_eq!(sensor(env(253), probe(1)), "pdu-7.trap.env_temp_high.1");
+        assert_eq!(sensor(env(253), probe(2)), "pdu-7.trap.env_temp_high.2");
+        assert_eq!(sensor(env(254), probe(2)), "pdu-7.trap.env_temp_high.2");
+        // apcEnv* carries the sensor number as the value of the scalar mtrapargsInteger.0.
+        let args = vec![(
+            vec![1, 3, 6, 1, 4, 1, 318, 2, 3, 1, 0],
+            VarValue::Integer(4),
+        )];
+        assert_eq!(sensor(env(521), args), "pdu-7.trap.apc_env_temp_high.4");
+        // Cisco: the entPhysicalIndex suffix of entSensorValue, not the reading.
+        let cisco = vec![(
+            vec![1, 3, 6, 1, 4, 1, 9, 9, 91, 1, 1, 1, 1, 4, 1007],
+            VarValue::Integer(41),
+        )];
+        assert_eq!(
+            sensor(vec![1, 3, 6, 1, 4, 1, 9, 9, 91, 2, 0, 1], cisco),
+            "pdu-7.trap.ent_sensor_threshold.1007"
+        );
+        // Without the varbind: no instance; a hostile text is cleaned.
+        assert_eq!(sensor(env(253), vec![]), "pdu-7.trap.env_temp_high");
+        let text = vec![(
+            vec![1, 3, 6, 1, 4, 1, 318, 2, 3, 1, 0],
+            VarValue::OctetString(b"a/b+#c".to_vec()),
+        )];
+        assert_eq!(
+            sensor(env(521), text),
+            "pdu-7.trap.apc_env_temp_high.a_b__c"
+        );
     }
 
     #[test]
@@ -175,12 +267,13 @@ mod tests {
         let cleared = of(apc_v1_trap(258, vec![(humidity, 55)]));
         assert_eq!(cleared.sensor, raised.sensor);
         assert_eq!(cleared.state, EventState::Cleared);
-        // apcEnvHighTempThresholdViolation (521): a thermal warning without a value.
+        // apcEnvHighTempThresholdViolation (521) of sensor 2 (mtrapargsInteger): a thermal
+        // warning without a value.
         let hot = of(apc_v1_trap(
             521,
             vec![(vec![1, 3, 6, 1, 4, 1, 318, 2, 3, 1], 2)],
         ));
-        assert_eq!(hot.sensor, "pdu-7.trap.apc_env_temp_high");
+        assert_eq!(hot.sensor, "pdu-7.trap.apc_env_temp_high.2");
         assert_eq!(hot.category, Category::Thermal);
         assert_eq!(hot.severity, Severity::Warning);
         assert_eq!(hot.value, 0.0);

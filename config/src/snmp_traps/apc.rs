@@ -19,7 +19,11 @@
 //!   temperature traps: rPDU2 sensors and universal probes report through the generic ENV
 //!   (`env*`, `apcEnv*`) traps, InRow and other air units through `airCriticalCondition` /
 //!   `airWarningCondition` (the alarm text in `mtrapargsString02`).
-//! - The event's sensor id is `{device}.trap.{name}`: two probes of one device share it.
+//! - Instances: the event's sensor id is `{device}.trap.{name}.{instance}` where the trap names
+//!   its probe or sensor: `emsProbeStatusProbeIndex` (env*), `iemStatusProbeNumber` (iem*),
+//!   the sensor number in `mtrapargsInteger` (apcEnv*: "the fourth argument is the sensor
+//!   number"), so two probes of one device raise and clear separately. The others name no
+//!   instance (probe 1/2 have their own trap numbers; a UPS has one battery).
 
 use super::TrapMapping;
 use coldaisle_core::{Category, EventState, SensorKind, Severity};
@@ -32,6 +36,16 @@ const EMS_PROBE_HUMIDITY: &[u64] = &[1, 3, 6, 1, 4, 1, 318, 1, 1, 10, 3, 13, 1, 
 
 /// iemStatusProbeCurrentHumid (iemStatusProbesEntry 6), %RH.
 const IEM_PROBE_HUMIDITY: &[u64] = &[1, 3, 6, 1, 4, 1, 318, 1, 1, 10, 2, 3, 2, 1, 6];
+
+/// emsProbeStatusProbeIndex (emsProbeStatusEntry 1): the probe of an env* trap.
+const EMS_PROBE_INDEX: &[u64] = &[1, 3, 6, 1, 4, 1, 318, 1, 1, 10, 3, 13, 1, 1, 1];
+
+/// iemStatusProbeNumber (iemStatusProbesEntry 1): the probe of an iem* trap.
+const IEM_PROBE_NUMBER: &[u64] = &[1, 3, 6, 1, 4, 1, 318, 1, 1, 10, 2, 3, 2, 1, 1];
+
+/// mtrapargsInteger ({ mtrapargs 1 }, mtrapargs = apcmgmt 3, apcmgmt = apc 2): the sensor
+/// number of an apcEnv* trap.
+const MTRAPARGS_INTEGER: &[u64] = &[1, 3, 6, 1, 4, 1, 318, 2, 3, 1];
 
 /// One raise/clear pair of APC traps.
 struct Pair {
@@ -49,6 +63,8 @@ struct Pair {
     severity: Severity,
     /// Varbind carrying the reading, when its unit is stated in the MIB.
     value_oid: Option<&'static [u64]>,
+    /// Varbind naming the probe or sensor, when the trap has one.
+    instance_oid: Option<&'static [u64]>,
 }
 
 const fn pair(
@@ -60,6 +76,13 @@ const fn pair(
     severity: Severity,
     value_oid: Option<&'static [u64]>,
 ) -> Pair {
+    // The instance follows from the family of the trap (see the module docs).
+    let instance_oid = match raise {
+        163..=170 => Some(IEM_PROBE_NUMBER),
+        253..=260 | 359..=366 => Some(EMS_PROBE_INDEX),
+        519..=542 => Some(MTRAPARGS_INTEGER),
+        _ => None,
+    };
     Pair {
         raise,
         clear,
@@ -68,6 +91,7 @@ const fn pair(
         kind,
         severity,
         value_oid,
+        instance_oid,
     }
 }
 
@@ -159,6 +183,7 @@ pub(super) fn mappings() -> Vec<TrapMapping> {
                 state,
                 value_oid: p.value_oid.map(<[u64]>::to_vec),
                 scale: 1.0,
+                instance_oid: p.instance_oid.map(<[u64]>::to_vec),
             })
         })
         .collect()
@@ -209,6 +234,11 @@ mod tests {
         // apcEnvHighTempThresholdViolation is a WARNING, its Max sibling SEVERE.
         assert_eq!(find(521).severity, Severity::Warning);
         assert_eq!(find(519).severity, Severity::Critical);
+        // Instances: the probe index, the IEM probe number, the apcEnv sensor number.
+        assert_eq!(find(253).instance_oid.as_deref(), Some(EMS_PROBE_INDEX));
+        assert_eq!(find(168).instance_oid.as_deref(), Some(IEM_PROBE_NUMBER));
+        assert_eq!(find(542).instance_oid.as_deref(), Some(MTRAPARGS_INTEGER));
+        assert_eq!(find(306).instance_oid, None);
         // Air units are cooling.
         assert_eq!(find(306).category, Category::Cooling);
         assert_eq!(find(53).kind, SensorKind::BatteryTemp);

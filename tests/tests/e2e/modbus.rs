@@ -395,5 +395,17 @@ fn cli_reads_and_check_config_shows_the_plan() -> Result<()> {
         stdout.contains("read fc3 Holding 92..=97 (6 registers): s3@92 s1@94 s2@96"),
         "{stdout}"
     );
+    // Each sensor lists the detectors that will run on it: a rack inlet gets the ASHRAE
+    // levels, rates and staleness; the impossible-value guard comes first.
+    let inlet = stdout
+        .split("sensor s3 ")
+        .nth(1)
+        .and_then(|rest| rest.lines().nth(1))
+        .unwrap_or_default();
+    assert!(
+        inlet.starts_with("    detectors impossible_value, threshold, threshold_critical")
+            && inlet.ends_with(", stale"),
+        "{stdout}"
+    );
     Ok(())
 }

@@ -760,7 +760,7 @@ scale = 0.1
 
 #[test]
 fn trap_through_the_agent_binary_opens_and_an_inform_resolves_an_incident() -> Result<()> {
-    use super::support::{free_port, get_json, wait_for, Daemon};
+    use super::support::{free_udp_port, get_json, start_collector, wait_for, Daemon};
     use coldaisle_testkit::peers::Mosquitto;
     use std::time::Duration;
 
@@ -771,28 +771,8 @@ fn trap_through_the_agent_binary_opens_and_an_inform_resolves_an_incident() -> R
     ])?;
     let snmpd = Snmpd::start(SnmpdOptions::default())?;
     snmpd.set_value(TEMP, SnmpValue::Integer(221))?;
-    let http_port = free_port()?;
-    let api = format!("http://127.0.0.1:{http_port}");
-    let collector_toml = dir.path().join("collector.toml");
-    std::fs::write(
-        &collector_toml,
-        format!(
-            "collector_id = \"trap-collector\"\nstate_dir = \"{}\"\n[mqtt]\nhost = \"127.0.0.1\"\n\
-             port = {}\nusername = \"collector\"\npassword = \"collector-pass\"\n[http]\n\
-             listen = \"127.0.0.1:{http_port}\"\n[incidents]\nquiet_period = \"1s\"\n",
-            dir.path().join("collector-state").display(),
-            broker.port()
-        ),
-    )?;
-    let collector = Daemon::start(
-        "coldaisle-collector",
-        &collector_toml,
-        &dir.path().join("collector.log"),
-    )?;
-    // A free UDP port: bind, note, release (the agent binds it right after).
-    let trap_port = std::net::UdpSocket::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let (collector, api) = start_collector(dir.path(), "trap-collector", broker.port())?;
+    let trap_port = free_udp_port()?;
     let agent_toml = dir.path().join("agent.toml");
     std::fs::write(
         &agent_toml,

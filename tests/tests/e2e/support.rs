@@ -1,3 +1,33 @@
 //! Helpers of the end-to-end tests (shared with the chaos runner: `coldaisle_testkit::procs`).
 
 pub use coldaisle_testkit::procs::*;
+
+/// Starts a collector named `id` on the broker at `broker_port` (user `collector`, password
+/// `collector-pass`), its API on a free port and incidents quiet after 1 s; returns the daemon
+/// and the API's base URL.
+pub fn start_collector(
+    dir: &std::path::Path,
+    id: &str,
+    broker_port: u16,
+) -> anyhow::Result<(Daemon, String)> {
+    let http_port = free_port()?;
+    let toml = dir.join("collector.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "collector_id = \"{id}\"\nstate_dir = \"{}\"\n[mqtt]\nhost = \"127.0.0.1\"\n\
+             port = {broker_port}\nusername = \"collector\"\npassword = \"collector-pass\"\n[http]\n\
+             listen = \"127.0.0.1:{http_port}\"\n[incidents]\nquiet_period = \"1s\"\n",
+            dir.join("collector-state").display(),
+        ),
+    )?;
+    let daemon = Daemon::start("coldaisle-collector", &toml, &dir.join("collector.log"))?;
+    Ok((daemon, format!("http://127.0.0.1:{http_port}")))
+}
+
+/// A UDP port free right now (bound, noted, released: the daemon binds it right after).
+pub fn free_udp_port() -> anyhow::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
