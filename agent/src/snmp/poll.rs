@@ -2,9 +2,15 @@
 //! most the device's `max_oids_per_request` OIDs, through one [`SnmpClient`] that keeps the
 //! session (and the SNMPv3 engine and keys) from poll to poll. A point the device lacks
 //! (noSuchObject, noSuchInstance, endOfMibView, v1 noSuchName) fails only that point.
-//! With `max_concurrent_requests` = N > 1 the GETs of a poll are spread round-robin over N
-//! clients (the first one plus N-1 more, each its own session and socket) and run at once;
-//! the readings keep the sensor order either way.
+//! With `max_concurrent_requests` = N > 1 the GETs of a poll run at once over N clients (the
+//! first one plus N-1 more, each its own session and socket): each client takes the next GET
+//! not yet asked as soon as its previous one is answered, so a slow answer holds back no GET
+//! planned behind it; the readings keep the sensor order either way. A GET that fails (no
+//! answer after its retries) fails the poll, and the other sessions then ask nothing more.
+//!
+//! The GETs (OIDs as arcs and encoded for snmp2, split by `max_oids_per_request`) are built
+//! once and reused from poll to poll; they are rebuilt only when a row index changes (a named
+//! row found or vanished). A poll therefore sends its first request without per-OID work.
 //!
 //! Table points: a point whose row is chosen by name walks the naming column once (GETBULK),
 //! keeps the index it found and walks again only when the row disappears (noSuchInstance),
@@ -21,6 +27,7 @@ use coldaisle_config::snmp::{Decode, RowSelector, SnmpPoint};
 use coldaisle_config::{Device, SensorSource};
 use snmp2::Oid;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// error-status noSuchName (SNMPv1's answer for a missing object).
 const NO_SUCH_NAME: u32 = 2;
@@ -36,6 +43,15 @@ struct Plan {
     index: Option<Vec<u64>>,
 }
 
+/// One GET of a poll, built once and reused while no row index changes.
+#[derive(Debug)]
+struct Batch {
+    /// The OIDs asked, as arcs (to check the answer's varbinds against).
+    arcs: Vec<Vec<u64>>,
+    /// The same OIDs encoded for snmp2.
+    oids: Vec<Oid<'static>>,
+}
+
 /// A poller for one SNMP device.
 pub struct SnmpPoller {
     /// Device id, for errors.
@@ -48,6 +64,9 @@ pub struct SnmpPoller {
     client: SnmpClient,
     /// Further conversations for concurrent GETs (`max_concurrent_requests` - 1).
     extra: Vec<SnmpClient>,
+    /// The GETs of a poll in sensor order; `None` after a row index changed (rebuilt at the
+    /// next poll).
+    batches: Option<Vec<Batch>>,
 }
 
 impl std::fmt::Debug for SnmpPoller {
@@ -117,6 +136,7 @@ impl SnmpPoller {
             max_oids: device.snmp.max_oids_per_request.max(1),
             client: SnmpClient::new(target),
             extra,
+            batches: None,
         })
     }
 
@@ -147,64 +167,120 @@ impl SnmpPoller {
     pub async fn poll(&mut self) -> Result<Vec<PointReading>, PollError> {
         let mut failed: HashMap<usize, String> = HashMap::new();
         self.resolve_rows(&mut failed).await?;
-        // Every OID to GET, with the plan it belongs to.
-        let mut oids: Vec<Vec<u64>> = Vec::new();
-        let mut owner: Vec<usize> = Vec::new();
-        for (i, plan) in self.plans.iter().enumerate() {
-            let Some(index) = &plan.index else { continue };
-            for column in std::iter::once(&plan.column).chain(&plan.point.extra_columns) {
-                let mut oid = column.clone();
-                oid.extend_from_slice(index);
-                oids.push(oid);
-                owner.push(i);
-            }
+        if self.batches.is_none() {
+            self.batches = Some(self.build_batches()?);
         }
-        let chunks: Vec<&[Vec<u64>]> = oids.chunks(self.max_oids).collect();
-        let mut values: Vec<Result<VarValue, String>> = Vec::with_capacity(oids.len());
-        if self.extra.is_empty() || chunks.len() < 2 {
-            for chunk in chunks {
-                values.extend(get_chunk(&mut self.client, chunk).await?);
+        let SnmpPoller {
+            client,
+            extra,
+            batches,
+            ..
+        } = self;
+        let batches = batches.as_deref().unwrap_or_default();
+        let mut values: Vec<Result<VarValue, String>> =
+            Vec::with_capacity(batches.iter().map(|b| b.arcs.len()).sum());
+        if extra.is_empty() || batches.len() < 2 {
+            for batch in batches {
+                values.extend(get_chunk(client, batch).await?);
             }
         } else {
-            // Chunk k goes to client k mod N; each client asks its chunks one after the other.
-            let n = 1 + self.extra.len();
-            let clients = std::iter::once(&mut self.client).chain(self.extra.iter_mut());
-            let streams = clients.enumerate().map(|(c, client)| {
-                let mine: Vec<(usize, &[Vec<u64>])> = chunks
-                    .iter()
-                    .enumerate()
-                    .filter(|(k, _)| k % n == c)
-                    .map(|(k, chunk)| (k, *chunk))
-                    .collect();
-                async move {
-                    let mut got = Vec::with_capacity(mine.len());
-                    for (k, chunk) in mine {
-                        got.push((k, get_chunk(client, chunk).await?));
+            // Every client takes the next GET not yet asked until none is left.
+            let next = AtomicUsize::new(0);
+            let streams = std::iter::once(client)
+                .chain(extra.iter_mut())
+                .take(batches.len())
+                .map(|client| {
+                    let next = &next;
+                    async move {
+                        let mut got = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(batch) = batches.get(k) else { break };
+                            match get_chunk(client, batch).await {
+                                Ok(values) => got.push((k, values)),
+                                Err(e) => {
+                                    // The poll fails: the other sessions ask nothing more.
+                                    next.store(batches.len(), Ordering::Relaxed);
+                                    return Err(e);
+                                }
+                            }
+                        }
+                        Ok::<_, PollError>(got)
                     }
-                    Ok::<_, PollError>(got)
-                }
-            });
-            let mut answered: Vec<(usize, Vec<Result<VarValue, String>>)> = Vec::new();
+                });
+            let mut answered: Vec<(usize, Vec<Result<VarValue, String>>)> =
+                Vec::with_capacity(batches.len());
             for stream in join_all(streams.collect()).await {
                 answered.extend(stream?);
             }
-            answered.sort_by_key(|(k, _)| *k);
+            answered.sort_unstable_by_key(|(k, _)| *k);
             values.extend(answered.into_iter().flat_map(|(_, v)| v));
         }
         let mut readings = Vec::with_capacity(self.plans.len());
-        let mut next = 0;
+        let mut values = values.into_iter();
+        let mut stale = false;
         for (i, plan) in self.plans.iter_mut().enumerate() {
-            if let Some(reason) = failed.remove(&i) {
+            // (No hashing per point in the usual poll where nothing failed.)
+            let failure = if failed.is_empty() {
+                None
+            } else {
+                failed.remove(&i)
+            };
+            if let Some(reason) = failure {
                 readings.push(Err(reason));
                 continue;
             }
-            let count = 1 + plan.point.extra_columns.len();
-            let mine = &values[next..next + count];
-            next += count;
-            debug_assert!(owner[next - 1] == i);
-            readings.push(combine(plan, mine));
+            let value = values
+                .next()
+                .unwrap_or_else(|| Err("no value fetched".into()));
+            // No allocation for a point without extra columns.
+            let extras = values
+                .by_ref()
+                .take(plan.point.extra_columns.len())
+                .collect();
+            readings.push(combine(plan, value, extras));
+            stale |= plan.index.is_none();
+        }
+        if stale {
+            // A named row vanished: the next poll looks for it and asks other OIDs.
+            self.batches = None;
         }
         Ok(readings)
+    }
+
+    /// The GETs of every point whose row index is known, in sensor order (the value column,
+    /// then the extra columns of each point), split by `max_oids_per_request`.
+    fn build_batches(&self) -> Result<Vec<Batch>, PollError> {
+        let mut arcs: Vec<Vec<u64>> = Vec::new();
+        for plan in &self.plans {
+            let Some(index) = &plan.index else { continue };
+            for column in std::iter::once(&plan.column).chain(&plan.point.extra_columns) {
+                let mut oid = Vec::with_capacity(column.len() + index.len());
+                oid.extend_from_slice(column);
+                oid.extend_from_slice(index);
+                arcs.push(oid);
+            }
+        }
+        arcs.chunks(self.max_oids)
+            .map(|chunk| {
+                let oids = chunk
+                    .iter()
+                    .map(|a| {
+                        Oid::from(a).map_err(|e| {
+                            PollError::Config(format!(
+                                "device {}: OID {} cannot be encoded: {e:?}",
+                                self.device,
+                                format_oid(a)
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Batch {
+                    arcs: chunk.to_vec(),
+                    oids,
+                })
+            })
+            .collect()
     }
 
     /// Finds the index of every point chosen by row name that has none yet (one walk per
@@ -212,12 +288,12 @@ impl SnmpPoller {
     async fn resolve_rows(&mut self, failed: &mut HashMap<usize, String>) -> Result<(), PollError> {
         let mut walked: HashMap<Vec<u64>, Vec<(Vec<u64>, VarValue)>> = HashMap::new();
         for i in 0..self.plans.len() {
-            let RowSelector::Name { column, name } = self.plans[i].point.row.clone() else {
-                continue;
-            };
             if self.plans[i].index.is_some() {
                 continue;
             }
+            let RowSelector::Name { column, name } = self.plans[i].point.row.clone() else {
+                continue;
+            };
             if !walked.contains_key(&column) {
                 let rows = walk(&mut self.client, &column).await?;
                 walked.insert(column.clone(), rows);
@@ -227,6 +303,7 @@ impl SnmpPoller {
                 Ok(index) => {
                     tracing::debug!(device = %self.device, row = %name, index = %format_oid(&index), "SNMP row found");
                     self.plans[i].index = Some(index);
+                    self.batches = None;
                 }
                 Err(reason) => {
                     failed.insert(i, reason);
@@ -263,69 +340,71 @@ async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
 
 /// One point's reading from its value and extra columns; a vanished named row is forgotten
 /// so the next poll looks for it again.
-fn combine(plan: &mut Plan, values: &[Result<VarValue, String>]) -> PointReading {
-    let mut fetched = Vec::with_capacity(values.len());
-    for v in values {
-        match v {
-            Ok(v) => fetched.push(v.clone()),
-            Err(e) => return Err(e.clone()),
-        }
-    }
-    let Some((value, extras)) = fetched.split_first() else {
-        return Err("no value fetched".into());
+fn combine(
+    plan: &mut Plan,
+    value: Result<VarValue, String>,
+    extras: Result<Vec<VarValue>, String>,
+) -> PointReading {
+    let (value, extras) = (value?, extras?);
+    let result = match plan.point.decode {
+        Decode::Plain => value.numeric().map_err(|e| e.to_string()),
+        kind => decode(kind, &value, &extras),
     };
+    let result = result.map_err(|e| {
+        let mut oid = plan.column.clone();
+        oid.extend_from_slice(plan.index.as_deref().unwrap_or_default());
+        format!("{}: {e}", format_oid(&oid))
+    });
     if matches!(plan.point.row, RowSelector::Name { .. })
         && matches!(value, VarValue::NoSuchInstance | VarValue::NoSuchObject)
     {
         plan.index = None;
     }
-    let oid = {
-        let mut o = plan.column.clone();
-        o.extend_from_slice(plan.index.as_deref().unwrap_or_default());
-        o
-    };
-    match plan.point.decode {
-        Decode::Plain => value
-            .numeric()
-            .map_err(|e| format!("{}: {e}", format_oid(&oid))),
-        kind => decode(kind, value, extras).map_err(|e| format!("{}: {e}", format_oid(&oid))),
-    }
+    result
 }
 
-/// One GET of `oids`, each answered value or why not; when a v1 agent names a missing OID
+/// The 0-based position of the OID a v1 agent named in a noSuchName answer to a GET of
+/// `asked` OIDs, if it names one of them (pure).
+fn no_such_name(response: &Response, asked: usize) -> Option<usize> {
+    let failed = usize::try_from(response.error_index).ok()?;
+    (response.error_status == NO_SUCH_NAME && (1..=asked).contains(&failed)).then(|| failed - 1)
+}
+
+/// One GET of `batch`, each answered value or why not; when a v1 agent names a missing OID
 /// (noSuchName), that OID fails and the others are asked again without it, as net-snmp's
 /// tools do.
 async fn get_chunk(
     client: &mut SnmpClient,
-    arcs: &[Vec<u64>],
+    batch: &Batch,
 ) -> Result<Vec<Result<VarValue, String>>, PollError> {
-    let mut results: Vec<Option<Result<VarValue, String>>> = vec![None; arcs.len()];
-    let mut pending: Vec<usize> = (0..arcs.len()).collect();
-    while !pending.is_empty() {
-        let mut oids = Vec::with_capacity(pending.len());
-        for &i in &pending {
-            oids.push(Oid::from(&arcs[i]).map_err(|e| {
-                PollError::Config(format!(
-                    "OID {} cannot be encoded: {e:?}",
-                    format_oid(&arcs[i])
-                ))
-            })?);
+    let response = client.get(&batch.oids).await?;
+    let Some(mut missing) = no_such_name(&response, batch.arcs.len()) else {
+        return Ok(answered_values(&response, &batch.arcs));
+    };
+    // v1 only: drop the OID the agent named and ask again for the others.
+    let mut results: Vec<Option<Result<VarValue, String>>> = vec![None; batch.arcs.len()];
+    let mut pending: Vec<usize> = (0..batch.arcs.len()).collect();
+    loop {
+        let gone = pending.remove(missing);
+        results[gone] = Some(Err(format!(
+            "device answered noSuchName for {}",
+            format_oid(&batch.arcs[gone])
+        )));
+        if pending.is_empty() {
+            break;
         }
-        let asked: Vec<Vec<u64>> = pending.iter().map(|&i| arcs[i].clone()).collect();
+        let oids: Vec<Oid<'static>> = pending.iter().map(|&i| batch.oids[i].clone()).collect();
+        let asked: Vec<Vec<u64>> = pending.iter().map(|&i| batch.arcs[i].clone()).collect();
         let response = client.get(&oids).await?;
-        let failed = usize::try_from(response.error_index).unwrap_or(0);
-        if response.error_status == NO_SUCH_NAME && (1..=pending.len()).contains(&failed) {
-            let missing = pending.remove(failed - 1);
-            results[missing] = Some(Err(format!(
-                "device answered noSuchName for {}",
-                format_oid(&arcs[missing])
-            )));
-            continue;
+        match no_such_name(&response, pending.len()) {
+            Some(again) => missing = again,
+            None => {
+                for (slot, value) in pending.iter().zip(answered_values(&response, &asked)) {
+                    results[*slot] = Some(value);
+                }
+                break;
+            }
         }
-        for (slot, value) in pending.iter().zip(answered_values(&response, &asked)) {
-            results[*slot] = Some(value);
-        }
-        break;
     }
     Ok(results
         .into_iter()
@@ -421,5 +500,45 @@ mod tests {
             .as_ref()
             .is_err_and(|e| e.contains("noSuchName for 1.3.6.2")));
         assert!(r.iter().all(Result::is_err));
+    }
+
+    #[tokio::test]
+    async fn a_silent_device_costs_one_timeout_per_session_not_per_get() {
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut text = format!(
+            "agent_id = \"a\"\nsite = \"lab\"\nstate_dir = \"/tmp/unused\"\n[mqtt]\nhost = \"h\"\n\
+             [[devices]]\nid = \"pdu\"\nprotocol = \"snmp\"\naddress = \"{}\"\nzone = \"Z1\"\n\
+             poll_interval = \"5s\"\ntimeout = \"1s\"\n[devices.snmp]\nrequest_timeout = \"50ms\"\n\
+             retries = 0\nmax_oids_per_request = 2\nmax_concurrent_requests = 3\n",
+            silent.local_addr().unwrap()
+        );
+        for i in 1..=16 {
+            text.push_str(&format!(
+                "[[devices.points]]\nsensor = \"s{i}\"\nkind = \"temperature\"\noid = \"1.3.6.1.4.1.99999.{i}\"\n"
+            ));
+        }
+        let config =
+            coldaisle_config::AgentConfig::from_str(&text, std::path::Path::new("a.toml")).unwrap();
+        let mut poller = SnmpPoller::new(&config.devices[0]).unwrap();
+        // 8 GETs over 3 sessions: each session's first GET times out and the poll stops.
+        let err = poller.poll().await.unwrap_err();
+        assert!(format!("{err:?}").contains("no answer"), "{err:?}");
+        assert_eq!(poller.requests_sent(), 3);
+    }
+
+    #[test]
+    fn no_such_name_names_only_an_asked_position() {
+        let answer = |error_status, error_index| Response {
+            error_status,
+            error_index,
+            varbinds: vec![],
+        };
+        assert_eq!(no_such_name(&answer(2, 1), 3), Some(0));
+        assert_eq!(no_such_name(&answer(2, 3), 3), Some(2));
+        // Out of range, index 0 or another error: not a point to drop.
+        assert_eq!(no_such_name(&answer(2, 4), 3), None);
+        assert_eq!(no_such_name(&answer(2, 0), 3), None);
+        assert_eq!(no_such_name(&answer(5, 1), 3), None);
+        assert_eq!(no_such_name(&answer(0, 0), 3), None);
     }
 }

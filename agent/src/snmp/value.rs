@@ -80,7 +80,12 @@ pub enum VarValue {
 
 /// The arcs of an OID, or `None` when an arc does not fit in 64 bits.
 pub fn oid_arcs(oid: &snmp2::Oid<'_>) -> Option<Vec<u64>> {
-    oid.iter().map(Iterator::collect)
+    oid.iter().map(|arcs| {
+        // One allocation: a BER arc takes at least one byte, the first byte holds two arcs.
+        let mut out = Vec::with_capacity(oid.as_bytes().len() + 1);
+        out.extend(arcs);
+        out
+    })
 }
 
 /// Dotted text of OID arcs, without a leading dot.
