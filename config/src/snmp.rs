@@ -15,7 +15,7 @@
 //! request_timeout = "1s"             # one request; default: device timeout / (retries + 1)
 //! retries = 1                        # resends after a request timed out
 //! retry_backoff = "0ms"              # wait before resend n: retry_backoff × 2^(n-1) (default none)
-//! max_oids_per_request = 16          # larger GETs are split
+//! max_oids_per_request = 16          # larger GETs are split (a tooBig answer: asked again in halves)
 //! max_concurrent_requests = 1        # split GETs in flight at once (each its own session), 1..=16
 //! max_repetitions = 10               # GETBULK rows per request in table walks
 //! pause = "0ms"                      # silence between two requests to the device

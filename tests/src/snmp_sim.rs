@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -116,6 +116,8 @@ struct Shared {
     delay: Mutex<Duration>,
     /// When set, the device is dead: datagrams are read and dropped, nothing is counted.
     silent: AtomicBool,
+    /// Largest v2c GET answer sent; a larger one becomes tooBig (a device's message size).
+    max_response: AtomicUsize,
 }
 
 impl Shared {
@@ -169,6 +171,7 @@ impl SnmpSim {
             answered: AtomicU64::new(0),
             delay: Mutex::new(Duration::ZERO),
             silent: AtomicBool::new(false),
+            max_response: AtomicUsize::new(MAX_RESPONSE_BYTES),
         });
         let task = tokio::spawn(serve(socket, Arc::clone(&shared)));
         Ok(SnmpSim { addr, shared, task })
@@ -203,6 +206,12 @@ impl SnmpSim {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = delay;
     }
 
+    /// Limits a GET answer to `bytes` (a device's message size): a larger answer becomes
+    /// tooBig with no varbinds, as RFC 3416 4.2.1 says.
+    pub fn set_max_response_bytes(&self, bytes: usize) {
+        self.shared.max_response.store(bytes, Ordering::SeqCst);
+    }
+
     /// When `silent` is true the device plays dead: requests are read and dropped without an
     /// answer (also answers still waiting on [`SnmpSim::set_delay`] are not sent).
     pub fn set_silent(&self, silent: bool) {
@@ -233,6 +242,26 @@ impl Drop for SnmpSim {
 
 /// Server loop: read a datagram, answer it (now or after the delay), repeat until aborted.
 /// Delayed answers live in a `JoinSet` owned by this task, so aborting it cancels them too.
+/// The tooBig answer (same request-id, no varbinds: RFC 3416 4.2.1) for a v2c Response that
+/// exceeds the simulated device's message size; `None` for anything else.
+fn too_big_instead(reply: &[u8]) -> Option<Vec<u8>> {
+    let message = rasn::ber::decode::<v2c::Message<v2::Pdus>>(reply).ok()?;
+    let v2::Pdus::Response(v2::Response(pdu)) = message.data else {
+        return None;
+    };
+    let too_big = v2c::Message {
+        version: message.version,
+        community: message.community,
+        data: v2::Pdus::Response(v2::Response(v2::Pdu {
+            request_id: pdu.request_id,
+            error_status: v2::Pdu::ERROR_STATUS_TOO_BIG,
+            error_index: 0,
+            variable_bindings: Vec::new(),
+        })),
+    };
+    rasn::ber::encode(&too_big).ok()
+}
+
 async fn serve(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
     let mut buf = vec![0u8; RECV_BUFFER_BYTES];
     let mut delayed = JoinSet::new();
@@ -251,6 +280,9 @@ async fn serve(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
         let datagram = buf.get(..len).unwrap_or_default();
         let outcome = answer(&shared.values(), &shared.community, datagram);
         let reply = match outcome {
+            Outcome::Reply(reply) if reply.len() > shared.max_response.load(Ordering::SeqCst) => {
+                too_big_instead(&reply).unwrap_or(reply)
+            }
             Outcome::Reply(reply) => reply,
             Outcome::Malformed(reason) => {
                 shared.malformed.fetch_add(1, Ordering::SeqCst);

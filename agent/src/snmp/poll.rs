@@ -31,6 +31,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// error-status noSuchName (SNMPv1's answer for a missing object).
 const NO_SUCH_NAME: u32 = 2;
+/// error-status tooBig (the answer would exceed the device's message size).
+const TOO_BIG: u32 = 1;
 
 /// One sensor's plan: its column, row selection, decode and the row index once known.
 #[derive(Debug, Clone)]
@@ -50,6 +52,18 @@ struct Batch {
     arcs: Vec<Vec<u64>>,
     /// The same OIDs encoded for snmp2.
     oids: Vec<Oid<'static>>,
+}
+
+impl Batch {
+    /// The first and second half of the batch (for a device that answered tooBig).
+    fn halves(&self) -> (Batch, Batch) {
+        let at = self.arcs.len() / 2;
+        let part = |range: std::ops::Range<usize>| Batch {
+            arcs: self.arcs[range.clone()].to_vec(),
+            oids: self.oids[range].to_vec(),
+        };
+        (part(0..at), part(at..self.arcs.len()))
+    }
 }
 
 /// A poller for one SNMP device.
@@ -370,14 +384,26 @@ fn no_such_name(response: &Response, asked: usize) -> Option<usize> {
     (response.error_status == NO_SUCH_NAME && (1..=asked).contains(&failed)).then(|| failed - 1)
 }
 
-/// One GET of `batch`, each answered value or why not; when a v1 agent names a missing OID
+/// One GET of `batch`, each answered value or why not. When a v1 agent names a missing OID
 /// (noSuchName), that OID fails and the others are asked again without it, as net-snmp's
-/// tools do.
+/// tools do. When the answer would not fit the device's message size (tooBig), the batch is
+/// asked in halves (down to single OIDs) and a warning says to lower `max_oids_per_request`.
 async fn get_chunk(
     client: &mut SnmpClient,
     batch: &Batch,
 ) -> Result<Vec<Result<VarValue, String>>, PollError> {
     let response = client.get(&batch.oids).await?;
+    if response.error_status == TOO_BIG && batch.arcs.len() > 1 {
+        tracing::warn!(
+            device = %client.target().address,
+            oids = batch.arcs.len(),
+            "device answered tooBig: asking in halves; lower max_oids_per_request for this device"
+        );
+        let (first, second) = batch.halves();
+        let mut values = Box::pin(get_chunk(client, &first)).await?;
+        values.extend(Box::pin(get_chunk(client, &second)).await?);
+        return Ok(values);
+    }
     let Some(mut missing) = no_such_name(&response, batch.arcs.len()) else {
         return Ok(answered_values(&response, &batch.arcs));
     };

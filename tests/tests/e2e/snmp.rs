@@ -954,3 +954,46 @@ async fn concurrent_gets_spread_over_sessions_and_keep_sensor_order() -> Result<
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_too_big_answer_is_asked_again_in_halves() -> Result<()> {
+    use coldaisle_testkit::snmp_sim::{SimValue, SnmpSim};
+    let sim = SnmpSim::start("public").await?;
+    for i in 1..=16 {
+        sim.set(
+            &format!("1.3.6.1.4.1.99999.7.{i}"),
+            SimValue::Integer(i * 10),
+        )
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    let mut text = format!(
+        "agent_id = \"b\"\nsite = \"lab\"\nstate_dir = \"/tmp/unused\"\n[mqtt]\nhost = \"h\"\n\
+         [[devices]]\nid = \"old-ups\"\nprotocol = \"snmp\"\naddress = \"{}\"\nzone = \"Z1\"\n\
+         poll_interval = \"5s\"\ntimeout = \"4s\"\n[devices.snmp]\nmax_oids_per_request = 16\n",
+        sim.addr()
+    );
+    for i in 1..=16 {
+        text.push_str(&format!(
+            "[[devices.points]]\nsensor = \"u{i}\"\nkind = \"temperature\"\noid = \"1.3.6.1.4.1.99999.7.{i}\"\n"
+        ));
+    }
+    let config = AgentConfig::from_str(&text, Path::new("toobig.toml"))?;
+    let mut poller = SnmpPoller::new(&config.devices[0])?;
+    // 16 varbinds take ≈ 300 octets; this device answers at most 200 (so at most 8 OIDs).
+    sim.set_max_response_bytes(200);
+    let readings = poller.poll().await?;
+    let want: Vec<_> = (1..=16).map(|i| Ok(f64::from(i * 10))).collect();
+    assert_eq!(readings, want);
+    // One GET of 16 (tooBig), then 8 + 8.
+    assert_eq!(poller.requests_sent(), 3);
+    // A device that cannot answer even one OID fails that point, with the reason.
+    sim.set_max_response_bytes(10);
+    let readings = poller.poll().await?;
+    assert!(
+        readings
+            .iter()
+            .all(|r| r.as_ref().is_err_and(|e| e.contains("tooBig"))),
+        "{readings:?}"
+    );
+    Ok(())
+}
