@@ -148,6 +148,42 @@ impl Backoff {
     }
 }
 
+/// How often a continuing outage is logged again at warning level.
+pub const OUTAGE_REMINDER: Duration = Duration::from_secs(60);
+
+/// An outage of the broker link as the driver sees it (pure: instants passed in): when it
+/// began, how many attempts failed, when it was last reported.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Outage {
+    since: Option<std::time::Instant>,
+    attempts: u32,
+    reported: Option<std::time::Instant>,
+}
+
+impl Outage {
+    /// Counts a failed attempt at `now`; returns how long the link has been down and the
+    /// attempts so far when a reminder is due (every [`OUTAGE_REMINDER`], not at once: the
+    /// first failure has its own warning).
+    pub fn failed(&mut self, now: std::time::Instant) -> Option<(Duration, u32)> {
+        let since = *self.since.get_or_insert(now);
+        self.attempts += 1;
+        let last = *self.reported.get_or_insert(since);
+        (now.duration_since(last) >= OUTAGE_REMINDER).then(|| {
+            self.reported = Some(now);
+            (now.duration_since(since), self.attempts)
+        })
+    }
+
+    /// Ends the outage at `now`: how long it lasted and the failed attempts, if there was one.
+    pub fn end(&mut self, now: std::time::Instant) -> Option<(Duration, u32)> {
+        let ended = self
+            .since
+            .map(|since| (now.duration_since(since), self.attempts));
+        *self = Outage::default();
+        ended
+    }
+}
+
 async fn drive(
     mut eventloop: rumqttc::EventLoop,
     tx: mpsc::Sender<LinkEvent>,
@@ -157,13 +193,22 @@ async fn drive(
     let mut backoff = Backoff::new();
     let mut connected = false;
     let mut last_failure: Option<String> = None;
+    let mut outage = Outage::default();
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff.reset();
                 connected = true;
                 last_failure = None;
-                tracing::info!(broker = %endpoint, "mqtt connected");
+                match outage.end(std::time::Instant::now()) {
+                    Some((down, attempts)) => tracing::info!(
+                        broker = %endpoint,
+                        down_for_s = down.as_secs(),
+                        attempts,
+                        "mqtt connected"
+                    ),
+                    None => tracing::info!(broker = %endpoint, "mqtt connected"),
+                }
                 if tx.send(LinkEvent::Connected).await.is_err() {
                     return;
                 }
@@ -187,6 +232,15 @@ async fn drive(
                     tracing::warn!(broker = %endpoint, error = %reason, "mqtt connect failed; retrying with backoff");
                 } else {
                     tracing::debug!(broker = %endpoint, error = %reason, "mqtt connect failed again");
+                }
+                if let Some((down, attempts)) = outage.failed(std::time::Instant::now()) {
+                    tracing::warn!(
+                        broker = %endpoint,
+                        error = %reason,
+                        down_for_s = down.as_secs(),
+                        attempts,
+                        "mqtt broker still unreachable; retrying"
+                    );
                 }
                 last_failure = Some(reason.clone());
                 connected = false;
@@ -237,6 +291,28 @@ pub fn explain(error: &ConnectionError) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_outage_is_reported_again_every_minute_and_summed_up_at_the_end() {
+        let t0 = std::time::Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut outage = Outage::default();
+        assert_eq!(
+            outage.failed(at(0)),
+            None,
+            "the first failure has its own warning"
+        );
+        assert_eq!(outage.failed(at(10)), None);
+        assert_eq!(outage.failed(at(60)), Some((Duration::from_secs(60), 3)));
+        assert_eq!(outage.failed(at(100)), None);
+        assert_eq!(outage.failed(at(125)), Some((Duration::from_secs(125), 5)));
+        assert_eq!(outage.end(at(130)), Some((Duration::from_secs(130), 5)));
+        // A connect without an outage before it reports none; a new outage starts afresh.
+        assert_eq!(outage.end(at(140)), None);
+        assert_eq!(outage.failed(at(200)), None);
+        assert_eq!(outage.end(at(201)), Some((Duration::from_secs(1), 1)));
+    }
+
     use super::*;
 
     #[test]
