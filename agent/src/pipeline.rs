@@ -94,6 +94,30 @@ pub struct Pipeline {
     pair_max_age: Duration,
 }
 
+/// The threshold written on point `j` of device `i` in the config file, if any: only a
+/// threshold written in the file replaces the kind's level (used by the daemon and `replay`).
+#[must_use]
+pub fn point_threshold(
+    config: &AgentConfig,
+    i: usize,
+    j: usize,
+) -> Option<coldaisle_config::Threshold> {
+    let explicit = config
+        .raw
+        .devices
+        .get(i)
+        .and_then(|d| d.points.get(j))
+        .is_some_and(|p| p.threshold.is_some());
+    config
+        .devices
+        .get(i)?
+        .sensors
+        .get(j)?
+        .threshold
+        .clone()
+        .filter(|_| explicit)
+}
+
 /// The detectors of sensor `j` of device `i` of `config`, in their initial state (also what
 /// `check-config --verbose` lists).
 ///
@@ -103,16 +127,9 @@ pub struct Pipeline {
 pub fn sensor_detectors(config: &AgentConfig, i: usize, j: usize) -> SensorDetectors {
     let detection = &config.detection;
     let sensor = &config.devices[i].sensors[j];
-    // The point's own threshold counts only when written in the file.
-    let explicit = config
-        .raw
-        .devices
-        .get(i)
-        .and_then(|d| d.points.get(j))
-        .is_some_and(|p| p.threshold.is_some());
     SensorDetectors::new(
         detection.for_kind(sensor.kind),
-        sensor.threshold.as_ref().filter(|_| explicit),
+        point_threshold(config, i, j).as_ref(),
         detection.flap_window,
         detection.stale_after,
     )

@@ -183,15 +183,9 @@ pub fn settings(args: &ReplayArgs) -> anyhow::Result<ReplaySettings> {
                     sensor.kind.as_str()
                 );
             }
-            let explicit = config
-                .raw
-                .devices
-                .get(i)
-                .and_then(|d| d.points.get(j))
-                .is_some_and(|p| p.threshold.is_some());
             Ok(ReplaySettings {
                 kind: sensor.kind,
-                point: sensor.threshold.clone().filter(|_| explicit),
+                point: crate::pipeline::point_threshold(&config, i, j),
                 detection: config.detection.clone(),
                 fahrenheit,
             })
