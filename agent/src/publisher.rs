@@ -7,7 +7,9 @@
 //!   [`crate::status`]) every `status_every` and at once after a reload;
 //! - when records are appended: send those above what was already sent, in batches, keeping
 //!   at most [`MAX_UNACKED_RECORDS`] in flight beyond the last ack;
-//! - on an ack: remove the covered records from the outbox (durably);
+//! - on an ack: remove the covered records from the outbox (durably); a `hello` ack (a
+//!   collector (re)connected and saw our status) also restarts sending from its `upto`, so a
+//!   backlog resent while no collector was subscribed is not left waiting for `resend_after`;
 //! - when no ack has advanced for `resend_after` while records are pending: resend from the
 //!   last ack (the broker or the collector may have lost them). Duplicates are harmless: the
 //!   collector stores each (agent, seq) once.
@@ -145,6 +147,16 @@ pub async fn run_with_status(
                     LinkEvent::Message { topic, payload } if topic == ack_topic => {
                         match serde_json::from_slice::<Ack>(&payload) {
                             Ok(ack) => {
+                                if ack.hello {
+                                    // A collector (re)connected: what we resent before reached
+                                    // nobody if it was away, so resend what it lacks now.
+                                    let pending = lock(&outbox).pending_count();
+                                    if pending > 0 {
+                                        tracing::info!(upto = ack.upto, pending, "collector is here; resending");
+                                        sent_upto = ack.upto.max(lock(&outbox).acked());
+                                        last_progress = Instant::now();
+                                    }
+                                }
                                 let outbox = outbox.clone();
                                 let removed = tokio::task::spawn_blocking(move || lock(&outbox).ack(ack.upto)).await;
                                 match removed {

@@ -225,6 +225,8 @@ async fn run_ingest(
     } else {
         sites.iter().map(|s| Some(s.as_str())).collect()
     };
+    // Agents told "collector here" (a hello ack) since this connection was made.
+    let mut greeted: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         let event = tokio::select! {
             e = link.events.recv() => e,
@@ -233,6 +235,7 @@ async fn run_ingest(
         let Some(event) = event else { break };
         match event {
             LinkEvent::Connected => {
+                greeted.clear();
                 for site in &site_filters {
                     for filter in [topics.events_filter(*site), topics.status_filter(*site)] {
                         if let Err(e) = link
@@ -254,6 +257,27 @@ async fn run_ingest(
                     {
                         s.stats.malformed += 1;
                         tracing::warn!(%topic, error = %e, "status message rejected");
+                        continue;
+                    }
+                    // The first status of an agent on this connection (the retained one right
+                    // after subscribing): tell the agent we are here, so it resends now.
+                    let hello = ingest::hello_message(&topics, &s, &topic)
+                        .filter(|(agent, _, _)| !greeted.contains(agent));
+                    drop(s);
+                    if let Some((agent, ack_topic, ack)) = hello {
+                        match link
+                            .client
+                            .publish(ack_topic, Qos::AtLeastOnce, false, ack)
+                            .await
+                        {
+                            Ok(()) => {
+                                tracing::debug!(%agent, "hello ack sent");
+                                greeted.insert(agent);
+                            }
+                            Err(e) => {
+                                tracing::warn!(%agent, error = %e, "hello ack publish failed")
+                            }
+                        }
                     }
                     continue;
                 }

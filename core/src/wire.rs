@@ -3,7 +3,7 @@
 //! | topic | dir | QoS | payload |
 //! |---|---|---|---|
 //! | `{prefix}/{site}/{agent}/events` | agent → collector | 1 | [`Batch`] |
-//! | `{prefix}/{site}/{agent}/ack` | collector → agent | 1 | [`Ack`] |
+//! | `{prefix}/{site}/{agent}/ack` | collector → agent | 1 | [`Ack`] (`hello` once per collector connection) |
 //! | `{prefix}/{site}/{agent}/status` | agent → all | 1, retained | [`Status`] |
 //!
 //! Invariants: every record carries its agent, site and a per-agent `seq` that is strictly
@@ -117,6 +117,12 @@ impl SeqRange {
 pub struct Ack {
     /// Highest seq such that all seqs up to it are stored.
     pub upto: u64,
+    /// Sent once per agent when a collector (re)connects and sees the agent's status: "I am
+    /// (back) here", so an agent holding records resends them now instead of at its next
+    /// `resend_after` (its resends while no collector was subscribed reached nobody).
+    /// Absent (false) in ordinary acks; agents that do not know the field ignore it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hello: bool,
 }
 
 /// Agent status, published retained; the broker publishes the `offline` form as the agent's will.
@@ -320,6 +326,21 @@ mod tests {
             Batch::decode(b"{not json"),
             Err(WireError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn ack_hello_is_optional_on_the_wire() {
+        // An ordinary ack is what v1 always was; an old collector's ack parses as no hello.
+        let plain = serde_json::to_string(&Ack {
+            upto: 7,
+            hello: false,
+        })
+        .unwrap();
+        assert_eq!(plain, r#"{"upto":7}"#);
+        let old: Ack = serde_json::from_str(r#"{"upto":3}"#).unwrap();
+        assert!(!old.hello);
+        let hello: Ack = serde_json::from_str(r#"{"upto":3,"hello":true}"#).unwrap();
+        assert!(hello.hello);
     }
 
     #[test]
