@@ -6,6 +6,7 @@
 //! traps/informs from net-snmp's `snmptrap`/`snmpinform` through the running agent binary,
 //! mosquitto and the collector to an incident in the API.
 
+use super::support::net_snmp_async;
 use anyhow::{Context, Result};
 use coldaisle_agent::snmp::poll::SnmpPoller;
 use coldaisle_agent::snmp::session::{SnmpClient, Target};
@@ -584,23 +585,6 @@ async fn v3_session_resynchronises_after_the_agent_restarts() -> Result<()> {
     Ok(())
 }
 
-/// Runs a net-snmp command line to completion off the runtime; true when it exited 0.
-async fn net_snmp(args: Vec<String>) -> Result<bool> {
-    tokio::task::spawn_blocking(move || -> Result<bool> {
-        let (exe, rest) = args.split_first().context("empty command")?;
-        let out = Command::new(exe)
-            .args(rest)
-            .output()
-            .with_context(|| format!("running {exe}"))?;
-        Ok(out.status.success())
-    })
-    .await?
-}
-
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace().map(ToString::to_string).collect()
-}
-
 #[tokio::test]
 async fn traps_and_informs_from_net_snmp_become_events_of_their_device() -> Result<()> {
     use coldaisle_agent::snmp::trap::{listen, TrapContext};
@@ -627,9 +611,9 @@ async fn traps_and_informs_from_net_snmp_become_events_of_their_device() -> Resu
     let listener = tokio::spawn(listen(socket, context, tx, stopped));
 
     // A v2c trap: the rPDU2 probe's temperature with its value.
-    assert!(net_snmp(words(&format!(
+    assert!(net_snmp_async(format!(
         "snmptrap -v 2c -c public {to} 12345 1.3.6.1.4.1.318.0.58 1.3.6.1.4.1.318.1.1.26.10.2.2.1.8.1 i 315"
-    )))
+    ))
     .await?);
     let event = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
         .await?
@@ -650,9 +634,9 @@ async fn traps_and_informs_from_net_snmp_become_events_of_their_device() -> Resu
 
     // An inform: snmpinform exits 0 only when acknowledged.
     assert!(
-        net_snmp(words(&format!(
+        net_snmp_async(format!(
             "snmpinform -v 2c -c public -t 3 -r 0 {to} 0 1.3.6.1.4.1.318.0.59"
-        )))
+        ))
         .await?
     );
     let event = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
@@ -665,17 +649,17 @@ async fn traps_and_informs_from_net_snmp_become_events_of_their_device() -> Resu
 
     // A wrong community is dropped and an inform with it is not acknowledged.
     assert!(
-        !net_snmp(words(&format!(
+        !net_snmp_async(format!(
             "snmpinform -v 2c -c nope -t 1 -r 0 {to} 0 1.3.6.1.4.1.318.0.60"
-        )))
+        ))
         .await?
     );
 
     // A v1 enterprise-specific trap maps to enterprise.0.specific (RFC 3584).
     assert!(
-        net_snmp(words(&format!(
+        net_snmp_async(format!(
             "snmptrap -v 1 -c public {to} 1.3.6.1.4.1.318 127.0.0.1 6 17 0"
-        )))
+        ))
         .await?
     );
     let event = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
@@ -760,7 +744,7 @@ scale = 0.1
 
 #[test]
 fn trap_through_the_agent_binary_opens_and_an_inform_resolves_an_incident() -> Result<()> {
-    use super::support::{free_udp_port, get_json, start_collector, wait_for, Daemon};
+    use super::support::{free_udp_port, get_json, net_snmp, start_collector, wait_for, Daemon};
     use coldaisle_testkit::peers::Mosquitto;
     use std::time::Duration;
 
@@ -808,11 +792,12 @@ fn trap_through_the_agent_binary_opens_and_an_inform_resolves_an_incident() -> R
 
     // snmptrap: the PDU says its probe is too hot (31.5 °C) → an open thermal incident of Z7.
     let to = format!("127.0.0.1:{trap_port}");
-    let trap = words(&format!(
-        "snmptrap -v 2c -c public {to} 0 1.3.6.1.4.1.318.0.58 {TEMP} i 315"
-    ));
-    let status = Command::new(&trap[0]).args(&trap[1..]).status()?;
-    assert!(status.success(), "snmptrap failed");
+    assert!(
+        net_snmp(&format!(
+            "snmptrap -v 2c -c public {to} 0 1.3.6.1.4.1.318.0.58 {TEMP} i 315"
+        ))?,
+        "snmptrap failed"
+    );
     let open = wait_for("a trap incident to open", Duration::from_secs(20), || {
         let list = incidents()?;
         list.into_iter()
@@ -827,12 +812,10 @@ fn trap_through_the_agent_binary_opens_and_an_inform_resolves_an_incident() -> R
     assert!(text.contains("31.5"), "{text}");
 
     // snmpinform: exits 0 only when the running agent acknowledged it; the clear resolves.
-    let inform = words(&format!(
-        "snmpinform -v 2c -c public -t 3 -r 0 {to} 0 1.3.6.1.4.1.318.0.59 {TEMP} i 240"
-    ));
-    let status = Command::new(&inform[0]).args(&inform[1..]).status()?;
     assert!(
-        status.success(),
+        net_snmp(&format!(
+            "snmpinform -v 2c -c public -t 3 -r 0 {to} 0 1.3.6.1.4.1.318.0.59 {TEMP} i 240"
+        ))?,
         "snmpinform was not acknowledged\n{}",
         logs()
     );
@@ -847,22 +830,17 @@ fn trap_through_the_agent_binary_opens_and_an_inform_resolves_an_incident() -> R
     .with_context(logs)?;
 
     // An unknown trap OID is logged and gives no event; a wrong community is not acknowledged.
-    let wrong = words(&format!(
+    assert!(!net_snmp(&format!(
         "snmpinform -v 2c -c nope -t 1 -r 0 {to} 0 1.3.6.1.4.1.318.0.58"
-    ));
-    assert!(!Command::new(&wrong[0])
-        .args(&wrong[1..])
-        .status()?
-        .success());
+    ))?);
 
     // SNMPv3: an authPriv inform of a configured user is acknowledged by the running agent
     // (after discovering its engine id) and decoded (its OID has no mapping: logged only); an
     // unknown user is refused with a log line naming it.
-    let v3 = words(&format!(
-        "snmpinform -v 3 -u traps -l authPriv -a SHA-384 -A trap-auth-1 -x AES-192 -X trap-priv-1 -t 3 -r 1 {to} 0 1.3.6.1.4.1.318.0.999"
-    ));
     assert!(
-        Command::new(&v3[0]).args(&v3[1..]).status()?.success(),
+        net_snmp(&format!(
+            "snmpinform -v 3 -u traps -l authPriv -a SHA-384 -A trap-auth-1 -x AES-192 -X trap-priv-1 -t 3 -r 1 {to} 0 1.3.6.1.4.1.318.0.999"
+        ))?,
         "SNMPv3 inform was not acknowledged\n{}",
         logs()
     );
@@ -877,10 +855,9 @@ fn trap_through_the_agent_binary_opens_and_an_inform_resolves_an_incident() -> R
         },
     )
     .with_context(logs)?;
-    let v3 = words(&format!(
+    assert!(net_snmp(&format!(
         "snmptrap -v 3 -u ops -l noAuthNoPriv -e 0x80001f8880aabbccdd {to} 0 1.3.6.1.4.1.318.0.58"
-    ));
-    assert!(Command::new(&v3[0]).args(&v3[1..]).status()?.success());
+    ))?);
     wait_for(
         "the unknown v3 user to be logged",
         Duration::from_secs(10),
@@ -904,10 +881,9 @@ fn trap_through_the_agent_binary_opens_and_an_inform_resolves_an_incident() -> R
         agent.log().contains("config reloaded").then_some(())
     })
     .with_context(logs)?;
-    let leak = words(&format!(
+    assert!(net_snmp(&format!(
         "snmpinform -v 2c -c public -t 3 -r 0 {to} 0 1.3.6.1.4.1.318.0.61"
-    ));
-    assert!(Command::new(&leak[0]).args(&leak[1..]).status()?.success());
+    ))?);
     wait_for(
         "the new mapping's incident",
         Duration::from_secs(20),

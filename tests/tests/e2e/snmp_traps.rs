@@ -7,7 +7,6 @@
 use anyhow::{Context, Result};
 use coldaisle_config::AgentConfig;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// emsProbeStatusProbeHumidity.1 (PowerNet-MIB: whole %RH), a varbind of
@@ -18,12 +17,9 @@ const TEMP: &str = "1.3.6.1.4.1.318.1.1.26.10.2.2.1.8.1";
 
 /// Sends an APC enterprise-specific SNMPv1 trap (agent-addr 127.0.0.1) with net-snmp.
 fn apc_v1_trap(to: &str, specific: u32, varbinds: &str) -> Result<()> {
-    let args = format!("-v 1 -c public {to} 1.3.6.1.4.1.318 127.0.0.1 6 {specific} 0 {varbinds}");
-    let status = Command::new("snmptrap")
-        .args(args.split_whitespace())
-        .status()
-        .context("running net-snmp snmptrap")?;
-    anyhow::ensure!(status.success(), "snmptrap {args} failed");
+    let line =
+        format!("snmptrap -v 1 -c public {to} 1.3.6.1.4.1.318 127.0.0.1 6 {specific} 0 {varbinds}");
+    anyhow::ensure!(super::support::net_snmp(&line)?, "{line} failed");
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! auth and priv protocols; a wrong passphrase or an unknown user is refused (an inform with it
 //! is not acknowledged, so `snmpinform` fails) without disturbing the next good notification.
 
+use super::support::net_snmp_async as net_snmp;
 use anyhow::{Context, Result};
 use coldaisle_agent::snmp::trap::{listen, TrapContext, TrapEvent};
 use coldaisle_agent::snmp::trap_sources::SourceTable;
@@ -10,7 +11,6 @@ use coldaisle_agent::snmp::trap_v3::V3Settings;
 use coldaisle_config::snmp::{AuthProtocol, PrivProtocol, SecurityLevel, UsmUser};
 use coldaisle_config::AgentConfig;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -24,27 +24,6 @@ fn user(name: &str, auth: AuthProtocol, privacy: PrivProtocol) -> UsmUser {
         priv_passphrase: Some("priv-pass-1".into()),
         context: String::new(),
     }
-}
-
-/// Runs a net-snmp command off the runtime; true when it exited 0.
-async fn net_snmp(line: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || -> Result<bool> {
-        let args: Vec<&str> = line.split_whitespace().collect();
-        let (exe, rest) = args.split_first().context("empty command")?;
-        let out = Command::new(exe)
-            .args(rest)
-            .output()
-            .with_context(|| format!("running {exe} (net-snmp installed?)"))?;
-        if !out.status.success() {
-            eprintln!(
-                "{line}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(out.status.success())
-    })
-    .await?
 }
 
 async fn next(rx: &mut mpsc::Receiver<TrapEvent>, what: &str) -> Result<TrapEvent> {

@@ -31,3 +31,29 @@ pub fn free_udp_port() -> anyhow::Result<u16> {
         .local_addr()?
         .port())
 }
+
+/// Runs a net-snmp command line (`snmptrap …`, words split at spaces) to completion; true when
+/// it exited 0. A failing command's output is printed, so an unexpected failure says why.
+pub fn net_snmp(line: &str) -> anyhow::Result<bool> {
+    use anyhow::Context as _;
+    let args: Vec<&str> = line.split_whitespace().collect();
+    let (exe, rest) = args.split_first().context("empty command")?;
+    let out = std::process::Command::new(exe)
+        .args(rest)
+        .output()
+        .with_context(|| format!("running {exe} (net-snmp installed?)"))?;
+    if !out.status.success() {
+        eprintln!(
+            "{line}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out.status.success())
+}
+
+/// [`net_snmp`] off the runtime, for tests whose listener must keep answering (informs) on
+/// the same runtime while the command waits.
+pub async fn net_snmp_async(line: String) -> anyhow::Result<bool> {
+    tokio::task::spawn_blocking(move || net_snmp(&line)).await?
+}
