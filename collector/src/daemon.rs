@@ -261,8 +261,13 @@ async fn run_ingest(
                     }
                     // The first status of an agent on this connection (the retained one right
                     // after subscribing): tell the agent we are here, so it resends now.
-                    let hello = ingest::hello_message(&topics, &s, &topic)
-                        .filter(|(agent, _, _)| !greeted.contains(agent));
+                    let hello = topics
+                        .parse(&topic)
+                        .filter(|(_, agent, _)| !greeted.contains(*agent))
+                        .map(|(site, agent, _)| {
+                            let (ack_topic, ack) = ingest::hello_message(&topics, &s, site, agent);
+                            (agent.to_string(), ack_topic, ack)
+                        });
                     drop(s);
                     if let Some((agent, ack_topic, ack)) = hello {
                         match link

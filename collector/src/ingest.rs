@@ -90,20 +90,17 @@ pub fn ack_message(topics: &Topics, site: &str, agent: &str, upto: u64) -> (Stri
     (topics.ack(site, agent), payload)
 }
 
-/// The hello ack (see [`Ack::hello`]) for an agent whose status arrived on `status_topic`,
-/// carrying what is acked so far; `None` if the topic is not an agent status topic.
+/// The hello ack (see [`Ack::hello`]) for `agent` of `site`, carrying what is acked so far:
+/// `(topic, payload)`.
 pub fn hello_message(
     topics: &Topics,
     state: &CollectorState,
-    status_topic: &str,
-) -> Option<(String, String, Vec<u8>)> {
-    let (site, agent, leaf) = topics.parse(status_topic)?;
-    if leaf != "status" {
-        return None;
-    }
+    site: &str,
+    agent: &str,
+) -> (String, Vec<u8>) {
     let upto = state.agents.get(agent).map_or(0, |a| a.acked_upto);
-    let payload = serde_json::to_vec(&Ack { upto, hello: true }).ok()?;
-    Some((agent.to_string(), topics.ack(site, agent), payload))
+    let payload = serde_json::to_vec(&Ack { upto, hello: true }).unwrap_or_default();
+    (topics.ack(site, agent), payload)
 }
 
 /// Applies newly stored records to the in-memory state.

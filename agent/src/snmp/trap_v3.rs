@@ -87,20 +87,19 @@ pub fn receiver_for<'a>(
     slot: &'a mut Option<V3Receiver>,
     settings: &V3Settings,
 ) -> &'a mut V3Receiver {
-    let stale = slot
-        .as_ref()
-        .is_none_or(|r| r.engine_id != settings.engine_id);
-    if stale {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        *slot = Some(V3Receiver::new(
-            settings.engine_id.clone(),
-            &settings.users,
-            seed,
-        ));
-    }
-    let receiver = slot.get_or_insert_with(|| V3Receiver::new(Vec::new(), &[], 0));
+    let receiver = match slot.take() {
+        Some(r) if r.engine_id == settings.engine_id => slot.insert(r),
+        _ => {
+            let seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            slot.insert(V3Receiver::new(
+                settings.engine_id.clone(),
+                &settings.users,
+                seed,
+            ))
+        }
+    };
     receiver.set_users(&settings.users);
     receiver
 }
@@ -227,22 +226,14 @@ fn int(i: &Integer) -> i64 {
     i64::try_from(i).unwrap_or(-1)
 }
 
-/// Position of the last occurrence of `needle` in `hay`.
+/// Position of the last occurrence of `needle` in `hay` (`needle` not empty).
 fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || needle.len() > hay.len() {
-        return None;
-    }
-    (0..=hay.len() - needle.len())
-        .rev()
-        .find(|&i| &hay[i..i + needle.len()] == needle)
+    hay.windows(needle.len().max(1)).rposition(|w| w == needle)
 }
 
-/// Position of the first occurrence of `needle` in `hay`.
+/// Position of the first occurrence of `needle` in `hay` (`needle` not empty).
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || needle.len() > hay.len() {
-        return None;
-    }
-    (0..=hay.len() - needle.len()).find(|&i| &hay[i..i + needle.len()] == needle)
+    hay.windows(needle.len().max(1)).position(|w| w == needle)
 }
 
 /// `datagram` with its authentication parameters zeroed (what the digest covers), or `None`
@@ -456,8 +447,8 @@ impl V3Receiver {
         let keys = self.keys(user, &engine);
         if level != SecurityLevel::NoAuthNoPriv {
             if let Some(reason) = self.check_time(&incoming, &engine, authoritative, now) {
+                self.counters[UsmStat::NotInTimeWindows as usize] += 1;
                 if authoritative {
-                    self.counters[UsmStat::NotInTimeWindows as usize] += 1;
                     return Outcome::Discovery {
                         report: self.report(
                             &incoming,
@@ -467,7 +458,6 @@ impl V3Receiver {
                         ),
                     };
                 }
-                self.counters[UsmStat::NotInTimeWindows as usize] += 1;
                 return refused(reason);
             }
         }
