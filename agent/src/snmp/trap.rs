@@ -1,6 +1,6 @@
 //! SNMP notifications in: decoding v1 traps, v2c traps and v2c informs with `rasn-snmp` (pure,
 //! [`decode_notification`]), the acknowledgement an inform needs, the device a notification
-//! came from ([`device_for`]), and a UDP listener ([`listen`]) that turns them into
+//! came from ([`TrapContext::device`], through `trap_sources`), and a UDP listener ([`listen`]) that turns them into
 //! [`TrapEvent`]s tied to the device's location.
 //!
 //! Invariants: a datagram from an address that is no configured SNMP device, or with a
@@ -11,12 +11,12 @@
 
 use super::trap_v3;
 use super::value::VarValue;
-use coldaisle_config::{Device, Protocol};
+use coldaisle_config::Device;
 use coldaisle_core::Location;
 use rasn::types::ObjectIdentifier;
 use rasn_smi::v2 as smi2;
 use rasn_snmp::{v1, v2, v2c};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
@@ -211,20 +211,6 @@ pub fn decode_notification(datagram: &[u8]) -> Result<Notification, String> {
         3 => Err("an SNMPv3 message (decoded by trap_v3::V3Receiver)".into()),
         other => Err(format!("unknown SNMP version field {other}")),
     }
-}
-
-/// The configured SNMP device whose address is the IP literal `source` (a device configured
-/// by host name is not matched; the listener matches through [`TrapContext::device`], which
-/// knows resolved host names too).
-pub fn device_for(source: IpAddr, devices: &[Device]) -> Option<&Device> {
-    devices.iter().find(|d| {
-        d.protocol == Protocol::Snmp
-            && d.address
-                .rsplit_once(':')
-                .map(|(host, _)| host.trim_start_matches('[').trim_end_matches(']'))
-                .and_then(|host| host.parse::<IpAddr>().ok())
-                == Some(source)
-    })
 }
 
 /// What the listener needs to know, replaced as a whole on reload.
