@@ -175,6 +175,15 @@ listen = "127.0.0.1:{http_port}"
     )
 }
 
+/// The tails of both daemons' logs, for an error's context.
+fn log_tails(collector: &Daemon, agent: &Daemon) -> String {
+    format!(
+        "collector log tail:\n{}\nagent log tail:\n{}",
+        collector.log_tail(),
+        agent.log_tail()
+    )
+}
+
 /// `(acked_upto, records, highest_seen)` of the chaos agent at the collector.
 fn collector_view(api: &str) -> Option<(u64, u64, u64)> {
     let agents = get_json(&format!("{api}/api/v1/agents")).ok()?;
@@ -480,13 +489,7 @@ async fn run(args: Args) -> Result<()> {
             logs,
         )
         .await
-        .with_context(|| {
-            format!(
-                "collector log tail:\n{}\nagent log tail:\n{}",
-                collector.log_tail(),
-                agent.log_tail()
-            )
-        })?;
+        .with_context(|| log_tails(&collector, &agent))?;
         Some(report)
     } else {
         None
@@ -508,13 +511,7 @@ async fn run(args: Args) -> Result<()> {
         (acked == highest && acked > 0 && stable_since.elapsed() > Duration::from_secs(3))
             .then_some(())
     })
-    .with_context(|| {
-        format!(
-            "collector log tail:\n{}\nagent log tail:\n{}",
-            collector.log_tail(),
-            agent.log_tail()
-        )
-    })?;
+    .with_context(|| log_tails(&collector, &agent))?;
     agent.terminate()?;
     let (acked, records, _) = collector_view(&api).context("collector view")?;
     let store: Arc<dyn KvStore> =
