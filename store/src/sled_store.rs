@@ -25,18 +25,39 @@ fn error(operation: &'static str, tree: &str, e: impl std::fmt::Display) -> Stor
 impl SledStore {
     /// Opens (or creates) the database in `dir`. Fails if another process holds it.
     ///
-    /// sled releases its file lock only when its background flusher thread lets go of the
-    /// database, a moment after the last handle is dropped; an open that finds the lock held
-    /// is therefore retried for up to [`LOCK_WAIT`] before it fails.
+    /// Reopening in the same process right after the last handle was dropped must work (the
+    /// detector-state and outbox tests restart in-process): sled keeps its locked file open a
+    /// moment longer, in background writes still in flight and in garbage that crossbeam-epoch
+    /// frees only when some thread later pins and collects. An open that finds the lock held
+    /// therefore collects this thread's deferred garbage ([`release_deferred_drops`]) and
+    /// retries every 20 ms for up to [`LOCK_WAIT`]. sled reports a held lock as an `Other` I/O
+    /// error (see [`is_lock_held`]); until 2026-12 this open matched only `WouldBlock` and so
+    /// never waited at all, which is why a reopen failed under load "after 10 s".
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
-        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        Self::open_waiting(dir, LOCK_WAIT)
+    }
+
+    /// [`SledStore::open`] waiting at most `wait` for a lock held by a live handle.
+    pub fn open_waiting(dir: &Path, wait: std::time::Duration) -> Result<SledStore, StoreError> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut collected = false;
         loop {
             match sled::Config::new().path(dir).open() {
                 Ok(db) => return Ok(SledStore { db }),
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        && std::time::Instant::now() < deadline =>
-                {
+                Err(sled::Error::Io(e)) if is_lock_held(&e) => {
+                    if !collected {
+                        release_deferred_drops();
+                        collected = true;
+                        continue;
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(error(
+                            "open",
+                            &dir.display().to_string(),
+                            format!("{e} (the database is locked: is another process using this state directory?)"),
+                        ));
+                    }
+                    release_deferred_drops();
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 Err(e) => return Err(error("open", &dir.display().to_string(), e)),
@@ -46,6 +67,25 @@ impl SledStore {
 
     fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         self.db.open_tree(name).map_err(|e| error("open", name, e))
+    }
+}
+
+/// sled reports a held lock as an `Other` I/O error whose text says so (its `try_lock` wraps
+/// fs2's `WouldBlock`), so the kind alone cannot tell it apart.
+fn is_lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
+/// Runs the crossbeam-epoch garbage that dropped sled databases left behind.
+///
+/// Each `flush` moves this thread's bag of deferred functions to the global queue and collects
+/// what is old enough; collection needs the global epoch to advance twice past the bag, and a
+/// flush advances it at most once (only when no thread is pinned in an older epoch, and sled's
+/// pins are short), hence a few rounds.
+fn release_deferred_drops() {
+    for _ in 0..8 {
+        crossbeam_epoch::pin().flush();
+        std::thread::yield_now();
     }
 }
 

@@ -97,11 +97,13 @@ fn visit_from_crosses_chunks_and_stops_early() {
 
 #[test]
 fn sled_reopens_right_after_the_last_handle_is_dropped() {
-    // sled's flusher thread holds the file lock a moment after the handle is dropped; an
-    // in-process restart (detector state, outbox tests) must still reopen.
+    // sled's background writers and its crossbeam-epoch garbage hold the file lock a moment
+    // after the last handle is dropped; `open` must recognise sled's "lock held" error (an
+    // `Other` I/O error, not `WouldBlock`) and wait for it, or an in-process restart fails.
     let dir = tempdir();
-    for round in 0..20u64 {
-        let store = SledStore::open(&dir).expect("open right after the previous close");
+    for round in 0..50u64 {
+        let store = SledStore::open(&dir)
+            .unwrap_or_else(|e| panic!("round {round}: reopen right after the close: {e}"));
         let mut batch = WriteBatch::default();
         batch.insert(u64_key(round).to_vec(), b"x".to_vec());
         store.apply("t", batch).expect("apply");
@@ -109,7 +111,21 @@ fn sled_reopens_right_after_the_last_handle_is_dropped() {
         drop(store);
     }
     let store = SledStore::open(&dir).expect("final open");
-    assert_eq!(store.len("t").expect("len"), 20);
+    assert_eq!(store.len("t").expect("len"), 50);
     drop(store);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn sled_open_names_a_lock_held_by_a_live_handle() {
+    let dir = tempdir();
+    let held = SledStore::open(&dir).expect("open");
+    let err = SledStore::open_waiting(&dir, std::time::Duration::from_millis(50))
+        .expect_err("a live handle keeps the lock");
+    assert!(
+        err.to_string().contains("another process"),
+        "actionable message: {err}"
+    );
+    drop(held);
     std::fs::remove_dir_all(&dir).ok();
 }
