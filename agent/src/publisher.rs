@@ -238,13 +238,19 @@ async fn send_pending(
     mut sent_upto: u64,
 ) -> u64 {
     loop {
-        let (records, floor, dropped, last_seq) = {
+        let (records, floor, dropped, last_seq, instance) = {
             let mut o = lock(outbox);
             if sent_upto.saturating_sub(o.acked()) >= MAX_UNACKED_RECORDS {
                 return sent_upto;
             }
             match o.pending_after(sent_upto, MAX_BATCH_RECORDS, MAX_BATCH_BYTES) {
-                Ok(r) => (r, o.floor(), o.dropped().to_vec(), o.next_seq() - 1),
+                Ok(r) => (
+                    r,
+                    o.floor(),
+                    o.dropped().to_vec(),
+                    o.next_seq() - 1,
+                    o.instance().to_string(),
+                ),
                 Err(e) => {
                     tracing::error!(error = %e, "reading the outbox failed");
                     return sent_upto;
@@ -265,6 +271,7 @@ async fn send_pending(
             floor,
             records,
             dropped,
+            instance: Some(instance),
         };
         let payload = match serde_json::to_vec(&batch) {
             Ok(p) => p,

@@ -1,12 +1,24 @@
-//! Ingest of agent batches: validate, store each `(agent, seq)` once, commit, then say what to
-//! ack; afterwards update the in-memory analysis. A payload that does not parse is counted and
-//! logged with its topic and never stops ingest.
+//! Ingest of agent batches: bound, admit, store each `(agent, seq)` once, commit, then say what
+//! to ack; afterwards update the in-memory analysis. A payload that does not parse is counted
+//! and logged with its topic and never stops ingest.
+//!
+//! The order of checks, all before anything is stored: topic → size (`ingest.max_batch_bytes`,
+//! before decoding) → decode → agent and site names → record count and size → identity
+//! ([`crate::identity`]) → claims against the ledger ([`crate::store`]). A refusal
+//! ([`Refusal`]) is counted per agent and reason, and never acked.
 
 use crate::analysis::StoredEvent;
+use crate::identity::{AgentDirectory, FirstSeen, SiteBook};
+use crate::refusal::Refusal;
 use crate::state::CollectorState;
-use crate::store::{CollectorStore, Stored};
+use crate::store::{Claims, CollectorStore, StoreBatchError, Stored};
+use coldaisle_config::trust::IngestConfig;
 use coldaisle_core::wire::{Ack, Batch, Payload, Record, SeqRange, Status, Topics};
 use coldaisle_core::Timestamp;
+use std::sync::{Arc, RwLock};
+
+/// Longest agent id or site accepted, in bytes.
+const MAX_NAME_BYTES: usize = 128;
 
 /// Why a message was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -22,9 +34,39 @@ pub enum IngestError {
         /// What was wrong.
         reason: String,
     },
+    /// The batch is out of bounds or not the agent's to send: counted per agent, not acked.
+    #[error("batch of agent {agent} refused: {refusal}")]
+    Refused {
+        /// Agent (from the topic).
+        agent: String,
+        /// Site (from the topic).
+        site: String,
+        /// Why.
+        refusal: Refusal,
+    },
     /// The store failed: nothing is acked, the agent will resend.
     #[error("store failed: {0}")]
     Store(#[from] coldaisle_store::StoreError),
+}
+
+/// What ingest checks batches against: limits and the agents list. Replaced whole on SIGHUP.
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    /// `[ingest]` bounds.
+    pub limits: IngestConfig,
+    /// `[[agents]]` + `agents_file`, or trust on first use.
+    pub directory: AgentDirectory,
+}
+
+/// The gate in force, shared by the ingest loop and the reload.
+pub type SharedGate = Arc<RwLock<Arc<Gate>>>;
+
+/// The gate in force now.
+pub fn current(gate: &SharedGate) -> Arc<Gate> {
+    match gate.read() {
+        Ok(g) => g.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
 }
 
 /// A decoded, consistent batch ready to store.
@@ -40,17 +82,39 @@ pub struct CheckedBatch {
     pub records: Vec<Record>,
     /// Seqs the agent dropped.
     pub dropped: Vec<SeqRange>,
+    /// The sending instance.
+    pub instance: Option<String>,
 }
 
-/// Decodes an events message and checks it against its topic.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && !name
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '/' | '+' | '#'))
+}
+
+/// Decodes an events message and checks it against its topic and `limits`.
 pub fn check_batch(
     topics: &Topics,
+    limits: &IngestConfig,
     topic: &str,
     payload: &[u8],
 ) -> Result<CheckedBatch, IngestError> {
     let (site, agent, _) = topics
         .parse(topic)
         .ok_or_else(|| IngestError::Topic(topic.to_string()))?;
+    let refused = |refusal| IngestError::Refused {
+        agent: agent.to_string(),
+        site: site.to_string(),
+        refusal,
+    };
+    if payload.len() > limits.max_batch_bytes {
+        return Err(refused(Refusal::BatchBytes {
+            bytes: payload.len(),
+            limit: limits.max_batch_bytes,
+        }));
+    }
     let batch = Batch::decode(payload).map_err(|e| IngestError::Malformed {
         topic: topic.to_string(),
         reason: e.to_string(),
@@ -64,24 +128,130 @@ pub fn check_batch(
             ),
         });
     }
+    for (what, name) in [("agent", agent), ("site", site)] {
+        if !valid_name(name) {
+            return Err(refused(Refusal::BadName {
+                what,
+                name: name.to_string(),
+            }));
+        }
+    }
+    if batch.records.len() > limits.max_batch_records {
+        return Err(refused(Refusal::BatchRecords {
+            records: batch.records.len(),
+            limit: limits.max_batch_records,
+        }));
+    }
+    if batch.dropped.len() > limits.max_batch_records {
+        return Err(refused(Refusal::BatchRecords {
+            records: batch.dropped.len(),
+            limit: limits.max_batch_records,
+        }));
+    }
+    for record in &batch.records {
+        let bytes = serde_json::to_vec(record).map_or(usize::MAX, |v| v.len());
+        if bytes > limits.max_record_bytes {
+            return Err(refused(Refusal::RecordBytes {
+                seq: record.seq,
+                bytes,
+                limit: limits.max_record_bytes,
+            }));
+        }
+    }
     Ok(CheckedBatch {
         agent: batch.agent,
         site: batch.site,
         floor: batch.floor,
         records: batch.records,
         dropped: batch.dropped,
+        instance: batch.instance,
     })
 }
 
-/// Stores a checked batch durably. Blocking (flushes): call from a blocking context.
-pub fn store(store: &CollectorStore, batch: CheckedBatch) -> Result<Stored, IngestError> {
-    Ok(store.store_batch(
-        &batch.agent,
-        &batch.site,
-        batch.floor,
-        &batch.dropped,
-        batch.records,
-    )?)
+/// Admits a checked batch (agents list or first-seen site) and stores it durably; `now` is
+/// the collector clock (for a first-seen record). Blocking (flushes): call from a blocking
+/// context.
+pub fn store(
+    store: &CollectorStore,
+    sites: &SiteBook,
+    gate: &Gate,
+    batch: CheckedBatch,
+    now: Timestamp,
+) -> Result<Stored, IngestError> {
+    let refused = |refusal| IngestError::Refused {
+        agent: batch.agent.clone(),
+        site: batch.site.clone(),
+        refusal,
+    };
+    let first = if gate.directory.trust_on_first_use() {
+        sites.get(&batch.agent)?
+    } else {
+        None
+    };
+    gate.directory
+        .admit(
+            &batch.agent,
+            &batch.site,
+            &batch.records,
+            first.as_ref().map(|f| f.site.as_str()),
+        )
+        .map_err(refused)?;
+    if gate.directory.trust_on_first_use() && first.is_none() {
+        // Durable with the batch's flush below, before any ack.
+        sites.record(
+            &batch.agent,
+            &FirstSeen {
+                site: batch.site.clone(),
+                at: now,
+            },
+        )?;
+        tracing::info!(agent = %batch.agent, site = %batch.site,
+            "agent seen for the first time; its site is recorded and enforced from now on");
+    }
+    let claims = Claims {
+        floor: batch.floor,
+        dropped: &batch.dropped,
+        instance: batch.instance.as_deref(),
+        max_dropped_span: gate.limits.max_dropped_span,
+    };
+    match store.store_claimed(&batch.agent, &batch.site, &claims, batch.records) {
+        Ok(stored) => Ok(stored),
+        Err(StoreBatchError::Refused(refusal)) => Err(IngestError::Refused {
+            agent: batch.agent,
+            site: batch.site,
+            refusal,
+        }),
+        Err(StoreBatchError::Store(e)) => Err(IngestError::Store(e)),
+    }
+}
+
+/// Counts and (at most once a minute per agent) logs a rejected message: refusals per agent
+/// and reason, malformed payloads fleet-wide; a store failure is only logged (not acked).
+pub fn reject(state: &mut CollectorState, topic: &str, error: &IngestError, now: Timestamp) {
+    match error {
+        IngestError::Refused {
+            agent,
+            site,
+            refusal,
+        } => {
+            *state.stats.refused.entry(refusal.reason()).or_default() += 1;
+            let info = state.agents.entry(agent.clone()).or_default();
+            if info.site.is_empty() {
+                info.site = site.clone();
+            }
+            if let Some(held_back) = info.trust.refusals.count(refusal, now) {
+                tracing::warn!(%agent, %site, %topic, reason = refusal.reason(),
+                    refused_since_last_log = held_back, error = %refusal, "batch refused; not acked");
+            }
+        }
+        IngestError::Topic(_) | IngestError::Malformed { .. } => {
+            state.stats.malformed += 1;
+            tracing::warn!(%topic, error = %error, "message rejected");
+        }
+        IngestError::Store(e) => {
+            tracing::error!(%topic, error = %e, "storing a batch failed; not acked");
+        }
+    }
 }
 
 /// The ack to publish after [`store`]: `(topic, payload)`.
@@ -106,6 +276,13 @@ pub fn hello_message(
 /// Applies newly stored records to the in-memory state.
 pub fn apply(state: &mut CollectorState, agent: &str, stored: &Stored, received_at: Timestamp) {
     let info = state.agents.entry(agent.to_string()).or_default();
+    info.trust.restore(&stored.ledger);
+    if let Some(restart) = &stored.restart {
+        info.trust.restarted_at = Some(received_at);
+        tracing::warn!(%agent, previous = ?restart.previous, instance = %restart.instance,
+            lost = restart.lost, offset = restart.offset,
+            "agent restarted with a new state directory; its new seqs are stored after the old ones");
+    }
     info.site = stored.ledger.site.clone();
     info.acked_upto = stored.ledger.acked_upto;
     info.highest_seen = stored.ledger.highest_seen;
@@ -157,3 +334,7 @@ pub fn apply_status(
     info.status_at = Some(now);
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "ingest_tests.rs"]
+mod tests;

@@ -12,6 +12,7 @@ pub mod cause;
 pub mod chronicle;
 pub mod daemon;
 pub mod http;
+pub mod identity;
 pub mod incidents;
 pub mod ingest;
 pub mod metrics;
@@ -22,6 +23,7 @@ pub mod pager_tls;
 pub mod pagers;
 pub mod postmortem;
 pub mod problems;
+pub mod refusal;
 pub mod render;
 pub mod report;
 pub mod rules_reload;
@@ -29,6 +31,7 @@ pub mod service;
 pub mod silence;
 pub mod state;
 pub mod store;
+pub mod trust;
 
 #[cfg(test)]
 mod lifecycle_tests;

@@ -45,6 +45,17 @@ impl Payload {
         }
     }
 
+    /// The `(site, zone)` the payload is about (the collector checks it against the agent's
+    /// allowed site and zones).
+    pub fn site_zone(&self) -> (&str, &str) {
+        match self {
+            Payload::SensorEvent(e) => (&e.location.site, &e.location.zone),
+            Payload::ZoneEvent(e) => (&e.site, &e.zone),
+            Payload::DeviceEvent(e) => (&e.location.site, &e.location.zone),
+            Payload::ReadingSummary(s) => (&s.location.site, &s.location.zone),
+        }
+    }
+
     /// True for reading summaries: the first to go when an outbox is over its quota.
     pub fn is_summary(&self) -> bool {
         matches!(self, Payload::ReadingSummary(_))
@@ -64,6 +75,11 @@ pub struct Record {
     pub seq: u64,
     /// The content.
     pub payload: Payload,
+    /// Random id of the agent's state directory (its incarnation), made at its first start.
+    /// A new instance id with seqs starting again tells the collector the agent lost its state
+    /// and restarted its seqs. Optional: absent from older agents, ignored by older collectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// What an agent publishes on its events topic: records in increasing seq order.
@@ -84,6 +100,10 @@ pub struct Batch {
     /// collector counts them as settled, reports them as gaps, and acks past them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<SeqRange>,
+    /// The sending agent's instance id (see [`Record::instance`]); every record of the batch
+    /// carries the same one. Optional like the records' field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// An inclusive range of seqs.
@@ -186,6 +206,12 @@ impl Batch {
         let batch: Batch = serde_json::from_slice(bytes)?;
         let mut previous = None;
         for record in &batch.records {
+            if record.instance.is_some() && record.instance != batch.instance {
+                return Err(WireError::Invalid(format!(
+                    "record seq {} carries instance {:?} inside a batch of instance {:?}",
+                    record.seq, record.instance, batch.instance
+                )));
+            }
             if record.agent != batch.agent || record.site != batch.site {
                 return Err(WireError::Invalid(format!(
                     "record seq {} claims agent {}/{} inside a batch of {}/{}",
@@ -287,6 +313,7 @@ mod tests {
                 sum: 41.0,
                 last: 21.0,
             }),
+            instance: None,
         }
     }
 
@@ -299,6 +326,7 @@ mod tests {
             floor: 1,
             records: vec![summary_record(1), summary_record(2)],
             dropped: vec![],
+            instance: None,
         };
         let mut json: serde_json::Value = serde_json::to_value(&batch).expect("serialise");
         json["future_field"] = serde_json::json!(true);
@@ -315,6 +343,7 @@ mod tests {
             floor: 1,
             records: vec![summary_record(2), summary_record(2)],
             dropped: vec![],
+            instance: None,
         };
         let bytes = serde_json::to_vec(&batch).expect("serialise");
         assert!(matches!(Batch::decode(&bytes), Err(WireError::Invalid(_))));
