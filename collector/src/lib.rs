@@ -5,6 +5,7 @@
 //! [`render`]. I/O parts: [`store`] (durable records), [`ingest`] (MQTT messages → store → ack),
 //! [`http`] (API), [`daemon`] (wiring).
 
+pub mod acl;
 pub mod action_log;
 pub mod actions;
 pub mod analysis;
