@@ -147,6 +147,10 @@ pub async fn run_with_status(
                     LinkEvent::Message { topic, payload } if topic == ack_topic => {
                         match serde_json::from_slice::<Ack>(&payload) {
                             Ok(ack) => {
+                                if let Some(collector_now) = ack.now {
+                                    let skew = coldaisle_core::Timestamp::now().0 - collector_now.0;
+                                    reporter.book().clock_skew_ms = Some(skew);
+                                }
                                 if ack.hello {
                                     // A collector (re)connected: what we resent before reached
                                     // nobody if it was away, so resend what it lacks now.

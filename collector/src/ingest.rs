@@ -213,6 +213,7 @@ pub fn store(
         dropped: &batch.dropped,
         instance: batch.instance.as_deref(),
         max_dropped_span: gate.limits.max_dropped_span,
+        clock: Some((now, gate.limits.max_clock_skew)),
     };
     match store.store_claimed(&batch.agent, &batch.site, &claims, batch.records) {
         Ok(stored) => Ok(stored),
@@ -256,7 +257,12 @@ pub fn reject(state: &mut CollectorState, topic: &str, error: &IngestError, now:
 
 /// The ack to publish after [`store`]: `(topic, payload)`.
 pub fn ack_message(topics: &Topics, site: &str, agent: &str, upto: u64) -> (String, Vec<u8>) {
-    let payload = serde_json::to_vec(&Ack { upto, hello: false }).unwrap_or_default();
+    let ack = Ack {
+        upto,
+        hello: false,
+        now: Some(Timestamp::now()),
+    };
+    let payload = serde_json::to_vec(&ack).unwrap_or_default();
     (topics.ack(site, agent), payload)
 }
 
@@ -269,14 +275,28 @@ pub fn hello_message(
     agent: &str,
 ) -> (String, Vec<u8>) {
     let upto = state.agents.get(agent).map_or(0, |a| a.acked_upto);
-    let payload = serde_json::to_vec(&Ack { upto, hello: true }).unwrap_or_default();
+    let ack = Ack {
+        upto,
+        hello: true,
+        now: Some(Timestamp::now()),
+    };
+    let payload = serde_json::to_vec(&ack).unwrap_or_default();
     (topics.ack(site, agent), payload)
 }
 
 /// Applies newly stored records to the in-memory state.
 pub fn apply(state: &mut CollectorState, agent: &str, stored: &Stored, received_at: Timestamp) {
+    state.stats.ahead_of_clock += stored.ahead;
     let info = state.agents.entry(agent.to_string()).or_default();
     info.trust.restore(&stored.ledger);
+    if stored.clock_ahead_ms.is_some() {
+        info.trust.clock_ahead_ms = stored.clock_ahead_ms;
+    }
+    if stored.ahead > 0 {
+        info.trust.records_ahead += stored.ahead;
+        tracing::warn!(%agent, records = stored.ahead, clock_ahead_ms = ?stored.clock_ahead_ms,
+            "records stamped beyond ingest.max_clock_skew ahead of our clock: stored with their time moved back");
+    }
     if let Some(restart) = &stored.restart {
         info.trust.restarted_at = Some(received_at);
         tracing::warn!(%agent, previous = ?restart.previous, instance = %restart.instance,

@@ -326,3 +326,50 @@ fn limits_name_their_key() {
     assert!(reason(&one).contains("ingest.max_record_bytes = 100"));
     assert!(reason(&vec![b' '; 10_001]).contains("ingest.max_batch_bytes = 10000"));
 }
+
+#[test]
+fn a_record_stamped_ahead_of_our_clock_never_moves_event_time() {
+    let kv: Arc<dyn coldaisle_store::KvStore> = Arc::new(MemoryStore::new());
+    let (db, sites) = (CollectorStore::new(kv.clone()), SiteBook::new(kv.clone()));
+    let gate = Gate::default();
+    let mut state = empty_state();
+    let now = Timestamp(1_000_000_000);
+    let hour = std::time::Duration::from_secs(3600);
+    let mut future = record("a1", "s1", "Z1", 1, None);
+    if let Payload::DeviceEvent(e) = &mut future.payload {
+        e.ts = now.plus(hour);
+    }
+    let on_time = record("a1", "s1", "Z1", 2, None);
+    let batch = CheckedBatch {
+        agent: "a1".into(),
+        site: "s1".into(),
+        floor: 1,
+        records: vec![future, on_time],
+        dropped: vec![],
+        instance: None,
+    };
+    let stored = store(&db, &sites, &gate, batch, now).expect("stored");
+    apply(&mut state, "a1", &stored, now);
+    let limit = now.plus(gate.limits.max_clock_skew);
+    assert_eq!(stored.ahead, 1);
+    assert_eq!(stored.clock_ahead_ms, Some(3_600_000));
+    assert_eq!(
+        state.latest_event, limit,
+        "event time stops at our clock + max_clock_skew"
+    );
+    assert_eq!(state.stats.ahead_of_clock, 1);
+    assert_eq!(state.agents["a1"].trust.records_ahead, 1);
+    // Stored with the moved time (a rebuild sees the same), the agent's own time kept beside.
+    let raw = kv.get("records", &{
+        let mut k = b"a1\0".to_vec();
+        k.extend_from_slice(&1u64.to_be_bytes());
+        k
+    });
+    let json: serde_json::Value =
+        serde_json::from_slice(&raw.expect("get").expect("stored")).expect("json");
+    assert_eq!(json["agent_ts"], now.plus(hour).0);
+    let mut rebuilt = Vec::new();
+    db.for_each_record(|r| rebuilt.push(r.payload.ts()))
+        .expect("scan");
+    assert_eq!(rebuilt[0], limit);
+}

@@ -75,6 +75,8 @@ pub struct IngestStats {
     pub malformed: u64,
     /// Batches refused, by reason ([`crate::refusal::Refusal::reason`]).
     pub refused: BTreeMap<&'static str, u64>,
+    /// Records stamped beyond `ingest.max_clock_skew` ahead of our clock (stored, time moved back).
+    pub ahead_of_clock: u64,
 }
 
 /// The collector's state.

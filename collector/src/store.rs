@@ -84,6 +84,20 @@ pub struct Claims<'a> {
     pub instance: Option<&'a str>,
     /// `ingest.max_dropped_span`.
     pub max_dropped_span: u64,
+    /// The collector's clock at receipt and `ingest.max_clock_skew`: a record stamped later
+    /// than their sum is stored with its times moved back to it (see [`Stored::ahead`]).
+    pub clock: Option<(coldaisle_core::Timestamp, std::time::Duration)>,
+}
+
+/// A record as stored: the record (times at most receipt + `max_clock_skew`) and, when its
+/// own time was later, that time. Decodes as a plain [`Record`] too (unknown fields ignored).
+#[derive(Serialize)]
+struct StoredRecord<'a> {
+    #[serde(flatten)]
+    record: &'a Record,
+    /// The agent's own time of a record stamped too far ahead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_ts: Option<coldaisle_core::Timestamp>,
 }
 
 /// A new instance of an agent, recognised by one batch.
@@ -112,6 +126,12 @@ pub struct Stored {
     pub restart: Option<Restart>,
     /// Store lookups made (for the bound on work per batch).
     pub lookups: u64,
+    /// New records stamped more than `max_clock_skew` ahead of the collector's clock: stored
+    /// with their times moved back, so they never move incident or problem time.
+    pub ahead: u64,
+    /// How far the batch's newest record time was ahead of the collector's clock, in ms
+    /// (negative: behind, i.e. delivery delay); `None` without records or clock.
+    pub clock_ahead_ms: Option<i64>,
 }
 
 /// Why a batch was not stored.
@@ -264,6 +284,7 @@ impl CollectorStore {
             dropped,
             instance: None,
             max_dropped_span: coldaisle_config::trust::IngestConfig::default().max_dropped_span,
+            clock: None,
         };
         self.store_claimed(agent, site, &claims, records)
     }
@@ -287,6 +308,9 @@ impl CollectorStore {
         check_claims(&ledger, claims, &records)?;
         let offset = ledger.offset;
         let highest = records.iter().map(|r| r.seq).max().unwrap_or(0);
+        if let Some((now, _)) = claims.clock {
+            out.clock_ahead_ms = records.iter().map(|r| r.payload.ts().0 - now.0).max();
+        }
         let mut batch = WriteBatch::default();
         for mut record in records.drain(..) {
             // Bounded by check_claims: offset ≤ MAX_SEQ and seq ≤ MAX_SEQ.
@@ -297,7 +321,15 @@ impl CollectorStore {
                 out.duplicates += 1;
                 continue;
             }
-            let json = serde_json::to_vec(&record).map_err(|e| StoreError {
+            let agent_ts = claims
+                .clock
+                .and_then(|(now, skew)| record.payload.clamp_time(now.plus(skew)));
+            out.ahead += u64::from(agent_ts.is_some());
+            let stored = StoredRecord {
+                record: &record,
+                agent_ts,
+            };
+            let json = serde_json::to_vec(&stored).map_err(|e| StoreError {
                 operation: "encode",
                 tree: RECORDS.into(),
                 message: e.to_string(),
@@ -460,6 +492,7 @@ mod tests {
             dropped,
             instance,
             max_dropped_span: 1_000_000,
+            clock: None,
         }
     }
 

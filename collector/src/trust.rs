@@ -21,6 +21,12 @@ pub struct AgentTrust {
     /// When the latest restart was recognised (collector clock; since the collector started).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restarted_at: Option<Timestamp>,
+    /// Records stamped more than `ingest.max_clock_skew` ahead of our clock (since start):
+    /// stored with their times moved back to receipt + skew.
+    pub records_ahead: u64,
+    /// The agent's clock skew as we see it: how far the newest record of its latest batch was
+    /// ahead of our clock, in ms (negative: behind, which includes delivery delay).
+    pub clock_ahead_ms: Option<i64>,
 }
 
 impl AgentTrust {

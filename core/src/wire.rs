@@ -56,6 +56,34 @@ impl Payload {
         }
     }
 
+    /// Moves every time of the payload that is after `limit` back to `limit` (the collector
+    /// does this to a record stamped too far ahead of its own clock). Returns the payload's
+    /// time before, if it was after `limit`.
+    pub fn clamp_time(&mut self, limit: Timestamp) -> Option<Timestamp> {
+        let before = self.ts();
+        if before <= limit {
+            return None;
+        }
+        match self {
+            Payload::SensorEvent(e) => {
+                e.ts = e.ts.min(limit);
+                e.first_ts = e.first_ts.min(limit);
+            }
+            Payload::ZoneEvent(e) => {
+                e.ts = e.ts.min(limit);
+                for evidence in &mut e.evidence {
+                    evidence.ts = evidence.ts.min(limit);
+                }
+            }
+            Payload::DeviceEvent(e) => e.ts = e.ts.min(limit),
+            Payload::ReadingSummary(s) => {
+                s.from = s.from.min(limit);
+                s.to = s.to.min(limit);
+            }
+        }
+        Some(before)
+    }
+
     /// True for reading summaries: the first to go when an outbox is over its quota.
     pub fn is_summary(&self) -> bool {
         matches!(self, Payload::ReadingSummary(_))
@@ -143,6 +171,10 @@ pub struct Ack {
     /// Absent (false) in ordinary acks; agents that do not know the field ignore it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hello: bool,
+    /// The collector's clock when it sent the ack, so the agent can estimate its own clock
+    /// skew ([`StatusStats::clock_skew_ms`]). Optional: absent from older collectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<Timestamp>,
 }
 
 /// Agent status, published retained; the broker publishes the `offline` form as the agent's will.
@@ -186,6 +218,11 @@ pub struct StatusStats {
     pub dropped_events: u64,
     /// Corrupt outbox records removed, since start.
     pub corrupt_records: u64,
+    /// The agent's estimate of its clock minus the collector's, in ms, from the latest ack
+    /// that carried the collector's time (includes the ack's delivery delay); absent until
+    /// then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_skew_ms: Option<i64>,
 }
 
 /// Errors decoding a payload received from the network.
@@ -358,11 +395,21 @@ mod tests {
     }
 
     #[test]
+    fn clamp_time_moves_only_times_after_the_limit() {
+        let mut payload = summary_record(1).payload;
+        assert_eq!(payload.clamp_time(Timestamp(5)), None);
+        assert_eq!(payload.clamp_time(Timestamp(1)), Some(Timestamp(2)));
+        assert_eq!(payload.ts(), Timestamp(1));
+        assert!(matches!(payload, Payload::ReadingSummary(ref s) if s.from == Timestamp(1)));
+    }
+
+    #[test]
     fn ack_hello_is_optional_on_the_wire() {
         // An ordinary ack is what v1 always was; an old collector's ack parses as no hello.
         let plain = serde_json::to_string(&Ack {
             upto: 7,
             hello: false,
+            now: None,
         })
         .unwrap();
         assert_eq!(plain, r#"{"upto":7}"#);

@@ -297,6 +297,7 @@ fn agent_toml(state: &Path, mqtt: u16, snmp: u16) -> String {
 site = "ams1"
 state_dir = "{state}"
 summary_interval = "200ms"
+status_every = "1s"
 [mqtt]
 host = "127.0.0.1"
 port = {mqtt}
@@ -368,5 +369,91 @@ fn an_agent_that_lost_its_state_directory_is_stored_as_a_new_instance() -> Resul
     assert!(collector
         .log()
         .contains("agent restarted with a new state directory"));
+    // The agent reports its own clock skew, estimated from the collector's time in the acks.
+    let skew = wait_for(
+        "the agent's skew in its status",
+        Duration::from_secs(10),
+        || agents(&api)?["agent-ams1"]["status"]["stats"]["clock_skew_ms"].as_i64(),
+    )
+    .with_context(|| agent.log_tail())?;
+    assert!(skew.abs() < 5_000, "one machine, one clock: {skew} ms");
+    Ok(())
+}
+
+#[test]
+fn a_record_stamped_in_the_future_never_moves_incident_time() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = Mosquitto::start(&[(USER, PASS)])?;
+    let (collector, api) = start_collector(dir.path(), broker.port(), "")?;
+    let mut fast = batch("fast", "s1", "Z1", 1, &[1]);
+    let hour_ahead = Timestamp::now().plus(Duration::from_secs(3600));
+    if let Payload::DeviceEvent(e) = &mut fast.records[0].payload {
+        e.ts = hour_ahead;
+    }
+    publish(broker.port(), (USER, PASS), &fast)?;
+    let all = wait_for("the future record stored", Duration::from_secs(20), || {
+        let all = agents(&api)?;
+        (all["fast"]["acked_upto"].as_u64()? == 1).then_some(all)
+    })
+    .with_context(|| collector.log_tail())?;
+    assert_eq!(all["fast"]["records_ahead"], 1, "flagged: {all}");
+    let ahead = all["fast"]["clock_ahead_ms"]
+        .as_i64()
+        .context("skew shown")?;
+    assert!(ahead > 3_500_000, "the agent's skew is shown: {ahead}");
+    let stats = get_json(&format!("{api}/api/v1/stats"))?;
+    assert_eq!(stats["ingest"]["ahead_of_clock"], 1, "{stats}");
+    let latest = stats["latest_event"].as_i64().context("latest_event")?;
+    let bound = Timestamp::now().plus(Duration::from_secs(125)).0;
+    assert!(
+        latest <= bound,
+        "event time stays within our clock + max_clock_skew: {latest} > {bound}"
+    );
+    let incidents = get_json(&format!("{api}/api/v1/incidents"))?;
+    let opened = incidents[0]["opened_at"]
+        .as_i64()
+        .context("incident opened")?;
+    assert!(
+        opened <= bound,
+        "the incident opens at the moved time: {incidents}"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_agents_file_is_read_again_on_sighup() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = Mosquitto::start(&[(USER, PASS)])?;
+    let file = dir.path().join("agents.toml");
+    std::fs::write(&file, "[[agents]]\nid = \"a1\"\nsite = \"s1\"\n")?;
+    let extra = format!("agents_file = \"{}\"", file.display());
+    let (collector, api) = start_collector(dir.path(), broker.port(), &extra)?;
+    publish(
+        broker.port(),
+        (USER, PASS),
+        &batch("a3", "s1", "Z1", 1, &[1]),
+    )?;
+    wait_for("a3 refused as unknown", Duration::from_secs(20), || {
+        (agents(&api)?["a3"]["refused"]["unknown_agent"].as_u64()? == 1).then_some(())
+    })
+    .with_context(|| collector.log_tail())?;
+    std::fs::write(
+        &file,
+        "[[agents]]\nid = \"a1\"\nsite = \"s1\"\n[[agents]]\nid = \"a3\"\nsite = \"s1\"\n",
+    )?;
+    collector.signal("HUP")?;
+    wait_for("the reload", Duration::from_secs(20), || {
+        collector.log().contains("ingest and agents").then_some(())
+    })
+    .with_context(|| collector.log_tail())?;
+    publish(
+        broker.port(),
+        (USER, PASS),
+        &batch("a3", "s1", "Z1", 1, &[1]),
+    )?;
+    wait_for("a3 acked after the reload", Duration::from_secs(20), || {
+        (agents(&api)?["a3"]["acked_upto"].as_u64()? == 1).then_some(())
+    })
+    .with_context(|| collector.log_tail())?;
     Ok(())
 }
