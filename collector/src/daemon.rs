@@ -210,8 +210,10 @@ impl RunningCollector {
         let gate = ingest_gate(new)?;
         let mut applied = self.rules.apply(old, new).await?;
         if let Ok(mut current) = self.gate.write() {
-            *current = Arc::new(gate);
-            applied.push("ingest and agents");
+            if current.limits != gate.limits || current.directory != gate.directory {
+                *current = Arc::new(gate);
+                applied.push("ingest and agents");
+            }
         }
         Ok(applied)
     }

@@ -349,7 +349,11 @@ pub fn apply_status(
         reason: e.to_string(),
     })?;
     let info = state.agents.entry(agent.to_string()).or_default();
-    info.site = site.to_string();
+    // A status is the agent's word: it names the site only of an agent not known otherwise
+    // (the site of its batches, checked by identity, wins).
+    if info.site.is_empty() {
+        info.site = site.to_string();
+    }
     info.status = Some(status);
     info.status_at = Some(now);
     Ok(())

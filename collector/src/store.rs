@@ -20,7 +20,10 @@
 //!   offset moves above every collector seq used so far, so the new instance's seq 1 is a new
 //!   record, stored and analysed, never a duplicate. `acked_upto` and `highest_seen` are in
 //!   the current instance's own seqs: the ack it receives means "every seq ≤ N *of this
-//!   instance* is stored". Batches of a replaced instance are refused.
+//!   instance* is stored". Batches of a replaced instance are refused. Limit: an upgraded
+//!   agent sending its first id with floor 1 although the collector acked some of its seqs
+//!   (every ack lost) is taken for a new instance; its resent records are stored again under
+//!   the new offset (repeated raises change no incident state).
 //! - A batch only ever reads and writes its own agent's keys (agent ids never hold control
 //!   characters, so one agent's keys are never a prefix-collision of another's).
 
