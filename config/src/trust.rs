@@ -150,6 +150,27 @@ pub(crate) fn validate_ingest(ingest: &IngestConfig, root: &KeyPath) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CollectorConfig;
+
+    #[test]
+    fn collector_ingest_and_agents_errors_name_their_key() {
+        let base = "collector_id = \"c\"\nstate_dir = \"/x\"\n";
+        let load = |extra: &str| {
+            CollectorConfig::from_str(
+                &format!("{base}{extra}\n[mqtt]\nhost = \"h\"\n"),
+                Path::new("collector.toml"),
+            )
+        };
+        let err = load("[ingest]\nmax_batch_records = 0").expect_err("zero");
+        assert_eq!(err.key(), Some("ingest.max_batch_records"));
+        let err = load("[[agents]]\nid = \"a/1\"\nsite = \"s1\"").expect_err("slash");
+        assert_eq!(err.key(), Some("agents[0].id"));
+        let ok = load("[ingest]\nmax_clock_skew = \"30s\"\n[[agents]]\nid = \"a1\"\nsite = \"s1\"")
+            .expect("valid");
+        assert_eq!(ok.raw.ingest.max_clock_skew, Duration::from_secs(30));
+        assert_eq!(ok.raw.ingest.max_batch_records, 2_000);
+        assert_eq!(ok.raw.agents[0].site, "s1");
+    }
 
     #[test]
     fn agents_file_is_validated_with_its_line() {

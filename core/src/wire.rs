@@ -9,6 +9,10 @@
 //! Invariants: every record carries its agent, site and a per-agent `seq` that is strictly
 //! increasing, never reused and survives restarts. An ack `upto = N` promises that every seq ≤ N
 //! is durably stored by the collector. Unknown JSON fields are ignored (forward compatibility).
+//!
+//! Optional fields added within v1 (absent from older peers, ignored by them):
+//! [`Record::instance`] and [`Batch::instance`] (the agent's incarnation), [`Ack::hello`],
+//! [`Ack::now`] (the collector's clock) and [`StatusStats::clock_skew_ms`].
 
 use crate::event::{DeviceEvent, ReadingSummary, SensorEvent, ZoneEvent};
 use crate::time::Timestamp;
