@@ -373,3 +373,37 @@ fn a_record_stamped_ahead_of_our_clock_never_moves_event_time() {
         .expect("scan");
     assert_eq!(rebuilt[0], limit);
 }
+
+#[test]
+fn a_new_instance_s_events_reach_the_analysis() {
+    let kv: Arc<dyn coldaisle_store::KvStore> = Arc::new(MemoryStore::new());
+    let (db, sites) = (CollectorStore::new(kv.clone()), SiteBook::new(kv));
+    let gate = Gate::default();
+    let mut state = empty_state();
+    for instance in ["i1", "i2"] {
+        let batch = CheckedBatch {
+            agent: "a1".into(),
+            site: "s1".into(),
+            floor: 1,
+            records: vec![record("a1", "s1", "Z1", 1, Some(instance))],
+            dropped: vec![],
+            instance: Some(instance.into()),
+        };
+        let stored = store(&db, &sites, &gate, batch, Timestamp(0)).expect("stored");
+        apply(&mut state, "a1", &stored, Timestamp(0));
+        assert_eq!(
+            stored.ledger.acked_upto, 1,
+            "each instance is acked in its own seqs"
+        );
+    }
+    assert_eq!(
+        state.analysis.event_count(),
+        2,
+        "seq 1 of the new instance is a new event"
+    );
+    let a1 = &state.agents["a1"];
+    assert_eq!((a1.records, a1.duplicates), (2, 0));
+    assert_eq!(a1.trust.restarts, 1);
+    assert_eq!(a1.trust.instance.as_deref(), Some("i2"));
+    assert_eq!(a1.trust.restarted_at, Some(Timestamp(0)));
+}
