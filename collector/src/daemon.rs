@@ -171,7 +171,11 @@ impl RunningCollector {
             Topics::new(&raw.mqtt.topic_prefix),
             raw.sites.clone(),
             link,
-            (store, sites, gate.clone()),
+            ingest::Intake {
+                store,
+                sites,
+                gate: gate.clone(),
+            },
             state.clone(),
             shutdown_rx,
         ));
@@ -209,11 +213,8 @@ impl RunningCollector {
         // The agents file may change without the config: always re-read it.
         let gate = ingest_gate(new)?;
         let mut applied = self.rules.apply(old, new).await?;
-        if let Ok(mut current) = self.gate.write() {
-            if current.limits != gate.limits || current.directory != gate.directory {
-                *current = Arc::new(gate);
-                applied.push("ingest and agents");
-            }
+        if ingest::replace(&self.gate, gate) {
+            applied.push("ingest and agents");
         }
         Ok(applied)
     }
@@ -245,11 +246,7 @@ async fn run_ingest(
     topics: Topics,
     sites: Vec<String>,
     mut link: MqttLink,
-    (store, site_book, gate): (
-        CollectorStore,
-        crate::identity::SiteBook,
-        ingest::SharedGate,
-    ),
+    intake: ingest::Intake,
     state: SharedState,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -319,7 +316,7 @@ async fn run_ingest(
                     }
                     continue;
                 }
-                let gate = ingest::current(&gate);
+                let gate = ingest::current(&intake.gate);
                 let checked = match ingest::check_batch(&topics, &gate.limits, &topic, &payload) {
                     Ok(c) => c,
                     Err(e) => {
@@ -328,7 +325,7 @@ async fn run_ingest(
                     }
                 };
                 let (agent, site) = (checked.agent.clone(), checked.site.clone());
-                let (store, book) = (store.clone(), site_book.clone());
+                let (store, book) = (intake.store.clone(), intake.sites.clone());
                 let stored = tokio::task::spawn_blocking(move || {
                     ingest::store(&store, &book, &gate, checked, Timestamp::now())
                 })

@@ -61,12 +61,34 @@ pub struct Gate {
 /// The gate in force, shared by the ingest loop and the reload.
 pub type SharedGate = Arc<RwLock<Arc<Gate>>>;
 
+/// What the ingest loop stores batches with: the store, the first-seen sites, the gate.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    /// Records and ledgers.
+    pub store: CollectorStore,
+    /// First-seen sites (trust on first use).
+    pub sites: SiteBook,
+    /// Limits and agents list in force.
+    pub gate: SharedGate,
+}
+
 /// The gate in force now.
 pub fn current(gate: &SharedGate) -> Arc<Gate> {
-    match gate.read() {
-        Ok(g) => g.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
+    gate.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// Puts `next` in force if it differs from the gate in force; returns whether it did.
+pub fn replace(gate: &SharedGate, next: Gate) -> bool {
+    let mut current = gate
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let changed = current.limits != next.limits || current.directory != next.directory;
+    if changed {
+        *current = Arc::new(next);
     }
+    changed
 }
 
 /// A decoded, consistent batch ready to store.
