@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod detect;
 pub mod detector_state;
 pub mod devices;
+pub mod instance;
 pub mod modbus;
 pub mod outbox;
 pub mod pipeline;

@@ -137,6 +137,8 @@ pub struct Outbox {
     store: Arc<dyn KvStore>,
     agent: String,
     site: String,
+    /// This state directory's instance id, carried by every record.
+    instance: String,
     next_seq: u64,
     acked: u64,
     /// Bytes of all stored record values.
@@ -178,7 +180,9 @@ impl Outbox {
             ControlFlow::Continue(())
         })?;
         let next_seq = stored_next.max(after_last).max(acked + 1).max(1);
+        let instance = crate::instance::load_or_create(store.as_ref(), crate::instance::random_id)?;
         Ok(Outbox {
+            instance,
             store,
             agent: agent.to_string(),
             site: site.to_string(),
@@ -195,6 +199,11 @@ impl Outbox {
     pub fn with_quota(mut self, max_bytes: u64) -> Outbox {
         self.max_bytes = max_bytes.max(1);
         self
+    }
+
+    /// This state directory's instance id (see [`crate::instance`]).
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// The seq the next record will get.
@@ -249,6 +258,7 @@ impl Outbox {
                 site: self.site.clone(),
                 seq,
                 payload,
+                instance: Some(self.instance.clone()),
             };
             let value = encode_value(&record)?;
             added += value.len() as u64;

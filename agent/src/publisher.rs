@@ -147,6 +147,10 @@ pub async fn run_with_status(
                     LinkEvent::Message { topic, payload } if topic == ack_topic => {
                         match serde_json::from_slice::<Ack>(&payload) {
                             Ok(ack) => {
+                                if let Some(collector_now) = ack.now {
+                                    let skew = coldaisle_core::Timestamp::now().0 - collector_now.0;
+                                    reporter.book().clock_skew_ms = Some(skew);
+                                }
                                 if ack.hello {
                                     // A collector (re)connected: what we resent before reached
                                     // nobody if it was away, so resend what it lacks now.
@@ -238,13 +242,19 @@ async fn send_pending(
     mut sent_upto: u64,
 ) -> u64 {
     loop {
-        let (records, floor, dropped, last_seq) = {
+        let (records, floor, dropped, last_seq, instance) = {
             let mut o = lock(outbox);
             if sent_upto.saturating_sub(o.acked()) >= MAX_UNACKED_RECORDS {
                 return sent_upto;
             }
             match o.pending_after(sent_upto, MAX_BATCH_RECORDS, MAX_BATCH_BYTES) {
-                Ok(r) => (r, o.floor(), o.dropped().to_vec(), o.next_seq() - 1),
+                Ok(r) => (
+                    r,
+                    o.floor(),
+                    o.dropped().to_vec(),
+                    o.next_seq() - 1,
+                    o.instance().to_string(),
+                ),
                 Err(e) => {
                     tracing::error!(error = %e, "reading the outbox failed");
                     return sent_upto;
@@ -265,6 +275,7 @@ async fn send_pending(
             floor,
             records,
             dropped,
+            instance: Some(instance),
         };
         let payload = match serde_json::to_vec(&batch) {
             Ok(p) => p,

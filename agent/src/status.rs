@@ -57,6 +57,8 @@ pub struct StatusBook {
     pub devices: u64,
     /// Poll counters.
     pub polls: PollCounters,
+    /// Our clock minus the collector's, in ms, from the latest ack carrying its time.
+    pub clock_skew_ms: Option<i64>,
 }
 
 impl StatusBook {
@@ -84,6 +86,7 @@ impl StatusBook {
                 dropped_summaries: outbox.stats.dropped_summaries,
                 dropped_events: outbox.stats.dropped_events,
                 corrupt_records: outbox.stats.corrupt,
+                clock_skew_ms: self.clock_skew_ms,
             },
         }
     }
@@ -120,6 +123,7 @@ impl StatusReporter {
                 config_hash: config_hash.to_string(),
                 devices: devices as u64,
                 polls: PollCounters::default(),
+                clock_skew_ms: None,
             })),
             every: every.max(Duration::from_secs(1)),
             changed: Arc::new(Notify::new()),

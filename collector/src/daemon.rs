@@ -30,6 +30,8 @@ pub struct RunningCollector {
     started_tasks: usize,
     /// The notifier and the rule rebuild of a reload.
     rules: crate::rules_reload::RuleSwitch,
+    /// Ingest limits and the agents list (replaced on reload).
+    gate: ingest::SharedGate,
 }
 
 /// Builds the empty state with the configured rules.
@@ -81,6 +83,8 @@ impl RunningCollector {
         let notify_kv = kv.clone();
         let silences =
             crate::notifier::SilenceBook::open(kv.clone()).context("reading silences")?;
+        let gate = Arc::new(std::sync::RwLock::new(Arc::new(ingest_gate(&config)?)));
+        let sites = crate::identity::SiteBook::new(kv.clone());
         let store = CollectorStore::new(kv);
         let mut state = empty_state(&config);
         let mut records = 0u64;
@@ -101,10 +105,11 @@ impl RunningCollector {
         }
         for (agent, ledger) in store.ledgers().context("reading agent ledgers")? {
             let info = state.agents.entry(agent).or_default();
-            info.site = ledger.site;
+            info.site = ledger.site.clone();
             info.acked_upto = ledger.acked_upto;
             info.highest_seen = ledger.highest_seen;
             info.dropped_by_agent = ledger.dropped_by_agent;
+            info.trust.restore(&ledger);
         }
         tracing::info!(
             records,
@@ -166,7 +171,11 @@ impl RunningCollector {
             Topics::new(&raw.mqtt.topic_prefix),
             raw.sites.clone(),
             link,
-            store,
+            ingest::Intake {
+                store,
+                sites,
+                gate: gate.clone(),
+            },
             state.clone(),
             shutdown_rx,
         ));
@@ -178,6 +187,7 @@ impl RunningCollector {
             started_tasks: tasks.len(),
             tasks,
             rules,
+            gate,
         })
     }
 
@@ -200,7 +210,13 @@ impl RunningCollector {
         old: &CollectorConfig,
         new: &CollectorConfig,
     ) -> anyhow::Result<Vec<&'static str>> {
-        self.rules.apply(old, new).await
+        // The agents file may change without the config: always re-read it.
+        let gate = ingest_gate(new)?;
+        let mut applied = self.rules.apply(old, new).await?;
+        if ingest::replace(&self.gate, gate) {
+            applied.push("ingest and agents");
+        }
+        Ok(applied)
     }
 
     /// Stops ingest and the API and waits for them.
@@ -212,11 +228,25 @@ impl RunningCollector {
     }
 }
 
+/// The ingest limits and agents list of `config` (reads the `agents_file`).
+fn ingest_gate(config: &CollectorConfig) -> anyhow::Result<ingest::Gate> {
+    let directory =
+        crate::identity::AgentDirectory::from_config(config).context("loading the agents list")?;
+    match directory.entries() {
+        Some(list) => tracing::info!(agents = list.count(), "agents list in force"),
+        None => tracing::info!("no agents list: each agent's first site is recorded and enforced"),
+    }
+    Ok(ingest::Gate {
+        limits: config.raw.ingest.clone(),
+        directory,
+    })
+}
+
 async fn run_ingest(
     topics: Topics,
     sites: Vec<String>,
     mut link: MqttLink,
-    store: CollectorStore,
+    intake: ingest::Intake,
     state: SharedState,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -286,22 +316,24 @@ async fn run_ingest(
                     }
                     continue;
                 }
-                let checked = match ingest::check_batch(&topics, &topic, &payload) {
+                let gate = ingest::current(&intake.gate);
+                let checked = match ingest::check_batch(&topics, &gate.limits, &topic, &payload) {
                     Ok(c) => c,
                     Err(e) => {
-                        state.write().await.stats.malformed += 1;
-                        tracing::warn!(%topic, bytes = payload.len(), error = %e, "message rejected");
+                        ingest::reject(&mut *state.write().await, &topic, &e, Timestamp::now());
                         continue;
                     }
                 };
                 let (agent, site) = (checked.agent.clone(), checked.site.clone());
-                let store = store.clone();
-                let stored =
-                    tokio::task::spawn_blocking(move || ingest::store(&store, checked)).await;
+                let (store, book) = (intake.store.clone(), intake.sites.clone());
+                let stored = tokio::task::spawn_blocking(move || {
+                    ingest::store(&store, &book, &gate, checked, Timestamp::now())
+                })
+                .await;
                 let stored = match stored {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
-                        tracing::error!(%agent, error = %e, "storing a batch failed; not acked");
+                        ingest::reject(&mut *state.write().await, &topic, &e, Timestamp::now());
                         continue;
                     }
                     Err(e) => {

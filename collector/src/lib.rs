@@ -5,6 +5,7 @@
 //! [`render`]. I/O parts: [`store`] (durable records), [`ingest`] (MQTT messages → store → ack),
 //! [`http`] (API), [`daemon`] (wiring).
 
+pub mod acl;
 pub mod action_log;
 pub mod actions;
 pub mod analysis;
@@ -12,6 +13,7 @@ pub mod cause;
 pub mod chronicle;
 pub mod daemon;
 pub mod http;
+pub mod identity;
 pub mod incidents;
 pub mod ingest;
 pub mod metrics;
@@ -22,6 +24,7 @@ pub mod pager_tls;
 pub mod pagers;
 pub mod postmortem;
 pub mod problems;
+pub mod refusal;
 pub mod render;
 pub mod report;
 pub mod rules_reload;
@@ -29,6 +32,7 @@ pub mod service;
 pub mod silence;
 pub mod state;
 pub mod store;
+pub mod trust;
 
 #[cfg(test)]
 mod lifecycle_tests;

@@ -39,6 +39,16 @@ enum Command {
         #[arg(long, short, default_value = "/etc/coldaisle/collector.toml")]
         config: PathBuf,
     },
+    /// Print a mosquitto ACL generated from the agents list (`[[agents]]`, `agents_file`): each
+    /// agent may write only its own site's topics.
+    Acl {
+        /// Collector config file.
+        #[arg(long, short, default_value = "/etc/coldaisle/collector.toml")]
+        config: PathBuf,
+        /// The collector's MQTT user; defaults to `mqtt.username` of the config.
+        #[arg(long)]
+        collector_user: Option<String>,
+    },
     /// Print a zone report from a running collector's HTTP API.
     Report {
         /// Zone to report on.
@@ -100,6 +110,10 @@ fn main() -> ExitCode {
         } => coldaisle_collector::service::run(config, drain_grace, &logs),
         Command::CheckConfig { config } => coldaisle_collector::service::load_config(&config)
             .map(|_| println!("{}: ok", config.display())),
+        Command::Acl {
+            config,
+            collector_user,
+        } => acl(&config, collector_user),
         Command::Report {
             zone,
             site,
@@ -119,6 +133,33 @@ fn main() -> ExitCode {
             ExitCode::from(coldaisle_service::exit::code_for(&e))
         }
     }
+}
+
+fn acl(config: &std::path::Path, collector_user: Option<String>) -> anyhow::Result<()> {
+    let config = coldaisle_collector::service::load_config(config)?;
+    let directory = coldaisle_collector::identity::AgentDirectory::from_config(&config)
+        .context("loading the agents list")?;
+    let Some(entries) = directory.entries() else {
+        anyhow::bail!(
+            "no agents list ([[agents]] or agents_file) in the config: list the agents and their \
+             sites, or use the pattern ACL deploy/mosquitto/coldaisle.acl (agents confined to \
+             their id, not their site)"
+        );
+    };
+    let user = collector_user
+        .or_else(|| config.raw.mqtt.username.clone())
+        .context("no collector user: pass --collector-user or set mqtt.username")?;
+    let entries: Vec<_> = entries.collect();
+    print!(
+        "{}",
+        coldaisle_collector::acl::mosquitto_acl(
+            &coldaisle_core::wire::Topics::new(&config.raw.mqtt.topic_prefix),
+            &entries,
+            &user,
+            &config.raw.sites,
+        )
+    );
+    Ok(())
 }
 
 fn report(

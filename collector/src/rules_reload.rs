@@ -209,6 +209,7 @@ mod tests {
                 site: "dc1".into(),
                 seq: i as u64 + 1,
                 payload: e.payload,
+                instance: None,
             })
             .collect();
         CollectorStore::new(kv.clone())

@@ -57,6 +57,9 @@ pub struct AgentInfo {
     pub status: Option<Status>,
     /// When that status arrived (collector clock).
     pub status_at: Option<Timestamp>,
+    /// Refusals, instance and restarts ([`crate::trust`]).
+    #[serde(flatten)]
+    pub trust: crate::trust::AgentTrust,
 }
 
 /// Ingest counters, exposed on the API.
@@ -70,6 +73,10 @@ pub struct IngestStats {
     pub duplicates: u64,
     /// Payloads that did not parse or were inconsistent (logged with their topic).
     pub malformed: u64,
+    /// Batches refused, by reason ([`crate::refusal::Refusal::reason`]).
+    pub refused: BTreeMap<&'static str, u64>,
+    /// Records stamped beyond `ingest.max_clock_skew` ahead of our clock (stored, time moved back).
+    pub ahead_of_clock: u64,
 }
 
 /// The collector's state.

@@ -2,9 +2,32 @@
 //! what was acked to each agent. Incidents and problems are not stored: they are a pure
 //! function of the stored events (see [`crate::analysis`]) and are rebuilt at startup.
 //!
-//! Keys: tree `records`: agent id + `0x00` + seq (big-endian) → record JSON;
+//! Keys: tree `records`: agent id + `0x00` + collector seq (big-endian) → record JSON;
 //! tree `agents`: agent id → [`AgentLedger`] JSON.
+//!
+//! Invariants:
+//! - **Work per batch is O(records in the batch)** (plus, once each, the stored records the
+//!   ack moves over): a `dropped` range is skipped in one step, never walked seq by seq.
+//! - **Claims are bounded by what the agent can have produced**: record seqs in
+//!   `1..=`[`MAX_SEQ`]; a `dropped` range ends at most `max_dropped_span` above the highest
+//!   seq seen from the agent (this batch included); the `floor` is at most one above the
+//!   highest seq shown (records, ranges, ledger). A batch over a bound is refused whole:
+//!   nothing of it is stored, the ledger is unchanged, nothing is acked.
+//! - **Incarnations** ([`coldaisle_core::wire::Record::instance`]): the collector keeps one
+//!   seq space per agent. The records of the agent's current instance are stored under
+//!   *collector seq* = [`AgentLedger::offset`] + agent seq. When a new instance appears (a
+//!   new instance id, or the first instance id of an agent whose seqs restart at floor 1), the
+//!   offset moves above every collector seq used so far, so the new instance's seq 1 is a new
+//!   record, stored and analysed, never a duplicate. `acked_upto` and `highest_seen` are in
+//!   the current instance's own seqs: the ack it receives means "every seq ≤ N *of this
+//!   instance* is stored". Batches of a replaced instance are refused. Limit: an upgraded
+//!   agent sending its first id with floor 1 although the collector acked some of its seqs
+//!   (every ack lost) is taken for a new instance; its resent records are stored again under
+//!   the new offset (repeated raises change no incident state).
+//! - A batch only ever reads and writes its own agent's keys (agent ids never hold control
+//!   characters, so one agent's keys are never a prefix-collision of another's).
 
+use crate::refusal::Refusal;
 use coldaisle_core::wire::{Record, SeqRange};
 use coldaisle_store::{visit_from, KvStore, StoreError, WriteBatch};
 use serde::{Deserialize, Serialize};
@@ -14,30 +37,115 @@ use std::sync::Arc;
 const RECORDS: &str = "records";
 const AGENTS: &str = "agents";
 
+/// Highest record seq accepted (2^62): far above what an agent can produce, low enough that
+/// offsets and ranges never overflow.
+pub const MAX_SEQ: u64 = 1 << 62;
+
+/// Replaced instance ids remembered per agent (to refuse their late batches).
+const PREVIOUS_INSTANCES: usize = 8;
+
 /// What the collector durably remembers per agent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentLedger {
     /// Site of the agent.
     pub site: String,
-    /// Every seq ≤ this is stored or was dropped by the agent (the last ack sent).
+    /// Every seq ≤ this of the current instance is stored or was dropped by the agent (the
+    /// last ack sent).
     pub acked_upto: u64,
-    /// Highest seq received from the agent (a gap above `acked_upto` shows missing records).
+    /// Highest seq received from the current instance (a gap above `acked_upto` shows missing
+    /// records).
     #[serde(default)]
     pub highest_seen: u64,
     /// Seqs the agent reported as dropped (outbox quota, corruption) that the ack moved past.
     #[serde(default)]
     pub dropped_by_agent: u64,
+    /// The current instance id (absent for agents that send none).
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// Collector seq = `offset` + the current instance's seq.
+    #[serde(default)]
+    pub offset: u64,
+    /// New instances seen after the first (restarts with a new state directory).
+    #[serde(default)]
+    pub restarts: u64,
+    /// Seqs a replaced instance produced that never arrived (lost with its state directory).
+    #[serde(default)]
+    pub lost_at_restart: u64,
+    /// Replaced instance ids, newest last (at most a few).
+    #[serde(default)]
+    pub previous_instances: Vec<String>,
+}
+
+/// What a batch claims besides its records.
+#[derive(Debug, Clone, Copy)]
+pub struct Claims<'a> {
+    /// The agent's floor (see [`coldaisle_core::wire::Batch::floor`]).
+    pub floor: u64,
+    /// Seqs the agent dropped.
+    pub dropped: &'a [SeqRange],
+    /// The sending instance.
+    pub instance: Option<&'a str>,
+    /// `ingest.max_dropped_span`.
+    pub max_dropped_span: u64,
+    /// The collector's clock at receipt and `ingest.max_clock_skew`: a record stamped later
+    /// than their sum is stored with its times moved back to it (see [`Stored::ahead`]).
+    pub clock: Option<(coldaisle_core::Timestamp, std::time::Duration)>,
+}
+
+/// A record as stored: the record (times at most receipt + `max_clock_skew`) and, when its
+/// own time was later, that time. Decodes as a plain [`Record`] too (unknown fields ignored).
+#[derive(Serialize)]
+struct StoredRecord<'a> {
+    #[serde(flatten)]
+    record: &'a Record,
+    /// The agent's own time of a record stamped too far ahead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_ts: Option<coldaisle_core::Timestamp>,
+}
+
+/// A new instance of an agent, recognised by one batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restart {
+    /// The instance replaced (absent when the old one sent no id).
+    pub previous: Option<String>,
+    /// The new instance.
+    pub instance: String,
+    /// Its offset: collector seq = offset + its seq.
+    pub offset: u64,
+    /// Seqs of the old instance that never arrived.
+    pub lost: u64,
 }
 
 /// The result of storing one batch.
 #[derive(Debug, Default)]
 pub struct Stored {
-    /// Records that were new, now durable.
+    /// Records that were new, now durable, under their collector seq.
     pub new: Vec<Record>,
     /// Records already stored before (ignored).
     pub duplicates: u64,
     /// The agent's ledger after the batch: `acked_upto` is what to ack.
     pub ledger: AgentLedger,
+    /// Set when this batch came from a new instance of the agent.
+    pub restart: Option<Restart>,
+    /// Store lookups made (for the bound on work per batch).
+    pub lookups: u64,
+    /// New records stamped more than `max_clock_skew` ahead of the collector's clock: stored
+    /// with their times moved back, so they never move incident or problem time.
+    pub ahead: u64,
+    /// How far the batch's newest record time was ahead of the collector's clock, in ms
+    /// (negative: behind, i.e. delivery delay); `None` without records or clock.
+    pub clock_ahead_ms: Option<i64>,
+}
+
+/// Why a batch was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreBatchError {
+    /// The batch claims what the agent cannot have produced: nothing stored, not acked.
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+    /// The store failed: nothing acked, the agent will resend.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The collector store.
@@ -60,15 +168,112 @@ fn record_key(agent: &str, seq: u64) -> Vec<u8> {
     key
 }
 
+/// The ledger a batch of `instance` continues: the current one, or a fresh incarnation whose
+/// offset lies above every collector seq used so far. Pure.
+fn incarnation(
+    ledger: &AgentLedger,
+    instance: Option<&str>,
+    floor: u64,
+) -> Result<(AgentLedger, Option<Restart>), Refusal> {
+    let Some(instance) = instance else {
+        return Ok((ledger.clone(), None));
+    };
+    let restarted = match ledger.instance.as_deref() {
+        Some(current) if current == instance => false,
+        Some(current) => {
+            if ledger.previous_instances.iter().any(|p| p == instance) {
+                return Err(Refusal::StaleInstance {
+                    instance: instance.to_string(),
+                    current: current.to_string(),
+                });
+            }
+            true
+        }
+        // The first id from this agent: an upgraded agent continues its seqs (floor above 1),
+        // a fresh state directory starts again at floor 1.
+        None => floor <= 1 && ledger.acked_upto.max(ledger.highest_seen) > 0,
+    };
+    let mut next = ledger.clone();
+    next.instance = Some(instance.to_string());
+    if !restarted {
+        return Ok((next, None));
+    }
+    let used = ledger.acked_upto.max(ledger.highest_seen);
+    let offset = ledger
+        .offset
+        .checked_add(used)
+        .filter(|o| *o <= MAX_SEQ)
+        .ok_or(Refusal::SeqOutOfRange(used))?;
+    let lost = ledger.highest_seen.saturating_sub(ledger.acked_upto);
+    if let Some(previous) = &ledger.instance {
+        next.previous_instances.push(previous.clone());
+        let excess = next
+            .previous_instances
+            .len()
+            .saturating_sub(PREVIOUS_INSTANCES);
+        next.previous_instances.drain(..excess);
+    }
+    next.offset = offset;
+    next.acked_upto = 0;
+    next.highest_seen = 0;
+    next.restarts += 1;
+    next.lost_at_restart += lost;
+    let restart = Restart {
+        previous: ledger.instance.clone(),
+        instance: instance.to_string(),
+        offset,
+        lost,
+    };
+    Ok((next, Some(restart)))
+}
+
+/// Checks seqs, `dropped` and `floor` against what the agent can have produced (in the
+/// instance's own seqs). Pure, O(records + ranges).
+fn check_claims(
+    ledger: &AgentLedger,
+    claims: &Claims<'_>,
+    records: &[Record],
+) -> Result<(), Refusal> {
+    for record in records {
+        if record.seq == 0 || record.seq > MAX_SEQ {
+            return Err(Refusal::SeqOutOfRange(record.seq));
+        }
+    }
+    let batch_highest = records.iter().map(|r| r.seq).max().unwrap_or(0);
+    let seen = ledger
+        .highest_seen
+        .max(ledger.acked_upto)
+        .max(batch_highest);
+    let mut claimed = seen;
+    for range in claims.dropped {
+        let within = seen.saturating_add(claims.max_dropped_span).min(MAX_SEQ);
+        if range.from == 0 || range.from > range.to || range.to > within {
+            return Err(Refusal::DroppedOutOfRange {
+                from: range.from,
+                to: range.to,
+                seen,
+                span: claims.max_dropped_span,
+            });
+        }
+        claimed = claimed.max(range.to);
+    }
+    if claims.floor > claimed.saturating_add(1) {
+        return Err(Refusal::FloorBeyondProduced {
+            floor: claims.floor,
+            claimed,
+        });
+    }
+    Ok(())
+}
+
 impl CollectorStore {
     /// A store over `kv`.
     pub fn new(kv: Arc<dyn KvStore>) -> Self {
         CollectorStore { kv }
     }
 
-    /// Stores the records of one agent that are not stored yet, flushes, then advances the
-    /// agent's contiguous `acked_upto` (records below `floor` and seqs in `dropped` count as
-    /// settled: the agent no longer holds them). Only after this returns may the caller ack.
+    /// [`CollectorStore::store_claimed`] for an agent without instance id, with the default
+    /// `max_dropped_span`.
     pub fn store_batch(
         &self,
         agent: &str,
@@ -76,17 +281,58 @@ impl CollectorStore {
         floor: u64,
         dropped: &[SeqRange],
         records: Vec<Record>,
-    ) -> Result<Stored, StoreError> {
-        let highest = records.iter().map(|r| r.seq).max().unwrap_or(0);
+    ) -> Result<Stored, StoreBatchError> {
+        let claims = Claims {
+            floor,
+            dropped,
+            instance: None,
+            max_dropped_span: coldaisle_config::trust::IngestConfig::default().max_dropped_span,
+            clock: None,
+        };
+        self.store_claimed(agent, site, &claims, records)
+    }
+
+    /// Stores the records of one agent that are not stored yet, flushes, then advances the
+    /// agent's contiguous `acked_upto` (records below `floor` and seqs in `dropped` count as
+    /// settled: the agent no longer holds them). Only after this returns may the caller ack.
+    /// A batch whose claims are out of bounds (see the module invariants) is refused and
+    /// changes nothing.
+    pub fn store_claimed(
+        &self,
+        agent: &str,
+        site: &str,
+        claims: &Claims<'_>,
+        mut records: Vec<Record>,
+    ) -> Result<Stored, StoreBatchError> {
         let mut out = Stored::default();
+        let stored_ledger = self.ledger(agent)?.unwrap_or_default();
+        out.lookups += 1;
+        let (mut ledger, restart) = incarnation(&stored_ledger, claims.instance, claims.floor)?;
+        check_claims(&ledger, claims, &records)?;
+        let offset = ledger.offset;
+        let highest = records.iter().map(|r| r.seq).max().unwrap_or(0);
+        if let Some((now, _)) = claims.clock {
+            out.clock_ahead_ms = records.iter().map(|r| r.payload.ts().0 - now.0).max();
+        }
         let mut batch = WriteBatch::default();
-        for record in records {
+        for mut record in records.drain(..) {
+            // Bounded by check_claims: offset ≤ MAX_SEQ and seq ≤ MAX_SEQ.
+            record.seq += offset;
             let key = record_key(agent, record.seq);
+            out.lookups += 1;
             if self.kv.get(RECORDS, &key)?.is_some() {
                 out.duplicates += 1;
                 continue;
             }
-            let json = serde_json::to_vec(&record).map_err(|e| StoreError {
+            let agent_ts = claims
+                .clock
+                .and_then(|(now, skew)| record.payload.clamp_time(now.plus(skew)));
+            out.ahead += u64::from(agent_ts.is_some());
+            let stored = StoredRecord {
+                record: &record,
+                agent_ts,
+            };
+            let json = serde_json::to_vec(&stored).map_err(|e| StoreError {
                 operation: "encode",
                 tree: RECORDS.into(),
                 message: e.to_string(),
@@ -97,15 +343,28 @@ impl CollectorStore {
         if !batch.is_empty() {
             self.kv.apply(RECORDS, batch)?;
         }
-        let mut ledger = self.ledger(agent)?.unwrap_or_default();
         ledger.site = site.to_string();
         ledger.highest_seen = ledger.highest_seen.max(highest);
-        ledger.acked_upto = ledger.acked_upto.max(floor.saturating_sub(1));
-        loop {
-            let next = ledger.acked_upto + 1;
-            if dropped.iter().any(|r| r.contains(next)) {
-                ledger.dropped_by_agent += 1;
-            } else if self.kv.get(RECORDS, &record_key(agent, next))?.is_none() {
+        ledger.acked_upto = ledger.acked_upto.max(claims.floor.saturating_sub(1));
+        let mut ranges = claims.dropped.to_vec();
+        ranges.sort_by_key(|r| r.from);
+        let mut next_range = 0;
+        while let Some(next) = ledger.acked_upto.checked_add(1) {
+            while ranges.get(next_range).is_some_and(|r| r.to < next) {
+                next_range += 1;
+            }
+            if let Some(range) = ranges.get(next_range).filter(|r| r.from <= next) {
+                // One step over the whole range, whatever its length.
+                ledger.dropped_by_agent += range.to - next + 1;
+                ledger.acked_upto = range.to;
+                continue;
+            }
+            out.lookups += 1;
+            if self
+                .kv
+                .get(RECORDS, &record_key(agent, offset + next))?
+                .is_none()
+            {
                 break;
             }
             ledger.acked_upto = next;
@@ -118,6 +377,7 @@ impl CollectorStore {
         self.kv.apply(AGENTS, ledger_batch)?;
         self.kv.flush()?;
         out.ledger = ledger;
+        out.restart = restart;
         Ok(out)
     }
 
@@ -186,6 +446,7 @@ mod tests {
                 reason: String::new(),
                 ts: Timestamp(seq as i64),
             }),
+            instance: None,
         }
     }
 
@@ -226,5 +487,144 @@ mod tests {
         let mut seqs = Vec::new();
         store.for_each_record(|r| seqs.push(r.seq)).expect("scan");
         assert_eq!(seqs, vec![1, 2, 3, 4, 7, 10]);
+    }
+
+    fn claims<'a>(floor: u64, dropped: &'a [SeqRange], instance: Option<&'a str>) -> Claims<'a> {
+        Claims {
+            floor,
+            dropped,
+            instance,
+            max_dropped_span: 1_000_000,
+            clock: None,
+        }
+    }
+
+    fn refusal(result: Result<Stored, StoreBatchError>) -> &'static str {
+        match result {
+            Err(StoreBatchError::Refused(r)) => r.reason(),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn claims_beyond_what_the_agent_produced_are_refused_and_change_nothing() {
+        let store = CollectorStore::new(Arc::new(MemoryStore::new()));
+        store
+            .store_batch("a1", "s1", 1, &[], vec![record(1), record(2)])
+            .expect("store");
+        let before = store.ledger("a1").expect("ledger");
+        let everything = [SeqRange {
+            from: 2,
+            to: u64::MAX,
+        }];
+        let r = store.store_claimed("a1", "s1", &claims(1, &everything, None), vec![record(3)]);
+        assert_eq!(refusal(r), "dropped_out_of_range");
+        let r = store.store_claimed("a1", "s1", &claims(u64::MAX, &[], None), vec![record(3)]);
+        assert_eq!(refusal(r), "floor_beyond_produced");
+        let reversed = [SeqRange { from: 9, to: 4 }];
+        let r = store.store_claimed("a1", "s1", &claims(1, &reversed, None), vec![]);
+        assert_eq!(refusal(r), "dropped_out_of_range");
+        let r = store.store_claimed("a1", "s1", &claims(1, &[], None), vec![record(0)]);
+        assert_eq!(refusal(r), "seq_out_of_range");
+        let r = store.store_claimed("a1", "s1", &claims(1, &[], None), vec![record(MAX_SEQ + 1)]);
+        assert_eq!(refusal(r), "seq_out_of_range");
+        assert_eq!(store.ledger("a1").expect("ledger"), before);
+        let mut seqs = Vec::new();
+        store.for_each_record(|r| seqs.push(r.seq)).expect("scan");
+        assert_eq!(seqs, vec![1, 2], "a refused batch stores nothing");
+        // The floor may be one above the highest seq shown, not more.
+        let s = store
+            .store_claimed("a1", "s1", &claims(4, &[], None), vec![record(3)])
+            .expect("floor = highest + 1");
+        assert_eq!(s.ledger.acked_upto, 3);
+    }
+
+    #[test]
+    fn a_long_dropped_range_is_one_step() {
+        let store = CollectorStore::new(Arc::new(MemoryStore::new()));
+        let dropped = [SeqRange {
+            from: 2,
+            to: 900_000,
+        }];
+        let s = store
+            .store_claimed("a1", "s1", &claims(1, &dropped, None), vec![record(1)])
+            .expect("within max_dropped_span");
+        assert_eq!(s.ledger.acked_upto, 900_000);
+        assert_eq!(s.ledger.dropped_by_agent, 899_999);
+        assert!(s.lookups <= 4, "lookups {}", s.lookups);
+    }
+
+    #[test]
+    fn a_new_instance_restarting_its_seqs_is_stored_after_the_old_one() {
+        let store = CollectorStore::new(Arc::new(MemoryStore::new()));
+        let with = |seq: u64, instance: &str| Record {
+            instance: Some(instance.into()),
+            ..record(seq)
+        };
+        let s = store
+            .store_claimed(
+                "a1",
+                "s1",
+                &claims(1, &[], Some("i1")),
+                vec![with(1, "i1"), with(2, "i1")],
+            )
+            .expect("first instance");
+        assert_eq!((s.ledger.acked_upto, s.restart.is_none()), (2, true));
+        // Seq 4 arrived but 3 never did: the new instance starts above 4.
+        store
+            .store_claimed("a1", "s1", &claims(1, &[], Some("i1")), vec![with(4, "i1")])
+            .expect("gap");
+        let s = store
+            .store_claimed(
+                "a1",
+                "s1",
+                &claims(1, &[], Some("i2")),
+                vec![with(1, "i2"), with(2, "i2")],
+            )
+            .expect("new instance");
+        let restart = s.restart.expect("restart recognised");
+        assert_eq!((restart.offset, restart.lost), (4, 2));
+        assert_eq!(s.new.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![5, 6]);
+        assert_eq!(
+            (s.duplicates, s.ledger.acked_upto, s.ledger.restarts),
+            (0, 2, 1)
+        );
+        // A resend of the new instance is a duplicate; a late batch of the old one is refused.
+        let s = store
+            .store_claimed(
+                "a1",
+                "s1",
+                &claims(1, &[], Some("i2")),
+                vec![with(2, "i2"), with(3, "i2")],
+            )
+            .expect("resend");
+        assert_eq!((s.duplicates, s.new.len(), s.ledger.acked_upto), (1, 1, 3));
+        let r = store.store_claimed("a1", "s1", &claims(1, &[], Some("i1")), vec![with(5, "i1")]);
+        assert_eq!(refusal(r), "stale_instance");
+        let mut seqs = Vec::new();
+        store.for_each_record(|r| seqs.push(r.seq)).expect("scan");
+        assert_eq!(seqs, vec![1, 2, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn an_upgraded_agent_sending_its_first_instance_id_continues_its_seqs() {
+        let store = CollectorStore::new(Arc::new(MemoryStore::new()));
+        store
+            .store_batch("a1", "s1", 1, &[], vec![record(1), record(2)])
+            .expect("old agent");
+        let s = store
+            .store_claimed(
+                "a1",
+                "s1",
+                &claims(3, &[], Some("i1")),
+                vec![Record {
+                    instance: Some("i1".into()),
+                    ..record(3)
+                }],
+            )
+            .expect("upgraded agent");
+        assert!(s.restart.is_none());
+        assert_eq!((s.ledger.offset, s.ledger.acked_upto), (0, 3));
+        assert_eq!(s.ledger.instance.as_deref(), Some("i1"));
     }
 }

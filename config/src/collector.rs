@@ -43,6 +43,16 @@ pub struct RawCollectorConfig {
     /// `silent` on the API and in the log.
     #[serde(default = "default_agent_silence", with = "humantime_serde")]
     pub agent_silence: Duration,
+    /// Bounds on agent batches (see [`crate::trust::IngestConfig`]).
+    #[serde(default)]
+    pub ingest: crate::trust::IngestConfig,
+    /// The agents this collector accepts, with their site (and zones). With neither this
+    /// nor `agents_file`, the first site an agent is seen with is recorded and enforced.
+    #[serde(default)]
+    pub agents: Vec<crate::trust::AgentEntry>,
+    /// A file of more `[[agents]]` entries, read at start and again on SIGHUP.
+    #[serde(default)]
+    pub agents_file: Option<PathBuf>,
 }
 
 fn default_agent_silence() -> Duration {
@@ -255,5 +265,7 @@ fn validate(raw: &RawCollectorConfig) -> Result<(), Problem> {
         ));
     }
     crate::notify::validate(&raw.notify, &root)?;
+    crate::trust::validate_ingest(&raw.ingest, &root)?;
+    crate::trust::validate_agents(&raw.agents, &root)?;
     Ok(())
 }

@@ -9,6 +9,10 @@
 //! Invariants: every record carries its agent, site and a per-agent `seq` that is strictly
 //! increasing, never reused and survives restarts. An ack `upto = N` promises that every seq ≤ N
 //! is durably stored by the collector. Unknown JSON fields are ignored (forward compatibility).
+//!
+//! Optional fields added within v1 (absent from older peers, ignored by them):
+//! [`Record::instance`] and [`Batch::instance`] (the agent's incarnation), [`Ack::hello`],
+//! [`Ack::now`] (the collector's clock) and [`StatusStats::clock_skew_ms`].
 
 use crate::event::{DeviceEvent, ReadingSummary, SensorEvent, ZoneEvent};
 use crate::time::Timestamp;
@@ -45,6 +49,45 @@ impl Payload {
         }
     }
 
+    /// The `(site, zone)` the payload is about (the collector checks it against the agent's
+    /// allowed site and zones).
+    pub fn site_zone(&self) -> (&str, &str) {
+        match self {
+            Payload::SensorEvent(e) => (&e.location.site, &e.location.zone),
+            Payload::ZoneEvent(e) => (&e.site, &e.zone),
+            Payload::DeviceEvent(e) => (&e.location.site, &e.location.zone),
+            Payload::ReadingSummary(s) => (&s.location.site, &s.location.zone),
+        }
+    }
+
+    /// Moves every time of the payload that is after `limit` back to `limit` (the collector
+    /// does this to a record stamped too far ahead of its own clock). Returns the payload's
+    /// time before, if it was after `limit`.
+    pub fn clamp_time(&mut self, limit: Timestamp) -> Option<Timestamp> {
+        let before = self.ts();
+        if before <= limit {
+            return None;
+        }
+        match self {
+            Payload::SensorEvent(e) => {
+                e.ts = e.ts.min(limit);
+                e.first_ts = e.first_ts.min(limit);
+            }
+            Payload::ZoneEvent(e) => {
+                e.ts = e.ts.min(limit);
+                for evidence in &mut e.evidence {
+                    evidence.ts = evidence.ts.min(limit);
+                }
+            }
+            Payload::DeviceEvent(e) => e.ts = e.ts.min(limit),
+            Payload::ReadingSummary(s) => {
+                s.from = s.from.min(limit);
+                s.to = s.to.min(limit);
+            }
+        }
+        Some(before)
+    }
+
     /// True for reading summaries: the first to go when an outbox is over its quota.
     pub fn is_summary(&self) -> bool {
         matches!(self, Payload::ReadingSummary(_))
@@ -64,6 +107,11 @@ pub struct Record {
     pub seq: u64,
     /// The content.
     pub payload: Payload,
+    /// Random id of the agent's state directory (its incarnation), made at its first start.
+    /// A new instance id with seqs starting again tells the collector the agent lost its state
+    /// and restarted its seqs. Optional: absent from older agents, ignored by older collectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// What an agent publishes on its events topic: records in increasing seq order.
@@ -84,6 +132,10 @@ pub struct Batch {
     /// collector counts them as settled, reports them as gaps, and acks past them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<SeqRange>,
+    /// The sending agent's instance id (see [`Record::instance`]); every record of the batch
+    /// carries the same one. Optional like the records' field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// An inclusive range of seqs.
@@ -123,6 +175,10 @@ pub struct Ack {
     /// Absent (false) in ordinary acks; agents that do not know the field ignore it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hello: bool,
+    /// The collector's clock when it sent the ack, so the agent can estimate its own clock
+    /// skew ([`StatusStats::clock_skew_ms`]). Optional: absent from older collectors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<Timestamp>,
 }
 
 /// Agent status, published retained; the broker publishes the `offline` form as the agent's will.
@@ -166,6 +222,11 @@ pub struct StatusStats {
     pub dropped_events: u64,
     /// Corrupt outbox records removed, since start.
     pub corrupt_records: u64,
+    /// The agent's estimate of its clock minus the collector's, in ms, from the latest ack
+    /// that carried the collector's time (includes the ack's delivery delay); absent until
+    /// then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_skew_ms: Option<i64>,
 }
 
 /// Errors decoding a payload received from the network.
@@ -186,6 +247,12 @@ impl Batch {
         let batch: Batch = serde_json::from_slice(bytes)?;
         let mut previous = None;
         for record in &batch.records {
+            if record.instance.is_some() && record.instance != batch.instance {
+                return Err(WireError::Invalid(format!(
+                    "record seq {} carries instance {:?} inside a batch of instance {:?}",
+                    record.seq, record.instance, batch.instance
+                )));
+            }
             if record.agent != batch.agent || record.site != batch.site {
                 return Err(WireError::Invalid(format!(
                     "record seq {} claims agent {}/{} inside a batch of {}/{}",
@@ -287,6 +354,7 @@ mod tests {
                 sum: 41.0,
                 last: 21.0,
             }),
+            instance: None,
         }
     }
 
@@ -299,6 +367,7 @@ mod tests {
             floor: 1,
             records: vec![summary_record(1), summary_record(2)],
             dropped: vec![],
+            instance: None,
         };
         let mut json: serde_json::Value = serde_json::to_value(&batch).expect("serialise");
         json["future_field"] = serde_json::json!(true);
@@ -315,6 +384,7 @@ mod tests {
             floor: 1,
             records: vec![summary_record(2), summary_record(2)],
             dropped: vec![],
+            instance: None,
         };
         let bytes = serde_json::to_vec(&batch).expect("serialise");
         assert!(matches!(Batch::decode(&bytes), Err(WireError::Invalid(_))));
@@ -329,11 +399,21 @@ mod tests {
     }
 
     #[test]
+    fn clamp_time_moves_only_times_after_the_limit() {
+        let mut payload = summary_record(1).payload;
+        assert_eq!(payload.clamp_time(Timestamp(5)), None);
+        assert_eq!(payload.clamp_time(Timestamp(1)), Some(Timestamp(2)));
+        assert_eq!(payload.ts(), Timestamp(1));
+        assert!(matches!(payload, Payload::ReadingSummary(ref s) if s.from == Timestamp(1)));
+    }
+
+    #[test]
     fn ack_hello_is_optional_on_the_wire() {
         // An ordinary ack is what v1 always was; an old collector's ack parses as no hello.
         let plain = serde_json::to_string(&Ack {
             upto: 7,
             hello: false,
+            now: None,
         })
         .unwrap();
         assert_eq!(plain, r#"{"upto":7}"#);

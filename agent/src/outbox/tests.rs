@@ -133,6 +133,7 @@ fn quota_drops_oldest_summaries_first_then_oldest_events() {
         site: "s1".into(),
         seq: 1,
         payload: summary(1),
+        instance: Some("0123456789abcdef0123456789abcdef".into()),
     })
     .expect("encode")
     .len() as u64;

@@ -14,6 +14,7 @@ mod snmp;
 mod snmp_traps;
 mod snmp_v3_traps;
 mod tls;
+mod trust;
 
 use anyhow::{Context, Result};
 use coldaisle_core::registers::{encode, RegisterType, WordOrder};

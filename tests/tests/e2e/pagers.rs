@@ -147,8 +147,10 @@ fn publish(port: u16, seq: u64, zone: &str, state: EventState, severity: Severit
             site: "lab1".into(),
             seq,
             payload: Payload::SensorEvent(event),
+            instance: None,
         }],
         dropped: Vec::new(),
+        instance: None,
     };
     let status = Command::new(find_executable("mosquitto_pub", "mosquitto-clients")?)
         .args([
