@@ -152,9 +152,17 @@ window = "30d"
     )
 }
 
+/// Zone Z1's thermal incidents. A device incident (an SNMP answer slower than the 250 ms
+/// timeout while the machine is loaded, e.g. snmpd's first answer) is legitimate and is not
+/// what these tests count.
 fn zone_incidents(api: &str) -> Result<Vec<Value>> {
     let v = get_json(&format!("{api}/api/v1/incidents?zone=Z1"))?;
-    Ok(v.as_array().cloned().unwrap_or_default())
+    Ok(v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["fingerprint"]["category"] == "thermal")
+        .cloned()
+        .collect())
 }
 
 /// One overheat: all racks hot until an incident is open, then normal until it is resolved.
