@@ -6,6 +6,7 @@ fn settings(kind: SensorKind) -> ReplaySettings {
         detection: DetectionConfig::default(),
         point: None,
         fahrenheit: false,
+        sort: false,
     }
 }
 
@@ -25,7 +26,9 @@ fn overheat_csv() -> String {
 
 #[test]
 fn overheat_gives_threshold_and_rate_transitions_as_json_lines() {
-    let out = replay(&overheat_csv(), &settings(SensorKind::InletTemp)).expect("replay");
+    let out = replay(&overheat_csv(), &settings(SensorKind::InletTemp))
+        .expect("replay")
+        .lines;
     let lines: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
@@ -74,8 +77,12 @@ fn overheat_gives_threshold_and_rate_transitions_as_json_lines() {
 #[test]
 fn same_input_same_bytes() {
     let csv = overheat_csv();
-    let a = replay(&csv, &settings(SensorKind::InletTemp)).expect("replay");
-    let b = replay(&csv, &settings(SensorKind::InletTemp)).expect("replay");
+    let a = replay(&csv, &settings(SensorKind::InletTemp))
+        .expect("replay")
+        .lines;
+    let b = replay(&csv, &settings(SensorKind::InletTemp))
+        .expect("replay")
+        .lines;
     assert!(!a.is_empty());
     assert_eq!(a, b);
 }
@@ -94,7 +101,7 @@ fn generic_temperature_has_no_fixed_limits_and_fahrenheit_is_converted() {
     }
     let mut s = settings(SensorKind::Temperature);
     s.fahrenheit = true;
-    let out = replay(&csv, &s).expect("replay");
+    let out = replay(&csv, &s).expect("replay").lines;
     assert!(!out.contains("\"threshold"), "{out}");
     let first: serde_json::Value =
         serde_json::from_str(out.lines().next().expect("a line")).expect("json");
@@ -109,7 +116,8 @@ fn generic_temperature_has_no_fixed_limits_and_fahrenheit_is_converted() {
             ..s
         },
     )
-    .expect("replay");
+    .expect("replay")
+    .lines;
     assert!(inlet.contains("\"threshold\""), "{inlet}");
 }
 
@@ -130,12 +138,78 @@ fn bad_rows_name_the_line() {
     )
     .expect_err("bad value");
     assert!(e.to_string().starts_with("line 2: value `abc`"), "{e}");
-    let e = replay(
-        "ts,v\n2026-11-25 00:01:00,1\n2026-11-25 00:00:00,1\n",
-        &settings(SensorKind::Humidity),
-    )
-    .expect_err("backwards");
-    assert!(e.to_string().contains("line 3"), "{e}");
+}
+
+/// The overheat trace with its 02:00–02:59 hour written twice (a repeated hour in an export).
+fn repeated_hour_csv() -> String {
+    let clean = overheat_csv();
+    let repeat: Vec<&str> = clean
+        .lines()
+        .filter(|l| l.starts_with("2026-11-25 02:"))
+        .collect();
+    let mut out = String::new();
+    for line in clean.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("2026-11-25 03:00:00") {
+            for r in &repeat {
+                out.push_str(r);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rows_stepping_back_are_skipped_and_the_rest_replays_as_without_them() {
+    let clean = replay(&overheat_csv(), &settings(SensorKind::InletTemp)).expect("replay");
+    let messy = replay(&repeated_hour_csv(), &settings(SensorKind::InletTemp)).expect("replay");
+    assert_eq!(messy.summary.skipped.len(), 60, "{}", messy.summary);
+    assert_eq!(messy.summary.rows, 660);
+    assert_eq!(messy.lines, clean.lines, "skipped rows reach no detector");
+    assert!(clean.summary.raises >= 2, "{}", clean.summary);
+    assert_eq!(
+        clean.summary.raises,
+        clean.lines.matches("\"raised\"").count()
+    );
+    assert_eq!(
+        clean.summary.clears,
+        clean.lines.matches("\"cleared\"").count()
+    );
+    let text = messy.summary.to_string();
+    assert!(
+        text.starts_with("replay: 660 rows, 60 skipped (earlier than a row before them: line 183, 184, 185, 186, 187, …; --sort"),
+        "{text}"
+    );
+    assert!(
+        text.contains(", 0 duplicate timestamps, 0 gaps, "),
+        "{text}"
+    );
+}
+
+#[test]
+fn sort_replays_every_row_and_reports_duplicates_and_gaps() {
+    let mut s = settings(SensorKind::InletTemp);
+    s.sort = true;
+    let sorted = replay(&repeated_hour_csv(), &s).expect("replay");
+    assert!(sorted.summary.skipped.is_empty());
+    assert_eq!(sorted.summary.duplicates, 60);
+    // Drop 04:00–05:59 from the clean trace: one gap of two hours and a minute.
+    let holed: String = overheat_csv()
+        .lines()
+        .filter(|l| !l.starts_with("2026-11-25 04:") && !l.starts_with("2026-11-25 05:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let r = replay(&holed, &settings(SensorKind::InletTemp)).expect("replay");
+    assert_eq!(r.summary.gaps.len(), 1);
+    assert!(
+        r.summary
+            .to_string()
+            .contains("1 gaps (longest 2h 1m from 2026-11-25T03:59:00.000Z)"),
+        "{}",
+        r.summary
+    );
 }
 
 #[test]
@@ -187,9 +261,12 @@ high = 29.0
         config: Some(config.clone()),
         sensor: Some(sensor.into()),
         unit: "C".into(),
+        sort: false,
     };
     let r1 = super::settings(&args("r1", None)).expect("r1");
-    let out = replay("ts,v\n2026-11-25T00:00:00Z,25\n", &r1).expect("replay");
+    let out = replay("ts,v\n2026-11-25T00:00:00Z,25\n", &r1)
+        .expect("replay")
+        .lines;
     assert!(out.contains("\"limit\":24.0"), "[detection] applies: {out}");
     let r2 = super::settings(&args("r2", Some("inlet_temp"))).expect("r2");
     assert_eq!(
