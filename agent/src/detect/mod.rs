@@ -5,6 +5,7 @@
 //! the pipeline can store it ([`crate::detector_state`]) and restore it after a restart.
 
 pub mod band;
+pub mod baseline;
 pub mod chain;
 pub mod derived;
 pub mod fault;

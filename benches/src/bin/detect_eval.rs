@@ -9,9 +9,11 @@
 //! `DIR` is a checkout or a bare git mirror (defaults: `/work/.mirror/numenta+NAB/repo`,
 //! `/work/.mirror/waico+SKAB/repo`). Each raise of the chain is one detection on its row; a
 //! published detector detects where its `anomaly_score` reaches its standard-profile threshold
-//! (`config/thresholds.json`). NAB's series are not temperatures, so for them only the kind's
-//! valid range is opened (the impossible-value check would otherwise judge CPU percent or bytes
-//! as a broken thermometer); NAB's real temperature files (`realKnownCause/*temperature*`, °F)
+//! (`config/thresholds.json`). NAB's series are not temperatures, so for them the two
+//! sensor-fault rules about thermometers are off: the valid range is opened (the
+//! impossible-value check would otherwise judge CPU percent or bytes as a broken thermometer)
+//! and the stuck rule (a byte count of zero for four hours is no frozen probe); NAB's real
+//! temperature files (`realKnownCause/*temperature*`, °F)
 //! and SKAB (°C) run with the defaults as they are.
 
 use anyhow::Context as _;
@@ -65,14 +67,16 @@ fn args() -> anyhow::Result<Args> {
     Ok(a)
 }
 
-/// Settings of the chain for a series: kind `temperature`, defaults, optionally °F and an
-/// open valid range.
+/// Settings of the chain for a series: kind `temperature`, defaults, optionally °F and, for
+/// series that are not temperatures (`open_range`), without the two sensor-fault rules about
+/// thermometers (valid range, stuck).
 fn settings(fahrenheit: bool, open_range: bool) -> anyhow::Result<ReplaySettings> {
     let mut raw = RawDetection::default();
     if open_range {
         raw.temperature = Some(RawKindDetection {
             valid_min: Some(-1e300),
             valid_max: Some(1e300),
+            stuck: Some(false),
             ..RawKindDetection::default()
         });
     }
@@ -86,8 +90,12 @@ fn settings(fahrenheit: bool, open_range: bool) -> anyhow::Result<ReplaySettings
     })
 }
 
-/// Rows of the chain's raises.
-fn chain_detections(s: &Series, settings: &ReplaySettings) -> Vec<usize> {
+/// Rows of the chain's raises; counts them by detector into `by_detector`.
+fn chain_detections(
+    s: &Series,
+    settings: &ReplaySettings,
+    by_detector: &mut BTreeMap<String, usize>,
+) -> Vec<usize> {
     let rows: Vec<Row> =
         s.ts.iter()
             .zip(&s.values)
@@ -101,7 +109,10 @@ fn chain_detections(s: &Series, settings: &ReplaySettings) -> Vec<usize> {
     replay::detect(&rows, settings)
         .iter()
         .filter(|f| f.transition.state == EventState::Raised)
-        .map(|f| s.ts.partition_point(|t| *t < f.transition.ts))
+        .map(|f| {
+            *by_detector.entry(f.detector.clone()).or_default() += 1;
+            s.ts.partition_point(|t| *t < f.transition.ts)
+        })
         .collect()
 }
 
@@ -167,7 +178,7 @@ fn published(
     Ok((detected, deviation))
 }
 
-fn print(title: &str, table: &Table) {
+fn print(title: &str, table: &Table, by_detector: &BTreeMap<String, usize>) {
     println!("\n### {title}\n");
     println!("| detector | windows hit | false alarms | per sensor-day | raw score | NAB score |");
     println!("|---|---|---|---|---|---|");
@@ -188,6 +199,14 @@ fn print(title: &str, table: &Table) {
             s.normalised(STANDARD)
         );
     }
+    let counts: Vec<String> = by_detector
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!(
+        "\n{OURS} raises by detector (probation included): {}",
+        counts.join(", ")
+    );
 }
 
 fn nab_file(nab: &Repo, labels: &serde_json::Value, file: &str) -> anyhow::Result<Series> {
@@ -220,12 +239,14 @@ fn run_nab(nab: &Repo, detectors: &[String]) -> anyhow::Result<()> {
     let open = settings(false, true)?;
     let mut all = Table::new();
     let mut deviation: f64 = 0.0;
+    let mut by_all = BTreeMap::new();
     for family in NAB_FAMILIES {
         let mut table = Table::new();
+        let mut by = BTreeMap::new();
         for path in nab.list(&format!("data/{family}"))? {
             let file = path.trim_start_matches("data/").to_string();
             let s = nab_file(nab, &labels, &file)?;
-            add(&mut table, OURS, &s, &chain_detections(&s, &open));
+            add(&mut table, OURS, &s, &chain_detections(&s, &open, &mut by));
             for d in detectors {
                 let threshold = thresholds
                     .pointer(&format!("/{d}/standard/threshold"))
@@ -240,9 +261,12 @@ fn run_nab(nab: &Repo, detectors: &[String]) -> anyhow::Result<()> {
         for (k, v) in &table {
             all.entry(k.clone()).or_default().add(v);
         }
-        print(&format!("NAB {family}"), &table);
+        print(&format!("NAB {family}"), &table, &by);
+        for (k, v) in by {
+            *by_all.entry(k).or_default() += v;
+        }
     }
-    print("NAB, the four families together", &all);
+    print("NAB, the four families together", &all, &by_all);
     println!(
         "\nScorer check: largest difference between our raw score of a file and the sum of \
          NAB's own `S(t)_standard` column, over all result files read (ARTime's excepted: its \
@@ -250,9 +274,15 @@ fn run_nab(nab: &Repo, detectors: &[String]) -> anyhow::Result<()> {
     );
     let fahrenheit = settings(true, false)?;
     let mut table = Table::new();
+    let mut by = BTreeMap::new();
     for file in NAB_TEMPERATURE {
         let s = nab_file(nab, &labels, file)?;
-        add(&mut table, OURS, &s, &chain_detections(&s, &fahrenheit));
+        add(
+            &mut table,
+            OURS,
+            &s,
+            &chain_detections(&s, &fahrenheit, &mut by),
+        );
         for d in detectors {
             let threshold = thresholds
                 .pointer(&format!("/{d}/standard/threshold"))
@@ -265,17 +295,20 @@ fn run_nab(nab: &Repo, detectors: &[String]) -> anyhow::Result<()> {
     print(
         "NAB realKnownCause temperatures (ambient, machine; °F, defaults)",
         &table,
+        &by,
     );
     let stationary = nab.list("data/artificialNoAnomaly")?;
     let mut table = Table::new();
+    let mut by = BTreeMap::new();
     for path in stationary {
         let file = path.trim_start_matches("data/").to_string();
         let s = nab_file(nab, &labels, &file)?;
-        add(&mut table, OURS, &s, &chain_detections(&s, &open));
+        add(&mut table, OURS, &s, &chain_detections(&s, &open, &mut by));
     }
     print(
         "NAB artificialNoAnomaly (no windows: false alarms only)",
         &table,
+        &by,
     );
     Ok(())
 }
@@ -283,23 +316,40 @@ fn run_nab(nab: &Repo, detectors: &[String]) -> anyhow::Result<()> {
 fn run_skab(skab: &Repo) -> anyhow::Result<()> {
     let defaults = settings(false, false)?;
     let mut table = Table::new();
+    let mut by = BTreeMap::new();
     for folder in SKAB_FOLDERS {
         for path in skab.list(&format!("data/{folder}"))? {
             for s in data::skab_series(&path, &skab.read(&path)?, &SKAB_CHANNELS)? {
-                add(&mut table, OURS, &s, &chain_detections(&s, &defaults));
+                add(
+                    &mut table,
+                    OURS,
+                    &s,
+                    &chain_detections(&s, &defaults, &mut by),
+                );
             }
         }
     }
     print(
         "SKAB valve1, valve2, other (Temperature, Thermocouple; °C, defaults)",
         &table,
+        &by,
     );
     let path = "data/anomaly-free/anomaly-free.csv";
     let mut table = Table::new();
+    let mut by = BTreeMap::new();
     for s in data::skab_series(path, &skab.read(path)?, &SKAB_CHANNELS)? {
-        add(&mut table, OURS, &s, &chain_detections(&s, &defaults));
+        add(
+            &mut table,
+            OURS,
+            &s,
+            &chain_detections(&s, &defaults, &mut by),
+        );
     }
-    print("SKAB anomaly-free (stationary: false alarms only)", &table);
+    print(
+        "SKAB anomaly-free (stationary: false alarms only)",
+        &table,
+        &by,
+    );
     Ok(())
 }
 
