@@ -18,17 +18,20 @@
 //!   itself. Smoothing factors come from time constants (level 12 h, seasonal offset 2 days of
 //!   that hour, spread 1 day), so the poll interval does not change the memory; a young
 //!   baseline (and a young hour of day) learns as a running mean.
-//! - Page–Hinkley on `clip(z, ±4)` with drift `δ = 1` and threshold `λ = 10` sums evidence of
-//!   a sustained shift (a spike adds at most 3; a 3σ shift crosses λ in about five samples).
+//! - Page–Hinkley on `clip(z, ±1.5k)` with drift `δ = 0.33k` and threshold `λ = 2k` (k the
+//!   band in spreads) sums evidence of a sustained shift: a lone spike adds at most 1.17k, so
+//!   it takes at least two extreme samples; a shift of k crosses λ in three samples, one of
+//!   k/2 in about twelve; a shift smaller than k/3 never does (that is the band's job).
 //!   When it crosses, the shift is a *change point*: it is raised (if not already) and the
 //!   level re-learns at once (`level = x − seasonal(t)`), so a sensor that moved to a new
 //!   normal (a machine's new set point, a relocated probe) is judged against it from then on
 //!   instead of alarming for days; the raise clears on the next sample back near the baseline.
 //! - Otherwise a value outside `±k·σ` for `min_duration` is raised (one glitch never fires),
-//!   and beyond `±spike_k·σ` at once; the raise clears when back within 80 % of `k·σ`.
-//! - Alarm-rate control: a raise leaves its distance from the baseline as a floor of the band
-//!   that decays over 3 days, so a sensor whose normal life has spikes (or that just had an
-//!   event) raises again only on a larger surprise.
+//!   and beyond `±spike_k·σ` at once; the raise clears when back within 80 % of `k·σ` (or when
+//!   a change point has re-learned the level there).
+//! - Alarm-rate control: a raise leaves 1.5 times its distance from the baseline as a floor of
+//!   the band that decays over 3 days, so a sensor whose normal life has spikes (or that just
+//!   had an event) raises again only on a clearly larger surprise.
 //! - Nothing is judged during `warmup`. Pure: time comes with the sample; O(1) per sample and
 //!   a fixed state (24 offsets and a few numbers) that is stored across restarts.
 
@@ -55,6 +58,9 @@ const PH_LAMBDA: f64 = 2.0;
 /// Samples over which the level re-learns (as their median) after a change point.
 const RELEARN_SAMPLES: usize = 12;
 /// Time constant with which the band forgets the last raise's distance, seconds (3 days).
+/// The band after a raise is at least this many times the raise's distance.
+const SURPRISE_FACTOR: f64 = 1.5;
+/// Time constant of that floor, seconds.
 const SURPRISE_TAU: f64 = 3.0 * 86_400.0;
 /// Mean absolute deviation → standard deviation for Gaussian noise (√(π/2)).
 const MAD_TO_SIGMA: f64 = 1.2533;
@@ -83,9 +89,9 @@ pub struct BaselineState {
     pub since: Option<Timestamp>,
     /// Change points found.
     pub change_points: u64,
-    /// Distance from the baseline of the last raise, decaying with [`SURPRISE_TAU`]: the band
-    /// is at least this wide, so a sensor whose normal has spikes raises again only on a
-    /// larger surprise than the last one (alarm-rate control).
+    /// [`SURPRISE_FACTOR`] times the distance from the baseline of the last raise, decaying
+    /// with [`SURPRISE_TAU`]: the band is at least this wide, so a sensor whose normal has
+    /// spikes raises again only on a larger surprise than the last one (alarm-rate control).
     pub surprise: f64,
     /// Deseasonalised samples since the last change point, while the level re-learns.
     pub relearn: Vec<f64>,
@@ -237,7 +243,7 @@ impl BaselineDetector {
             };
             st.pending = None;
             st.raised = Some((first, side));
-            st.surprise = st.surprise.max(residual.abs());
+            st.surprise = st.surprise.max(SURPRISE_FACTOR * residual.abs());
             return Some(Transition::raised(
                 value,
                 Some(edge(side, width)),
@@ -246,16 +252,18 @@ impl BaselineDetector {
             ));
         }
         if let Some((first, side)) = st.raised {
+            // Back near the baseline itself: the floor a raise leaves must not clear it.
+            let back_k = self.config.k * CLEAR_RATIO;
             let back = match side {
-                Side::High => z < k * CLEAR_RATIO,
-                Side::Low => z > -k * CLEAR_RATIO,
+                Side::High => z < back_k,
+                Side::Low => z > -back_k,
             };
             if back {
                 st.raised = None;
                 st.pending = None;
                 return Some(Transition::cleared(
                     value,
-                    Some(edge(side, width * CLEAR_RATIO)),
+                    Some(edge(side, back_k * sigma)),
                     first,
                     ts,
                 ));
@@ -284,7 +292,7 @@ impl BaselineDetector {
             return None;
         }
         st.raised = Some((first, side));
-        st.surprise = st.surprise.max(residual.abs());
+        st.surprise = st.surprise.max(SURPRISE_FACTOR * residual.abs());
         Some(Transition::raised(
             value,
             Some(edge(side, width)),
