@@ -1,4 +1,5 @@
 use super::*;
+use coldaisle_core::Timestamp;
 
 fn settings(kind: SensorKind) -> ReplaySettings {
     ReplaySettings {
@@ -282,4 +283,107 @@ high = 29.0
     assert!(e.to_string().contains("contradicts"), "{e}");
     let e = super::settings(&args("nope", None)).expect_err("unknown sensor");
     assert!(e.to_string().contains("no sensor `nope`"), "{e}");
+}
+
+/// The daemon's pipeline and `replay --config --sensor` give the same transitions for the same
+/// samples, detector by detector, in the same order: replay is the daemon's chain.
+#[test]
+fn replay_gives_the_daemons_transitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("agent.toml");
+    let text = r#"
+agent_id = "a1"
+site = "s1"
+state_dir = "/tmp/unused"
+[mqtt]
+host = "127.0.0.1"
+[detection]
+derived_inlet_over_supply = false
+[[devices]]
+id = "probe"
+protocol = "snmp"
+address = "127.0.0.1"
+zone = "Z1"
+[[devices.points]]
+sensor = "r1"
+kind = "inlet_temp"
+oid = "1.3.6.1.4.1.1.1"
+[[devices.points]]
+sensor = "m1"
+kind = "temperature"
+oid = "1.3.6.1.4.1.1.2"
+"#;
+    std::fs::write(&config_path, text).expect("write");
+    let config = AgentConfig::load(&config_path).expect("config");
+    let mut pipeline = crate::pipeline::Pipeline::new(&config);
+    // Three days of 5-minute samples: a daily cycle, an overheat on day 2, a level shift of the
+    // machine temperature on day 3.
+    let sample = |i: i64| {
+        let day = (i as f64) / 288.0 * std::f64::consts::TAU;
+        let inlet = 22.0 + day.sin() + if (400..430).contains(&i) { 8.0 } else { 0.0 };
+        let machine = 60.0 + 4.0 * day.sin() + if i >= 700 { 9.0 } else { 0.0 };
+        let noise = ((i * 37) % 7) as f64 * 0.05;
+        (inlet + noise, machine + noise)
+    };
+    let mut daemon: Vec<(String, String, String, i64)> = Vec::new();
+    let (mut csv_r1, mut csv_m1) = (
+        String::from("timestamp,value\n"),
+        String::from("timestamp,value\n"),
+    );
+    for i in 0..3 * 288 {
+        let ts = Timestamp(1_764_547_200_000 + i * 300_000);
+        let (r1, m1) = sample(i);
+        csv_r1.push_str(&format!("{},{r1}\n", ts.to_rfc3339()));
+        csv_m1.push_str(&format!("{},{m1}\n", ts.to_rfc3339()));
+        let outcome = crate::poller::PollOutcome {
+            device: 0,
+            ts,
+            result: Ok(vec![Ok(r1), Ok(m1)]),
+        };
+        for p in pipeline.observe(&outcome) {
+            if let coldaisle_core::wire::Payload::SensorEvent(e) = p {
+                daemon.push((
+                    e.sensor,
+                    e.detector,
+                    format!("{:?}", e.state).to_lowercase(),
+                    e.ts.millis(),
+                ));
+            }
+        }
+    }
+    let mut replayed = Vec::new();
+    for (sensor, csv) in [("r1", &csv_r1), ("m1", &csv_m1)] {
+        let args = ReplayArgs {
+            csv: config_path.clone(),
+            kind: None,
+            config: Some(config_path.clone()),
+            sensor: Some(sensor.into()),
+            unit: "C".into(),
+            sort: false,
+        };
+        let out = replay(csv, &super::settings(&args).expect("settings")).expect("replay");
+        for line in out.lines.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            let ts = Timestamp::parse(v["ts"].as_str().expect("ts")).expect("rfc 3339");
+            replayed.push((
+                sensor.to_string(),
+                v["detector"].as_str().expect("detector").to_string(),
+                v["state"].as_str().expect("state").to_string(),
+                ts.millis(),
+            ));
+        }
+    }
+    let by_sensor = |events: &[(String, String, String, i64)], s: &str| -> Vec<_> {
+        events.iter().filter(|e| e.0 == s).cloned().collect()
+    };
+    for s in ["r1", "m1"] {
+        let d = by_sensor(&daemon, s);
+        assert!(!d.is_empty(), "{s} has transitions");
+        assert_eq!(d, by_sensor(&replayed, s), "{s}");
+    }
+    assert!(
+        daemon.iter().any(|e| e.1 == "learned_baseline"),
+        "{daemon:?}"
+    );
+    assert!(daemon.iter().any(|e| e.1 == "threshold"), "{daemon:?}");
 }
