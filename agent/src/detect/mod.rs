@@ -10,6 +10,7 @@ pub mod chain;
 pub mod derived;
 pub mod fault;
 pub mod flap;
+pub mod forecast;
 pub mod rate;
 pub mod reachability;
 #[cfg(test)]
