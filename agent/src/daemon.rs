@@ -3,7 +3,7 @@
 
 use crate::devices::{plan_reload, DeviceTasks, SlotMap};
 use crate::outbox::Outbox;
-use crate::pipeline::{is_raise, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::poller::PollOutcome;
 use crate::publisher::{self, PublisherSettings, SharedOutbox};
 use crate::status::StatusReporter;
@@ -308,9 +308,7 @@ async fn run_pipeline(
         if payloads.is_empty() {
             continue;
         }
-        for p in payloads.iter().filter(|p| is_raise(p)) {
-            tracing::info!(payload = ?p, "raised");
-        }
+        crate::pipeline::readable::log_transitions(&payloads);
         let outbox = outbox.clone();
         let result = tokio::task::spawn_blocking(move || {
             outbox

@@ -264,9 +264,13 @@ impl Pipeline {
                 emit(
                     &mut out,
                     &mut self.correlator,
-                    (&sensor.id, &sensor.id),
-                    sensor.kind,
-                    &sensor.location,
+                    EventSource {
+                        sensor: &sensor.id,
+                        evidence: &sensor.id,
+                        kind: sensor.kind,
+                        location: &sensor.location,
+                        decimals: readable::precision(sensor.scale, sensor.unit),
+                    },
                     f,
                     ts,
                 );
@@ -301,9 +305,13 @@ impl Pipeline {
                 emit(
                     &mut out,
                     &mut self.correlator,
-                    (&d.id, &d.evidence),
-                    d.kind,
-                    &d.location,
+                    EventSource {
+                        sensor: &d.id,
+                        evidence: &d.evidence,
+                        kind: d.kind,
+                        location: &d.location,
+                        decimals: readable::DERIVED_DECIMALS,
+                    },
                     f,
                     ts,
                 );
@@ -468,16 +476,34 @@ fn derived_signals(config: &AgentConfig, detection: &DetectionConfig) -> Vec<Der
     out
 }
 
-/// Turns a fired detector into a sensor event (and a zone event through the correlator).
+/// The sensor (or derived signal) an event is about.
+struct EventSource<'a> {
+    /// Its id.
+    sensor: &'a str,
+    /// The sensor it counts as in zone correlation (itself, or a derived signal's base).
+    evidence: &'a str,
+    kind: SensorKind,
+    location: &'a Location,
+    /// Decimals its values keep ([`readable::precision`]).
+    decimals: u32,
+}
+
+/// Turns a fired detector into a sensor event (and a zone event through the correlator);
+/// value and limit are rounded to `decimals`, the sensor's precision.
 fn emit(
     out: &mut Vec<Payload>,
     correlator: &mut ZoneCorrelator,
-    (sensor, evidence): (&str, &str),
-    kind: SensorKind,
-    location: &Location,
+    source: EventSource<'_>,
     f: Fired,
     ts: Timestamp,
 ) {
+    let EventSource {
+        sensor,
+        evidence,
+        kind,
+        location,
+        decimals,
+    } = source;
     let category = if f.fault {
         Category::Device
     } else {
@@ -492,8 +518,12 @@ fn emit(
         detector: f.detector.clone(),
         state: t.state,
         severity: f.severity,
-        value: if t.value.is_finite() { t.value } else { 0.0 },
-        limit: t.limit,
+        value: if t.value.is_finite() {
+            readable::round_to(t.value, decimals)
+        } else {
+            0.0
+        },
+        limit: t.limit.map(|l| readable::round_to(l, decimals)),
         first_ts: t.first_ts,
         ts,
     };
@@ -530,5 +560,6 @@ pub fn is_raise(payload: &Payload) -> bool {
     }
 }
 
+pub mod readable;
 #[cfg(test)]
 mod tests;

@@ -5,15 +5,17 @@
 //! Settings: `--kind` alone uses the built-in presets of that kind; `--config FILE --sensor ID`
 //! uses that config's `[detection]` table and the sensor's own `threshold` and kind. Input:
 //! a header row, then `timestamp,value` rows; timestamps in RFC 3339 or `YYYY-MM-DD HH:MM:SS`
-//! (UTC), in time order; an empty value is a poll without a reading (feeds the stale
-//! detector). `--unit F` converts values to °C first; sentinel checks see the value as written.
+//! (UTC); an empty value is a poll without a reading (feeds the stale detector). Real exports
+//! are accepted as they are ([`input`]): rows that step back in time are skipped and counted
+//! (or sorted with `--sort`), duplicate timestamps and gaps are counted, and the run ends with
+//! a summary on stderr (rows, skipped, duplicates, gaps, raises, clears). `--unit F` converts values to °C first; sentinel checks see the value as written.
 //! The output depends on nothing but the input and the settings: same input, same bytes.
 
 use crate::detect::chain::{Fired, SensorDetectors};
 use anyhow::Context as _;
 use coldaisle_config::detection::DetectionConfig;
 use coldaisle_config::{AgentConfig, Threshold};
-use coldaisle_core::{Category, EventState, SensorKind, Severity, Timestamp};
+use coldaisle_core::{Category, EventState, SensorKind, Severity};
 use serde::Serialize;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -36,6 +38,9 @@ pub struct ReplayArgs {
     /// Unit of the values: C or F.
     #[arg(long, default_value = "C")]
     pub unit: String,
+    /// Sort the rows by time first (otherwise rows that step back in time are skipped).
+    #[arg(long)]
+    pub sort: bool,
 }
 
 /// The settings of one replay.
@@ -49,6 +54,8 @@ pub struct ReplaySettings {
     pub point: Option<Threshold>,
     /// Values are °F.
     pub fahrenheit: bool,
+    /// Sort the rows by time instead of skipping those that step back.
+    pub sort: bool,
 }
 
 /// One output line.
@@ -80,8 +87,108 @@ pub fn parse_kind(text: &str) -> Result<SensorKind, String> {
         })
 }
 
-/// Runs `csv` (the file's text) through the detectors; returns the JSON lines.
-pub fn replay(csv: &str, settings: &ReplaySettings) -> anyhow::Result<String> {
+/// What one replay produced: the JSON lines and the summary for stderr.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    /// One JSON object per transition, newline-terminated (stdout).
+    pub lines: String,
+    /// Counts over the run (stderr).
+    pub summary: Summary,
+}
+
+/// Counts of one replay, printed on stderr when it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Data rows in the file.
+    pub rows: usize,
+    /// Line numbers of rows skipped for stepping back in time.
+    pub skipped: Vec<usize>,
+    /// Rows that repeat the previous row's timestamp.
+    pub duplicates: usize,
+    /// Gaps between rows (longer than [`input::GAP_FACTOR`] usual steps).
+    pub gaps: Vec<input::Gap>,
+    /// Raises forwarded.
+    pub raises: usize,
+    /// Clears forwarded.
+    pub clears: usize,
+}
+
+/// At most this many skipped line numbers are listed in the summary.
+const LISTED_LINES: usize = 5;
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "replay: {} rows, {} skipped",
+            self.rows,
+            self.skipped.len()
+        )?;
+        if !self.skipped.is_empty() {
+            let listed: Vec<String> = self
+                .skipped
+                .iter()
+                .take(LISTED_LINES)
+                .map(usize::to_string)
+                .collect();
+            let more = if self.skipped.len() > LISTED_LINES {
+                ", …"
+            } else {
+                ""
+            };
+            write!(
+                f,
+                " (earlier than a row before them: line {}{more}; --sort replays them in order)",
+                listed.join(", ")
+            )?;
+        }
+        write!(f, ", {} duplicate timestamps", self.duplicates)?;
+        write!(f, ", {} gaps", self.gaps.len())?;
+        if let Some(g) = self.gaps.iter().max_by_key(|g| g.length()) {
+            write!(
+                f,
+                " (longest {} from {})",
+                humantime::format_duration(g.length()),
+                g.from
+            )?;
+        }
+        write!(f, ", {} raises, {} clears", self.raises, self.clears)
+    }
+}
+
+/// Runs `csv` (the file's text) through the detectors: the JSON lines and the summary.
+pub fn replay(csv: &str, settings: &ReplaySettings) -> anyhow::Result<Replay> {
+    let rows = input::parse(csv)?;
+    let total = rows.len();
+    let ordered = input::order(rows, settings.sort);
+    let fired = detect(&ordered.rows, settings);
+    let category = settings.kind.category();
+    let mut lines = String::new();
+    let (mut raises, mut clears) = (0, 0);
+    for f in &fired {
+        match f.transition.state {
+            EventState::Raised => raises += 1,
+            EventState::Cleared => clears += 1,
+        }
+        push_line(&mut lines, f, category)?;
+    }
+    Ok(Replay {
+        lines,
+        summary: Summary {
+            rows: total,
+            skipped: ordered.skipped,
+            duplicates: ordered.duplicates,
+            gaps: ordered.gaps,
+            raises,
+            clears,
+        },
+    })
+}
+
+/// Runs time-ordered rows through the sensor's detector chain, exactly as the daemon does
+/// ([`SensorDetectors`], flap gates included): every forwarded transition, in order. The
+/// evaluation harness (`benches`, `detect_eval`) scores this very function.
+pub fn detect(rows: &[input::Row], settings: &ReplaySettings) -> Vec<Fired> {
     let d = &settings.detection;
     let mut chain = SensorDetectors::new(
         d.for_kind(settings.kind),
@@ -89,45 +196,22 @@ pub fn replay(csv: &str, settings: &ReplaySettings) -> anyhow::Result<String> {
         d.flap_window,
         d.stale_after,
     );
-    let category = settings.kind.category();
-    let mut out = String::new();
-    let mut previous: Option<Timestamp> = None;
-    for (index, row) in csv.lines().enumerate().skip(1) {
-        let line_no = index + 1;
-        let row = row.trim();
-        if row.is_empty() {
-            continue;
-        }
-        let mut fields = row.split(',').map(|f| f.trim().trim_matches('"'));
-        let ts_text = fields.next().unwrap_or("");
-        let value_text = fields.next().unwrap_or("");
-        let ts = Timestamp::parse(ts_text).map_err(|e| {
-            anyhow::anyhow!(
-                "line {line_no}: timestamp `{ts_text}`: {e} (expected RFC 3339 or YYYY-MM-DD HH:MM:SS)"
-            )
-        })?;
-        if previous.is_some_and(|p| ts < p) {
-            anyhow::bail!("line {line_no}: timestamp {ts_text} is earlier than the row before; sort the file by time");
-        }
-        previous = Some(ts);
-        let fired = if value_text.is_empty() {
-            chain.missing(ts)
-        } else {
-            let raw: f64 = value_text
-                .parse()
-                .map_err(|e| anyhow::anyhow!("line {line_no}: value `{value_text}`: {e}"))?;
-            let value = if settings.fahrenheit {
-                (raw - 32.0) * 5.0 / 9.0
-            } else {
-                raw
-            };
-            chain.observe(ts, raw, value)
+    let mut out = Vec::new();
+    for row in rows {
+        let fired = match row.value {
+            None => chain.missing(row.ts),
+            Some(raw) => {
+                let value = if settings.fahrenheit {
+                    (raw - 32.0) * 5.0 / 9.0
+                } else {
+                    raw
+                };
+                chain.observe(row.ts, raw, value)
+            }
         };
-        for f in fired {
-            push_line(&mut out, &f, category)?;
-        }
+        out.extend(fired);
     }
-    Ok(out)
+    out
 }
 
 fn push_line(out: &mut String, f: &Fired, category: Category) -> anyhow::Result<()> {
@@ -188,6 +272,7 @@ pub fn settings(args: &ReplayArgs) -> anyhow::Result<ReplaySettings> {
                 point: crate::pipeline::point_threshold(&config, i, j),
                 detection: config.detection.clone(),
                 fahrenheit,
+                sort: args.sort,
             })
         }
         _ => Ok(ReplaySettings {
@@ -195,11 +280,13 @@ pub fn settings(args: &ReplayArgs) -> anyhow::Result<ReplaySettings> {
             detection: DetectionConfig::default(),
             point: None,
             fahrenheit,
+            sort: args.sort,
         }),
     }
 }
 
-/// The `replay` command: reads the CSV, prints the transitions on stdout.
+/// The `replay` command: reads the CSV, prints the transitions on stdout and the summary on
+/// stderr.
 pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     let settings = settings(args)?;
     let text = std::fs::read_to_string(&args.csv)
@@ -207,10 +294,13 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     let out = replay(&text, &settings).with_context(|| args.csv.display().to_string())?;
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_all(out.as_bytes())
+        .write_all(out.lines.as_bytes())
         .and_then(|()| stdout.flush())
-        .context("writing to stdout")
+        .context("writing to stdout")?;
+    eprintln!("{}", out.summary);
+    Ok(())
 }
 
+pub mod input;
 #[cfg(test)]
 mod tests;

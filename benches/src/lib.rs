@@ -1,2 +1,4 @@
 //! Benchmark binaries of coldaisle (see BENCHMARKS.md for results and the commands). Each
 //! binary in `src/bin/` measures one part and prints its figures; none of them asserts timings.
+
+pub mod eval;

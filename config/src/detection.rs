@@ -21,6 +21,12 @@
 //! rack inlet's excess over its cooling supply the same way.
 //!
 //! A point's own `threshold` table still wins for the level of its `severity` (upper limit).
+//!
+//! The generic `temperature` kind (placement unknown: a machine, a pipe, outdoor air) gets no
+//! room-air physics: no limits, no rate limits, a valid range of −50…150 °C, and a learned
+//! seasonal baseline with change points instead of the band (`learned_baseline`,
+//! `baseline_k`, `baseline_spike_k`, `baseline_min_width`, `baseline_min_duration`,
+//! `baseline_warmup`; any kind can turn it on with `learned_baseline = true`).
 
 use crate::error::{KeyPath, Problem};
 use coldaisle_core::{SensorKind, Severity};
@@ -137,9 +143,29 @@ pub struct RawKindDetection {
     /// Samples an hour-of-day bucket must have learned before it judges anything.
     #[serde(default)]
     pub band_warmup: Option<u32>,
-    /// Severity of learned-band events.
+    /// Severity of learned-band and learned-baseline events.
     #[serde(default)]
     pub band_severity: Option<Severity>,
+    /// `false` turns the learned baseline off (`true` turns it on for any kind).
+    #[serde(default)]
+    pub learned_baseline: Option<bool>,
+    /// Baseline: a value this many robust standard deviations from the learned baseline is
+    /// outside.
+    #[serde(default)]
+    pub baseline_k: Option<f64>,
+    /// Baseline: a value this many robust standard deviations away is raised at once (a spike
+    /// far beyond any noise); `0` turns immediate raises off.
+    #[serde(default)]
+    pub baseline_spike_k: Option<f64>,
+    /// Baseline: smallest distance from the baseline that counts as outside (normalised unit).
+    #[serde(default)]
+    pub baseline_min_width: Option<f64>,
+    /// Baseline: how long a value must stay outside before its event is raised.
+    #[serde(default, with = "humantime_serde")]
+    pub baseline_min_duration: Option<Duration>,
+    /// Baseline: how long the baseline learns before it judges anything.
+    #[serde(default, with = "humantime_serde")]
+    pub baseline_warmup: Option<Duration>,
 }
 
 /// The `[detection]` table as written.
@@ -298,6 +324,23 @@ pub struct BandSettings {
     pub severity: Severity,
 }
 
+/// Learned-baseline settings (see `coldaisle_agent::detect::baseline` for the method).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineSettings {
+    /// Outside when further than `k` robust standard deviations from the baseline.
+    pub k: f64,
+    /// Raised at once beyond this many robust standard deviations (0: never at once).
+    pub spike_k: f64,
+    /// Smallest distance that counts as outside.
+    pub min_width: f64,
+    /// Time outside before a raise.
+    pub min_duration: Duration,
+    /// Learning time before the first judgement.
+    pub warmup: Duration,
+    /// Severity of baseline events.
+    pub severity: Severity,
+}
+
 /// The resolved detector settings of one sensor kind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KindDetection {
@@ -313,6 +356,8 @@ pub struct KindDetection {
     pub sentinels: Vec<f64>,
     /// Learned band (None: off).
     pub band: Option<BandSettings>,
+    /// Learned seasonal baseline with change points (None: off).
+    pub baseline: Option<BaselineSettings>,
 }
 
 /// The resolved `[detection]` table.
@@ -381,9 +426,17 @@ struct Preset {
     valid: (f64, f64),
     band: bool,
     band_min_width: f64,
+    /// Learned seasonal baseline (kinds without room-air physics).
+    baseline: bool,
 }
 
 const MIN: u64 = 60;
+/// Learned baseline: outside beyond this many robust standard deviations.
+const BASELINE_K: f64 = 6.0;
+/// Learned baseline: raised at once beyond this many.
+const BASELINE_SPIKE_K: f64 = 12.0;
+/// Learned baseline: learning time before judging, in minutes.
+const BASELINE_WARMUP_MIN: u64 = 24 * 60;
 /// Sentinels seen in the wild: -999/-9999 "no probe", 0x7FFF / 0x8000 / 0xFFFF as 16-bit
 /// "not available", i32::MAX.
 const SENTINELS: [f64; 6] = [-999.0, -9999.0, 32767.0, -32768.0, 65535.0, 2147483647.0];
@@ -399,6 +452,7 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
         valid: (-40.0, 85.0),
         band,
         band_min_width: 1.0,
+        baseline: false,
     };
     let ashrae_rate = Some((5.0, 20.0));
     match kind {
@@ -411,9 +465,16 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
                 true,
             )
         }
-        SensorKind::Temperature | SensorKind::SupplyAirTemp => {
-            temp((None, None), (None, None), ashrae_rate, true)
-        }
+        SensorKind::SupplyAirTemp => temp((None, None), (None, None), ashrae_rate, true),
+        // Placement unknown (a process, a pipe, a machine, outdoor air): no room-air physics.
+        // No limits, no rate limits, a wide valid range; its own learned seasonal baseline
+        // judges it (the method: `coldaisle_agent::detect::baseline`).
+        SensorKind::Temperature => Preset {
+            valid: (-50.0, 150.0),
+            band: false,
+            baseline: true,
+            ..temp((None, None), (None, None), None, false)
+        },
         SensorKind::OutletTemp | SensorKind::ReturnAirTemp => {
             temp((None, None), (None, None), None, true)
         }
@@ -430,6 +491,7 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
                 valid: (0.0, 100.0),
                 band: true,
                 band_min_width: 5.0,
+                baseline: false,
             }
         }
         SensorKind::DewPoint => {
@@ -444,6 +506,7 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
                 valid: (-60.0, 60.0),
                 band: false,
                 band_min_width: 1.0,
+                baseline: false,
             }
         }
         SensorKind::FanSpeed => Preset {
@@ -456,6 +519,7 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
             valid: (0.0, 30000.0),
             band: true,
             band_min_width: 200.0,
+            baseline: false,
         },
         SensorKind::CoolingState => Preset {
             warning: (None, None),
@@ -467,6 +531,7 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
             valid: (-1e9, 1e9),
             band: false,
             band_min_width: 1.0,
+            baseline: false,
         },
     }
 }
@@ -483,6 +548,7 @@ fn delta_t_preset() -> Preset {
         valid: (-50.0, 50.0),
         band: true,
         band_min_width: 2.0,
+        baseline: false,
     }
 }
 
@@ -500,6 +566,7 @@ fn inlet_over_supply_preset() -> Preset {
         valid: (-50.0, 50.0),
         band: false,
         band_min_width: 1.0,
+        baseline: false,
     }
 }
 
@@ -687,6 +754,7 @@ fn resolve_kind(p: Preset, raw: &RawKindDetection, at: &KeyPath) -> Result<KindD
         warmup: band_warmup,
         severity: raw.band_severity.unwrap_or(Severity::Info),
     });
+    let baseline = resolve_baseline(&p, raw, at)?;
     Ok(KindDetection {
         levels,
         rates,
@@ -694,7 +762,44 @@ fn resolve_kind(p: Preset, raw: &RawKindDetection, at: &KeyPath) -> Result<KindD
         valid_range: (valid_min, valid_max),
         sentinels: raw.sentinels.clone().unwrap_or_else(|| SENTINELS.to_vec()),
         band,
+        baseline,
     })
+}
+
+/// The learned baseline's settings: on by preset (kinds without room-air physics) or by
+/// `learned_baseline = true`.
+fn resolve_baseline(
+    p: &Preset,
+    raw: &RawKindDetection,
+    at: &KeyPath,
+) -> Result<Option<BaselineSettings>, Problem> {
+    let k = positive_f(raw.baseline_k, at, "baseline_k")?.unwrap_or(BASELINE_K);
+    let spike_k =
+        non_negative(raw.baseline_spike_k, at, "baseline_spike_k")?.unwrap_or(BASELINE_SPIKE_K);
+    if spike_k > 0.0 && spike_k < k {
+        return Err(Problem::new(
+            at.key("baseline_spike_k"),
+            format!("must be 0 (off) or at least baseline_k ({k})"),
+        ));
+    }
+    let min_width = non_negative(raw.baseline_min_width, at, "baseline_min_width")?
+        .unwrap_or(p.band_min_width / 2.0);
+    let warmup = raw
+        .baseline_warmup
+        .unwrap_or(Duration::from_secs(BASELINE_WARMUP_MIN * MIN));
+    Ok(raw
+        .learned_baseline
+        .unwrap_or(p.baseline)
+        .then(|| BaselineSettings {
+            k,
+            spike_k,
+            min_width,
+            min_duration: raw
+                .baseline_min_duration
+                .unwrap_or(Duration::from_secs(10 * MIN)),
+            warmup,
+            severity: raw.band_severity.unwrap_or(Severity::Info),
+        }))
 }
 
 #[cfg(test)]
@@ -727,7 +832,15 @@ mod tests {
             generic.levels.is_empty(),
             "no fixed limits when placement is unknown"
         );
-        assert!(generic.band.is_some() && generic.stuck.is_some() && !generic.rates.is_empty());
+        assert!(
+            generic.rates.is_empty() && generic.band.is_none(),
+            "no room-air physics when placement is unknown"
+        );
+        assert!(generic.baseline.is_some() && generic.stuck.is_some());
+        assert_eq!(generic.valid_range, (-50.0, 150.0));
+        let inlet_band = inlet.band.as_ref().map(|b| b.k);
+        assert_eq!(inlet_band, Some(5.0), "room-air kinds keep their band");
+        assert!(inlet.baseline.is_none());
         let dp = d.for_kind(SensorKind::DewPoint);
         assert_eq!(dp.levels[1].high, Some(17.0));
         let a3 = parse("ashrae_class = \"A3\"").expect("valid");
@@ -751,6 +864,28 @@ mod tests {
         assert!(inlet.rates.is_empty());
         assert!(d.for_kind(SensorKind::Humidity).levels.is_empty());
         assert_eq!(d.flap_window, Duration::ZERO);
+    }
+
+    #[test]
+    fn the_learned_baseline_is_tunable_and_validated() {
+        let d = parse(
+            "[temperature]\nbaseline_k = 4.0\nbaseline_spike_k = 0.0\nbaseline_warmup = \"2h\"\n[outlet_temp]\nlearned_baseline = true\n",
+        )
+        .expect("valid");
+        let b = d
+            .for_kind(SensorKind::Temperature)
+            .baseline
+            .clone()
+            .expect("on");
+        assert_eq!((b.k, b.spike_k), (4.0, 0.0));
+        assert_eq!(b.warmup, Duration::from_secs(7200));
+        assert!(d.for_kind(SensorKind::OutletTemp).baseline.is_some());
+        let off = parse("[temperature]\nlearned_baseline = false\n").expect("valid");
+        assert!(off.for_kind(SensorKind::Temperature).baseline.is_none());
+        let e = parse("[temperature]\nbaseline_spike_k = 3.0\n").expect_err("below k");
+        assert_eq!(e.path.to_string(), "detection.temperature.baseline_spike_k");
+        let e = parse("[temperature]\nbaseline_k = 0.0\n").expect_err("zero");
+        assert_eq!(e.path.to_string(), "detection.temperature.baseline_k");
     }
 
     #[test]

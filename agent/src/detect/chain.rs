@@ -1,11 +1,12 @@
 //! All detectors of one sensor, in the order the daemon and `replay` run them:
 //! impossible value (a bad sample goes no further) → fixed limits per level → rate of change
-//! per window → stuck → learned band; each detector's output then passes its flap gate.
+//! per window → stuck → learned band → learned baseline; each detector's output then passes its flap gate.
 //!
 //! Settings come from `[detection.<kind>]` (presets) and the point's own `threshold`; the
 //! state of every detector can be exported and restored by detector name.
 
 use super::band::BandDetector;
+use super::baseline::BaselineDetector;
 use super::fault::{ImpossibleValue, Stale};
 use super::flap::FlapGate;
 use super::rate::RateDetector;
@@ -38,6 +39,7 @@ enum Kind {
     Rate(RateDetector),
     Stuck(StuckDetector),
     Band(BandDetector),
+    Baseline(BaselineDetector),
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +124,14 @@ impl SensorDetectors {
                 Kind::Band(BandDetector::new(band.clone())),
             ));
         }
+        if let Some(baseline) = &kind.baseline {
+            slots.push(slot(
+                "learned_baseline".into(),
+                baseline.severity,
+                false,
+                Kind::Baseline(BaselineDetector::new(baseline.clone())),
+            ));
+        }
         SensorDetectors {
             impossible: ImpossibleValue::new(kind.valid_range, kind.sentinels.clone()),
             impossible_gate: FlapGate::new(flap_window),
@@ -165,6 +175,7 @@ impl SensorDetectors {
                 Kind::Rate(d) => d.observe(ts, value),
                 Kind::Stuck(d) => d.observe(ts, value),
                 Kind::Band(d) => d.observe(ts, value),
+                Kind::Baseline(d) => d.observe(ts, value),
             };
             let passed = t.and_then(|t| slot.gate.filter(t));
             for t in passed.into_iter().chain(slot.gate.tick(ts, value)) {
@@ -217,6 +228,7 @@ impl SensorDetectors {
                 Kind::Rate(d) => serde_json::to_value(&d.state),
                 Kind::Stuck(d) => serde_json::to_value(&d.state),
                 Kind::Band(d) => serde_json::to_value(&d.state),
+                Kind::Baseline(d) => serde_json::to_value(&d.state),
             };
             put(&s.name, v);
             put(
@@ -256,6 +268,7 @@ impl SensorDetectors {
                 Kind::Rate(d) => load(map, &s.name, &mut d.state),
                 Kind::Stuck(d) => load(map, &s.name, &mut d.state),
                 Kind::Band(d) => load(map, &s.name, &mut d.state),
+                Kind::Baseline(d) => load(map, &s.name, &mut d.state),
             };
             n += load(map, &format!("{}.flap", s.name), &mut s.gate.state);
         }

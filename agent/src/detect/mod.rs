@@ -5,10 +5,12 @@
 //! the pipeline can store it ([`crate::detector_state`]) and restore it after a restart.
 
 pub mod band;
+pub mod baseline;
 pub mod chain;
 pub mod derived;
 pub mod fault;
 pub mod flap;
+pub mod forecast;
 pub mod rate;
 pub mod reachability;
 #[cfg(test)]

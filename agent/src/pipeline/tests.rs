@@ -108,6 +108,31 @@ fn overheat_of_two_racks_makes_sensor_events_and_one_zone_event() {
 }
 
 #[test]
+fn event_values_keep_the_sensors_precision() {
+    // Raw tenths × 0.1 give float noise (314 × 0.1 = 31.400000000000002); the event says 31.4.
+    let mut p = pipeline();
+    let mut all = Vec::new();
+    for t in 0..4 {
+        all.extend(p.observe(&PollOutcome {
+            device: 0,
+            ts: Timestamp(t * 1000),
+            result: Ok(vec![Ok(314.0), Ok(220.0)]),
+        }));
+    }
+    let raised = sensor_events(&all)
+        .into_iter()
+        .find(|e| e.sensor == "r1" && e.state == EventState::Raised)
+        .expect("r1 raised");
+    assert_ne!(314.0 * 0.1, 31.4, "the noise this test is about");
+    let json = serde_json::to_string(raised).expect("json");
+    assert!(json.contains("\"value\":31.4,"), "{json}");
+    assert_eq!(
+        readable::sensor_line(raised),
+        "r1 raised by threshold: 31.4 °C > 27"
+    );
+}
+
+#[test]
 fn unreachable_device_raises_once_and_clears() {
     let mut p = pipeline();
     let failed = |t: i64| PollOutcome {

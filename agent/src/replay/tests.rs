@@ -1,4 +1,5 @@
 use super::*;
+use coldaisle_core::Timestamp;
 
 fn settings(kind: SensorKind) -> ReplaySettings {
     ReplaySettings {
@@ -6,6 +7,7 @@ fn settings(kind: SensorKind) -> ReplaySettings {
         detection: DetectionConfig::default(),
         point: None,
         fahrenheit: false,
+        sort: false,
     }
 }
 
@@ -25,7 +27,9 @@ fn overheat_csv() -> String {
 
 #[test]
 fn overheat_gives_threshold_and_rate_transitions_as_json_lines() {
-    let out = replay(&overheat_csv(), &settings(SensorKind::InletTemp)).expect("replay");
+    let out = replay(&overheat_csv(), &settings(SensorKind::InletTemp))
+        .expect("replay")
+        .lines;
     let lines: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
@@ -74,15 +78,20 @@ fn overheat_gives_threshold_and_rate_transitions_as_json_lines() {
 #[test]
 fn same_input_same_bytes() {
     let csv = overheat_csv();
-    let a = replay(&csv, &settings(SensorKind::InletTemp)).expect("replay");
-    let b = replay(&csv, &settings(SensorKind::InletTemp)).expect("replay");
+    let a = replay(&csv, &settings(SensorKind::InletTemp))
+        .expect("replay")
+        .lines;
+    let b = replay(&csv, &settings(SensorKind::InletTemp))
+        .expect("replay")
+        .lines;
     assert!(!a.is_empty());
     assert_eq!(a, b);
 }
 
 #[test]
-fn generic_temperature_has_no_fixed_limits_and_fahrenheit_is_converted() {
-    // 86 °F = 30 °C for an hour: inlet_temp would raise `threshold`; temperature must not.
+fn generic_temperature_has_no_room_air_rules_and_fahrenheit_is_converted() {
+    // 86 °F = 30 °C for an hour: inlet_temp raises `threshold` and a rate of change; the
+    // generic temperature has neither (its learned baseline is still warming up).
     let mut csv = String::from("timestamp,value\n");
     for m in 0..600 {
         let f = if (120..180).contains(&m) {
@@ -94,14 +103,9 @@ fn generic_temperature_has_no_fixed_limits_and_fahrenheit_is_converted() {
     }
     let mut s = settings(SensorKind::Temperature);
     s.fahrenheit = true;
-    let out = replay(&csv, &s).expect("replay");
-    assert!(!out.contains("\"threshold"), "{out}");
-    let first: serde_json::Value =
-        serde_json::from_str(out.lines().next().expect("a line")).expect("json");
-    assert_eq!(first["detector"], "rate_of_change_15m");
-    // 71.6 °F → 22 °C, 86 °F → 30 °C: the change is 8 °C, not 14.4 °F.
-    let v = first["value"].as_f64().expect("value");
-    assert!((7.5..8.5).contains(&v), "{v}");
+    let generic = replay(&csv, &s).expect("replay");
+    assert_eq!(generic.lines, "", "no limits, no rate limits");
+    assert_eq!(generic.summary.rows, 600);
     let inlet = replay(
         &csv,
         &ReplaySettings {
@@ -109,8 +113,17 @@ fn generic_temperature_has_no_fixed_limits_and_fahrenheit_is_converted() {
             ..s
         },
     )
-    .expect("replay");
-    assert!(inlet.contains("\"threshold\""), "{inlet}");
+    .expect("replay")
+    .lines;
+    let threshold: serde_json::Value = inlet
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .find(|l| l["detector"] == "threshold")
+        .expect("a threshold line");
+    // 86 °F → 30 °C, compared with the 27 °C limit.
+    assert_eq!(threshold["value"], 30.0, "{inlet}");
+    assert_eq!(threshold["limit"], 27.0);
+    assert!(inlet.contains("\"rate_of_change_15m\""), "{inlet}");
 }
 
 #[test]
@@ -130,12 +143,78 @@ fn bad_rows_name_the_line() {
     )
     .expect_err("bad value");
     assert!(e.to_string().starts_with("line 2: value `abc`"), "{e}");
-    let e = replay(
-        "ts,v\n2026-11-25 00:01:00,1\n2026-11-25 00:00:00,1\n",
-        &settings(SensorKind::Humidity),
-    )
-    .expect_err("backwards");
-    assert!(e.to_string().contains("line 3"), "{e}");
+}
+
+/// The overheat trace with its 02:00–02:59 hour written twice (a repeated hour in an export).
+fn repeated_hour_csv() -> String {
+    let clean = overheat_csv();
+    let repeat: Vec<&str> = clean
+        .lines()
+        .filter(|l| l.starts_with("2026-11-25 02:"))
+        .collect();
+    let mut out = String::new();
+    for line in clean.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("2026-11-25 03:00:00") {
+            for r in &repeat {
+                out.push_str(r);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn rows_stepping_back_are_skipped_and_the_rest_replays_as_without_them() {
+    let clean = replay(&overheat_csv(), &settings(SensorKind::InletTemp)).expect("replay");
+    let messy = replay(&repeated_hour_csv(), &settings(SensorKind::InletTemp)).expect("replay");
+    assert_eq!(messy.summary.skipped.len(), 60, "{}", messy.summary);
+    assert_eq!(messy.summary.rows, 660);
+    assert_eq!(messy.lines, clean.lines, "skipped rows reach no detector");
+    assert!(clean.summary.raises >= 2, "{}", clean.summary);
+    assert_eq!(
+        clean.summary.raises,
+        clean.lines.matches("\"raised\"").count()
+    );
+    assert_eq!(
+        clean.summary.clears,
+        clean.lines.matches("\"cleared\"").count()
+    );
+    let text = messy.summary.to_string();
+    assert!(
+        text.starts_with("replay: 660 rows, 60 skipped (earlier than a row before them: line 183, 184, 185, 186, 187, …; --sort"),
+        "{text}"
+    );
+    assert!(
+        text.contains(", 0 duplicate timestamps, 0 gaps, "),
+        "{text}"
+    );
+}
+
+#[test]
+fn sort_replays_every_row_and_reports_duplicates_and_gaps() {
+    let mut s = settings(SensorKind::InletTemp);
+    s.sort = true;
+    let sorted = replay(&repeated_hour_csv(), &s).expect("replay");
+    assert!(sorted.summary.skipped.is_empty());
+    assert_eq!(sorted.summary.duplicates, 60);
+    // Drop 04:00–05:59 from the clean trace: one gap of two hours and a minute.
+    let holed: String = overheat_csv()
+        .lines()
+        .filter(|l| !l.starts_with("2026-11-25 04:") && !l.starts_with("2026-11-25 05:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let r = replay(&holed, &settings(SensorKind::InletTemp)).expect("replay");
+    assert_eq!(r.summary.gaps.len(), 1);
+    assert!(
+        r.summary
+            .to_string()
+            .contains("1 gaps (longest 2h 1m from 2026-11-25T03:59:00.000Z)"),
+        "{}",
+        r.summary
+    );
 }
 
 #[test]
@@ -187,9 +266,12 @@ high = 29.0
         config: Some(config.clone()),
         sensor: Some(sensor.into()),
         unit: "C".into(),
+        sort: false,
     };
     let r1 = super::settings(&args("r1", None)).expect("r1");
-    let out = replay("ts,v\n2026-11-25T00:00:00Z,25\n", &r1).expect("replay");
+    let out = replay("ts,v\n2026-11-25T00:00:00Z,25\n", &r1)
+        .expect("replay")
+        .lines;
     assert!(out.contains("\"limit\":24.0"), "[detection] applies: {out}");
     let r2 = super::settings(&args("r2", Some("inlet_temp"))).expect("r2");
     assert_eq!(
@@ -201,4 +283,107 @@ high = 29.0
     assert!(e.to_string().contains("contradicts"), "{e}");
     let e = super::settings(&args("nope", None)).expect_err("unknown sensor");
     assert!(e.to_string().contains("no sensor `nope`"), "{e}");
+}
+
+/// The daemon's pipeline and `replay --config --sensor` give the same transitions for the same
+/// samples, detector by detector, in the same order: replay is the daemon's chain.
+#[test]
+fn replay_gives_the_daemons_transitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("agent.toml");
+    let text = r#"
+agent_id = "a1"
+site = "s1"
+state_dir = "/tmp/unused"
+[mqtt]
+host = "127.0.0.1"
+[detection]
+derived_inlet_over_supply = false
+[[devices]]
+id = "probe"
+protocol = "snmp"
+address = "127.0.0.1"
+zone = "Z1"
+[[devices.points]]
+sensor = "r1"
+kind = "inlet_temp"
+oid = "1.3.6.1.4.1.1.1"
+[[devices.points]]
+sensor = "m1"
+kind = "temperature"
+oid = "1.3.6.1.4.1.1.2"
+"#;
+    std::fs::write(&config_path, text).expect("write");
+    let config = AgentConfig::load(&config_path).expect("config");
+    let mut pipeline = crate::pipeline::Pipeline::new(&config);
+    // Three days of 5-minute samples: a daily cycle, an overheat on day 2, a level shift of the
+    // machine temperature on day 3.
+    let sample = |i: i64| {
+        let day = (i as f64) / 288.0 * std::f64::consts::TAU;
+        let inlet = 22.0 + day.sin() + if (400..430).contains(&i) { 8.0 } else { 0.0 };
+        let machine = 60.0 + 4.0 * day.sin() + if i >= 700 { 9.0 } else { 0.0 };
+        let noise = ((i * 37) % 7) as f64 * 0.05;
+        (inlet + noise, machine + noise)
+    };
+    let mut daemon: Vec<(String, String, String, i64)> = Vec::new();
+    let (mut csv_r1, mut csv_m1) = (
+        String::from("timestamp,value\n"),
+        String::from("timestamp,value\n"),
+    );
+    for i in 0..3 * 288 {
+        let ts = Timestamp(1_764_547_200_000 + i * 300_000);
+        let (r1, m1) = sample(i);
+        csv_r1.push_str(&format!("{},{r1}\n", ts.to_rfc3339()));
+        csv_m1.push_str(&format!("{},{m1}\n", ts.to_rfc3339()));
+        let outcome = crate::poller::PollOutcome {
+            device: 0,
+            ts,
+            result: Ok(vec![Ok(r1), Ok(m1)]),
+        };
+        for p in pipeline.observe(&outcome) {
+            if let coldaisle_core::wire::Payload::SensorEvent(e) = p {
+                daemon.push((
+                    e.sensor,
+                    e.detector,
+                    format!("{:?}", e.state).to_lowercase(),
+                    e.ts.millis(),
+                ));
+            }
+        }
+    }
+    let mut replayed = Vec::new();
+    for (sensor, csv) in [("r1", &csv_r1), ("m1", &csv_m1)] {
+        let args = ReplayArgs {
+            csv: config_path.clone(),
+            kind: None,
+            config: Some(config_path.clone()),
+            sensor: Some(sensor.into()),
+            unit: "C".into(),
+            sort: false,
+        };
+        let out = replay(csv, &super::settings(&args).expect("settings")).expect("replay");
+        for line in out.lines.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json");
+            let ts = Timestamp::parse(v["ts"].as_str().expect("ts")).expect("rfc 3339");
+            replayed.push((
+                sensor.to_string(),
+                v["detector"].as_str().expect("detector").to_string(),
+                v["state"].as_str().expect("state").to_string(),
+                ts.millis(),
+            ));
+        }
+    }
+    let by_sensor = |events: &[(String, String, String, i64)], s: &str| -> Vec<_> {
+        events.iter().filter(|e| e.0 == s).cloned().collect()
+    };
+    for s in ["r1", "m1"] {
+        let d = by_sensor(&daemon, s);
+        assert!(!d.is_empty(), "{s} has transitions");
+        assert_eq!(d, by_sensor(&replayed, s), "{s}");
+    }
+    assert!(
+        daemon.iter().any(|e| e.1 == "learned_baseline"),
+        "{daemon:?}"
+    );
+    assert!(daemon.iter().any(|e| e.1 == "threshold"), "{daemon:?}");
 }

@@ -382,7 +382,7 @@ async fn broker_outage(
         .get(agent_from..agent_to)
         .unwrap_or_default()
         .lines()
-        .filter(|line| line.contains(r#""message":"raised""#))
+        .filter(|line| line.contains(r#""state":"raised""#))
         .count();
     let gaps: Vec<Duration> = failed.windows(2).map(|w| w[1].since(w[0])).collect();
     let collector_text = std::fs::read_to_string(logs.collector).unwrap_or_default();

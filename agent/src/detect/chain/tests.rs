@@ -8,17 +8,28 @@ fn chain(kind: SensorKind) -> SensorDetectors {
 }
 
 #[test]
-fn inlet_runs_limits_rate_stuck_band_and_generic_temperature_has_no_limits() {
+fn inlet_runs_limits_rate_stuck_band_and_generic_temperature_only_its_learned_baseline() {
     let names = chain(SensorKind::InletTemp).detector_names().join(",");
     assert_eq!(
         names,
         "impossible_value,threshold,threshold_critical,rate_of_change_15m,rate_of_change_1h,stuck,learned_band,stale"
     );
     let names = chain(SensorKind::Temperature).detector_names().join(",");
-    assert_eq!(
-        names,
-        "impossible_value,rate_of_change_15m,rate_of_change_1h,stuck,learned_band,stale"
-    );
+    assert_eq!(names, "impossible_value,stuck,learned_baseline,stale");
+}
+
+#[test]
+fn the_learned_baseline_is_exported_and_restored_by_name() {
+    let mut c = chain(SensorKind::Temperature);
+    for i in 0..100i64 {
+        c.observe(Timestamp(i * 60_000), 40.0, 40.0 + (i % 3) as f64 * 0.1);
+    }
+    let exported = c.export();
+    let state = exported.get("learned_baseline").expect("exported");
+    assert_eq!(state["n"], 100);
+    let mut fresh = chain(SensorKind::Temperature);
+    assert_eq!(fresh.restore(&exported), exported.len());
+    assert_eq!(fresh.export(), exported);
 }
 
 #[test]

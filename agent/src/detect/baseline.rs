@@ -1,0 +1,354 @@
+//! Learned seasonal baseline with change points: the detector of kinds without room-air
+//! physics (the generic `temperature`), where no fixed limit or rate means anything and the
+//! sensor's own history is the only reference.
+//!
+//! Method: a robust additive Holt–Winters decomposition (Gelper, Fried & Croux, "Robust
+//! forecasting with exponential and Holt–Winters smoothing", Journal of Forecasting 29(3),
+//! 2010) with a Page–Hinkley change-point test on its residuals (E. S. Page, "Continuous
+//! inspection schemes", Biometrika 41, 1954):
+//!
+//! - The baseline at time `t` is `level + seasonal(t)`, the seasonal offset interpolated
+//!   between the two nearest of 24 UTC hour-of-day buckets (the daily cycle is learned, not
+//!   flagged, and has no steps at the full hour). The residual `r = x − baseline` is scaled by a
+//!   robust spread `σ = 1.2533 · MAD` (an EWMA of clipped absolute residuals, 1.2533 makes it
+//!   a standard deviation for Gaussian noise), `z = r / σ`, with `k · σ ≥ min_width`.
+//! - Learning is Huber-clipped: the level, the bucket's seasonal offset and the spread move by
+//!   `ψ(z) = clip(z, ±2) · σ`, so a spike or a fault moves the baseline by at most a couple of
+//!   spreads times the smoothing factor and an excursion cannot teach the spread to include
+//!   itself. Smoothing factors come from time constants (level 12 h, seasonal offset 2 days of
+//!   that hour, spread 1 day), so the poll interval does not change the memory; a young
+//!   baseline (and a young hour of day) learns as a running mean.
+//! - Page–Hinkley on `clip(z, ±1.5k)` with drift `δ = 0.33k` and threshold `λ = 2k` (k the
+//!   band in spreads) sums evidence of a sustained shift: a lone spike adds at most 1.17k, so
+//!   it takes at least two extreme samples; a shift of k crosses λ in three samples, one of
+//!   k/2 in about twelve; a shift smaller than k/3 never does (that is the band's job).
+//!   When it crosses, the shift is a *change point*: it is raised (if not already) and the
+//!   level re-learns at once (`level = x − seasonal(t)`), so a sensor that moved to a new
+//!   normal (a machine's new set point, a relocated probe) is judged against it from then on
+//!   instead of alarming for days; the raise clears on the next sample back near the baseline.
+//! - Otherwise a value outside `±k·σ` for `min_duration` is raised (one glitch never fires),
+//!   and beyond `±spike_k·σ` at once; the raise clears when back within 80 % of `k·σ` (or when
+//!   a change point has re-learned the level there).
+//! - Alarm-rate control: a raise leaves 1.5 times its distance from the baseline as a floor of
+//!   the band that decays over 3 days, so a sensor whose normal life has spikes (or that just
+//!   had an event) raises again only on a clearly larger surprise.
+//! - Nothing is judged during `warmup`. Pure: time comes with the sample; O(1) per sample and
+//!   a fixed state (24 offsets and a few numbers) that is stored across restarts.
+
+use super::threshold::Side;
+use super::Transition;
+use coldaisle_config::detection::BaselineSettings;
+use coldaisle_core::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Time constant of the level, seconds.
+const LEVEL_TAU: f64 = 12.0 * 3600.0;
+/// Time constant of a bucket's seasonal offset, seconds of that bucket's own time (2 days).
+const SEASONAL_TAU: f64 = 2.0 * 3600.0;
+/// Time constant of the spread, seconds.
+const SCALE_TAU: f64 = 24.0 * 3600.0;
+/// Longest gap between samples that still counts as learning time.
+const MAX_STEP_SECS: f64 = 600.0;
+/// Huber clipping of residuals while learning, in spreads.
+const HUBER_C: f64 = 2.0;
+/// Page–Hinkley, in units of `k`: clipping of z, drift and threshold.
+const PH_CLIP: f64 = 1.5;
+const PH_DRIFT: f64 = 0.33;
+const PH_LAMBDA: f64 = 2.0;
+/// Samples over which the level re-learns (as their median) after a change point.
+const RELEARN_SAMPLES: usize = 12;
+/// Time constant with which the band forgets the last raise's distance, seconds (3 days).
+/// The band after a raise is at least this many times the raise's distance.
+const SURPRISE_FACTOR: f64 = 1.5;
+/// Time constant of that floor, seconds.
+const SURPRISE_TAU: f64 = 3.0 * 86_400.0;
+/// Mean absolute deviation → standard deviation for Gaussian noise (√(π/2)).
+const MAD_TO_SIGMA: f64 = 1.2533;
+/// Share of the band the value must be back inside to clear.
+const CLEAR_RATIO: f64 = 0.8;
+const BUCKETS: usize = 24;
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The detector's state (stored across restarts; every field defaults, so a state written by
+/// an older version decodes and learns on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BaselineState {
+    /// Level (the baseline without its daily cycle).
+    pub level: f64,
+    /// Seasonal offset per UTC hour of day.
+    pub seasonal: Vec<f64>,
+    /// Samples learned per hour of day.
+    pub seasonal_n: Vec<u32>,
+    /// Spread: EWMA of clipped absolute residuals.
+    pub spread: f64,
+    /// Samples learned.
+    pub n: u64,
+    /// Learning since (warm-up start).
+    pub since: Option<Timestamp>,
+    /// Change points found.
+    pub change_points: u64,
+    /// [`SURPRISE_FACTOR`] times the distance from the baseline of the last raise, decaying
+    /// with [`SURPRISE_TAU`]: the band is at least this wide, so a sensor whose normal has
+    /// spikes raises again only on a larger surprise than the last one (alarm-rate control).
+    pub surprise: f64,
+    /// Deseasonalised samples since the last change point, while the level re-learns.
+    pub relearn: Vec<f64>,
+    last_ts: Option<Timestamp>,
+    ph_up: f64,
+    ph_down: f64,
+    pending: Option<(Timestamp, Side)>,
+    raised: Option<(Timestamp, Side)>,
+}
+
+impl Default for BaselineState {
+    fn default() -> Self {
+        BaselineState {
+            level: 0.0,
+            seasonal: vec![0.0; BUCKETS],
+            seasonal_n: vec![0; BUCKETS],
+            spread: 0.0,
+            n: 0,
+            since: None,
+            change_points: 0,
+            surprise: 0.0,
+            relearn: Vec::new(),
+            last_ts: None,
+            ph_up: 0.0,
+            ph_down: 0.0,
+            pending: None,
+            raised: None,
+        }
+    }
+}
+
+/// One sensor's learned-baseline detector.
+#[derive(Debug, Clone)]
+pub struct BaselineDetector {
+    config: BaselineSettings,
+    /// Current state.
+    pub state: BaselineState,
+}
+
+/// `1 − e^(−dt/τ)`, at least `1/n` while young (a running mean first).
+fn alpha(dt: f64, tau: f64, n: u64) -> f64 {
+    let young = 1.0 / (n as f64 + 1.0);
+    (1.0 - (-dt / tau).exp()).max(young).min(1.0)
+}
+
+impl BaselineDetector {
+    /// A detector that has learned nothing yet.
+    pub fn new(config: BaselineSettings) -> Self {
+        BaselineDetector {
+            config,
+            state: BaselineState::default(),
+        }
+    }
+
+    /// The baseline at `ts` and the distance that counts as outside, once warm.
+    pub fn band_at(&self, ts: Timestamp) -> Option<(f64, f64)> {
+        let warm = self
+            .state
+            .since
+            .is_some_and(|s| ts.since(s) >= self.config.warmup);
+        warm.then(|| {
+            let base = self.state.level + self.seasonal(ts);
+            (base, self.k() * self.sigma())
+        })
+    }
+
+    /// The seasonal offset at `ts`: linear between the two nearest hour-of-day centres.
+    fn seasonal(&self, ts: Timestamp) -> f64 {
+        let (b0, b1, f) = buckets_of(ts);
+        let s = |b: usize| self.state.seasonal.get(b).copied().unwrap_or(0.0);
+        (1.0 - f) * s(b0) + f * s(b1)
+    }
+
+    /// The band in spreads: `k`, or wider while a recent surprise lasts.
+    fn k(&self) -> f64 {
+        let sigma = self.sigma();
+        self.config.k.max(self.state.surprise / sigma)
+    }
+
+    fn sigma(&self) -> f64 {
+        (MAD_TO_SIGMA * self.state.spread).max(self.config.min_width / self.config.k)
+    }
+
+    /// Feeds one valid sample (time order per sensor).
+    pub fn observe(&mut self, ts: Timestamp, value: f64) -> Option<Transition> {
+        if self.state.seasonal.len() != BUCKETS || self.state.seasonal_n.len() != BUCKETS {
+            self.state.seasonal = vec![0.0; BUCKETS];
+            self.state.seasonal_n = vec![0; BUCKETS];
+        }
+        let st = &mut self.state;
+        let dt = st
+            .last_ts
+            .map_or(0.0, |l| ts.since(l).as_secs_f64().min(MAX_STEP_SECS));
+        st.last_ts = Some(ts);
+        let since = *st.since.get_or_insert(ts);
+        if st.n == 0 {
+            st.level = value;
+            st.n = 1;
+            return None;
+        }
+        let base = self.state.level + self.seasonal(ts);
+        let sigma = self.sigma();
+        let residual = value - base;
+        let z = residual / sigma;
+        let judged = ts.since(since) >= self.config.warmup;
+        let relearning = !self.state.relearn.is_empty();
+        if relearning {
+            self.relearn(value - (base - self.state.level));
+        } else {
+            self.learn(ts, dt, z, sigma, judged);
+        }
+        if !judged {
+            return None;
+        }
+        self.state.surprise *= (-dt / SURPRISE_TAU).exp();
+        let k = self.k();
+        let st = &mut self.state;
+        // Page–Hinkley (idle while the level re-learns).
+        let zc = if relearning {
+            0.0
+        } else {
+            z.clamp(-PH_CLIP * k, PH_CLIP * k)
+        };
+        st.ph_up = (st.ph_up + zc - PH_DRIFT * k).max(0.0);
+        st.ph_down = (st.ph_down - zc - PH_DRIFT * k).max(0.0);
+        let lambda = PH_LAMBDA * k;
+        let width = k * sigma;
+        let edge = |side: Side, w: f64| match side {
+            Side::High => base + w,
+            Side::Low => base - w,
+        };
+        if st.ph_up > lambda || st.ph_down > lambda {
+            let side = if st.ph_up > lambda {
+                Side::High
+            } else {
+                Side::Low
+            };
+            st.ph_up = 0.0;
+            st.ph_down = 0.0;
+            st.change_points += 1;
+            st.level = value - (base - st.level);
+            st.relearn = vec![st.level];
+            if st.raised.is_some() {
+                return None;
+            }
+            let first = match st.pending {
+                Some((t, s)) if s == side => t,
+                _ => ts,
+            };
+            st.pending = None;
+            st.raised = Some((first, side));
+            st.surprise = st.surprise.max(SURPRISE_FACTOR * residual.abs());
+            return Some(Transition::raised(
+                value,
+                Some(edge(side, width)),
+                first,
+                ts,
+            ));
+        }
+        if let Some((first, side)) = st.raised {
+            // Back near the baseline itself: the floor a raise leaves must not clear it.
+            let back_k = self.config.k * CLEAR_RATIO;
+            let back = match side {
+                Side::High => z < back_k,
+                Side::Low => z > -back_k,
+            };
+            if back {
+                st.raised = None;
+                st.pending = None;
+                return Some(Transition::cleared(
+                    value,
+                    Some(edge(side, back_k * sigma)),
+                    first,
+                    ts,
+                ));
+            }
+            return None;
+        }
+        if relearning {
+            st.pending = None;
+            return None;
+        }
+        let side = if z > k {
+            Side::High
+        } else if z < -k {
+            Side::Low
+        } else {
+            st.pending = None;
+            return None;
+        };
+        let first = match st.pending {
+            Some((t, s)) if s == side => t,
+            _ => ts,
+        };
+        st.pending = Some((first, side));
+        let spike = self.config.spike_k > 0.0 && z.abs() >= self.config.spike_k * k / self.config.k;
+        if !spike && ts.since(first) < self.config.min_duration {
+            return None;
+        }
+        st.raised = Some((first, side));
+        st.surprise = st.surprise.max(SURPRISE_FACTOR * residual.abs());
+        Some(Transition::raised(
+            value,
+            Some(edge(side, width)),
+            first,
+            ts,
+        ))
+    }
+
+    /// After a change point: the level is the median of the deseasonalised samples since, for
+    /// [`RELEARN_SAMPLES`] samples (a burst that ends at once does not become the new normal).
+    fn relearn(&mut self, deseasonalised: f64) {
+        let st = &mut self.state;
+        st.relearn.push(deseasonalised);
+        let mut sorted = st.relearn.clone();
+        sorted.sort_by(f64::total_cmp);
+        if let Some(m) = sorted.get(sorted.len() / 2) {
+            st.level = *m;
+        }
+        if st.relearn.len() >= RELEARN_SAMPLES {
+            st.relearn.clear();
+        }
+    }
+
+    /// Update of level, the bucket's seasonal offset and the spread; Huber-clipped once warm
+    /// (while warming up the spread is still unknown, so nothing is clipped).
+    fn learn(&mut self, ts: Timestamp, dt: f64, z: f64, sigma: f64, warm: bool) {
+        let (b0, b1, f) = buckets_of(ts);
+        let st = &mut self.state;
+        let c = if warm { HUBER_C } else { f64::INFINITY };
+        let psi = z.clamp(-c, c) * sigma;
+        let a_level = alpha(dt, LEVEL_TAU, st.n);
+        st.level += a_level * psi;
+        // Each of the two nearest hours learns its share of the residual.
+        for (b, share) in [(b0, 1.0 - f), (b1, f)] {
+            if let (Some(s), Some(n)) = (st.seasonal.get_mut(b), st.seasonal_n.get_mut(b)) {
+                *s += alpha(dt, SEASONAL_TAU, u64::from(*n)) * share * (1.0 - a_level) * psi;
+                if share >= 0.5 {
+                    *n = n.saturating_add(1);
+                }
+            }
+        }
+        let clipped = (z.abs() * sigma).min(c * sigma);
+        st.spread += alpha(dt, SCALE_TAU, st.n) * (clipped - st.spread);
+        st.n = st.n.saturating_add(1);
+    }
+}
+
+/// The two hour-of-day buckets whose centres (hh:30) surround `ts`, and the weight of the
+/// second.
+fn buckets_of(ts: Timestamp) -> (usize, usize, f64) {
+    let in_day = ts.millis().rem_euclid(DAY_MS);
+    let from_centre = (in_day - HOUR_MS / 2).rem_euclid(DAY_MS);
+    let b0 = usize::try_from(from_centre / HOUR_MS).unwrap_or(0) % BUCKETS;
+    let f = (from_centre % HOUR_MS) as f64 / HOUR_MS as f64;
+    (b0, (b0 + 1) % BUCKETS, f)
+}
+
+#[cfg(test)]
+mod tests;

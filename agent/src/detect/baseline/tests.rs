@@ -1,0 +1,167 @@
+use super::*;
+use coldaisle_core::{EventState, Severity};
+use std::time::Duration;
+
+fn settings() -> BaselineSettings {
+    BaselineSettings {
+        k: 6.0,
+        spike_k: 12.0,
+        min_width: 0.5,
+        min_duration: Duration::from_secs(600),
+        warmup: Duration::from_secs(24 * 3600),
+        severity: Severity::Info,
+    }
+}
+
+/// Deterministic noise in [-0.5, 0.5).
+fn noise(i: i64) -> f64 {
+    ((i * 7919 + 13) % 101) as f64 / 101.0 - 0.5
+}
+
+/// A machine temperature: 60 °C with a ±5 °C daily cycle and ±0.3 noise, one sample per 5 min.
+fn machine(i: i64) -> f64 {
+    let day = (i as f64) / 288.0 * std::f64::consts::TAU;
+    60.0 + 5.0 * day.sin() + 0.6 * noise(i)
+}
+
+const STEP_MS: i64 = 300_000;
+
+fn run(
+    d: &mut BaselineDetector,
+    from: i64,
+    to: i64,
+    f: impl Fn(i64) -> f64,
+) -> Vec<(i64, Transition)> {
+    (from..to)
+        .filter_map(|i| d.observe(Timestamp(i * STEP_MS), f(i)).map(|t| (i, t)))
+        .collect()
+}
+
+#[test]
+fn learns_a_daily_cycle_without_a_single_raise() {
+    let mut d = BaselineDetector::new(settings());
+    let out = run(&mut d, 0, 14 * 288, machine);
+    assert!(out.is_empty(), "{out:?}");
+    let (base, width) = d.band_at(Timestamp(14 * 288 * STEP_MS)).expect("warm");
+    assert!((base - machine(14 * 288)).abs() < 1.5, "{base}");
+    assert!(
+        width < 4.0,
+        "the cycle is in the baseline, not in the spread: {width}"
+    );
+}
+
+#[test]
+fn a_level_shift_is_one_change_point_then_the_new_normal() {
+    let mut d = BaselineDetector::new(settings());
+    let shifted = |i: i64| machine(i) + if i >= 5 * 288 { 8.0 } else { 0.0 };
+    let out = run(&mut d, 0, 12 * 288, shifted);
+    let raises: Vec<i64> = out
+        .iter()
+        .filter(|(_, t)| t.state == EventState::Raised)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(raises.len(), 1, "{out:?}");
+    assert!(
+        (5 * 288..5 * 288 + 6).contains(&raises[0]),
+        "early: {raises:?}"
+    );
+    assert_eq!(out.len(), 2, "raised once, cleared once: {out:?}");
+    assert_eq!(out[1].1.state, EventState::Cleared);
+    assert!(
+        out[1].0 < 5 * 288 + 12,
+        "re-learned within an hour: {out:?}"
+    );
+    assert!(d.state.change_points >= 1);
+}
+
+#[test]
+fn a_sustained_excursion_is_raised_after_min_duration_and_cleared() {
+    let mut d = BaselineDetector::new(settings());
+    run(&mut d, 0, 3 * 288, machine);
+    // A slow climb of 0.5 °C per sample for an hour, then back: outside ±6σ for a while.
+    let bump = |i: i64| {
+        let j = i - 3 * 288;
+        machine(i)
+            + if (0..12).contains(&j) {
+                0.5 * j as f64
+            } else {
+                0.0
+            }
+    };
+    let out = run(&mut d, 3 * 288, 4 * 288, bump);
+    assert!(
+        out.first()
+            .is_some_and(|(_, t)| t.state == EventState::Raised),
+        "{out:?}"
+    );
+    assert!(
+        out.iter().any(|(_, t)| t.state == EventState::Cleared),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn one_glitch_never_fires_and_a_huge_spike_fires_at_once() {
+    let mut d = BaselineDetector::new(settings());
+    run(&mut d, 0, 3 * 288, machine);
+    let sigma = d.sigma();
+    let glitch = |i: i64| machine(i) + if i == 3 * 288 + 5 { 8.0 * sigma } else { 0.0 };
+    assert!(run(&mut d, 3 * 288, 4 * 288, glitch).is_empty());
+    let spike = |i: i64| machine(i) + if i == 4 * 288 + 5 { 40.0 * sigma } else { 0.0 };
+    let out = run(&mut d, 4 * 288, 5 * 288, spike);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0].0, 4 * 288 + 5);
+    assert_eq!(out[0].1.state, EventState::Raised);
+    assert_eq!(out[1].1.state, EventState::Cleared);
+}
+
+#[test]
+fn hour_buckets_interpolate_between_centres() {
+    let at = |h: i64, m: i64| buckets_of(Timestamp((h * 60 + m) * 60_000));
+    assert_eq!(at(10, 30), (10, 11, 0.0));
+    assert_eq!(at(11, 0), (10, 11, 0.5));
+    assert_eq!(at(0, 15), (23, 0, 0.75));
+}
+
+#[test]
+fn nothing_is_judged_while_warming_up() {
+    let mut d = BaselineDetector::new(settings());
+    // Wild swings during the first day: learned, never judged.
+    let out = run(&mut d, 0, 287, |i| if i % 2 == 0 { 0.0 } else { 100.0 });
+    assert!(out.is_empty());
+    assert!(d.band_at(Timestamp(100 * STEP_MS)).is_none());
+}
+
+#[test]
+fn state_round_trips_and_an_older_state_decodes() {
+    let mut d = BaselineDetector::new(settings());
+    run(&mut d, 0, 2 * 288, machine);
+    let json = serde_json::to_value(&d.state).expect("encode");
+    let back: BaselineState = serde_json::from_value(json).expect("decode");
+    assert_eq!(back, d.state);
+    let old: BaselineState = serde_json::from_str(r#"{"level": 21.5, "n": 10}"#).expect("old");
+    assert_eq!(old.level, 21.5);
+    assert_eq!(old.seasonal.len(), 24);
+}
+
+proptest::proptest! {
+    /// A stationary sensor (any level, noise up to ±0.4, any poll interval) never raises.
+    #[test]
+    fn stationary_noise_never_raises(
+        level in -40.0f64..140.0,
+        step_secs in 10i64..600,
+        noise in proptest::collection::vec(-0.4f64..0.4, 200..400),
+    ) {
+        let mut d = BaselineDetector::new(BaselineSettings {
+            warmup: Duration::from_secs(3600),
+            ..settings()
+        });
+        let mut ts = 0;
+        for _ in 0..8 {
+            for n in &noise {
+                ts += step_secs * 1000;
+                proptest::prop_assert!(d.observe(Timestamp(ts), level + n).is_none());
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Predictive warning (issue 15, item 4): when will this sensor cross its limit if the trend
+//! holds? A robust slope over the recent window (Theil–Sen: the median of all pairwise slopes,
+//! H. Theil 1950, P. K. Sen 1968; a third of the points may be outliers without moving it)
+//! extrapolated from the window's robust fitted value now.
+//!
+//! It raises when the expected crossing lies within `horizon` (default 30 min) and the value is
+//! still below the limit, and clears when the trend turns (the expected crossing moves beyond
+//! twice the horizon, or the slope is no longer rising) or when the limit is reached (the
+//! threshold detector takes over). Pure: time comes with the sample.
+//!
+//! Not wired into the chain yet: the collector opens an incident for any raised event of a
+//! (site, zone, category), so a forecast sent as a thermal event would open thermal incidents.
+//! Wiring it needs the wire to carry the expected crossing time and the collector to keep
+//! forecasts out of incidents (shown in reports, not paged).
+
+use super::Transition;
+use coldaisle_core::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Forecast settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastSettings {
+    /// Samples of the last `window` make the trend.
+    pub window: Duration,
+    /// Raise when the crossing is expected within this.
+    pub horizon: Duration,
+    /// Fewest samples in the window before any forecast.
+    pub min_samples: usize,
+}
+
+impl Default for ForecastSettings {
+    fn default() -> Self {
+        ForecastSettings {
+            window: Duration::from_secs(30 * 60),
+            horizon: Duration::from_secs(30 * 60),
+            min_samples: 6,
+        }
+    }
+}
+
+/// Most samples kept (Theil–Sen is quadratic in them).
+const MAX_SAMPLES: usize = 60;
+
+/// The forecaster's state (stored across restarts).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ForecastState {
+    /// Recent samples, oldest first.
+    samples: VecDeque<(Timestamp, f64)>,
+    /// Open forecast: since, expected crossing.
+    raised: Option<(Timestamp, Timestamp)>,
+}
+
+/// One sensor's forecaster against an upper limit.
+#[derive(Debug, Clone)]
+pub struct Forecaster {
+    settings: ForecastSettings,
+    limit: f64,
+    /// Current state.
+    pub state: ForecastState,
+}
+
+/// Theil–Sen fit of `(x, y)` points: slope (median of pairwise slopes) and intercept (median of
+/// `y − slope·x`). `None` with fewer than two distinct x.
+pub fn theil_sen(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let mut slopes = Vec::with_capacity(points.len() * points.len() / 2);
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            if b.0 != a.0 {
+                slopes.push((b.1 - a.1) / (b.0 - a.0));
+            }
+        }
+    }
+    let slope = median(&mut slopes)?;
+    let mut intercepts: Vec<f64> = points.iter().map(|p| p.1 - slope * p.0).collect();
+    Some((slope, median(&mut intercepts)?))
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+impl Forecaster {
+    /// A forecaster against `limit` (the sensor's upper warning limit).
+    pub fn new(settings: ForecastSettings, limit: f64) -> Self {
+        Forecaster {
+            settings,
+            limit,
+            state: ForecastState::default(),
+        }
+    }
+
+    /// The expected crossing of the open forecast, if one is raised.
+    pub fn expected_crossing(&self) -> Option<Timestamp> {
+        self.state.raised.map(|r| r.1)
+    }
+
+    /// Fitted value now and the time the trend reaches the limit (None: not rising). x is
+    /// seconds before `now`, so the intercept is the fitted value now.
+    fn project(&self, now: Timestamp) -> Option<(f64, Option<Timestamp>)> {
+        let points: Vec<(f64, f64)> = self
+            .state
+            .samples
+            .iter()
+            .map(|(t, v)| (-now.since(*t).as_secs_f64(), *v))
+            .collect();
+        let (slope, now_value) = theil_sen(&points)?;
+        if slope <= 0.0 {
+            return Some((now_value, None));
+        }
+        let secs = ((self.limit - now_value) / slope).max(0.0);
+        Some((now_value, Some(now.plus(Duration::from_secs_f64(secs)))))
+    }
+
+    /// Feeds one valid sample (time order per sensor).
+    pub fn observe(&mut self, ts: Timestamp, value: f64) -> Option<Transition> {
+        let st = &mut self.state;
+        st.samples.push_back((ts, value));
+        while st
+            .samples
+            .front()
+            .is_some_and(|(t, _)| ts.since(*t) > self.settings.window)
+            || st.samples.len() > MAX_SAMPLES
+        {
+            st.samples.pop_front();
+        }
+        if self.state.samples.len() < self.settings.min_samples {
+            return None;
+        }
+        let (fitted, crossing) = self.project(ts)?;
+        let horizon = self.settings.horizon;
+        match (self.state.raised, crossing) {
+            (None, Some(eta)) if value < self.limit && eta.since(ts) <= horizon => {
+                self.state.raised = Some((ts, eta));
+                Some(Transition::raised(fitted, Some(self.limit), ts, ts))
+            }
+            (Some((since, _)), Some(eta)) if value < self.limit && eta.since(ts) <= horizon * 2 => {
+                self.state.raised = Some((since, eta));
+                None
+            }
+            (Some((since, _)), _) => {
+                self.state.raised = None;
+                Some(Transition::cleared(fitted, Some(self.limit), since, ts))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coldaisle_core::EventState;
+
+    #[test]
+    fn theil_sen_ignores_an_outlier_that_least_squares_would_follow() {
+        let mut points: Vec<(f64, f64)> = (0..10)
+            .map(|i| (f64::from(i), 2.0 * f64::from(i) + 1.0))
+            .collect();
+        points[7].1 = 500.0;
+        let (slope, intercept) = theil_sen(&points).expect("fit");
+        assert!((slope - 2.0).abs() < 1e-9, "{slope}");
+        assert!((intercept - 1.0).abs() < 1e-9, "{intercept}");
+        assert!(theil_sen(&[(1.0, 1.0)]).is_none());
+    }
+
+    /// One sample a minute; `f` gives the value of minute `m`.
+    fn run(
+        d: &mut Forecaster,
+        minutes: std::ops::Range<i64>,
+        f: impl Fn(i64) -> f64,
+    ) -> Vec<(i64, Transition)> {
+        minutes
+            .filter_map(|m| d.observe(Timestamp(m * 60_000), f(m)).map(|t| (m, t)))
+            .collect()
+    }
+
+    #[test]
+    fn a_steady_climb_is_forecast_before_the_limit_and_cleared_when_it_turns() {
+        // 22 °C, then from minute 60 rising 0.1 °C a minute toward 27 °C (reached at minute
+        // 110), turning back down at minute 90 (at 25 °C).
+        let value = |m: i64| {
+            if m < 60 {
+                22.0
+            } else if m < 90 {
+                22.0 + 0.1 * (m - 60) as f64
+            } else {
+                25.0 - 0.1 * (m - 90) as f64
+            }
+        };
+        let mut d = Forecaster::new(ForecastSettings::default(), 27.0);
+        let out = run(&mut d, 0..150, value);
+        assert_eq!(out.len(), 2, "{out:?}");
+        let (raised_at, raised) = &out[0];
+        assert_eq!(raised.state, EventState::Raised);
+        // Within 30 min of the crossing at minute 110, and well before it.
+        assert!((80..=90).contains(raised_at), "{out:?}");
+        assert_eq!(raised.limit, Some(27.0));
+        let (cleared_at, cleared) = &out[1];
+        assert_eq!(cleared.state, EventState::Cleared);
+        assert!(
+            (90..=110).contains(cleared_at),
+            "cleared once the trend turned: {out:?}"
+        );
+    }
+
+    #[test]
+    fn the_expected_crossing_is_where_the_trend_meets_the_limit() {
+        let mut d = Forecaster::new(ForecastSettings::default(), 27.0);
+        // 0.2 °C a minute from 20 °C: 27 °C at minute 35.
+        let out = run(&mut d, 0..20, |m| 20.0 + 0.2 * m as f64);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let eta = d.expected_crossing().expect("raised");
+        assert_eq!(eta.millis() / 60_000, 35, "{eta}");
+    }
+
+    #[test]
+    fn state_round_trips_and_an_empty_state_decodes() {
+        let mut d = Forecaster::new(ForecastSettings::default(), 27.0);
+        run(&mut d, 0..20, |m| 20.0 + 0.2 * m as f64);
+        let json = serde_json::to_value(&d.state).expect("encode");
+        let back: ForecastState = serde_json::from_value(json).expect("decode");
+        assert_eq!(back, d.state);
+        let empty: ForecastState = serde_json::from_str("{}").expect("decode");
+        assert_eq!(empty, ForecastState::default());
+    }
+
+    #[test]
+    fn flat_noise_and_a_spike_never_forecast() {
+        let mut d = Forecaster::new(ForecastSettings::default(), 27.0);
+        let out = run(&mut d, 0..600, |m| {
+            if m == 300 {
+                26.9
+            } else {
+                22.0 + ((m * 7) % 5) as f64 * 0.1
+            }
+        });
+        assert!(out.is_empty(), "{out:?}");
+    }
+}
