@@ -21,17 +21,18 @@
 //! incident's opening time earlier also changes its id; consumers that need to track changes
 //! should diff [`Analysis::incidents`] before and after an ingest that returned `true`.
 
+use crate::actions::ProblemStatus;
 use crate::actions::{ActionKey, ActionKind, ActionRecord, OperatorAction};
 use crate::cause::ProbableCause;
-use crate::incidents::{
-    ActionError, Incident, IncidentChange, IncidentEngine, IncidentRules, IncidentStatus, OrderKey,
-};
-use crate::problems::{Problem, ProblemEngine, ProblemRules, ProblemStatus};
+use crate::chronicle::{ChronicleEntry, ChronicleKind};
+use crate::incidents::{Incident, IncidentChange, IncidentEngine, IncidentRules, IncidentStatus};
+use crate::model::{ActionError, OrderKey, ENGINE_ACTOR};
+use crate::problems::{Problem, ProblemEngine, ProblemRules};
 use coldaisle_core::wire::Payload;
 use coldaisle_core::Timestamp;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-pub use crate::incidents::StoredEvent;
+pub use crate::model::StoredEvent;
 
 /// `(site, zone)` of an event.
 fn place_of(payload: &Payload) -> Option<(&str, &str)> {
@@ -344,7 +345,7 @@ impl Analysis {
             .get(&incident.id)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        incident.chronicle = crate::chronicle::of_incident(incident, delivered);
+        incident.chronicle = incident_chronicle(incident, delivered);
     }
 
     /// The probable cause of `incident` from its events and its zone's events around it.
@@ -383,7 +384,7 @@ impl Analysis {
             .get(&problem.id)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        problem.chronicle = crate::chronicle::of_problem(&problem, delivered);
+        problem.chronicle = problem_chronicle(&problem, delivered);
         problem
     }
 
@@ -461,6 +462,62 @@ impl Analysis {
     pub fn rebuilds(&self) -> u64 {
         self.rebuilds
     }
+}
+
+/// The chronicle of `incident` with `notifications` (pager deliveries about it), in time order;
+/// within one millisecond: events, then state changes, operator actions, notifications.
+fn incident_chronicle(incident: &Incident, notifications: &[ActionRecord]) -> Vec<ChronicleEntry> {
+    let mut all: Vec<ChronicleEntry> = incident
+        .timeline
+        .iter()
+        .map(|e| ChronicleEntry {
+            at: e.ts,
+            who: format!("agent {}", e.agent),
+            kind: ChronicleKind::Event,
+            text: e.text.clone(),
+        })
+        .collect();
+    let mut add = |records: &[ActionRecord], kind: ChronicleKind| {
+        all.extend(records.iter().map(|r| ChronicleEntry {
+            at: r.at,
+            who: r.actor.clone(),
+            kind,
+            text: r.text.clone(),
+        }));
+    };
+    add(&incident.state_changes, ChronicleKind::StateChange);
+    add(&incident.actions, ChronicleKind::Operator);
+    add(notifications, ChronicleKind::Notification);
+    // Stable: entries of one kind keep their recorded order.
+    all.sort_by_key(|e| (e.at, e.kind));
+    all
+}
+
+/// The chronicle of `problem` with `notifications` (pager deliveries about it), in time order:
+/// its history (engine lines as state changes, the rest as operator actions) and deliveries.
+fn problem_chronicle(problem: &Problem, notifications: &[ActionRecord]) -> Vec<ChronicleEntry> {
+    let mut all: Vec<ChronicleEntry> = problem
+        .history
+        .iter()
+        .map(|r| ChronicleEntry {
+            at: r.at,
+            who: r.actor.clone(),
+            kind: if r.actor == ENGINE_ACTOR {
+                ChronicleKind::StateChange
+            } else {
+                ChronicleKind::Operator
+            },
+            text: r.text.clone(),
+        })
+        .chain(notifications.iter().map(|r| ChronicleEntry {
+            at: r.at,
+            who: r.actor.clone(),
+            kind: ChronicleKind::Notification,
+            text: r.text.clone(),
+        }))
+        .collect();
+    all.sort_by_key(|e| (e.at, e.kind));
+    all
 }
 
 #[cfg(test)]

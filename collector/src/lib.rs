@@ -15,6 +15,7 @@ pub mod http;
 pub mod incidents;
 pub mod ingest;
 pub mod metrics;
+pub mod model;
 pub mod notifier;
 pub mod notify_plan;
 pub mod operator_api;

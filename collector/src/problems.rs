@@ -22,9 +22,9 @@
 //!
 //! Problem ids depend only on content (fingerprint and opening time).
 
-use crate::actions::{ActionKind, ActionRecord, OperatorAction};
+use crate::actions::{ActionKind, ActionRecord, OperatorAction, ProblemStatus};
 use crate::cause::ProbableCause;
-use crate::incidents::{content_id, fnv1a32, ActionError, ENGINE_ACTOR};
+use crate::model::{content_id, fnv1a32, ActionError, ENGINE_ACTOR};
 use coldaisle_core::{Fingerprint, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -36,7 +36,7 @@ pub struct ProblemRules {
     /// How many incidents of one fingerprint within `window` make a problem.
     pub min_incidents: usize,
     /// The rolling window of the recurrence rule, by event time.
-    #[serde(with = "crate::incidents::duration_text")]
+    #[serde(with = "crate::model::duration_text")]
     pub window: Duration,
     /// Incidents at or above this severity open a problem on their own; `None` disables the rule.
     pub sla_severity: Option<Severity>,
@@ -98,40 +98,6 @@ impl Default for ProblemRules {
     }
 }
 
-/// Lifecycle of a problem: open → investigating → known error → resolved.
-///
-/// The engine creates problems as [`ProblemStatus::Open`]; the other states are operator
-/// decisions. Any state but `Resolved` counts as open for linking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemStatus {
-    /// Created, nobody looked at it yet.
-    Open,
-    /// Someone is looking for the root cause.
-    Investigating,
-    /// Root cause and workaround known, fix pending.
-    KnownError,
-    /// Fixed; later incidents of the fingerprint may open a new problem.
-    Resolved,
-}
-
-impl ProblemStatus {
-    /// The snake_case name used in the API and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProblemStatus::Open => "open",
-            ProblemStatus::Investigating => "investigating",
-            ProblemStatus::KnownError => "known_error",
-            ProblemStatus::Resolved => "resolved",
-        }
-    }
-
-    /// True unless resolved: later incidents of the fingerprint link to such a problem.
-    pub fn is_open(self) -> bool {
-        self != ProblemStatus::Resolved
-    }
-}
-
 /// Which rule opened a problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -178,7 +144,7 @@ pub struct Problem {
     #[serde(default)]
     pub probable_cause: Option<ProbableCause>,
     /// Its history merged with the pager deliveries about it, in time order (filled by the
-    /// analysis, see [`crate::chronicle::of_problem`]).
+    /// analysis, see [`crate::analysis::Analysis`]).
     #[serde(default)]
     pub chronicle: Vec<crate::chronicle::ChronicleEntry>,
 }
