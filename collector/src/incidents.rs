@@ -592,6 +592,11 @@ impl IncidentEngine {
 }
 
 /// Maps a payload to fingerprint, source and timeline text; `None` for reading summaries.
+/// The fingerprint (incident stream) an event belongs to; `None` for reading summaries.
+pub fn fingerprint_of(payload: &Payload) -> Option<Fingerprint> {
+    classify(payload).map(|c| c.fingerprint)
+}
+
 fn classify(payload: &Payload) -> Option<Classified> {
     match payload {
         Payload::SensorEvent(e) => Some(classify_sensor(e)),

@@ -58,13 +58,17 @@ pub enum ActionError {
 /// `{prefix}-{site}-{zone}-{category}-{millis}`, lowercase, every character outside
 /// `[a-z0-9-]` replaced by `-`. Shared by incidents and problems.
 pub(crate) fn content_id(prefix: &str, fingerprint: &Fingerprint, at: Timestamp) -> String {
-    let raw = format!(
+    sanitize(&format!(
         "{prefix}-{}-{}-{}-{}",
         fingerprint.site,
         fingerprint.zone,
         fingerprint.category,
         at.millis()
-    );
+    ))
+}
+
+/// `raw` lowercased, every character outside `[a-z0-9-]` replaced by `-` (the alphabet of ids).
+pub(crate) fn sanitize(raw: &str) -> String {
     raw.chars()
         .map(|ch| {
             let ch = ch.to_ascii_lowercase();
