@@ -98,6 +98,9 @@ pub struct Analysis {
     notifications: HashMap<String, Vec<ActionRecord>>,
     /// How many scope replays late inputs caused (for metrics).
     rebuilds: u64,
+    /// While loading in bulk ([`Analysis::begin_bulk`]): the scopes that got inputs not applied
+    /// yet. `None` otherwise, and then every scope's engines are up to date.
+    bulk: Option<HashSet<String>>,
 }
 
 impl Analysis {
@@ -115,7 +118,37 @@ impl Analysis {
             unmatched: BTreeMap::new(),
             notifications: HashMap::new(),
             rebuilds: 0,
+            bulk: None,
         }
+    }
+
+    /// Starts loading in bulk (the rebuild from the store at startup or after a reload): inputs
+    /// are only recorded until [`Analysis::end_bulk`], which replays each scope that got any
+    /// once. Records come from the store by `(agent, seq)`, not in event time, so ingesting
+    /// them one by one would replay a scope for nearly every record of the second agent on.
+    /// Until `end_bulk`, queries see the state before `begin_bulk`, and
+    /// [`Analysis::ingest_action`] answers `Ok(true)` without checking its target.
+    pub fn begin_bulk(&mut self) {
+        self.bulk.get_or_insert_with(HashSet::new);
+    }
+
+    /// Ends loading in bulk: replays every scope that got inputs since
+    /// [`Analysis::begin_bulk`]. Returns how many actions matched nothing at their time.
+    pub fn end_bulk(&mut self) -> usize {
+        if let Some(touched) = self.bulk.take() {
+            let all = Inputs {
+                events: &self.events,
+                actions: &self.actions,
+            };
+            for scope in touched {
+                if let Some(shard) = self.shards.get_mut(&scope) {
+                    let before: Vec<u64> = shard.unmatched.keys().copied().collect();
+                    shard.replay(&all);
+                    sync_unmatched(&mut self.unmatched, &before, &shard.unmatched);
+                }
+            }
+        }
+        self.unmatched.len()
     }
 
     /// An empty analysis that keeps everything in one scope: what the split must equal.
@@ -164,34 +197,25 @@ impl Analysis {
     /// Adds many actions at once (the rebuild at startup): one replay per scope at most instead
     /// of one per late action. Returns how many matched nothing at their time.
     pub fn ingest_actions(&mut self, actions: impl IntoIterator<Item = OperatorAction>) -> usize {
-        let mut touched = HashSet::new();
+        let was_bulk = self.bulk.is_some();
+        self.begin_bulk();
         for action in actions {
-            if self.action_ids.insert(action.id) {
-                let key = action.key();
-                let scope = self.partition.of_id(target_of(&action.kind));
-                self.shard_mut(&scope).add_unapplied(action_input_key(&key));
-                self.actions.insert(key, action);
-                touched.insert(scope);
-            }
+            let _ = self.ingest_action(action);
         }
-        for scope in touched {
-            self.rebuilds += 1;
-            let all = Inputs {
-                events: &self.events,
-                actions: &self.actions,
-            };
-            if let Some(shard) = self.shards.get_mut(&scope) {
-                let before: Vec<u64> = shard.unmatched.keys().copied().collect();
-                shard.replay(&all);
-                sync_unmatched(&mut self.unmatched, &before, &shard.unmatched);
-            }
+        if was_bulk {
+            return self.unmatched.len();
         }
-        self.unmatched.len()
+        self.end_bulk()
     }
 
     /// Adds one input (already in `events` or `actions`) to its scope, applying it or replaying
     /// the scope, and keeps the unmatched list in step.
     fn add_input(&mut self, scope: String, key: InputKey) {
+        if let Some(touched) = &mut self.bulk {
+            touched.insert(scope.clone());
+            self.shard_mut(&scope).add_unapplied(key);
+            return;
+        }
         self.shard_mut(&scope);
         let all = Inputs {
             events: &self.events,

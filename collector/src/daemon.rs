@@ -84,6 +84,8 @@ impl RunningCollector {
         let store = CollectorStore::new(kv);
         let mut state = empty_state(&config);
         let mut records = 0u64;
+        // One replay per scope after everything is read, not one per record out of event order.
+        state.analysis.begin_bulk();
         let bad = store
             .for_each_record(|r| {
                 records += 1;
@@ -92,7 +94,8 @@ impl RunningCollector {
             })
             .context("reading stored records")?;
         let actions = action_log.all().context("reading operator actions")?;
-        let unmatched = state.analysis.ingest_actions(actions);
+        state.analysis.ingest_actions(actions);
+        let unmatched = state.analysis.end_bulk();
         if unmatched > 0 {
             tracing::warn!(
                 unmatched,

@@ -1,5 +1,6 @@
 //! Property test: the split analysis, fed random events and actions in any arrival order (late
-//! ones and duplicates included), equals one in-order pass over everything in a single scope.
+//! ones and duplicates included), one by one or loaded in bulk, equals one in-order pass over
+//! everything in a single scope.
 
 use super::*;
 use crate::problems::ProblemScope;
@@ -273,15 +274,22 @@ proptest! {
             state ^= state << 17;
             arrival.swap(i, (state % (i as u64 + 1)) as usize);
         }
-        let mut split = Analysis::new(incident_rules, problem_rules);
+        let mut split = Analysis::new(incident_rules.clone(), problem_rules.clone());
+        // The same arrival order loaded in bulk, as at startup.
+        let mut bulk = Analysis::new(incident_rules, problem_rules);
+        bulk.begin_bulk();
         for (_, e, a) in arrival {
             if let Some(e) = e {
-                split.ingest(e);
+                split.ingest(e.clone());
+                bulk.ingest(e);
             }
             if let Some(a) = a {
-                let _ = split.ingest_action(a);
+                let _ = split.ingest_action(a.clone());
+                let _ = bulk.ingest_action(a);
             }
         }
+        bulk.end_bulk();
         prop_assert_eq!(observed(&split), observed(&whole));
+        prop_assert_eq!(observed(&bulk), observed(&whole));
     }
 }
