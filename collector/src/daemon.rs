@@ -324,7 +324,11 @@ async fn run_ingest(
                 tracing::debug!(%agent, new = stored.new.len(), duplicates = stored.duplicates,
                     acked_upto = stored.ledger.acked_upto, "batch stored");
                 let mut s = state.write().await;
+                // A batch is applied in bulk: each scope its records reach replays at most once
+                // (a backlog interleaved across agents is mostly late records).
+                s.analysis.begin_bulk();
                 ingest::apply(&mut s, &agent, &stored, Timestamp::now());
+                s.analysis.end_bulk();
             }
         }
     }
