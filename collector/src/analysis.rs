@@ -8,8 +8,9 @@
 //!   in-order pass over every input, because scopes share no state (see [`scope`] for why the
 //!   split is exact, id collisions included) and each scope is itself an in-order pass.
 //! - Events are applied in [`OrderKey`] order `(ts, agent, seq)`. An event whose key is above
-//!   every key its scope applied so far is applied incrementally; an earlier (late) one replays
-//!   its own scope (site / zone / category, or the problem scope it feeds), never the others.
+//!   every key its scope applied so far is applied incrementally; an earlier (late) one takes
+//!   its own scope (site / zone / category, or the problem scope it feeds) back to the scope's
+//!   latest checkpoint before it and replays from there ([`shard`]), never the other scopes.
 //! - `(agent, seq)` identifies an event: a second copy is ignored (the contract guarantees the
 //!   copies are identical; if they were not, the first copy would win).
 //! - Reading summaries do not take part: they are neither kept nor applied.
@@ -132,8 +133,8 @@ impl Analysis {
         self.bulk.get_or_insert_with(HashSet::new);
     }
 
-    /// Ends loading in bulk: replays every scope that got inputs since
-    /// [`Analysis::begin_bulk`]. Returns how many actions matched nothing at their time.
+    /// Ends loading in bulk: brings every scope that got inputs since [`Analysis::begin_bulk`]
+    /// up to date (going back to a checkpoint only if some input came before its last one). Returns how many actions matched nothing at their time.
     pub fn end_bulk(&mut self) -> usize {
         if let Some(touched) = self.bulk.take() {
             let all = Inputs {
@@ -143,7 +144,9 @@ impl Analysis {
             for scope in touched {
                 if let Some(shard) = self.shards.get_mut(&scope) {
                     let before: Vec<u64> = shard.unmatched.keys().copied().collect();
-                    shard.replay(&all);
+                    if shard.catch_up(&all) {
+                        self.rebuilds += 1;
+                    }
                     sync_unmatched(&mut self.unmatched, &before, &shard.unmatched);
                 }
             }

@@ -29,6 +29,7 @@ use coldaisle_core::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Severity given to device events, which carry none: an unreachable device needs attention
@@ -281,8 +282,9 @@ struct Classified {
 pub struct IncidentEngine {
     /// Configuration.
     rules: IncidentRules,
-    /// Every incident, in opening order.
-    incidents: Vec<IncidentState>,
+    /// Every incident, in opening order. Copy-on-write: a clone of the engine (a checkpoint of
+    /// the analysis) copies pointers, and a change copies only the incident it touches.
+    incidents: Vec<Arc<IncidentState>>,
     /// Index into `incidents` by id.
     by_id: HashMap<String, usize>,
     /// The latest incident of each fingerprint (the only one events can still join).
@@ -337,7 +339,7 @@ impl IncidentEngine {
         let mut changes = Vec::new();
         match (c.state, live) {
             (EventState::Raised, Some(i)) => {
-                let state = &mut self.incidents[i];
+                let state = Arc::make_mut(&mut self.incidents[i]);
                 if state.active.is_empty() {
                     state.raised_since = Some(ts);
                 }
@@ -361,9 +363,10 @@ impl IncidentEngine {
             }
             (EventState::Raised, None) => {
                 if let Some(&previous) = self.current.get(&c.fingerprint) {
-                    let state = &mut self.incidents[previous];
+                    let state = &self.incidents[previous];
                     let resolved_at = state.resolves_at(quiet);
                     if let (Some(resolved_at), None) = (resolved_at, state.closed_at) {
+                        let state = Arc::make_mut(&mut self.incidents[previous]);
                         state.closed_at = Some(resolved_at);
                         state.note_change(resolved_at, "resolved (quiet period over)".to_string());
                         changes.push(IncidentChange::Closed {
@@ -402,7 +405,7 @@ impl IncidentEngine {
                     sustained: false,
                 };
                 state.note_change(ts, format!("opened ({})", c.severity.as_str()));
-                self.incidents.push(state);
+                self.incidents.push(Arc::new(state));
                 self.by_id.insert(id.clone(), index);
                 self.current.insert(c.fingerprint.clone(), index);
                 changes.push(IncidentChange::Opened {
@@ -413,7 +416,7 @@ impl IncidentEngine {
                 });
             }
             (EventState::Cleared, Some(i)) => {
-                let state = &mut self.incidents[i];
+                let state = Arc::make_mut(&mut self.incidents[i]);
                 let was_raised = state.active.remove(&c.source);
                 state.incident.timeline.push(entry);
                 state.incident.last_event_at = ts;
@@ -461,10 +464,11 @@ impl IncidentEngine {
         let (Some(after), Some(since)) = (self.rules.sustained_after, since) else {
             return;
         };
-        let state = &mut self.incidents[index];
+        let state = &self.incidents[index];
         if state.sustained || state.closed_at.is_some() || ts < since.plus(after) {
             return;
         }
+        let state = Arc::make_mut(&mut self.incidents[index]);
         state.sustained = true;
         state.note_change(
             ts,
@@ -497,7 +501,7 @@ impl IncidentEngine {
             .get(id)
             .ok_or_else(|| ActionError::UnknownIncident(id.to_string()))?;
         let quiet = self.rules.quiet_period;
-        let state = &mut self.incidents[index];
+        let state = Arc::make_mut(&mut self.incidents[index]);
         let record = ActionRecord::from(action);
         let mut changes = Vec::new();
         match &action.kind {

@@ -1,9 +1,11 @@
 //! One scope of the analysis (see [`super::scope`]): its own incident and problem engines fed
 //! with its own inputs, in [`InputKey`] order.
 //!
-//! Invariant: the engines hold exactly the state of one in-order pass over `inputs`. An input
-//! whose key is above `last_applied` is applied incrementally; an earlier (late) one makes the
-//! scope replay its inputs, never another scope's.
+//! Invariant: the engines hold exactly the state of one in-order pass over the scope's inputs.
+//! An input whose key is above the last one applied is applied incrementally; an earlier (late)
+//! one takes the scope back to its latest checkpoint before it (a copy-on-write clone of the
+//! engines, kept every few inputs within a day of event time) and replays the scope's inputs
+//! from there, never another scope's.
 
 use super::InputKey;
 use crate::actions::{ActionKey, OperatorAction};
@@ -11,7 +13,9 @@ use crate::incidents::{IncidentChange, IncidentEngine, IncidentRules};
 use crate::model::{ActionError, OrderKey, StoredEvent};
 use crate::problems::{ProblemEngine, ProblemRules};
 use coldaisle_core::wire::Payload;
+use coldaisle_core::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 /// Every input of the analysis, by key: the shards hold only keys into these maps.
 pub(super) struct Inputs<'a> {
@@ -21,7 +25,33 @@ pub(super) struct Inputs<'a> {
     pub actions: &'a BTreeMap<ActionKey, OperatorAction>,
 }
 
+/// Inputs a scope applies in order between two checkpoints.
+const CHECKPOINT_EVERY: usize = if cfg!(test) { 3 } else { 128 };
+
+/// How far behind a scope's latest input (event time, ms) its checkpoints are kept. A late
+/// input within it replays from the checkpoint before it; an older one replays the whole scope.
+const CHECKPOINT_SPAN_MS: i64 = if cfg!(test) {
+    30 * 60_000
+} else {
+    24 * 3_600_000
+};
+
+/// The engines of a scope as they were after some input.
+#[derive(Debug, Clone)]
+struct Checkpoint {
+    /// Incident engine (its incidents are shared copy-on-write with the live engine).
+    incidents: IncidentEngine,
+    /// Problem engine.
+    problems: ProblemEngine,
+    /// Unmatched actions so far.
+    unmatched: BTreeMap<u64, ActionError>,
+}
+
 /// The incident and problem state of one scope.
+///
+/// Invariant: once [`Shard::catch_up`] has run, the engines hold exactly the state of one
+/// in-order pass over `inputs`, and each checkpoint holds the state of the in-order pass over
+/// the inputs up to its key.
 #[derive(Debug, Clone)]
 pub(super) struct Shard {
     /// Incident state after applying `inputs` in order.
@@ -34,6 +64,13 @@ pub(super) struct Shard {
     pub unmatched: BTreeMap<u64, ActionError>,
     /// Key of the last input applied.
     last_applied: Option<InputKey>,
+    /// Smallest key added since the last catch-up, not applied yet.
+    pending: Option<InputKey>,
+    /// Engine states after the input of each key, every [`CHECKPOINT_EVERY`] inputs, within
+    /// [`CHECKPOINT_SPAN_MS`] of the latest input.
+    checkpoints: BTreeMap<InputKey, Checkpoint>,
+    /// Inputs applied since the last checkpoint.
+    since_checkpoint: usize,
 }
 
 impl Shard {
@@ -45,40 +82,94 @@ impl Shard {
             inputs: BTreeSet::new(),
             unmatched: BTreeMap::new(),
             last_applied: None,
+            pending: None,
+            checkpoints: BTreeMap::new(),
+            since_checkpoint: 0,
         }
     }
 
-    /// Adds the input `key` (already in `all`) and brings the engines up to date: applies it
-    /// alone if it comes after everything applied, replays the scope otherwise. Returns `true`
-    /// if it replayed.
+    /// Adds the input `key` (already in `all`) and brings the engines up to date. Returns
+    /// `true` if it had to go back (a late input).
     pub fn add(&mut self, key: InputKey, all: &Inputs<'_>) -> bool {
-        let in_order = self.last_applied.as_ref().is_none_or(|last| key > *last);
-        self.inputs.insert(key.clone());
-        if in_order {
-            self.apply_input(&key, all);
-        } else {
-            self.replay(all);
-        }
-        !in_order
+        self.add_unapplied(key);
+        self.catch_up(all)
     }
 
-    /// Adds the input `key` without applying it: the caller calls [`Shard::replay`] after a
+    /// Adds the input `key` without applying it: the caller calls [`Shard::catch_up`] after a
     /// batch.
     pub fn add_unapplied(&mut self, key: InputKey) {
+        if self.pending.as_ref().is_none_or(|p| key < *p) {
+            self.pending = Some(key.clone());
+        }
         self.inputs.insert(key);
     }
 
-    /// Rebuilds the engines from this scope's inputs.
-    pub fn replay(&mut self, all: &Inputs<'_>) {
-        self.incidents = IncidentEngine::new(self.incidents.rules().clone());
-        self.problems = ProblemEngine::new(self.problems.rules().clone());
-        self.unmatched.clear();
-        self.last_applied = None;
-        let keys = std::mem::take(&mut self.inputs);
-        for key in &keys {
-            self.apply_input(key, all);
+    /// Applies the inputs added since the last catch-up. If the earliest of them comes before
+    /// the last input applied, the engines go back to the latest checkpoint before it (or to
+    /// empty) and replay from there. Returns `true` if they went back.
+    pub fn catch_up(&mut self, all: &Inputs<'_>) -> bool {
+        let Some(from) = self.pending.take() else {
+            return false;
+        };
+        let late = self.last_applied.as_ref().is_some_and(|last| from <= *last);
+        if late {
+            // Checkpoints at or after `from` miss it.
+            drop(self.checkpoints.split_off(&from));
+            match self.checkpoints.last_key_value() {
+                Some((key, checkpoint)) => {
+                    self.incidents = checkpoint.incidents.clone();
+                    self.problems = checkpoint.problems.clone();
+                    self.unmatched = checkpoint.unmatched.clone();
+                    self.last_applied = Some(key.clone());
+                }
+                None => {
+                    self.incidents = IncidentEngine::new(self.incidents.rules().clone());
+                    self.problems = ProblemEngine::new(self.problems.rules().clone());
+                    self.unmatched.clear();
+                    self.last_applied = None;
+                }
+            }
+            self.since_checkpoint = 0;
         }
-        self.inputs = keys;
+        let inputs = std::mem::take(&mut self.inputs);
+        let start = match &self.last_applied {
+            Some(last) => Bound::Excluded(last.clone()),
+            None => Bound::Unbounded,
+        };
+        for key in inputs.range((start, Bound::Unbounded)) {
+            self.apply_input(key, all);
+            self.checkpoint_if_due();
+        }
+        self.inputs = inputs;
+        late
+    }
+
+    /// Keeps a checkpoint every [`CHECKPOINT_EVERY`] inputs and forgets those older than
+    /// [`CHECKPOINT_SPAN_MS`] behind the latest input.
+    fn checkpoint_if_due(&mut self) {
+        self.since_checkpoint += 1;
+        let Some(last) = self.last_applied.clone() else {
+            return;
+        };
+        if self.since_checkpoint < CHECKPOINT_EVERY {
+            return;
+        }
+        self.since_checkpoint = 0;
+        let horizon: InputKey = (
+            Timestamp(last.0.millis().saturating_sub(CHECKPOINT_SPAN_MS)),
+            0,
+            String::new(),
+            0,
+        );
+        self.checkpoints = self.checkpoints.split_off(&horizon);
+        self.checkpoints.insert(
+            last,
+            Checkpoint {
+                incidents: self.incidents.clone(),
+                problems: self.problems.clone(),
+                unmatched: self.unmatched.clone(),
+            },
+        );
     }
 
     /// Applies one input by key.
