@@ -29,7 +29,6 @@ use coldaisle_core::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Severity given to device events, which carry none: an unreachable device needs attention
@@ -277,14 +276,41 @@ struct Classified {
     text: String,
 }
 
+/// What an [`IncidentEngine`] looked like at one point (see [`IncidentEngine::mark`]).
+#[derive(Debug, Clone)]
+pub struct IncidentMark {
+    /// The changeable fields of every incident that existed, in opening order.
+    incidents: Vec<IncidentFields>,
+    /// The latest incident of each fingerprint.
+    current: HashMap<Fingerprint, usize>,
+    /// Orphan clears so far.
+    orphan_clears: u64,
+}
+
+/// The fields of one incident that change after it opened, and the lengths of its lists.
+#[derive(Debug, Clone)]
+struct IncidentFields {
+    active: BTreeSet<String>,
+    last_clear: Option<Timestamp>,
+    closed_at: Option<Timestamp>,
+    raised_since: Option<Timestamp>,
+    sustained: bool,
+    severity: Severity,
+    last_event_at: Timestamp,
+    acknowledged: Option<ActionRecord>,
+    resolved_by_hand: Option<ActionRecord>,
+    timeline: usize,
+    state_changes: usize,
+    actions: usize,
+}
+
 /// The incident state machine; see the module documentation for its rules.
 #[derive(Debug, Clone)]
 pub struct IncidentEngine {
     /// Configuration.
     rules: IncidentRules,
-    /// Every incident, in opening order. Copy-on-write: a clone of the engine (a checkpoint of
-    /// the analysis) copies pointers, and a change copies only the incident it touches.
-    incidents: Vec<Arc<IncidentState>>,
+    /// Every incident, in opening order.
+    incidents: Vec<IncidentState>,
     /// Index into `incidents` by id.
     by_id: HashMap<String, usize>,
     /// The latest incident of each fingerprint (the only one events can still join).
@@ -339,7 +365,7 @@ impl IncidentEngine {
         let mut changes = Vec::new();
         match (c.state, live) {
             (EventState::Raised, Some(i)) => {
-                let state = Arc::make_mut(&mut self.incidents[i]);
+                let state = &mut self.incidents[i];
                 if state.active.is_empty() {
                     state.raised_since = Some(ts);
                 }
@@ -363,10 +389,9 @@ impl IncidentEngine {
             }
             (EventState::Raised, None) => {
                 if let Some(&previous) = self.current.get(&c.fingerprint) {
-                    let state = &self.incidents[previous];
+                    let state = &mut self.incidents[previous];
                     let resolved_at = state.resolves_at(quiet);
                     if let (Some(resolved_at), None) = (resolved_at, state.closed_at) {
-                        let state = Arc::make_mut(&mut self.incidents[previous]);
                         state.closed_at = Some(resolved_at);
                         state.note_change(resolved_at, "resolved (quiet period over)".to_string());
                         changes.push(IncidentChange::Closed {
@@ -405,7 +430,7 @@ impl IncidentEngine {
                     sustained: false,
                 };
                 state.note_change(ts, format!("opened ({})", c.severity.as_str()));
-                self.incidents.push(Arc::new(state));
+                self.incidents.push(state);
                 self.by_id.insert(id.clone(), index);
                 self.current.insert(c.fingerprint.clone(), index);
                 changes.push(IncidentChange::Opened {
@@ -416,7 +441,7 @@ impl IncidentEngine {
                 });
             }
             (EventState::Cleared, Some(i)) => {
-                let state = Arc::make_mut(&mut self.incidents[i]);
+                let state = &mut self.incidents[i];
                 let was_raised = state.active.remove(&c.source);
                 state.incident.timeline.push(entry);
                 state.incident.last_event_at = ts;
@@ -464,11 +489,10 @@ impl IncidentEngine {
         let (Some(after), Some(since)) = (self.rules.sustained_after, since) else {
             return;
         };
-        let state = &self.incidents[index];
+        let state = &mut self.incidents[index];
         if state.sustained || state.closed_at.is_some() || ts < since.plus(after) {
             return;
         }
-        let state = Arc::make_mut(&mut self.incidents[index]);
         state.sustained = true;
         state.note_change(
             ts,
@@ -501,7 +525,7 @@ impl IncidentEngine {
             .get(id)
             .ok_or_else(|| ActionError::UnknownIncident(id.to_string()))?;
         let quiet = self.rules.quiet_period;
-        let state = Arc::make_mut(&mut self.incidents[index]);
+        let state = &mut self.incidents[index];
         let record = ActionRecord::from(action);
         let mut changes = Vec::new();
         match &action.kind {
@@ -534,6 +558,66 @@ impl IncidentEngine {
         }
         state.incident.actions.push(record);
         Ok(changes)
+    }
+
+    /// Where the engine is now, to come back to with [`IncidentEngine::rollback`]. Costs the
+    /// small fields of each incident, never its timeline: timelines, state changes and actions
+    /// only grow, so going back truncates them.
+    pub fn mark(&self) -> IncidentMark {
+        IncidentMark {
+            incidents: self
+                .incidents
+                .iter()
+                .map(|s| IncidentFields {
+                    active: s.active.clone(),
+                    last_clear: s.last_clear,
+                    closed_at: s.closed_at,
+                    raised_since: s.raised_since,
+                    sustained: s.sustained,
+                    severity: s.incident.severity,
+                    last_event_at: s.incident.last_event_at,
+                    acknowledged: s.incident.acknowledged.clone(),
+                    resolved_by_hand: s.incident.resolved_by_hand.clone(),
+                    timeline: s.incident.timeline.len(),
+                    state_changes: s.incident.state_changes.len(),
+                    actions: s.incident.actions.len(),
+                })
+                .collect(),
+            current: self.current.clone(),
+            orphan_clears: self.orphan_clears,
+        }
+    }
+
+    /// Goes back to `mark`. The engine must have got here from `mark` by applying events and
+    /// actions (never by a rollback to an earlier mark in between); it is then exactly the
+    /// engine that `mark` was taken of.
+    pub fn rollback(&mut self, mark: &IncidentMark) {
+        for state in self
+            .incidents
+            .drain(mark.incidents.len().min(self.incidents.len())..)
+        {
+            self.by_id.remove(&state.incident.id);
+            self.taken_ids.remove(&state.incident.id);
+        }
+        for (state, fields) in self.incidents.iter_mut().zip(&mark.incidents) {
+            state.active.clone_from(&fields.active);
+            state.last_clear = fields.last_clear;
+            state.closed_at = fields.closed_at;
+            state.raised_since = fields.raised_since;
+            state.sustained = fields.sustained;
+            let incident = &mut state.incident;
+            incident.severity = fields.severity;
+            incident.last_event_at = fields.last_event_at;
+            incident.acknowledged.clone_from(&fields.acknowledged);
+            incident
+                .resolved_by_hand
+                .clone_from(&fields.resolved_by_hand);
+            incident.timeline.truncate(fields.timeline);
+            incident.state_changes.truncate(fields.state_changes);
+            incident.actions.truncate(fields.actions);
+        }
+        self.current.clone_from(&mark.current);
+        self.orphan_clears = mark.orphan_clears;
     }
 
     /// Number of clears that matched no live incident (recorded nowhere else).

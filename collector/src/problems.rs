@@ -204,6 +204,33 @@ struct Stream {
     open_problem: Option<usize>,
 }
 
+/// What a [`ProblemEngine`] looked like at one point (see [`ProblemEngine::mark`]).
+#[derive(Debug, Clone)]
+pub struct ProblemMark {
+    /// The changeable fields of every problem that existed, in opening order.
+    problems: Vec<ProblemFields>,
+    /// State of each fingerprint.
+    streams: HashMap<Fingerprint, Stream>,
+    /// Incidents observed.
+    observed: HashSet<String>,
+    /// Problem of each linked incident.
+    links: HashMap<String, String>,
+    /// Row of each incident (row scope).
+    rows: HashMap<String, String>,
+}
+
+/// The fields of one problem that change after it opened, and the lengths of its lists.
+#[derive(Debug, Clone)]
+struct ProblemFields {
+    status: ProblemStatus,
+    resolved_at: Option<Timestamp>,
+    reopened: u32,
+    root_cause: Option<String>,
+    workaround: Option<String>,
+    incidents: usize,
+    history: usize,
+}
+
 /// The problem state machine; see the module documentation for its rules.
 #[derive(Debug, Clone)]
 pub struct ProblemEngine {
@@ -378,6 +405,56 @@ impl ProblemEngine {
             id: id.to_string(),
             text,
         })
+    }
+
+    /// Where the engine is now, to come back to with [`ProblemEngine::rollback`]. Costs the
+    /// small fields of each problem and the per-incident maps, never a problem's history or
+    /// incident list (they only grow, so going back truncates them).
+    pub fn mark(&self) -> ProblemMark {
+        ProblemMark {
+            problems: self
+                .problems
+                .iter()
+                .map(|p| ProblemFields {
+                    status: p.status,
+                    resolved_at: p.resolved_at,
+                    reopened: p.reopened,
+                    root_cause: p.root_cause.clone(),
+                    workaround: p.workaround.clone(),
+                    incidents: p.incidents.len(),
+                    history: p.history.len(),
+                })
+                .collect(),
+            streams: self.streams.clone(),
+            observed: self.observed.clone(),
+            links: self.links.clone(),
+            rows: self.rows.clone(),
+        }
+    }
+
+    /// Goes back to `mark`. The engine must have got here from `mark` by observations and
+    /// actions (never by a rollback to an earlier mark in between); it is then exactly the
+    /// engine that `mark` was taken of.
+    pub fn rollback(&mut self, mark: &ProblemMark) {
+        for problem in self
+            .problems
+            .drain(mark.problems.len().min(self.problems.len())..)
+        {
+            self.by_id.remove(&problem.id);
+        }
+        for (problem, fields) in self.problems.iter_mut().zip(&mark.problems) {
+            problem.status = fields.status;
+            problem.resolved_at = fields.resolved_at;
+            problem.reopened = fields.reopened;
+            problem.root_cause.clone_from(&fields.root_cause);
+            problem.workaround.clone_from(&fields.workaround);
+            problem.incidents.truncate(fields.incidents);
+            problem.history.truncate(fields.history);
+        }
+        self.streams.clone_from(&mark.streams);
+        self.observed.clone_from(&mark.observed);
+        self.links.clone_from(&mark.links);
+        self.rows.clone_from(&mark.rows);
     }
 
     /// Every problem, ordered by opening time then id.

@@ -3,15 +3,16 @@
 //!
 //! Invariant: the engines hold exactly the state of one in-order pass over the scope's inputs.
 //! An input whose key is above the last one applied is applied incrementally; an earlier (late)
-//! one takes the scope back to its latest checkpoint before it (a copy-on-write clone of the
-//! engines, kept every few inputs within a day of event time) and replays the scope's inputs
-//! from there, never another scope's.
+//! one rolls the scope's engines back to its latest checkpoint before it (a mark of the
+//! engines' changeable fields, kept every few inputs within a day of event time; timelines and
+//! histories only grow, so going back truncates them) and replays the scope's inputs from
+//! there, never another scope's.
 
 use super::InputKey;
 use crate::actions::{ActionKey, OperatorAction};
-use crate::incidents::{IncidentChange, IncidentEngine, IncidentRules};
+use crate::incidents::{IncidentChange, IncidentEngine, IncidentMark, IncidentRules};
 use crate::model::{ActionError, OrderKey, StoredEvent};
-use crate::problems::{ProblemEngine, ProblemRules};
+use crate::problems::{ProblemEngine, ProblemMark, ProblemRules};
 use coldaisle_core::wire::Payload;
 use coldaisle_core::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,13 +37,14 @@ const CHECKPOINT_SPAN_MS: i64 = if cfg!(test) {
     24 * 3_600_000
 };
 
-/// The engines of a scope as they were after some input.
+/// The engines of a scope as they were after some input: marks to roll the live engines back
+/// to (they cost the changeable fields, not the timelines).
 #[derive(Debug, Clone)]
 struct Checkpoint {
-    /// Incident engine (its incidents are shared copy-on-write with the live engine).
-    incidents: IncidentEngine,
-    /// Problem engine.
-    problems: ProblemEngine,
+    /// Incident engine mark.
+    incidents: IncidentMark,
+    /// Problem engine mark.
+    problems: ProblemMark,
     /// Unmatched actions so far.
     unmatched: BTreeMap<u64, ActionError>,
 }
@@ -117,9 +119,9 @@ impl Shard {
             drop(self.checkpoints.split_off(&from));
             match self.checkpoints.last_key_value() {
                 Some((key, checkpoint)) => {
-                    self.incidents = checkpoint.incidents.clone();
-                    self.problems = checkpoint.problems.clone();
-                    self.unmatched = checkpoint.unmatched.clone();
+                    self.incidents.rollback(&checkpoint.incidents);
+                    self.problems.rollback(&checkpoint.problems);
+                    self.unmatched.clone_from(&checkpoint.unmatched);
                     self.last_applied = Some(key.clone());
                 }
                 None => {
@@ -165,8 +167,8 @@ impl Shard {
         self.checkpoints.insert(
             last,
             Checkpoint {
-                incidents: self.incidents.clone(),
-                problems: self.problems.clone(),
+                incidents: self.incidents.mark(),
+                problems: self.problems.mark(),
                 unmatched: self.unmatched.clone(),
             },
         );
