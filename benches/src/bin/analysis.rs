@@ -4,12 +4,14 @@
 //! - in-order ingest rate (events/s);
 //! - the cost of one event that arrives one hour late (median and p99 of 200 such events);
 //! - a fleet-wide backlog: the same events delivered agent after agent (each agent's whole
-//!   history, then the next), one by one and in batches of 500 as the ingest path applies them;
+//!   history, then the next), one by one (if asked), in batches of 500 (one MQTT batch per
+//!   bulk) and in bulks of 20,000 (as the ingest path keeps a bulk open while batches wait);
 //! - the restart rebuild: every record read in store order `(agent, seq)` and loaded in bulk;
 //! - RSS after the analysis holds everything (each size runs in its own process).
 //!
-//! Run: `cargo run --release -p coldaisle-benches --bin analysis [-- SIZE ...]`
-//! (default sizes 100000 300000 1000000).
+//! Run: `cargo run --release -p coldaisle-benches --bin analysis [-- [--backlog-one-by-one]
+//! SIZE ...]` (default sizes 100000 300000 1000000; the one-by-one backlog is slow: minutes at
+//! 100 k).
 
 use anyhow::{Context, Result};
 use coldaisle_collector::analysis::{Analysis, StoredEvent};
@@ -32,6 +34,8 @@ const T0: i64 = 1_764_072_000_000;
 const LATE: usize = 200;
 /// Records per MQTT batch in the ingest path (the publisher packs up to 500).
 const BATCH: usize = 500;
+/// Records the collector's ingest keeps in one bulk while more batches wait (a backlog).
+const COALESCED: usize = 20_000;
 
 /// Event `n` of the fleet: second `n`, agent `n % 200`. Each agent raises its five sensors one
 /// per 200 s round, then clears them (a zone is raised about 1000 s, quiet about 1000 s, so
@@ -129,16 +133,19 @@ fn ingest_one_by_one(a: &mut Analysis, events: impl Iterator<Item = StoredEvent>
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Ingests `events` in batches of [`BATCH`], each loaded in bulk as the ingest path does;
-/// returns events/s.
-fn ingest_batched(a: &mut Analysis, events: impl Iterator<Item = StoredEvent>) -> f64 {
+/// Ingests `events` in bulks of `batch` records, as the ingest path does; returns events/s.
+fn ingest_batched(
+    a: &mut Analysis,
+    events: impl Iterator<Item = StoredEvent>,
+    batch: usize,
+) -> f64 {
     let start = Instant::now();
     let mut n = 0u64;
     a.begin_bulk();
     for e in events {
         a.ingest(e);
         n += 1;
-        if n % BATCH as u64 == 0 {
+        if n % batch as u64 == 0 {
             a.end_bulk();
             a.begin_bulk();
         }
@@ -190,7 +197,8 @@ fn run_one(size: u64, backlog_one_by_one: bool) -> Result<()> {
 
     // Fleet-wide backlog, agent after agent, in batches of 500 (the ingest path) and, if asked,
     // one by one.
-    let backlog_batched = ingest_batched(&mut analysis(), by_agent(size));
+    let backlog_batched = ingest_batched(&mut analysis(), by_agent(size), BATCH);
+    let backlog_coalesced = ingest_batched(&mut analysis(), by_agent(size), COALESCED);
     let backlog_single = if backlog_one_by_one {
         format!("{:.0}", ingest_one_by_one(&mut analysis(), by_agent(size)))
     } else {
@@ -198,7 +206,7 @@ fn run_one(size: u64, backlog_one_by_one: bool) -> Result<()> {
     };
     let (_, peak) = rss_mb();
     println!(
-        "| {size} | {in_order:.0} | {:.2} ms | {:.2} ms | {backlog_single} | {backlog_batched:.0} | {:.2} s | {rss:.0} MB | {peak:.0} MB | {replays} | {scopes_now} |",
+        "| {size} | {in_order:.0} | {:.2} ms | {:.2} ms | {backlog_single} | {backlog_batched:.0} | {backlog_coalesced:.0} | {:.2} s | {rss:.0} MB | {peak:.0} MB | {replays} | {scopes_now} |",
         percentile(&costs, 0.5).as_secs_f64() * 1e3,
         percentile(&costs, 0.99).as_secs_f64() * 1e3,
         restart.as_secs_f64(),
@@ -217,6 +225,8 @@ fn main() -> Result<()> {
         let single = args.get(2).map(String::as_str) == Some("--backlog-one-by-one");
         return run_one(size, single);
     }
+    let one_by_one = args.iter().any(|a| a == "--backlog-one-by-one");
+    let args: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
     let sizes: Vec<u64> = if args.is_empty() {
         vec![100_000, 300_000, 1_000_000]
     } else {
@@ -224,13 +234,13 @@ fn main() -> Result<()> {
             .map(|s| s.parse().with_context(|| format!("size {s}")))
             .collect::<Result<_>>()?
     };
-    println!("| events held | in-order ingest (events/s) | one late event, median | p99 | backlog agent by agent, one by one (events/s) | backlog in batches of {BATCH} (events/s) | restart rebuild (bulk) | RSS held | peak RSS | scope replays | incidents |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| events held | in-order ingest (events/s) | one late event, median | p99 | backlog agent by agent, one by one (events/s) | backlog in batches of {BATCH} (events/s) | backlog in bulks of {COALESCED} (events/s) | restart rebuild (bulk) | RSS held | peak RSS | scope replays | incidents |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let me = std::env::current_exe().context("finding this binary")?;
     for size in sizes {
         let mut cmd = Command::new(&me);
         cmd.arg("--one").arg(size.to_string());
-        if size <= 100_000 {
+        if one_by_one {
             cmd.arg("--backlog-one-by-one");
         }
         let status = cmd.status().context("running one size")?;
