@@ -32,10 +32,6 @@ pub struct RunningCollector {
     rules: crate::rules_reload::RuleSwitch,
 }
 
-/// Most records applied to the analysis in one bulk while a backlog drains: bounds how far the
-/// state the API and the notifier read lags behind the store.
-const MAX_RECORDS_IN_BULK: usize = 20_000;
-
 /// Builds the empty state with the configured rules.
 pub fn empty_state(config: &CollectorConfig) -> CollectorState {
     let raw = &config.raw;
@@ -234,13 +230,7 @@ async fn run_ingest(
     };
     // Agents told "collector here" (a hello ack) since this connection was made.
     let mut greeted: std::collections::HashSet<String> = std::collections::HashSet::new();
-    // Records applied to the analysis in the bulk still open (see below).
-    let mut in_bulk = 0usize;
     loop {
-        if in_bulk > 0 && link.events.is_empty() {
-            state.write().await.analysis.end_bulk();
-            in_bulk = 0;
-        }
         let event = tokio::select! {
             e = link.events.recv() => e,
             _ = shutdown.wait_for(|s| *s) => break,
@@ -334,20 +324,13 @@ async fn run_ingest(
                 tracing::debug!(%agent, new = stored.new.len(), duplicates = stored.duplicates,
                     acked_upto = stored.ledger.acked_upto, "batch stored");
                 let mut s = state.write().await;
-                // Batches are applied in bulk: each scope their records reach goes back at most
-                // once. While more messages wait (a backlog, mostly late records interleaved
-                // across agents) the bulk stays open across batches, up to
-                // `MAX_RECORDS_IN_BULK` records; the state the API reads lags by at most that.
+                // A batch is applied in bulk: each scope its records reach replays at most once
+                // (a backlog interleaved across agents is mostly late records).
                 s.analysis.begin_bulk();
                 ingest::apply(&mut s, &agent, &stored, Timestamp::now());
-                in_bulk += stored.new.len();
-                if link.events.is_empty() || in_bulk >= MAX_RECORDS_IN_BULK {
-                    s.analysis.end_bulk();
-                    in_bulk = 0;
-                }
+                s.analysis.end_bulk();
             }
         }
     }
-    state.write().await.analysis.end_bulk();
     link.close().await;
 }
