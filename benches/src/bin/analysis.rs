@@ -5,7 +5,8 @@
 //! - the cost of one event that arrives one hour late (median and p99 of 200 such events);
 //! - a fleet-wide backlog: the same events delivered agent after agent (each agent's whole
 //!   history, then the next), one by one (if asked), in batches of 500 (one MQTT batch per
-//!   bulk) and in bulks of 20,000 (as the ingest path keeps a bulk open while batches wait);
+//!   bulk, as the ingest path applies them) and in bulks of 20,000 (what coalescing batches
+//!   while a backlog drains would give; not wired into the ingest path);
 //! - the restart rebuild: every record read in store order `(agent, seq)` and loaded in bulk;
 //! - RSS after the analysis holds everything (each size runs in its own process).
 //!
@@ -34,7 +35,7 @@ const T0: i64 = 1_764_072_000_000;
 const LATE: usize = 200;
 /// Records per MQTT batch in the ingest path (the publisher packs up to 500).
 const BATCH: usize = 500;
-/// Records the collector's ingest keeps in one bulk while more batches wait (a backlog).
+/// Records per bulk if ingest coalesced batches while a backlog drains (it does not yet).
 const COALESCED: usize = 20_000;
 
 /// Event `n` of the fleet: second `n`, agent `n % 200`. Each agent raises its five sensors one
