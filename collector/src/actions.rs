@@ -14,7 +14,6 @@
 //!   actions on the old id no longer match anything and are reported as unmatched, never
 //!   applied to another incident.
 
-use crate::problems::ProblemStatus;
 use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -161,5 +160,39 @@ impl From<&OperatorAction> for ActionRecord {
             actor: action.actor.clone(),
             text: action.kind.describe(),
         }
+    }
+}
+
+/// Lifecycle of a problem: open → investigating → known error → resolved.
+///
+/// The engine creates problems as [`ProblemStatus::Open`]; the other states are operator
+/// decisions. Any state but `Resolved` counts as open for linking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemStatus {
+    /// Created, nobody looked at it yet.
+    Open,
+    /// Someone is looking for the root cause.
+    Investigating,
+    /// Root cause and workaround known, fix pending.
+    KnownError,
+    /// Fixed; later incidents of the fingerprint may open a new problem.
+    Resolved,
+}
+
+impl ProblemStatus {
+    /// The snake_case name used in the API and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemStatus::Open => "open",
+            ProblemStatus::Investigating => "investigating",
+            ProblemStatus::KnownError => "known_error",
+            ProblemStatus::Resolved => "resolved",
+        }
+    }
+
+    /// True unless resolved: later incidents of the fingerprint link to such a problem.
+    pub fn is_open(self) -> bool {
+        self != ProblemStatus::Resolved
     }
 }

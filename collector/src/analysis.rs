@@ -1,37 +1,47 @@
-//! Order-independent, idempotent analysis: owns the incident and problem engines and feeds them
-//! the stored events in one canonical order.
+//! Order-independent, idempotent analysis: splits the stored events and operator actions into
+//! independent scopes ([`scope`]), each with its own incident and problem engines ([`shard`]),
+//! and feeds each scope its inputs in one canonical order.
 //!
 //! Invariants:
 //! - The result (incidents at a given `now`, problems) is a function of the SET of ingested
-//!   events only: not of the delivery order, not of duplicates.
+//!   events only: not of the delivery order, not of duplicates. It is exactly the result of one
+//!   in-order pass over every input, because scopes share no state (see [`scope`] for why the
+//!   split is exact, id collisions included) and each scope is itself an in-order pass.
 //! - Events are applied in [`OrderKey`] order `(ts, agent, seq)`. An event whose key is above
-//!   every key applied so far is applied incrementally; an earlier (late) one triggers a full
-//!   rebuild of both engines from the sorted event list. Both paths therefore give exactly the
-//!   state of one in-order pass.
+//!   every key its scope applied so far is applied incrementally; an earlier (late) one takes
+//!   its own scope (site / zone / category, or the problem scope it feeds) back to the scope's
+//!   latest checkpoint before it and replays from there ([`shard`]), never the other scopes.
 //! - `(agent, seq)` identifies an event: a second copy is ignored (the contract guarantees the
 //!   copies are identical; if they were not, the first copy would win).
 //! - Reading summaries do not take part: they are neither kept nor applied.
 //! - Operator actions ([`OperatorAction`]) are inputs too: they are applied in the same pass,
-//!   ordered by [`InputKey`] (an action after every event of its millisecond), with the same
-//!   incremental-or-rebuild rule, so the result is a function of the set of events and actions.
-//!   An action whose target does not exist at its time is kept and reported by
-//!   [`Analysis::unmatched_actions`], never applied elsewhere.
+//!   ordered by [`InputKey`] (an action after every event of its millisecond), in the scope of
+//!   the id they name, with the same incremental-or-replay rule, so the result is a function of
+//!   the set of events and actions. An action whose target does not exist at its time is kept
+//!   and reported by [`Analysis::unmatched_actions`], never applied elsewhere.
 //!
 //! Because incident and problem ids come from their content, a late event that moves an
 //! incident's opening time earlier also changes its id; consumers that need to track changes
 //! should diff [`Analysis::incidents`] before and after an ingest that returned `true`.
 
-use crate::actions::{ActionKey, ActionKind, ActionRecord, OperatorAction};
+#[cfg(test)]
+mod equivalence_tests;
+mod scope;
+mod shard;
+
+use crate::actions::{ActionKey, ActionKind, ActionRecord, OperatorAction, ProblemStatus};
 use crate::cause::ProbableCause;
-use crate::incidents::{
-    ActionError, Incident, IncidentChange, IncidentEngine, IncidentRules, IncidentStatus, OrderKey,
-};
-use crate::problems::{Problem, ProblemEngine, ProblemRules, ProblemStatus};
+use crate::chronicle::{ChronicleEntry, ChronicleKind};
+use crate::incidents::{fingerprint_of, Incident, IncidentRules, IncidentStatus};
+use crate::model::{ActionError, OrderKey, ENGINE_ACTOR};
+use crate::problems::{Problem, ProblemRules};
 use coldaisle_core::wire::Payload;
 use coldaisle_core::Timestamp;
+use scope::Partition;
+use shard::{Inputs, Shard};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-pub use crate::incidents::StoredEvent;
+pub use crate::model::StoredEvent;
 
 /// `(site, zone)` of an event.
 fn place_of(payload: &Payload) -> Option<(&str, &str)> {
@@ -40,15 +50,6 @@ fn place_of(payload: &Payload) -> Option<(&str, &str)> {
         Payload::DeviceEvent(e) => Some((&e.location.site, &e.location.zone)),
         Payload::ZoneEvent(e) => Some((&e.site, &e.zone)),
         Payload::ReadingSummary(_) => None,
-    }
-}
-
-/// The row of an event's location, if it has one (problem row scope).
-fn row_of(payload: &Payload) -> Option<&str> {
-    match payload {
-        Payload::SensorEvent(e) => e.location.row.as_deref(),
-        Payload::DeviceEvent(e) => e.location.row.as_deref(),
-        Payload::ZoneEvent(_) | Payload::ReadingSummary(_) => None,
     }
 }
 
@@ -64,52 +65,101 @@ fn action_input_key(key: &ActionKey) -> InputKey {
     (key.0, 1, String::new(), key.1)
 }
 
+/// The incident or problem id an action names.
+fn target_of(kind: &ActionKind) -> &str {
+    kind.incident()
+        .or_else(|| kind.problem())
+        .unwrap_or_default()
+}
+
 /// Incident and problem analysis over a set of stored events.
 #[derive(Debug, Clone)]
 pub struct Analysis {
-    /// Rules of the incident engine, kept to rebuild it.
+    /// Rules of the incident engine, for new scopes.
     incident_rules: IncidentRules,
-    /// Rules of the problem engine, kept to rebuild it.
+    /// Rules of the problem engine, for new scopes.
     problem_rules: ProblemRules,
-    /// Every incident-relevant event ingested, in application order.
+    /// How inputs are split into scopes (follows from the problem rules).
+    partition: Partition,
+    /// Every incident-relevant event ingested, in application order (the scopes hold keys).
     events: BTreeMap<OrderKey, StoredEvent>,
     /// `(agent, seq)` of every event in `events`, to drop duplicates.
     seen: HashSet<(String, u64)>,
-    /// Incident state after applying `events` in order.
-    incidents: IncidentEngine,
-    /// Problem state after feeding it the incident openings in order.
-    problems: ProblemEngine,
     /// Every operator action ingested, in application order.
     actions: BTreeMap<ActionKey, OperatorAction>,
     /// Ids of the actions held, to drop duplicates.
     action_ids: HashSet<u64>,
-    /// Actions that matched nothing at their time, by id, with the reason.
+    /// The scopes, by scope key (see [`scope`]).
+    shards: BTreeMap<String, Shard>,
+    /// Actions that matched nothing at their time, by id, with the reason: the union of the
+    /// scopes' own lists, kept in step with them.
     unmatched: BTreeMap<u64, ActionError>,
-    /// Key of the last input applied (events and actions).
-    last_applied: Option<InputKey>,
     /// Pager deliveries by subject (incident or problem id), for chronicles. Not an input of
-    /// the engines: kept across rebuilds.
+    /// the engines: kept across replays.
     notifications: HashMap<String, Vec<ActionRecord>>,
-    /// How many full rebuilds late events caused (for metrics).
+    /// How many scope replays late inputs caused (for metrics).
     rebuilds: u64,
+    /// While loading in bulk ([`Analysis::begin_bulk`]): the scopes that got inputs not applied
+    /// yet. `None` otherwise, and then every scope's engines are up to date.
+    bulk: Option<HashSet<String>>,
 }
 
 impl Analysis {
     /// An empty analysis with the given rules.
     pub fn new(incident_rules: IncidentRules, problem_rules: ProblemRules) -> Self {
         Analysis {
-            incidents: IncidentEngine::new(incident_rules.clone()),
-            problems: ProblemEngine::new(problem_rules.clone()),
+            partition: Partition::for_rules(&problem_rules),
             incident_rules,
             problem_rules,
             events: BTreeMap::new(),
             seen: HashSet::new(),
             actions: BTreeMap::new(),
             action_ids: HashSet::new(),
+            shards: BTreeMap::new(),
             unmatched: BTreeMap::new(),
-            last_applied: None,
             notifications: HashMap::new(),
             rebuilds: 0,
+            bulk: None,
+        }
+    }
+
+    /// Starts loading in bulk (the rebuild from the store at startup or after a reload): inputs
+    /// are only recorded until [`Analysis::end_bulk`], which replays each scope that got any
+    /// once. Records come from the store by `(agent, seq)`, not in event time, so ingesting
+    /// them one by one would replay a scope for nearly every record of the second agent on.
+    /// Until `end_bulk`, queries see the state before `begin_bulk`, and
+    /// [`Analysis::ingest_action`] answers `Ok(true)` without checking its target.
+    pub fn begin_bulk(&mut self) {
+        self.bulk.get_or_insert_with(HashSet::new);
+    }
+
+    /// Ends loading in bulk: brings every scope that got inputs since [`Analysis::begin_bulk`]
+    /// up to date (going back to a checkpoint only if some input came before its last one). Returns how many actions matched nothing at their time.
+    pub fn end_bulk(&mut self) -> usize {
+        if let Some(touched) = self.bulk.take() {
+            let all = Inputs {
+                events: &self.events,
+                actions: &self.actions,
+            };
+            for scope in touched {
+                if let Some(shard) = self.shards.get_mut(&scope) {
+                    let before: Vec<u64> = shard.unmatched.keys().copied().collect();
+                    if shard.catch_up(&all) {
+                        self.rebuilds += 1;
+                    }
+                    sync_unmatched(&mut self.unmatched, &before, &shard.unmatched);
+                }
+            }
+        }
+        self.unmatched.len()
+    }
+
+    /// An empty analysis that keeps everything in one scope: what the split must equal.
+    #[cfg(test)]
+    fn whole(incident_rules: IncidentRules, problem_rules: ProblemRules) -> Self {
+        Analysis {
+            partition: Partition::Whole,
+            ..Analysis::new(incident_rules, problem_rules)
         }
     }
 
@@ -121,14 +171,10 @@ impl Analysis {
         }
         self.seen.insert((ev.agent.clone(), ev.seq));
         let key = ev.order_key();
-        let input = event_input_key(&key);
-        if self.last_applied.as_ref().is_none_or(|last| input > *last) {
-            Self::apply(&mut self.incidents, &mut self.problems, &ev);
-            self.events.insert(key, ev);
-            self.last_applied = Some(input);
-        } else {
-            self.events.insert(key, ev);
-            self.rebuild();
+        let scope = fingerprint_of(&ev.payload).map(|f| self.partition.of_fingerprint(&f));
+        self.events.insert(key.clone(), ev);
+        if let Some(scope) = scope {
+            self.add_input(scope, event_input_key(&key));
         }
         true
     }
@@ -141,49 +187,72 @@ impl Analysis {
             return Ok(false);
         }
         let key = action.key();
-        let input = action_input_key(&key);
         let id = action.id;
-        if self.last_applied.as_ref().is_none_or(|last| input > *last) {
-            let result = Self::apply_action(&mut self.incidents, &mut self.problems, &action);
-            if let Err(e) = &result {
-                self.unmatched.insert(id, e.clone());
-            }
-            self.actions.insert(key, action);
-            self.last_applied = Some(input);
-        } else {
-            self.actions.insert(key, action);
-            self.rebuild();
-        }
+        let scope = self.partition.of_id(target_of(&action.kind));
+        self.actions.insert(key, action);
+        self.add_input(scope, action_input_key(&key));
         match self.unmatched.get(&id) {
             Some(e) => Err(e.clone()),
             None => Ok(true),
         }
     }
 
-    /// Adds many actions at once (the rebuild at startup): one rebuild at most instead of one
-    /// per late action. Returns how many matched nothing at their time.
+    /// Adds many actions at once (the rebuild at startup): one replay per scope at most instead
+    /// of one per late action. Returns how many matched nothing at their time.
     pub fn ingest_actions(&mut self, actions: impl IntoIterator<Item = OperatorAction>) -> usize {
-        let mut added = false;
+        let was_bulk = self.bulk.is_some();
+        self.begin_bulk();
         for action in actions {
-            if self.action_ids.insert(action.id) {
-                self.actions.insert(action.key(), action);
-                added = true;
+            let _ = self.ingest_action(action);
+        }
+        if was_bulk {
+            return self.unmatched.len();
+        }
+        self.end_bulk()
+    }
+
+    /// Adds one input (already in `events` or `actions`) to its scope, applying it or replaying
+    /// the scope, and keeps the unmatched list in step.
+    fn add_input(&mut self, scope: String, key: InputKey) {
+        if let Some(touched) = &mut self.bulk {
+            touched.insert(scope.clone());
+            self.shard_mut(&scope).add_unapplied(key);
+            return;
+        }
+        self.shard_mut(&scope);
+        let all = Inputs {
+            events: &self.events,
+            actions: &self.actions,
+        };
+        if let Some(shard) = self.shards.get_mut(&scope) {
+            let before: Vec<u64> = shard.unmatched.keys().copied().collect();
+            if shard.add(key, &all) {
+                self.rebuilds += 1;
             }
+            sync_unmatched(&mut self.unmatched, &before, &shard.unmatched);
         }
-        if added {
-            self.rebuild();
-        }
-        self.unmatched.len()
+    }
+
+    /// The scope `scope`, created empty if new.
+    fn shard_mut(&mut self, scope: &str) -> &mut Shard {
+        self.shards
+            .entry(scope.to_string())
+            .or_insert_with(|| Shard::new(&self.incident_rules, &self.problem_rules))
+    }
+
+    /// The scope an incident or problem id lives in, if it has any input.
+    fn shard_of_id(&self, id: &str) -> Option<&Shard> {
+        self.shards.get(&self.partition.of_id(id))
     }
 
     /// Checks, without changing anything, that an action of `kind` at `at` would apply: its
     /// incident or problem exists, and a manual resolve targets an incident still open at `at`.
     /// The API calls it before storing an action, to answer a clear error instead.
     pub fn check_action(&self, kind: &ActionKind, at: Timestamp) -> Result<(), ActionError> {
+        let shard = self.shard_of_id(target_of(kind));
         if let Some(id) = kind.incident() {
-            let incident = self
-                .incidents
-                .incident(id, at)
+            let incident = shard
+                .and_then(|s| s.incidents.incident(id, at))
                 .ok_or_else(|| ActionError::UnknownIncident(id.to_string()))?;
             if matches!(kind, ActionKind::ResolveIncident { .. })
                 && incident.status == IncidentStatus::Resolved
@@ -195,147 +264,42 @@ impl Analysis {
             }
         }
         if let Some(id) = kind.problem() {
-            self.problems
-                .problem(id)
+            shard
+                .and_then(|s| s.problems.problem(id))
                 .ok_or_else(|| ActionError::UnknownProblem(id.to_string()))?;
         }
         Ok(())
     }
 
-    /// Rebuilds both engines from the sorted events and actions.
-    fn rebuild(&mut self) {
-        self.rebuilds += 1;
-        self.incidents = IncidentEngine::new(self.incident_rules.clone());
-        self.problems = ProblemEngine::new(self.problem_rules.clone());
-        self.unmatched.clear();
-        let mut events = self.events.iter().peekable();
-        let mut actions = self.actions.iter().peekable();
-        loop {
-            let take_event = match (events.peek(), actions.peek()) {
-                (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some((ek, _)), Some((ak, _))) => event_input_key(ek) < action_input_key(ak),
-            };
-            if take_event {
-                if let Some((key, ev)) = events.next() {
-                    Self::apply(&mut self.incidents, &mut self.problems, ev);
-                    self.last_applied = Some(event_input_key(key));
-                }
-            } else if let Some((key, action)) = actions.next() {
-                if let Err(e) = Self::apply_action(&mut self.incidents, &mut self.problems, action)
-                {
-                    self.unmatched.insert(action.id, e);
-                }
-                self.last_applied = Some(action_input_key(key));
-            }
-        }
-    }
-
-    /// Applies one action to the engine it is about, forwarding incident changes to problems.
-    fn apply_action(
-        incidents: &mut IncidentEngine,
-        problems: &mut ProblemEngine,
-        action: &OperatorAction,
-    ) -> Result<(), ActionError> {
-        if action.kind.problem().is_some() {
-            problems.apply_action(action)?;
-            return Ok(());
-        }
-        let changes = incidents.apply_action(action)?;
-        Self::forward(problems, changes);
-        Ok(())
-    }
-
-    /// Applies one event to the incident engine and forwards its openings and escalations to
-    /// the problem engine.
-    fn apply(incidents: &mut IncidentEngine, problems: &mut ProblemEngine, ev: &StoredEvent) {
-        let changes = incidents.apply(ev);
-        if let Some(row) = row_of(&ev.payload) {
-            for change in &changes {
-                if let IncidentChange::Opened { id, .. } = change {
-                    problems.note_row(id, row);
-                }
-            }
-        }
-        Self::forward(problems, changes);
-    }
-
-    /// Feeds incident changes to the problem engine.
-    fn forward(problems: &mut ProblemEngine, changes: Vec<IncidentChange>) {
-        for change in changes {
-            match change {
-                IncidentChange::Opened {
-                    id,
-                    fingerprint,
-                    opened_at,
-                    severity,
-                } => {
-                    problems.observe_opened(&id, &fingerprint, opened_at, severity);
-                }
-                IncidentChange::Escalated {
-                    id,
-                    fingerprint,
-                    at,
-                    severity,
-                } => {
-                    problems.observe_escalated(&id, &fingerprint, at, severity);
-                }
-                IncidentChange::Sustained {
-                    id,
-                    fingerprint,
-                    at,
-                    raised_since,
-                } => {
-                    let reason = format!(
-                        "{} incident in zone {} raised for {} (SLA rule: sustained excursion)",
-                        fingerprint.category,
-                        fingerprint.zone,
-                        humantime::format_duration(at.since(raised_since))
-                    );
-                    problems.observe_sla(&id, &fingerprint, at, reason);
-                }
-                IncidentChange::MarkedSla {
-                    id,
-                    fingerprint,
-                    at,
-                } => {
-                    let reason = format!(
-                        "{} incident in zone {} marked SLA-impacting by an operator",
-                        fingerprint.category, fingerprint.zone
-                    );
-                    problems.observe_sla(&id, &fingerprint, at, reason);
-                }
-                IncidentChange::Updated { .. }
-                | IncidentChange::AllClear { .. }
-                | IncidentChange::Closed { .. } => {}
-            }
-        }
-    }
-
     /// Every incident as of event time `now`, with its problem filled in, ordered by opening time
     /// then id.
     pub fn incidents(&self, now: Timestamp) -> Vec<Incident> {
-        let mut all = self.incidents.incidents(now);
-        for incident in &mut all {
-            self.fill_problem(incident);
+        let mut all = Vec::new();
+        for shard in self.shards.values() {
+            let start = all.len();
+            all.extend(shard.incidents.incidents(now));
+            for incident in &mut all[start..] {
+                self.fill_problem(shard, incident);
+            }
         }
+        all.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
         all
     }
 
     /// One incident as of event time `now`, with its problem filled in.
     pub fn incident(&self, id: &str, now: Timestamp) -> Option<Incident> {
-        let mut incident = self.incidents.incident(id, now)?;
-        self.fill_problem(&mut incident);
+        let shard = self.shard_of_id(id)?;
+        let mut incident = shard.incidents.incident(id, now)?;
+        self.fill_problem(shard, &mut incident);
         Some(incident)
     }
 
-    fn fill_problem(&self, incident: &mut Incident) {
-        incident.problem = self.problems.problem_of(&incident.id).map(str::to_string);
+    fn fill_problem(&self, shard: &Shard, incident: &mut Incident) {
+        incident.problem = shard.problems.problem_of(&incident.id).map(str::to_string);
         incident.workaround = incident
             .problem
             .as_deref()
-            .and_then(|p| self.problems.problem(p))
+            .and_then(|p| shard.problems.problem(p))
             .filter(|p| p.status == ProblemStatus::KnownError)
             .and_then(|p| p.workaround.clone());
         incident.probable_cause = Some(self.cause_of(incident));
@@ -344,7 +308,7 @@ impl Analysis {
             .get(&incident.id)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        incident.chronicle = crate::chronicle::of_incident(incident, delivered);
+        incident.chronicle = incident_chronicle(incident, delivered);
     }
 
     /// The probable cause of `incident` from its events and its zone's events around it.
@@ -369,11 +333,11 @@ impl Analysis {
     }
 
     /// A problem with its probable cause filled in from its incidents.
-    fn with_cause(&self, problem: &Problem) -> Problem {
+    fn with_cause(&self, shard: &Shard, problem: &Problem) -> Problem {
         let causes: Vec<ProbableCause> = problem
             .incidents
             .iter()
-            .filter_map(|id| self.incidents.incident(id, Timestamp(i64::MAX)))
+            .filter_map(|id| shard.incidents.incident(id, Timestamp(i64::MAX)))
             .map(|i| self.cause_of(&i))
             .collect();
         let mut problem = problem.clone();
@@ -383,7 +347,7 @@ impl Analysis {
             .get(&problem.id)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        problem.chronicle = crate::chronicle::of_problem(&problem, delivered);
+        problem.chronicle = problem_chronicle(&problem, delivered);
         problem
     }
 
@@ -429,16 +393,28 @@ impl Analysis {
 
     /// Every problem, ordered by opening time then id.
     pub fn problems(&self) -> Vec<Problem> {
-        self.problems
-            .problems()
-            .iter()
-            .map(|p| self.with_cause(p))
-            .collect()
+        let mut all: Vec<Problem> = self
+            .shards
+            .values()
+            .flat_map(|shard| {
+                shard
+                    .problems
+                    .problems()
+                    .into_iter()
+                    .map(move |p| self.with_cause(shard, &p))
+            })
+            .collect();
+        all.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+        all
     }
 
     /// One problem by id, with its probable cause.
     pub fn problem(&self, id: &str) -> Option<Problem> {
-        self.problems.problem(id).map(|p| self.with_cause(p))
+        let shard = self.shard_of_id(id)?;
+        shard
+            .problems
+            .problem(id)
+            .map(|p| self.with_cause(shard, p))
     }
 
     /// Event time of the latest event held: a natural `now` for [`Analysis::incidents`] when
@@ -454,13 +430,85 @@ impl Analysis {
 
     /// Clears that matched no live incident.
     pub fn orphan_clears(&self) -> u64 {
-        self.incidents.orphan_clears()
+        self.shards
+            .values()
+            .map(|shard| shard.incidents.orphan_clears())
+            .sum()
     }
 
-    /// How many full rebuilds late events have caused.
+    /// How many scope replays late inputs have caused (each replays one scope, not the whole
+    /// analysis).
     pub fn rebuilds(&self) -> u64 {
         self.rebuilds
     }
+}
+
+/// The chronicle of `incident` with `notifications` (pager deliveries about it), in time order;
+/// within one millisecond: events, then state changes, operator actions, notifications.
+fn incident_chronicle(incident: &Incident, notifications: &[ActionRecord]) -> Vec<ChronicleEntry> {
+    let mut all: Vec<ChronicleEntry> = incident
+        .timeline
+        .iter()
+        .map(|e| ChronicleEntry {
+            at: e.ts,
+            who: format!("agent {}", e.agent),
+            kind: ChronicleKind::Event,
+            text: e.text.clone(),
+        })
+        .collect();
+    let mut add = |records: &[ActionRecord], kind: ChronicleKind| {
+        all.extend(records.iter().map(|r| ChronicleEntry {
+            at: r.at,
+            who: r.actor.clone(),
+            kind,
+            text: r.text.clone(),
+        }));
+    };
+    add(&incident.state_changes, ChronicleKind::StateChange);
+    add(&incident.actions, ChronicleKind::Operator);
+    add(notifications, ChronicleKind::Notification);
+    // Stable: entries of one kind keep their recorded order.
+    all.sort_by_key(|e| (e.at, e.kind));
+    all
+}
+
+/// The chronicle of `problem` with `notifications` (pager deliveries about it), in time order:
+/// its history (engine lines as state changes, the rest as operator actions) and deliveries.
+fn problem_chronicle(problem: &Problem, notifications: &[ActionRecord]) -> Vec<ChronicleEntry> {
+    let mut all: Vec<ChronicleEntry> = problem
+        .history
+        .iter()
+        .map(|r| ChronicleEntry {
+            at: r.at,
+            who: r.actor.clone(),
+            kind: if r.actor == ENGINE_ACTOR {
+                ChronicleKind::StateChange
+            } else {
+                ChronicleKind::Operator
+            },
+            text: r.text.clone(),
+        })
+        .chain(notifications.iter().map(|r| ChronicleEntry {
+            at: r.at,
+            who: r.actor.clone(),
+            kind: ChronicleKind::Notification,
+            text: r.text.clone(),
+        }))
+        .collect();
+    all.sort_by_key(|e| (e.at, e.kind));
+    all
+}
+
+/// Replaces a scope's old unmatched actions (`before`) in the union `all` by its current ones.
+fn sync_unmatched(
+    all: &mut BTreeMap<u64, ActionError>,
+    before: &[u64],
+    now: &BTreeMap<u64, ActionError>,
+) {
+    for id in before {
+        all.remove(id);
+    }
+    all.extend(now.iter().map(|(id, e)| (*id, e.clone())));
 }
 
 #[cfg(test)]

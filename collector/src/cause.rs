@@ -32,7 +32,7 @@ pub struct ProbableCause {
     pub evidence: Vec<String>,
 }
 
-use crate::analysis::StoredEvent;
+use crate::model::StoredEvent;
 use coldaisle_core::wire::Payload;
 use coldaisle_core::{Category, EventState, SensorEvent, SensorKind, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};

@@ -142,7 +142,7 @@ pub struct ApiStats {
     pub agents: usize,
     /// Incident-relevant events held by the analysis.
     pub events: usize,
-    /// Full rebuilds of the analysis caused by late events.
+    /// Scope replays of the analysis caused by late events (each replays one scope).
     pub rebuilds: u64,
     /// Clears that matched no live incident.
     pub orphan_clears: u64,

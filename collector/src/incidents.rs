@@ -6,7 +6,7 @@
 //! gives the same incidents.
 //!
 //! Invariants:
-//! - Events are applied in order of [`OrderKey`] `(payload.ts(), agent, seq)`; the caller
+//! - Events are applied in order of [`OrderKey`](crate::model::OrderKey) `(payload.ts(), agent, seq)`; the caller
 //!   guarantees it (see [`crate::analysis::Analysis`], which rebuilds on late events).
 //! - An incident covers the half-open interval `[opened_at, resolved_at)`. Once its last raised
 //!   source has cleared at time `c`, it stays open for the quiet period `q`: a raise of the same
@@ -19,6 +19,10 @@
 use crate::actions::{ActionKind, ActionRecord, OperatorAction};
 use crate::cause::ProbableCause;
 use crate::chronicle::ChronicleEntry;
+use crate::model::{
+    content_id, duration_text, fnv1a32, optional_duration_text, ActionError, StoredEvent,
+    ENGINE_ACTOR,
+};
 use coldaisle_core::wire::Payload;
 use coldaisle_core::{
     Category, DeviceEvent, EventState, Fingerprint, SensorEvent, Severity, Timestamp, ZoneEvent,
@@ -26,27 +30,6 @@ use coldaisle_core::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
-
-/// One sequenced record as the collector stored it: the unit the analysis engines consume.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredEvent {
-    /// Agent that produced the record.
-    pub agent: String,
-    /// Per-agent sequence number; `(agent, seq)` identifies the record.
-    pub seq: u64,
-    /// The content.
-    pub payload: Payload,
-}
-
-/// Total order in which events are applied: event time, then agent, then seq.
-pub type OrderKey = (Timestamp, String, u64);
-
-impl StoredEvent {
-    /// The key this event is applied in order of.
-    pub fn order_key(&self) -> OrderKey {
-        (self.payload.ts(), self.agent.clone(), self.seq)
-    }
-}
 
 /// Severity given to device events, which carry none: an unreachable device needs attention
 /// during working hours but is not, by itself, an emergency.
@@ -77,41 +60,6 @@ impl Default for IncidentRules {
             quiet_period: Duration::from_secs(15 * 60),
             sustained_after: None,
         }
-    }
-}
-
-/// (De)serialises a [`Duration`] as a humantime string such as `15m` or `30days`, for the rules
-/// of both engines (the collector depends on `humantime`, not on `humantime-serde`).
-pub(crate) mod duration_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// Like [`duration_text`] for an optional duration (`null` when absent).
-pub(crate) mod optional_duration_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
-            .transpose()
     }
 }
 
@@ -318,31 +266,6 @@ impl IncidentState {
     }
 }
 
-/// The actor named on state changes the engine decides itself.
-pub const ENGINE_ACTOR: &str = "coldaisle";
-
-/// Why an operator action was not applied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ActionError {
-    /// No incident of that id exists (at the action's time).
-    #[error("no incident {0}")]
-    UnknownIncident(String),
-    /// The incident already ended before the action's time.
-    #[error("incident {id} is already resolved (at {resolved_at})")]
-    AlreadyResolved {
-        /// Incident id.
-        id: String,
-        /// When it resolved.
-        resolved_at: Timestamp,
-    },
-    /// No problem of that id exists (at the action's time).
-    #[error("no problem {0}")]
-    UnknownProblem(String),
-    /// The action is not about this engine's records.
-    #[error("action is not about an incident")]
-    NotAnIncidentAction,
-}
-
 /// An event reduced to what the incident engine needs.
 struct Classified {
     fingerprint: Fingerprint,
@@ -351,6 +274,34 @@ struct Classified {
     severity: Severity,
     kind: TimelineKind,
     text: String,
+}
+
+/// What an [`IncidentEngine`] looked like at one point (see [`IncidentEngine::mark`]).
+#[derive(Debug, Clone)]
+pub struct IncidentMark {
+    /// The changeable fields of every incident that existed, in opening order.
+    incidents: Vec<IncidentFields>,
+    /// The latest incident of each fingerprint.
+    current: HashMap<Fingerprint, usize>,
+    /// Orphan clears so far.
+    orphan_clears: u64,
+}
+
+/// The fields of one incident that change after it opened, and the lengths of its lists.
+#[derive(Debug, Clone)]
+struct IncidentFields {
+    active: BTreeSet<String>,
+    last_clear: Option<Timestamp>,
+    closed_at: Option<Timestamp>,
+    raised_since: Option<Timestamp>,
+    sustained: bool,
+    severity: Severity,
+    last_event_at: Timestamp,
+    acknowledged: Option<ActionRecord>,
+    resolved_by_hand: Option<ActionRecord>,
+    timeline: usize,
+    state_changes: usize,
+    actions: usize,
 }
 
 /// The incident state machine; see the module documentation for its rules.
@@ -388,7 +339,7 @@ impl IncidentEngine {
         &self.rules
     }
 
-    /// Applies one event. Events must come in [`OrderKey`] order. Reading summaries are ignored.
+    /// Applies one event. Events must come in [`OrderKey`](crate::model::OrderKey) order. Reading summaries are ignored.
     pub fn apply(&mut self, ev: &StoredEvent) -> Vec<IncidentChange> {
         let Some(c) = classify(&ev.payload) else {
             return Vec::new();
@@ -609,6 +560,66 @@ impl IncidentEngine {
         Ok(changes)
     }
 
+    /// Where the engine is now, to come back to with [`IncidentEngine::rollback`]. Costs the
+    /// small fields of each incident, never its timeline: timelines, state changes and actions
+    /// only grow, so going back truncates them.
+    pub fn mark(&self) -> IncidentMark {
+        IncidentMark {
+            incidents: self
+                .incidents
+                .iter()
+                .map(|s| IncidentFields {
+                    active: s.active.clone(),
+                    last_clear: s.last_clear,
+                    closed_at: s.closed_at,
+                    raised_since: s.raised_since,
+                    sustained: s.sustained,
+                    severity: s.incident.severity,
+                    last_event_at: s.incident.last_event_at,
+                    acknowledged: s.incident.acknowledged.clone(),
+                    resolved_by_hand: s.incident.resolved_by_hand.clone(),
+                    timeline: s.incident.timeline.len(),
+                    state_changes: s.incident.state_changes.len(),
+                    actions: s.incident.actions.len(),
+                })
+                .collect(),
+            current: self.current.clone(),
+            orphan_clears: self.orphan_clears,
+        }
+    }
+
+    /// Goes back to `mark`. The engine must have got here from `mark` by applying events and
+    /// actions (never by a rollback to an earlier mark in between); it is then exactly the
+    /// engine that `mark` was taken of.
+    pub fn rollback(&mut self, mark: &IncidentMark) {
+        for state in self
+            .incidents
+            .drain(mark.incidents.len().min(self.incidents.len())..)
+        {
+            self.by_id.remove(&state.incident.id);
+            self.taken_ids.remove(&state.incident.id);
+        }
+        for (state, fields) in self.incidents.iter_mut().zip(&mark.incidents) {
+            state.active.clone_from(&fields.active);
+            state.last_clear = fields.last_clear;
+            state.closed_at = fields.closed_at;
+            state.raised_since = fields.raised_since;
+            state.sustained = fields.sustained;
+            let incident = &mut state.incident;
+            incident.severity = fields.severity;
+            incident.last_event_at = fields.last_event_at;
+            incident.acknowledged.clone_from(&fields.acknowledged);
+            incident
+                .resolved_by_hand
+                .clone_from(&fields.resolved_by_hand);
+            incident.timeline.truncate(fields.timeline);
+            incident.state_changes.truncate(fields.state_changes);
+            incident.actions.truncate(fields.actions);
+        }
+        self.current.clone_from(&mark.current);
+        self.orphan_clears = mark.orphan_clears;
+    }
+
     /// Number of clears that matched no live incident (recorded nowhere else).
     pub fn orphan_clears(&self) -> u64 {
         self.orphan_clears
@@ -657,7 +668,7 @@ impl IncidentEngine {
 
     /// The content-derived id of an incident of `fingerprint` opened at `opened_at`. If two
     /// fingerprints sanitise to the same id at the same millisecond, the later one (in
-    /// [`OrderKey`] order, hence deterministically) gets a hash suffix.
+    /// [`OrderKey`](crate::model::OrderKey) order, hence deterministically) gets a hash suffix.
     fn new_id(&mut self, fingerprint: &Fingerprint, opened_at: Timestamp) -> String {
         let mut id = content_id("inc", fingerprint, opened_at);
         if self.taken_ids.contains(&id) {
@@ -668,36 +679,12 @@ impl IncidentEngine {
     }
 }
 
-/// `{prefix}-{site}-{zone}-{category}-{millis}`, lowercase, every character outside
-/// `[a-z0-9-]` replaced by `-`. Shared by incidents and problems.
-pub(crate) fn content_id(prefix: &str, fingerprint: &Fingerprint, at: Timestamp) -> String {
-    let raw = format!(
-        "{prefix}-{}-{}-{}-{}",
-        fingerprint.site,
-        fingerprint.zone,
-        fingerprint.category,
-        at.millis()
-    );
-    raw.chars()
-        .map(|ch| {
-            let ch = ch.to_ascii_lowercase();
-            if ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' {
-                ch
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
-
-/// 32-bit FNV-1a: a stable hash (unlike `std`'s, which may change between releases).
-pub(crate) fn fnv1a32(text: &str) -> u32 {
-    text.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
-}
-
 /// Maps a payload to fingerprint, source and timeline text; `None` for reading summaries.
+/// The fingerprint (incident stream) an event belongs to; `None` for reading summaries.
+pub fn fingerprint_of(payload: &Payload) -> Option<Fingerprint> {
+    classify(payload).map(|c| c.fingerprint)
+}
+
 fn classify(payload: &Payload) -> Option<Classified> {
     match payload {
         Payload::SensorEvent(e) => Some(classify_sensor(e)),

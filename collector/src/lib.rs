@@ -17,6 +17,7 @@ pub mod identity;
 pub mod incidents;
 pub mod ingest;
 pub mod metrics;
+pub mod model;
 pub mod notifier;
 pub mod notify_plan;
 pub mod operator_api;

@@ -3,12 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::actions::ProblemStatus;
 use crate::actions::{ActionKind, OperatorAction};
 use crate::analysis::{Analysis, StoredEvent};
 use crate::chronicle::ChronicleKind;
 use crate::incidents::tests::{sensor, MIN, T0};
-use crate::incidents::{ActionError, IncidentRules, IncidentStatus};
-use crate::problems::{ProblemRules, ProblemStatus, ProblemTrigger};
+use crate::incidents::{IncidentRules, IncidentStatus};
+use crate::model::ActionError;
+use crate::problems::{ProblemRules, ProblemTrigger};
 use coldaisle_core::{EventState, Severity, Timestamp};
 use std::time::Duration;
 use EventState::{Cleared, Raised};

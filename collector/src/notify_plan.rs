@@ -21,8 +21,9 @@
 //! - **Grouping**: everything for one receiver in one plan is one job (one request for
 //!   receivers that take lists: Alertmanager, webhook, Slack).
 
+use crate::actions::ProblemStatus;
 use crate::incidents::{Incident, IncidentStatus};
-use crate::problems::{Problem, ProblemStatus};
+use crate::problems::Problem;
 use coldaisle_core::{Category, Fingerprint, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -27,12 +27,12 @@
 //! rebuilds the same state.
 
 use crate::action_log::ActionLog;
+use crate::actions::ProblemStatus;
 use crate::actions::{ActionKind, OperatorAction};
 use crate::http::{ApiError, ApiResult, Clock};
-use crate::incidents::ActionError;
+use crate::model::ActionError;
 use crate::notifier::{NewSilence, SilenceBook};
 use crate::postmortem::{incident_postmortem, problem_postmortem};
-use crate::problems::ProblemStatus;
 use crate::report::incident_time;
 use crate::state::SharedState;
 use axum::extract::rejection::{JsonRejection, PathRejection};

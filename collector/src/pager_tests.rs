@@ -570,9 +570,9 @@ async fn https_receiver_with_private_ca_and_a_wrong_ca_is_retried_not_dropped() 
 /// each delivery is on the problem's chronicle and postmortem.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn problem_deliveries_reach_its_chronicle_and_a_reopen_is_notified() {
+    use crate::actions::ProblemStatus;
     use crate::actions::{ActionKind, OperatorAction};
     use crate::chronicle::ChronicleKind;
-    use crate::problems::ProblemStatus;
     const DAY: i64 = 24 * 60 * MIN;
     let mock = Arc::new(Mock::default());
     let url = mock_server(mock.clone()).await;

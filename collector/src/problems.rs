@@ -22,9 +22,9 @@
 //!
 //! Problem ids depend only on content (fingerprint and opening time).
 
-use crate::actions::{ActionKind, ActionRecord, OperatorAction};
+use crate::actions::{ActionKind, ActionRecord, OperatorAction, ProblemStatus};
 use crate::cause::ProbableCause;
-use crate::incidents::{content_id, fnv1a32, ActionError, ENGINE_ACTOR};
+use crate::model::{content_id, fnv1a32, ActionError, ENGINE_ACTOR};
 use coldaisle_core::{Fingerprint, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -36,7 +36,7 @@ pub struct ProblemRules {
     /// How many incidents of one fingerprint within `window` make a problem.
     pub min_incidents: usize,
     /// The rolling window of the recurrence rule, by event time.
-    #[serde(with = "crate::incidents::duration_text")]
+    #[serde(with = "crate::model::duration_text")]
     pub window: Duration,
     /// Incidents at or above this severity open a problem on their own; `None` disables the rule.
     pub sla_severity: Option<Severity>,
@@ -98,40 +98,6 @@ impl Default for ProblemRules {
     }
 }
 
-/// Lifecycle of a problem: open → investigating → known error → resolved.
-///
-/// The engine creates problems as [`ProblemStatus::Open`]; the other states are operator
-/// decisions. Any state but `Resolved` counts as open for linking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemStatus {
-    /// Created, nobody looked at it yet.
-    Open,
-    /// Someone is looking for the root cause.
-    Investigating,
-    /// Root cause and workaround known, fix pending.
-    KnownError,
-    /// Fixed; later incidents of the fingerprint may open a new problem.
-    Resolved,
-}
-
-impl ProblemStatus {
-    /// The snake_case name used in the API and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProblemStatus::Open => "open",
-            ProblemStatus::Investigating => "investigating",
-            ProblemStatus::KnownError => "known_error",
-            ProblemStatus::Resolved => "resolved",
-        }
-    }
-
-    /// True unless resolved: later incidents of the fingerprint link to such a problem.
-    pub fn is_open(self) -> bool {
-        self != ProblemStatus::Resolved
-    }
-}
-
 /// Which rule opened a problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -178,7 +144,7 @@ pub struct Problem {
     #[serde(default)]
     pub probable_cause: Option<ProbableCause>,
     /// Its history merged with the pager deliveries about it, in time order (filled by the
-    /// analysis, see [`crate::chronicle::of_problem`]).
+    /// analysis, see [`crate::analysis::Analysis`]).
     #[serde(default)]
     pub chronicle: Vec<crate::chronicle::ChronicleEntry>,
 }
@@ -236,6 +202,33 @@ struct Stream {
     recent: VecDeque<(String, Timestamp)>,
     /// Index of the fingerprint's open problem, if any.
     open_problem: Option<usize>,
+}
+
+/// What a [`ProblemEngine`] looked like at one point (see [`ProblemEngine::mark`]).
+#[derive(Debug, Clone)]
+pub struct ProblemMark {
+    /// The changeable fields of every problem that existed, in opening order.
+    problems: Vec<ProblemFields>,
+    /// State of each fingerprint.
+    streams: HashMap<Fingerprint, Stream>,
+    /// Incidents observed.
+    observed: HashSet<String>,
+    /// Problem of each linked incident.
+    links: HashMap<String, String>,
+    /// Row of each incident (row scope).
+    rows: HashMap<String, String>,
+}
+
+/// The fields of one problem that change after it opened, and the lengths of its lists.
+#[derive(Debug, Clone)]
+struct ProblemFields {
+    status: ProblemStatus,
+    resolved_at: Option<Timestamp>,
+    reopened: u32,
+    root_cause: Option<String>,
+    workaround: Option<String>,
+    incidents: usize,
+    history: usize,
 }
 
 /// The problem state machine; see the module documentation for its rules.
@@ -412,6 +405,56 @@ impl ProblemEngine {
             id: id.to_string(),
             text,
         })
+    }
+
+    /// Where the engine is now, to come back to with [`ProblemEngine::rollback`]. Costs the
+    /// small fields of each problem and the per-incident maps, never a problem's history or
+    /// incident list (they only grow, so going back truncates them).
+    pub fn mark(&self) -> ProblemMark {
+        ProblemMark {
+            problems: self
+                .problems
+                .iter()
+                .map(|p| ProblemFields {
+                    status: p.status,
+                    resolved_at: p.resolved_at,
+                    reopened: p.reopened,
+                    root_cause: p.root_cause.clone(),
+                    workaround: p.workaround.clone(),
+                    incidents: p.incidents.len(),
+                    history: p.history.len(),
+                })
+                .collect(),
+            streams: self.streams.clone(),
+            observed: self.observed.clone(),
+            links: self.links.clone(),
+            rows: self.rows.clone(),
+        }
+    }
+
+    /// Goes back to `mark`. The engine must have got here from `mark` by observations and
+    /// actions (never by a rollback to an earlier mark in between); it is then exactly the
+    /// engine that `mark` was taken of.
+    pub fn rollback(&mut self, mark: &ProblemMark) {
+        for problem in self
+            .problems
+            .drain(mark.problems.len().min(self.problems.len())..)
+        {
+            self.by_id.remove(&problem.id);
+        }
+        for (problem, fields) in self.problems.iter_mut().zip(&mark.problems) {
+            problem.status = fields.status;
+            problem.resolved_at = fields.resolved_at;
+            problem.reopened = fields.reopened;
+            problem.root_cause.clone_from(&fields.root_cause);
+            problem.workaround.clone_from(&fields.workaround);
+            problem.incidents.truncate(fields.incidents);
+            problem.history.truncate(fields.history);
+        }
+        self.streams.clone_from(&mark.streams);
+        self.observed.clone_from(&mark.observed);
+        self.links.clone_from(&mark.links);
+        self.rows.clone_from(&mark.rows);
     }
 
     /// Every problem, ordered by opening time then id.

@@ -3,7 +3,8 @@
 //!
 //! Pure: strings in, strings out. Missing figures are shown as `-`.
 
-use crate::problems::{Problem, ProblemStatus, ProblemTrigger};
+use crate::actions::ProblemStatus;
+use crate::problems::{Problem, ProblemTrigger};
 use crate::report::{IncidentSummary, ProblemSummary, ZoneReport};
 use std::fmt::Write as _;
 use std::time::Duration;

@@ -24,8 +24,9 @@
 //!   whitespace, with `,;:()[]` trimmed), so `r1-inlet` does not match `r1-inlet-2`; a sensor id
 //!   containing whitespace never matches. One incident may count for several racks.
 
+use crate::actions::ProblemStatus;
 use crate::incidents::{Incident, IncidentStatus};
-use crate::problems::{Problem, ProblemStatus, ProblemTrigger};
+use crate::problems::{Problem, ProblemTrigger};
 use crate::state::CollectorState;
 use coldaisle_core::{Category, ReadingSummary, SensorKind, Severity, Timestamp};
 use serde::{Deserialize, Serialize};

@@ -54,6 +54,7 @@ pub fn rebuild_analysis(
     kv: &Arc<dyn KvStore>,
 ) -> anyhow::Result<Analysis> {
     let mut state = crate::daemon::empty_state(config);
+    state.analysis.begin_bulk();
     CollectorStore::new(kv.clone())
         .for_each_record(|r| crate::ingest::apply_record(&mut state, r))
         .context("reading stored records")?;
@@ -61,6 +62,7 @@ pub fn rebuild_analysis(
         .all()
         .context("reading operator actions")?;
     state.analysis.ingest_actions(actions);
+    state.analysis.end_bulk();
     Ok(state.analysis)
 }
 
