@@ -20,19 +20,23 @@
 //! `--faults` makes 1 SNMP device in 10 dead and 1 in 10 slow (answering at 80 % of the
 //! request timeout) and reports the jitter of the healthy ones.
 //!
-//! Prints one Markdown row per size; asserts no timing.
+//! `coldaisle-fleet-bench peers [--devices 10,20,40] [--points 200] [--interval SECS] …` runs
+//! the peers side by side instead ([`peers`]: our daemon, snmp_exporter and collectd on the same
+//! snmpd and objects).
+//!
+//! Prints one Markdown row per size (per poller in `peers` mode); asserts no timing.
 
 mod jitter;
+mod peers;
 mod proc_stat;
 mod site;
+mod stack;
 
 use anyhow::{bail, ensure, Context, Result};
 use coldaisle_config::AgentConfig;
-use coldaisle_testkit::peers::Mosquitto;
-use coldaisle_testkit::procs::{free_port, get_json, Daemon};
 use jitter::Jitter;
 use site::{Faults, Site};
-use std::path::Path;
+use stack::Stack;
 use std::time::{Duration, Instant};
 
 /// Command-line settings.
@@ -49,19 +53,41 @@ struct Args {
     window: Duration,
     /// 10 % of the SNMP devices dead and 10 % slow.
     faults: bool,
+    /// `peers` mode: the peers side by side ([`peers`]), `devices` are its target counts.
+    peers: bool,
+    /// Objects per target in `peers` mode.
+    points: usize,
 }
 
-const USAGE: &str = "usage: coldaisle-fleet-bench [--devices 100,500,2000] [--interval SECS] \
-                     [--timeout SECS] [--warmup SECS] [--window SECS] [--faults]";
+const USAGE: &str = "usage: coldaisle-fleet-bench [peers] [--devices 100,500,2000] \
+                     [--interval SECS] [--timeout SECS] [--warmup SECS] [--window SECS] [--faults] \
+                     [--points N (peers)]";
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args {
-        devices: vec![100, 500, 2000],
-        interval: Duration::from_secs(10),
-        timeout: Duration::from_secs(5),
-        warmup: Duration::from_secs(25),
-        window: Duration::from_secs(60),
-        faults: false,
+    let mut it = std::env::args().skip(1).peekable();
+    let peers = it.next_if(|first| first == "peers").is_some();
+    let mut args = if peers {
+        Args {
+            devices: vec![10, 20, 40],
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            warmup: Duration::from_secs(5),
+            window: Duration::from_secs(30),
+            faults: false,
+            peers,
+            points: 200,
+        }
+    } else {
+        Args {
+            devices: vec![100, 500, 2000],
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(5),
+            warmup: Duration::from_secs(25),
+            window: Duration::from_secs(60),
+            faults: false,
+            peers,
+            points: 0,
+        }
     };
     let seconds = |value: Option<String>, flag: &str| -> Result<Duration> {
         let text = value.with_context(|| format!("{flag} needs a value; {USAGE}"))?;
@@ -71,7 +97,6 @@ fn parse_args() -> Result<Args> {
         ensure!(secs > 0.0, "{flag} must be positive");
         Ok(Duration::from_secs_f64(secs))
     };
-    let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--devices" => {
@@ -87,13 +112,20 @@ fn parse_args() -> Result<Args> {
             "--warmup" => args.warmup = seconds(it.next(), "--warmup")?,
             "--window" => args.window = seconds(it.next(), "--window")?,
             "--faults" => args.faults = true,
+            "--points" => {
+                let n = it.next().context(USAGE)?;
+                args.points = n
+                    .parse()
+                    .with_context(|| format!("--points takes a number: {n:?}"))?;
+            }
             other => bail!("unknown flag {other}; {USAGE}"),
         }
     }
     ensure!(
-        args.devices.iter().all(|&n| n >= 5),
+        args.peers || args.devices.iter().all(|&n| n >= 5),
         "every size needs at least 5 devices"
     );
+    ensure!(!args.peers || args.points > 0, "--points must be positive");
     Ok(args)
 }
 
@@ -121,6 +153,18 @@ struct Row {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
+    if args.peers {
+        for &targets in &args.devices {
+            peers::run(&peers::Load {
+                targets,
+                points: args.points,
+                interval: args.interval,
+                warmup: args.warmup,
+                window: args.window,
+            })?;
+        }
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -166,37 +210,18 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// The collector's config: stores and acknowledges everything, HTTP API on `http_port`.
-fn collector_config(state: &Path, mqtt_port: u16, http_port: u16) -> String {
-    format!(
-        "collector_id = \"fleet-collector\"\nstate_dir = \"{}\"\n[mqtt]\nhost = \"127.0.0.1\"\n\
-         port = {mqtt_port}\nusername = \"collector\"\npassword = \"collector-pass\"\n\
-         [http]\nlisten = \"127.0.0.1:{http_port}\"\n",
-        state.display()
-    )
-}
-
-/// Records of the fleet agent the collector has acknowledged (0 before its first batch).
-fn acked(api: &str) -> u64 {
-    get_json(&format!("{api}/api/v1/agents"))
-        .ok()
-        .and_then(|agents| agents.get("fleet-agent")?.get("acked_upto")?.as_u64())
-        .unwrap_or(0)
-}
-
 /// One size: start the site, the broker, the collector and the agent; measure; stop.
 async fn run(args: &Args, devices: usize) -> Result<Row> {
-    let dir = tempfile::tempdir().context("temp dir")?;
     let site = Site::start(devices).await?;
-    let broker = Mosquitto::start(&[("agent", "agent-pass"), ("collector", "collector-pass")])?;
-    let agent_toml = dir.path().join("agent.toml");
+    let mut stack = Stack::start()?;
     let text = site.agent_config(
-        &dir.path().join("agent"),
-        broker.port(),
+        &stack.dir().join("agent"),
+        stack.mqtt_port(),
         args.interval,
         args.timeout,
     );
-    let config = AgentConfig::from_str(&text, &agent_toml).context("the generated agent config")?;
+    let config = AgentConfig::from_str(&text, &stack.dir().join("agent.toml"))
+        .context("the generated agent config")?;
     let request_timeout = config
         .devices
         .first()
@@ -212,41 +237,23 @@ async fn run(args: &Args, devices: usize) -> Result<Row> {
         Faults::NONE
     };
     site.apply(faults);
-    std::fs::write(&agent_toml, text).context("writing the agent config")?;
-    let http_port = free_port()?;
-    let api = format!("http://127.0.0.1:{http_port}");
-    let collector_toml = dir.path().join("collector.toml");
-    std::fs::write(
-        &collector_toml,
-        collector_config(&dir.path().join("collector"), broker.port(), http_port),
-    )
-    .context("writing the collector config")?;
-    let mut collector = Daemon::start(
-        "coldaisle-collector",
-        &collector_toml,
-        &dir.path().join("collector.log"),
-    )?;
-    let mut agent = Daemon::start(
-        "coldaisle-agent",
-        &agent_toml,
-        &dir.path().join("agent.log"),
-    )?;
+    let mut agent = stack.start_agent(&text)?;
     let pid = agent.pid().context("agent has no pid")?;
 
     tokio::time::sleep(args.warmup).await;
     agent.check_alive()?;
-    collector.check_alive()?;
+    stack.check_alive()?;
     for sim in &site.snmp {
         sim.record_arrivals();
     }
-    let acked0 = acked(&api);
+    let acked0 = stack.acked();
     let cpu0 = proc_stat::cpu_seconds(pid)?;
     let started = Instant::now();
     tokio::time::sleep(args.window).await;
     let cpu1 = proc_stat::cpu_seconds(pid)?;
     let elapsed = started.elapsed().as_secs_f64();
     let memory = proc_stat::memory(pid)?;
-    let acked1 = acked(&api);
+    let acked1 = stack.acked();
     agent.check_alive()?;
 
     let mut jitter = Jitter::new(args.interval)?;
@@ -263,27 +270,13 @@ async fn run(args: &Args, devices: usize) -> Result<Row> {
     }
     let polls_expected = (healthy as f64 * elapsed / args.interval.as_secs_f64()).round() as u64;
     let log = agent.log();
-    let warnings: Vec<&str> = log
-        .lines()
-        .filter(|line| {
-            // JSON lines (the daemons' format without a terminal) or text.
-            [
-                "\"level\":\"WARN\"",
-                "\"level\":\"ERROR\"",
-                " WARN ",
-                " ERROR ",
-            ]
-            .iter()
-            .any(|level| line.contains(level))
-        })
-        .collect();
+    let warnings = stack::warnings(&log);
     if let Some(first) = warnings.first() {
         eprintln!("{devices} devices: first agent warning: {first}");
     }
     let agent_warnings = warnings.len();
     agent.terminate().context("stopping the agent")?;
-    collector.terminate().context("stopping the collector")?;
-    drop(broker);
+    stack.stop()?;
     Ok(Row {
         devices,
         snmp: site.snmp.len(),

@@ -1,5 +1,6 @@
 //! What a process costs, read from `/proc/PID`: CPU time (`stat`: utime + stime of every
-//! thread, in clock ticks) and memory (`status`: VmRSS now, VmHWM the peak).
+//! thread, in clock ticks; `schedstat`: one thread's time on a core, in ns) and memory
+//! (`status`: VmRSS now, VmHWM the peak).
 
 use anyhow::{Context, Result};
 
@@ -25,6 +26,18 @@ pub fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(utime + stime)
+}
+
+/// Time the main thread of process `pid` spent on a core (`/proc/PID/schedstat`, first
+/// field), in seconds: exact for a single-threaded process such as snmpd.
+pub fn run_seconds(pid: u32) -> Result<f64> {
+    let path = format!("/proc/{pid}/schedstat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    text.split_whitespace()
+        .next()
+        .and_then(|ns| ns.parse::<u64>().ok())
+        .map(|ns| ns as f64 / 1e9)
+        .with_context(|| format!("parsing {path}: {text}"))
 }
 
 /// Resident memory of a process, in KiB.

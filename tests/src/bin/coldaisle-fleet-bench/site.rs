@@ -119,9 +119,10 @@ impl Site {
         timeout: Duration,
     ) -> String {
         let mut text = format!(
-            "agent_id = \"fleet-agent\"\nsite = \"fleet\"\nstate_dir = \"{}\"\n\
+            "agent_id = \"{}\"\nsite = \"fleet\"\nstate_dir = \"{}\"\n\
              [mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt_port}\nusername = \"agent\"\n\
              password = \"agent-pass\"\n",
+            crate::stack::AGENT_ID,
             state_dir.display()
         );
         let interval = format!("{}ms", interval.as_millis());
