@@ -4,8 +4,10 @@
 //!
 //! Per case: points read per CPU second of the poller's process (all its threads, from
 //! `/proc/PID/stat`), its peak RSS (VmHWM), and snmpd's own cost (its time on a core,
-//! `/proc/PID/schedstat`, per 1,000 points). The targets are all the one snmpd (as many
-//! devices behind one address), so snmpd's ceiling is shared by all of them.
+//! `/proc/PID/schedstat`, per 1,000 points), and the requests snmpd received (its own
+//! snmpInPkts counter, read with `snmpget` before and after), which shows every poller really
+//! polled at the interval. The targets are all the one snmpd (as many devices behind one
+//! address), so snmpd's ceiling is shared by all of them.
 //!
 //! - `coldaisle-agent`: the real daemon (pipeline, outbox, MQTT to mosquitto and the real
 //!   collector, see [`crate::stack`]), one device per target with one point per object, GET
@@ -54,6 +56,8 @@ struct Case {
     cpu_s: f64,
     hwm_kib: u64,
     snmpd_s: f64,
+    /// Requests snmpd received in the window (its snmpInPkts, less our two reads of it).
+    requests: f64,
     elapsed: f64,
 }
 
@@ -75,8 +79,8 @@ pub fn run(load: &Load) -> Result<()> {
         load.window.as_secs_f64(),
         load.warmup.as_secs_f64()
     );
-    println!("| poller | points/s | CPU s in window | points per CPU second | peak RSS MiB | snmpd ms per 1,000 points | snmpd busy |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| poller | points/s | snmpd requests/s | CPU s in window | points per CPU second | peak RSS MiB | snmpd ms per 1,000 points | snmpd busy |");
+    println!("|---|---|---|---|---|---|---|---|");
     let cases = [
         ours(&snmpd, load, None)?,
         ours(&snmpd, load, Some(50))?,
@@ -85,9 +89,10 @@ pub fn run(load: &Load) -> Result<()> {
     ];
     for case in cases.iter().flatten() {
         println!(
-            "| {} | {:.0} | {:.2} | {:.0} | {:.1} | {:.3} | {:.1} % |",
+            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} | {:.3} | {:.1} % |",
             case.label,
             case.points / case.elapsed,
+            case.requests / case.elapsed,
             case.cpu_s,
             case.points / case.cpu_s.max(0.01),
             case.hwm_kib as f64 / 1024.0,
@@ -106,6 +111,7 @@ fn measure(
     load: &Load,
     mut during: impl FnMut(Instant) -> Result<f64>,
 ) -> Result<Case> {
+    let packets0 = snmpd_in_packets(snmpd)?;
     let (cpu0, snmpd0) = (
         proc_stat::cpu_seconds(pid)?,
         proc_stat::run_seconds(snmpd.pid())?,
@@ -113,7 +119,9 @@ fn measure(
     let started = Instant::now();
     let points = during(started + load.window)?;
     let elapsed = started.elapsed().as_secs_f64();
+    let packets1 = snmpd_in_packets(snmpd)?;
     Ok(Case {
+        requests: packets1.saturating_sub(packets0 + 1) as f64,
         label,
         points,
         cpu_s: proc_stat::cpu_seconds(pid)? - cpu0,
@@ -121,6 +129,20 @@ fn measure(
         snmpd_s: proc_stat::run_seconds(snmpd.pid())? - snmpd0,
         elapsed,
     })
+}
+
+/// snmpd's snmpInPkts (1.3.6.1.2.1.11.1.0), read with net-snmp's `snmpget` (one packet).
+fn snmpd_in_packets(snmpd: &Snmpd) -> Result<u64> {
+    let out = Command::new("snmpget")
+        .args(["-v2c", "-c", snmpd.community(), "-On", "-Oqv", "-m", ""])
+        .arg(snmpd.addr().to_string())
+        .arg("1.3.6.1.2.1.11.1.0")
+        .output()
+        .context("running snmpget (Debian package snmp)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .with_context(|| format!("snmpInPkts from snmpget: {text:?}"))
 }
 
 /// Sleeps until `deadline`.
