@@ -155,6 +155,13 @@ struct Row {
 fn main() -> Result<()> {
     let args = parse_args()?;
     if args.peers {
+        println!(
+            "every target polled every {} s, all on one snmpd; window {} s after {} s warm-up",
+            args.interval.as_secs_f64(),
+            args.window.as_secs_f64(),
+            args.warmup.as_secs_f64()
+        );
+        peers::print_header();
         for &targets in &args.devices {
             peers::run(&peers::Load {
                 targets,

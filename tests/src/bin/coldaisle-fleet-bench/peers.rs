@@ -61,7 +61,13 @@ struct Case {
     elapsed: f64,
 }
 
-/// Runs every case and prints one Markdown row each.
+/// Prints the header of the rows [`run`] prints.
+pub fn print_header() {
+    println!("| targets × objects | poller | points/s | snmpd requests/s | CPU s in window | points per CPU second | peak RSS MiB | snmpd ms per 1,000 points | snmpd busy |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+}
+
+/// Runs every case and prints one Markdown row each (see [`print_header`]).
 pub fn run(load: &Load) -> Result<()> {
     let mut options = SnmpdOptions::default();
     for i in 1..=load.points {
@@ -70,17 +76,6 @@ pub fn run(load: &Load) -> Result<()> {
             .push(format!("override .{BASE}.{i} integer {}", 200 + i % 50));
     }
     let snmpd = Snmpd::start(options)?;
-    println!(
-        "{} targets × {} objects every {} s on one snmpd ({}), window {} s after {} s warm-up",
-        load.targets,
-        load.points,
-        load.interval.as_secs_f64(),
-        snmpd.addr(),
-        load.window.as_secs_f64(),
-        load.warmup.as_secs_f64()
-    );
-    println!("| poller | points/s | snmpd requests/s | CPU s in window | points per CPU second | peak RSS MiB | snmpd ms per 1,000 points | snmpd busy |");
-    println!("|---|---|---|---|---|---|---|---|");
     let cases = [
         ours(&snmpd, load, None)?,
         ours(&snmpd, load, Some(50))?,
@@ -89,7 +84,9 @@ pub fn run(load: &Load) -> Result<()> {
     ];
     for case in cases.iter().flatten() {
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} | {:.3} | {:.1} % |",
+            "| {} × {} | {} | {:.0} | {:.0} | {:.2} | {:.0} | {:.1} | {:.3} | {:.1} % |",
+            load.targets,
+            load.points,
             case.label,
             case.points / case.elapsed,
             case.requests / case.elapsed,
