@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reruns every benchmark of BENCHMARKS.md (release builds), in about 13 minutes on 2 cores
-# after the build, and rewrites BENCHMARKS.md's machine line and the tables between
+# Reruns every benchmark of BENCHMARKS.md (release builds), in about 14 minutes on 2 cores
+# after the build (the fleet benchmarks 10 min of it, measured), and rewrites BENCHMARKS.md's machine line and the tables between
 # `<!-- run.sh:NAME -->` and `<!-- /run.sh:NAME -->` markers with this run's output.
 #
 #   benches/run.sh            # everything
@@ -19,7 +19,8 @@
 # python3 -m venv .venv && .venv/bin/pip install pymodbus==3.16.1 pyserial).
 #
 # Environment: CARGO_TARGET_DIR (default /tmp/release-target), RESULTS (default
-# $CARGO_TARGET_DIR/bench-results/<UTC time>).
+# $CARGO_TARGET_DIR/bench-results/<UTC time>), NO_BUILD=1 to run the binaries already built.
+# A benchmark that fails is reported and the others still run; the exit status is then 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -68,8 +69,8 @@ machine_line() {
     cores=$(nproc)
     mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
     cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
-    printf 'Last `benches/run.sh`: %s; %s cores (%s), %s memory; %s; snmpd %s, mosquitto %s, snmp_exporter %s, collectd %s, pymodbus %s; load average before the run: %s.\n' \
-        "$(date -u '+%Y-%m-%d %H:%M UTC')" "$cores" "$cpu" "$mem" "$(rustc --version)" \
+    printf 'Last `benches/run.sh%s`: %s; %s cores (%s), %s memory; %s; snmpd %s, mosquitto %s, snmp_exporter %s, collectd %s, pymodbus %s; load average before the run: %s.\n' \
+        "${ONLY:+ $ONLY}" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$cores" "$cpu" "$mem" "$(rustc --version)" \
         "$(snmpd -v 2>/dev/null | awk '/version/ { print $NF; exit }')" \
         "$(mosquitto -h 2>/dev/null | awk '/version/ { print $3; exit }')" \
         "$(prometheus-snmp-exporter --version 2>&1 | awk '{ print $3; exit }')" \
@@ -99,27 +100,30 @@ bench() {
     local out=$RESULTS/$name.txt start
     start=$(date +%s)
     say "$name: $*"
-    "$@" >"$out" 2>"$RESULTS/$name.err" || {
-        say "$name failed; see $out and $RESULTS/$name.err"
-        return 1
-    }
+    if ! timeout 420 "$@" >"$out" 2>"$RESULTS/$name.err"; then
+        say "$name failed or took over 7 min; see $out and $RESULTS/$name.err"
+        failed="$failed $name"
+        return 0
+    fi
     say "$name: $(($(date +%s) - start)) s"
     {
         printf '```\n%s\n' "${*#"$BIN"/}"
-        grep -v '^|' "$out" | head -5
+        grep -v '^|' "$out" | head -5 || true
         printf '```\n\n'
-        grep '^|' "$out"
+        grep '^|' "$out" || true # some benchmarks print no table
     } >"$RESULTS/$name.md"
     rewrite_block "$name" "$RESULTS/$name.md"
 }
 
 install_peers
 mkdir -p "$RESULTS"
-say "building (release) into $CARGO_TARGET_DIR"
-cargo build --release -q -p coldaisle-agent -p coldaisle-collector -p coldaisle-testkit \
-    -p coldaisle-benches --bins
-cargo build --release -q -p coldaisle-agent --example detector_bench
-cargo build --release -q -p coldaisle-collector --example notify_bench
+if [ "${NO_BUILD:-}" != 1 ]; then
+    say "building (release) into $CARGO_TARGET_DIR"
+    # One invocation: separate ones unify dependency features differently and rebuild each other.
+    cargo build --release -q -p coldaisle-agent -p coldaisle-collector -p coldaisle-testkit \
+        -p coldaisle-benches --bins --example detector_bench --example notify_bench
+fi
+failed=""
 machine_line >"$RESULTS/machine.md"
 started=$(date +%s)
 
@@ -137,3 +141,7 @@ bench fleet-peers "$BIN/coldaisle-fleet-bench" peers --devices 10,20,40 --warmup
 
 rewrite_block machine "$RESULTS/machine.md"
 say "all benchmarks: $(($(date +%s) - started)) s; results in $RESULTS"
+if [ -n "$failed" ]; then
+    say "failed:$failed"
+    exit 1
+fi
