@@ -68,6 +68,11 @@ impl Daemon {
         })
     }
 
+    /// Process id while the daemon runs (benchmarks read its `/proc/PID` figures).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the process abruptly (SIGKILL) and waits for it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rasn::types::{Any, Integer, ObjectIdentifier, OctetString};
 use rasn_smi::{v1 as smi1, v2 as smi2};
@@ -118,6 +118,9 @@ struct Shared {
     silent: AtomicBool,
     /// Largest v2c GET answer sent; a larger one becomes tooBig (a device's message size).
     max_response: AtomicUsize,
+    /// When `Some`, the arrival time of every well-formed request with the right community
+    /// (answered or not), for benchmarks that measure the poll cadence a device sees.
+    arrivals: Mutex<Option<Vec<Instant>>>,
 }
 
 impl Shared {
@@ -125,6 +128,13 @@ impl Shared {
     /// insert/remove in a way we care about, so poisoning is ignored.
     fn values(&self) -> MutexGuard<'_, BTreeMap<Vec<u32>, SimValue>> {
         self.values
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Locks the arrival log; poisoning is ignored (a `Vec` push cannot be left half done).
+    fn arrivals(&self) -> MutexGuard<'_, Option<Vec<Instant>>> {
+        self.arrivals
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -172,6 +182,7 @@ impl SnmpSim {
             delay: Mutex::new(Duration::ZERO),
             silent: AtomicBool::new(false),
             max_response: AtomicUsize::new(MAX_RESPONSE_BYTES),
+            arrivals: Mutex::new(None),
         });
         let task = tokio::spawn(serve(socket, Arc::clone(&shared)));
         Ok(SnmpSim { addr, shared, task })
@@ -232,6 +243,27 @@ impl SnmpSim {
     pub fn answered(&self) -> u64 {
         self.shared.answered.load(Ordering::SeqCst)
     }
+
+    /// Starts (or restarts, emptied) recording the arrival time of every request that carries
+    /// the right community and decodes, silent or not; read them with
+    /// [`SnmpSim::take_arrivals`].
+    pub fn record_arrivals(&self) {
+        *self.arrivals() = Some(Vec::new());
+    }
+
+    /// The arrival times recorded since [`SnmpSim::record_arrivals`] (or the previous take),
+    /// oldest first; empty when recording is off.
+    pub fn take_arrivals(&self) -> Vec<Instant> {
+        self.arrivals()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Locks the arrival log (poisoning ignored, as for the table).
+    fn arrivals(&self) -> MutexGuard<'_, Option<Vec<Instant>>> {
+        self.shared.arrivals()
+    }
 }
 
 impl Drop for SnmpSim {
@@ -273,12 +305,19 @@ async fn serve(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
                 continue;
             }
         };
+        let arrived = Instant::now();
         while delayed.try_join_next().is_some() {}
         if shared.silent.load(Ordering::SeqCst) {
+            if let Some(log) = shared.arrivals().as_mut() {
+                log.push(arrived);
+            }
             continue;
         }
         let datagram = buf.get(..len).unwrap_or_default();
         let outcome = answer(&shared.values(), &shared.community, datagram);
+        if let (Outcome::Reply(_), Some(log)) = (&outcome, shared.arrivals().as_mut()) {
+            log.push(arrived);
+        }
         let reply = match outcome {
             Outcome::Reply(reply) if reply.len() > shared.max_response.load(Ordering::SeqCst) => {
                 too_big_instead(&reply).unwrap_or(reply)
@@ -1062,6 +1101,39 @@ mod tests {
             get(&mut session, TEMP).await,
             (0, 0, vec![(TEMP.into(), Got::Int(235))])
         );
+    }
+
+    #[tokio::test]
+    async fn snmp_sim_records_arrivals_answered_or_silent_not_bad_community() {
+        let sim = sensor_sim().await;
+        let mut session = v2c_session(&sim, "public").await;
+        get(&mut session, TEMP).await;
+        assert!(
+            sim.take_arrivals().is_empty(),
+            "recording is off by default"
+        );
+
+        sim.record_arrivals();
+        let before = std::time::Instant::now();
+        get(&mut session, TEMP).await;
+        get(&mut session, TEMP).await;
+        let mut wrong = v2c_session(&sim, "private").await;
+        let refused = timeout(NO_ANSWER, wrong.get(&oid(TEMP))).await;
+        assert!(refused.is_err(), "a wrong community gets no answer");
+        sim.set_silent(true);
+        let mut session = v2c_session(&sim, "public").await;
+        let dead = timeout(NO_ANSWER, session.get(&oid(TEMP))).await;
+        assert!(dead.is_err(), "a silent device does not answer");
+
+        let arrivals = sim.take_arrivals();
+        assert_eq!(
+            arrivals.len(),
+            3,
+            "two answered and one dropped by the dead device"
+        );
+        assert!(arrivals.windows(2).all(|w| w[0] <= w[1]));
+        assert!(arrivals.iter().all(|&t| t >= before));
+        assert!(sim.take_arrivals().is_empty(), "a take empties the log");
     }
 
     #[tokio::test]
