@@ -15,6 +15,7 @@
 //! - No TLS yet: connections are plain TCP or a unix socket.
 
 mod backoff;
+mod conn;
 mod ops;
 mod records_key;
 mod schema;

@@ -6,11 +6,12 @@
 //! `INSERT ... ON CONFLICT DO UPDATE` (rows passed as arrays through `unnest`) for its
 //! inserts, after reducing it to the last operation per key (what applying it in order does).
 
+use crate::conn::Conn;
 use crate::records_key::{self, LowerBound};
 use coldaisle_store::{Entry, WriteBatch};
 use std::collections::BTreeMap;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::Row;
 
 /// The collector's records tree (`collector/src/store.rs`), stored by `(agent, seq)`.
 pub const RECORDS: &str = "records";
@@ -87,79 +88,71 @@ impl From<tokio_postgres::Error> for OpError {
     }
 }
 
-/// Runs `op` on `client`.
-pub(crate) async fn run(client: &mut Client, op: Op) -> Result<Reply, OpError> {
+/// Runs `op` on `conn`.
+pub(crate) async fn run(conn: &mut Conn, op: Op) -> Result<Reply, OpError> {
     let records = op.tree() == RECORDS;
     match op {
         Op::Get { tree, key } => {
             let row = if records {
                 let k = records_key::decode(&key).map_err(OpError::Invalid)?;
-                client
-                    .query_opt(
-                        "SELECT value FROM records WHERE agent = $1 AND seq = $2",
-                        &[&k.agent, &k.seq],
-                    )
-                    .await?
+                conn.query_opt(
+                    "SELECT value FROM records WHERE agent = $1 AND seq = $2",
+                    &[&k.agent, &k.seq],
+                )
+                .await?
             } else {
-                client
-                    .query_opt(
-                        "SELECT value FROM kv WHERE tree = $1 AND key = $2",
-                        &[&tree, &key],
-                    )
-                    .await?
+                conn.query_opt(
+                    "SELECT value FROM kv WHERE tree = $1 AND key = $2",
+                    &[&tree, &key],
+                )
+                .await?
             };
             Ok(Reply::Value(row.map(|r| r.try_get(0)).transpose()?))
         }
         Op::Apply { tree, batch } => {
             if records {
-                apply_records(client, batch).await?;
+                apply_records(conn, batch).await?;
             } else {
-                apply_kv(client, &tree, batch).await?;
+                apply_kv(conn, &tree, batch).await?;
             }
             Ok(Reply::Done)
         }
         Op::Scan { tree, from, limit } => {
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let rows = if records {
-                scan_records(client, &from, limit).await?
+                scan_records(conn, &from, limit).await?
             } else {
-                client
-                    .query(
-                        "SELECT key, value FROM kv WHERE tree = $1 AND key >= $2
+                conn.query(
+                    "SELECT key, value FROM kv WHERE tree = $1 AND key >= $2
                          ORDER BY key LIMIT $3",
-                        &[&tree, &from, &limit],
-                    )
-                    .await?
+                    &[&tree, &from, &limit],
+                )
+                .await?
             };
             Ok(Reply::Entries(entries(records, rows)?))
         }
         Op::Last { tree } => {
             let row = if records {
-                client
-                    .query_opt(
-                        "SELECT agent, seq, value FROM records ORDER BY agent DESC, seq DESC
+                conn.query_opt(
+                    "SELECT agent, seq, value FROM records ORDER BY agent DESC, seq DESC
                          LIMIT 1",
-                        &[],
-                    )
-                    .await?
+                    &[],
+                )
+                .await?
             } else {
-                client
-                    .query_opt(
-                        "SELECT key, value FROM kv WHERE tree = $1 ORDER BY key DESC LIMIT 1",
-                        &[&tree],
-                    )
-                    .await?
+                conn.query_opt(
+                    "SELECT key, value FROM kv WHERE tree = $1 ORDER BY key DESC LIMIT 1",
+                    &[&tree],
+                )
+                .await?
             };
             Ok(Reply::Entries(entries(records, row.into_iter().collect())?))
         }
         Op::Len { tree } => {
             let row = if records {
-                client
-                    .query_one("SELECT count(*) FROM records", &[])
-                    .await?
+                conn.query_one("SELECT count(*) FROM records", &[]).await?
             } else {
-                client
-                    .query_one("SELECT count(*) FROM kv WHERE tree = $1", &[&tree])
+                conn.query_one("SELECT count(*) FROM kv WHERE tree = $1", &[&tree])
                     .await?
             };
             let n: i64 = row.try_get(0)?;
@@ -173,7 +166,7 @@ fn last_per_key(batch: WriteBatch) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
     batch.ops.into_iter().collect()
 }
 
-async fn apply_kv(client: &mut Client, tree: &str, batch: WriteBatch) -> Result<(), OpError> {
+async fn apply_kv(conn: &mut Conn, tree: &str, batch: WriteBatch) -> Result<(), OpError> {
     let (mut keys, mut values, mut removed) = (Vec::new(), Vec::new(), Vec::new());
     for (key, value) in last_per_key(batch) {
         match value {
@@ -184,28 +177,28 @@ async fn apply_kv(client: &mut Client, tree: &str, batch: WriteBatch) -> Result<
             None => removed.push(key),
         }
     }
-    let tx = client.transaction().await?;
-    if !removed.is_empty() {
-        tx.execute(
-            "DELETE FROM kv WHERE tree = $1 AND key = ANY($2)",
-            &[&tree, &removed],
-        )
+    let delete = conn
+        .statement("DELETE FROM kv WHERE tree = $1 AND key = ANY($2)")
         .await?;
-    }
-    if !keys.is_empty() {
-        tx.execute(
+    let insert = conn
+        .statement(
             "INSERT INTO kv (tree, key, value)
              SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS u(k, v)
              ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
-            &[&tree, &keys, &values],
         )
         .await?;
+    let tx = conn.transaction().await?;
+    if !removed.is_empty() {
+        tx.execute(&delete, &[&tree, &removed]).await?;
+    }
+    if !keys.is_empty() {
+        tx.execute(&insert, &[&tree, &keys, &values]).await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
-async fn apply_records(client: &mut Client, batch: WriteBatch) -> Result<(), OpError> {
+async fn apply_records(conn: &mut Conn, batch: WriteBatch) -> Result<(), OpError> {
     let (mut agents, mut seqs, mut values) = (Vec::new(), Vec::new(), Vec::new());
     let (mut gone_agents, mut gone_seqs) = (Vec::new(), Vec::new());
     for (key, value) in last_per_key(batch) {
@@ -222,29 +215,31 @@ async fn apply_records(client: &mut Client, batch: WriteBatch) -> Result<(), OpE
             }
         }
     }
-    let tx = client.transaction().await?;
-    if !gone_agents.is_empty() {
-        tx.execute(
+    let delete = conn
+        .statement(
             "DELETE FROM records r USING unnest($1::text[], $2::int8[]) AS g(agent, seq)
              WHERE r.agent = g.agent AND r.seq = g.seq",
-            &[&gone_agents, &gone_seqs],
         )
         .await?;
-    }
-    if !agents.is_empty() {
-        tx.execute(
+    let insert = conn
+        .statement(
             "INSERT INTO records (agent, seq, value)
              SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[])
              ON CONFLICT (agent, seq) DO UPDATE SET value = EXCLUDED.value",
-            &[&agents, &seqs, &values],
         )
         .await?;
+    let tx = conn.transaction().await?;
+    if !gone_agents.is_empty() {
+        tx.execute(&delete, &[&gone_agents, &gone_seqs]).await?;
+    }
+    if !agents.is_empty() {
+        tx.execute(&insert, &[&agents, &seqs, &values]).await?;
     }
     tx.commit().await?;
     Ok(())
 }
 
-async fn scan_records(client: &mut Client, from: &[u8], limit: i64) -> Result<Vec<Row>, OpError> {
+async fn scan_records(conn: &mut Conn, from: &[u8], limit: i64) -> Result<Vec<Row>, OpError> {
     const COLUMNS: &str = "SELECT agent, seq, value FROM records";
     const ORDER: &str = "ORDER BY agent, seq LIMIT";
     let bound = records_key::lower_bound(from).map_err(OpError::Invalid)?;
@@ -257,12 +252,12 @@ async fn scan_records(client: &mut Client, from: &[u8], limit: i64) -> Result<Ve
         Some(seq) => {
             let params: [&(dyn ToSql + Sync); 3] = [agent, &seq, &limit];
             let sql = format!("{COLUMNS} WHERE {condition} {ORDER} $3");
-            client.query(&sql, &params).await?
+            conn.query(&sql, &params).await?
         }
         None => {
             let params: [&(dyn ToSql + Sync); 2] = [agent, &limit];
             let sql = format!("{COLUMNS} WHERE {condition} {ORDER} $2");
-            client.query(&sql, &params).await?
+            conn.query(&sql, &params).await?
         }
     };
     Ok(rows)

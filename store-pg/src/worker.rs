@@ -12,12 +12,13 @@
 //! which is what the collector's single ingest loop does anyway.
 
 use crate::backoff::Backoff;
+use crate::conn::Conn;
 use crate::ops::{self, Op, OpError, Reply};
 use crate::schema;
 use coldaisle_store::StoreError;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{Duration, Instant};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::NoTls;
 
 /// How long one operation may take before the connection is given up (and rebuilt on the
 /// next call).
@@ -35,7 +36,7 @@ pub(crate) struct Worker {
     /// The URL without password, for errors and logs.
     target: String,
     runtime: tokio::runtime::Runtime,
-    client: Option<Client>,
+    client: Option<Conn>,
     backoff: Backoff,
     /// Why the last connection attempt failed.
     last_error: String,
@@ -130,7 +131,7 @@ impl Worker {
             Ok((client, version)) => {
                 tracing::info!(database = %self.target, schema_version = version, "connected to postgres");
                 self.backoff.succeeded();
-                self.client = Some(client);
+                self.client = Some(Conn::new(client));
                 Ok(())
             }
             Err(e) => {
@@ -144,7 +145,7 @@ impl Worker {
 }
 
 /// Opens a connection, drives it on this runtime, applies pending migrations.
-async fn connect(config: &tokio_postgres::Config) -> Result<(Client, i32), String> {
+async fn connect(config: &tokio_postgres::Config) -> Result<(tokio_postgres::Client, i32), String> {
     let (mut client, connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
