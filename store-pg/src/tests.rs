@@ -229,3 +229,16 @@ fn a_database_down_or_refusing_us_is_a_clear_error_and_the_store_reconnects() {
         "{down}"
     );
 }
+
+/// The collector calls the store from async code too (start-up, API handlers): that must
+/// neither panic (no nested runtime) nor deadlock, even on a current-thread runtime.
+#[tokio::test(flavor = "current_thread")]
+async fn works_from_inside_a_current_thread_runtime() {
+    let pg = Postgres::start().expect("postgres");
+    let store = open(&pg, "in_runtime");
+    let mut batch = WriteBatch::default();
+    batch.insert(b"k".to_vec(), b"v".to_vec());
+    store.apply("t", batch).expect("apply");
+    assert_eq!(store.get("t", b"k").expect("get"), Some(b"v".to_vec()));
+    drop(store);
+}
