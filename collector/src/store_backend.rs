@@ -29,6 +29,7 @@ pub fn open(config: &CollectorConfig) -> anyhow::Result<Arc<dyn KvStore>> {
                     .store_password
                     .as_ref()
                     .map(|s| s.expose().to_string()),
+                ca_file: raw.store.ca_file.clone(),
             })
             .context("opening the PostgreSQL store")?;
             tracing::info!(database = %store.target(), "store: postgres");

@@ -5,10 +5,11 @@
 //! kind = "postgres"                       # or "sled" (the default: `state_dir/store`)
 //! url = "postgres://coldaisle@db.example:5432/coldaisle"
 //! password_file = "/etc/coldaisle/pg-password"
+//! ca_file = "/etc/coldaisle/pg-ca.pem"     # optional: TLS required, server verified with it
 //! ```
 //!
 //! The password never goes in the URL (it would end up in logs and `Debug` output): a URL
-//! with one is refused. TLS to PostgreSQL (`ca_file`) is not supported yet.
+//! with one is refused.
 
 use crate::error::{KeyPath, Problem};
 use crate::mqtt::Secret;
@@ -39,6 +40,10 @@ pub struct StoreConfig {
     /// File whose first line is the PostgreSQL password, read at start.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// PEM CA certificate(s) of the PostgreSQL server: when set, TLS is required and the
+    /// server's certificate must chain to it and name the URL's host.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl StoreConfig {
@@ -49,6 +54,7 @@ impl StoreConfig {
                 for (key, set) in [
                     ("url", self.url.is_some()),
                     ("password_file", self.password_file.is_some()),
+                    ("ca_file", self.ca_file.is_some()),
                 ] {
                     if set {
                         return Err(Problem::new(
@@ -77,6 +83,14 @@ impl StoreConfig {
                         at.key("url"),
                         "must not contain the password: put it in password_file",
                     ));
+                }
+                if let Some(ca) = &self.ca_file {
+                    if !ca.is_file() {
+                        return Err(Problem::new(
+                            at.key("ca_file"),
+                            format!("{} is not a readable file", ca.display()),
+                        ));
+                    }
                 }
                 let Some(file) = &self.password_file else {
                     return Ok(None);
@@ -158,6 +172,11 @@ mod tests {
         .expect("a password");
         std::fs::remove_file(&file).ok();
         assert_eq!(secret.expose(), "s3cret", "first line only");
+        let err = resolve(
+            "kind = \"postgres\"\nurl = \"postgres://u@h/db\"\nca_file = \"/nonexistent/ca.pem\"",
+        )
+        .expect_err("missing CA file");
+        assert!(err.contains("store.ca_file"), "{err}");
         let err = resolve("kind = \"mysql\"").expect_err("unknown kind");
         assert!(err.contains("mysql") || err.contains("variant"), "{err}");
     }

@@ -12,7 +12,8 @@
 //!   fail at once). Nothing here exits or panics: the collector does not ack what it could
 //!   not store, and the agent resends.
 //! - Operations run on a thread of their own ([`worker`] says why).
-//! - No TLS yet: connections are plain TCP or a unix socket.
+//! - TLS (`PgOptions::ca_file`, module `tls`): rustls trusting only that CA; TLS is then
+//!   required. Without it connections are plain TCP or a unix socket.
 
 mod backoff;
 mod conn;
@@ -20,6 +21,7 @@ mod ops;
 mod records_key;
 mod schema;
 mod target;
+mod tls;
 mod worker;
 
 pub use ops::RECORDS;
@@ -41,6 +43,8 @@ pub struct PgOptions {
     pub url: String,
     /// The password, when not in the URL (read from the config's `password_file`).
     pub password: Option<String>,
+    /// PEM CA certificates to verify the server with: TLS is required when set.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for PgOptions {
@@ -48,6 +52,7 @@ impl std::fmt::Debug for PgOptions {
         f.debug_struct("PgOptions")
             .field("url", &redact(&self.url))
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -85,7 +90,14 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("coldaisle-collector");
         }
-        let mut worker = Worker::new(config, target.clone())
+        let tls = match &options.ca_file {
+            Some(ca_file) => {
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
+                Some(tls::MakeRustls::from_ca_file(ca_file).map_err(fail)?)
+            }
+            None => None,
+        };
+        let mut worker = Worker::new(config, tls, target.clone())
             .map_err(|e| fail(format!("starting the store runtime: {e}")))?;
         let (requests, incoming) = mpsc::channel::<Request>();
         let (opened, opened_rx) = mpsc::sync_channel(1);

@@ -12,6 +12,7 @@ fn open(pg: &Postgres, database: &str) -> PgStore {
     PgStore::open(PgOptions {
         url: pg.url(database),
         password: Some(Postgres::PASSWORD.into()),
+        ca_file: None,
     })
     .expect("open store")
 }
@@ -135,6 +136,7 @@ fn migrations_apply_once_and_a_newer_schema_is_refused() {
     let options = PgOptions {
         url: pg.url("schema"),
         password: Some(Postgres::PASSWORD.into()),
+        ca_file: None,
     };
     let second = PgStore::open(options.clone()).expect("reopen");
     drop((first, second));
@@ -167,6 +169,7 @@ fn a_database_down_or_refusing_us_is_a_clear_error_and_the_store_reconnects() {
     let wrong = PgStore::open(PgOptions {
         url: pg.url("down"),
         password: Some("wrong".into()),
+        ca_file: None,
     })
     .expect_err("wrong password");
     assert!(
@@ -176,6 +179,7 @@ fn a_database_down_or_refusing_us_is_a_clear_error_and_the_store_reconnects() {
     let store = PgStore::open(PgOptions {
         url: with_password.clone(),
         password: None,
+        ca_file: None,
     })
     .expect("open");
     let mut batch = WriteBatch::default();
@@ -221,6 +225,7 @@ fn a_database_down_or_refusing_us_is_a_clear_error_and_the_store_reconnects() {
     let down = PgStore::open(PgOptions {
         url: with_password.clone(),
         password: None,
+        ca_file: None,
     })
     .expect_err("open while down");
     assert!(
@@ -241,4 +246,33 @@ async fn works_from_inside_a_current_thread_runtime() {
     store.apply("t", batch).expect("apply");
     assert_eq!(store.get("t", b"k").expect("get"), Some(b"v".to_vec()));
     drop(store);
+}
+
+#[test]
+fn tls_with_the_ca_file_is_verified_and_used() {
+    let pki = coldaisle_testkit::pki::TestPki::generate().expect("pki");
+    let pg = Postgres::start_with_tls(&pki.path("server.pem"), &pki.path("server.key"))
+        .expect("postgres with TLS");
+    pg.create_database("tls").expect("database");
+    let options = |ca: &str| PgOptions {
+        url: pg.url("tls"),
+        password: Some(Postgres::PASSWORD.into()),
+        ca_file: Some(pki.path(ca)),
+    };
+    let store = PgStore::open(options("ca.pem")).expect("open over TLS");
+    contract::exercise(&store);
+    let over_tls = pg
+        .psql(
+            "tls",
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
+             WHERE ssl AND application_name = 'coldaisle-collector'",
+        )
+        .expect("pg_stat_ssl");
+    assert_eq!(over_tls, "1", "the store's session is encrypted");
+    drop(store);
+    let err = PgStore::open(options("other-ca.pem")).expect_err("untrusted server");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "says why: {err}"
+    );
 }

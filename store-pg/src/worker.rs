@@ -15,6 +15,7 @@ use crate::backoff::Backoff;
 use crate::conn::Conn;
 use crate::ops::{self, Op, OpError, Reply};
 use crate::schema;
+use crate::tls::MakeRustls;
 use coldaisle_store::StoreError;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{Duration, Instant};
@@ -33,6 +34,8 @@ pub(crate) struct Request {
 /// The connection's owner (lives on the worker thread).
 pub(crate) struct Worker {
     config: tokio_postgres::Config,
+    /// TLS connector (`ca_file` given), else plain connections.
+    tls: Option<MakeRustls>,
     /// The URL without password, for errors and logs.
     target: String,
     runtime: tokio::runtime::Runtime,
@@ -44,12 +47,17 @@ pub(crate) struct Worker {
 
 impl Worker {
     /// A worker that has not connected yet.
-    pub fn new(config: tokio_postgres::Config, target: String) -> std::io::Result<Worker> {
+    pub fn new(
+        config: tokio_postgres::Config,
+        tls: Option<MakeRustls>,
+        target: String,
+    ) -> std::io::Result<Worker> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         Ok(Worker {
             config,
+            tls,
             target,
             runtime,
             client: None,
@@ -127,7 +135,10 @@ impl Worker {
                 wait.as_millis()
             ));
         }
-        match self.runtime.block_on(connect(&self.config)) {
+        match self
+            .runtime
+            .block_on(connect(&self.config, self.tls.clone()))
+        {
             Ok((client, version)) => {
                 tracing::info!(database = %self.target, schema_version = version, "connected to postgres");
                 self.backoff.succeeded();
@@ -144,14 +155,35 @@ impl Worker {
     }
 }
 
-/// Opens a connection, drives it on this runtime, applies pending migrations.
-async fn connect(config: &tokio_postgres::Config) -> Result<(tokio_postgres::Client, i32), String> {
-    let (mut client, connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
+/// Runs a connection's I/O on this runtime until it ends.
+fn drive<C>(connection: C)
+where
+    C: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres connection ended");
         }
     });
+}
+
+/// Opens a connection, drives it on this runtime, applies pending migrations.
+async fn connect(
+    config: &tokio_postgres::Config,
+    tls: Option<MakeRustls>,
+) -> Result<(tokio_postgres::Client, i32), String> {
+    let mut client = match tls {
+        None => {
+            let (client, connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
+            drive(connection);
+            client
+        }
+        Some(tls) => {
+            let (client, connection) = config.connect(tls).await.map_err(|e| e.to_string())?;
+            drive(connection);
+            client
+        }
+    };
     let version = schema::migrate(&mut client)
         .await
         .map_err(|e| format!("applying migrations: {e}"))?;

@@ -11,6 +11,9 @@
 //!   under test) need it (scram-sha-256); the unix socket (the kit's own `psql`) is trusted.
 //! - A missing binary is an error that says to run `./test.sh` or install `postgresql`:
 //!   nothing is skipped silently.
+//! - [`Postgres::start_with_tls`] also serves TLS (`ssl = on`) with the given certificate;
+//!   plain connections stay allowed, so a client shows whether it really used TLS
+//!   (`pg_stat_ssl`).
 //! - Drop stops the server (SIGINT, a "fast" shutdown, then SIGKILL if it lingers) and
 //!   removes the temp dir.
 
@@ -45,6 +48,8 @@ pub struct Postgres {
     port: u16,
     /// `(uid, gid)` to run as; `None` when the tests do not run as root.
     run_as: Option<(u32, u32)>,
+    /// Serves TLS with `server.crt` / `server.key` of the temp dir.
+    tls: bool,
 }
 
 impl Postgres {
@@ -56,6 +61,16 @@ impl Postgres {
     /// Creates a cluster in a temp dir and starts a server on a free loopback port; returns
     /// once it accepts connections.
     pub fn start() -> Result<Postgres> {
+        Self::start_with(None)
+    }
+
+    /// [`Postgres::start`], serving TLS too with this certificate and key (PEM; e.g.
+    /// [`crate::pki::TestPki`]'s `server.pem` / `server.key`, for 127.0.0.1).
+    pub fn start_with_tls(cert: &Path, key: &Path) -> Result<Postgres> {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&Path, &Path)>) -> Result<Postgres> {
         let initdb = binary("initdb")?;
         binary("postgres")?;
         let dir = tempfile::Builder::new()
@@ -73,8 +88,16 @@ impl Postgres {
         fs::write(&pwfile, Self::PASSWORD).context("writing the password file")?;
         fs::set_permissions(&pwfile, fs::Permissions::from_mode(0o600))
             .context("restricting the password file")?;
+        let (crt, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+        if let Some((cert_from, key_from)) = tls {
+            fs::copy(cert_from, &crt).context("copying the server certificate")?;
+            fs::copy(key_from, &key).context("copying the server key")?;
+            fs::set_permissions(&key, fs::Permissions::from_mode(0o600))
+                .context("restricting the server key")?;
+        }
         if let Some((uid, gid)) = run_as {
-            for path in [dir.path(), &sock, &pwfile] {
+            let files = [dir.path(), &sock, &pwfile, &crt, &key];
+            for path in files.into_iter().filter(|p| p.exists()) {
                 std::os::unix::fs::chown(path, Some(uid), Some(gid))
                     .with_context(|| format!("giving {} to {SYSTEM_USER}", path.display()))?;
             }
@@ -107,6 +130,7 @@ impl Postgres {
             child: None,
             port: 0,
             run_as,
+            tls: tls.is_some(),
         };
         let mut attempt = 1;
         loop {
@@ -224,7 +248,18 @@ impl Postgres {
             .append(true)
             .open(self.log_path())
             .context("opening the postgres log")?;
-        let child = as_user(self.run_as, &binary("postgres")?)
+        let mut command = as_user(self.run_as, &binary("postgres")?);
+        if self.tls {
+            let dir = self.dir.path();
+            command.args(["-c", "ssl=on", "-c"]);
+            command.arg(format!(
+                "ssl_cert_file={}",
+                dir.join("server.crt").display()
+            ));
+            command.arg("-c");
+            command.arg(format!("ssl_key_file={}", dir.join("server.key").display()));
+        }
+        let child = command
             .arg("-D")
             .arg(self.dir.path().join("data"))
             .args(["-p", &self.port.to_string()])

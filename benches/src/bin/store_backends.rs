@@ -111,6 +111,7 @@ fn main() -> Result<()> {
         let options = PgOptions {
             url: pg.url(&database),
             password: Some(Postgres::PASSWORD.into()),
+            ca_file: None,
         };
         let open_pg = || -> Result<Arc<dyn KvStore>> {
             Ok(Arc::new(
