@@ -53,6 +53,8 @@ missing_packages() {
         package=${pair#*:}
         have "$command" || echo "$package"
     done
+    # PostgreSQL 15's server binaries are not on PATH (tests/src/postgres.rs starts its own).
+    [ -x /usr/lib/postgresql/15/bin/initdb ] || echo postgresql
     # `python3 -m venv` of Debian's python needs python3-venv (ensurepip); only matters when
     # the venv still has to be created.
     if ! venv_ok && command -v dpkg-query >/dev/null 2>&1 &&

@@ -11,7 +11,7 @@ use coldaisle_config::CollectorConfig;
 use coldaisle_core::wire::Topics;
 use coldaisle_core::Timestamp;
 use coldaisle_mqtt::{LinkEvent, LinkOptions, MqttLink, Qos};
-use coldaisle_store::{KvStore, SledStore};
+use coldaisle_store::KvStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::{watch, RwLock};
@@ -72,13 +72,7 @@ impl RunningCollector {
     /// starts ingest. Returns once the API is listening.
     pub async fn start(config: CollectorConfig) -> anyhow::Result<RunningCollector> {
         let raw = &config.raw;
-        let dir = raw.state_dir.join("store");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating state directory {}", dir.display()))?;
-        let kv: Arc<dyn KvStore> = Arc::new(
-            SledStore::open(&dir)
-                .with_context(|| format!("opening the store in {}", dir.display()))?,
-        );
+        let kv: Arc<dyn KvStore> = crate::store_backend::open(&config)?;
         let action_log = crate::action_log::ActionLog::new(kv.clone());
         let notify_kv = kv.clone();
         let silences =

@@ -33,6 +33,7 @@ pub mod service;
 pub mod silence;
 pub mod state;
 pub mod store;
+pub mod store_backend;
 pub mod trust;
 
 #[cfg(test)]

@@ -53,6 +53,9 @@ pub struct RawCollectorConfig {
     /// A file of more `[[agents]]` entries, read at start and again on SIGHUP.
     #[serde(default)]
     pub agents_file: Option<PathBuf>,
+    /// Where the data lives (see [`crate::store`]): sled in `state_dir` by default.
+    #[serde(default)]
+    pub store: crate::store::StoreConfig,
 }
 
 fn default_agent_silence() -> Duration {
@@ -193,6 +196,8 @@ pub struct CollectorConfig {
     pub mqtt_password: Option<crate::mqtt::Secret>,
     /// TLS material for the broker connection, if configured.
     pub mqtt_tls: Option<crate::mqtt::TlsMaterial>,
+    /// PostgreSQL password (from `[store] password_file`).
+    pub store_password: Option<crate::mqtt::Secret>,
 }
 
 impl CollectorConfig {
@@ -222,10 +227,15 @@ impl CollectorConfig {
             .mqtt
             .resolve_tls(&KeyPath::default().key("mqtt"))
             .map_err(|p| file.invalid(p))?;
+        let store_password = raw
+            .store
+            .resolve(&KeyPath::default().key("store"))
+            .map_err(|p| file.invalid(p))?;
         Ok(CollectorConfig {
             raw,
             mqtt_password,
             mqtt_tls,
+            store_password,
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod profile;
 pub mod snmp;
 pub mod snmp_traps;
 mod source;
+pub mod store;
 pub mod trust;
 
 pub use agent::{AgentConfig, Device, Protocol, Sensor, SensorSource, Threshold};

@@ -109,5 +109,7 @@ pub fn key_u64(key: &[u8]) -> Option<u64> {
     key.try_into().ok().map(u64::from_be_bytes)
 }
 
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
 #[cfg(test)]
 mod tests;

@@ -4,5 +4,6 @@
 pub mod modbus_sim;
 pub mod peers;
 pub mod pki;
+pub mod postgres;
 pub mod procs;
 pub mod snmp_sim;

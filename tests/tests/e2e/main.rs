@@ -9,6 +9,7 @@ mod support;
 mod chaos;
 mod pagers;
 mod partition;
+mod postgres_store;
 mod service;
 mod snmp;
 mod snmp_traps;

@@ -1,0 +1,278 @@
+//! The [`KvStore`](coldaisle_store::KvStore) operations as SQL on one connection.
+//!
+//! Tree [`RECORDS`] lives in table `records` (primary key `(agent, seq)`, see
+//! [`crate::records_key`]); every other tree in table `kv` (primary key `(tree, key)`).
+//! A batch is one transaction: one `DELETE` for its removals and one multi-row
+//! `INSERT ... ON CONFLICT DO UPDATE` (rows passed as arrays through `unnest`) for its
+//! inserts, after reducing it to the last operation per key (what applying it in order does).
+
+use crate::conn::Conn;
+use crate::records_key::{self, LowerBound};
+use coldaisle_store::{Entry, WriteBatch};
+use std::collections::BTreeMap;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+/// The collector's records tree (`collector/src/store.rs`), stored by `(agent, seq)`.
+pub const RECORDS: &str = "records";
+
+/// One store operation.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Get {
+        tree: String,
+        key: Vec<u8>,
+    },
+    Apply {
+        tree: String,
+        batch: WriteBatch,
+    },
+    Scan {
+        tree: String,
+        from: Vec<u8>,
+        limit: usize,
+    },
+    Last {
+        tree: String,
+    },
+    Len {
+        tree: String,
+    },
+}
+
+impl Op {
+    /// The operation's name, for [`coldaisle_store::StoreError::operation`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Get { .. } => "get",
+            Op::Apply { .. } => "apply",
+            Op::Scan { .. } => "scan",
+            Op::Last { .. } => "last",
+            Op::Len { .. } => "len",
+        }
+    }
+
+    /// The tree it concerns.
+    pub fn tree(&self) -> &str {
+        match self {
+            Op::Get { tree, .. }
+            | Op::Apply { tree, .. }
+            | Op::Scan { tree, .. }
+            | Op::Last { tree }
+            | Op::Len { tree } => tree,
+        }
+    }
+}
+
+/// What an operation returns.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Value(Option<Vec<u8>>),
+    Done,
+    Entries(Vec<Entry>),
+    Count(usize),
+}
+
+/// Why an operation failed.
+#[derive(Debug)]
+pub(crate) enum OpError {
+    /// The database failed (or the connection did).
+    Db(tokio_postgres::Error),
+    /// The request cannot be stored (a records key of another layout).
+    Invalid(String),
+}
+
+impl From<tokio_postgres::Error> for OpError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        OpError::Db(e)
+    }
+}
+
+/// Runs `op` on `conn`.
+pub(crate) async fn run(conn: &mut Conn, op: Op) -> Result<Reply, OpError> {
+    let records = op.tree() == RECORDS;
+    match op {
+        Op::Get { tree, key } => {
+            let row = if records {
+                let k = records_key::decode(&key).map_err(OpError::Invalid)?;
+                conn.query_opt(
+                    "SELECT value FROM records WHERE agent = $1 AND seq = $2",
+                    &[&k.agent, &k.seq],
+                )
+                .await?
+            } else {
+                conn.query_opt(
+                    "SELECT value FROM kv WHERE tree = $1 AND key = $2",
+                    &[&tree, &key],
+                )
+                .await?
+            };
+            Ok(Reply::Value(row.map(|r| r.try_get(0)).transpose()?))
+        }
+        Op::Apply { tree, batch } => {
+            if records {
+                apply_records(conn, batch).await?;
+            } else {
+                apply_kv(conn, &tree, batch).await?;
+            }
+            Ok(Reply::Done)
+        }
+        Op::Scan { tree, from, limit } => {
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = if records {
+                scan_records(conn, &from, limit).await?
+            } else {
+                conn.query(
+                    "SELECT key, value FROM kv WHERE tree = $1 AND key >= $2
+                         ORDER BY key LIMIT $3",
+                    &[&tree, &from, &limit],
+                )
+                .await?
+            };
+            Ok(Reply::Entries(entries(records, rows)?))
+        }
+        Op::Last { tree } => {
+            let row = if records {
+                conn.query_opt(
+                    "SELECT agent, seq, value FROM records ORDER BY agent DESC, seq DESC
+                         LIMIT 1",
+                    &[],
+                )
+                .await?
+            } else {
+                conn.query_opt(
+                    "SELECT key, value FROM kv WHERE tree = $1 ORDER BY key DESC LIMIT 1",
+                    &[&tree],
+                )
+                .await?
+            };
+            Ok(Reply::Entries(entries(records, row.into_iter().collect())?))
+        }
+        Op::Len { tree } => {
+            let row = if records {
+                conn.query_one("SELECT count(*) FROM records", &[]).await?
+            } else {
+                conn.query_one("SELECT count(*) FROM kv WHERE tree = $1", &[&tree])
+                    .await?
+            };
+            let n: i64 = row.try_get(0)?;
+            Ok(Reply::Count(usize::try_from(n).unwrap_or(usize::MAX)))
+        }
+    }
+}
+
+/// The batch as its final state per key: `Some(value)` to store, `None` to remove.
+fn last_per_key(batch: WriteBatch) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+    batch.ops.into_iter().collect()
+}
+
+async fn apply_kv(conn: &mut Conn, tree: &str, batch: WriteBatch) -> Result<(), OpError> {
+    let (mut keys, mut values, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, value) in last_per_key(batch) {
+        match value {
+            Some(v) => {
+                keys.push(key);
+                values.push(v);
+            }
+            None => removed.push(key),
+        }
+    }
+    let delete = conn
+        .statement("DELETE FROM kv WHERE tree = $1 AND key = ANY($2)")
+        .await?;
+    let insert = conn
+        .statement(
+            "INSERT INTO kv (tree, key, value)
+             SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS u(k, v)
+             ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .await?;
+    let tx = conn.transaction().await?;
+    if !removed.is_empty() {
+        tx.execute(&delete, &[&tree, &removed]).await?;
+    }
+    if !keys.is_empty() {
+        tx.execute(&insert, &[&tree, &keys, &values]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn apply_records(conn: &mut Conn, batch: WriteBatch) -> Result<(), OpError> {
+    let (mut agents, mut seqs, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut gone_agents, mut gone_seqs) = (Vec::new(), Vec::new());
+    for (key, value) in last_per_key(batch) {
+        let k = records_key::decode(&key).map_err(OpError::Invalid)?;
+        match value {
+            Some(v) => {
+                agents.push(k.agent);
+                seqs.push(k.seq);
+                values.push(v);
+            }
+            None => {
+                gone_agents.push(k.agent);
+                gone_seqs.push(k.seq);
+            }
+        }
+    }
+    let delete = conn
+        .statement(
+            "DELETE FROM records r USING unnest($1::text[], $2::int8[]) AS g(agent, seq)
+             WHERE r.agent = g.agent AND r.seq = g.seq",
+        )
+        .await?;
+    let insert = conn
+        .statement(
+            "INSERT INTO records (agent, seq, value)
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[])
+             ON CONFLICT (agent, seq) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .await?;
+    let tx = conn.transaction().await?;
+    if !gone_agents.is_empty() {
+        tx.execute(&delete, &[&gone_agents, &gone_seqs]).await?;
+    }
+    if !agents.is_empty() {
+        tx.execute(&insert, &[&agents, &seqs, &values]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn scan_records(conn: &mut Conn, from: &[u8], limit: i64) -> Result<Vec<Row>, OpError> {
+    const COLUMNS: &str = "SELECT agent, seq, value FROM records";
+    const ORDER: &str = "ORDER BY agent, seq LIMIT";
+    let bound = records_key::lower_bound(from).map_err(OpError::Invalid)?;
+    let (condition, agent, seq) = match &bound {
+        LowerBound::AgentAtLeast(a) => ("agent >= $1", a, None),
+        LowerBound::AgentAfter(a) => ("agent > $1", a, None),
+        LowerBound::AtLeast(k) => ("(agent, seq) >= ($1, $2)", &k.agent, Some(k.seq)),
+    };
+    let rows = match seq {
+        Some(seq) => {
+            let params: [&(dyn ToSql + Sync); 3] = [agent, &seq, &limit];
+            let sql = format!("{COLUMNS} WHERE {condition} {ORDER} $3");
+            conn.query(&sql, &params).await?
+        }
+        None => {
+            let params: [&(dyn ToSql + Sync); 2] = [agent, &limit];
+            let sql = format!("{COLUMNS} WHERE {condition} {ORDER} $2");
+            conn.query(&sql, &params).await?
+        }
+    };
+    Ok(rows)
+}
+
+/// Rows as entries: `(key, value)` of `kv`, or `(agent, seq, value)` of `records`.
+fn entries(records: bool, rows: Vec<Row>) -> Result<Vec<Entry>, tokio_postgres::Error> {
+    rows.into_iter()
+        .map(|row| {
+            Ok(if records {
+                let agent: &str = row.try_get(0)?;
+                (records_key::encode(agent, row.try_get(1)?), row.try_get(2)?)
+            } else {
+                (row.try_get(0)?, row.try_get(1)?)
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,70 @@
+//! The contract every [`KvStore`] backend passes: the same checks run against memory, sled and
+//! (in `coldaisle-store-pg`) PostgreSQL. Compiled for this crate's tests and, for other
+//! backends' tests, with the `contract` feature. Each function panics on a broken invariant.
+//! Both write to tree `t`: give each a fresh store.
+
+use crate::{key_u64, u64_key, visit_from, KvStore, WriteBatch};
+
+/// Inserts, ordered scans (big-endian keys), `last`, `len`, removal and tree separation.
+pub fn exercise(store: &dyn KvStore) {
+    let mut batch = WriteBatch::default();
+    for n in [3u64, 1, 2, 300] {
+        batch.insert(u64_key(n).to_vec(), format!("v{n}").into_bytes());
+    }
+    store.apply("t", batch).expect("apply");
+    store.flush().expect("flush");
+    assert_eq!(store.len("t").expect("len"), 4);
+    let keys: Vec<u64> = store
+        .scan("t", &u64_key(2), 10)
+        .expect("scan")
+        .iter()
+        .filter_map(|(k, _)| key_u64(k))
+        .collect();
+    assert_eq!(keys, vec![2, 3, 300], "numeric order via big-endian keys");
+    let (last, value) = store.last("t").expect("last").expect("non-empty");
+    assert_eq!((key_u64(&last), value), (Some(300), b"v300".to_vec()));
+    let mut removal = WriteBatch::default();
+    removal.remove(u64_key(1).to_vec());
+    store.apply("t", removal).expect("remove");
+    assert_eq!(store.get("t", &u64_key(1)).expect("get"), None);
+    assert_eq!(
+        store.get("other", &u64_key(2)).expect("get"),
+        None,
+        "trees are separate"
+    );
+}
+
+/// `visit_from` reads a 10 000-entry tree across chunks, in order, and stops early on `Break`.
+pub fn visit_from_crosses_chunks_and_stops_early(store: &dyn KvStore) {
+    let mut batch = WriteBatch::default();
+    for n in 0..10_000u64 {
+        batch.insert(u64_key(n).to_vec(), vec![1]);
+    }
+    store.apply("t", batch).expect("apply");
+    let mut seen = Vec::new();
+    visit_from(store, "t", &u64_key(5), |k, _| {
+        seen.extend(key_u64(k));
+        std::ops::ControlFlow::Continue(())
+    })
+    .expect("visit");
+    assert_eq!(
+        seen.len(),
+        9_995,
+        "every entry from the start key, across chunks"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0] + 1 == w[1]),
+        "in key order, none twice"
+    );
+    let mut count = 0;
+    visit_from(store, "t", b"", |_, _| {
+        count += 1;
+        if count == 5000 {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })
+    .expect("visit");
+    assert_eq!(count, 5000);
+}

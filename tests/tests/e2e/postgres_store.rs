@@ -1,0 +1,196 @@
+//! The collector on PostgreSQL (`[store] kind = "postgres"`): a real collector process, a real
+//! agent and mosquitto, a PostgreSQL 15 of the test's own. While the database is down the
+//! collector stays up and acks nothing; once it is back, the agent's resends are stored and
+//! acked. The records and the incident survive a SIGKILL of the collector, because they are in
+//! the database (the state dir holds no store).
+
+use super::support::{free_port, get_json, wait_for, Daemon};
+use anyhow::{Context, Result};
+use coldaisle_testkit::peers::{Mosquitto, SnmpValue, Snmpd, SnmpdOptions};
+use coldaisle_testkit::postgres::Postgres;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+const TEMP: &str = "1.3.6.1.4.1.318.1.1.26.10.2.2.1.8.1";
+const AGENT: &str = "agent-pg";
+
+fn agent(dir: &Path, mqtt: u16, snmp: u16) -> String {
+    format!(
+        r#"agent_id = "{AGENT}"
+site = "ams1"
+state_dir = "{state}"
+summary_interval = "300ms"
+resend_after = "1s"
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt}
+username = "u"
+password = "p"
+[detection]
+flap_window = "0s"
+[[devices]]
+id = "pdu"
+protocol = "snmp"
+address = "127.0.0.1:{snmp}"
+zone = "Z1"
+poll_interval = "100ms"
+timeout = "100ms"
+[[devices.points]]
+sensor = "r1-inlet"
+kind = "inlet_temp"
+rack = "R1"
+oid = "{TEMP}"
+scale = 0.1
+[devices.points.threshold]
+high = 27.0
+min_duration = "500ms"
+"#,
+        state = dir.join("agent-state").display()
+    )
+}
+
+fn collector(dir: &Path, mqtt: u16, http: u16, pg: &Postgres) -> String {
+    format!(
+        r#"collector_id = "collector-pg"
+state_dir = "{state}"
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt}
+username = "u"
+password = "p"
+[http]
+listen = "127.0.0.1:{http}"
+[incidents]
+quiet_period = "1s"
+[store]
+kind = "postgres"
+url = "{url}"
+password_file = "{password}"
+"#,
+        state = dir.join("collector-state").display(),
+        url = pg.url("coldaisle"),
+        password = pg.password_file().display(),
+    )
+}
+
+fn incident_ids(api: &str) -> Option<Vec<String>> {
+    let incidents = get_json(&format!("{api}/api/v1/incidents?zone=Z1")).ok()?;
+    let mut ids: Vec<String> = incidents
+        .as_array()?
+        .iter()
+        .filter_map(|i| i["id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    Some(ids)
+}
+
+fn acked(api: &str) -> Option<u64> {
+    let agents: Value = get_json(&format!("{api}/api/v1/agents")).ok()?;
+    agents.get(AGENT)?["acked_upto"].as_u64()
+}
+
+#[test]
+fn records_and_incidents_survive_a_collector_sigkill_on_postgres() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut pg = Postgres::start()?;
+    pg.create_database("coldaisle")?;
+    let broker = Mosquitto::start(&[("u", "p")])?;
+    let snmpd = Snmpd::start(SnmpdOptions::default())?;
+    snmpd.set_value(TEMP, SnmpValue::Integer(310))?;
+    let http = free_port()?;
+    let c = dir.path().join("collector.toml");
+    std::fs::write(&c, collector(dir.path(), broker.port(), http, &pg))?;
+    let a = dir.path().join("agent.toml");
+    std::fs::write(&a, agent(dir.path(), broker.port(), snmpd.port()))?;
+    let mut collector = Daemon::start("coldaisle-collector", &c, &dir.path().join("c.log"))?;
+    let mut agent = Daemon::start("coldaisle-agent", &a, &dir.path().join("a.log"))?;
+    let api = format!("http://127.0.0.1:{http}");
+    let logs = |c: &Daemon, a: &Daemon| format!("{}\n---\n{}", c.log_tail(), a.log_tail());
+
+    wait_for(
+        "an incident and acked records",
+        Duration::from_secs(30),
+        || {
+            let ids = incident_ids(&api)?;
+            (!ids.is_empty() && acked(&api)? >= 5).then_some(())
+        },
+    )
+    .with_context(|| logs(&collector, &agent))?;
+
+    // The database goes away: the collector stays up, stores and acks nothing meanwhile.
+    pg.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    let acked_down = acked(&api).context("acked_upto")?;
+    std::thread::sleep(Duration::from_secs(3));
+    collector.check_alive()?;
+    assert_eq!(
+        acked(&api),
+        Some(acked_down),
+        "nothing acked without the database"
+    );
+    assert!(
+        collector.log().contains("not acked") || collector.log().contains("refused"),
+        "the store errors are logged: {}",
+        collector.log_tail()
+    );
+    assert!(
+        !collector.log().contains(Postgres::PASSWORD),
+        "the password never reaches the log"
+    );
+    // It comes back: the agent's resends are stored and acked.
+    pg.restart()?;
+    wait_for(
+        "acks after the database is back",
+        Duration::from_secs(30),
+        || (acked(&api)? > acked_down + 5).then_some(()),
+    )
+    .with_context(|| logs(&collector, &agent))?;
+
+    // A steady state: the agent stops (its last batches acked), then the collector dies hard.
+    agent.terminate()?;
+    std::thread::sleep(Duration::from_secs(1));
+    let acked_before = acked(&api).context("acked_upto")?;
+    let incidents_before = incident_ids(&api).context("incidents")?;
+    let rows_before: u64 = pg
+        .psql(
+            "coldaisle",
+            &format!("SELECT count(*) FROM records WHERE agent = '{AGENT}'"),
+        )?
+        .parse()?;
+    assert!(
+        rows_before >= acked_before,
+        "every acked seq is a row: {rows_before} rows, acked {acked_before}"
+    );
+    collector.kill();
+    assert!(
+        !dir.path().join("collector-state").join("store").exists(),
+        "no sled store in the state dir"
+    );
+    assert!(
+        collector.log().contains("store: postgres"),
+        "{}",
+        collector.log_tail()
+    );
+
+    let collector = Daemon::start("coldaisle-collector", &c, &dir.path().join("c.log"))?;
+    let after = wait_for(
+        "the restarted collector's API",
+        Duration::from_secs(30),
+        || Some((acked(&api)?, incident_ids(&api)?)),
+    )
+    .with_context(|| collector.log_tail())?;
+    assert_eq!(
+        after,
+        (acked_before, incidents_before),
+        "the ledger and the incidents come back from PostgreSQL"
+    );
+    let rows_after: u64 = pg
+        .psql(
+            "coldaisle",
+            &format!("SELECT count(*) FROM records WHERE agent = '{AGENT}'"),
+        )?
+        .parse()?;
+    assert_eq!(rows_after, rows_before, "no record lost or added");
+    Ok(())
+}
