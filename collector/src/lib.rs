@@ -24,6 +24,7 @@ pub mod pager_tls;
 pub mod pagers;
 pub mod postmortem;
 pub mod problems;
+pub mod recurrence;
 pub mod refusal;
 pub mod render;
 pub mod report;
@@ -33,6 +34,7 @@ pub mod silence;
 pub mod state;
 pub mod store;
 pub mod trust;
+pub mod verification;
 
 #[cfg(test)]
 mod lifecycle_tests;

@@ -9,6 +9,7 @@ mod support;
 mod chaos;
 mod pagers;
 mod partition;
+mod rack_power;
 mod service;
 mod snmp;
 mod snmp_traps;
