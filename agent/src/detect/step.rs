@@ -13,6 +13,10 @@
 //!   so the new level has held for about `min_duration` (a short spike moves neither the median
 //!   nor that share: a 5-minute spike in a 30-minute window is a sixth of it).
 //!
+//! The test runs at most once per `min_duration / 30` (one minute with the defaults), however
+//! fast the sensor is polled, which bounds its cost per sample (BENCHMARKS.md); a step is
+//! reported at most that much later.
+//!
 //! Each window must be covered: the before window by samples spanning at least half of
 //! `reference`, each window by at least [`MIN_SAMPLES`]; a gap in the data therefore delays a
 //! judgement instead of comparing unrelated levels.
@@ -34,6 +38,8 @@ const K: f64 = 4.0;
 const HOLD_SHARE: f64 = 0.9;
 /// Fewest samples each window needs before a judgement.
 pub const MIN_SAMPLES: usize = 3;
+/// The test runs at most once per `min_duration / JUDGE_RATIO`.
+const JUDGE_RATIO: i64 = 30;
 /// Most samples kept (bounds memory whatever the poll interval; oldest dropped first).
 const MAX_SAMPLES: usize = 4096;
 /// Scale from the median absolute deviation to a standard deviation under normal noise.
@@ -60,6 +66,9 @@ pub struct StepState {
     samples: VecDeque<Sample>,
     /// A step raised on the previous sample whose clear is still due.
     pending_clear: Option<Step>,
+    /// When the two-window test last ran (ms).
+    #[serde(default)]
+    last_judged: Option<i64>,
 }
 
 /// One sensor's step-change detector.
@@ -104,6 +113,11 @@ impl StepDetector {
                 ts,
             ));
         }
+        let every = millis(self.config.min_duration) / JUDGE_RATIO;
+        if self.state.last_judged.is_some_and(|t| now - t < every) {
+            return None;
+        }
+        self.state.last_judged = Some(now);
         let step = self.judge(now)?;
         // The new level is the reference from now on: forget what came before it.
         let start = step.first_ts.millis();
@@ -303,6 +317,25 @@ mod tests {
             .map(|t| (t.limit, t.value))
             .collect();
         assert_eq!(raises, vec![(Some(4.0), 6.0), (Some(6.0), 8.5)]);
+    }
+
+    #[test]
+    fn fast_polling_is_judged_once_a_minute_and_still_finds_the_step() {
+        let mut d = detector();
+        let mut out = Vec::new();
+        // One sample a second for 3 hours, +2 kW from 02:00.
+        for s in 0..3 * 3600 {
+            let v = if s >= 2 * 3600 { 6.0 } else { 4.0 };
+            out.extend(d.observe(Timestamp(s * 1000), v));
+        }
+        assert_eq!(out.len(), 2, "{out:?}");
+        let at = out[0].ts.millis() / 1000 - 2 * 3600;
+        // 90 % of the 30-minute window (27 min) plus at most one minute of throttling.
+        assert!(
+            (27 * 60..=28 * 60 + 1).contains(&at),
+            "reported {at} s after the step"
+        );
+        assert_eq!((out[0].limit, out[0].value), (Some(4.0), 6.0));
     }
 
     #[test]

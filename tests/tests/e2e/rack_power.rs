@@ -123,6 +123,7 @@ async fn rack_power_profiles_read_kilowatts_and_amperes_from_the_simulators() ->
             .zip(&device.sensors)
             .map(|(r, s)| r.clone().map(|v| s.normalise(v)))
             .collect();
+        assert_eq!(readings.len(), want.len(), "{}", device.id);
         for ((got, (_, value)), sensor) in readings.iter().zip(want).zip(&device.sensors) {
             assert!(close(got, *value), "{}: {got:?}, want {value}", sensor.id);
         }
