@@ -452,7 +452,10 @@ fn binomial_upper_tail(n: usize, k: usize, p: f64) -> f64 {
 }
 
 fn binomial_coefficient(n: usize, k: usize) -> f64 {
-    let k = k.min(n - k.min(n));
+    if k > n {
+        return 0.0;
+    }
+    let k = k.min(n - k);
     (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
 }
 
