@@ -25,6 +25,7 @@ pub mod pager_tls;
 pub mod pagers;
 pub mod postmortem;
 pub mod problems;
+pub mod recurrence;
 pub mod refusal;
 pub mod render;
 pub mod report;
@@ -35,6 +36,7 @@ pub mod state;
 pub mod store;
 pub mod store_backend;
 pub mod trust;
+pub mod verification;
 
 #[cfg(test)]
 mod lifecycle_tests;

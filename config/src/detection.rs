@@ -27,6 +27,11 @@
 //! seasonal baseline with change points instead of the band (`learned_baseline`,
 //! `baseline_k`, `baseline_spike_k`, `baseline_min_width`, `baseline_min_duration`,
 //! `baseline_warmup`; any kind can turn it on with `learned_baseline = true`).
+//!
+//! The rack power kinds `rack_power` (kW) and `rack_current` (A) have no ASHRAE limits: the
+//! learned band judges them, and a step-change detector reports a sustained level shift as an
+//! `info` event with the levels before and after (a density change, not an alarm):
+//! `step_change`, `step_min_change`, `step_min_duration`, `step_reference`.
 
 use crate::error::{KeyPath, Problem};
 use coldaisle_core::{SensorKind, Severity};
@@ -166,6 +171,18 @@ pub struct RawKindDetection {
     /// Baseline: how long the baseline learns before it judges anything.
     #[serde(default, with = "humantime_serde")]
     pub baseline_warmup: Option<Duration>,
+    /// `false` turns the step-change detector off (`true` turns it on for any kind).
+    #[serde(default)]
+    pub step_change: Option<bool>,
+    /// Step change: smallest shift of the level (normalised unit) that counts.
+    #[serde(default)]
+    pub step_min_change: Option<f64>,
+    /// Step change: how long the new level must hold before the step is reported.
+    #[serde(default, with = "humantime_serde")]
+    pub step_min_duration: Option<Duration>,
+    /// Step change: length of the reference window before the step (the old level).
+    #[serde(default, with = "humantime_serde")]
+    pub step_reference: Option<Duration>,
 }
 
 /// The `[detection]` table as written.
@@ -224,6 +241,12 @@ pub struct RawDetection {
     /// Temperature of unknown placement.
     #[serde(default)]
     pub temperature: Option<RawKindDetection>,
+    /// Rack active power (kW).
+    #[serde(default)]
+    pub rack_power: Option<RawKindDetection>,
+    /// Rack current (A).
+    #[serde(default)]
+    pub rack_current: Option<RawKindDetection>,
     /// Derived supply/return ΔT of a cooler.
     #[serde(default)]
     pub delta_t: Option<RawKindDetection>,
@@ -257,6 +280,8 @@ impl Default for RawDetection {
             fan_speed: None,
             cooling_state: None,
             temperature: None,
+            rack_power: None,
+            rack_current: None,
             delta_t: None,
             inlet_over_supply: None,
         }
@@ -341,6 +366,17 @@ pub struct BaselineSettings {
     pub severity: Severity,
 }
 
+/// Step-change settings (see `coldaisle_agent::detect::step` for the method).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepSettings {
+    /// Smallest shift between the old and the new level (normalised unit).
+    pub min_change: f64,
+    /// The new level must hold this long before the step is reported.
+    pub min_duration: Duration,
+    /// Length of the reference window that gives the old level.
+    pub reference: Duration,
+}
+
 /// The resolved detector settings of one sensor kind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KindDetection {
@@ -358,6 +394,8 @@ pub struct KindDetection {
     pub band: Option<BandSettings>,
     /// Learned seasonal baseline with change points (None: off).
     pub baseline: Option<BaselineSettings>,
+    /// Step-change detector (None: off).
+    pub step: Option<StepSettings>,
 }
 
 /// The resolved `[detection]` table.
@@ -402,7 +440,7 @@ impl DetectionConfig {
 }
 
 /// All sensor kinds, in a fixed order.
-pub const ALL_KINDS: [SensorKind; 10] = [
+pub const ALL_KINDS: [SensorKind; 12] = [
     SensorKind::InletTemp,
     SensorKind::OutletTemp,
     SensorKind::SupplyAirTemp,
@@ -413,6 +451,8 @@ pub const ALL_KINDS: [SensorKind; 10] = [
     SensorKind::FanSpeed,
     SensorKind::CoolingState,
     SensorKind::Temperature,
+    SensorKind::RackPower,
+    SensorKind::RackCurrent,
 ];
 
 /// The preset as raw settings (so overrides and presets go through the same resolution).
@@ -428,6 +468,8 @@ struct Preset {
     band_min_width: f64,
     /// Learned seasonal baseline (kinds without room-air physics).
     baseline: bool,
+    /// Step-change detector with this smallest shift (None: off).
+    step_min_change: Option<f64>,
 }
 
 const MIN: u64 = 60;
@@ -453,6 +495,7 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
         band,
         band_min_width: 1.0,
         baseline: false,
+        step_min_change: None,
     };
     let ashrae_rate = Some((5.0, 20.0));
     match kind {
@@ -492,6 +535,7 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
                 band: true,
                 band_min_width: 5.0,
                 baseline: false,
+                step_min_change: None,
             }
         }
         SensorKind::DewPoint => {
@@ -507,6 +551,7 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
                 band: false,
                 band_min_width: 1.0,
                 baseline: false,
+                step_min_change: None,
             }
         }
         SensorKind::FanSpeed => Preset {
@@ -520,6 +565,7 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
             band: true,
             band_min_width: 200.0,
             baseline: false,
+            step_min_change: None,
         },
         SensorKind::CoolingState => Preset {
             warning: (None, None),
@@ -532,6 +578,36 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
             band: false,
             band_min_width: 1.0,
             baseline: false,
+            step_min_change: None,
+        },
+        // Rack power and current: no ASHRAE limits. The learned band judges the daily shape;
+        // the step-change detector reports a sustained shift (1 kW, 4 A) as a density change.
+        // Valid ranges cover the largest rack feeds (a 3-phase 63 A / 415 V feed is ~45 kW).
+        SensorKind::RackPower => Preset {
+            warning: (None, None),
+            critical: (None, None),
+            hysteresis: 0.0,
+            min_duration: Duration::from_secs(5 * MIN),
+            rate: None,
+            stuck_after: None,
+            valid: (0.0, 200.0),
+            band: true,
+            band_min_width: 0.5,
+            baseline: false,
+            step_min_change: Some(1.0),
+        },
+        SensorKind::RackCurrent => Preset {
+            warning: (None, None),
+            critical: (None, None),
+            hysteresis: 0.0,
+            min_duration: Duration::from_secs(5 * MIN),
+            rate: None,
+            stuck_after: None,
+            valid: (0.0, 1000.0),
+            band: true,
+            band_min_width: 2.0,
+            baseline: false,
+            step_min_change: Some(4.0),
         },
     }
 }
@@ -549,6 +625,7 @@ fn delta_t_preset() -> Preset {
         band: true,
         band_min_width: 2.0,
         baseline: false,
+        step_min_change: None,
     }
 }
 
@@ -567,6 +644,7 @@ fn inlet_over_supply_preset() -> Preset {
         band: false,
         band_min_width: 1.0,
         baseline: false,
+        step_min_change: None,
     }
 }
 
@@ -574,7 +652,7 @@ fn inlet_over_supply_preset() -> Preset {
 pub fn resolve_detection(raw: &RawDetection) -> Result<DetectionConfig, Problem> {
     let at = KeyPath::default().key("detection");
     let class = raw.ashrae_class;
-    let overrides: [(SensorKind, &Option<RawKindDetection>); 10] = [
+    let overrides: [(SensorKind, &Option<RawKindDetection>); 12] = [
         (SensorKind::InletTemp, &raw.inlet_temp),
         (SensorKind::OutletTemp, &raw.outlet_temp),
         (SensorKind::SupplyAirTemp, &raw.supply_air_temp),
@@ -585,6 +663,8 @@ pub fn resolve_detection(raw: &RawDetection) -> Result<DetectionConfig, Problem>
         (SensorKind::FanSpeed, &raw.fan_speed),
         (SensorKind::CoolingState, &raw.cooling_state),
         (SensorKind::Temperature, &raw.temperature),
+        (SensorKind::RackPower, &raw.rack_power),
+        (SensorKind::RackCurrent, &raw.rack_current),
     ];
     let empty = RawKindDetection::default();
     let mut kinds = BTreeMap::new();
@@ -755,6 +835,7 @@ fn resolve_kind(p: Preset, raw: &RawKindDetection, at: &KeyPath) -> Result<KindD
         severity: raw.band_severity.unwrap_or(Severity::Info),
     });
     let baseline = resolve_baseline(&p, raw, at)?;
+    let step = resolve_step(&p, raw, at)?;
     Ok(KindDetection {
         levels,
         rates,
@@ -763,7 +844,38 @@ fn resolve_kind(p: Preset, raw: &RawKindDetection, at: &KeyPath) -> Result<KindD
         sentinels: raw.sentinels.clone().unwrap_or_else(|| SENTINELS.to_vec()),
         band,
         baseline,
+        step,
     })
+}
+
+/// The step-change detector's settings: on by preset (rack power kinds) or by
+/// `step_change = true`. Defaults: the new level holds 30 minutes, against a 1-hour reference.
+fn resolve_step(
+    p: &Preset,
+    raw: &RawKindDetection,
+    at: &KeyPath,
+) -> Result<Option<StepSettings>, Problem> {
+    let min_change = positive_f(raw.step_min_change, at, "step_min_change")?
+        .or(p.step_min_change)
+        .unwrap_or(p.band_min_width * 2.0);
+    for (d, key) in [
+        (raw.step_min_duration, "step_min_duration"),
+        (raw.step_reference, "step_reference"),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            return Err(Problem::new(at.key(key), "must be above zero"));
+        }
+    }
+    Ok(raw
+        .step_change
+        .unwrap_or(p.step_min_change.is_some())
+        .then(|| StepSettings {
+            min_change,
+            min_duration: raw
+                .step_min_duration
+                .unwrap_or(Duration::from_secs(30 * MIN)),
+            reference: raw.step_reference.unwrap_or(Duration::from_secs(60 * MIN)),
+        }))
 }
 
 /// The learned baseline's settings: on by preset (kinds without room-air physics) or by
@@ -886,6 +998,46 @@ mod tests {
         assert_eq!(e.path.to_string(), "detection.temperature.baseline_spike_k");
         let e = parse("[temperature]\nbaseline_k = 0.0\n").expect_err("zero");
         assert_eq!(e.path.to_string(), "detection.temperature.baseline_k");
+    }
+
+    #[test]
+    fn rack_power_kinds_have_no_limits_and_a_step_detector() {
+        let d = DetectionConfig::default();
+        for kind in [SensorKind::RackPower, SensorKind::RackCurrent] {
+            let k = d.for_kind(kind);
+            assert!(k.levels.is_empty(), "no ASHRAE limits for {kind:?}");
+            assert!(k.rates.is_empty() && k.baseline.is_none());
+            assert!(k.band.is_some(), "the learned band judges {kind:?}");
+            let step = k.step.clone().expect("step detector on");
+            assert_eq!(step.min_duration, Duration::from_secs(30 * 60));
+            assert_eq!(step.reference, Duration::from_secs(60 * 60));
+        }
+        let power = d.for_kind(SensorKind::RackPower).step.clone();
+        assert_eq!(power.map(|s| s.min_change), Some(1.0));
+        assert!(
+            d.for_kind(SensorKind::InletTemp).step.is_none(),
+            "air temperatures have no step detector"
+        );
+        let tuned = parse(
+            "[rack_power]\nstep_min_change = 0.5\nstep_min_duration = \"1h\"\n[inlet_temp]\nstep_change = true\n",
+        )
+        .expect("valid");
+        let s = tuned
+            .for_kind(SensorKind::RackPower)
+            .step
+            .clone()
+            .expect("on");
+        assert_eq!(
+            (s.min_change, s.min_duration),
+            (0.5, Duration::from_secs(3600))
+        );
+        assert!(tuned.for_kind(SensorKind::InletTemp).step.is_some());
+        let off = parse("[rack_current]\nstep_change = false\n").expect("valid");
+        assert!(off.for_kind(SensorKind::RackCurrent).step.is_none());
+        let e = parse("[rack_power]\nstep_min_change = 0.0\n").expect_err("zero");
+        assert_eq!(e.path.to_string(), "detection.rack_power.step_min_change");
+        let e = parse("[rack_power]\nstep_reference = \"0s\"\n").expect_err("zero");
+        assert_eq!(e.path.to_string(), "detection.rack_power.step_reference");
     }
 
     #[test]

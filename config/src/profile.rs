@@ -175,4 +175,73 @@ mod tests {
         assert_eq!(inlet.unit, Some(SourceUnit::F));
         assert!(profiles.get("apc-rpdu2").is_some());
     }
+
+    #[test]
+    fn rack_power_points_have_their_kinds_and_scales() {
+        let profiles = Profiles::builtin().expect("built-in profiles are valid");
+        let point = |profile: &str, name: &str| {
+            profiles
+                .get(profile)
+                .and_then(|p| p.point(name))
+                .cloned()
+                .unwrap_or_else(|| panic!("{profile} has no point {name}"))
+        };
+        for (profile, name, kind, scale) in [
+            (
+                "apc-rpdu2",
+                "device_power",
+                SensorKind::RackPower,
+                Some(0.01),
+            ),
+            (
+                "apc-rpdu2",
+                "phase1_power",
+                SensorKind::RackPower,
+                Some(0.01),
+            ),
+            (
+                "apc-rpdu2",
+                "phase1_current",
+                SensorKind::RackCurrent,
+                Some(0.1),
+            ),
+            (
+                "raritan-px2",
+                "inlet_power",
+                SensorKind::RackPower,
+                Some(0.001),
+            ),
+            (
+                "raritan-px2",
+                "inlet_current",
+                SensorKind::RackCurrent,
+                None,
+            ),
+            ("entity-sensor", "power", SensorKind::RackPower, Some(0.001)),
+            ("entity-sensor", "current", SensorKind::RackCurrent, None),
+            (
+                "ups-mib",
+                "output_power",
+                SensorKind::RackPower,
+                Some(0.001),
+            ),
+            (
+                "ups-mib",
+                "output_current",
+                SensorKind::RackCurrent,
+                Some(0.1),
+            ),
+        ] {
+            let p = point(profile, name);
+            assert_eq!((p.kind, p.scale), (Some(kind), scale), "{profile}/{name}");
+        }
+        assert_eq!(
+            point("apc-rpdu2", "device_power").oid.as_deref(),
+            Some("1.3.6.1.4.1.318.1.1.26.4.3.1.5.1")
+        );
+        assert_eq!(
+            point("ups-mib", "output_power").oid.as_deref(),
+            Some("1.3.6.1.2.1.33.1.4.4.1.4.1")
+        );
+    }
 }

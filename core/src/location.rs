@@ -19,7 +19,7 @@ pub struct Location {
 }
 
 /// What a sensor measures. Values are normalised at the edge: °C for temperatures, %RH for
-/// humidity, RPM for fans, 0/1 for states.
+/// humidity, RPM for fans, 0/1 for states, kW for rack power and A for rack current.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SensorKind {
@@ -43,6 +43,11 @@ pub enum SensorKind {
     CoolingState,
     /// A temperature whose placement is unknown (no fixed limits apply).
     Temperature,
+    /// Active power drawn by a rack (PDU, PDU phase or inlet, UPS output), in kW: the rack's
+    /// heat load. No ASHRAE limits apply; a sustained step is a density change.
+    RackPower,
+    /// Current drawn by a rack (PDU or phase), in A.
+    RackCurrent,
 }
 
 impl SensorKind {
@@ -58,6 +63,7 @@ impl SensorKind {
             | SensorKind::ReturnAirTemp
             | SensorKind::FanSpeed
             | SensorKind::CoolingState => Category::Cooling,
+            SensorKind::RackPower | SensorKind::RackCurrent => Category::Power,
         }
     }
 
@@ -67,6 +73,8 @@ impl SensorKind {
             SensorKind::Humidity => "%RH",
             SensorKind::FanSpeed => "rpm",
             SensorKind::CoolingState => "",
+            SensorKind::RackPower => "kW",
+            SensorKind::RackCurrent => "A",
             _ => "°C",
         }
     }
@@ -84,6 +92,8 @@ impl SensorKind {
             SensorKind::FanSpeed => "fan_speed",
             SensorKind::CoolingState => "cooling_state",
             SensorKind::Temperature => "temperature",
+            SensorKind::RackPower => "rack_power",
+            SensorKind::RackCurrent => "rack_current",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The simulated colo site of the demo: two zones of racks with APC rPDU2 temperature probes
-//! (SNMP) and one APC InRow cooler (Modbus TCP), whose readings the scenario changes.
+//! and rack power metering (SNMP) and one APC InRow cooler (Modbus TCP), whose readings the
+//! scenario changes.
 
 use anyhow::Context as _;
 use coldaisle_core::registers::{encode, RegisterType, WordOrder};
@@ -28,6 +29,9 @@ pub struct Site {
     pub inrow: ModbusSim,
 }
 
+/// A rack's power draw before the story changes it (kW).
+const NORMAL_RACK_KW: f64 = 4.0;
+
 /// Zone Z1 has three racks cooled by an InRow unit; zone Z2 has two racks.
 const RACKS: &[(&str, &str)] = &[
     ("Z1", "R01"),
@@ -53,6 +57,7 @@ impl Site {
         let site = Site { pdus, inrow };
         for pdu in &site.pdus {
             site.set_inlet(pdu.rack, 22.0)?;
+            site.set_power(pdu.rack, NORMAL_RACK_KW)?;
             pdu.sim
                 .set(PROBE_HUMIDITY_OID, SimValue::Integer(45))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -73,6 +78,19 @@ impl Site {
                 PROBE_TEMP_OID,
                 SimValue::Integer((celsius * 10.0).round() as i64),
             )
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Sets a rack's power draw (kW) as its rPDU2 reports it (device and phase 1, single
+    /// phase at 230 V, so the phase current follows).
+    pub fn set_power(&self, rack: &str, kw: f64) -> anyhow::Result<()> {
+        let pdu = self
+            .pdus
+            .iter()
+            .find(|p| p.rack == rack)
+            .with_context(|| format!("no rack {rack}"))?;
+        pdu.sim
+            .set_rpdu2_power(kw, kw * 1000.0 / 230.0)
             .map_err(|e| anyhow::anyhow!("{e}"))
     }
 
@@ -106,6 +124,11 @@ min_sensors = 2
 # The story is time-compressed (overheats 16 s apart): flaps are raises within 2 s of a clear.
 [detection]
 flap_window = "2s"
+
+# Rack power: a level shift held 4 s (against the 8 s before it) is a density change.
+[detection.rack_power]
+step_min_duration = "4s"
+step_reference = "8s"
 "#,
             state = state_dir.display()
         );
@@ -133,6 +156,10 @@ min_duration = "1s"
 [[devices.points]]
 sensor = "{rack}-humidity"
 profile_point = "probe1_humidity"
+
+[[devices.points]]
+sensor = "{rack}-power"
+profile_point = "device_power"
 "#,
                 rack = pdu.rack,
                 zone = pdu.zone,

@@ -55,6 +55,33 @@ pub enum SimValue {
     TimeTicks(u32),
 }
 
+/// The rack power OIDs the built-in profiles read (`config/profiles/*.toml` quote the MIB
+/// lines), as the simulator's helpers serve them.
+pub mod power_oids {
+    /// PowerNet-MIB rPDU2DeviceStatusPower, PDU 1 (hundredths of kW).
+    pub const RPDU2_DEVICE_POWER: &str = "1.3.6.1.4.1.318.1.1.26.4.3.1.5.1";
+    /// PowerNet-MIB rPDU2PhaseStatusPower, phase 1 (hundredths of kW).
+    pub const RPDU2_PHASE1_POWER: &str = "1.3.6.1.4.1.318.1.1.26.6.3.1.7.1";
+    /// PowerNet-MIB rPDU2PhaseStatusCurrent, phase 1 (tenths of A).
+    pub const RPDU2_PHASE1_CURRENT: &str = "1.3.6.1.4.1.318.1.1.26.6.3.1.5.1";
+    /// PDU2-MIB measurementsInletSensorValue, PDU 1, inlet 1, activePower(5).
+    pub const PX2_INLET_POWER: &str = "1.3.6.1.4.1.13742.6.5.2.3.1.4.1.1.5";
+    /// PDU2-MIB inletSensorDecimalDigits, PDU 1, inlet 1, activePower(5).
+    pub const PX2_INLET_POWER_DIGITS: &str = "1.3.6.1.4.1.13742.6.3.3.4.1.7.1.1.5";
+    /// PDU2-MIB measurementsInletSensorValue, PDU 1, inlet 1, rmsCurrent(1).
+    pub const PX2_INLET_CURRENT: &str = "1.3.6.1.4.1.13742.6.5.2.3.1.4.1.1.1";
+    /// PDU2-MIB inletSensorDecimalDigits, PDU 1, inlet 1, rmsCurrent(1).
+    pub const PX2_INLET_CURRENT_DIGITS: &str = "1.3.6.1.4.1.13742.6.3.3.4.1.7.1.1.1";
+    /// ENTITY-SENSOR-MIB entPhySensorEntry (columns 1 type … 5 operStatus).
+    pub const ENT_PHY_SENSOR_ENTRY: &str = "1.3.6.1.2.1.99.1.1.1";
+    /// ENTITY-MIB entPhysicalName column.
+    pub const ENT_PHYSICAL_NAME: &str = "1.3.6.1.2.1.47.1.1.1.1.7";
+    /// UPS-MIB upsOutputPower, line 1 (W).
+    pub const UPS_OUTPUT_POWER: &str = "1.3.6.1.2.1.33.1.4.4.1.4.1";
+    /// UPS-MIB upsOutputCurrent, line 1 (0.1 A).
+    pub const UPS_OUTPUT_CURRENT: &str = "1.3.6.1.2.1.33.1.4.4.1.3.1";
+}
+
 /// A dotted OID string that is not a valid SNMP object identifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadOid {
@@ -199,6 +226,86 @@ impl SnmpSim {
         let arcs = parse_oid(oid)?;
         self.shared.values().insert(arcs, value);
         Ok(())
+    }
+
+    /// Serves an APC rPDU2's rack power the way PowerNet-MIB encodes it (see
+    /// `config/profiles/apc-rpdu2.toml`): device and phase-1 power in hundredths of kW
+    /// (rPDU2DeviceStatusPower, rPDU2PhaseStatusPower) and phase-1 current in tenths of A
+    /// (rPDU2PhaseStatusCurrent).
+    pub fn set_rpdu2_power(&self, kw: f64, amps: f64) -> Result<(), BadOid> {
+        let hundredths = SimValue::Integer((kw * 100.0).round() as i64);
+        self.set(power_oids::RPDU2_DEVICE_POWER, hundredths.clone())?;
+        self.set(power_oids::RPDU2_PHASE1_POWER, hundredths)?;
+        self.set(
+            power_oids::RPDU2_PHASE1_CURRENT,
+            SimValue::Integer((amps * 10.0).round() as i64),
+        )
+    }
+
+    /// Serves a Raritan PX2's inlet 1 active power (W) and RMS current (A) the way PDU2-MIB
+    /// encodes them: measurementsInletSensorValue as an unsigned integer scaled by
+    /// inletSensorDecimalDigits (0 digits for watts, 3 for amperes here).
+    pub fn set_px2_inlet_power(&self, kw: f64, amps: f64) -> Result<(), BadOid> {
+        let gauge = |v: f64| SimValue::Gauge(v.round().clamp(0.0, f64::from(u32::MAX)) as u32);
+        self.set(power_oids::PX2_INLET_POWER, gauge(kw * 1000.0))?;
+        self.set(power_oids::PX2_INLET_POWER_DIGITS, SimValue::Gauge(0))?;
+        self.set(power_oids::PX2_INLET_CURRENT, gauge(amps * 1000.0))?;
+        self.set(power_oids::PX2_INLET_CURRENT_DIGITS, SimValue::Gauge(3))
+    }
+
+    /// Serves two ENTITY-SENSOR-MIB rows named `{name}-power` (watts(6), scale units(9),
+    /// precision 1: tenths of W) and `{name}-current` (amperes(5), scale milli(8), precision
+    /// 0: mA) at entPhysicalIndex `index` and `index + 1`, both operStatus ok(1).
+    pub fn set_entity_power_rows(
+        &self,
+        index: u32,
+        name: &str,
+        kw: f64,
+        amps: f64,
+    ) -> Result<(), BadOid> {
+        let rows = [
+            (
+                index,
+                format!("{name}-power"),
+                6,
+                9,
+                1,
+                (kw * 10_000.0).round(),
+            ),
+            (
+                index + 1,
+                format!("{name}-current"),
+                5,
+                8,
+                0,
+                (amps * 1000.0).round(),
+            ),
+        ];
+        for (i, row_name, ty, scale, precision, value) in rows {
+            let column = |c: u32| format!("{}.{c}.{i}", power_oids::ENT_PHY_SENSOR_ENTRY);
+            self.set(&column(1), SimValue::Integer(ty))?;
+            self.set(&column(2), SimValue::Integer(scale))?;
+            self.set(&column(3), SimValue::Integer(precision))?;
+            self.set(&column(4), SimValue::Integer(value as i64))?;
+            self.set(&column(5), SimValue::Integer(1))?;
+            self.set(
+                &format!("{}.{i}", power_oids::ENT_PHYSICAL_NAME),
+                SimValue::OctetString(row_name.into_bytes()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Serves UPS-MIB output line 1: upsOutputPower in W, upsOutputCurrent in 0.1 A.
+    pub fn set_ups_output(&self, kw: f64, amps: f64) -> Result<(), BadOid> {
+        self.set(
+            power_oids::UPS_OUTPUT_POWER,
+            SimValue::Integer((kw * 1000.0).round() as i64),
+        )?;
+        self.set(
+            power_oids::UPS_OUTPUT_CURRENT,
+            SimValue::Integer((amps * 10.0).round() as i64),
+        )
     }
 
     /// Removes `oid` from the table, returning its previous value if it had one.

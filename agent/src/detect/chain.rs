@@ -1,6 +1,7 @@
 //! All detectors of one sensor, in the order the daemon and `replay` run them:
 //! impossible value (a bad sample goes no further) → fixed limits per level → rate of change
-//! per window → stuck → learned band → learned baseline; each detector's output then passes its flap gate.
+//! per window → stuck → learned band → learned baseline → step change; each detector's output
+//! then passes its flap gate.
 //!
 //! Settings come from `[detection.<kind>]` (presets) and the point's own `threshold`; the
 //! state of every detector can be exported and restored by detector name.
@@ -10,6 +11,7 @@ use super::baseline::BaselineDetector;
 use super::fault::{ImpossibleValue, Stale};
 use super::flap::FlapGate;
 use super::rate::RateDetector;
+use super::step::StepDetector;
 use super::stuck::StuckDetector;
 use super::threshold::ThresholdDetector;
 use super::Transition;
@@ -40,6 +42,7 @@ enum Kind {
     Stuck(StuckDetector),
     Band(BandDetector),
     Baseline(BaselineDetector),
+    Step(StepDetector),
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +135,15 @@ impl SensorDetectors {
                 Kind::Baseline(BaselineDetector::new(baseline.clone())),
             ));
         }
+        if let Some(step) = &kind.step {
+            // A level shift is a density change, not an alarm: always `info`.
+            slots.push(slot(
+                "step_change".into(),
+                Severity::Info,
+                false,
+                Kind::Step(StepDetector::new(step.clone())),
+            ));
+        }
         SensorDetectors {
             impossible: ImpossibleValue::new(kind.valid_range, kind.sentinels.clone()),
             impossible_gate: FlapGate::new(flap_window),
@@ -176,6 +188,7 @@ impl SensorDetectors {
                 Kind::Stuck(d) => d.observe(ts, value),
                 Kind::Band(d) => d.observe(ts, value),
                 Kind::Baseline(d) => d.observe(ts, value),
+                Kind::Step(d) => d.observe(ts, value),
             };
             let passed = t.and_then(|t| slot.gate.filter(t));
             for t in passed.into_iter().chain(slot.gate.tick(ts, value)) {
@@ -229,6 +242,7 @@ impl SensorDetectors {
                 Kind::Stuck(d) => serde_json::to_value(&d.state),
                 Kind::Band(d) => serde_json::to_value(&d.state),
                 Kind::Baseline(d) => serde_json::to_value(&d.state),
+                Kind::Step(d) => serde_json::to_value(&d.state),
             };
             put(&s.name, v);
             put(
@@ -269,6 +283,7 @@ impl SensorDetectors {
                 Kind::Stuck(d) => load(map, &s.name, &mut d.state),
                 Kind::Band(d) => load(map, &s.name, &mut d.state),
                 Kind::Baseline(d) => load(map, &s.name, &mut d.state),
+                Kind::Step(d) => load(map, &s.name, &mut d.state),
             };
             n += load(map, &format!("{}.flap", s.name), &mut s.gate.state);
         }

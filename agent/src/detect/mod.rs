@@ -15,6 +15,7 @@ pub mod rate;
 pub mod reachability;
 #[cfg(test)]
 mod scenarios;
+pub mod step;
 pub mod stuck;
 pub mod summary;
 pub mod threshold;

@@ -387,3 +387,56 @@ oid = "1.3.6.1.4.1.1.2"
     );
     assert!(daemon.iter().any(|e| e.1 == "threshold"), "{daemon:?}");
 }
+
+/// Rack power (kW), one sample a minute from 00:00: 4 kW with ±0.15 kW of noise, and
+/// `level(minute)` on top.
+fn rack_power_csv(minutes: u32, extra: impl Fn(u32) -> f64) -> String {
+    let mut csv = String::from("timestamp,value\n");
+    for m in 0..minutes {
+        let noise = f64::from(m * 37 % 7) * 0.05 - 0.15;
+        let v = 4.0 + noise + extra(m);
+        csv.push_str(&format!(
+            "2026-11-25 {:02}:{:02}:00,{v:.3}\n",
+            m / 60,
+            m % 60
+        ));
+    }
+    csv
+}
+
+fn raises(csv: &str, kind: SensorKind) -> Vec<serde_json::Value> {
+    replay(csv, &settings(kind))
+        .expect("replay")
+        .lines
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .filter(|l| l["state"] == "raised")
+        .collect()
+}
+
+#[test]
+fn a_sustained_rack_power_step_is_one_info_event_with_both_levels() {
+    // +2 kW from 02:00, held for the last hour of the replay.
+    let csv = rack_power_csv(180, |m| if m >= 120 { 2.0 } else { 0.0 });
+    let raised = raises(&csv, SensorKind::RackPower);
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    let e = &raised[0];
+    assert_eq!(e["detector"], "step_change");
+    assert_eq!(e["severity"], "info");
+    let after = e["value"].as_f64().expect("after level");
+    let before = e["limit"].as_f64().expect("before level");
+    assert!((after - 6.0).abs() < 0.2, "after {after}");
+    assert!((before - 4.0).abs() < 0.2, "before {before}");
+    let ts = e["ts"].as_str().unwrap_or("");
+    assert!(
+        ts.starts_with("2026-11-25T02:2") || ts.starts_with("2026-11-25T02:30"),
+        "{ts}"
+    );
+}
+
+#[test]
+fn a_five_minute_rack_power_spike_raises_nothing() {
+    let csv = rack_power_csv(240, |m| if (120..125).contains(&m) { 2.0 } else { 0.0 });
+    let raised = raises(&csv, SensorKind::RackPower);
+    assert!(raised.is_empty(), "{raised:?}");
+}

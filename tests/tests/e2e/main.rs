@@ -10,6 +10,7 @@ mod chaos;
 mod pagers;
 mod partition;
 mod postgres_store;
+mod rack_power;
 mod service;
 mod snmp;
 mod snmp_traps;
