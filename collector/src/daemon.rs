@@ -30,6 +30,8 @@ pub struct RunningCollector {
     started_tasks: usize,
     /// The notifier and the rule rebuild of a reload.
     rules: crate::rules_reload::RuleSwitch,
+    /// Who may call the API (its tokens are re-read on SIGHUP).
+    access: crate::auth::Access,
 }
 
 /// Builds the empty state with the configured rules.
@@ -115,6 +117,19 @@ impl RunningCollector {
         );
         let state: SharedState = Arc::new(RwLock::new(state));
 
+        let access = crate::auth::Access::load(raw.http.tokens_file.as_deref())?;
+        match &access {
+            crate::auth::Access::Open => tracing::warn!(listen = %raw.http.listen,
+                "the HTTP API has no tokens (http.tokens_file): anyone on this host can read and act; \
+                 it listens on loopback only"),
+            crate::auth::Access::Tokens { path, book } => tracing::info!(
+                tokens_file = %path.display(),
+                tokens = book.read().map(|b| b.len()).unwrap_or(0),
+                "HTTP API requires bearer tokens"
+            ),
+        }
+        let api_access = access.clone();
+        let max_body_bytes = raw.http.max_body_bytes;
         let listener = tokio::net::TcpListener::bind(raw.http.listen)
             .await
             .with_context(|| format!("binding the HTTP API on {}", raw.http.listen))?;
@@ -143,13 +158,17 @@ impl RunningCollector {
                 let stop = async move {
                     let _ = rx.wait_for(|s| *s).await;
                 };
-                let app = crate::http::full_router_with_silence(
+                let app = crate::http::router(crate::http::ApiOptions {
                     state,
-                    action_log,
-                    silences,
-                    Arc::new(Timestamp::now),
+                    clock: Arc::new(Timestamp::now),
                     silence,
-                );
+                    operator: Some(crate::http::OperatorStores {
+                        log: action_log,
+                        silences,
+                    }),
+                    access,
+                    max_body_bytes,
+                });
                 if let Err(e) = crate::http::serve_router(listener, app, stop).await {
                     tracing::error!(error = %e, "HTTP API failed");
                 }
@@ -178,7 +197,13 @@ impl RunningCollector {
             started_tasks: tasks.len(),
             tasks,
             rules,
+            access: api_access,
         })
+    }
+
+    /// Re-reads the API tokens file (SIGHUP); on an error the tokens in force stay.
+    pub fn reload_tokens(&self) -> anyhow::Result<usize> {
+        Ok(self.access.reload()?)
     }
 
     /// `Ok` while ingest, the API and the notifier run and the state answers.
