@@ -119,8 +119,7 @@ fn main() -> ExitCode {
             config,
             drain_grace,
         } => coldaisle_collector::service::run(config, drain_grace, &logs),
-        Command::CheckConfig { config } => coldaisle_collector::service::load_config(&config)
-            .map(|_| println!("{}: ok", config.display())),
+        Command::CheckConfig { config } => check_config(&config),
         Command::Report {
             zone,
             site,
@@ -145,6 +144,16 @@ fn main() -> ExitCode {
             ExitCode::from(coldaisle_service::exit::code_for(&e))
         }
     }
+}
+
+/// `check-config`: loads as startup does, prints the warnings (stderr) and `ok`.
+fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = coldaisle_collector::service::load_config(path)?;
+    for warning in coldaisle_config::warnings::collector_warnings(&config) {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
+    println!("{}: ok", path.display());
+    Ok(())
 }
 
 fn report(

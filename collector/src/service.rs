@@ -97,6 +97,9 @@ impl Service for CollectorService {
 /// Runs the collector of the config at `path` until SIGTERM/SIGINT, then stops within `grace`.
 pub fn run(path: PathBuf, grace: Duration, logs: &LogControl) -> anyhow::Result<()> {
     let config = load_config(&path)?;
+    for warning in coldaisle_config::warnings::collector_warnings(&config) {
+        tracing::warn!(key = %warning.key, "{}", warning.message);
+    }
     if let Err(e) = logs.set_level(config.raw.log_level.as_deref()) {
         tracing::warn!(error = %format!("{e:#}"), "log level unchanged");
     }

@@ -16,6 +16,7 @@ pub mod profile;
 pub mod snmp;
 pub mod snmp_traps;
 mod source;
+pub mod warnings;
 
 pub use agent::{AgentConfig, Device, Protocol, Sensor, SensorSource, Threshold};
 pub use collector::CollectorConfig;

@@ -219,3 +219,48 @@ fn an_api_without_tokens_refuses_a_public_address() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn check_config_warns_about_inline_secrets_and_a_missing_trap_community() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let collector = dir.path().join("collector.toml");
+    std::fs::write(
+        &collector,
+        "collector_id = \"c\"\nstate_dir = \"/tmp/c\"\n[mqtt]\nhost = \"b\"\npassword = \"pw\"\n\
+         [[notify.receivers]]\nname = \"chat\"\nkind = \"slack\"\n\
+         url = \"https://hooks.slack.com/services/T0/B0/XXXXsecretXXXX\"\n",
+    )?;
+    let agent = dir.path().join("agent.toml");
+    std::fs::write(
+        &agent,
+        "agent_id = \"a\"\nsite = \"s\"\nstate_dir = \"/tmp/a\"\n[mqtt]\nhost = \"b\"\n\
+         [snmp_traps]\nlisten = \"127.0.0.1:1162\"\n",
+    )?;
+    for (binary_name, file, needles) in [
+        (
+            "coldaisle-collector",
+            &collector,
+            &[
+                "mqtt.password: secret written inline",
+                "notify.receivers[0].url",
+            ][..],
+        ),
+        (
+            "coldaisle-agent",
+            &agent,
+            &["snmp_traps.communities", "v1/v2c traps are refused"][..],
+        ),
+    ] {
+        let out = Command::new(binary(binary_name)?)
+            .args(["check-config", "--config"])
+            .arg(file)
+            .output()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{binary_name}: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{binary_name}: {needle:?} in {err}");
+        }
+        assert!(!err.contains("XXXX"), "the secret itself is printed: {err}");
+    }
+    Ok(())
+}
