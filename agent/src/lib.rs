@@ -13,6 +13,7 @@ pub mod detector_state;
 pub mod devices;
 pub mod modbus;
 pub mod outbox;
+pub mod outbox_retry;
 pub mod pipeline;
 pub mod poller;
 pub mod publisher;

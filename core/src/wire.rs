@@ -166,6 +166,12 @@ pub struct StatusStats {
     pub dropped_events: u64,
     /// Corrupt outbox records removed, since start.
     pub corrupt_records: u64,
+    /// Outbox writes (append or flush) the disk refused, since start.
+    pub outbox_write_failures: u64,
+    /// Readings held in memory now because their outbox write failed.
+    pub outbox_unwritten: u64,
+    /// Readings given up because the in-memory hold was full while writes failed, since start.
+    pub outbox_unwritten_dropped: u64,
 }
 
 /// Errors decoding a payload received from the network.
