@@ -41,9 +41,15 @@ pub struct Stored {
 }
 
 /// The collector store.
+///
+/// A batch whose flush failed is not acked, and its records, though applied, are not
+/// durable: they stay in `unflushed` until a later flush succeeds, so the agent's resend of
+/// them counts as new (and reaches the analysis), never as a duplicate.
 #[derive(Clone)]
 pub struct CollectorStore {
     kv: Arc<dyn KvStore>,
+    /// Keys of records applied by a batch whose flush failed (not durable yet).
+    unflushed: Arc<std::sync::Mutex<std::collections::HashSet<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for CollectorStore {
@@ -63,7 +69,10 @@ fn record_key(agent: &str, seq: u64) -> Vec<u8> {
 impl CollectorStore {
     /// A store over `kv`.
     pub fn new(kv: Arc<dyn KvStore>) -> Self {
-        CollectorStore { kv }
+        CollectorStore {
+            kv,
+            unflushed: Default::default(),
+        }
     }
 
     /// Stores the records of one agent that are not stored yet, flushes, then advances the
@@ -80,12 +89,18 @@ impl CollectorStore {
         let highest = records.iter().map(|r| r.seq).max().unwrap_or(0);
         let mut out = Stored::default();
         let mut batch = WriteBatch::default();
+        let mut unflushed = self
+            .unflushed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut keys = Vec::new();
         for record in records {
             let key = record_key(agent, record.seq);
-            if self.kv.get(RECORDS, &key)?.is_some() {
+            if !unflushed.contains(&key) && self.kv.get(RECORDS, &key)?.is_some() {
                 out.duplicates += 1;
                 continue;
             }
+            keys.push(key.clone());
             let json = serde_json::to_vec(&record).map_err(|e| StoreError {
                 operation: "encode",
                 tree: RECORDS.into(),
@@ -116,7 +131,12 @@ impl CollectorStore {
             serde_json::to_vec(&ledger).unwrap_or_default(),
         );
         self.kv.apply(AGENTS, ledger_batch)?;
-        self.kv.flush()?;
+        if let Err(e) = self.kv.flush() {
+            unflushed.extend(keys);
+            return Err(e);
+        }
+        // Everything applied so far is durable now, earlier failed batches included.
+        unflushed.clear();
         out.ledger = ledger;
         Ok(out)
     }
@@ -226,5 +246,39 @@ mod tests {
         let mut seqs = Vec::new();
         store.for_each_record(|r| seqs.push(r.seq)).expect("scan");
         assert_eq!(seqs, vec![1, 2, 3, 4, 7, 10]);
+    }
+
+    #[test]
+    fn a_batch_whose_flush_failed_is_not_acked_and_its_resend_is_new() {
+        use coldaisle_store::FaultyStore;
+        let kv = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
+        let store = CollectorStore::new(kv.clone());
+        let s = store
+            .store_batch("a1", "s1", 1, &[], vec![record(1)])
+            .expect("store");
+        assert_eq!(s.ledger.acked_upto, 1);
+        kv.fail_flushes(1);
+        assert!(store
+            .store_batch("a1", "s1", 1, &[], vec![record(2), record(3)])
+            .is_err());
+        // The resend: not duplicates, new, and acked only now that they are durable.
+        let s = store
+            .store_batch("a1", "s1", 1, &[], vec![record(2), record(3)])
+            .expect("store");
+        assert_eq!((s.new.len(), s.duplicates, s.ledger.acked_upto), (2, 0, 3));
+        // Once durable, a resend is a duplicate again.
+        let s = store
+            .store_batch("a1", "s1", 1, &[], vec![record(3)])
+            .expect("store");
+        assert_eq!((s.new.len(), s.duplicates), (0, 1));
+        // A refused apply stores nothing and acks nothing.
+        kv.fail_applies(1);
+        assert!(store
+            .store_batch("a1", "s1", 1, &[], vec![record(4)])
+            .is_err());
+        let s = store
+            .store_batch("a1", "s1", 1, &[], vec![record(4)])
+            .expect("store");
+        assert_eq!((s.new.len(), s.ledger.acked_upto), (1, 4));
     }
 }
