@@ -32,6 +32,8 @@ pub struct RunningCollector {
     rules: crate::rules_reload::RuleSwitch,
     /// Who may call the API (its tokens are re-read on SIGHUP).
     access: crate::auth::Access,
+    /// The API's TLS, if configured (its files are re-read on SIGHUP).
+    api_tls: Option<crate::api_tls::ApiTls>,
 }
 
 /// Builds the empty state with the configured rules.
@@ -128,6 +130,11 @@ impl RunningCollector {
                 "HTTP API requires bearer tokens"
             ),
         }
+        let api_tls = match &raw.http.tls {
+            Some(t) => Some(crate::api_tls::ApiTls::load(&t.cert_file, &t.key_file)?),
+            None => None,
+        };
+        let served_tls = api_tls.clone();
         let api_access = access.clone();
         let max_body_bytes = raw.http.max_body_bytes;
         let listener = tokio::net::TcpListener::bind(raw.http.listen)
@@ -169,7 +176,7 @@ impl RunningCollector {
                     access,
                     max_body_bytes,
                 });
-                if let Err(e) = crate::http::serve_router(listener, app, stop).await {
+                if let Err(e) = crate::http::serve_api(listener, served_tls, app, stop).await {
                     tracing::error!(error = %e, "HTTP API failed");
                 }
             });
@@ -189,7 +196,7 @@ impl RunningCollector {
             state.clone(),
             shutdown_rx,
         ));
-        tracing::info!(http = %http_addr, "collector started");
+        tracing::info!(http = %http_addr, tls = raw.http.tls.is_some(), "collector started");
         Ok(RunningCollector {
             state,
             http_addr,
@@ -198,12 +205,22 @@ impl RunningCollector {
             tasks,
             rules,
             access: api_access,
+            api_tls,
         })
     }
 
     /// Re-reads the API tokens file (SIGHUP); on an error the tokens in force stay.
     pub fn reload_tokens(&self) -> anyhow::Result<usize> {
         Ok(self.access.reload()?)
+    }
+
+    /// Re-reads the API's TLS certificate and key (SIGHUP); `false` without TLS. On an error
+    /// the certificate in force stays.
+    pub fn reload_api_tls(&self) -> anyhow::Result<bool> {
+        match &self.api_tls {
+            Some(tls) => tls.reload().map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// `Ok` while ingest, the API and the notifier run and the state answers.

@@ -163,6 +163,23 @@ pub async fn serve_router(
         .await
 }
 
+/// [`serve_router`] over TLS when `tls` is given ([`crate::api_tls`]), plain HTTP otherwise.
+pub async fn serve_api(
+    listener: tokio::net::TcpListener,
+    tls: Option<crate::api_tls::ApiTls>,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        None => serve_router(listener, app, shutdown).await,
+        Some(tls) => {
+            axum::serve(tls.listener(listener), app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
 /// Ingest and analysis counters served on `/api/v1/stats`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiStats {

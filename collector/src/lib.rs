@@ -8,6 +8,7 @@
 pub mod action_log;
 pub mod actions;
 pub mod analysis;
+pub mod api_tls;
 pub mod auth;
 pub mod cause;
 pub mod chronicle;

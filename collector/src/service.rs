@@ -4,7 +4,7 @@
 //! SIGHUP validates the config file again (a bad file is rejected as a whole and the old config
 //! keeps running), applies `log_level` and the incident, problem and notify rules
 //! ([`crate::rules_reload`]: the analysis is rebuilt from the store, the notifier restarted)
-//! and re-reads the API tokens file;
+//! and re-reads the API tokens file and TLS certificate;
 //! other changed settings (broker, store, API address, sites, `agent_silence`) are named in the
 //! log as needing a restart. SIGTERM stops ingest and the API within the grace period (every
 //! stored record is already flushed).
@@ -66,6 +66,9 @@ impl Service for CollectorService {
         if self.config.raw.http.tokens_file.is_some() {
             let tokens = self.collector.reload_tokens()?;
             summary.push_str(&format!(", {tokens} API tokens"));
+        }
+        if self.collector.reload_api_tls()? {
+            summary.push_str(", API certificate");
         }
         for section in &applied {
             summary.push_str(", ");

@@ -64,6 +64,19 @@ pub struct HttpConfig {
     /// Largest request body accepted (bytes); larger bodies answer `413`.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// HTTPS: certificate chain and key (PEM files, re-read on SIGHUP). Absent: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<HttpTlsConfig>,
+}
+
+/// TLS of the HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key of the certificate.
+    pub key_file: PathBuf,
 }
 
 fn default_listen() -> SocketAddr {
@@ -80,6 +93,7 @@ impl Default for HttpConfig {
             listen: default_listen(),
             tokens_file: None,
             max_body_bytes: default_max_body_bytes(),
+            tls: None,
         }
     }
 }
@@ -286,6 +300,12 @@ fn validate_http(http: &HttpConfig, at: &KeyPath) -> Result<(), Problem> {
             ),
         ));
     }
+    if let Some(tls) = &http.tls {
+        // Read now so check-config catches a missing or non-PEM file; the daemon reads them
+        // again at start and on SIGHUP.
+        crate::mqtt::read_pem(&tls.cert_file, at.key("tls").key("cert_file"))?;
+        crate::mqtt::read_pem(&tls.key_file, at.key("tls").key("key_file"))?;
+    }
     if http.max_body_bytes < 1024 {
         return Err(Problem::new(
             at.key("max_body_bytes"),
@@ -318,5 +338,11 @@ mod tests {
         assert!(with_tokens.is_ok(), "{with_tokens:?}");
         let err = load("max_body_bytes = 10").err().unwrap_or_default();
         assert!(err.contains("http.max_body_bytes"), "{err}");
+        let err = load(
+            "[http.tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"",
+        )
+        .err()
+        .unwrap_or_default();
+        assert!(err.contains("http.tls.cert_file"), "{err}");
     }
 }

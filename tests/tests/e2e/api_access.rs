@@ -264,3 +264,101 @@ fn check_config_warns_about_inline_secrets_and_a_missing_trap_community() -> Res
     }
     Ok(())
 }
+
+/// An HTTPS client trusting only the PEM CA at `ca`.
+fn https_agent(ca: &Path) -> Result<ureq::Agent> {
+    use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
+    let pem = std::fs::read(ca)?;
+    let roots: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::Specific(std::sync::Arc::new(roots)))
+        .unversioned_rustls_crypto_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .build();
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .build()
+        .into())
+}
+
+#[test]
+fn https_api_with_tokens_and_a_certificate_replaced_on_sighup() -> Result<()> {
+    let pki = coldaisle_testkit::pki::TestPki::generate()?;
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (dir.path().join("api.pem"), dir.path().join("api.key"));
+    // Start with an expired certificate: clients refuse it until the reload.
+    std::fs::copy(pki.path("expired.pem"), &cert)?;
+    std::fs::copy(pki.path("expired.key"), &key)?;
+    let (token, line) = new_token("ann", "read")?;
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{line}\n"))?;
+    let http = free_port()?;
+    let toml = dir.path().join("collector.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "collector_id = \"tls\"\nstate_dir = \"{}\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\n\
+             [http]\nlisten = \"127.0.0.1:{http}\"\ntokens_file = \"{}\"\n\
+             [http.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            dir.path().join("state").display(),
+            free_port()?,
+            tokens.display(),
+            cert.display(),
+            key.display()
+        ),
+    )?;
+    let mut daemon = Daemon::start("coldaisle-collector", &toml, &dir.path().join("c.log"))?;
+    let client = https_agent(&pki.path("ca.pem"))?;
+    let base = format!("https://127.0.0.1:{http}");
+    let handshake_error = wait_for(
+        "the API to refuse the expired certificate",
+        Duration::from_secs(20),
+        || {
+            match client.get(&format!("{base}/healthz")).call() {
+                // Refused: not listening yet.
+                Err(e) if !e.to_string().contains("refused") => Some(e.to_string()),
+                _ => None,
+            }
+        },
+    )?;
+    assert!(
+        handshake_error.to_lowercase().contains("expired"),
+        "{handshake_error}"
+    );
+    // Plain HTTP on the TLS port gets no answer.
+    assert!(request(
+        "GET",
+        &format!("http://127.0.0.1:{http}/healthz"),
+        None,
+        None
+    )
+    .is_err());
+    daemon.check_alive()?;
+
+    std::fs::copy(pki.path("server.pem"), &cert)?;
+    std::fs::copy(pki.path("server.key"), &key)?;
+    daemon.signal("HUP")?;
+    let mut response = wait_for("the reloaded certificate", Duration::from_secs(20), || {
+        client.get(&format!("{base}/healthz")).call().ok()
+    })?;
+    assert_eq!(response.body_mut().read_to_string()?, "ok");
+    // Tokens still apply over TLS.
+    let status = client.get(&format!("{base}/api/v1/stats")).call()?.status();
+    assert_eq!(status.as_u16(), 401);
+    let status = client
+        .get(&format!("{base}/api/v1/stats"))
+        .header("authorization", &format!("Bearer {token}"))
+        .call()?
+        .status();
+    assert_eq!(status.as_u16(), 200);
+    daemon.check_alive()?;
+    daemon.terminate()
+}
