@@ -263,6 +263,9 @@ async fn run_pipeline(
     } = current;
     let mut saved_at = tokio::time::Instant::now();
     let mut swaps_open = true;
+    // A write the disk refused is retried with backoff (the outbox holds the readings).
+    let mut backoff = crate::outbox_retry::WriteBackoff::default();
+    let mut retry_pending = false;
     loop {
         let first = tokio::select! {
             biased;
@@ -271,6 +274,11 @@ async fn run_pipeline(
                     Some(swap) => apply_swap(&mut pipeline, &mut slots, swap, &status),
                     None => swaps_open = false,
                 }
+                continue;
+            }
+            _ = tokio::time::sleep(backoff.delay()), if retry_pending => {
+                retry_pending =
+                    crate::outbox_retry::write(&outbox, None, &appended, &mut backoff).await;
                 continue;
             }
             outcome = outcomes.recv() => match outcome {
@@ -309,19 +317,11 @@ async fn run_pipeline(
             continue;
         }
         crate::pipeline::readable::log_transitions(&payloads);
-        let outbox = outbox.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            outbox
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .append(payloads)
-        })
-        .await;
-        match result {
-            Ok(Ok(_)) => appended.notify_one(),
-            Ok(Err(e)) => tracing::error!(error = %e, "appending to the outbox failed"),
-            Err(e) => tracing::error!(error = %e, "outbox task failed"),
-        }
+        retry_pending =
+            crate::outbox_retry::write(&outbox, Some(payloads), &appended, &mut backoff).await;
+    }
+    if retry_pending && crate::outbox_retry::write(&outbox, None, &appended, &mut backoff).await {
+        tracing::error!("outbox writes still failing at shutdown: held readings are lost");
     }
     // Every device task has ended (shutdown): keep what the detectors know.
     crate::detector_state::save_logged(&pipeline, store.as_ref());

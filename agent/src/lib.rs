@@ -14,6 +14,7 @@ pub mod devices;
 pub mod instance;
 pub mod modbus;
 pub mod outbox;
+pub mod outbox_retry;
 pub mod pipeline;
 pub mod poller;
 pub mod publisher;

@@ -77,6 +77,9 @@ fn main() -> ExitCode {
 
 fn check_config(path: PathBuf, verbose: bool) -> anyhow::Result<()> {
     let config = coldaisle_agent::service::load_config(&path)?;
+    for warning in coldaisle_config::warnings::agent_warnings(&config) {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
     let sensors: usize = config.devices.iter().map(|d| d.sensors.len()).sum();
     println!(
         "{}: ok (agent {}, site {}, {} devices, {} sensors)",

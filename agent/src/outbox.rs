@@ -4,8 +4,16 @@
 //! - A record gets its `seq` when appended; seqs are strictly increasing and never reused, also
 //!   across restarts (the next seq is stored with the records, atomically, and recovered as
 //!   `max(stored next seq, last record + 1, acked + 1)`).
-//! - [`Outbox::append`] returns only after the store has flushed: a record that is "stored" is
-//!   on disk. Appends are group commits: all payloads of one call share one flush.
+//! - [`Outbox::append`] returns `Ok` only after the store has flushed: a record that is
+//!   "stored" is on disk. Appends are group commits: all payloads of one call share one flush.
+//! - Disk faults lose nothing silently and never reuse a seq. A payload whose write failed is
+//!   held in memory (at most `max_unwritten`, oldest summaries given up first, every loss
+//!   counted) and written, before anything newer, by the next [`Outbox::append`] or
+//!   [`Outbox::retry`]; the caller retries with backoff while [`Outbox::needs_retry`]. Seqs are
+//!   taken only by a batch the store applied, and stay taken when only the flush failed. Records
+//!   not yet flushed are never sent ([`Outbox::pending_after`] stops at the durable end), so a
+//!   crash that loses them loses seqs nobody has seen. Every failed write is counted
+//!   ([`OutboxStats::write_failures`]).
 //! - A record leaves the outbox only when an ack covers it ([`Outbox::ack`]) or when the quota
 //!   drops it; everything above the last ack is resent after a reconnect.
 //! - Records, counters and the list of dropped seqs live in one tree and change in one atomic
@@ -62,7 +70,17 @@ pub struct OutboxStats {
     pub dropped_events: u64,
     /// Records removed because their checksum or JSON was bad.
     pub corrupt: u64,
+    /// Writes (apply or flush) the store refused, e.g. on a full disk.
+    pub write_failures: u64,
+    /// Payloads held in memory now because their write failed (a gauge, not a counter).
+    pub unwritten: u64,
+    /// Payloads given up because the in-memory hold was full while writes kept failing (they
+    /// never got a seq).
+    pub unwritten_dropped: u64,
 }
+
+/// Default bound of the payloads held in memory while the store refuses writes.
+pub const DEFAULT_MAX_UNWRITTEN: usize = 10_000;
 
 fn record_key(seq: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(9);
@@ -146,6 +164,13 @@ pub struct Outbox {
     max_bytes: u64,
     dropped: Vec<SeqRange>,
     stats: OutboxStats,
+    /// Payloads whose write failed, oldest first; written before anything newer.
+    unwritten: std::collections::VecDeque<Payload>,
+    /// Bound of `unwritten`.
+    max_unwritten: usize,
+    /// Seqs below this are flushed; records at or above it are applied but not durable and
+    /// are not sent.
+    durable_next: u64,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -192,7 +217,57 @@ impl Outbox {
             max_bytes: DEFAULT_MAX_BYTES,
             dropped,
             stats: OutboxStats::default(),
+            unwritten: Default::default(),
+            max_unwritten: DEFAULT_MAX_UNWRITTEN,
+            durable_next: next_seq,
         })
+    }
+
+    /// Sets how many payloads may wait in memory while the store refuses writes (at least 1).
+    pub fn with_unwritten_limit(mut self, max_unwritten: usize) -> Outbox {
+        self.max_unwritten = max_unwritten.max(1);
+        self
+    }
+
+    /// Whether a failed write left something to do: payloads held in memory, or records
+    /// applied but not flushed. The caller then calls [`Outbox::retry`] with backoff.
+    pub fn needs_retry(&self) -> bool {
+        !self.unwritten.is_empty() || self.durable_next < self.next_seq
+    }
+
+    /// Writes what a failed append left (held payloads, or a flush); see [`Outbox::append`].
+    pub fn retry(&mut self) -> Result<std::ops::Range<u64>, OutboxError> {
+        self.write_unwritten()
+    }
+
+    /// Flushes the store; on success every applied record is durable (and may be sent).
+    fn flush_now(&mut self) -> Result<(), OutboxError> {
+        if let Err(e) = self.store.flush() {
+            self.stats.write_failures += 1;
+            return Err(e.into());
+        }
+        self.durable_next = self.next_seq;
+        Ok(())
+    }
+
+    /// Gives up the oldest held payloads beyond the bound: summaries first, then any.
+    fn bound_unwritten(&mut self) {
+        let mut given_up = 0u64;
+        while self.unwritten.len() > self.max_unwritten {
+            let victim = self
+                .unwritten
+                .iter()
+                .position(Payload::is_summary)
+                .unwrap_or(0);
+            self.unwritten.remove(victim);
+            given_up += 1;
+        }
+        if given_up > 0 {
+            self.stats.unwritten_dropped += given_up;
+            tracing::error!(agent = %self.agent, given_up, held = self.unwritten.len(),
+                "outbox writes keep failing and the in-memory hold is full: oldest readings given up");
+        }
+        self.stats.unwritten = self.unwritten.len() as u64;
     }
 
     /// Sets the byte quota (see the module invariants for the drop order).
@@ -241,39 +316,67 @@ impl Outbox {
         self.stats
     }
 
-    /// Appends payloads as records and flushes; returns the seqs they got. Makes room first
-    /// when the quota requires it.
+    /// Appends payloads as records and flushes; returns the seqs they got (payloads held from
+    /// a failed earlier write come first and get the lower seqs). Makes room first when the
+    /// quota requires it. On an error the payloads are held in memory (the store refused the
+    /// batch) or already have their seqs (only the flush failed): either way the caller must
+    /// not append them again, only call [`Outbox::retry`] later.
     pub fn append(&mut self, payloads: Vec<Payload>) -> Result<std::ops::Range<u64>, OutboxError> {
+        self.unwritten.extend(payloads);
+        self.bound_unwritten();
+        self.write_unwritten()
+    }
+
+    /// Applies the held payloads as one batch with their new seqs, then flushes.
+    fn write_unwritten(&mut self) -> Result<std::ops::Range<u64>, OutboxError> {
         let first = self.next_seq;
-        if payloads.is_empty() {
+        if self.unwritten.is_empty() {
+            if self.durable_next < self.next_seq {
+                self.flush_now()?;
+            }
             return Ok(first..first);
         }
         let mut batch = WriteBatch::default();
         let mut seq = first;
         let mut added = 0u64;
-        for payload in payloads {
+        let mut unencodable = 0u64;
+        for payload in &self.unwritten {
             let record = Record {
                 schema: SCHEMA_VERSION,
                 agent: self.agent.clone(),
                 site: self.site.clone(),
                 seq,
-                payload,
+                payload: payload.clone(),
                 instance: Some(self.instance.clone()),
             };
-            let value = encode_value(&record)?;
-            added += value.len() as u64;
-            batch.insert(record_key(seq), value);
-            seq += 1;
+            match encode_value(&record) {
+                Ok(value) => {
+                    added += value.len() as u64;
+                    batch.insert(record_key(seq), value);
+                    seq += 1;
+                }
+                Err(e) => {
+                    // Cannot happen with serde_json and our types; never blocks the rest.
+                    tracing::error!(agent = %self.agent, error = %e, "outbox payload cannot be encoded; given up");
+                    unencodable += 1;
+                }
+            }
         }
         let mut dropped = self.dropped.clone();
         let mut stats = self.stats;
         let freed = if self.bytes + added > self.max_bytes {
-            self.make_room(
+            match self.make_room(
                 self.bytes + added - self.max_bytes,
                 &mut batch,
                 &mut dropped,
                 &mut stats,
-            )?
+            ) {
+                Ok(freed) => freed,
+                Err(e) => {
+                    self.stats.write_failures += 1;
+                    return Err(e);
+                }
+            }
         } else {
             0
         };
@@ -284,12 +387,20 @@ impl Outbox {
                 serde_json::to_vec(&dropped).unwrap_or_default(),
             );
         }
-        self.store.apply(TREE, batch)?;
-        self.store.flush()?;
+        if let Err(e) = self.store.apply(TREE, batch) {
+            // Nothing was applied: the payloads stay held, no seq was taken.
+            self.stats.write_failures += 1;
+            return Err(e.into());
+        }
+        // Applied: these seqs are taken for good, whatever the flush says.
         self.next_seq = seq;
         self.bytes = self.bytes + added - freed;
         self.dropped = dropped;
         self.stats = stats;
+        self.stats.unwritten_dropped += unencodable;
+        self.unwritten.clear();
+        self.stats.unwritten = 0;
+        self.flush_now()?;
         Ok(first..seq)
     }
 
@@ -361,6 +472,10 @@ impl Outbox {
         let mut bytes = 0;
         for (key, value) in self.store.scan(TREE, &from, max_records)? {
             let Some(seq) = seq_of(&key) else { break };
+            if seq >= self.durable_next {
+                // Applied but not flushed: not sent until durable (see the invariants).
+                break;
+            }
             if !records.is_empty() && bytes + value.len() > max_bytes {
                 break;
             }
@@ -387,7 +502,7 @@ impl Outbox {
                 serde_json::to_vec(&dropped).unwrap_or_default(),
             );
             self.store.apply(TREE, batch)?;
-            self.store.flush()?;
+            self.flush_now()?;
             self.dropped = dropped;
             self.stats.corrupt += corrupt.len() as u64;
             self.bytes -= corrupt.iter().map(|c| c.1).sum::<u64>();
@@ -431,7 +546,7 @@ impl Outbox {
             serde_json::to_vec(&dropped).unwrap_or_default(),
         );
         self.store.apply(TREE, batch)?;
-        self.store.flush()?;
+        self.flush_now()?;
         self.acked = upto;
         self.dropped = dropped;
         self.bytes -= freed;
@@ -441,3 +556,6 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fault_tests;

@@ -87,6 +87,9 @@ impl StatusBook {
                 dropped_events: outbox.stats.dropped_events,
                 corrupt_records: outbox.stats.corrupt,
                 clock_skew_ms: self.clock_skew_ms,
+                outbox_write_failures: outbox.stats.write_failures,
+                outbox_unwritten: outbox.stats.unwritten,
+                outbox_unwritten_dropped: outbox.stats.unwritten_dropped,
             },
         }
     }
@@ -181,6 +184,9 @@ mod tests {
                 dropped_summaries: 1,
                 dropped_events: 2,
                 corrupt: 3,
+                write_failures: 4,
+                unwritten: 5,
+                unwritten_dropped: 6,
             },
         };
         let s = reporter
@@ -200,6 +206,14 @@ mod tests {
         assert_eq!(
             (st.dropped_summaries, st.dropped_events, st.corrupt_records),
             (1, 2, 3)
+        );
+        assert_eq!(
+            (
+                st.outbox_write_failures,
+                st.outbox_unwritten,
+                st.outbox_unwritten_dropped
+            ),
+            (4, 5, 6)
         );
     }
 }

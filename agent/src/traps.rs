@@ -137,7 +137,8 @@ async fn append_events(
         match result {
             Ok(Ok(_)) => appended.notify_one(),
             Ok(Err(e)) => {
-                tracing::error!(device = %event.device, trap_oid = %oid, error = %e, "appending a notification to the outbox failed")
+                // The outbox holds it; the pipeline's next write or retry stores it.
+                tracing::error!(device = %event.device, trap_oid = %oid, error = %e, "appending a notification to the outbox failed; held for a retry")
             }
             Err(e) => tracing::error!(error = %e, "outbox task failed"),
         }

@@ -32,6 +32,10 @@ pub struct RunningCollector {
     rules: crate::rules_reload::RuleSwitch,
     /// Ingest limits and the agents list (replaced on reload).
     gate: ingest::SharedGate,
+    /// Who may call the API (its tokens are re-read on SIGHUP).
+    access: crate::auth::Access,
+    /// The API's TLS, if configured (its files are re-read on SIGHUP).
+    api_tls: Option<crate::api_tls::ApiTls>,
 }
 
 /// Builds the empty state with the configured rules.
@@ -117,6 +121,24 @@ impl RunningCollector {
         );
         let state: SharedState = Arc::new(RwLock::new(state));
 
+        let access = crate::auth::Access::load(raw.http.tokens_file.as_deref())?;
+        match &access {
+            crate::auth::Access::Open => tracing::warn!(listen = %raw.http.listen,
+                "the HTTP API has no tokens (http.tokens_file): anyone on this host can read and act; \
+                 it listens on loopback only"),
+            crate::auth::Access::Tokens { path, book } => tracing::info!(
+                tokens_file = %path.display(),
+                tokens = book.read().map(|b| b.len()).unwrap_or(0),
+                "HTTP API requires bearer tokens"
+            ),
+        }
+        let api_tls = match &raw.http.tls {
+            Some(t) => Some(crate::api_tls::ApiTls::load(&t.cert_file, &t.key_file)?),
+            None => None,
+        };
+        let served_tls = api_tls.clone();
+        let api_access = access.clone();
+        let max_body_bytes = raw.http.max_body_bytes;
         let listener = tokio::net::TcpListener::bind(raw.http.listen)
             .await
             .with_context(|| format!("binding the HTTP API on {}", raw.http.listen))?;
@@ -145,14 +167,18 @@ impl RunningCollector {
                 let stop = async move {
                     let _ = rx.wait_for(|s| *s).await;
                 };
-                let app = crate::http::full_router_with_silence(
+                let app = crate::http::router(crate::http::ApiOptions {
                     state,
-                    action_log,
-                    silences,
-                    Arc::new(Timestamp::now),
+                    clock: Arc::new(Timestamp::now),
                     silence,
-                );
-                if let Err(e) = crate::http::serve_router(listener, app, stop).await {
+                    operator: Some(crate::http::OperatorStores {
+                        log: action_log,
+                        silences,
+                    }),
+                    access,
+                    max_body_bytes,
+                });
+                if let Err(e) = crate::http::serve_api(listener, served_tls, app, stop).await {
                     tracing::error!(error = %e, "HTTP API failed");
                 }
             });
@@ -176,7 +202,7 @@ impl RunningCollector {
             state.clone(),
             shutdown_rx,
         ));
-        tracing::info!(http = %http_addr, "collector started");
+        tracing::info!(http = %http_addr, tls = raw.http.tls.is_some(), "collector started");
         Ok(RunningCollector {
             state,
             http_addr,
@@ -185,7 +211,23 @@ impl RunningCollector {
             tasks,
             rules,
             gate,
+            access: api_access,
+            api_tls,
         })
+    }
+
+    /// Re-reads the API tokens file (SIGHUP); on an error the tokens in force stay.
+    pub fn reload_tokens(&self) -> anyhow::Result<usize> {
+        Ok(self.access.reload()?)
+    }
+
+    /// Re-reads the API's TLS certificate and key (SIGHUP); `false` without TLS. On an error
+    /// the certificate in force stays.
+    pub fn reload_api_tls(&self) -> anyhow::Result<bool> {
+        match &self.api_tls {
+            Some(tls) => tls.reload().map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// `Ok` while ingest, the API and the notifier run and the state answers.

@@ -25,16 +25,19 @@
 //! `max(state.latest_event, now)` (see [`crate::report::incident_time`]), so an agent clock
 //! running ahead of ours cannot keep an incident open after its quiet period ended in event time.
 //!
-//! Access control (tokens) is not enforced here: bind to localhost or put the API behind the
-//! proxy that holds the tokens.
+//! Access: every route but `/healthz` passes [`crate::auth::require`] (bearer tokens with
+//! scopes, or open on loopback when no tokens file is set); bodies above
+//! [`ApiOptions::max_body_bytes`] answer `413`. [`router`] builds the whole API from one
+//! [`ApiOptions`].
 
+use crate::auth::Access;
 use crate::incidents::IncidentStatus;
 use crate::render::render_zone_report;
 use crate::report::{incident_time, zone_report, zones, ReportError, ZoneSummary};
 use crate::silence::SilenceRule;
 use crate::state::{IngestStats, SharedState};
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -52,24 +55,58 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 /// Report window used when the `window` parameter is absent.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// The router of the API on the wall clock.
-pub fn router(state: SharedState) -> Router {
-    router_with_clock(state, Arc::new(Timestamp::now))
+/// Everything the API router is built from (one options struct instead of a constructor per
+/// combination).
+#[derive(Clone)]
+pub struct ApiOptions {
+    /// The collector's state.
+    pub state: SharedState,
+    /// Source of "now".
+    pub clock: Clock,
+    /// When an agent counts as silent.
+    pub silence: SilenceRule,
+    /// The stores of the operator routes; `None` serves the read routes only.
+    pub operator: Option<OperatorStores>,
+    /// Who may call (tokens or open).
+    pub access: Access,
+    /// Largest request body (bytes); larger ones answer `413`.
+    pub max_body_bytes: usize,
 }
 
-/// The router of the API with an injected clock.
-pub fn router_with_clock(state: SharedState, clock: Clock) -> Router {
-    let silence = SilenceRule {
-        silence: crate::silence::DEFAULT_AGENT_SILENCE,
-        started: clock(),
-    };
-    router_with_silence(state, clock, silence)
+/// The stores the operator routes write to.
+#[derive(Clone)]
+pub struct OperatorStores {
+    /// Where actions are stored.
+    pub log: crate::action_log::ActionLog,
+    /// Silences and maintenance windows.
+    pub silences: crate::notifier::SilenceBook,
 }
 
-/// The router of the API with an injected clock and the rule that flags silent agents.
-pub fn router_with_silence(state: SharedState, clock: Clock, silence: SilenceRule) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
+impl ApiOptions {
+    /// Read routes only, open access, the default silence rule (counted from `clock()` now) and
+    /// body limit: change the fields for more.
+    pub fn new(state: SharedState, clock: Clock) -> ApiOptions {
+        let silence = SilenceRule {
+            silence: crate::silence::DEFAULT_AGENT_SILENCE,
+            started: clock(),
+        };
+        ApiOptions {
+            state,
+            clock,
+            silence,
+            operator: None,
+            access: Access::Open,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Body limit of [`ApiOptions::new`] (the config's default too).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The router of the API: `/healthz` open, every other route behind [`crate::auth::require`].
+pub fn router(options: ApiOptions) -> Router {
+    let mut api = Router::new()
         .route("/api/v1/zones", get(list_zones))
         .route("/api/v1/zones/{zone}/report", get(report))
         .route("/api/v1/incidents", get(list_incidents))
@@ -78,48 +115,41 @@ pub fn router_with_silence(state: SharedState, clock: Clock, silence: SilenceRul
         .route("/api/v1/problems/{id}", get(one_problem))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/stats", get(stats))
+        .with_state(Api {
+            state: options.state.clone(),
+            clock: options.clock.clone(),
+            silence: options.silence,
+        });
+    if let Some(stores) = options.operator {
+        api = api.merge(crate::operator_api::router(
+            options.state,
+            stores.log,
+            stores.silences,
+            options.clock,
+        ));
+    }
+    let api = api
+        .layer(axum::middleware::from_fn_with_state(
+            options.access,
+            crate::auth::require,
+        ))
+        .layer(DefaultBodyLimit::max(options.max_body_bytes));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(Api {
-            state,
-            clock,
-            silence,
-        })
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight finish.
+/// Serves the read API (open access) on `listener` until `shutdown` completes, then lets
+/// requests in flight finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_router(listener, router(state), shutdown).await
-}
-
-/// The read-only API plus the operator routes of [`crate::operator_api`], on `clock`.
-pub fn full_router(
-    state: SharedState,
-    log: crate::action_log::ActionLog,
-    silences: crate::notifier::SilenceBook,
-    clock: Clock,
-) -> Router {
-    let silence = SilenceRule {
-        silence: crate::silence::DEFAULT_AGENT_SILENCE,
-        started: clock(),
-    };
-    full_router_with_silence(state, log, silences, clock, silence)
-}
-
-/// [`full_router`] with the rule that flags silent agents (`agent_silence`).
-pub fn full_router_with_silence(
-    state: SharedState,
-    log: crate::action_log::ActionLog,
-    silences: crate::notifier::SilenceBook,
-    clock: Clock,
-    silence: SilenceRule,
-) -> Router {
-    router_with_silence(state.clone(), clock.clone(), silence)
-        .merge(crate::operator_api::router(state, log, silences, clock))
+    let app = router(ApiOptions::new(state, Arc::new(Timestamp::now)));
+    serve_router(listener, app, shutdown).await
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight finish.
@@ -131,6 +161,23 @@ pub async fn serve_router(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// [`serve_router`] over TLS when `tls` is given ([`crate::api_tls`]), plain HTTP otherwise.
+pub async fn serve_api(
+    listener: tokio::net::TcpListener,
+    tls: Option<crate::api_tls::ApiTls>,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        None => serve_router(listener, app, shutdown).await,
+        Some(tls) => {
+            axum::serve(tls.listener(listener), app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 /// Ingest and analysis counters served on `/api/v1/stats`.
@@ -167,11 +214,11 @@ struct Api {
 
 /// An error answer: a status and a JSON body `{"error": message}`.
 #[derive(Debug)]
-pub(crate) struct ApiError {
+pub struct ApiError {
     /// HTTP status.
-    pub(crate) status: StatusCode,
-    /// What went wrong, naming the parameter or id.
-    pub(crate) message: String,
+    pub status: StatusCode,
+    /// What went wrong, naming the parameter, id or missing permission.
+    pub message: String,
 }
 
 impl ApiError {
@@ -477,7 +524,10 @@ mod tests {
                 ..AgentInfo::default()
             },
         );
-        router_with_clock(Arc::new(RwLock::new(state)), Arc::new(|| NOW))
+        router(ApiOptions::new(
+            Arc::new(RwLock::new(state)),
+            Arc::new(|| NOW),
+        ))
     }
 
     async fn call(app: Router, method: Method, uri: &str) -> (StatusCode, String, String) {

@@ -9,6 +9,8 @@ pub mod acl;
 pub mod action_log;
 pub mod actions;
 pub mod analysis;
+pub mod api_tls;
+pub mod auth;
 pub mod cause;
 pub mod chronicle;
 pub mod daemon;

@@ -2,7 +2,6 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use coldaisle_config::CollectorConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -66,6 +65,10 @@ enum Command {
         /// Collector config file (for the API address).
         #[arg(long, short, default_value = "/etc/coldaisle/collector.toml")]
         config: PathBuf,
+        /// File holding the API bearer token; or set $COLDAISLE_API_TOKEN_FILE or
+        /// $COLDAISLE_API_TOKEN.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
         /// Print the raw JSON instead of the table.
         #[arg(long)]
         json: bool,
@@ -84,12 +87,30 @@ enum Command {
         #[command(flatten)]
         api: ops_cli::ApiArgs,
     },
+    /// API tokens: `token new NAME` prints a random token (line 1, for the client) and its
+    /// line for `http.tokens_file` (line 2, holding only the token's hash).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Silences and maintenance windows: add, list.
     Silence {
         #[command(subcommand)]
         command: ops_cli::SilenceCommand,
         #[command(flatten)]
         api: ops_cli::ApiArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a random token.
+    New {
+        /// The token's name: the actor of the actions taken with it.
+        name: String,
+        /// `read`, `operate` or `read,operate`.
+        #[arg(long, default_value = "read")]
+        scopes: String,
     },
 }
 
@@ -108,8 +129,7 @@ fn main() -> ExitCode {
             config,
             drain_grace,
         } => coldaisle_collector::service::run(config, drain_grace, &logs),
-        Command::CheckConfig { config } => coldaisle_collector::service::load_config(&config)
-            .map(|_| println!("{}: ok", config.display())),
+        Command::CheckConfig { config } => check_config(&config),
         Command::Acl {
             config,
             collector_user,
@@ -120,8 +140,13 @@ fn main() -> ExitCode {
             window,
             url,
             config,
+            token_file,
             json,
-        } => report(&zone, site.as_deref(), &window, url, &config, json),
+        } => ops_cli::ApiClient::new(url.as_deref(), &config, token_file.as_deref())
+            .and_then(|client| report(&client, &zone, site.as_deref(), &window, json)),
+        Command::Token {
+            command: TokenCommand::New { name, scopes },
+        } => new_token(&name, &scopes),
         Command::Incident { command, api } => ops_cli::incident(command, &api),
         Command::Problem { command, api } => ops_cli::problem(command, &api),
         Command::Silence { command, api } => ops_cli::silence(command, &api),
@@ -162,47 +187,28 @@ fn acl(config: &std::path::Path, collector_user: Option<String>) -> anyhow::Resu
     Ok(())
 }
 
+/// `check-config`: loads as startup does, prints the warnings (stderr) and `ok`.
+fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
+    let config = coldaisle_collector::service::load_config(path)?;
+    for warning in coldaisle_config::warnings::collector_warnings(&config) {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
+    println!("{}: ok", path.display());
+    Ok(())
+}
+
 fn report(
+    client: &ops_cli::ApiClient,
     zone: &str,
     site: Option<&str>,
     window: &str,
-    url: Option<String>,
-    config: &std::path::Path,
     json: bool,
 ) -> anyhow::Result<()> {
-    let base = match url {
-        Some(u) => u,
-        None => {
-            let config =
-                CollectorConfig::load(config).context("reading the API address (or pass --url)")?;
-            format!("http://{}", config.raw.http.listen)
-        }
-    };
-    let mut url = format!(
-        "{}/api/v1/zones/{zone}/report?window={window}",
-        base.trim_end_matches('/')
-    );
+    let mut path = format!("/api/v1/zones/{zone}/report?window={window}");
     if let Some(site) = site {
-        url.push_str(&format!("&site={site}"));
+        path.push_str(&format!("&site={site}"));
     }
-    let mut response = ureq::get(&url)
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call()
-        .with_context(|| format!("asking the collector at {base}"))?;
-    let status = response.status();
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .context("reading the collector's answer")?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-            .unwrap_or(body);
-        anyhow::bail!("collector answered {status}: {message}");
-    }
+    let body = client.call(&path, None)?;
     if json {
         println!("{body}");
         return Ok(());
@@ -213,5 +219,24 @@ fn report(
         "{}",
         coldaisle_collector::render::render_zone_report(&report)
     );
+    Ok(())
+}
+
+/// `token new`: 32 random bytes from the kernel as hex, and the tokens-file line of its hash.
+fn new_token(name: &str, scopes: &str) -> anyhow::Result<()> {
+    use coldaisle_collector::auth::{hash_token, to_hex, TokenBook};
+    use std::io::Read as _;
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        anyhow::bail!("a token name must be non-empty and hold no spaces: {name:?}");
+    }
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom")?;
+    let token = to_hex(&bytes);
+    let line = format!("{name} {scopes} {}", to_hex(&hash_token(&token)));
+    // The same parser as the collector's: a bad scope fails here, not at the next reload.
+    TokenBook::parse(&line, std::path::Path::new("<new token>"))?;
+    println!("{token}\n{line}");
     Ok(())
 }

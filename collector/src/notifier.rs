@@ -599,7 +599,30 @@ pub fn spawn(
             })?),
             None => None,
         };
-        pagers.insert(r.name.clone(), Arc::from(crate::pagers::build(r, secret)?));
+        let mut resolved = r.clone();
+        if let Some(path) = &r.url_file {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!(
+                    "reading the URL of receiver {:?} from {}",
+                    r.name,
+                    path.display()
+                )
+            })?;
+            let url = text.lines().next().unwrap_or_default().trim().to_string();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                anyhow::bail!(
+                    "{}: the URL of receiver {:?} must start with http:// or https://",
+                    path.display(),
+                    r.name
+                );
+            }
+            resolved.url = Some(url);
+            resolved.url_file = None;
+        }
+        pagers.insert(
+            r.name.clone(),
+            Arc::from(crate::pagers::build(&resolved, secret)?),
+        );
     }
     let notifier = Notifier {
         state,

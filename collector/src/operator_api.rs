@@ -29,6 +29,7 @@
 use crate::action_log::ActionLog;
 use crate::actions::ProblemStatus;
 use crate::actions::{ActionKind, OperatorAction};
+use crate::auth::Caller;
 use crate::http::{ApiError, ApiResult, Clock};
 use crate::model::ActionError;
 use crate::notifier::{NewSilence, SilenceBook};
@@ -36,7 +37,7 @@ use crate::postmortem::{incident_postmortem, problem_postmortem};
 use crate::report::incident_time;
 use crate::state::SharedState;
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -85,7 +86,18 @@ pub fn router(state: SharedState, log: ActionLog, silences: SilenceBook, clock: 
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        ApiError::bad_request(format!("invalid JSON body: {}", rejection.body_text()))
+        // Keeps the rejection's status: 413 for a body above the limit, 415 without a JSON
+        // content type, 400/422 for a body that does not parse.
+        let status = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                rejection.status()
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError {
+            status,
+            message: format!("invalid JSON body: {}", rejection.body_text()),
+        }
     }
 }
 
@@ -175,8 +187,9 @@ async fn problem_answer(ops: &Ops, id: &str) -> ApiResult<Response> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActorBody {
-    /// Who.
-    actor: String,
+    /// Who: must be absent or the token's name when the API has tokens (see [`Caller::actor`]).
+    #[serde(default)]
+    actor: Option<String>,
     /// When (RFC 3339); default now.
     at: Option<String>,
 }
@@ -185,8 +198,9 @@ struct ActorBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoteBody {
-    /// Who.
-    actor: String,
+    /// Who: must be absent or the token's name when the API has tokens (see [`Caller::actor`]).
+    #[serde(default)]
+    actor: Option<String>,
     /// The note.
     text: String,
     /// When (RFC 3339); default now.
@@ -197,8 +211,9 @@ struct NoteBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResolveBody {
-    /// Who.
-    actor: String,
+    /// Who: must be absent or the token's name when the API has tokens (see [`Caller::actor`]).
+    #[serde(default)]
+    actor: Option<String>,
     /// Why.
     #[serde(default)]
     reason: String,
@@ -210,8 +225,9 @@ struct ResolveBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StatusBody {
-    /// Who.
-    actor: String,
+    /// Who: must be absent or the token's name when the API has tokens (see [`Caller::actor`]).
+    #[serde(default)]
+    actor: Option<String>,
     /// `open`, `investigating`, `known_error` or `resolved`.
     status: ProblemStatus,
     /// When (RFC 3339); default now.
@@ -222,8 +238,9 @@ struct StatusBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RootCauseBody {
-    /// Who.
-    actor: String,
+    /// Who: must be absent or the token's name when the API has tokens (see [`Caller::actor`]).
+    #[serde(default)]
+    actor: Option<String>,
     /// The root cause.
     root_cause: String,
     /// The workaround.
@@ -236,6 +253,7 @@ type IdPath = Result<Path<String>, PathRejection>;
 
 async fn ack(
     State(ops): State<Ops>,
+    Extension(caller): Extension<Caller>,
     path: IdPath,
     body: Result<Json<ActorBody>, JsonRejection>,
 ) -> ApiResult<Response> {
@@ -243,12 +261,14 @@ async fn ack(
     let kind = ActionKind::Acknowledge {
         incident: id.clone(),
     };
-    perform(&ops, &body.actor, body.at.as_deref(), kind).await?;
+    let actor = caller.actor("actor", body.actor.as_deref())?;
+    perform(&ops, &actor, body.at.as_deref(), kind).await?;
     incident_answer(&ops, &id).await
 }
 
 async fn mark_sla(
     State(ops): State<Ops>,
+    Extension(caller): Extension<Caller>,
     path: IdPath,
     body: Result<Json<ActorBody>, JsonRejection>,
 ) -> ApiResult<Response> {
@@ -256,12 +276,14 @@ async fn mark_sla(
     let kind = ActionKind::MarkSla {
         incident: id.clone(),
     };
-    perform(&ops, &body.actor, body.at.as_deref(), kind).await?;
+    let actor = caller.actor("actor", body.actor.as_deref())?;
+    perform(&ops, &actor, body.at.as_deref(), kind).await?;
     incident_answer(&ops, &id).await
 }
 
 async fn note_incident(
     State(ops): State<Ops>,
+    Extension(caller): Extension<Caller>,
     path: IdPath,
     body: Result<Json<NoteBody>, JsonRejection>,
 ) -> ApiResult<Response> {
@@ -271,12 +293,14 @@ async fn note_incident(
         incident: id.clone(),
         text: body.text,
     };
-    perform(&ops, &body.actor, body.at.as_deref(), kind).await?;
+    let actor = caller.actor("actor", body.actor.as_deref())?;
+    perform(&ops, &actor, body.at.as_deref(), kind).await?;
     incident_answer(&ops, &id).await
 }
 
 async fn resolve(
     State(ops): State<Ops>,
+    Extension(caller): Extension<Caller>,
     path: IdPath,
     body: Result<Json<ResolveBody>, JsonRejection>,
 ) -> ApiResult<Response> {
@@ -285,12 +309,14 @@ async fn resolve(
         incident: id.clone(),
         reason: body.reason,
     };
-    perform(&ops, &body.actor, body.at.as_deref(), kind).await?;
+    let actor = caller.actor("actor", body.actor.as_deref())?;
+    perform(&ops, &actor, body.at.as_deref(), kind).await?;
     incident_answer(&ops, &id).await
 }
 
 async fn problem_status(
     State(ops): State<Ops>,
+    Extension(caller): Extension<Caller>,
     path: IdPath,
     body: Result<Json<StatusBody>, JsonRejection>,
 ) -> ApiResult<Response> {
@@ -299,12 +325,14 @@ async fn problem_status(
         problem: id.clone(),
         status: body.status,
     };
-    perform(&ops, &body.actor, body.at.as_deref(), kind).await?;
+    let actor = caller.actor("actor", body.actor.as_deref())?;
+    perform(&ops, &actor, body.at.as_deref(), kind).await?;
     problem_answer(&ops, &id).await
 }
 
 async fn root_cause(
     State(ops): State<Ops>,
+    Extension(caller): Extension<Caller>,
     path: IdPath,
     body: Result<Json<RootCauseBody>, JsonRejection>,
 ) -> ApiResult<Response> {
@@ -316,12 +344,14 @@ async fn root_cause(
         root_cause: body.root_cause,
         workaround: body.workaround,
     };
-    perform(&ops, &body.actor, body.at.as_deref(), kind).await?;
+    let actor = caller.actor("actor", body.actor.as_deref())?;
+    perform(&ops, &actor, body.at.as_deref(), kind).await?;
     problem_answer(&ops, &id).await
 }
 
 async fn note_problem(
     State(ops): State<Ops>,
+    Extension(caller): Extension<Caller>,
     path: IdPath,
     body: Result<Json<NoteBody>, JsonRejection>,
 ) -> ApiResult<Response> {
@@ -331,7 +361,8 @@ async fn note_problem(
         problem: id.clone(),
         text: body.text,
     };
-    perform(&ops, &body.actor, body.at.as_deref(), kind).await?;
+    let actor = caller.actor("actor", body.actor.as_deref())?;
+    perform(&ops, &actor, body.at.as_deref(), kind).await?;
     problem_answer(&ops, &id).await
 }
 
@@ -345,8 +376,9 @@ async fn list_actions(State(ops): State<Ops>) -> Response {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SilenceBody {
-    /// Who.
-    created_by: String,
+    /// Who: as `actor` of the other bodies.
+    #[serde(default)]
+    created_by: Option<String>,
     /// Site to match.
     site: Option<String>,
     /// Zone to match.
@@ -374,10 +406,11 @@ fn parse_time(field: &str, text: &str) -> ApiResult<Timestamp> {
 
 async fn add_silence(
     State(ops): State<Ops>,
+    Extension(caller): Extension<Caller>,
     body: Result<Json<SilenceBody>, JsonRejection>,
 ) -> ApiResult<Response> {
     let Json(body) = body?;
-    required("created_by", &body.created_by)?;
+    let created_by = caller.actor("created_by", body.created_by.as_deref())?;
     let starts_at = match &body.starts_at {
         Some(t) => parse_time("starts_at", t)?,
         None => (ops.clock)(),
@@ -406,7 +439,7 @@ async fn add_silence(
         category: body.category,
         starts_at,
         ends_at,
-        created_by: body.created_by,
+        created_by,
         comment: body.comment,
     };
     let book = ops.silences.clone();
@@ -517,6 +550,10 @@ mod tests {
     const NOW: i64 = T0 + 10 * MIN;
 
     fn setup(kv: Arc<dyn KvStore>) -> (Router, SharedState) {
+        setup_with(kv, crate::auth::Access::Open)
+    }
+
+    fn setup_with(kv: Arc<dyn KvStore>, access: crate::auth::Access) -> (Router, SharedState) {
         let events = vec![sensor(
             "a1",
             1,
@@ -530,9 +567,11 @@ mod tests {
         let state = Arc::new(RwLock::new(state(Vec::new(), events)));
         let log = ActionLog::new(kv.clone());
         let silences = SilenceBook::open(kv).unwrap();
-        let app =
-            crate::http::full_router(state.clone(), log, silences, Arc::new(|| Timestamp(NOW)));
-        (app, state)
+        let mut options = crate::http::ApiOptions::new(state.clone(), Arc::new(|| Timestamp(NOW)));
+        options.operator = Some(crate::http::OperatorStores { log, silences });
+        options.access = access;
+        options.max_body_bytes = 2048;
+        (crate::http::router(options), state)
     }
 
     async fn call(
@@ -654,13 +693,13 @@ mod tests {
                 ack.as_str(),
                 r#"{}"#,
                 StatusCode::BAD_REQUEST,
-                "missing field `actor`",
+                "field \\\"actor\\\" is required",
             ),
             (
                 ack.as_str(),
                 r#"{"actor":" "}"#,
                 StatusCode::BAD_REQUEST,
-                "actor\\\" must not be empty",
+                "actor\\\" is required",
             ),
             (
                 ack.as_str(),
@@ -722,5 +761,113 @@ mod tests {
         // Nothing failed was stored.
         let (_, text) = call(&app, Method::GET, "/api/v1/actions", None).await;
         assert_eq!(serde_json::from_str::<Vec<Value>>(&text).unwrap().len(), 1);
+    }
+
+    /// Like [`call`] with an `Authorization: Bearer` header.
+    async fn call_as(
+        app: &Router,
+        token: &str,
+        method: Method,
+        uri: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, String) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    fn tokens() -> crate::auth::Access {
+        use crate::auth::{hash_token, to_hex, TokenBook};
+        let text = format!(
+            "ann read,operate {}\ngraf read {}\n",
+            to_hex(&hash_token("ann-token")),
+            to_hex(&hash_token("graf-token"))
+        );
+        let book = TokenBook::parse(&text, std::path::Path::new("tokens")).unwrap();
+        crate::auth::Access::Tokens {
+            path: "tokens".into(),
+            book: Arc::new(std::sync::RwLock::new(book)),
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_gate_every_route_but_healthz_and_name_the_actor() {
+        let (app, _) = setup_with(Arc::new(MemoryStore::new()), tokens());
+        let ack = format!("{}/ack", inc());
+        let (got, text) = call(&app, Method::GET, "/healthz", None).await;
+        assert_eq!((got, text.as_str()), (StatusCode::OK, "ok"));
+        for uri in ["/api/v1/zones", "/api/v1/actions", "/api/v1/silences"] {
+            let (got, text) = call(&app, Method::GET, uri, None).await;
+            assert_eq!(got, StatusCode::UNAUTHORIZED, "{uri}");
+            assert!(text.contains("missing bearer token"), "{text}");
+        }
+        let (got, text) = call_as(&app, "guess", Method::GET, "/api/v1/zones", None).await;
+        assert_eq!(got, StatusCode::UNAUTHORIZED);
+        assert!(text.contains("unknown token"), "{text}");
+        // A read token reads but cannot act.
+        let (got, _) = call_as(&app, "graf-token", Method::GET, &inc(), None).await;
+        assert_eq!(got, StatusCode::OK);
+        let (got, text) = call_as(&app, "graf-token", Method::POST, &ack, Some("{}")).await;
+        assert_eq!(got, StatusCode::FORBIDDEN);
+        assert!(
+            text.contains("token \\\"graf\\\" lacks the operate scope"),
+            "{text}"
+        );
+        // The body cannot name someone else.
+        let (got, text) = call_as(
+            &app,
+            "ann-token",
+            Method::POST,
+            &ack,
+            Some(r#"{"actor":"root"}"#),
+        )
+        .await;
+        assert_eq!(got, StatusCode::FORBIDDEN);
+        assert!(
+            text.contains("the actor of an action is the token's name"),
+            "{text}"
+        );
+        // The actor is the token's name.
+        let (got, text) = call_as(&app, "ann-token", Method::POST, &ack, Some("{}")).await;
+        assert_eq!(got, StatusCode::OK, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["acknowledged"]["actor"], "ann");
+        let (got, text) = call_as(
+            &app,
+            "ann-token",
+            Method::POST,
+            "/api/v1/silences",
+            Some(r#"{"duration":"1h"}"#),
+        )
+        .await;
+        assert_eq!(got, StatusCode::OK, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["created_by"], "ann");
+        // Nothing refused was stored.
+        let (_, text) = call_as(&app, "graf-token", Method::GET, "/api/v1/actions", None).await;
+        assert_eq!(serde_json::from_str::<Vec<Value>>(&text).unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn bodies_above_the_limit_answer_413() {
+        let (app, _) = setup(Arc::new(MemoryStore::new()));
+        let note = format!("{}/notes", inc());
+        let body = json!({ "actor": "ann", "text": "x".repeat(4096) }).to_string();
+        let (got, text) = call(&app, Method::POST, &note, Some(&body)).await;
+        assert_eq!(got, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+        assert!(text.starts_with("{\"error\":"), "{text}");
+        let small = json!({ "actor": "ann", "text": "x".repeat(512) }).to_string();
+        let (got, text) = call(&app, Method::POST, &note, Some(&small)).await;
+        assert_eq!(got, StatusCode::OK, "{text}");
     }
 }

@@ -1,5 +1,8 @@
-//! Operator subcommands of `coldaisle-collector` (`incident …`, `problem …`): each one calls the
-//! running collector's HTTP API (see `coldaisle_collector::operator_api`) and prints its answer.
+//! Operator subcommands of `coldaisle-collector` (`incident …`, `problem …`, `silence …`,
+//! `report`): each one calls the running collector's HTTP API (see
+//! `coldaisle_collector::operator_api`) and prints its answer. [`ApiClient`] sends the bearer
+//! token of `--token-file`, `$COLDAISLE_API_TOKEN_FILE` or `$COLDAISLE_API_TOKEN` (in that
+//! order); `token new` makes a token and its tokens-file line.
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -21,7 +24,12 @@ pub struct ApiArgs {
         default_value = "/etc/coldaisle/collector.toml"
     )]
     config: PathBuf,
-    /// Who acts (recorded on the chronicle); defaults to $USER.
+    /// File holding the API bearer token (first line); or set $COLDAISLE_API_TOKEN_FILE or
+    /// $COLDAISLE_API_TOKEN.
+    #[arg(long, global = true)]
+    token_file: Option<PathBuf>,
+    /// Who acts, on an API without tokens (recorded on the chronicle); defaults to $USER.
+    /// With a token the actor is the token's name.
     #[arg(long, global = true)]
     actor: Option<String>,
     /// When the action happened (RFC 3339); defaults to the collector's now.
@@ -99,29 +107,137 @@ pub enum ProblemCommand {
     },
 }
 
-impl ApiArgs {
-    fn base(&self) -> anyhow::Result<String> {
-        Ok(match &self.url {
+/// Environment variable holding an API token.
+pub const TOKEN_ENV: &str = "COLDAISLE_API_TOKEN";
+/// Environment variable naming a file that holds an API token.
+pub const TOKEN_FILE_ENV: &str = "COLDAISLE_API_TOKEN_FILE";
+
+/// The collector API as the CLI reaches it: base URL and the bearer token, if any.
+pub struct ApiClient {
+    /// Base URL without a trailing `/`.
+    base: String,
+    /// Bearer token.
+    token: Option<String>,
+}
+
+impl ApiClient {
+    /// The API at `url`, or at the `http.listen` of the config file; the token from
+    /// `token_file`, else the environment.
+    pub fn new(
+        url: Option<&str>,
+        config: &std::path::Path,
+        token_file: Option<&std::path::Path>,
+    ) -> anyhow::Result<ApiClient> {
+        let base = match url {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => {
-                let config = CollectorConfig::load(&self.config)
+                let config = CollectorConfig::load(config)
                     .context("reading the API address (or pass --url)")?;
                 format!("http://{}", config.raw.http.listen)
             }
-        })
+        };
+        let env_file = std::env::var_os(TOKEN_FILE_ENV).map(PathBuf::from);
+        let token = match token_file.map(PathBuf::from).or(env_file) {
+            Some(path) => Some(read_token(&path)?),
+            None => std::env::var(TOKEN_ENV)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
+        };
+        Ok(ApiClient { base, token })
     }
 
-    fn actor(&self) -> anyhow::Result<String> {
-        self.actor
-            .clone()
-            .or_else(|| std::env::var("USER").ok())
+    /// Whether a token is sent (the actor is then the token's name).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Sends one request; returns the body on success, the API's error message otherwise.
+    pub fn call(&self, path: &str, body: Option<&Value>) -> anyhow::Result<String> {
+        let url = format!("{}{path}", self.base);
+        let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut response = match body {
+            Some(body) => {
+                let mut request = ureq::post(&url)
+                    .config()
+                    .http_status_as_error(false)
+                    .build()
+                    .header("content-type", "application/json");
+                if let Some(auth) = &auth {
+                    request = request.header("authorization", auth);
+                }
+                request.send(body.to_string())
+            }
+            None => {
+                let mut request = ureq::get(&url).config().http_status_as_error(false).build();
+                if let Some(auth) = &auth {
+                    request = request.header("authorization", auth);
+                }
+                request.call()
+            }
+        }
+        .with_context(|| format!("asking the collector at {}", self.base))?;
+        let status = response.status();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .context("reading the collector's answer")?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+                .unwrap_or(text);
+            let hint = match (status.as_u16(), self.has_token()) {
+                (401, false) => format!(" (pass --token-file or set ${TOKEN_ENV})"),
+                _ => String::new(),
+            };
+            anyhow::bail!("collector answered {status}: {message}{hint}");
+        }
+        Ok(text)
+    }
+}
+
+/// The token in `path`: its first line, trimmed.
+fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the API token from {}", path.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim().to_string();
+    if token.is_empty() {
+        anyhow::bail!("{}: holds no token (first line empty)", path.display());
+    }
+    Ok(token)
+}
+
+impl ApiArgs {
+    fn client(&self) -> anyhow::Result<ApiClient> {
+        ApiClient::new(
+            self.url.as_deref(),
+            &self.config,
+            self.token_file.as_deref(),
+        )
+    }
+
+    /// The actor to name in a body: `--actor`, or `$USER` when no token names the caller.
+    fn actor(&self, client: &ApiClient) -> anyhow::Result<Option<String>> {
+        if let Some(actor) = self.actor.clone().filter(|a| !a.trim().is_empty()) {
+            return Ok(Some(actor));
+        }
+        if client.has_token() {
+            return Ok(None);
+        }
+        std::env::var("USER")
+            .ok()
             .filter(|a| !a.trim().is_empty())
-            .context("no actor: pass --actor NAME (or set $USER)")
+            .map(Some)
+            .context("no actor: pass --actor NAME (or set $USER), or use a token")
     }
 
-    /// A body with `actor`, `at` and the given fields.
-    fn body(&self, fields: Value) -> anyhow::Result<Value> {
-        let mut body = json!({ "actor": self.actor()? });
+    /// A body with `actor` (when named), `at` and the given fields.
+    fn body(&self, client: &ApiClient, fields: Value) -> anyhow::Result<Value> {
+        let mut body = json!({});
+        if let Some(actor) = self.actor(client)? {
+            body["actor"] = json!(actor);
+        }
         if let Some(at) = &self.at {
             body["at"] = json!(at);
         }
@@ -132,73 +248,41 @@ impl ApiArgs {
     }
 }
 
-/// Sends one request; returns the body on success, the API's error message otherwise.
-fn call(base: &str, path: &str, body: Option<&Value>) -> anyhow::Result<String> {
-    let url = format!("{base}{path}");
-    let mut response = match body {
-        Some(body) => ureq::post(&url)
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .header("content-type", "application/json")
-            .send(body.to_string()),
-        None => ureq::get(&url)
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .call(),
-    }
-    .with_context(|| format!("asking the collector at {base}"))?;
-    let status = response.status();
-    let text = response
-        .body_mut()
-        .read_to_string()
-        .context("reading the collector's answer")?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-            .unwrap_or(text);
-        anyhow::bail!("collector answered {status}: {message}");
-    }
-    Ok(text)
-}
-
 /// Runs an `incident` subcommand.
 pub fn incident(command: IncidentCommand, api: &ApiArgs) -> anyhow::Result<()> {
-    let base = api.base()?;
+    let client = api.client()?;
     let (path, body) = match command {
         IncidentCommand::Ack { id } => (
             format!("/api/v1/incidents/{id}/ack"),
-            Some(api.body(json!({}))?),
+            Some(api.body(&client, json!({}))?),
         ),
         IncidentCommand::Note { id, text } => (
             format!("/api/v1/incidents/{id}/notes"),
-            Some(api.body(json!({ "text": text }))?),
+            Some(api.body(&client, json!({ "text": text }))?),
         ),
         IncidentCommand::Resolve { id, reason } => (
             format!("/api/v1/incidents/{id}/resolve"),
-            Some(api.body(json!({ "reason": reason }))?),
+            Some(api.body(&client, json!({ "reason": reason }))?),
         ),
         IncidentCommand::Sla { id } => (
             format!("/api/v1/incidents/{id}/sla"),
-            Some(api.body(json!({}))?),
+            Some(api.body(&client, json!({}))?),
         ),
         IncidentCommand::Postmortem { id } => {
             (format!("/api/v1/incidents/{id}/postmortem.md"), None)
         }
     };
-    print!("{}", pretty(call(&base, &path, body.as_ref())?));
+    print!("{}", pretty(client.call(&path, body.as_ref())?));
     Ok(())
 }
 
 /// Runs a `problem` subcommand.
 pub fn problem(command: ProblemCommand, api: &ApiArgs) -> anyhow::Result<()> {
-    let base = api.base()?;
+    let client = api.client()?;
     let (path, body) = match command {
         ProblemCommand::SetStatus { id, status } => (
             format!("/api/v1/problems/{id}/status"),
-            Some(api.body(json!({ "status": status }))?),
+            Some(api.body(&client, json!({ "status": status }))?),
         ),
         ProblemCommand::RootCause {
             id,
@@ -206,15 +290,18 @@ pub fn problem(command: ProblemCommand, api: &ApiArgs) -> anyhow::Result<()> {
             workaround,
         } => (
             format!("/api/v1/problems/{id}/root-cause"),
-            Some(api.body(json!({ "root_cause": root_cause, "workaround": workaround }))?),
+            Some(api.body(
+                &client,
+                json!({ "root_cause": root_cause, "workaround": workaround }),
+            )?),
         ),
         ProblemCommand::Note { id, text } => (
             format!("/api/v1/problems/{id}/notes"),
-            Some(api.body(json!({ "text": text }))?),
+            Some(api.body(&client, json!({ "text": text }))?),
         ),
         ProblemCommand::Postmortem { id } => (format!("/api/v1/problems/{id}/postmortem.md"), None),
     };
-    print!("{}", pretty(call(&base, &path, body.as_ref())?));
+    print!("{}", pretty(client.call(&path, body.as_ref())?));
     Ok(())
 }
 
@@ -259,7 +346,7 @@ pub enum SilenceCommand {
 
 /// Runs a `silence` subcommand.
 pub fn silence(command: SilenceCommand, api: &ApiArgs) -> anyhow::Result<()> {
-    let base = api.base()?;
+    let client = api.client()?;
     let body = match command {
         SilenceCommand::List => None,
         SilenceCommand::Add {
@@ -271,7 +358,10 @@ pub fn silence(command: SilenceCommand, api: &ApiArgs) -> anyhow::Result<()> {
             ends_at,
             comment,
         } => {
-            let mut body = json!({ "created_by": api.actor()?, "comment": comment });
+            let mut body = json!({ "comment": comment });
+            if let Some(actor) = api.actor(&client)? {
+                body["created_by"] = json!(actor);
+            }
             for (key, value) in [
                 ("site", site),
                 ("zone", zone),
@@ -289,7 +379,7 @@ pub fn silence(command: SilenceCommand, api: &ApiArgs) -> anyhow::Result<()> {
     };
     print!(
         "{}",
-        pretty(call(&base, "/api/v1/silences", body.as_ref())?)
+        pretty(client.call("/api/v1/silences", body.as_ref())?)
     );
     Ok(())
 }

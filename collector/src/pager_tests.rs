@@ -78,6 +78,7 @@ async fn mock_server(mock: Arc<Mock>) -> String {
 
 fn receiver(kind: ReceiverKind, url: &str) -> ReceiverConfig {
     ReceiverConfig {
+        url_file: None,
         name: "r1".into(),
         kind,
         url: Some(url.to_string()),
@@ -243,7 +244,7 @@ async fn failures_are_classified() {
         deliver(am.clone(), batch.clone()).await,
         Err(DeliveryError::Retry {
             receiver: "r1".into(),
-            message: format!("POST {url}/api/v2/alerts answered 429"),
+            message: format!("POST {url}/<redacted> answered 429"),
             retry_after: Some(Duration::from_secs(7)),
         })
     );
@@ -345,7 +346,7 @@ async fn queue_retries_with_backoff_and_never_triggers_twice_across_restarts() {
     );
     assert_eq!(
         jobs[0].last_error.as_deref(),
-        Some(format!("POST {url}/v2/enqueue answered 429").as_str())
+        Some(format!("POST {url}/<redacted> answered 429").as_str())
     );
     // Restart before the retry: a new notifier on the same store resumes the job, plans nothing new.
     drop(n);
@@ -690,4 +691,24 @@ async fn problem_deliveries_reach_its_chronicle_and_a_reopen_is_notified() {
         .all(|c| c.kind != ChronicleKind::Notification || c.who == "pager pd"));
     let md = crate::postmortem::problem_postmortem(&p, &[]);
     assert_eq!(md.matches("| pager pd | ").count(), 3, "{md}");
+}
+
+#[test]
+fn a_slack_url_never_shows_in_a_delivery_error() {
+    // Nothing listens on port 9 of loopback: the POST fails at connect.
+    let secret = "T0000/B0000/XXXXsecretXXXX";
+    for url in [
+        format!("http://127.0.0.1:9/services/{secret}"),
+        "http://user:XXXXpwXXXX@127.0.0.1:9/".to_string(),
+        format!("http://127.0.0.1:9/hook?token={secret}"),
+    ] {
+        let slack = pager(&receiver(ReceiverKind::Slack, &url), None);
+        let error = slack
+            .deliver(&[notification(Phase::Firing)], Timestamp(T0))
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("XXXX"), "{error}");
+        assert!(error.contains("http://127.0.0.1:9/<redacted>"), "{error}");
+        assert!(!format!("{:?}", receiver(ReceiverKind::Slack, &url)).contains("XXXX"));
+    }
 }

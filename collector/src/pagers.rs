@@ -12,7 +12,7 @@
 //! | Opsgenie | per notification: `POST {url}/v2/alerts` (alias = subject key), or `…/v2/alerts/{alias}/acknowledge` / `close?identifierType=alias`; `Authorization: GenieKey <key>` |
 
 use crate::notify_plan::{Notification, Phase};
-use coldaisle_config::notify::{ReceiverConfig, ReceiverKind};
+use coldaisle_config::notify::{redact_in, redact_url, ReceiverConfig, ReceiverKind};
 use coldaisle_core::{Severity, Timestamp};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
@@ -74,9 +74,11 @@ impl Http {
         for (k, v) in headers {
             request = request.header(*k, v.as_str());
         }
+        // The URL may hold the secret (Slack, webhook): errors show its scheme and host only.
+        let shown = redact_url(url);
         let response = request.send(body).map_err(|e| DeliveryError::Retry {
             receiver: self.name.clone(),
-            message: crate::pager_tls::hint(&format!("POST {url}: {e}")),
+            message: crate::pager_tls::hint(&redact_in(&format!("POST {shown}: {e}"), url)),
             retry_after: None,
         })?;
         let status = response.status().as_u16();
@@ -89,7 +91,7 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let message = format!("POST {url} answered {status}");
+        let message = format!("POST {shown} answered {status}");
         if status == 429 || status == 408 || status >= 500 {
             Err(DeliveryError::Retry {
                 receiver: self.name.clone(),

@@ -3,7 +3,8 @@
 //! then hands the running collector to the shared main loop (`coldaisle_service::supervise`).
 //! SIGHUP validates the config file again (a bad file is rejected as a whole and the old config
 //! keeps running), applies `log_level` and the incident, problem and notify rules
-//! ([`crate::rules_reload`]: the analysis is rebuilt from the store, the notifier restarted);
+//! ([`crate::rules_reload`]: the analysis is rebuilt from the store, the notifier restarted)
+//! and re-reads the API tokens file and TLS certificate;
 //! other changed settings (broker, store, API address, sites, `agent_silence`) are named in the
 //! log as needing a restart. SIGTERM stops ingest and the API within the grace period (every
 //! stored record is already flushed).
@@ -62,6 +63,13 @@ impl Service for CollectorService {
         }
         let applied = self.collector.apply_rules(&self.config, &config).await?;
         let mut summary = String::from("log level");
+        if self.config.raw.http.tokens_file.is_some() {
+            let tokens = self.collector.reload_tokens()?;
+            summary.push_str(&format!(", {tokens} API tokens"));
+        }
+        if self.collector.reload_api_tls()? {
+            summary.push_str(", API certificate");
+        }
         for section in &applied {
             summary.push_str(", ");
             summary.push_str(section);
@@ -92,6 +100,9 @@ impl Service for CollectorService {
 /// Runs the collector of the config at `path` until SIGTERM/SIGINT, then stops within `grace`.
 pub fn run(path: PathBuf, grace: Duration, logs: &LogControl) -> anyhow::Result<()> {
     let config = load_config(&path)?;
+    for warning in coldaisle_config::warnings::collector_warnings(&config) {
+        tracing::warn!(key = %warning.key, "{}", warning.message);
+    }
     if let Err(e) = logs.set_level(config.raw.log_level.as_deref()) {
         tracing::warn!(error = %format!("{e:#}"), "log level unchanged");
     }

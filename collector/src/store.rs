@@ -149,9 +149,15 @@ pub enum StoreBatchError {
 }
 
 /// The collector store.
+///
+/// A batch whose flush failed is not acked, and its records, though applied, are not
+/// durable: they stay in `unflushed` until a later flush succeeds, so the agent's resend of
+/// them counts as new (and reaches the analysis), never as a duplicate.
 #[derive(Clone)]
 pub struct CollectorStore {
     kv: Arc<dyn KvStore>,
+    /// Keys of records applied by a batch whose flush failed (not durable yet).
+    unflushed: Arc<std::sync::Mutex<std::collections::HashSet<Vec<u8>>>>,
 }
 
 impl std::fmt::Debug for CollectorStore {
@@ -269,7 +275,10 @@ fn check_claims(
 impl CollectorStore {
     /// A store over `kv`.
     pub fn new(kv: Arc<dyn KvStore>) -> Self {
-        CollectorStore { kv }
+        CollectorStore {
+            kv,
+            unflushed: Default::default(),
+        }
     }
 
     /// [`CollectorStore::store_claimed`] for an agent without instance id, with the default
@@ -315,15 +324,21 @@ impl CollectorStore {
             out.clock_ahead_ms = records.iter().map(|r| r.payload.ts().0 - now.0).max();
         }
         let mut batch = WriteBatch::default();
+        let mut unflushed = self
+            .unflushed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut keys = Vec::new();
         for mut record in records.drain(..) {
             // Bounded by check_claims: offset ≤ MAX_SEQ and seq ≤ MAX_SEQ.
             record.seq += offset;
             let key = record_key(agent, record.seq);
             out.lookups += 1;
-            if self.kv.get(RECORDS, &key)?.is_some() {
+            if !unflushed.contains(&key) && self.kv.get(RECORDS, &key)?.is_some() {
                 out.duplicates += 1;
                 continue;
             }
+            keys.push(key.clone());
             let agent_ts = claims
                 .clock
                 .and_then(|(now, skew)| record.payload.clamp_time(now.plus(skew)));
@@ -375,7 +390,12 @@ impl CollectorStore {
             serde_json::to_vec(&ledger).unwrap_or_default(),
         );
         self.kv.apply(AGENTS, ledger_batch)?;
-        self.kv.flush()?;
+        if let Err(e) = self.kv.flush() {
+            unflushed.extend(keys);
+            return Err(e.into());
+        }
+        // Everything applied so far is durable now, earlier failed batches included.
+        unflushed.clear();
         out.ledger = ledger;
         out.restart = restart;
         Ok(out)
@@ -626,5 +646,39 @@ mod tests {
         assert!(s.restart.is_none());
         assert_eq!((s.ledger.offset, s.ledger.acked_upto), (0, 3));
         assert_eq!(s.ledger.instance.as_deref(), Some("i1"));
+    }
+
+    #[test]
+    fn a_batch_whose_flush_failed_is_not_acked_and_its_resend_is_new() {
+        use coldaisle_store::FaultyStore;
+        let kv = Arc::new(FaultyStore::new(Arc::new(MemoryStore::new())));
+        let store = CollectorStore::new(kv.clone());
+        let s = store
+            .store_batch("a1", "s1", 1, &[], vec![record(1)])
+            .expect("store");
+        assert_eq!(s.ledger.acked_upto, 1);
+        kv.fail_flushes(1);
+        assert!(store
+            .store_batch("a1", "s1", 1, &[], vec![record(2), record(3)])
+            .is_err());
+        // The resend: not duplicates, new, and acked only now that they are durable.
+        let s = store
+            .store_batch("a1", "s1", 1, &[], vec![record(2), record(3)])
+            .expect("store");
+        assert_eq!((s.new.len(), s.duplicates, s.ledger.acked_upto), (2, 0, 3));
+        // Once durable, a resend is a duplicate again.
+        let s = store
+            .store_batch("a1", "s1", 1, &[], vec![record(3)])
+            .expect("store");
+        assert_eq!((s.new.len(), s.duplicates), (0, 1));
+        // A refused apply stores nothing and acks nothing.
+        kv.fail_applies(1);
+        assert!(store
+            .store_batch("a1", "s1", 1, &[], vec![record(4)])
+            .is_err());
+        let s = store
+            .store_batch("a1", "s1", 1, &[], vec![record(4)])
+            .expect("store");
+        assert_eq!((s.new.len(), s.ledger.acked_upto), (1, 4));
     }
 }

@@ -66,19 +66,47 @@ fn default_agent_silence() -> Duration {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Listen address.
+    /// Listen address. Without `tokens_file` it must be a loopback address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// File of API tokens (one `name scopes sha256-hex` line each; see the collector's `auth`
+    /// module and `coldaisle-collector token new`). Absent: the API is open to anyone who can
+    /// reach it, so it may only listen on loopback. Re-read on SIGHUP.
+    #[serde(default)]
+    pub tokens_file: Option<PathBuf>,
+    /// Largest request body accepted (bytes); larger bodies answer `413`.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// HTTPS: certificate chain and key (PEM files, re-read on SIGHUP). Absent: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<HttpTlsConfig>,
+}
+
+/// TLS of the HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpTlsConfig {
+    /// PEM certificate chain, the server's certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key of the certificate.
+    pub key_file: PathBuf,
 }
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
+fn default_max_body_bytes() -> usize {
+    64 * 1024
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: default_listen(),
+            tokens_file: None,
+            max_body_bytes: default_max_body_bytes(),
+            tls: None,
         }
     }
 }
@@ -274,8 +302,69 @@ fn validate(raw: &RawCollectorConfig) -> Result<(), Problem> {
             "must be above zero",
         ));
     }
+    validate_http(&raw.http, &root.key("http"))?;
     crate::notify::validate(&raw.notify, &root)?;
     crate::trust::validate_ingest(&raw.ingest, &root)?;
     crate::trust::validate_agents(&raw.agents, &root)?;
     Ok(())
+}
+
+/// An API without tokens is open to whoever reaches it: only loopback may serve it.
+fn validate_http(http: &HttpConfig, at: &KeyPath) -> Result<(), Problem> {
+    if http.tokens_file.is_none() && !http.listen.ip().is_loopback() {
+        return Err(Problem::new(
+            at.key("listen"),
+            format!(
+                "{} is not a loopback address and no http.tokens_file is set: the API would \
+                 let anyone who reaches it read and act; set tokens_file (create tokens with \
+                 `coldaisle-collector token new`) or listen on 127.0.0.1",
+                http.listen
+            ),
+        ));
+    }
+    if let Some(tls) = &http.tls {
+        // Read now so check-config catches a missing or non-PEM file; the daemon reads them
+        // again at start and on SIGHUP.
+        crate::mqtt::read_pem(&tls.cert_file, at.key("tls").key("cert_file"))?;
+        crate::mqtt::read_pem(&tls.key_file, at.key("tls").key("key_file"))?;
+    }
+    if http.max_body_bytes < 1024 {
+        return Err(Problem::new(
+            at.key("max_body_bytes"),
+            "must be at least 1024 (an operator action body needs a few hundred bytes)",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(http: &str) -> Result<CollectorConfig, String> {
+        let text = format!(
+            "collector_id = \"c\"\nstate_dir = \"/tmp/c\"\n[mqtt]\nhost = \"b\"\n[http]\n{http}\n"
+        );
+        CollectorConfig::from_str(&text, Path::new("collector.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn api_without_tokens_listens_only_on_loopback() {
+        let ok = load("listen = \"127.0.0.1:9000\"").map_err(|e| e.to_string());
+        assert_eq!(ok.map(|c| c.raw.http.max_body_bytes), Ok(64 * 1024));
+        assert!(load("listen = \"[::1]:9000\"").is_ok());
+        let err = load("listen = \"0.0.0.0:9000\"").err().unwrap_or_default();
+        assert!(err.contains("http.listen"), "{err}");
+        assert!(err.contains("no http.tokens_file is set"), "{err}");
+        let with_tokens = load("listen = \"0.0.0.0:9000\"\ntokens_file = \"/etc/t\"");
+        assert!(with_tokens.is_ok(), "{with_tokens:?}");
+        let err = load("max_body_bytes = 10").err().unwrap_or_default();
+        assert!(err.contains("http.max_body_bytes"), "{err}");
+        let err = load(
+            "[http.tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"",
+        )
+        .err()
+        .unwrap_or_default();
+        assert!(err.contains("http.tls.cert_file"), "{err}");
+    }
 }

@@ -18,6 +18,7 @@ pub mod snmp_traps;
 mod source;
 pub mod store;
 pub mod trust;
+pub mod warnings;
 
 pub use agent::{AgentConfig, Device, Protocol, Sensor, SensorSource, Threshold};
 pub use collector::CollectorConfig;

@@ -97,7 +97,7 @@ impl std::fmt::Debug for TlsMaterial {
     }
 }
 
-fn read_pem(path: &std::path::Path, at: KeyPath) -> Result<Vec<u8>, Problem> {
+pub(crate) fn read_pem(path: &std::path::Path, at: KeyPath) -> Result<Vec<u8>, Problem> {
     let bytes = std::fs::read(path)
         .map_err(|e| Problem::new(at.clone(), format!("cannot read {}: {e}", path.display())))?;
     if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {

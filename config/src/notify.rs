@@ -99,8 +99,9 @@ pub enum ReceiverKind {
     Opsgenie,
 }
 
-/// One pager endpoint.
-#[derive(Debug, Clone, Deserialize)]
+/// One pager endpoint. Its `Debug` output shows the URL's scheme and host only
+/// ([`redact_url`]): a Slack or webhook URL is itself a secret.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiverConfig {
     /// Name routes refer to.
@@ -110,6 +111,10 @@ pub struct ReceiverConfig {
     /// Base URL (Alertmanager, PagerDuty, Opsgenie) or full URL (webhook, Slack).
     #[serde(default)]
     pub url: Option<String>,
+    /// File holding the URL (first line), read at startup: keeps a Slack or webhook URL, which
+    /// is a secret, out of the config. Exclusive with `url`.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
     /// File holding the secret (HMAC key, routing key, API key), read at startup, never logged.
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
@@ -120,6 +125,45 @@ pub struct ReceiverConfig {
     /// CA), on top of the system's roots; read at startup.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ReceiverConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverConfig")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("url_file", &self.url_file)
+            .field("secret_file", &self.secret_file)
+            .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+/// A URL fit for logs, errors and the API: scheme, host and port, with the path, query and any
+/// user info replaced by `<redacted>` (a Slack or webhook URL carries its secret in the path).
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (scheme, rest),
+        None => return "<redacted>".into(),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    if rest.len() > authority.len() || authority.contains('@') {
+        format!("{scheme}://{host}/<redacted>")
+    } else {
+        format!("{scheme}://{host}")
+    }
+}
+
+/// Replaces every occurrence of `url` in `text` by [`redact_url`] of it (for error texts of
+/// HTTP clients, which may quote the URL).
+pub fn redact_in(text: &str, url: &str) -> String {
+    if url.is_empty() {
+        return text.to_string();
+    }
+    text.replace(url, &redact_url(url))
 }
 
 fn default_timeout() -> Duration {
@@ -177,10 +221,16 @@ pub(crate) fn validate(notify: &NotifyConfig, root: &KeyPath) -> Result<(), Prob
             r.kind,
             ReceiverKind::Alertmanager | ReceiverKind::Webhook | ReceiverKind::Slack
         );
-        if needs_url && r.url.is_none() {
+        if r.url.is_some() && r.url_file.is_some() {
+            return Err(Problem::new(
+                key.key("url_file"),
+                "give url or url_file, not both",
+            ));
+        }
+        if needs_url && r.url.is_none() && r.url_file.is_none() {
             return Err(Problem::new(
                 key.key("url"),
-                "is required for this kind of receiver",
+                "is required for this kind of receiver (or url_file, for a URL that is a secret)",
             ));
         }
         if let Some(url) = &r.url {
@@ -192,6 +242,7 @@ pub(crate) fn validate(notify: &NotifyConfig, root: &KeyPath) -> Result<(), Prob
             }
         }
         if r.ca_file.is_some()
+            && r.url_file.is_none()
             && !r
                 .url
                 .as_deref()
@@ -355,5 +406,49 @@ ca_file = "/etc/coldaisle/private-ca.pem"
             let err = load(extra).unwrap_err();
             assert!(err.contains(key), "{extra}: {err}");
         }
+    }
+
+    #[test]
+    fn urls_are_redacted_to_scheme_and_host() {
+        use super::{redact_in, redact_url};
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/xyz"),
+            "https://hooks.slack.com/<redacted>"
+        );
+        assert_eq!(redact_url("http://am:9093"), "http://am:9093");
+        assert_eq!(redact_url("https://u:pw@h/"), "https://h/<redacted>");
+        assert_eq!(redact_url("https://h?k=v"), "https://h/<redacted>");
+        assert_eq!(redact_url("not a url"), "<redacted>");
+        assert_eq!(
+            redact_in(
+                "error sending to https://h/s3cret: refused",
+                "https://h/s3cret"
+            ),
+            "error sending to https://h/<redacted>: refused"
+        );
+    }
+
+    #[test]
+    fn url_file_replaces_an_inline_url() {
+        let c = load(
+            r#"
+[[notify.receivers]]
+name = "slack"
+kind = "slack"
+url_file = "/etc/coldaisle/slack.url"
+"#,
+        );
+        assert!(c.is_ok(), "{c:?}");
+        let e = load(
+            r#"
+[[notify.receivers]]
+name = "slack"
+kind = "slack"
+url = "https://hooks.slack.com/x"
+url_file = "/etc/coldaisle/slack.url"
+"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("give url or url_file, not both"), "{e}");
     }
 }

@@ -5,7 +5,8 @@
 //! ```toml
 //! [snmp_traps]
 //! listen = "0.0.0.0:162"             # default: no listener
-//! communities = ["public"]           # v1/v2c communities accepted (default: ["public"])
+//! communities = ["s3cret-traps"]     # v1/v2c communities accepted (default: none, so v1/v2c
+//!                                    # traps are refused; check-config warns)
 //! engine_id = "0x80000000046361"     # our SNMPv3 engine id for informs (default: from agent_id)
 //!
 //! [[snmp_traps.users]]               # SNMPv3 users accepted (besides every v3 device's own user)
@@ -47,7 +48,7 @@ pub struct RawSnmpTraps {
     /// UDP address to listen on; none: no listener.
     #[serde(default)]
     pub listen: Option<String>,
-    /// Accepted v1/v2c communities.
+    /// Accepted v1/v2c communities. No default: absent or empty refuses v1/v2c traps.
     #[serde(default)]
     pub communities: Option<Vec<String>>,
     /// Meaning of notification OIDs.
@@ -179,11 +180,12 @@ pub fn resolve(raw: Option<&RawSnmpTraps>, at: &KeyPath) -> Result<SnmpTraps, Pr
         })?),
         None => None,
     };
-    let communities = raw.communities.unwrap_or_else(|| vec!["public".into()]);
-    if communities.is_empty() {
+    // No default community: a well-known one would let anyone on the network raise events.
+    let communities = raw.communities.unwrap_or_default();
+    if let Some(i) = communities.iter().position(|c| c.is_empty()) {
         return Err(Problem::new(
-            at.key("communities"),
-            "must name at least one community",
+            at.key("communities").index(i),
+            "a community must not be empty",
         ));
     }
     let mut mappings = builtin_mappings();
@@ -281,7 +283,7 @@ mod tests {
     fn absent_table_means_no_listener_and_builtins() {
         let t = resolve(None, &KeyPath::default()).unwrap();
         assert_eq!(t.listen, None);
-        assert_eq!(t.communities, vec!["public".to_string()]);
+        assert!(t.communities.is_empty(), "no default community");
         assert!(t.mapping(&[1, 3, 6, 1, 4, 1, 9, 9, 91, 2, 0, 1]).is_some());
     }
 
@@ -320,7 +322,9 @@ mod tests {
         let e =
             parse("[[map]]\noid = \"1.3\"\nname = \"a b\"\ncategory = \"thermal\"").unwrap_err();
         assert!(format!("{e:?}").contains("name"), "{e:?}");
-        assert!(parse("communities = []").is_err());
+        assert!(parse("communities = []").is_ok_and(|t| t.communities.is_empty()));
+        let e = parse("communities = [\"a\", \"\"]").unwrap_err();
+        assert_eq!(e.path.to_string(), "snmp_traps.communities[1]");
         let e = parse("engine_id = \"0x8000\"").unwrap_err();
         assert!(format!("{e:?}").contains("engine_id"), "{e:?}");
         let e = parse("[[users]]\nuser = \"t\"\nauth_passphrase = \"short\"").unwrap_err();

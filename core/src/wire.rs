@@ -227,6 +227,12 @@ pub struct StatusStats {
     /// then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clock_skew_ms: Option<i64>,
+    /// Outbox writes (append or flush) the disk refused, since start.
+    pub outbox_write_failures: u64,
+    /// Readings held in memory now because their outbox write failed.
+    pub outbox_unwritten: u64,
+    /// Readings given up because the in-memory hold was full while writes failed, since start.
+    pub outbox_unwritten_dropped: u64,
 }
 
 /// Errors decoding a payload received from the network.

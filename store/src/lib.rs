@@ -1,5 +1,6 @@
 //! Storage behind one small trait, so the agent's outbox and the collector's store do not depend
-//! on an engine. The default backend is sled (embedded, no server); [`MemoryStore`] serves tests.
+//! on an engine. The default backend is sled (embedded, no server); [`MemoryStore`] serves tests,
+//! [`FaultyStore`] wraps a store to inject write failures.
 //!
 //! Invariants every backend keeps:
 //! - `apply` is atomic: all of a [`WriteBatch`] is visible, or none of it.
@@ -8,11 +9,13 @@
 //!   stored).
 //! - Keys are ordered bytewise; callers encode numbers big-endian so order matches.
 
+mod faulty;
 mod memory;
 mod sled_store;
 
 use std::ops::ControlFlow;
 
+pub use faulty::{FaultyStore, FAIL_ALWAYS};
 pub use memory::MemoryStore;
 pub use sled_store::{SledStore, LOCK_WAIT};
 

@@ -6,6 +6,7 @@
 mod modbus;
 mod support;
 // Further end-to-end areas live beside this file, one module each (e.g. `mod modbus;`).
+mod api_access;
 mod chaos;
 mod pagers;
 mod partition;
