@@ -12,7 +12,8 @@
 # - Supply chain: cargo-deny (licenses, bans, sources; advisories only with a local RustSec
 #   database in $CARGO_HOME/advisory-dbs, as CI has no network to fetch one), installed at a
 #   pinned version.
-# - Fuzz smoke, only with COLDAISLE_FUZZ_SMOKE=1 (its cost is in FUZZING.md): each cargo-fuzz
+# - The fuzz targets' checks run over their seeds on stable in `cargo test` (e2e `fuzz_seeds`).
+# - libFuzzer smoke, only with COLDAISLE_FUZZ_SMOKE=1 (its cost is in FUZZING.md): each cargo-fuzz
 #   target in fuzz/ runs its seeds plus FUZZ_SMOKE_RUNS (2000) inputs (nightly toolchain and
 #   cargo-fuzz installed when missing).
 #
