@@ -12,6 +12,7 @@
 //! | `GET /api/v1/problems/{id}` | one problem |
 //! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id: last status, last batch, `silent` (`?silent=true` lists only silent agents) |
 //! | `GET /api/v1/stats` | ingest and analysis counters ([`ApiStats`]) |
+//! | `GET /api/v1/history?site=&zone=&rack=&sensor=&since=7d\|from=&to=` | summary figures over a period ([`crate::history_api`]) |
 //!
 //! Operator actions (POST), silences and Markdown postmortems are in [`crate::operator_api`];
 //! [`full_router`] serves both halves.
@@ -78,6 +79,7 @@ pub fn router_with_silence(state: SharedState, clock: Clock, silence: SilenceRul
         .route("/api/v1/problems/{id}", get(one_problem))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/history", get(history))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(Api {
@@ -152,6 +154,8 @@ pub struct ApiStats {
     pub open_incidents: usize,
     /// Problems not resolved.
     pub open_problems: usize,
+    /// Entries and bytes per store tree.
+    pub trees: Vec<crate::rollup_store::TreeSize>,
 }
 
 /// State of the handlers.
@@ -408,7 +412,16 @@ async fn agents(
     Ok(Json(views).into_response())
 }
 
+async fn history(
+    State(api): State<Api>,
+    query: Result<Query<crate::history_api::HistoryParams>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(params) = query?;
+    crate::history_api::answer(&api.state, (api.clock)(), params).await
+}
+
 async fn stats(State(api): State<Api>) -> Json<ApiStats> {
+    let trees = crate::history_api::tree_sizes(&api.state).await;
     let now = (api.clock)();
     let state = api.state.read().await;
     let open_incidents = state
@@ -432,6 +445,7 @@ async fn stats(State(api): State<Api>) -> Json<ApiStats> {
         latest_event: state.latest_event,
         open_incidents,
         open_problems,
+        trees,
     })
 }
 

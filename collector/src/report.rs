@@ -611,6 +611,7 @@ pub(crate) mod tests {
         CollectorState {
             analysis,
             summaries: index,
+            rollups: None,
             agents: BTreeMap::new(),
             stats: IngestStats::default(),
             latest_event: latest,

@@ -3,7 +3,8 @@
 //! function of the stored events (see [`crate::analysis`]) and are rebuilt at startup.
 //!
 //! Keys: tree `records`: agent id + `0x00` + collector seq (big-endian) → record JSON;
-//! tree `agents`: agent id → [`AgentLedger`] JSON.
+//! tree `agents`: agent id → [`AgentLedger`] JSON; the roll-up trees of reading summaries
+//! ([`crate::rollup_store`]), updated in the same `store_claimed` call before its flush.
 //!
 //! Invariants:
 //! - **Work per batch is O(records in the batch)** (plus, once each, the stored records the
@@ -343,6 +344,16 @@ impl CollectorStore {
         if !batch.is_empty() {
             self.kv.apply(RECORDS, batch)?;
         }
+        // Summaries are folded into the roll-up trees once, when first stored; flushed below.
+        let summaries: Vec<&coldaisle_core::ReadingSummary> = out
+            .new
+            .iter()
+            .filter_map(|r| match &r.payload {
+                coldaisle_core::wire::Payload::ReadingSummary(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        crate::rollup_store::add(self.kv.as_ref(), &summaries)?;
         ledger.site = site.to_string();
         ledger.highest_seen = ledger.highest_seen.max(highest);
         ledger.acked_upto = ledger.acked_upto.max(claims.floor.saturating_sub(1));
