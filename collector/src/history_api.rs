@@ -215,4 +215,88 @@ mod tests {
         let err = query_of(params, NOW).expect_err("no site");
         assert!(err.message.contains("site"));
     }
+
+    /// The API over a store holding one day of minutes of one sensor, at `NOW`.
+    fn app() -> axum::Router {
+        use crate::rollup_store::{add, RollupStore};
+        use coldaisle_core::{Location, ReadingSummary, SensorKind};
+        use coldaisle_store::{KvStore, MemoryStore};
+        use std::sync::Arc;
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let summaries: Vec<ReadingSummary> = (0..24 * 60)
+            .map(|m| ReadingSummary {
+                sensor: "r1-inlet".into(),
+                kind: SensorKind::InletTemp,
+                location: Location {
+                    site: "dc1".into(),
+                    zone: "Z1".into(),
+                    row: None,
+                    rack: Some("R1".into()),
+                },
+                from: Timestamp(NOW.0 - 86_400_000 + m * 60_000),
+                to: Timestamp(NOW.0 - 86_400_000 + m * 60_000 + 59_000),
+                count: 6,
+                min: 20.0,
+                max: 30.0,
+                sum: 150.0,
+                last: 25.0,
+            })
+            .collect();
+        add(kv.as_ref(), &summaries.iter().collect::<Vec<_>>()).expect("add");
+        let mut state = crate::report::tests::state(Vec::new(), Vec::new());
+        state.rollups = Some(RollupStore::new(kv, Default::default()));
+        crate::http::router_with_clock(Arc::new(tokio::sync::RwLock::new(state)), Arc::new(|| NOW))
+    }
+
+    async fn get(uri: &str) -> (axum::http::StatusCode, serde_json::Value) {
+        use tower::ServiceExt;
+        let request = axum::http::Request::builder()
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = app().oneshot(request).await.expect("response");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn history_route_answers_from_the_rollups() {
+        let (status, body) = get("/api/v1/history?site=dc1&zone=Z1&since=2h").await;
+        assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+        assert_eq!(body["level"], "minute");
+        assert_eq!(body["sensors"][0]["sensor"], "r1-inlet");
+        // The last 2 h of minutes (the day ends one minute before NOW): 120 buckets of 6.
+        assert_eq!(body["sensors"][0]["count"], 120 * 6);
+        let (status, body) = get("/api/v1/history?site=dc1&zone=Z1&rack=R1&since=30d").await;
+        assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+        assert_eq!(body["level"], "hour");
+        assert_eq!(body["sensors"][0]["count"], 24 * 60 * 6);
+        let (_, body) = get("/api/v1/history?site=dc1&zone=Z1&rack=R9&since=30d").await;
+        assert_eq!(body["sensors"].as_array().map(Vec::len), Some(0));
+        let (_, stats) = get("/api/v1/stats").await;
+        let trees = stats["trees"].as_array().expect("trees");
+        let minute = trees
+            .iter()
+            .find(|t| t["tree"] == "rollup_1m")
+            .expect("minute tree");
+        assert_eq!(minute["entries"], 24 * 60);
+    }
+
+    #[tokio::test]
+    async fn history_route_rejects_bad_parameters_with_400() {
+        for (uri, word) in [
+            ("/api/v1/history?zone=Z1&since=1h", "site"),
+            ("/api/v1/history?site=dc1&since=later", "since"),
+            ("/api/v1/history?site=dc1&from=2026-13-01T00:00:00Z", "from"),
+            ("/api/v1/history?site=dc1", "period"),
+        ] {
+            let (status, body) = get(uri).await;
+            assert_eq!(status, axum::http::StatusCode::BAD_REQUEST, "{uri}");
+            let message = body["error"].as_str().expect("error text");
+            assert!(message.contains(word), "{uri}: {message}");
+        }
+    }
 }

@@ -500,6 +500,61 @@ mod tests {
         assert_eq!(seqs, vec![1, 2, 3, 4, 7, 10]);
     }
 
+    fn summary_record(seq: u64, minute: i64, value: f64) -> Record {
+        let mut r = record(seq);
+        r.payload = Payload::ReadingSummary(coldaisle_core::ReadingSummary {
+            sensor: "t1".into(),
+            kind: coldaisle_core::SensorKind::InletTemp,
+            location: Location {
+                site: "s1".into(),
+                zone: "Z1".into(),
+                row: None,
+                rack: Some("R1".into()),
+            },
+            from: Timestamp(minute * 60_000),
+            to: Timestamp(minute * 60_000 + 59_000),
+            count: 1,
+            min: value,
+            max: value,
+            sum: value,
+            last: value,
+        });
+        r
+    }
+
+    #[test]
+    fn stored_summaries_are_rolled_up_once() {
+        use crate::rollup::{Level, Rollup};
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let store = CollectorStore::new(kv.clone());
+        store
+            .store_batch(
+                "a1",
+                "s1",
+                1,
+                &[],
+                vec![summary_record(1, 0, 20.0), record(2)],
+            )
+            .expect("store");
+        // Seq 1 again (a redelivery) plus a new minute of the same hour.
+        store
+            .store_batch(
+                "a1",
+                "s1",
+                1,
+                &[],
+                vec![summary_record(1, 0, 20.0), summary_record(3, 1, 24.0)],
+            )
+            .expect("store");
+        assert_eq!(kv.len(Level::Minute.tree()).expect("len"), 2);
+        let hours = kv.scan(Level::Hour.tree(), b"", 10).expect("scan");
+        assert_eq!(hours.len(), 1);
+        let hour: Rollup = serde_json::from_slice(&hours[0].1).expect("decode");
+        assert_eq!((hour.count, hour.summaries), (2, 2));
+        assert_eq!((hour.min, hour.max, hour.last), (20.0, 24.0, 24.0));
+        assert_eq!(kv.len(Level::Day.tree()).expect("len"), 1);
+    }
+
     fn claims<'a>(floor: u64, dropped: &'a [SeqRange], instance: Option<&'a str>) -> Claims<'a> {
         Claims {
             floor,
