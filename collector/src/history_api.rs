@@ -118,6 +118,44 @@ pub(crate) async fn answer(
     }
 }
 
+/// The report of `zone` over `period`, its rack figures read from the roll-ups
+/// ([`crate::report::with_history`]); incidents are those of the period (window = its length,
+/// ending at its end). The zone must be known to the state, as for the windowed report.
+pub(crate) async fn zone_report_over(
+    state: &SharedState,
+    site: Option<&str>,
+    zone: &str,
+    (from, to): (Timestamp, Timestamp),
+    now: Timestamp,
+) -> ApiResult<crate::report::ZoneReport> {
+    let (report, rollups) = {
+        let state = state.read().await;
+        let report = crate::report::zone_report(&state, site, zone, to, to.since(from))
+            .map_err(crate::http::report_error)?;
+        (report, state.rollups.clone())
+    };
+    let Some(rollups) = rollups else {
+        return Err(ApiError::not_found("this collector keeps no history"));
+    };
+    let query = HistoryQuery {
+        site: report.site.clone(),
+        zone: Some(report.zone.clone()),
+        rack: None,
+        sensor: None,
+        from,
+        to,
+    };
+    let read = tokio::task::spawn_blocking(move || rollups.history(&query, now)).await;
+    match read {
+        Ok(Ok(history)) => Ok(crate::report::with_history(report, &history)),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "history read failed");
+            Err(internal(e.to_string()))
+        }
+        Err(e) => Err(internal(format!("history read failed: {e}"))),
+    }
+}
+
 fn internal(message: String) -> ApiError {
     ApiError {
         status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -243,7 +281,7 @@ mod tests {
             })
             .collect();
         add(kv.as_ref(), &summaries.iter().collect::<Vec<_>>()).expect("add");
-        let mut state = crate::report::tests::state(Vec::new(), Vec::new());
+        let mut state = crate::report::tests::sample();
         state.rollups = Some(RollupStore::new(kv, Default::default()));
         crate::http::router_with_clock(Arc::new(tokio::sync::RwLock::new(state)), Arc::new(|| NOW))
     }
@@ -283,6 +321,30 @@ mod tests {
             .find(|t| t["tree"] == "rollup_1m")
             .expect("minute tree");
         assert_eq!(minute["entries"], 24 * 60);
+    }
+
+    #[tokio::test]
+    async fn zone_report_over_a_period_reads_rack_figures_from_the_rollups() {
+        let (status, body) = get("/api/v1/zones/Z1/report?site=dc1&since=2d").await;
+        assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+        assert_eq!(body["rollup_level"], "hour");
+        assert_eq!(body["window_secs"], 2 * 86_400);
+        let racks = body["racks"].as_array().expect("racks");
+        let r1 = racks
+            .iter()
+            .find(|r| r["rack"] == "R1")
+            .expect("R1 from the roll-ups");
+        assert_eq!(r1["inlet_avg"], 25.0);
+        assert_eq!(r1["inlet_max"], 30.0);
+        assert_eq!(r1["inlet_last"], 25.0);
+        // Racks known from memory stay listed.
+        assert!(racks.iter().any(|r| r["rack"] == "R2"), "{body}");
+        let (status, body) = get(
+            "/api/v1/zones/Z1/report?site=dc1&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+        )
+        .await;
+        assert_eq!(status, axum::http::StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("after")));
     }
 
     #[tokio::test]

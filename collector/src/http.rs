@@ -250,6 +250,13 @@ struct ReportQuery {
     window: Option<String>,
     /// `json` (default) or `text`.
     format: Option<String>,
+    /// A stored period instead of `window`: `since=7d`, or `from=` (and `to=`); the rack
+    /// figures then come from the roll-ups ([`crate::history_api::zone_report_over`]).
+    since: Option<String>,
+    /// Start of the period (RFC 3339).
+    from: Option<String>,
+    /// End of the period (RFC 3339, default now).
+    to: Option<String>,
 }
 
 async fn report(
@@ -278,14 +285,22 @@ async fn report(
     };
     let site = given(query.site);
     let now = (api.clock)();
+    let (since, from, to) = (given(query.since), given(query.from), given(query.to));
+    if since.is_some() || from.is_some() || to.is_some() {
+        let period =
+            crate::history_api::period(since.as_deref(), from.as_deref(), to.as_deref(), now)
+                .map_err(ApiError::bad_request)?;
+        let report =
+            crate::history_api::zone_report_over(&api.state, site.as_deref(), &zone, period, now)
+                .await?;
+        return Ok(if text {
+            render_zone_report(&report).into_response()
+        } else {
+            Json(report).into_response()
+        });
+    }
     let state = api.state.read().await;
-    let report = zone_report(&state, site.as_deref(), &zone, now, window).map_err(|e| match e {
-        ReportError::UnknownZone { .. } => ApiError::not_found(e.to_string()),
-        ReportError::AmbiguousZone { zone, sites } => ApiError::bad_request(format!(
-            "zone {zone} exists in several sites ({}); choose one with ?site=",
-            sites.join(", ")
-        )),
-    })?;
+    let report = zone_report(&state, site.as_deref(), &zone, now, window).map_err(report_error)?;
     drop(state);
     if text {
         Ok((
@@ -295,6 +310,17 @@ async fn report(
             .into_response())
     } else {
         Ok(Json(report).into_response())
+    }
+}
+
+/// The API error of a [`ReportError`]: `404` for an unknown zone, `400` for an ambiguous one.
+pub(crate) fn report_error(e: ReportError) -> ApiError {
+    match e {
+        ReportError::UnknownZone { .. } => ApiError::not_found(e.to_string()),
+        ReportError::AmbiguousZone { zone, sites } => ApiError::bad_request(format!(
+            "zone {zone} exists in several sites ({}); choose one with ?site=",
+            sites.join(", ")
+        )),
     }
 }
 
