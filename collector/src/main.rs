@@ -69,6 +69,16 @@ enum Command {
         /// Print the raw JSON instead of the table.
         #[arg(long)]
         json: bool,
+        /// A stored period ending now instead of `--window`, e.g. `7d`, `30d`: rack figures
+        /// then come from the roll-ups.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        since: Option<String>,
+        /// Start of a stored period (RFC 3339, e.g. `2026-11-01T00:00:00Z`).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period (RFC 3339; default now). Needs `--from`.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
     },
     /// Act on an incident: ack, note, resolve, sla, postmortem.
     Incident {
@@ -121,7 +131,13 @@ fn main() -> ExitCode {
             url,
             config,
             json,
-        } => report(&zone, site.as_deref(), &window, url, &config, json),
+            since,
+            from,
+            to,
+        } => {
+            let period = [("since", since), ("from", from), ("to", to)];
+            report(&zone, site.as_deref(), &window, &period, url, &config, json)
+        }
         Command::Incident { command, api } => ops_cli::incident(command, &api),
         Command::Problem { command, api } => ops_cli::problem(command, &api),
         Command::Silence { command, api } => ops_cli::silence(command, &api),
@@ -166,6 +182,7 @@ fn report(
     zone: &str,
     site: Option<&str>,
     window: &str,
+    period: &[(&str, Option<String>)],
     url: Option<String>,
     config: &std::path::Path,
     json: bool,
@@ -185,7 +202,13 @@ fn report(
     if let Some(site) = site {
         url.push_str(&format!("&site={site}"));
     }
-    let mut response = ureq::get(&url)
+    let mut request = ureq::get(&url);
+    for (name, value) in period {
+        if let Some(value) = value {
+            request = request.query(*name, value);
+        }
+    }
+    let mut response = request
         .config()
         .http_status_as_error(false)
         .build()
