@@ -78,17 +78,22 @@ pub struct Compacted {
 }
 
 /// Removes every expired bucket of every level at `now`. Keys that are not roll-up keys are
-/// kept and logged.
+/// kept and logged. `stop` is polled per key: once it answers true the pass deletes what it
+/// has found so far and returns (the rest waits for the next pass), so shutdown is not held up.
 pub fn compact(
     kv: &dyn KvStore,
     policy: &RetentionPolicy,
     now: Timestamp,
+    stop: &dyn Fn() -> bool,
 ) -> Result<Compacted, StoreError> {
     let mut out = Compacted::default();
     for (i, level) in Level::ALL.into_iter().enumerate() {
         let tree = level.tree();
         let mut doomed = Vec::new();
         visit_from(kv, tree, b"", |key, _| {
+            if stop() {
+                return ControlFlow::Break(());
+            }
             out.scanned += 1;
             match key_time(key) {
                 Some(start) if policy.expired(level, start, now) => doomed.push(key.to_vec()),
@@ -126,8 +131,10 @@ pub async fn run(
             _ = shutdown.changed() => return,
         }
         let kv = kv.clone();
-        let pass =
-            tokio::task::spawn_blocking(move || compact(kv.as_ref(), &policy, Timestamp::now()));
+        let stop = shutdown.clone();
+        let pass = tokio::task::spawn_blocking(move || {
+            compact(kv.as_ref(), &policy, Timestamp::now(), &|| *stop.borrow())
+        });
         match pass.await {
             Ok(Ok(c)) => tracing::info!(
                 minute = c.removed[0],
@@ -200,7 +207,7 @@ mod tests {
         for level in Level::ALL {
             write(&kv, level, &[old.clone(), recent.clone()]);
         }
-        let c = compact(&kv, &RetentionPolicy::default(), now).expect("compact");
+        let c = compact(&kv, &RetentionPolicy::default(), now, &|| false).expect("compact");
         assert_eq!(c.removed, [1, 1, 0]);
         assert_eq!(c.scanned, 6);
         assert_eq!(kv.len(Level::Minute.tree()).expect("len"), 1);
@@ -210,7 +217,24 @@ mod tests {
         let r: Rollup = serde_json::from_slice(&kept[0].1).expect("decode");
         assert_eq!(r.start, Timestamp(199 * DAY));
         // A second pass has nothing to do.
-        let again = compact(&kv, &RetentionPolicy::default(), now).expect("compact");
+        let again = compact(&kv, &RetentionPolicy::default(), now, &|| false).expect("compact");
         assert_eq!(again.removed, [0, 0, 0]);
+    }
+
+    #[test]
+    fn a_stopped_pass_removes_nothing_more() {
+        let kv = MemoryStore::default();
+        for level in Level::ALL {
+            write(&kv, level, &[summary(0)]);
+        }
+        let c = compact(
+            &kv,
+            &RetentionPolicy::default(),
+            Timestamp(5000 * DAY),
+            &|| true,
+        )
+        .expect("compact");
+        assert_eq!((c.removed, c.scanned), ([0, 0, 0], 0));
+        assert_eq!(kv.len(Level::Day.tree()).expect("len"), 1);
     }
 }
