@@ -310,7 +310,7 @@ mod tests {
         assert_eq!(body["sensors"][0]["count"], 120 * 6);
         let (status, body) = get("/api/v1/history?site=dc1&zone=Z1&rack=R1&since=30d").await;
         assert_eq!(status, axum::http::StatusCode::OK, "{body}");
-        assert_eq!(body["level"], "hour");
+        assert_eq!(body["level"], "day");
         assert_eq!(body["sensors"][0]["count"], 24 * 60 * 6);
         let (_, body) = get("/api/v1/history?site=dc1&zone=Z1&rack=R9&since=30d").await;
         assert_eq!(body["sensors"].as_array().map(Vec::len), Some(0));

@@ -209,8 +209,10 @@ pub fn per_sensor<'a>(buckets: impl IntoIterator<Item = &'a Rollup>) -> Vec<Roll
     out.into_values().collect()
 }
 
-/// Most buckets per sensor a history answer should need: above this a coarser level is used.
-pub const MAX_BUCKETS: i64 = 2_000;
+/// Most buckets per sensor a history answer should read: above this a coarser level is used.
+/// 200 keeps a report over any period to a few thousand buckets per zone (minutes up to 3 h,
+/// hours up to 8 days, days beyond; measured in BENCHMARKS.md, "History").
+pub const MAX_BUCKETS: i64 = 200;
 
 /// The level that serves `[from, to]`: the finest whose retention still covers `from`
 /// (`oldest[level]` is the oldest bucket start it keeps) and that needs at most
@@ -356,37 +358,29 @@ mod tests {
     #[test]
     fn serving_level_is_fine_for_short_recent_periods_and_coarse_otherwise() {
         let day = 86_400_000;
+        let hour = 3_600_000;
         let now = Timestamp(1000 * day);
         let oldest = |level: Level| match level {
             Level::Minute => now.minus(std::time::Duration::from_secs(7 * 86_400)),
             Level::Hour => now.minus(std::time::Duration::from_secs(90 * 86_400)),
             Level::Day => Timestamp(i64::MIN),
         };
-        assert_eq!(
-            serving_level(Timestamp(now.0 - day), now, oldest),
-            Level::Minute
-        );
-        // Within minute retention, but 3 days of minutes is too many buckets.
-        assert_eq!(
-            serving_level(Timestamp(now.0 - 3 * day), now, oldest),
-            Level::Hour
-        );
-        // 30 days: hours.
-        assert_eq!(
-            serving_level(Timestamp(now.0 - 30 * day), now, oldest),
-            Level::Hour
-        );
+        let ago = |ms: i64| Timestamp(now.0 - ms);
+        assert_eq!(serving_level(ago(hour), now, oldest), Level::Minute);
+        assert_eq!(serving_level(ago(3 * hour), now, oldest), Level::Minute);
+        // Within minute retention, but a day of minutes is too many buckets.
+        assert_eq!(serving_level(ago(day), now, oldest), Level::Hour);
+        assert_eq!(serving_level(ago(8 * day), now, oldest), Level::Hour);
+        // 30 days: days.
+        assert_eq!(serving_level(ago(30 * day), now, oldest), Level::Day);
         // A short period older than the minute retention: hours.
         assert_eq!(
-            serving_level(
-                Timestamp(now.0 - 20 * day),
-                Timestamp(now.0 - 20 * day + 3_600_000),
-                oldest
-            ),
+            serving_level(ago(20 * day), ago(20 * day - hour), oldest),
             Level::Hour
         );
+        // Older than the hour retention: days, however short.
         assert_eq!(
-            serving_level(Timestamp(now.0 - 200 * day), now, oldest),
+            serving_level(ago(200 * day), ago(200 * day - hour), oldest),
             Level::Day
         );
     }
