@@ -65,6 +65,7 @@ pub fn empty_state(config: &CollectorConfig) -> CollectorState {
             },
         ),
         summaries: SummaryIndex::default(),
+        rollups: None,
         agents: Default::default(),
         stats: Default::default(),
         latest_event: Timestamp(0),
@@ -83,8 +84,11 @@ impl RunningCollector {
             crate::notifier::SilenceBook::open(kv.clone()).context("reading silences")?;
         let gate = Arc::new(std::sync::RwLock::new(Arc::new(ingest_gate(&config)?)));
         let sites = crate::identity::SiteBook::new(kv.clone());
-        let store = CollectorStore::new(kv);
+        let store = CollectorStore::new(kv.clone());
+        let policy = crate::retention::RetentionPolicy::from_config(&raw.retention);
+        let rollups = crate::rollup_store::RollupStore::new(kv.clone(), policy);
         let mut state = empty_state(&config);
+        state.rollups = Some(rollups);
         let mut records = 0u64;
         // One replay per scope after everything is read, not one per record out of event order.
         state.analysis.begin_bulk();
@@ -149,6 +153,12 @@ impl RunningCollector {
             silence: raw.agent_silence,
             started: Timestamp::now(),
         };
+        tasks.spawn(crate::retention::run(
+            kv,
+            policy,
+            raw.retention.compact_every,
+            shutdown_rx.clone(),
+        ));
         tasks.spawn(crate::silence::watch_agents(
             state.clone(),
             silence,

@@ -12,6 +12,7 @@
 //! | `GET /api/v1/problems/{id}` | one problem |
 //! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id: last status, last batch, `silent` (`?silent=true` lists only silent agents) |
 //! | `GET /api/v1/stats` | ingest and analysis counters ([`ApiStats`]) |
+//! | `GET /api/v1/history?site=&zone=&rack=&sensor=&since=7d\|from=&to=` | summary figures over a period ([`crate::history_api`]) |
 //!
 //! Operator actions (POST), silences and Markdown postmortems are in [`crate::operator_api`];
 //! [`full_router`] serves both halves.
@@ -115,6 +116,7 @@ pub fn router(options: ApiOptions) -> Router {
         .route("/api/v1/problems/{id}", get(one_problem))
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/history", get(history))
         .with_state(Api {
             state: options.state.clone(),
             clock: options.clock.clone(),
@@ -199,6 +201,8 @@ pub struct ApiStats {
     pub open_incidents: usize,
     /// Problems not resolved.
     pub open_problems: usize,
+    /// Entries and bytes per store tree.
+    pub trees: Vec<crate::rollup_store::TreeSize>,
 }
 
 /// State of the handlers.
@@ -293,6 +297,13 @@ struct ReportQuery {
     window: Option<String>,
     /// `json` (default) or `text`.
     format: Option<String>,
+    /// A stored period instead of `window`: `since=7d`, or `from=` (and `to=`); the rack
+    /// figures then come from the roll-ups ([`crate::history_api::zone_report_over`]).
+    since: Option<String>,
+    /// Start of the period (RFC 3339).
+    from: Option<String>,
+    /// End of the period (RFC 3339, default now).
+    to: Option<String>,
 }
 
 async fn report(
@@ -321,14 +332,22 @@ async fn report(
     };
     let site = given(query.site);
     let now = (api.clock)();
+    let (since, from, to) = (given(query.since), given(query.from), given(query.to));
+    if since.is_some() || from.is_some() || to.is_some() {
+        let period =
+            crate::history_api::period(since.as_deref(), from.as_deref(), to.as_deref(), now)
+                .map_err(ApiError::bad_request)?;
+        let report =
+            crate::history_api::zone_report_over(&api.state, site.as_deref(), &zone, period, now)
+                .await?;
+        return Ok(if text {
+            render_zone_report(&report).into_response()
+        } else {
+            Json(report).into_response()
+        });
+    }
     let state = api.state.read().await;
-    let report = zone_report(&state, site.as_deref(), &zone, now, window).map_err(|e| match e {
-        ReportError::UnknownZone { .. } => ApiError::not_found(e.to_string()),
-        ReportError::AmbiguousZone { zone, sites } => ApiError::bad_request(format!(
-            "zone {zone} exists in several sites ({}); choose one with ?site=",
-            sites.join(", ")
-        )),
-    })?;
+    let report = zone_report(&state, site.as_deref(), &zone, now, window).map_err(report_error)?;
     drop(state);
     if text {
         Ok((
@@ -338,6 +357,17 @@ async fn report(
             .into_response())
     } else {
         Ok(Json(report).into_response())
+    }
+}
+
+/// The API error of a [`ReportError`]: `404` for an unknown zone, `400` for an ambiguous one.
+pub(crate) fn report_error(e: ReportError) -> ApiError {
+    match e {
+        ReportError::UnknownZone { .. } => ApiError::not_found(e.to_string()),
+        ReportError::AmbiguousZone { zone, sites } => ApiError::bad_request(format!(
+            "zone {zone} exists in several sites ({}); choose one with ?site=",
+            sites.join(", ")
+        )),
     }
 }
 
@@ -455,7 +485,16 @@ async fn agents(
     Ok(Json(views).into_response())
 }
 
+async fn history(
+    State(api): State<Api>,
+    query: Result<Query<crate::history_api::HistoryParams>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(params) = query?;
+    crate::history_api::answer(&api.state, (api.clock)(), params).await
+}
+
 async fn stats(State(api): State<Api>) -> Json<ApiStats> {
+    let trees = crate::history_api::tree_sizes(&api.state).await;
     let now = (api.clock)();
     let state = api.state.read().await;
     let open_incidents = state
@@ -479,6 +518,7 @@ async fn stats(State(api): State<Api>) -> Json<ApiStats> {
         latest_event: state.latest_event,
         open_incidents,
         open_problems,
+        trees,
     })
 }
 

@@ -72,6 +72,16 @@ enum Command {
         /// Print the raw JSON instead of the table.
         #[arg(long)]
         json: bool,
+        /// A stored period ending now instead of `--window`, e.g. `7d`, `30d`: rack figures
+        /// then come from the roll-ups.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        since: Option<String>,
+        /// Start of a stored period (RFC 3339, e.g. `2026-11-01T00:00:00Z`).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period (RFC 3339; default now). Needs `--from`.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
     },
     /// Act on an incident: ack, note, resolve, sla, postmortem.
     Incident {
@@ -142,8 +152,14 @@ fn main() -> ExitCode {
             config,
             token_file,
             json,
-        } => ops_cli::ApiClient::new(url.as_deref(), &config, token_file.as_deref())
-            .and_then(|client| report(&client, &zone, site.as_deref(), &window, json)),
+            since,
+            from,
+            to,
+        } => {
+            let period = [("since", since), ("from", from), ("to", to)];
+            ops_cli::ApiClient::new(url.as_deref(), &config, token_file.as_deref())
+                .and_then(|client| report(&client, &zone, site.as_deref(), &window, &period, json))
+        }
         Command::Token {
             command: TokenCommand::New { name, scopes },
         } => new_token(&name, &scopes),
@@ -197,16 +213,41 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `value` made safe inside a query string (RFC 3339 offsets carry `+`, which a server reads
+/// as a space).
+fn query_escape(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' | '.' | '~' | ':' => c.to_string(),
+            other => {
+                let mut buf = [0u8; 4];
+                other
+                    .encode_utf8(&mut buf)
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect()
+            }
+        })
+        .collect()
+}
+
 fn report(
     client: &ops_cli::ApiClient,
     zone: &str,
     site: Option<&str>,
     window: &str,
+    period: &[(&str, Option<String>)],
     json: bool,
 ) -> anyhow::Result<()> {
     let mut path = format!("/api/v1/zones/{zone}/report?window={window}");
     if let Some(site) = site {
         path.push_str(&format!("&site={site}"));
+    }
+    for (name, value) in period {
+        if let Some(value) = value {
+            path.push_str(&format!("&{name}={}", query_escape(value)));
+        }
     }
     let body = client.call(&path, None)?;
     if json {

@@ -349,6 +349,7 @@ mod tests {
             open_incidents: Vec::new(),
             recent_incidents: Vec::new(),
             problems: Vec::new(),
+            rollup_level: None,
         };
         let text = render_zone_report(&report);
         for expected in [

@@ -188,6 +188,10 @@ pub struct ZoneReport {
     pub recent_incidents: Vec<IncidentSummary>,
     /// Every problem of the zone, oldest first.
     pub problems: Vec<ProblemSummary>,
+    /// The roll-up level the rack figures come from, when the report covers a stored period
+    /// ([`with_history`]); absent when they come from the summaries held in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollup_level: Option<crate::rollup::Level>,
 }
 
 /// One line of the list of zones.
@@ -369,7 +373,64 @@ pub fn zone_report(
         open_incidents: open.into_iter().map(IncidentSummary::of).collect(),
         recent_incidents: recent.into_iter().map(IncidentSummary::of).collect(),
         problems,
+        rollup_level: None,
     })
+}
+
+/// `report` (made by [`zone_report`] over the same period) with its rack figures read from the
+/// roll-ups of that period instead of the summaries held in memory (pure). Each sensor's merged
+/// roll-up counts as one summary under the module rules: `inlet_last` is the highest of the
+/// sensors' latest values, `inlet_avg` the sum over the count, `inlet_max` the highest
+/// maximum. Racks seen only in the roll-ups are added (with no open incidents, as no incident
+/// named them in memory); racks without roll-ups keep their row with no figures.
+pub fn with_history(mut report: ZoneReport, history: &crate::rollup_store::History) -> ZoneReport {
+    let mut racks: BTreeMap<RackKey, (Option<usize>, RackAccumulator<'_>)> = report
+        .racks
+        .iter()
+        .map(|row| {
+            let key = RackKey::of(Some(row.rack.as_str()).filter(|r| *r != NO_RACK));
+            (key, (Some(row.open_incidents), RackAccumulator::default()))
+        })
+        .collect();
+    let summaries: Vec<ReadingSummary> = history
+        .sensors
+        .iter()
+        .filter(|r| r.location.site == report.site && r.location.zone == report.zone)
+        .map(|r| ReadingSummary {
+            sensor: r.sensor.clone(),
+            kind: r.kind,
+            location: r.location.clone(),
+            from: r.start,
+            to: r.last_at,
+            count: u32::try_from(r.count).unwrap_or(u32::MAX),
+            min: r.min,
+            max: r.max,
+            sum: r.sum,
+            last: r.last,
+        })
+        .collect();
+    for s in &summaries {
+        let (_, acc) = racks
+            .entry(RackKey::of(s.location.rack.as_deref()))
+            .or_insert((None, RackAccumulator::default()));
+        acc.sensors.insert(s.sensor.as_str());
+        if s.kind == SensorKind::InletTemp && s.count > 0 {
+            acc.add_inlet(s);
+        }
+    }
+    let rows = racks
+        .into_iter()
+        .map(|(key, (open, acc))| {
+            let mut row = acc.row(key.name(), open.unwrap_or(0));
+            if let Some(old) = report.racks.iter().find(|r| r.rack == row.rack) {
+                row.sensors = row.sensors.max(old.sensors);
+            }
+            row
+        })
+        .collect();
+    report.racks = rows;
+    report.rollup_level = Some(history.level);
+    report
 }
 
 /// True if an incident's active sources or timeline texts name `sensor` as a whole word.
@@ -611,6 +672,7 @@ pub(crate) mod tests {
         CollectorState {
             analysis,
             summaries: index,
+            rollups: None,
             agents: BTreeMap::new(),
             stats: IngestStats::default(),
             latest_event: latest,

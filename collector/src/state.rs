@@ -86,6 +86,9 @@ pub struct CollectorState {
     pub analysis: Analysis,
     /// Reading summaries for reports.
     pub summaries: SummaryIndex,
+    /// The stored roll-ups of reading summaries, for history queries (`None` without a store,
+    /// e.g. in pure tests). Readers clone it and release the lock before reading the store.
+    pub rollups: Option<crate::rollup_store::RollupStore>,
     /// Agents by id.
     pub agents: BTreeMap<String, AgentInfo>,
     /// Counters.

@@ -3,7 +3,8 @@
 //! function of the stored events (see [`crate::analysis`]) and are rebuilt at startup.
 //!
 //! Keys: tree `records`: agent id + `0x00` + collector seq (big-endian) → record JSON;
-//! tree `agents`: agent id → [`AgentLedger`] JSON.
+//! tree `agents`: agent id → [`AgentLedger`] JSON; the roll-up trees of reading summaries
+//! ([`crate::rollup_store`]), updated in the same `store_claimed` call before its flush.
 //!
 //! Invariants:
 //! - **Work per batch is O(records in the batch)** (plus, once each, the stored records the
@@ -358,6 +359,16 @@ impl CollectorStore {
         if !batch.is_empty() {
             self.kv.apply(RECORDS, batch)?;
         }
+        // Summaries are folded into the roll-up trees once, when first stored; flushed below.
+        let summaries: Vec<&coldaisle_core::ReadingSummary> = out
+            .new
+            .iter()
+            .filter_map(|r| match &r.payload {
+                coldaisle_core::wire::Payload::ReadingSummary(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        crate::rollup_store::add(self.kv.as_ref(), &summaries)?;
         ledger.site = site.to_string();
         ledger.highest_seen = ledger.highest_seen.max(highest);
         ledger.acked_upto = ledger.acked_upto.max(claims.floor.saturating_sub(1));
@@ -507,6 +518,61 @@ mod tests {
         let mut seqs = Vec::new();
         store.for_each_record(|r| seqs.push(r.seq)).expect("scan");
         assert_eq!(seqs, vec![1, 2, 3, 4, 7, 10]);
+    }
+
+    fn summary_record(seq: u64, minute: i64, value: f64) -> Record {
+        let mut r = record(seq);
+        r.payload = Payload::ReadingSummary(coldaisle_core::ReadingSummary {
+            sensor: "t1".into(),
+            kind: coldaisle_core::SensorKind::InletTemp,
+            location: Location {
+                site: "s1".into(),
+                zone: "Z1".into(),
+                row: None,
+                rack: Some("R1".into()),
+            },
+            from: Timestamp(minute * 60_000),
+            to: Timestamp(minute * 60_000 + 59_000),
+            count: 1,
+            min: value,
+            max: value,
+            sum: value,
+            last: value,
+        });
+        r
+    }
+
+    #[test]
+    fn stored_summaries_are_rolled_up_once() {
+        use crate::rollup::{Level, Rollup};
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let store = CollectorStore::new(kv.clone());
+        store
+            .store_batch(
+                "a1",
+                "s1",
+                1,
+                &[],
+                vec![summary_record(1, 0, 20.0), record(2)],
+            )
+            .expect("store");
+        // Seq 1 again (a redelivery) plus a new minute of the same hour.
+        store
+            .store_batch(
+                "a1",
+                "s1",
+                1,
+                &[],
+                vec![summary_record(1, 0, 20.0), summary_record(3, 1, 24.0)],
+            )
+            .expect("store");
+        assert_eq!(kv.len(Level::Minute.tree()).expect("len"), 2);
+        let hours = kv.scan(Level::Hour.tree(), b"", 10).expect("scan");
+        assert_eq!(hours.len(), 1);
+        let hour: Rollup = serde_json::from_slice(&hours[0].1).expect("decode");
+        assert_eq!((hour.count, hour.summaries), (2, 2));
+        assert_eq!((hour.min, hour.max, hour.last), (20.0, 24.0, 24.0));
+        assert_eq!(kv.len(Level::Day.tree()).expect("len"), 1);
     }
 
     fn claims<'a>(floor: u64, dropped: &'a [SeqRange], instance: Option<&'a str>) -> Claims<'a> {

@@ -56,6 +56,71 @@ pub struct RawCollectorConfig {
     /// Where the data lives (see [`crate::store`]): sled in `state_dir` by default.
     #[serde(default)]
     pub store: crate::store::StoreConfig,
+    /// How long each roll-up level of reading summaries is kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// Retention of the reading-summary roll-ups (`[retention]`); each level is compacted in the
+/// background once its buckets are older than this.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// One-minute buckets (default 7 days).
+    #[serde(default = "default_minute_retention", with = "humantime_serde")]
+    pub minute: Duration,
+    /// One-hour buckets (default 90 days); at least `minute`.
+    #[serde(default = "default_hour_retention", with = "humantime_serde")]
+    pub hour: Duration,
+    /// One-day buckets (default 3 years); at least `hour`.
+    #[serde(default = "default_day_retention", with = "humantime_serde")]
+    pub day: Duration,
+    /// How often compaction runs (default 10 minutes).
+    #[serde(default = "default_compact_every", with = "humantime_serde")]
+    pub compact_every: Duration,
+}
+
+fn default_minute_retention() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+fn default_hour_retention() -> Duration {
+    Duration::from_secs(90 * 86_400)
+}
+fn default_day_retention() -> Duration {
+    Duration::from_secs(3 * 365 * 86_400)
+}
+fn default_compact_every() -> Duration {
+    Duration::from_secs(600)
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            minute: default_minute_retention(),
+            hour: default_hour_retention(),
+            day: default_day_retention(),
+            compact_every: default_compact_every(),
+        }
+    }
+}
+
+fn validate_retention(r: &RetentionConfig, root: &KeyPath) -> Result<(), Problem> {
+    let key = |name: &str| root.key("retention").key(name);
+    for (name, d) in [("minute", r.minute), ("compact_every", r.compact_every)] {
+        if d.is_zero() {
+            return Err(Problem::new(key(name), "must be above zero"));
+        }
+    }
+    if r.hour < r.minute {
+        return Err(Problem::new(
+            key("hour"),
+            "must be at least retention.minute",
+        ));
+    }
+    if r.day < r.hour {
+        return Err(Problem::new(key("day"), "must be at least retention.hour"));
+    }
+    Ok(())
 }
 
 fn default_agent_silence() -> Duration {
@@ -306,6 +371,7 @@ fn validate(raw: &RawCollectorConfig) -> Result<(), Problem> {
     crate::notify::validate(&raw.notify, &root)?;
     crate::trust::validate_ingest(&raw.ingest, &root)?;
     crate::trust::validate_agents(&raw.agents, &root)?;
+    validate_retention(&raw.retention, &root)?;
     Ok(())
 }
 
@@ -366,5 +432,51 @@ mod tests {
         .err()
         .unwrap_or_default();
         assert!(err.contains("http.tls.cert_file"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod retention_tests {
+    use super::CollectorConfig;
+    use std::path::Path;
+    use std::time::Duration;
+
+    const BASE: &str =
+        "collector_id = \"c1\"\nstate_dir = \"/tmp/x\"\n[mqtt]\nhost = \"127.0.0.1\"\n";
+
+    fn load(extra: &str) -> Result<CollectorConfig, String> {
+        CollectorConfig::from_str(&format!("{BASE}{extra}"), Path::new("collector.toml"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn retention_defaults_and_overrides() {
+        let c = load("").expect("defaults");
+        assert_eq!(c.raw.retention.minute, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.raw.retention.hour, Duration::from_secs(90 * 86_400));
+        assert_eq!(c.raw.retention.day, Duration::from_secs(3 * 365 * 86_400));
+        let c = load("[retention]\nminute = \"2d\"\nhour = \"30d\"\n").expect("overrides");
+        assert_eq!(c.raw.retention.minute, Duration::from_secs(2 * 86_400));
+        assert_eq!(c.raw.retention.hour, Duration::from_secs(30 * 86_400));
+    }
+
+    #[test]
+    fn retention_errors_name_the_key() {
+        for (extra, key) in [
+            ("[retention]\nminute = \"0s\"\n", "retention.minute"),
+            (
+                "[retention]\nminute = \"10d\"\nhour = \"1d\"\n",
+                "retention.hour",
+            ),
+            ("[retention]\nday = \"1d\"\n", "retention.day"),
+            (
+                "[retention]\ncompact_every = \"0s\"\n",
+                "retention.compact_every",
+            ),
+            ("[retention]\nweek = \"1d\"\n", "week"),
+        ] {
+            let err = load(extra).expect_err(extra);
+            assert!(err.contains(key), "{extra}: {err}");
+        }
     }
 }

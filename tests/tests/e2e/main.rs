@@ -330,6 +330,29 @@ fn reading_to_problem_through_real_peers_with_a_collector_restart() -> Result<()
     for needle in ["R1", "R2", "R3", "prb-lab1-z1-thermal-"] {
         assert!(table.contains(needle), "report lacks {needle}:\n{table}");
     }
+    // The same zone over a stored period: rack figures from the roll-ups (CLI and history API).
+    let out = Command::new(support::binary("coldaisle-collector")?)
+        .args(["report", "--zone", "Z1", "--since", "1h", "--url", &api])
+        .output()?;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in ["R1", "R2", "R3"] {
+        assert!(
+            table.contains(needle),
+            "period report lacks {needle}:\n{table}"
+        );
+    }
+    let history = get_json(&format!("{api}/api/v1/history?site=lab1&zone=Z1&since=1h"))?;
+    assert_eq!(history["level"], "minute", "{history}");
+    let sensors = history["sensors"].as_array().context("sensors")?;
+    assert!(
+        sensors.iter().any(|s| s["count"].as_u64() > Some(0)),
+        "{history}"
+    );
     let out = Command::new(support::binary("coldaisle-collector")?)
         .args(["report", "--zone", "Z9", "--url", &api])
         .output()?;

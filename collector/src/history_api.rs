@@ -1,0 +1,367 @@
+//! `GET /api/v1/history`: reading-summary figures for a site, zone, rack or sensor over any
+//! period, read from the roll-ups ([`crate::rollup_store`]).
+//!
+//! Parameters: `site` (required), `zone`, `rack`, `sensor`, and the period: either
+//! `since=7d` (a humantime duration ending now) or `from=` with an optional `to=` (RFC 3339 or
+//! `YYYY-MM-DD HH:MM:SS` UTC; `to` defaults to now). Any other combination is a `400` naming
+//! the parameter. The answer is a [`crate::rollup_store::History`].
+
+use crate::http::{ApiError, ApiResult};
+use crate::rollup_store::HistoryQuery;
+use crate::state::SharedState;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use coldaisle_core::Timestamp;
+use serde::Deserialize;
+
+/// Query string of `/api/v1/history`.
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryParams {
+    /// Site (required).
+    pub site: Option<String>,
+    /// Zone.
+    pub zone: Option<String>,
+    /// Rack.
+    pub rack: Option<String>,
+    /// Sensor id.
+    pub sensor: Option<String>,
+    /// Period ending now, e.g. `7d`.
+    pub since: Option<String>,
+    /// Start of the period.
+    pub from: Option<String>,
+    /// End of the period (default now).
+    pub to: Option<String>,
+}
+
+/// The period `[from, to]` of `since`/`from`/`to` at `now`, or an error naming the parameter
+/// (pure; the CLI uses it too).
+pub fn period(
+    since: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+    now: Timestamp,
+) -> Result<(Timestamp, Timestamp), String> {
+    let at = |name: &str, text: &str| {
+        Timestamp::parse(text.trim()).map_err(|e| {
+            format!("invalid {name} {text:?}: {e}; expected RFC 3339 such as 2026-11-25T12:00:00Z")
+        })
+    };
+    match (since, from) {
+        (Some(_), Some(_)) => Err("give either since or from, not both".into()),
+        (None, None) => Err("missing period: give since (e.g. 7d) or from (and to)".into()),
+        (Some(since), None) => {
+            if to.is_some() {
+                return Err("to goes with from, not with since".into());
+            }
+            let d = humantime::parse_duration(since.trim()).map_err(|e| {
+                format!("invalid since {since:?}: {e}; expected a duration such as 7d or 24h")
+            })?;
+            if d.is_zero() {
+                return Err("invalid since: must be above zero".into());
+            }
+            Ok((now.minus(d), now))
+        }
+        (None, Some(from)) => {
+            let from = at("from", from)?;
+            let to = to.map(|t| at("to", t)).transpose()?.unwrap_or(now);
+            if from > to {
+                return Err(format!(
+                    "invalid period: from {} is after to {}",
+                    from.to_rfc3339(),
+                    to.to_rfc3339()
+                ));
+            }
+            Ok((from, to))
+        }
+    }
+}
+
+/// The query of `params` at `now`, or a `400`.
+pub(crate) fn query_of(params: HistoryParams, now: Timestamp) -> ApiResult<HistoryQuery> {
+    let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let site = given(params.site).ok_or_else(|| ApiError::bad_request("missing site"))?;
+    let (from, to) = period(
+        given(params.since).as_deref(),
+        given(params.from).as_deref(),
+        given(params.to).as_deref(),
+        now,
+    )
+    .map_err(ApiError::bad_request)?;
+    Ok(HistoryQuery {
+        site,
+        zone: given(params.zone),
+        rack: given(params.rack),
+        sensor: given(params.sensor),
+        from,
+        to,
+    })
+}
+
+/// Answers a history request: reads the roll-ups on a blocking thread, without the state lock.
+pub(crate) async fn answer(
+    state: &SharedState,
+    now: Timestamp,
+    params: HistoryParams,
+) -> ApiResult<Response> {
+    let query = query_of(params, now)?;
+    let Some(rollups) = state.read().await.rollups.clone() else {
+        return Err(ApiError::not_found("this collector keeps no history"));
+    };
+    let read = tokio::task::spawn_blocking(move || rollups.history(&query, now)).await;
+    match read {
+        Ok(Ok(history)) => Ok(Json(history).into_response()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "history read failed");
+            Err(internal(e.to_string()))
+        }
+        Err(e) => Err(internal(format!("history read failed: {e}"))),
+    }
+}
+
+/// The report of `zone` over `period`, its rack figures read from the roll-ups
+/// ([`crate::report::with_history`]); incidents are those of the period (window = its length,
+/// ending at its end). The zone must be known to the state, as for the windowed report.
+pub(crate) async fn zone_report_over(
+    state: &SharedState,
+    site: Option<&str>,
+    zone: &str,
+    (from, to): (Timestamp, Timestamp),
+    now: Timestamp,
+) -> ApiResult<crate::report::ZoneReport> {
+    let (report, rollups) = {
+        let state = state.read().await;
+        let report = crate::report::zone_report(&state, site, zone, to, to.since(from))
+            .map_err(crate::http::report_error)?;
+        (report, state.rollups.clone())
+    };
+    let Some(rollups) = rollups else {
+        return Err(ApiError::not_found("this collector keeps no history"));
+    };
+    let query = HistoryQuery {
+        site: report.site.clone(),
+        zone: Some(report.zone.clone()),
+        rack: None,
+        sensor: None,
+        from,
+        to,
+    };
+    let read = tokio::task::spawn_blocking(move || rollups.history(&query, now)).await;
+    match read {
+        Ok(Ok(history)) => Ok(crate::report::with_history(report, &history)),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "history read failed");
+            Err(internal(e.to_string()))
+        }
+        Err(e) => Err(internal(format!("history read failed: {e}"))),
+    }
+}
+
+fn internal(message: String) -> ApiError {
+    ApiError {
+        status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        message,
+    }
+}
+
+/// Sizes of the store's trees for `/api/v1/stats` (empty without a store). Each call scans
+/// every tree once, on a blocking thread.
+pub async fn tree_sizes(state: &SharedState) -> Vec<crate::rollup_store::TreeSize> {
+    let Some(rollups) = state.read().await.rollups.clone() else {
+        return Vec::new();
+    };
+    let mut trees = vec!["records", "agents"];
+    trees.extend(crate::rollup::Level::ALL.map(crate::rollup::Level::tree));
+    let read = tokio::task::spawn_blocking(move || {
+        crate::rollup_store::tree_sizes(rollups.kv().as_ref(), &trees)
+    })
+    .await;
+    match read {
+        Ok(Ok(sizes)) => sizes,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reading tree sizes failed");
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading tree sizes failed");
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Timestamp = Timestamp(1_700_000_000_000);
+
+    #[test]
+    fn since_and_from_to_give_the_period() {
+        assert_eq!(
+            period(Some("7d"), None, None, NOW),
+            Ok((Timestamp(NOW.0 - 7 * 86_400_000), NOW))
+        );
+        let (from, to) = period(
+            None,
+            Some("2023-11-01T00:00:00Z"),
+            Some("2023-11-02T00:00:00Z"),
+            NOW,
+        )
+        .expect("period");
+        assert_eq!(to.0 - from.0, 86_400_000);
+        let (_, to) = period(None, Some("2023-11-01T00:00:00Z"), None, NOW).expect("period");
+        assert_eq!(to, NOW);
+    }
+
+    #[test]
+    fn bad_periods_name_the_parameter() {
+        for (since, from, to, word) in [
+            (
+                Some("7d"),
+                Some("2023-11-01T00:00:00Z"),
+                None,
+                "either since or from",
+            ),
+            (None, None, None, "missing period"),
+            (Some("soon"), None, None, "invalid since"),
+            (Some("0s"), None, None, "invalid since"),
+            (
+                Some("7d"),
+                None,
+                Some("2023-11-01T00:00:00Z"),
+                "to goes with from",
+            ),
+            (None, Some("yesterday"), None, "invalid from"),
+            (None, Some("2023-11-01T00:00:00Z"), Some("x"), "invalid to"),
+            (
+                None,
+                Some("2023-11-02T00:00:00Z"),
+                Some("2023-11-01T00:00:00Z"),
+                "is after to",
+            ),
+        ] {
+            let err = period(since, from, to, NOW).expect_err(word);
+            assert!(err.contains(word), "{since:?} {from:?} {to:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn site_is_required() {
+        let params = HistoryParams {
+            since: Some("1h".into()),
+            ..HistoryParams::default()
+        };
+        let err = query_of(params, NOW).expect_err("no site");
+        assert!(err.message.contains("site"));
+    }
+
+    /// The API over a store holding one day of minutes of one sensor, at `NOW`.
+    fn app() -> axum::Router {
+        use crate::rollup_store::{add, RollupStore};
+        use coldaisle_core::{Location, ReadingSummary, SensorKind};
+        use coldaisle_store::{KvStore, MemoryStore};
+        use std::sync::Arc;
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let summaries: Vec<ReadingSummary> = (0..24 * 60)
+            .map(|m| ReadingSummary {
+                sensor: "r1-inlet".into(),
+                kind: SensorKind::InletTemp,
+                location: Location {
+                    site: "dc1".into(),
+                    zone: "Z1".into(),
+                    row: None,
+                    rack: Some("R1".into()),
+                },
+                from: Timestamp(NOW.0 - 86_400_000 + m * 60_000),
+                to: Timestamp(NOW.0 - 86_400_000 + m * 60_000 + 59_000),
+                count: 6,
+                min: 20.0,
+                max: 30.0,
+                sum: 150.0,
+                last: 25.0,
+            })
+            .collect();
+        add(kv.as_ref(), &summaries.iter().collect::<Vec<_>>()).expect("add");
+        let mut state = crate::report::tests::sample();
+        state.rollups = Some(RollupStore::new(kv, Default::default()));
+        crate::http::router(crate::http::ApiOptions::new(
+            Arc::new(tokio::sync::RwLock::new(state)),
+            Arc::new(|| NOW),
+        ))
+    }
+
+    async fn get(uri: &str) -> (axum::http::StatusCode, serde_json::Value) {
+        use tower::ServiceExt;
+        let request = axum::http::Request::builder()
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = app().oneshot(request).await.expect("response");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn history_route_answers_from_the_rollups() {
+        let (status, body) = get("/api/v1/history?site=dc1&zone=Z1&since=2h").await;
+        assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+        assert_eq!(body["level"], "minute");
+        assert_eq!(body["sensors"][0]["sensor"], "r1-inlet");
+        // The last 2 h of minutes (the day ends one minute before NOW): 120 buckets of 6.
+        assert_eq!(body["sensors"][0]["count"], 120 * 6);
+        let (status, body) = get("/api/v1/history?site=dc1&zone=Z1&rack=R1&since=30d").await;
+        assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+        assert_eq!(body["level"], "day");
+        assert_eq!(body["sensors"][0]["count"], 24 * 60 * 6);
+        let (_, body) = get("/api/v1/history?site=dc1&zone=Z1&rack=R9&since=30d").await;
+        assert_eq!(body["sensors"].as_array().map(Vec::len), Some(0));
+        let (_, stats) = get("/api/v1/stats").await;
+        let trees = stats["trees"].as_array().expect("trees");
+        let minute = trees
+            .iter()
+            .find(|t| t["tree"] == "rollup_1m")
+            .expect("minute tree");
+        assert_eq!(minute["entries"], 24 * 60);
+    }
+
+    #[tokio::test]
+    async fn zone_report_over_a_period_reads_rack_figures_from_the_rollups() {
+        let (status, body) = get("/api/v1/zones/Z1/report?site=dc1&since=2d").await;
+        assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+        assert_eq!(body["rollup_level"], "hour");
+        assert_eq!(body["window_secs"], 2 * 86_400);
+        let racks = body["racks"].as_array().expect("racks");
+        let r1 = racks
+            .iter()
+            .find(|r| r["rack"] == "R1")
+            .expect("R1 from the roll-ups");
+        assert_eq!(r1["inlet_avg"], 25.0);
+        assert_eq!(r1["inlet_max"], 30.0);
+        assert_eq!(r1["inlet_last"], 25.0);
+        // Racks known from memory stay listed.
+        assert!(racks.iter().any(|r| r["rack"] == "R2"), "{body}");
+        let (status, body) = get(
+            "/api/v1/zones/Z1/report?site=dc1&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+        )
+        .await;
+        assert_eq!(status, axum::http::StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("after")));
+    }
+
+    #[tokio::test]
+    async fn history_route_rejects_bad_parameters_with_400() {
+        for (uri, word) in [
+            ("/api/v1/history?zone=Z1&since=1h", "site"),
+            ("/api/v1/history?site=dc1&since=later", "since"),
+            ("/api/v1/history?site=dc1&from=2026-13-01T00:00:00Z", "from"),
+            ("/api/v1/history?site=dc1", "period"),
+        ] {
+            let (status, body) = get(uri).await;
+            assert_eq!(status, axum::http::StatusCode::BAD_REQUEST, "{uri}");
+            let message = body["error"].as_str().expect("error text");
+            assert!(message.contains(word), "{uri}: {message}");
+        }
+    }
+}

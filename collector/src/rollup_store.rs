@@ -1,0 +1,336 @@
+//! The roll-up trees in the store: folding newly stored summaries in, history reads and
+//! per-tree sizes. Everything goes through [`KvStore`], so any backend stores the trees as is.
+//!
+//! Trees: [`Level::tree`] of each level, keys from [`Rollup::key`], values the bucket's JSON.
+
+use crate::retention::RetentionPolicy;
+use crate::rollup::{fold, key_time, per_sensor, serving_level, zone_prefix, zone_time_key};
+use crate::rollup::{Level, Rollup};
+use coldaisle_core::{ReadingSummary, Timestamp};
+use coldaisle_store::{visit_from, KvStore, StoreError, WriteBatch};
+use serde::Serialize;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+/// Folds `summaries` into every level: one read and one write per touched bucket, one batch
+/// per level. Not durable until the caller flushes. Callers pass each summary once (ingest
+/// passes only newly stored records), since folding is not idempotent.
+pub fn add(kv: &dyn KvStore, summaries: &[&ReadingSummary]) -> Result<(), StoreError> {
+    if summaries.is_empty() {
+        return Ok(());
+    }
+    for level in Level::ALL {
+        let tree = level.tree();
+        let mut batch = WriteBatch::default();
+        for (key, mut bucket) in fold(summaries.iter().copied(), level) {
+            if let Some(old) = kv.get(tree, &key)? {
+                match serde_json::from_slice::<Rollup>(&old) {
+                    Ok(old) => bucket.merge(&old),
+                    Err(e) => {
+                        tracing::error!(tree, key = ?key, error = %e, "roll-up does not decode; replaced")
+                    }
+                }
+            }
+            let value = serde_json::to_vec(&bucket).map_err(|e| StoreError {
+                operation: "encode",
+                tree: tree.into(),
+                message: e.to_string(),
+            })?;
+            batch.insert(key, value);
+        }
+        kv.apply(tree, batch)?;
+    }
+    Ok(())
+}
+
+/// What a history query asks for: one site, optionally narrowed to a zone, a rack and a sensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Site.
+    pub site: String,
+    /// Zone; without it every zone of the site is read (a scan of the site's whole level).
+    pub zone: Option<String>,
+    /// Rack (needs nothing else: it filters the buckets read).
+    pub rack: Option<String>,
+    /// Sensor id.
+    pub sensor: Option<String>,
+    /// Start of the period (inclusive, bucket-aligned down).
+    pub from: Timestamp,
+    /// End of the period (inclusive).
+    pub to: Timestamp,
+}
+
+/// A history answer: each sensor's figures over the period.
+#[derive(Debug, Clone, Serialize)]
+pub struct History {
+    /// The level the answer was read from.
+    pub level: Level,
+    /// Start of the first bucket read.
+    pub from: Timestamp,
+    /// End of the period.
+    pub to: Timestamp,
+    /// Buckets read.
+    pub buckets: u64,
+    /// One merged roll-up per sensor, sorted by zone, rack, sensor.
+    pub sensors: Vec<Rollup>,
+}
+
+/// The roll-up trees of one store, with the retention that decides which level serves a query.
+#[derive(Clone)]
+pub struct RollupStore {
+    kv: Arc<dyn KvStore>,
+    policy: RetentionPolicy,
+}
+
+impl std::fmt::Debug for RollupStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollupStore")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RollupStore {
+    /// Roll-ups in `kv`, kept per `policy`.
+    pub fn new(kv: Arc<dyn KvStore>, policy: RetentionPolicy) -> Self {
+        RollupStore { kv, policy }
+    }
+
+    /// The store behind these roll-ups.
+    pub fn kv(&self) -> &Arc<dyn KvStore> {
+        &self.kv
+    }
+
+    /// Answers `query` at `now` from the level [`serving_level`] picks. Blocking: call it off
+    /// the async runtime for long periods.
+    pub fn history(&self, query: &HistoryQuery, now: Timestamp) -> Result<History, StoreError> {
+        let level = serving_level(query.from, query.to, |l| self.policy.oldest(l, now));
+        let from = level.bucket_start(query.from);
+        let (start, prefix) = match &query.zone {
+            Some(zone) => (
+                zone_time_key(&query.site, zone, from),
+                zone_prefix(&query.site, zone),
+            ),
+            None => {
+                let mut p = query.site.as_bytes().to_vec();
+                p.push(0);
+                (p.clone(), p)
+            }
+        };
+        let mut buckets = Vec::new();
+        let zoned = query.zone.is_some();
+        visit_from(self.kv.as_ref(), level.tree(), &start, |key, value| {
+            if !key.starts_with(&prefix) {
+                return ControlFlow::Break(());
+            }
+            let Some(t) = key_time(key) else {
+                return ControlFlow::Continue(());
+            };
+            if t > query.to {
+                // Within one zone keys are in time order: nothing later matches.
+                return if zoned {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                };
+            }
+            if t < from {
+                return ControlFlow::Continue(());
+            }
+            match serde_json::from_slice::<Rollup>(value) {
+                Ok(b) if matches(query, &b) => buckets.push(b),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(key = ?key, error = %e, "roll-up does not decode; skipped")
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(History {
+            level,
+            from,
+            to: query.to,
+            buckets: buckets.len() as u64,
+            sensors: per_sensor(&buckets),
+        })
+    }
+}
+
+fn matches(query: &HistoryQuery, bucket: &Rollup) -> bool {
+    query
+        .rack
+        .as_deref()
+        .is_none_or(|r| bucket.location.rack.as_deref() == Some(r))
+        && query.sensor.as_deref().is_none_or(|s| bucket.sensor == s)
+}
+
+/// Entries and an estimate of bytes (keys plus values) of one tree.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TreeSize {
+    /// Tree name.
+    pub tree: String,
+    /// Entries.
+    pub entries: u64,
+    /// Sum of key and value lengths (the backend's own overhead is not counted).
+    pub bytes: u64,
+}
+
+/// Sizes of `trees`, read by a full scan of each (for `/api/v1/stats`; cost grows with the
+/// store, so callers run it off the async runtime).
+pub fn tree_sizes(kv: &dyn KvStore, trees: &[&str]) -> Result<Vec<TreeSize>, StoreError> {
+    trees
+        .iter()
+        .map(|&tree| {
+            let mut size = TreeSize {
+                tree: tree.to_string(),
+                entries: 0,
+                bytes: 0,
+            };
+            visit_from(kv, tree, b"", |k, v| {
+                size.entries += 1;
+                size.bytes += (k.len() + v.len()) as u64;
+                ControlFlow::Continue(())
+            })?;
+            Ok(size)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coldaisle_core::{Location, SensorKind};
+    use coldaisle_store::MemoryStore;
+
+    const MIN: i64 = 60_000;
+    const DAY: i64 = 86_400_000;
+
+    fn summary(zone: &str, rack: &str, sensor: &str, from: i64, value: f64) -> ReadingSummary {
+        ReadingSummary {
+            sensor: sensor.into(),
+            kind: SensorKind::InletTemp,
+            location: Location {
+                site: "par1".into(),
+                zone: zone.into(),
+                row: None,
+                rack: Some(rack.into()),
+            },
+            from: Timestamp(from),
+            to: Timestamp(from + 50_000),
+            count: 1,
+            min: value,
+            max: value,
+            sum: value,
+            last: value,
+        }
+    }
+
+    fn store_with(summaries: &[ReadingSummary]) -> RollupStore {
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::default());
+        // Two ingest batches, to exercise the read-merge-write path.
+        let refs: Vec<&ReadingSummary> = summaries.iter().collect();
+        let (a, b) = refs.split_at(refs.len() / 2);
+        add(kv.as_ref(), a).expect("add");
+        add(kv.as_ref(), b).expect("add");
+        RollupStore::new(kv, RetentionPolicy::default())
+    }
+
+    fn query(zone: Option<&str>, from: i64, to: i64) -> HistoryQuery {
+        HistoryQuery {
+            site: "par1".into(),
+            zone: zone.map(str::to_string),
+            rack: None,
+            sensor: None,
+            from: Timestamp(from),
+            to: Timestamp(to),
+        }
+    }
+
+    #[test]
+    fn all_levels_agree_over_a_period() {
+        // Three days of minutes for two sensors in two zones.
+        let now = 10 * DAY;
+        let mut s = Vec::new();
+        for m in 0..(3 * 24 * 60) {
+            let t = now - 3 * DAY + m * MIN;
+            s.push(summary("a", "r1", "t1", t, 20.0 + (m % 7) as f64));
+            s.push(summary("b", "r2", "t2", t, 30.0));
+        }
+        let store = store_with(&s);
+        let mut counts = Vec::new();
+        // One hour (minutes), two days (hours), 3 days read at every level.
+        for (from, level) in [
+            (now - 3_600_000, Level::Minute),
+            (now - 2 * DAY, Level::Hour),
+            (now - 3 * DAY, Level::Hour),
+        ] {
+            let h = store
+                .history(&query(Some("a"), from, now), Timestamp(now))
+                .expect("history");
+            assert_eq!(h.level, level, "from {from}");
+            assert_eq!(h.sensors.len(), 1);
+            assert_eq!(h.sensors[0].sensor, "t1");
+            counts.push(h.sensors[0].count);
+        }
+        assert_eq!(counts, vec![60, 2 * 24 * 60, 3 * 24 * 60]);
+        let h = store
+            .history(&query(Some("a"), now - 3 * DAY, now), Timestamp(now))
+            .expect("history");
+        assert_eq!((h.sensors[0].min, h.sensors[0].max), (20.0, 26.0));
+        // The whole site: both zones.
+        let site = store
+            .history(&query(None, now - 3 * DAY, now), Timestamp(now))
+            .expect("history");
+        assert_eq!(site.sensors.len(), 2);
+        assert_eq!(site.sensors[1].mean(), 30.0);
+    }
+
+    #[test]
+    fn rack_and_sensor_filters_and_old_periods_use_coarser_levels() {
+        let now = 400 * DAY;
+        let s = [
+            summary("a", "r1", "t1", now - 100 * DAY, 18.0),
+            summary("a", "r2", "t2", now - 100 * DAY, 25.0),
+            summary("a", "r1", "t1", now - MIN, 22.0),
+        ];
+        let store = store_with(&s);
+        let mut q = query(Some("a"), now - 101 * DAY, now - 99 * DAY);
+        let h = store.history(&q, Timestamp(now)).expect("history");
+        // 100 days ago is past hour retention (90 d): served from days.
+        assert_eq!(h.level, Level::Day);
+        assert_eq!(h.sensors.len(), 2);
+        q.rack = Some("r1".into());
+        let h = store.history(&q, Timestamp(now)).expect("history");
+        assert_eq!(h.sensors.len(), 1);
+        assert_eq!(h.sensors[0].last, 18.0);
+        q.rack = None;
+        q.sensor = Some("t2".into());
+        let h = store.history(&q, Timestamp(now)).expect("history");
+        assert_eq!(h.sensors.len(), 1);
+        assert_eq!(h.sensors[0].max, 25.0);
+        // A period with nothing in it.
+        let empty = store
+            .history(
+                &query(Some("a"), now - 50 * DAY, now - 40 * DAY),
+                Timestamp(now),
+            )
+            .expect("history");
+        assert!(empty.sensors.is_empty());
+    }
+
+    #[test]
+    fn tree_sizes_count_entries_and_bytes() {
+        let store = store_with(&[
+            summary("a", "r1", "t1", 0, 1.0),
+            summary("a", "r1", "t1", 2 * MIN, 1.0),
+        ]);
+        let sizes = tree_sizes(
+            store.kv().as_ref(),
+            &[Level::Minute.tree(), Level::Hour.tree()],
+        )
+        .expect("sizes");
+        assert_eq!(sizes[0].entries, 2);
+        assert_eq!(sizes[1].entries, 1);
+        assert!(sizes[0].bytes > sizes[1].bytes);
+    }
+}
