@@ -8,7 +8,7 @@ use coldaisle_testkit::peers::{Mosquitto, SnmpValue, Snmpd, SnmpdOptions};
 use std::path::Path;
 use std::time::Duration;
 
-const TEMP: &str = "1.3.6.1.4.1.318.1.1.26.10.2.2.1.8.1";
+const TEMP: &str = super::support::INLET_TEMP_OID;
 
 fn agent(dir: &Path, site: &str, mqtt: u16, snmp: u16) -> String {
     format!(
@@ -21,20 +21,8 @@ host = "127.0.0.1"
 port = {mqtt}
 username = "u"
 password = "p"
-[[devices]]
-id = "pdu"
-protocol = "snmp"
-address = "127.0.0.1:{snmp}"
-zone = "Z1"
-poll_interval = "100ms"
-timeout = "100ms"
-[[devices.points]]
-sensor = "r1-inlet"
-kind = "inlet_temp"
-rack = "R1"
-oid = "{TEMP}"
-scale = 0.1
-"#,
+{devices}"#,
+        devices = super::support::one_inlet_pdu(snmp),
         state = dir.join(format!("agent-{site}")).display()
     )
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
-const TEMP: &str = "1.3.6.1.4.1.318.1.1.26.10.2.2.1.8.1";
+const TEMP: &str = super::support::INLET_TEMP_OID;
 const AGENT: &str = "agent-pg";
 
 fn agent(dir: &Path, mqtt: u16, snmp: u16) -> String {
@@ -29,23 +29,11 @@ username = "u"
 password = "p"
 [detection]
 flap_window = "0s"
-[[devices]]
-id = "pdu"
-protocol = "snmp"
-address = "127.0.0.1:{snmp}"
-zone = "Z1"
-poll_interval = "100ms"
-timeout = "100ms"
-[[devices.points]]
-sensor = "r1-inlet"
-kind = "inlet_temp"
-rack = "R1"
-oid = "{TEMP}"
-scale = 0.1
-[devices.points.threshold]
+{devices}[devices.points.threshold]
 high = 27.0
 min_duration = "500ms"
 "#,
+        devices = super::support::one_inlet_pdu(snmp),
         state = dir.join("agent-state").display()
     )
 }

@@ -57,3 +57,29 @@ pub fn net_snmp(line: &str) -> anyhow::Result<bool> {
 pub async fn net_snmp_async(line: String) -> anyhow::Result<bool> {
     tokio::task::spawn_blocking(move || net_snmp(&line)).await?
 }
+
+/// The rack inlet temperature OID the small e2e sites serve from snmpd (APC rPDU2 probe
+/// temperature, tenths of °C).
+pub const INLET_TEMP_OID: &str = "1.3.6.1.4.1.318.1.1.26.10.2.2.1.8.1";
+
+/// The agent's `[[devices]]` of the smallest e2e site: SNMP PDU `pdu` on `127.0.0.1:{snmp}`
+/// in zone Z1, polled every 100 ms, with one inlet sensor `r1-inlet` (rack R1,
+/// [`INLET_TEMP_OID`], tenths of °C). Point tables (e.g. a threshold) may follow it.
+pub fn one_inlet_pdu(snmp: u16) -> String {
+    format!(
+        r#"[[devices]]
+id = "pdu"
+protocol = "snmp"
+address = "127.0.0.1:{snmp}"
+zone = "Z1"
+poll_interval = "100ms"
+timeout = "100ms"
+[[devices.points]]
+sensor = "r1-inlet"
+kind = "inlet_temp"
+rack = "R1"
+oid = "{INLET_TEMP_OID}"
+scale = 0.1
+"#
+    )
+}

@@ -289,7 +289,7 @@ async fn generated_acl_confines_each_agent_to_its_own_site() -> Result<()> {
     Ok(())
 }
 
-const TEMP: &str = "1.3.6.1.4.1.318.1.1.26.10.2.2.1.8.1";
+const TEMP: &str = super::support::INLET_TEMP_OID;
 
 fn agent_toml(state: &Path, mqtt: u16, snmp: u16) -> String {
     format!(
@@ -303,20 +303,8 @@ host = "127.0.0.1"
 port = {mqtt}
 username = "{USER}"
 password = "{PASS}"
-[[devices]]
-id = "pdu"
-protocol = "snmp"
-address = "127.0.0.1:{snmp}"
-zone = "Z1"
-poll_interval = "100ms"
-timeout = "100ms"
-[[devices.points]]
-sensor = "r1-inlet"
-kind = "inlet_temp"
-rack = "R1"
-oid = "{TEMP}"
-scale = 0.1
-"#,
+{devices}"#,
+        devices = super::support::one_inlet_pdu(snmp),
         state = state.display()
     )
 }
