@@ -1,18 +1,10 @@
 //! Disk faults: a fault-injecting store ([`FaultyStore`]) and a really full filesystem (a small
 //! tmpfs mounted by the test, which needs root).
 
+use super::tests::{location, summary};
 use super::*;
-use coldaisle_core::{DeviceEvent, EventState, Location, ReadingSummary, SensorKind, Timestamp};
+use coldaisle_core::{DeviceEvent, EventState, Timestamp};
 use coldaisle_store::{FaultyStore, MemoryStore, SledStore, FAIL_ALWAYS};
-
-fn location() -> Location {
-    Location {
-        site: "s1".into(),
-        zone: "Z1".into(),
-        row: None,
-        rack: None,
-    }
-}
 
 fn event(n: i64) -> Payload {
     Payload::DeviceEvent(DeviceEvent {
@@ -21,21 +13,6 @@ fn event(n: i64) -> Payload {
         state: EventState::Raised,
         reason: "x".repeat(200),
         ts: Timestamp(n),
-    })
-}
-
-fn summary(n: i64) -> Payload {
-    Payload::ReadingSummary(ReadingSummary {
-        sensor: format!("s{n}"),
-        kind: SensorKind::InletTemp,
-        location: location(),
-        from: Timestamp(n),
-        to: Timestamp(n),
-        count: 1,
-        min: 20.0,
-        max: 20.0,
-        sum: 20.0,
-        last: 20.0,
     })
 }
 

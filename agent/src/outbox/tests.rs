@@ -4,7 +4,8 @@ use coldaisle_store::{MemoryStore, SledStore};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
-fn location() -> Location {
+/// The location of every test record (shared with `fault_tests`).
+pub(super) fn location() -> Location {
     Location {
         site: "s1".into(),
         zone: "Z1".into(),
@@ -23,7 +24,8 @@ fn event(n: i64) -> Payload {
     })
 }
 
-fn summary(n: i64) -> Payload {
+/// A reading summary stamped `n` (shared with `fault_tests`).
+pub(super) fn summary(n: i64) -> Payload {
     Payload::ReadingSummary(ReadingSummary {
         sensor: format!("s{n}"),
         kind: SensorKind::InletTemp,
