@@ -473,6 +473,21 @@ struct Preset {
 }
 
 const MIN: u64 = 60;
+/// What every preset starts from: no limits, no rate limit, no fault rules, no learned
+/// detector, a valid range wide enough for any reading; each kind states what it adds.
+const UNLIMITED: Preset = Preset {
+    warning: (None, None),
+    critical: (None, None),
+    hysteresis: 0.0,
+    min_duration: Duration::from_secs(5 * MIN),
+    rate: None,
+    stuck_after: None,
+    valid: (-1e9, 1e9),
+    band: false,
+    band_min_width: 1.0,
+    baseline: false,
+    step_min_change: None,
+};
 /// Learned baseline: outside beyond this many robust standard deviations.
 const BASELINE_K: f64 = 6.0;
 /// Learned baseline: raised at once beyond this many.
@@ -528,14 +543,11 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
                 warning: (None, Some(70.0)),
                 critical: (Some(lo), Some(hi)),
                 hysteresis: 2.0,
-                min_duration: Duration::from_secs(5 * MIN),
-                rate: None,
                 stuck_after: Some(Duration::from_secs(720 * MIN)),
                 valid: (0.0, 100.0),
                 band: true,
                 band_min_width: 5.0,
-                baseline: false,
-                step_min_change: None,
+                ..UNLIMITED
             }
         }
         SensorKind::DewPoint => {
@@ -544,70 +556,33 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
                 warning: (Some(-9.0), Some(15.0)),
                 critical: (Some(lo), Some(hi)),
                 hysteresis: 1.0,
-                min_duration: Duration::from_secs(5 * MIN),
-                rate: None,
-                stuck_after: None,
                 valid: (-60.0, 60.0),
-                band: false,
-                band_min_width: 1.0,
-                baseline: false,
-                step_min_change: None,
+                ..UNLIMITED
             }
         }
         SensorKind::FanSpeed => Preset {
-            warning: (None, None),
-            critical: (None, None),
-            hysteresis: 0.0,
-            min_duration: Duration::from_secs(5 * MIN),
-            rate: None,
-            stuck_after: None,
             valid: (0.0, 30000.0),
             band: true,
             band_min_width: 200.0,
-            baseline: false,
-            step_min_change: None,
+            ..UNLIMITED
         },
-        SensorKind::CoolingState => Preset {
-            warning: (None, None),
-            critical: (None, None),
-            hysteresis: 0.0,
-            min_duration: Duration::from_secs(5 * MIN),
-            rate: None,
-            stuck_after: None,
-            valid: (-1e9, 1e9),
-            band: false,
-            band_min_width: 1.0,
-            baseline: false,
-            step_min_change: None,
-        },
+        SensorKind::CoolingState => UNLIMITED,
         // Rack power and current: no ASHRAE limits. The learned band judges the daily shape;
         // the step-change detector reports a sustained shift (1 kW, 4 A) as a density change.
         // Valid ranges cover the largest rack feeds (a 3-phase 63 A / 415 V feed is ~45 kW).
         SensorKind::RackPower => Preset {
-            warning: (None, None),
-            critical: (None, None),
-            hysteresis: 0.0,
-            min_duration: Duration::from_secs(5 * MIN),
-            rate: None,
-            stuck_after: None,
             valid: (0.0, 200.0),
             band: true,
             band_min_width: 0.5,
-            baseline: false,
             step_min_change: Some(1.0),
+            ..UNLIMITED
         },
         SensorKind::RackCurrent => Preset {
-            warning: (None, None),
-            critical: (None, None),
-            hysteresis: 0.0,
-            min_duration: Duration::from_secs(5 * MIN),
-            rate: None,
-            stuck_after: None,
             valid: (0.0, 1000.0),
             band: true,
             band_min_width: 2.0,
-            baseline: false,
             step_min_change: Some(4.0),
+            ..UNLIMITED
         },
     }
 }
@@ -616,16 +591,12 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
 fn delta_t_preset() -> Preset {
     Preset {
         warning: (Some(3.0), None),
-        critical: (None, None),
         hysteresis: 1.0,
         min_duration: Duration::from_secs(10 * MIN),
-        rate: None,
-        stuck_after: None,
         valid: (-50.0, 50.0),
         band: true,
         band_min_width: 2.0,
-        baseline: false,
-        step_min_change: None,
+        ..UNLIMITED
     }
 }
 
@@ -635,16 +606,10 @@ fn delta_t_preset() -> Preset {
 fn inlet_over_supply_preset() -> Preset {
     Preset {
         warning: (None, Some(8.0)),
-        critical: (None, None),
         hysteresis: 1.0,
         min_duration: Duration::from_secs(10 * MIN),
-        rate: None,
-        stuck_after: None,
         valid: (-50.0, 50.0),
-        band: false,
-        band_min_width: 1.0,
-        baseline: false,
-        step_min_change: None,
+        ..UNLIMITED
     }
 }
 
