@@ -580,10 +580,25 @@ mod tests {
         uri: &str,
         body: Option<&str>,
     ) -> (StatusCode, String) {
-        let request = Request::builder()
+        send(app, None, method, uri, body).await
+    }
+
+    /// One request through the router, with a bearer token when `token` is given.
+    async fn send(
+        app: &Router,
+        token: Option<&str>,
+        method: Method,
+        uri: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut request = Request::builder()
             .method(method)
             .uri(uri)
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
             .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
             .unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
@@ -771,19 +786,7 @@ mod tests {
         uri: &str,
         body: Option<&str>,
     ) -> (StatusCode, String) {
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {token}"))
-            .body(body.map(|b| Body::from(b.to_string())).unwrap_or_default())
-            .unwrap();
-        let response = app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
+        send(app, Some(token), method, uri, body).await
     }
 
     fn tokens() -> crate::auth::Access {
