@@ -6,4 +6,5 @@ pub mod peers;
 pub mod pki;
 pub mod postgres;
 pub mod procs;
+pub mod snmp_exporter;
 pub mod snmp_sim;

@@ -27,6 +27,7 @@ use coldaisle_agent::snmp::session::{SnmpClient, Target};
 use coldaisle_agent::snmp::walk::walk;
 use coldaisle_config::AgentConfig;
 use coldaisle_testkit::peers::{Snmpd, SnmpdOptions};
+use coldaisle_testkit::snmp_exporter::SnmpExporter;
 use hdrhistogram::Histogram;
 use std::path::Path;
 use std::process::Command;
@@ -414,78 +415,30 @@ async fn bench() -> Result<()> {
 /// table with max-repetitions 50, scraped flat out over HTTP; its CPU from `/proc/PID/stat`.
 /// Skipped with a message when the package is not installed (a benchmark, not a test).
 fn snmp_exporter(snmpd: &Snmpd, points: usize, budget: Duration) -> Result<()> {
-    let exe = "/usr/bin/prometheus-snmp-exporter";
-    if !Path::new(exe).exists() {
-        println!("(snmp_exporter not measured: apt-get install prometheus-snmp-exporter)");
+    let Some(exporter) = SnmpExporter::start(snmpd, BASE, Some(50), points)? else {
         return Ok(());
-    }
-    let dir = tempfile::tempdir().context("temp dir")?;
-    let config = dir.path().join("snmp.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "bench:\n  version: 2\n  auth:\n    community: {}\n  max_repetitions: 50\n  \
-             walk:\n  - {BASE}\n  metrics:\n  - name: benchValue\n    oid: {BASE}\n    \
-             type: gauge\n    indexes:\n    - labelname: benchIndex\n      type: gauge\n",
-            snmpd.community()
-        ),
-    )
-    .context("writing snmp.yml")?;
-    let port = coldaisle_testkit::procs::free_port()?;
-    let mut child = Command::new(exe)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--log.level=warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("starting prometheus-snmp-exporter")?;
-    let url = format!(
-        "http://127.0.0.1:{port}/snmp?target={}&module=bench",
-        snmpd.addr()
-    );
-    let scrape = || -> Result<usize> {
-        let mut response = ureq::get(&url).call().context("scraping snmp_exporter")?;
-        let body = response.body_mut().read_to_string()?;
-        Ok(body
-            .lines()
-            .filter(|l| l.starts_with("benchValue{"))
-            .count())
     };
-    let up = Instant::now();
-    let result = (|| -> Result<()> {
-        while scrape().map_or(true, |n| n != points) {
-            ensure!(
-                up.elapsed() < Duration::from_secs(20),
-                "snmp_exporter did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let pid = child.id().to_string();
-        let (cpu0, clock) = (cpu_of(&pid, false)?, SnmpdClock::start(snmpd.pid())?);
-        let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).context("histogram")?;
-        let (started, mut total) = (Instant::now(), 0usize);
-        while started.elapsed() < budget {
-            let t = Instant::now();
-            let n = scrape()?;
-            ensure!(n == points, "snmp_exporter returned {n} points");
-            hist.record(t.elapsed().as_micros() as u64)
-                .context("record")?;
-            total += n;
-        }
-        let elapsed = started.elapsed().as_secs_f64();
-        let cpu = cpu_of(&pid, false)? - cpu0;
-        let (busy, waiting) = clock.shares(elapsed)?;
-        println!(
-            "| snmp_exporter 0.21, max-repetitions 50 (HTTP scrape) | – | {:.0} | {:.3} (scrape) | {:.3} (scrape) | {:.2} | {busy:.0} % | {waiting:.0} % |",
-            total as f64 / elapsed,
-            hist.value_at_quantile(0.5) as f64 / 1000.0,
-            hist.value_at_quantile(0.99) as f64 / 1000.0,
-            cpu * 1000.0 / (total as f64 / 1000.0),
-        );
-        Ok(())
-    })();
-    let _ = child.kill();
-    let _ = child.wait();
-    result
+    let pid = exporter.pid().to_string();
+    let (cpu0, clock) = (cpu_of(&pid, false)?, SnmpdClock::start(snmpd.pid())?);
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).context("histogram")?;
+    let (started, mut total) = (Instant::now(), 0usize);
+    while started.elapsed() < budget {
+        let t = Instant::now();
+        let n = exporter.scrape()?;
+        ensure!(n == points, "snmp_exporter returned {n} points");
+        hist.record(t.elapsed().as_micros() as u64)
+            .context("record")?;
+        total += n;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu_of(&pid, false)? - cpu0;
+    let (busy, waiting) = clock.shares(elapsed)?;
+    println!(
+        "| snmp_exporter 0.21, max-repetitions 50 (HTTP scrape) | – | {:.0} | {:.3} (scrape) | {:.3} (scrape) | {:.2} | {busy:.0} % | {waiting:.0} % |",
+        total as f64 / elapsed,
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        cpu * 1000.0 / (total as f64 / 1000.0),
+    );
+    Ok(())
 }

@@ -24,7 +24,7 @@ use crate::proc_stat;
 use crate::stack::{self, Stack};
 use anyhow::{bail, ensure, Context, Result};
 use coldaisle_testkit::peers::{Snmpd, SnmpdOptions};
-use coldaisle_testkit::procs::free_port;
+use coldaisle_testkit::snmp_exporter::SnmpExporter;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
@@ -220,54 +220,10 @@ impl Drop for Peer {
 
 /// `snmp_exporter` scraped for every target each interval; `None` when not installed.
 fn snmp_exporter(snmpd: &Snmpd, load: &Load) -> Result<Option<Case>> {
-    let exe = "/usr/bin/prometheus-snmp-exporter";
-    if !Path::new(exe).exists() {
-        println!("(snmp_exporter not measured: apt-get install prometheus-snmp-exporter)");
+    let Some(exporter) = SnmpExporter::start(snmpd, BASE, None, load.points)? else {
         return Ok(None);
-    }
-    let dir = tempfile::tempdir().context("temp dir")?;
-    let config = dir.path().join("snmp.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "bench:\n  version: 2\n  auth:\n    community: {}\n  walk:\n  - {BASE}\n  \
-             metrics:\n  - name: benchValue\n    oid: {BASE}\n    type: gauge\n    \
-             indexes:\n    - labelname: benchIndex\n      type: gauge\n",
-            snmpd.community()
-        ),
-    )
-    .context("writing snmp.yml")?;
-    let port = free_port()?;
-    let peer = Peer(
-        Command::new(exe)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting prometheus-snmp-exporter")?,
-    );
-    let url = format!(
-        "http://127.0.0.1:{port}/snmp?target={}&module=bench",
-        snmpd.addr()
-    );
-    let scrape = || -> Result<usize> {
-        let mut response = ureq::get(&url).call().context("scraping snmp_exporter")?;
-        let body = response.body_mut().read_to_string()?;
-        Ok(body
-            .lines()
-            .filter(|l| l.starts_with("benchValue{"))
-            .count())
     };
-    let up = Instant::now();
-    while scrape().map_or(true, |n| n != load.points) {
-        ensure!(
-            up.elapsed() < Duration::from_secs(20),
-            "snmp_exporter did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let scrape = || exporter.scrape();
     let rounds = |until: Instant| -> Result<f64> {
         let mut points = 0usize;
         let mut next = Instant::now();
@@ -285,7 +241,7 @@ fn snmp_exporter(snmpd: &Snmpd, load: &Load) -> Result<Option<Case>> {
     rounds(Instant::now() + load.warmup)?;
     let case = measure(
         "snmp_exporter 0.21, walk, max_repetitions 25 (default)".to_owned(),
-        peer.0.id(),
+        exporter.pid(),
         snmpd,
         load,
         rounds,
