@@ -330,13 +330,24 @@ async fn run_ingest(
             LinkEvent::Disconnected(_) => {}
             LinkEvent::Message { topic, payload } => {
                 if topic.ends_with("/status") {
+                    let gate = ingest::current(&intake.gate);
+                    let (book, status_topics, status_topic) =
+                        (intake.sites.clone(), topics.clone(), topic.clone());
+                    let checked = tokio::task::spawn_blocking(move || {
+                        ingest::check_status(&status_topics, &book, &gate, &status_topic, &payload)
+                    })
+                    .await;
                     let mut s = state.write().await;
-                    if let Err(e) =
-                        ingest::apply_status(&mut s, &topics, &topic, &payload, Timestamp::now())
-                    {
-                        s.stats.malformed += 1;
-                        tracing::warn!(%topic, error = %e, "status message rejected");
-                        continue;
+                    match checked {
+                        Ok(Ok(checked)) => ingest::apply_status(&mut s, checked, Timestamp::now()),
+                        Ok(Err(e)) => {
+                            ingest::reject(&mut s, &topic, &e, Timestamp::now());
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::error!(%topic, error = %e, "status check task failed");
+                            continue;
+                        }
                     }
                     // The first status of an agent on this connection (the retained one right
                     // after subscribing): tell the agent we are here, so it resends now.

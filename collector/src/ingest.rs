@@ -258,13 +258,13 @@ pub fn reject(state: &mut CollectorState, topic: &str, error: &IngestError, now:
             refusal,
         } => {
             *state.stats.refused.entry(refusal.reason()).or_default() += 1;
+            // The site a refused message claims is not the agent's: it is shown with the
+            // refusal, never as the agent's site.
             let info = state.agents.entry(agent.clone()).or_default();
-            if info.site.is_empty() {
-                info.site = site.clone();
-            }
             if let Some(held_back) = info.trust.refusals.count(refusal, now) {
                 tracing::warn!(%agent, %site, %topic, reason = refusal.reason(),
-                    refused_since_last_log = held_back, error = %refusal, "batch refused; not acked");
+                    refused_since_last_log = held_back, error = %refusal,
+                    "message refused: a batch is not acked, a status not applied");
             }
         }
         IngestError::Topic(_) | IngestError::Malformed { .. } => {
@@ -355,30 +355,87 @@ pub fn apply_record(state: &mut CollectorState, record: Record) {
     }
 }
 
-/// Records an agent's retained status message.
-pub fn apply_status(
-    state: &mut CollectorState,
+/// An agent's status message that passed [`check_status`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedStatus {
+    /// Site from the topic, the agent's own.
+    pub site: String,
+    /// Agent from the topic, the one the payload names.
+    pub agent: String,
+    /// The status.
+    pub status: Status,
+}
+
+/// Checks a status message before it is applied, as strictly as a batch: the topic is ours,
+/// the payload decodes, the payload's agent is the topic's (no agent speaks for another), and
+/// the topic's site is the agent's site by the agents list, or by the site recorded on first
+/// use. A status never records a first site: only a stored batch does. Reads the store (the
+/// first-seen site), so call it off the async executor when the store may block.
+pub fn check_status(
     topics: &Topics,
+    sites: &SiteBook,
+    gate: &Gate,
     topic: &str,
     payload: &[u8],
-    now: Timestamp,
-) -> Result<(), IngestError> {
+) -> Result<CheckedStatus, IngestError> {
     let (site, agent, _) = topics
         .parse(topic)
         .ok_or_else(|| IngestError::Topic(topic.to_string()))?;
+    let (site, agent) = (site.to_string(), agent.to_string());
+    if payload.len() > gate.limits.max_batch_bytes {
+        return Err(IngestError::Refused {
+            agent,
+            site,
+            refusal: Refusal::BatchBytes {
+                bytes: payload.len(),
+                limit: gate.limits.max_batch_bytes,
+            },
+        });
+    }
     let status: Status = serde_json::from_slice(payload).map_err(|e| IngestError::Malformed {
         topic: topic.to_string(),
         reason: e.to_string(),
     })?;
-    let info = state.agents.entry(agent.to_string()).or_default();
-    // A status is the agent's word: it names the site only of an agent not known otherwise
-    // (the site of its batches, checked by identity, wins).
-    if info.site.is_empty() {
-        info.site = site.to_string();
+    if status.agent != agent {
+        return Err(IngestError::Refused {
+            agent,
+            site,
+            refusal: Refusal::OtherAgentsStatus {
+                named: status.agent,
+            },
+        });
     }
-    info.status = Some(status);
+    let first = if gate.directory.trust_on_first_use() {
+        sites.get(&agent)?
+    } else {
+        None
+    };
+    if let Err(refusal) =
+        gate.directory
+            .admit(&agent, &site, &[], first.as_ref().map(|f| f.site.as_str()))
+    {
+        return Err(IngestError::Refused {
+            agent,
+            site,
+            refusal,
+        });
+    }
+    Ok(CheckedStatus {
+        site,
+        agent,
+        status,
+    })
+}
+
+/// Records an agent's status message that passed [`check_status`].
+pub fn apply_status(state: &mut CollectorState, checked: CheckedStatus, now: Timestamp) {
+    let info = state.agents.entry(checked.agent).or_default();
+    // The site of an agent known only by its status (checked against identity above).
+    if info.site.is_empty() {
+        info.site = checked.site;
+    }
+    info.status = Some(checked.status);
     info.status_at = Some(now);
-    Ok(())
 }
 
 #[cfg(test)]

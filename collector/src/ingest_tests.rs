@@ -407,3 +407,85 @@ fn a_new_instance_s_events_reach_the_analysis() {
     assert_eq!(a1.trust.instance.as_deref(), Some("i2"));
     assert_eq!(a1.trust.restarted_at, Some(Timestamp(0)));
 }
+
+fn status_payload(agent: &str) -> Vec<u8> {
+    serde_json::to_vec(&Status {
+        state: "online".into(),
+        agent: agent.into(),
+        version: "t".into(),
+        config_hash: "h".into(),
+        ts: Timestamp(0),
+        stats: Default::default(),
+    })
+    .expect("encode")
+}
+
+#[test]
+fn a_status_is_checked_against_identity_like_a_batch() {
+    let kv: Arc<dyn coldaisle_store::KvStore> = Arc::new(MemoryStore::new());
+    let sites = SiteBook::new(kv);
+    let topics = Topics::new(PREFIX);
+    let [tofu, listed] = <[Gate; 2]>::try_from(gates()).expect("two gates");
+    let check = |gate: &Gate, site: &str, agent: &str, named: &str| {
+        check_status(
+            &topics,
+            &sites,
+            gate,
+            &topics.status(site, agent),
+            &status_payload(named),
+        )
+    };
+    let reason = |r: Result<CheckedStatus, IngestError>| match r {
+        Err(IngestError::Refused { refusal, .. }) => refusal.reason(),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    // The list: its own site only; strangers and impersonation refused.
+    assert!(check(&listed, "s1", "a1", "a1").is_ok());
+    assert_eq!(reason(check(&listed, "s2", "a1", "a1")), "wrong_site");
+    assert_eq!(
+        reason(check(&listed, "s1", "stranger", "stranger")),
+        "unknown_agent"
+    );
+    assert_eq!(
+        reason(check(&listed, "s1", "a1", "victim")),
+        "other_agents_status"
+    );
+    // Trust on first use: a status alone records nothing, so any site passes until a batch
+    // has recorded one; then only that site.
+    assert!(check(&tofu, "s9", "a2", "a2").is_ok());
+    assert_eq!(sites.get("a2").expect("read"), None);
+    sites
+        .record(
+            "a2",
+            &FirstSeen {
+                site: "s1".into(),
+                at: Timestamp(0),
+            },
+        )
+        .expect("record");
+    assert!(check(&tofu, "s1", "a2", "a2").is_ok());
+    assert_eq!(reason(check(&tofu, "s9", "a2", "a2")), "wrong_site");
+}
+
+#[test]
+fn a_refused_status_changes_nothing_and_is_counted() {
+    let kv: Arc<dyn coldaisle_store::KvStore> = Arc::new(MemoryStore::new());
+    let sites = SiteBook::new(kv);
+    let topics = Topics::new(PREFIX);
+    let gate = &gates()[1];
+    let mut state = empty_state();
+    let topic = topics.status("s2", "a1");
+    match check_status(&topics, &sites, gate, &topic, &status_payload("a1")) {
+        Ok(checked) => panic!("a status on another site was accepted: {checked:?}"),
+        Err(e) => reject(&mut state, &topic, &e, Timestamp(0)),
+    }
+    let a1 = &state.agents["a1"];
+    assert!(a1.status.is_none());
+    assert_eq!(a1.trust.refusals.refused.get("wrong_site"), Some(&1));
+    let topic = topics.status("s1", "a1");
+    let checked =
+        check_status(&topics, &sites, gate, &topic, &status_payload("a1")).expect("own site");
+    apply_status(&mut state, checked, Timestamp(5));
+    assert_eq!(state.agents["a1"].status_at, Some(Timestamp(5)));
+    assert_eq!(state.agents["a1"].site, "s1");
+}

@@ -91,6 +91,12 @@ pub enum Refusal {
         /// The zone named.
         zone: String,
     },
+    /// A status message whose payload names another agent than its topic.
+    #[error("status on this agent's topic names agent {named}")]
+    OtherAgentsStatus {
+        /// The agent the payload names.
+        named: String,
+    },
     /// A batch from an instance the collector has already seen replaced by a newer one.
     #[error("instance {instance} was replaced by instance {current}")]
     StaleInstance {
@@ -116,6 +122,7 @@ impl Refusal {
             Refusal::WrongSite { .. } => "wrong_site",
             Refusal::WrongZone { .. } => "wrong_zone",
             Refusal::StaleInstance { .. } => "stale_instance",
+            Refusal::OtherAgentsStatus { .. } => "other_agents_status",
         }
     }
 }

@@ -78,6 +78,42 @@ pub fn collector_warnings(config: &CollectorConfig) -> Vec<ConfigWarning> {
     out
 }
 
+/// The community anyone guesses first: the default of most devices and of net-snmp's tools.
+const WELL_KNOWN_COMMUNITY: &str = "public";
+
+/// A v1/v2c device polled with `public`, written or left out (then it is the default): whoever
+/// can reach the device reads it with that, so say what to set instead.
+fn well_known_community(
+    device: &crate::agent::Device,
+    raw: Option<&crate::agent::RawDevice>,
+    index: usize,
+) -> Option<ConfigWarning> {
+    use crate::snmp::SnmpVersion;
+    if device.protocol != crate::agent::Protocol::Snmp
+        || device.snmp.version == SnmpVersion::V3
+        || device.community != WELL_KNOWN_COMMUNITY
+    {
+        return None;
+    }
+    let how = match raw.and_then(|r| r.community.as_ref()) {
+        Some(_) => "is the well-known `public`",
+        None => "is not set, so the default `public` is used",
+    };
+    Some(ConfigWarning {
+        key: KeyPath::default()
+            .key("devices")
+            .index(index)
+            .key("community")
+            .to_string(),
+        message: format!(
+            "device {:?}: the SNMP community {how}, which anyone on the management network can \
+             read the device with; set the device's own read-only community, or poll it with \
+             SNMPv3 (snmp.version = \"3\" with a user)",
+            device.id
+        ),
+    })
+}
+
 /// Warnings about an agent config.
 pub fn agent_warnings(config: &AgentConfig) -> Vec<ConfigWarning> {
     let mut out = Vec::new();
@@ -97,6 +133,11 @@ pub fn agent_warnings(config: &AgentConfig) -> Vec<ConfigWarning> {
                     "priv_passphrase_file or priv_passphrase_env",
                 ));
             }
+        }
+    }
+    for (i, device) in config.devices.iter().enumerate() {
+        if let Some(warning) = well_known_community(device, config.raw.devices.get(i), i) {
+            out.push(warning);
         }
     }
     let traps = KeyPath::default().key("snmp_traps");
@@ -174,5 +215,34 @@ url = "http://am:9093"
         .expect("loads");
         let keys: Vec<&str> = warnings.iter().map(|w| w.key.as_str()).collect();
         assert_eq!(keys, vec!["snmp_traps.users[0].auth_passphrase"]);
+    }
+
+    #[test]
+    fn polling_with_the_well_known_community_is_explained() {
+        let base = "agent_id = \"a\"\nsite = \"s\"\nstate_dir = \"/tmp/a\"\n[mqtt]\nhost = \"b\"\n";
+        let device = |id: &str, extra: &str| {
+            format!(
+                "[[devices]]\nid = \"{id}\"\nprotocol = \"snmp\"\naddress = \"127.0.0.1\"\n\
+                 zone = \"Z1\"\nprofile = \"apc-rpdu2\"\n{extra}\
+                 [[devices.points]]\nsensor = \"{id}-inlet\"\nprofile_point = \"probe1_temp\"\n"
+            )
+        };
+        let text = format!(
+            "{base}{}{}{}{}",
+            device("unset", ""),
+            device("written", "community = \"public\"\n"),
+            device("own", "community = \"ro-site-1\"\n"),
+            device(
+                "v3",
+                "[devices.snmp]\nversion = \"3\"\nuser = \"u\"\nlevel = \"noAuthNoPriv\"\n"
+            ),
+        );
+        let config = AgentConfig::from_str(&text, Path::new("a.toml")).map_err(|e| e.to_string());
+        let warnings = agent_warnings(&config.expect("loads"));
+        let keys: Vec<&str> = warnings.iter().map(|w| w.key.as_str()).collect();
+        assert_eq!(keys, vec!["devices[0].community", "devices[1].community"]);
+        assert!(warnings[0].message.contains("not set"), "{warnings:?}");
+        assert!(warnings[1].message.contains("\"written\""), "{warnings:?}");
+        assert!(warnings[1].message.contains("SNMPv3"), "{warnings:?}");
     }
 }

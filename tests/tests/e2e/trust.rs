@@ -87,8 +87,13 @@ fn batch(agent: &str, site: &str, zone: &str, floor: u64, seqs: &[u64]) -> Batch
 }
 
 /// Publishes `batch` on its events topic with QoS 1 as `user`.
-fn publish(port: u16, (user, pass): (&str, &str), batch: &Batch) -> Result<()> {
+fn publish(port: u16, user: (&str, &str), batch: &Batch) -> Result<()> {
     let topic = format!("coldaisle/v1/{}/{}/events", batch.site, batch.agent);
+    publish_on(port, user, &topic, &serde_json::to_string(batch)?)
+}
+
+/// Publishes `payload` on `topic` with QoS 1 as `user`.
+fn publish_on(port: u16, (user, pass): (&str, &str), topic: &str, payload: &str) -> Result<()> {
     let status = Command::new(find_executable("mosquitto_pub", "mosquitto-clients")?)
         .args([
             "-h",
@@ -100,13 +105,21 @@ fn publish(port: u16, (user, pass): (&str, &str), batch: &Batch) -> Result<()> {
             "-P",
             pass,
         ])
-        .args(["-q", "1", "-t", &topic, "-m"])
-        .arg(serde_json::to_string(batch)?)
+        .args(["-q", "1", "-t", topic, "-m", payload])
         .status()?;
     if !status.success() {
         bail!("mosquitto_pub on {topic} failed: {status}");
     }
     Ok(())
+}
+
+/// A status payload naming `agent`.
+fn status_of(agent: &str) -> String {
+    serde_json::json!({
+        "state": "online", "agent": agent, "version": "t", "config_hash": "h",
+        "ts": Timestamp::now(),
+    })
+    .to_string()
 }
 
 fn agents(api: &str) -> Option<serde_json::Value> {
@@ -176,9 +189,44 @@ fn unbounded_claims_and_forged_sites_are_refused_while_an_honest_agent_is_acked(
     let log = collector.log();
     let a1_lines = log
         .lines()
-        .filter(|l| l.contains("batch refused") && l.contains("\"a1\""))
+        .filter(|l| l.contains("message refused") && l.contains("\"a1\""))
         .count();
     assert_eq!(a1_lines, 1, "{log}");
+    Ok(())
+}
+
+#[test]
+fn a_status_on_another_site_or_naming_another_agent_is_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = Mosquitto::start(&[(USER, PASS)])?;
+    let list = "[[agents]]\nid = \"a1\"\nsite = \"s1\"\n\
+                [[agents]]\nid = \"a2\"\nsite = \"s1\"\n";
+    let (collector, api) = start_collector(dir.path(), broker.port(), list)?;
+    let (port, as_user) = (broker.port(), (USER, PASS));
+    publish_on(port, as_user, "coldaisle/v1/s2/a1/status", &status_of("a1"))?;
+    publish_on(port, as_user, "coldaisle/v1/s1/a1/status", &status_of("a2"))?;
+    publish_on(port, as_user, "coldaisle/v1/s1/a2/status", &status_of("a2"))?;
+    let all = wait_for(
+        "a2's status and a1's two refusals",
+        Duration::from_secs(20),
+        || {
+            let all = agents(&api)?;
+            let refused = all["a1"]["refused"].as_object()?.len();
+            (all["a2"]["status"]["state"] == "online" && refused == 2).then_some(all)
+        },
+    )
+    .with_context(|| collector.log_tail())?;
+    let a1 = &all["a1"];
+    assert_eq!(a1["refused"]["wrong_site"], 1, "{a1}");
+    assert_eq!(a1["refused"]["other_agents_status"], 1, "{a1}");
+    assert!(
+        a1["status"].is_null(),
+        "a refused status is not applied: {a1}"
+    );
+    assert_ne!(
+        a1["site"], "s2",
+        "a refused claim is not the agent's site: {a1}"
+    );
     Ok(())
 }
 
