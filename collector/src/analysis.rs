@@ -28,6 +28,7 @@
 mod equivalence_tests;
 mod scope;
 mod shard;
+mod snapshot;
 
 use crate::actions::{ActionKey, ActionKind, ActionRecord, OperatorAction, ProblemStatus};
 use crate::cause::ProbableCause;
@@ -42,6 +43,7 @@ use shard::{Inputs, Shard};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub use crate::model::StoredEvent;
+pub use snapshot::{Snapshot, SnapshotError, SnapshotRef};
 
 /// `(site, zone)` of an event.
 fn place_of(payload: &Payload) -> Option<(&str, &str)> {

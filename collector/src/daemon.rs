@@ -89,25 +89,16 @@ impl RunningCollector {
         let rollups = crate::rollup_store::RollupStore::new(kv.clone(), policy);
         let mut state = empty_state(&config);
         state.rollups = Some(rollups);
-        let mut records = 0u64;
-        // One replay per scope after everything is read, not one per record out of event order.
-        state.analysis.begin_bulk();
-        let bad = store
-            .for_each_record(|r| {
-                records += 1;
-                state.agents.entry(r.agent.clone()).or_default().records += 1;
-                ingest::apply_record(&mut state, r);
-            })
-            .context("reading stored records")?;
         let actions = action_log.all().context("reading operator actions")?;
-        state.analysis.ingest_actions(actions);
-        let unmatched = state.analysis.end_bulk();
-        if unmatched > 0 {
-            tracing::warn!(
-                unmatched,
-                "stored operator actions match nothing at their time"
-            );
-        }
+        // From the checkpoint and the records after it, or from every record.
+        let loaded = crate::checkpoint::load_state(&mut state, &store, actions)
+            .context("reading stored records")?;
+        let checkpoints = crate::checkpoint::Schedule::new(
+            raw.retention.checkpoint_records,
+            raw.retention.checkpoint_every,
+            loaded.checkpoint,
+            std::time::Instant::now(),
+        );
         for (agent, ledger) in store.ledgers().context("reading agent ledgers")? {
             let info = state.agents.entry(agent).or_default();
             info.site = ledger.site.clone();
@@ -117,8 +108,9 @@ impl RunningCollector {
             info.trust.restore(&ledger);
         }
         tracing::info!(
-            records,
-            undecodable = bad,
+            records = loaded.replayed,
+            checkpoint = loaded.checkpoint,
+            undecodable = loaded.undecodable,
             incidents = state.analysis.incidents(state.latest_event).len(),
             problems = state.analysis.problems().len(),
             "state rebuilt from the store"
@@ -211,6 +203,7 @@ impl RunningCollector {
             },
             state.clone(),
             shutdown_rx,
+            (checkpoints, loaded.position),
         ));
         tracing::info!(http = %http_addr, tls = raw.http.tls.is_some(), "collector started");
         Ok(RunningCollector {
@@ -277,6 +270,19 @@ impl RunningCollector {
     }
 }
 
+/// Writes a checkpoint covering `position` (logged on failure; the next one is due at once).
+async fn checkpoint(
+    state: &SharedState,
+    store: &CollectorStore,
+    position: u64,
+    schedule: &mut crate::checkpoint::Schedule,
+) {
+    match crate::checkpoint::take(state, store.kv().clone(), position).await {
+        Ok(_) => schedule.written(position, std::time::Instant::now()),
+        Err(e) => tracing::error!(position, error = %e, "checkpoint failed"),
+    }
+}
+
 /// The ingest limits and agents list of `config` (reads the `agents_file`).
 fn ingest_gate(config: &CollectorConfig) -> anyhow::Result<ingest::Gate> {
     let directory =
@@ -298,6 +304,9 @@ async fn run_ingest(
     intake: ingest::Intake,
     state: SharedState,
     mut shutdown: watch::Receiver<bool>,
+    // When to checkpoint, and the store position of the last record applied: everything up to
+    // it is in the state.
+    (mut checkpoints, mut position): (crate::checkpoint::Schedule, u64),
 ) {
     let site_filters: Vec<Option<&str>> = if sites.is_empty() {
         vec![None]
@@ -418,8 +427,16 @@ async fn run_ingest(
                 s.analysis.begin_bulk();
                 ingest::apply(&mut s, &agent, &stored, Timestamp::now());
                 s.analysis.end_bulk();
+                drop(s);
+                position = stored.position.unwrap_or(position);
+                if checkpoints.due(position, std::time::Instant::now()) {
+                    checkpoint(&state, &intake.store, position, &mut checkpoints).await;
+                }
             }
         }
+    }
+    if checkpoints.behind(position) {
+        checkpoint(&state, &intake.store, position, &mut checkpoints).await;
     }
     link.close().await;
 }

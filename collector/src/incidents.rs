@@ -224,7 +224,7 @@ pub enum IncidentChange {
 }
 
 /// What the engine keeps per incident besides its reported form.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct IncidentState {
     /// The reported form; `status` and `resolved_at` are computed on demand.
     incident: Incident,
@@ -277,18 +277,19 @@ struct Classified {
 }
 
 /// What an [`IncidentEngine`] looked like at one point (see [`IncidentEngine::mark`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IncidentMark {
     /// The changeable fields of every incident that existed, in opening order.
     incidents: Vec<IncidentFields>,
     /// The latest incident of each fingerprint.
+    #[serde(with = "crate::model::pairs")]
     current: HashMap<Fingerprint, usize>,
     /// Orphan clears so far.
     orphan_clears: u64,
 }
 
 /// The fields of one incident that change after it opened, and the lengths of its lists.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct IncidentFields {
     active: BTreeSet<String>,
     last_clear: Option<Timestamp>,
@@ -305,7 +306,7 @@ struct IncidentFields {
 }
 
 /// The incident state machine; see the module documentation for its rules.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IncidentEngine {
     /// Configuration.
     rules: IncidentRules,
@@ -314,6 +315,7 @@ pub struct IncidentEngine {
     /// Index into `incidents` by id.
     by_id: HashMap<String, usize>,
     /// The latest incident of each fingerprint (the only one events can still join).
+    #[serde(with = "crate::model::pairs")]
     current: HashMap<Fingerprint, usize>,
     /// Ids already taken, to disambiguate the rare sanitised-id collision deterministically.
     taken_ids: HashSet<String>,

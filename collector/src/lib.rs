@@ -12,6 +12,7 @@ pub mod analysis;
 pub mod api_tls;
 pub mod auth;
 pub mod cause;
+pub mod checkpoint;
 pub mod chronicle;
 pub mod daemon;
 pub mod history_api;

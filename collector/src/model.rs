@@ -34,7 +34,7 @@ impl StoredEvent {
 pub const ENGINE_ACTOR: &str = "coldaisle";
 
 /// Why an operator action was not applied.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ActionError {
     /// No incident of that id exists (at the action's time).
     #[error("no incident {0}")]
@@ -120,5 +120,35 @@ pub(crate) mod optional_duration_text {
         Option::<String>::deserialize(d)?
             .map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
             .transpose()
+    }
+}
+
+/// Serde for maps whose keys are not strings (JSON maps need string keys): a list of
+/// `[key, value]` pairs. Use with `#[serde(with = "crate::model::pairs")]` on checkpointed state.
+pub(crate) mod pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Writes the map as a sequence of pairs, in its iteration order.
+    pub fn serialize<'a, M, K, V, S>(map: &'a M, serializer: S) -> Result<S::Ok, S::Error>
+    where
+        &'a M: IntoIterator<Item = (&'a K, &'a V)>,
+        K: Serialize + 'a,
+        V: Serialize + 'a,
+        S: Serializer,
+    {
+        serializer.collect_seq(map)
+    }
+
+    /// Reads a sequence of pairs into the map.
+    pub fn deserialize<'de, M, K, V, D>(deserializer: D) -> Result<M, D::Error>
+    where
+        M: FromIterator<(K, V)>,
+        K: Deserialize<'de>,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
     }
 }

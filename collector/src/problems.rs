@@ -196,7 +196,7 @@ pub enum ProblemChange {
 }
 
 /// Per-fingerprint state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Stream {
     /// Unlinked incidents opened within the window of the latest observation, oldest first.
     recent: VecDeque<(String, Timestamp)>,
@@ -205,11 +205,12 @@ struct Stream {
 }
 
 /// What a [`ProblemEngine`] looked like at one point (see [`ProblemEngine::mark`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProblemMark {
     /// The changeable fields of every problem that existed, in opening order.
     problems: Vec<ProblemFields>,
     /// State of each fingerprint.
+    #[serde(with = "crate::model::pairs")]
     streams: HashMap<Fingerprint, Stream>,
     /// Incidents observed.
     observed: HashSet<String>,
@@ -220,7 +221,7 @@ pub struct ProblemMark {
 }
 
 /// The fields of one problem that change after it opened, and the lengths of its lists.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ProblemFields {
     status: ProblemStatus,
     resolved_at: Option<Timestamp>,
@@ -232,7 +233,7 @@ struct ProblemFields {
 }
 
 /// The problem state machine; see the module documentation for its rules.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProblemEngine {
     /// Configuration.
     rules: ProblemRules,
@@ -241,6 +242,7 @@ pub struct ProblemEngine {
     /// Index into `problems` by id.
     by_id: HashMap<String, usize>,
     /// State of each fingerprint.
+    #[serde(with = "crate::model::pairs")]
     streams: HashMap<Fingerprint, Stream>,
     /// Every incident observed, to make observations idempotent.
     observed: HashSet<String>,

@@ -2,7 +2,10 @@
 //! what was acked to each agent. Incidents and problems are not stored: they are a pure
 //! function of the stored events (see [`crate::analysis`]) and are rebuilt at startup.
 //!
-//! Keys: tree `records`: agent id + `0x00` + collector seq (big-endian) → record JSON;
+//! Keys: tree `records`: agent id + `0x00` + collector seq (big-endian) → record JSON, and
+//! the ingest-order index `0xFF` + position (big-endian) → record key, written in the same
+//! atomic batch as the records it points to (agent ids are UTF-8, which never holds `0xFF`, so
+//! the index sorts after every record and never collides with one);
 //! tree `agents`: agent id → [`AgentLedger`] JSON; the roll-up trees of reading summaries
 //! ([`crate::rollup_store`]), updated in the same `store_claimed` call before its flush.
 //!
@@ -25,18 +28,32 @@
 //!   agent sending its first id with floor 1 although the collector acked some of its seqs
 //!   (every ack lost) is taken for a new instance; its resent records are stored again under
 //!   the new offset (repeated raises change no incident state).
+//! - **Positions**: every newly stored record gets the next position (1, 2, …) in the order
+//!   the batches were stored. A durable checkpoint ([`crate::checkpoint`]) names the position
+//!   it covers; the records after it (its tail) are one range scan away
+//!   ([`CollectorStore::for_each_record_after`]). A record stored again after a failed flush
+//!   gets a second position; readers drop the duplicate by `(agent, seq)`.
 //! - A batch only ever reads and writes its own agent's keys (agent ids never hold control
 //!   characters, so one agent's keys are never a prefix-collision of another's).
 
 use crate::refusal::Refusal;
 use coldaisle_core::wire::{Record, SeqRange};
-use coldaisle_store::{visit_from, KvStore, StoreError, WriteBatch};
+use coldaisle_store::{key_u64, visit_from, KvStore, StoreError, WriteBatch};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 const RECORDS: &str = "records";
 const AGENTS: &str = "agents";
+/// First byte of the ingest-order index keys in [`RECORDS`].
+const POSITION_PREFIX: u8 = 0xFF;
+
+/// The index key of `position`.
+fn position_key(position: u64) -> [u8; 9] {
+    let mut key = [POSITION_PREFIX; 9];
+    key[1..].copy_from_slice(&position.to_be_bytes());
+    key
+}
 
 /// Highest record seq accepted (2^62): far above what an agent can produce, low enough that
 /// offsets and ranges never overflow.
@@ -136,6 +153,8 @@ pub struct Stored {
     /// How far the batch's newest record time was ahead of the collector's clock, in ms
     /// (negative: behind, i.e. delivery delay); `None` without records or clock.
     pub clock_ahead_ms: Option<i64>,
+    /// The position of the batch's last new record (`None` without new records).
+    pub position: Option<u64>,
 }
 
 /// Why a batch was not stored.
@@ -159,6 +178,8 @@ pub struct CollectorStore {
     kv: Arc<dyn KvStore>,
     /// Keys of records applied by a batch whose flush failed (not durable yet).
     unflushed: Arc<std::sync::Mutex<std::collections::HashSet<Vec<u8>>>>,
+    /// The last position given (read from the store on first use). Locked after `unflushed`.
+    position: Arc<std::sync::Mutex<Option<u64>>>,
 }
 
 impl std::fmt::Debug for CollectorStore {
@@ -279,6 +300,7 @@ impl CollectorStore {
         CollectorStore {
             kv,
             unflushed: Default::default(),
+            position: Default::default(),
         }
     }
 
@@ -329,6 +351,14 @@ impl CollectorStore {
             .unflushed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut position = self
+            .position
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = match *position {
+            Some(p) => p,
+            None => self.position()?,
+        };
         let mut keys = Vec::new();
         for mut record in records.drain(..) {
             // Bounded by check_claims: offset ≤ MAX_SEQ and seq ≤ MAX_SEQ.
@@ -353,12 +383,17 @@ impl CollectorStore {
                 tree: RECORDS.into(),
                 message: e.to_string(),
             })?;
+            next += 1;
+            batch.insert(position_key(next), key.clone());
             batch.insert(key, json);
             out.new.push(record);
         }
         if !batch.is_empty() {
             self.kv.apply(RECORDS, batch)?;
+            *position = Some(next);
+            out.position = Some(next);
         }
+        drop(position);
         // Summaries are folded into the roll-up trees once, when first stored; flushed below.
         let summaries: Vec<&coldaisle_core::ReadingSummary> = out
             .new
@@ -434,11 +469,67 @@ impl CollectorStore {
             .collect())
     }
 
+    /// The store underneath (checkpoints are written to it).
+    pub fn kv(&self) -> &Arc<dyn KvStore> {
+        &self.kv
+    }
+
+    /// The position of the last record stored (0 if none was stored with a position).
+    pub fn position(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .kv
+            .last(RECORDS)?
+            .and_then(|(key, _)| key.strip_prefix(&[POSITION_PREFIX]).and_then(key_u64))
+            .unwrap_or(0))
+    }
+
+    /// Calls `f` with every record stored after `position`, in position order (a record
+    /// stored twice after a failed flush comes twice). Entries that do not decode or whose
+    /// record is missing are reported and skipped; returns how many.
+    pub fn for_each_record_after(
+        &self,
+        position: u64,
+        mut f: impl FnMut(Record),
+    ) -> Result<u64, StoreError> {
+        let mut bad = 0;
+        let from = position_key(position.saturating_add(1));
+        let mut failure = None;
+        visit_from(self.kv.as_ref(), RECORDS, &from, |key, record_key| {
+            let record = match self.kv.get(RECORDS, record_key) {
+                Ok(r) => r,
+                Err(e) => {
+                    failure = Some(e);
+                    return ControlFlow::Break(());
+                }
+            };
+            match record.map(|v| serde_json::from_slice::<Record>(&v)) {
+                Some(Ok(record)) => f(record),
+                Some(Err(e)) => {
+                    bad += 1;
+                    tracing::error!(key = ?key, error = %e, "stored record does not decode; kept, skipped");
+                }
+                None => {
+                    bad += 1;
+                    tracing::error!(key = ?key, "indexed record is missing; skipped");
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(bad),
+        }
+    }
+
     /// Calls `f` with every stored record, in key order. Undecodable entries are reported by
     /// key and skipped, never deleted.
     pub fn for_each_record(&self, mut f: impl FnMut(Record)) -> Result<u64, StoreError> {
         let mut bad = 0;
         visit_from(self.kv.as_ref(), RECORDS, b"", |key, value| {
+            if key.first() == Some(&POSITION_PREFIX) {
+                // The ingest-order index follows every record.
+                return ControlFlow::Break(());
+            }
             match serde_json::from_slice::<Record>(value) {
                 Ok(record) => f(record),
                 Err(e) => {
@@ -479,6 +570,52 @@ mod tests {
             }),
             instance: None,
         }
+    }
+
+    #[test]
+    fn new_records_get_positions_and_the_tail_after_one_is_a_range() {
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let store = CollectorStore::new(kv.clone());
+        assert_eq!(store.position().expect("position"), 0);
+        let s = store
+            .store_batch("a1", "s1", 1, &[], vec![record(3), record(1)])
+            .expect("store");
+        assert_eq!(s.position, Some(2));
+        let s = store
+            .store_batch("a1", "s1", 1, &[], vec![record(1), record(2)])
+            .expect("store");
+        // Only the new record (2) gets a position; the duplicate (1) none.
+        assert_eq!(s.position, Some(3));
+        let dup = store
+            .store_batch("a1", "s1", 1, &[], vec![record(2)])
+            .expect("store");
+        assert_eq!(dup.position, None);
+        // A new handle over the same store continues after the last position.
+        let reopened = CollectorStore::new(kv);
+        assert_eq!(reopened.position().expect("position"), 3);
+        let mut other = record(1);
+        other.agent = "b1".into();
+        let s = reopened
+            .store_batch("b1", "s1", 1, &[], vec![other])
+            .expect("store");
+        assert_eq!(s.position, Some(4));
+        let mut tail = Vec::new();
+        let bad = reopened
+            .for_each_record_after(1, |r| tail.push((r.agent, r.seq)))
+            .expect("tail");
+        assert_eq!(bad, 0);
+        // In position order: a1's seq 1 (position 2), then 2, then b1's 1.
+        assert_eq!(
+            tail,
+            vec![("a1".into(), 1), ("a1".into(), 2), ("b1".into(), 1)]
+        );
+        // The full scan sees each record once and never the index.
+        let mut all = Vec::new();
+        let bad = reopened
+            .for_each_record(|r| all.push((r.agent, r.seq)))
+            .expect("scan");
+        assert_eq!(bad, 0);
+        assert_eq!(all.len(), 4);
     }
 
     #[test]

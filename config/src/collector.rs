@@ -78,6 +78,13 @@ pub struct RetentionConfig {
     /// How often compaction runs (default 10 minutes).
     #[serde(default = "default_compact_every", with = "humantime_serde")]
     pub compact_every: Duration,
+    /// Write a checkpoint of the analysis after this many new records (default 100 000).
+    #[serde(default = "default_checkpoint_records")]
+    pub checkpoint_records: u64,
+    /// Write one at the latest this long after the last, if anything changed (default 5
+    /// minutes); and always at a graceful shutdown.
+    #[serde(default = "default_checkpoint_every", with = "humantime_serde")]
+    pub checkpoint_every: Duration,
 }
 
 fn default_minute_retention() -> Duration {
@@ -92,6 +99,12 @@ fn default_day_retention() -> Duration {
 fn default_compact_every() -> Duration {
     Duration::from_secs(600)
 }
+fn default_checkpoint_records() -> u64 {
+    100_000
+}
+fn default_checkpoint_every() -> Duration {
+    Duration::from_secs(300)
+}
 
 impl Default for RetentionConfig {
     fn default() -> Self {
@@ -100,13 +113,25 @@ impl Default for RetentionConfig {
             hour: default_hour_retention(),
             day: default_day_retention(),
             compact_every: default_compact_every(),
+            checkpoint_records: default_checkpoint_records(),
+            checkpoint_every: default_checkpoint_every(),
         }
     }
 }
 
 fn validate_retention(r: &RetentionConfig, root: &KeyPath) -> Result<(), Problem> {
     let key = |name: &str| root.key("retention").key(name);
-    for (name, d) in [("minute", r.minute), ("compact_every", r.compact_every)] {
+    if r.checkpoint_records == 0 {
+        return Err(Problem::new(
+            key("checkpoint_records"),
+            "must be above zero",
+        ));
+    }
+    for (name, d) in [
+        ("minute", r.minute),
+        ("compact_every", r.compact_every),
+        ("checkpoint_every", r.checkpoint_every),
+    ] {
         if d.is_zero() {
             return Err(Problem::new(key(name), "must be above zero"));
         }
@@ -472,6 +497,14 @@ mod retention_tests {
             (
                 "[retention]\ncompact_every = \"0s\"\n",
                 "retention.compact_every",
+            ),
+            (
+                "[retention]\ncheckpoint_every = \"0s\"\n",
+                "retention.checkpoint_every",
+            ),
+            (
+                "[retention]\ncheckpoint_records = 0\n",
+                "retention.checkpoint_records",
             ),
             ("[retention]\nweek = \"1d\"\n", "week"),
         ] {

@@ -1,6 +1,7 @@
 //! Property test: the split analysis, fed random events and actions in any arrival order (late
 //! ones and duplicates included), one by one or loaded in bulk, equals one in-order pass over
-//! everything in a single scope.
+//! everything in a single scope; and so does one checkpointed (snapshot written as JSON and
+//! restored) at a random point of the arrival and given the rest as a tail, as at a restart.
 
 use super::*;
 use crate::problems::ProblemScope;
@@ -276,8 +277,33 @@ proptest! {
         }
         let mut split = Analysis::new(incident_rules.clone(), problem_rules.clone());
         // The same arrival order loaded in bulk, as at startup.
-        let mut bulk = Analysis::new(incident_rules, problem_rules);
+        let mut bulk = Analysis::new(incident_rules.clone(), problem_rules.clone());
         bulk.begin_bulk();
+        // The same arrival order with a checkpoint after `cut` inputs, then the tail in bulk.
+        let cut = (seed >> 32) as usize % (arrival.len() + 1);
+        let mut resumed = Analysis::new(incident_rules.clone(), problem_rules.clone());
+        for (_, e, a) in &arrival[..cut] {
+            if let Some(e) = e {
+                resumed.ingest(e.clone());
+            }
+            if let Some(a) = a {
+                let _ = resumed.ingest_action(a.clone());
+            }
+        }
+        let written = serde_json::to_vec(&resumed.snapshot().expect("snapshot")).expect("encode");
+        let snapshot: Snapshot = serde_json::from_slice(&written).expect("decode");
+        let mut resumed = Analysis::restore(snapshot, &incident_rules, &problem_rules).expect("restore");
+        resumed.begin_bulk();
+        for (_, e, a) in &arrival[cut..] {
+            if let Some(e) = e {
+                resumed.ingest(e.clone());
+            }
+            if let Some(a) = a {
+                let _ = resumed.ingest_action(a.clone());
+            }
+        }
+        resumed.end_bulk();
+        prop_assert_eq!(observed(&resumed), observed(&whole));
         for (_, e, a) in arrival {
             if let Some(e) = e {
                 split.ingest(e.clone());
@@ -292,4 +318,37 @@ proptest! {
         prop_assert_eq!(observed(&split), observed(&whole));
         prop_assert_eq!(observed(&bulk), observed(&whole));
     }
+}
+
+#[test]
+fn a_snapshot_is_refused_under_other_rules_and_while_loading_in_bulk() {
+    let (incident_rules, problem_rules) = rules(ProblemScope::Zone);
+    let mut a = Analysis::new(incident_rules.clone(), problem_rules.clone());
+    let spec = Spec {
+        site: 0,
+        zone: 0,
+        kind: 0,
+        source: 0,
+        raised: true,
+        critical: false,
+        row: None,
+        agent: 0,
+        minute: 1,
+    };
+    a.ingest(event(&spec, 1));
+    let written = serde_json::to_vec(&a.snapshot().expect("snapshot")).expect("encode");
+    let other = ProblemRules {
+        min_incidents: 3,
+        ..problem_rules.clone()
+    };
+    let read = || serde_json::from_slice::<Snapshot>(&written).expect("decode");
+    assert!(matches!(
+        Analysis::restore(read(), &incident_rules, &other),
+        Err(SnapshotError::RulesChanged)
+    ));
+    let restored = Analysis::restore(read(), &incident_rules, &problem_rules).expect("restore");
+    assert_eq!(observed(&restored), observed(&a));
+    assert_eq!(restored.event_count(), 1);
+    a.begin_bulk();
+    assert!(matches!(a.snapshot(), Err(SnapshotError::InBulk)));
 }

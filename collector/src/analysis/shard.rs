@@ -15,6 +15,7 @@ use crate::model::{ActionError, OrderKey, StoredEvent};
 use crate::problems::{ProblemEngine, ProblemMark, ProblemRules};
 use coldaisle_core::wire::Payload;
 use coldaisle_core::Timestamp;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
@@ -39,7 +40,7 @@ const CHECKPOINT_SPAN_MS: i64 = if cfg!(test) {
 
 /// The engines of a scope as they were after some input: marks to roll the live engines back
 /// to (they cost the changeable fields, not the timelines).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Checkpoint {
     /// Incident engine mark.
     incidents: IncidentMark,
@@ -54,7 +55,8 @@ struct Checkpoint {
 /// Invariant: once [`Shard::catch_up`] has run, the engines hold exactly the state of one
 /// in-order pass over `inputs`, and each checkpoint holds the state of the in-order pass over
 /// the inputs up to its key.
-#[derive(Debug, Clone)]
+/// Serialisable (it is part of [`super::snapshot`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Shard {
     /// Incident state after applying `inputs` in order.
     pub incidents: IncidentEngine,
@@ -70,6 +72,7 @@ pub(super) struct Shard {
     pending: Option<InputKey>,
     /// Engine states after the input of each key, every [`CHECKPOINT_EVERY`] inputs, within
     /// [`CHECKPOINT_SPAN_MS`] of the latest input.
+    #[serde(with = "crate::model::pairs")]
     checkpoints: BTreeMap<InputKey, Checkpoint>,
     /// Inputs applied since the last checkpoint.
     since_checkpoint: usize,

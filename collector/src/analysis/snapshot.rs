@@ -1,0 +1,121 @@
+//! The analysis as a value that can be written and read back: the durable checkpoint's
+//! analysis part ([`crate::checkpoint`]).
+//!
+//! Invariants:
+//! - A snapshot holds every input (events, actions) and every scope's engines, rollback marks
+//!   and applied position, so an analysis restored from it answers exactly as the one it was
+//!   taken from, and goes on to the same state for any further inputs (late ones included).
+//!   The equivalence tests check this for random event sets and split points.
+//! - It is taken only outside bulk loading, when every scope is up to date.
+//! - It carries the rules it was computed with; [`Analysis::restore`] refuses one made under
+//!   other rules (the caller rebuilds from the store instead).
+//! - Pager deliveries (chronicle notifications) are not part of it: the notifier records them
+//!   again as it does after a full rebuild.
+
+use super::shard::Shard;
+use super::{Analysis, Partition};
+use crate::actions::OperatorAction;
+use crate::incidents::IncidentRules;
+use crate::model::{ActionError, StoredEvent};
+use crate::problems::ProblemRules;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Why a snapshot could not be taken or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The analysis is loading in bulk: some scopes are not up to date.
+    #[error("the analysis is loading in bulk")]
+    InBulk,
+    /// The snapshot was computed under other incident or problem rules.
+    #[error("the snapshot was computed under other rules")]
+    RulesChanged,
+}
+
+/// The analysis, borrowed, for writing.
+#[derive(Serialize)]
+pub struct SnapshotRef<'a> {
+    incident_rules: &'a IncidentRules,
+    problem_rules: &'a ProblemRules,
+    events: Vec<&'a StoredEvent>,
+    actions: Vec<&'a OperatorAction>,
+    shards: &'a BTreeMap<String, Shard>,
+    unmatched: &'a BTreeMap<u64, ActionError>,
+    rebuilds: u64,
+}
+
+/// The analysis as read back; turn it into an [`Analysis`] with [`Analysis::restore`].
+#[derive(Deserialize)]
+pub struct Snapshot {
+    incident_rules: IncidentRules,
+    problem_rules: ProblemRules,
+    events: Vec<StoredEvent>,
+    actions: Vec<OperatorAction>,
+    shards: BTreeMap<String, Shard>,
+    unmatched: BTreeMap<u64, ActionError>,
+    rebuilds: u64,
+}
+
+impl Analysis {
+    /// The whole analysis state, borrowed, ready to serialise. Fails while loading in bulk.
+    pub fn snapshot(&self) -> Result<SnapshotRef<'_>, SnapshotError> {
+        if self.bulk.is_some() {
+            return Err(SnapshotError::InBulk);
+        }
+        Ok(SnapshotRef {
+            incident_rules: &self.incident_rules,
+            problem_rules: &self.problem_rules,
+            events: self.events.values().collect(),
+            actions: self.actions.values().collect(),
+            shards: &self.shards,
+            unmatched: &self.unmatched,
+            rebuilds: self.rebuilds,
+        })
+    }
+
+    /// The analysis a snapshot was taken of, if it was computed under `incident_rules` and
+    /// `problem_rules` (the ones configured now).
+    pub fn restore(
+        snapshot: Snapshot,
+        incident_rules: &IncidentRules,
+        problem_rules: &ProblemRules,
+    ) -> Result<Analysis, SnapshotError> {
+        if snapshot.incident_rules != *incident_rules || snapshot.problem_rules != *problem_rules {
+            return Err(SnapshotError::RulesChanged);
+        }
+        let seen: HashSet<(String, u64)> = snapshot
+            .events
+            .iter()
+            .map(|e| (e.agent.clone(), e.seq))
+            .collect();
+        let action_ids: HashSet<u64> = snapshot.actions.iter().map(|a| a.id).collect();
+        Ok(Analysis {
+            partition: Partition::for_rules(&snapshot.problem_rules),
+            incident_rules: snapshot.incident_rules,
+            problem_rules: snapshot.problem_rules,
+            events: snapshot
+                .events
+                .into_iter()
+                .map(|e| (e.order_key(), e))
+                .collect(),
+            seen,
+            actions: snapshot.actions.into_iter().map(|a| (a.key(), a)).collect(),
+            action_ids,
+            shards: snapshot.shards,
+            unmatched: snapshot.unmatched,
+            notifications: HashMap::new(),
+            rebuilds: snapshot.rebuilds,
+            bulk: None,
+        })
+    }
+
+    /// The incident rules the analysis runs with.
+    pub fn incident_rules(&self) -> &IncidentRules {
+        &self.incident_rules
+    }
+
+    /// The problem rules the analysis runs with.
+    pub fn problem_rules(&self) -> &ProblemRules {
+        &self.problem_rules
+    }
+}
