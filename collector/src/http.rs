@@ -363,7 +363,13 @@ async fn report(
 /// The API error of a [`ReportError`]: `404` for an unknown zone, `400` for an ambiguous one.
 pub(crate) fn report_error(e: ReportError) -> ApiError {
     match e {
-        ReportError::UnknownZone { .. } => ApiError::not_found(e.to_string()),
+        ReportError::UnknownZone { .. } | ReportError::UnknownSite { .. } => {
+            ApiError::not_found(e.to_string())
+        }
+        ReportError::SiteNeeded { sites } => ApiError::bad_request(format!(
+            "several sites report ({}); choose one with ?site=",
+            sites.join(", ")
+        )),
         ReportError::AmbiguousZone { zone, sites } => ApiError::bad_request(format!(
             "zone {zone} exists in several sites ({}); choose one with ?site=",
             sites.join(", ")

@@ -24,6 +24,11 @@
 //!   whitespace, with `,;:()[]` trimmed), so `r1-inlet` does not match `r1-inlet-2`; a sensor id
 //!   containing whitespace never matches. One incident may count for several racks.
 
+pub mod ashrae;
+pub mod facility;
+pub mod figures;
+pub mod formats;
+
 use crate::actions::ProblemStatus;
 use crate::incidents::{Incident, IncidentStatus};
 use crate::problems::{Problem, ProblemTrigger};
@@ -59,6 +64,18 @@ pub enum ReportError {
         /// The zone asked for.
         zone: String,
         /// The sites that have a zone of that name, sorted.
+        sites: Vec<String>,
+    },
+    /// A site-wide report was asked for a site that has no zone.
+    #[error("unknown site {site}: no zone of it has reported")]
+    UnknownSite {
+        /// The site asked for.
+        site: String,
+    },
+    /// Neither a site nor a zone was given and several sites report.
+    #[error("several sites report ({}); choose one with --site", sites.join(", "))]
+    SiteNeeded {
+        /// The known sites, sorted.
         sites: Vec<String>,
     },
 }
@@ -434,7 +451,7 @@ pub fn with_history(mut report: ZoneReport, history: &crate::rollup_store::Histo
 }
 
 /// True if an incident's active sources or timeline texts name `sensor` as a whole word.
-fn names_sensor(incident: &Incident, sensor: &str) -> bool {
+pub(crate) fn names_sensor(incident: &Incident, sensor: &str) -> bool {
     let in_sources = incident.active_sources.iter().any(|source| {
         source
             .strip_prefix("sensor:")
@@ -455,7 +472,7 @@ fn names_sensor(incident: &Incident, sensor: &str) -> bool {
 
 /// Rack sort key: named racks in natural order, then the sensors without a rack.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum RackKey {
+pub(crate) enum RackKey {
     /// A named rack.
     Named(String),
     /// Sensors without a rack.
@@ -463,14 +480,14 @@ enum RackKey {
 }
 
 impl RackKey {
-    fn of(rack: Option<&str>) -> Self {
+    pub(crate) fn of(rack: Option<&str>) -> Self {
         match rack {
             Some(name) => RackKey::Named(name.to_string()),
             None => RackKey::None,
         }
     }
 
-    fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             RackKey::Named(name) => name.clone(),
             RackKey::None => NO_RACK.to_string(),
@@ -496,7 +513,7 @@ impl PartialOrd for RackKey {
 }
 
 /// Compares names so that runs of digits compare as numbers: `R2 < R10`, `A-9 < A-10`.
-fn natural_cmp(a: &str, b: &str) -> Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
     let (mut a, mut b) = (a, b);
     loop {
         match (a.chars().next(), b.chars().next()) {

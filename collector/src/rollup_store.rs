@@ -104,6 +104,24 @@ impl RollupStore {
     /// Answers `query` at `now` from the level [`serving_level`] picks. Blocking: call it off
     /// the async runtime for long periods.
     pub fn history(&self, query: &HistoryQuery, now: Timestamp) -> Result<History, StoreError> {
+        let (level, from, buckets) = self.buckets(query, now)?;
+        Ok(History {
+            level,
+            from,
+            to: query.to,
+            buckets: buckets.len() as u64,
+            sensors: per_sensor(&buckets),
+        })
+    }
+
+    /// The buckets behind [`RollupStore::history`], unmerged, in key order (per zone: by time,
+    /// then rack and sensor): the level read, the start of its first bucket and the buckets.
+    /// Reports need them to see how values spread over the period.
+    pub fn buckets(
+        &self,
+        query: &HistoryQuery,
+        now: Timestamp,
+    ) -> Result<(Level, Timestamp, Vec<Rollup>), StoreError> {
         let level = serving_level(query.from, query.to, |l| self.policy.oldest(l, now));
         let from = level.bucket_start(query.from);
         let (start, prefix) = match &query.zone {
@@ -146,13 +164,7 @@ impl RollupStore {
             }
             ControlFlow::Continue(())
         })?;
-        Ok(History {
-            level,
-            from,
-            to: query.to,
-            buckets: buckets.len() as u64,
-            sensors: per_sensor(&buckets),
-        })
+        Ok((level, from, buckets))
     }
 }
 

@@ -59,6 +59,104 @@ pub struct RawCollectorConfig {
     /// How long each roll-up level of reading summaries is kept.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Zone reports: the ASHRAE class the bands come from, when a sensor counts as stale.
+    #[serde(default)]
+    pub report: ReportConfig,
+}
+
+/// The ASHRAE thermal guideline class of the data hall (`[report] ashrae_class`): it sets the
+/// allowable temperature, humidity and dew-point limits the reports compare against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AshraeClass {
+    /// Class A1 (enterprise servers, storage): allowable 15–32 °C.
+    #[default]
+    A1,
+    /// Class A2 (volume servers): allowable 10–35 °C.
+    A2,
+    /// Class A3: allowable 5–40 °C.
+    A3,
+    /// Class A4: allowable 5–45 °C.
+    A4,
+}
+
+impl AshraeClass {
+    /// Every class, as written in the config.
+    pub const ALL: [(&'static str, AshraeClass); 4] = [
+        ("A1", AshraeClass::A1),
+        ("A2", AshraeClass::A2),
+        ("A3", AshraeClass::A3),
+        ("A4", AshraeClass::A4),
+    ];
+
+    /// The class named `text` (case-insensitive), if any.
+    pub fn parse(text: &str) -> Option<AshraeClass> {
+        Self::ALL
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text.trim()))
+            .map(|&(_, class)| class)
+    }
+
+    /// The class's name (`A1`…).
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, class)| *class == self)
+            .map_or("A1", |(name, _)| name)
+    }
+}
+
+/// Zone report settings (`[report]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// ASHRAE class: `A1` (default), `A2`, `A3` or `A4`; validated by [`ReportConfig::class`].
+    #[serde(default = "default_ashrae_class")]
+    pub ashrae_class: String,
+    /// A sensor whose latest summary is older than this at the end of a report's period is
+    /// listed as stale (default 10 minutes).
+    #[serde(default = "default_stale_after", with = "humantime_serde")]
+    pub stale_after: Duration,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            ashrae_class: default_ashrae_class(),
+            stale_after: default_stale_after(),
+        }
+    }
+}
+
+impl ReportConfig {
+    /// The configured class (validation guarantees it parses; A1 otherwise).
+    pub fn class(&self) -> AshraeClass {
+        AshraeClass::parse(&self.ashrae_class).unwrap_or_default()
+    }
+}
+
+fn default_ashrae_class() -> String {
+    "A1".into()
+}
+
+fn default_stale_after() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn validate_report(report: &ReportConfig, root: &KeyPath) -> Result<(), Problem> {
+    let at = root.key("report");
+    if AshraeClass::parse(&report.ashrae_class).is_none() {
+        return Err(Problem::new(
+            at.key("ashrae_class"),
+            format!(
+                "unknown ASHRAE class {:?}: expected one of A1, A2, A3, A4",
+                report.ashrae_class
+            ),
+        ));
+    }
+    if report.stale_after.is_zero() {
+        return Err(Problem::new(at.key("stale_after"), "must be above zero"));
+    }
+    Ok(())
 }
 
 /// Retention of the reading-summary roll-ups (`[retention]`); each level is compacted in the
@@ -397,6 +495,7 @@ fn validate(raw: &RawCollectorConfig) -> Result<(), Problem> {
     crate::trust::validate_ingest(&raw.ingest, &root)?;
     crate::trust::validate_agents(&raw.agents, &root)?;
     validate_retention(&raw.retention, &root)?;
+    validate_report(&raw.report, &root)?;
     Ok(())
 }
 
@@ -437,6 +536,31 @@ mod tests {
             "collector_id = \"c\"\nstate_dir = \"/tmp/c\"\n[mqtt]\nhost = \"b\"\n[http]\n{http}\n"
         );
         CollectorConfig::from_str(&text, Path::new("collector.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn report_class_is_validated_naming_the_key() {
+        let text = |report: &str| {
+            format!("collector_id = \"c\"\nstate_dir = \"/tmp/c\"\n[mqtt]\nhost = \"b\"\n[report]\n{report}\n")
+        };
+        let ok = CollectorConfig::from_str(&text("ashrae_class = \"a3\""), Path::new("c.toml"))
+            .map(|c| c.raw.report.class());
+        assert_eq!(ok.ok(), Some(AshraeClass::A3));
+        let err = CollectorConfig::from_str(&text("ashrae_class = \"B\""), Path::new("c.toml"))
+            .map(|_| ())
+            .expect_err("class B is not supported")
+            .to_string();
+        assert!(
+            err.contains("report.ashrae_class") && err.contains("A4"),
+            "{err}"
+        );
+        let err = CollectorConfig::from_str(&text("stale_after = \"0s\""), Path::new("c.toml"))
+            .map(|_| ())
+            .expect_err("zero")
+            .to_string();
+        assert!(err.contains("report.stale_after"), "{err}");
+        let default = load("").map(|c| c.raw.report.class());
+        assert_eq!(default, Ok(AshraeClass::A1));
     }
 
     #[test]
