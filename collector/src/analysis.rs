@@ -83,6 +83,8 @@ pub struct Analysis {
     problem_rules: ProblemRules,
     /// How inputs are split into scopes (follows from the problem rules).
     partition: Partition,
+    /// How problems' recurrence signatures are judged (site time zone, minimum, alpha).
+    signature: crate::recurrence::SignatureSettings,
     /// Every incident-relevant event ingested, in application order (the scopes hold keys).
     events: BTreeMap<OrderKey, StoredEvent>,
     /// `(agent, seq)` of every event in `events`, to drop duplicates.
@@ -113,6 +115,7 @@ impl Analysis {
             partition: Partition::for_rules(&problem_rules),
             incident_rules,
             problem_rules,
+            signature: crate::recurrence::SignatureSettings::default(),
             events: BTreeMap::new(),
             seen: HashSet::new(),
             actions: BTreeMap::new(),
@@ -123,6 +126,16 @@ impl Analysis {
             rebuilds: 0,
             bulk: None,
         }
+    }
+
+    /// Judges problems' recurrence signatures with `settings` instead of the defaults (UTC,
+    /// at least 4 incidents, α = 0.05). Read-side only: no engine state depends on it.
+    pub fn with_signature_settings(
+        mut self,
+        settings: crate::recurrence::SignatureSettings,
+    ) -> Self {
+        self.signature = settings;
+        self
     }
 
     /// Starts loading in bulk (the rebuild from the store at startup or after a reload): inputs
@@ -336,14 +349,15 @@ impl Analysis {
 
     /// A problem with its probable cause filled in from its incidents.
     fn with_cause(&self, shard: &Shard, problem: &Problem) -> Problem {
-        let causes: Vec<ProbableCause> = problem
+        let incidents: Vec<Incident> = problem
             .incidents
             .iter()
             .filter_map(|id| shard.incidents.incident(id, Timestamp(i64::MAX)))
-            .map(|i| self.cause_of(&i))
             .collect();
+        let causes: Vec<ProbableCause> = incidents.iter().map(|i| self.cause_of(i)).collect();
         let mut problem = problem.clone();
         problem.probable_cause = crate::cause::of_problem(&causes);
+        problem.signature = Some(self.signature_of(&incidents));
         let delivered = self
             .notifications
             .get(&problem.id)
@@ -351,6 +365,22 @@ impl Analysis {
             .unwrap_or_default();
         problem.chronicle = problem_chronicle(&problem, delivered);
         problem
+    }
+
+    /// The recurrence signature of a problem's incidents, from their timelines' events.
+    fn signature_of(&self, incidents: &[Incident]) -> crate::recurrence::Signature {
+        let points: Vec<crate::recurrence::IncidentPoint> = incidents
+            .iter()
+            .map(|i| {
+                let events: Vec<&StoredEvent> = i
+                    .timeline
+                    .iter()
+                    .filter_map(|t| self.events.get(&(t.ts, t.agent.clone(), t.seq)))
+                    .collect();
+                crate::recurrence::IncidentPoint::of_events(i.opened_at, &events)
+            })
+            .collect();
+        crate::recurrence::signature(&points, &self.signature)
     }
 
     /// Events held with event time in `[from, to)`.
@@ -496,6 +526,9 @@ fn problem_chronicle(problem: &Problem, notifications: &[ActionRecord]) -> Vec<C
             kind: ChronicleKind::Notification,
             text: r.text.clone(),
         }))
+        .chain(crate::chronicle::signature_entry(
+            problem.signature.as_ref(),
+        ))
         .collect();
     all.sort_by_key(|e| (e.at, e.kind));
     all

@@ -22,6 +22,9 @@ pub enum ChronicleKind {
     Operator,
     /// A notification sent to a pager.
     Notification,
+    /// What the analysis concluded about a problem from its incidents and its zone's data
+    /// (recurrence signature, fix verification); last within its millisecond.
+    Finding,
 }
 
 /// One line of a chronicle.
@@ -35,4 +38,19 @@ pub struct ChronicleEntry {
     pub kind: ChronicleKind,
     /// What happened, in words.
     pub text: String,
+}
+
+/// The chronicle line of a problem's recurrence signature, at the opening of its latest
+/// incident: the signature in words, as the engine judged it then.
+pub fn signature_entry(signature: Option<&crate::recurrence::Signature>) -> Option<ChronicleEntry> {
+    let signature = signature?;
+    Some(ChronicleEntry {
+        at: signature.last_at?,
+        who: crate::model::ENGINE_ACTOR.to_string(),
+        kind: ChronicleKind::Finding,
+        text: format!(
+            "recurrence signature over {} incidents: {}",
+            signature.incidents, signature.summary
+        ),
+    })
 }

@@ -28,6 +28,7 @@ pub mod operator_api;
 pub mod pager_tls;
 pub mod pagers;
 pub mod postmortem;
+pub mod problem_text;
 pub mod problems;
 pub mod recurrence;
 pub mod refusal;
@@ -49,5 +50,7 @@ pub mod verification;
 mod lifecycle_tests;
 #[cfg(test)]
 mod pager_tests;
+#[cfg(test)]
+mod story_tests;
 
 pub use daemon::RunningCollector;

@@ -27,6 +27,7 @@ fn kind_label(kind: ChronicleKind) -> &'static str {
         ChronicleKind::StateChange => "state",
         ChronicleKind::Operator => "operator",
         ChronicleKind::Notification => "notification",
+        ChronicleKind::Finding => "finding",
     }
 }
 
@@ -131,6 +132,14 @@ pub fn problem_postmortem(problem: &Problem, incidents: &[Incident]) -> String {
     }
     out.push('\n');
     cause_section(&mut out, problem.probable_cause.as_ref());
+    let signature = crate::problem_text::signature_lines(problem);
+    if !signature.is_empty() {
+        let _ = writeln!(out, "## Recurrence signature\n");
+        for text in signature {
+            let _ = writeln!(out, "- {text}");
+        }
+        out.push('\n');
+    }
     let _ = writeln!(
         out,
         "## History\n\n| time (UTC) | who | what |\n|---|---|---|"

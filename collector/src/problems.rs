@@ -109,7 +109,7 @@ pub enum ProblemTrigger {
 }
 
 /// A problem record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Problem {
     /// Stable id, e.g. `prb-dc1-z1-thermal-1764072000000`.
     pub id: String,
@@ -143,6 +143,10 @@ pub struct Problem {
     /// Probable cause explained from the evidence of its incidents (filled by the analysis).
     #[serde(default)]
     pub probable_cause: Option<ProbableCause>,
+    /// When and where its incidents happen and whether their peaks worsen (filled by the
+    /// analysis from its incidents, see [`crate::recurrence`]).
+    #[serde(default)]
+    pub signature: Option<crate::recurrence::Signature>,
     /// Its history merged with the pager deliveries about it, in time order (filled by the
     /// analysis, see [`crate::analysis::Analysis`]).
     #[serde(default)]
@@ -602,6 +606,7 @@ impl ProblemEngine {
                 text: format!("opened: {reason}"),
             }],
             probable_cause: None,
+            signature: None,
             chronicle: Vec::new(),
         });
         self.by_id.insert(id.clone(), index);

@@ -24,8 +24,10 @@
 //! Fewer than `min_incidents` incidents are too few to call a pattern: the signature then says
 //! so and makes no time-of-day or trend claim.
 
-use coldaisle_core::Timestamp;
-use serde::Serialize;
+use crate::model::StoredEvent;
+use coldaisle_core::wire::Payload;
+use coldaisle_core::{EventState, Timestamp};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::f64::consts::PI;
 
@@ -66,6 +68,38 @@ impl IncidentPoint {
     }
 }
 
+impl IncidentPoint {
+    /// The point of an incident that opened at `opened_at` with these events (its timeline):
+    /// every raised sensor event that names a rack counts for that rack, with the highest value
+    /// it raised at as the rack's peak.
+    pub fn of_events(opened_at: Timestamp, events: &[&StoredEvent]) -> IncidentPoint {
+        let mut peaks: BTreeMap<&str, f64> = BTreeMap::new();
+        for event in events {
+            let Payload::SensorEvent(s) = &event.payload else {
+                continue;
+            };
+            let Some(rack) = s.location.rack.as_deref() else {
+                continue;
+            };
+            if s.state != EventState::Raised || !s.value.is_finite() {
+                continue;
+            }
+            let peak = peaks.entry(rack).or_insert(f64::NEG_INFINITY);
+            *peak = peak.max(s.value);
+        }
+        IncidentPoint {
+            opened_at,
+            racks: peaks
+                .into_iter()
+                .map(|(rack, peak)| RackPeak {
+                    rack: rack.to_string(),
+                    peak,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// How the signature is judged.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SignatureSettings {
@@ -88,7 +122,7 @@ impl Default for SignatureSettings {
 }
 
 /// A window of local clock time: `start_hour` to `start_hour + hours` (mod 24).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HourWindow {
     /// First hour of the window (0–23, local).
     pub start_hour: u32,
@@ -112,7 +146,7 @@ impl HourWindow {
 }
 
 /// The time-of-day profile and its Rayleigh test.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimeOfDay {
     /// Circular mean of the local open times, in hours (0 ≤ h < 24).
     pub mean_hour: f64,
@@ -131,7 +165,7 @@ pub struct TimeOfDay {
 }
 
 /// Incidents per local day of week and the weekday share's binomial test.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DayOfWeek {
     /// Incidents per day, Monday first.
     pub by_day: [usize; 7],
@@ -143,7 +177,7 @@ pub struct DayOfWeek {
 }
 
 /// A rack's part in the problem.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RackRank {
     /// Rack id.
     pub rack: String,
@@ -154,7 +188,7 @@ pub struct RackRank {
 }
 
 /// Direction of the peaks' trend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrendDirection {
     /// Peaks rise significantly from incident to incident.
@@ -166,7 +200,7 @@ pub enum TrendDirection {
 }
 
 /// The Mann–Kendall test and Theil–Sen slope of the incident peaks.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeakTrend {
     /// Incidents with a known peak.
     pub n: usize,
@@ -183,10 +217,13 @@ pub struct PeakTrend {
 }
 
 /// The recurrence signature of a problem.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signature {
     /// Incidents considered.
     pub incidents: usize,
+    /// When the latest of them opened (None without incidents).
+    #[serde(default)]
+    pub last_at: Option<Timestamp>,
     /// Whether there were enough incidents to judge a pattern or a trend.
     pub enough: bool,
     /// Time-of-day profile (None when too few incidents).
@@ -234,6 +271,7 @@ pub fn signature(incidents: &[IncidentPoint], settings: &SignatureSettings) -> S
     );
     Signature {
         incidents: n,
+        last_at: sorted.last().map(|i| i.opened_at),
         enough,
         time_of_day,
         day_of_week,

@@ -178,6 +178,13 @@ pub fn render_problem(problem: &Problem) -> String {
             line(&mut out, format!("    {id}"));
         }
     }
+    let signature = crate::problem_text::signature_lines(problem);
+    if !signature.is_empty() {
+        line(&mut out, "  recurrence signature:".to_string());
+        for text in signature {
+            line(&mut out, format!("    {text}"));
+        }
+    }
     out
 }
 
@@ -376,6 +383,9 @@ mod tests {
         assert!(lines[5].starts_with("  reason:      critical thermal incident"));
         assert_eq!(lines[6], "  linked incidents (1):");
         assert_eq!(lines[7], format!("    {}", problem.incidents[0]));
-        assert_eq!(lines.len(), 8);
+        assert_eq!(lines[8], "  recurrence signature:");
+        assert!(lines[9].contains("too few to call a pattern"), "{text}");
+        assert!(lines[10].starts_with("    racks: "), "{text}");
+        assert_eq!(lines.len(), 11);
     }
 }

@@ -1,0 +1,54 @@
+//! A problem's recurrence signature (and, once written, its fix verification) as lines of
+//! text, shared by the terminal rendering ([`crate::render`]), the Markdown postmortem
+//! ([`crate::postmortem`]) and the reports, so all of them say the same thing.
+//!
+//! Pure: reads only the [`Problem`] the analysis returned.
+
+use crate::problems::Problem;
+
+/// The signature in lines: when the incidents happen (with the test and its p-value, or "too
+/// few incidents to call a pattern"), by day, the racks ranked, and the peaks' trend. Empty
+/// when the problem carries no signature.
+pub fn signature_lines(problem: &Problem) -> Vec<String> {
+    problem
+        .signature
+        .as_ref()
+        .map(|s| s.summary.split("; ").map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::recurrence::{signature, IncidentPoint, RackPeak, SignatureSettings};
+    use coldaisle_core::Timestamp;
+
+    #[test]
+    fn signature_lines_are_the_summary_parts() {
+        let points: Vec<IncidentPoint> = (0..2)
+            .map(|d| IncidentPoint {
+                opened_at: Timestamp(1_793_577_600_000 + d * 86_400_000),
+                racks: vec![RackPeak {
+                    rack: "R07".into(),
+                    peak: 29.0,
+                }],
+            })
+            .collect();
+        let mut problem: Problem = serde_json::from_value(serde_json::json!({
+            "id": "prb-x", "fingerprint": {"site": "dc1", "zone": "Z1", "category": "thermal"},
+            "status": "open", "opened_at": 0, "trigger": "recurrence", "reason": "r",
+            "incidents": []
+        }))
+        .unwrap();
+        assert!(signature_lines(&problem).is_empty());
+        problem.signature = Some(signature(&points, &SignatureSettings::default()));
+        let lines = signature_lines(&problem);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].contains("too few to call a pattern"), "{lines:?}");
+        assert!(
+            lines[1].starts_with("racks: R07 (2, peak 29.0)"),
+            "{lines:?}"
+        );
+    }
+}

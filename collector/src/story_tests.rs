@@ -1,0 +1,139 @@
+//! Tests of what a problem says about itself, fed through [`crate::analysis::Analysis`] as a
+//! replay would feed it: its recurrence signature (issue 19), in the API record, the
+//! chronicle, the postmortem and the rendering, the same after a rebuild in another order.
+
+#![allow(clippy::unwrap_used)]
+
+use crate::analysis::{Analysis, StoredEvent};
+use crate::incidents::tests::{sensor, MIN, T0};
+use crate::incidents::IncidentRules;
+use crate::problems::ProblemRules;
+use crate::recurrence::TrendDirection;
+use coldaisle_core::{EventState, Severity};
+
+const DAY: i64 = 86_400_000;
+/// 14:30 UTC on T0's day (T0 is Tuesday 2025-11-25 12:00 UTC).
+const AFTERNOON: i64 = T0 + 150 * MIN;
+
+/// Excursions of Z1's `r1-inlet` opening at `days` after [`AFTERNOON`], 20 minutes each,
+/// with rising peaks.
+fn excursions(days: &[i64]) -> Vec<StoredEvent> {
+    let mut events = Vec::new();
+    for (k, day) in days.iter().enumerate() {
+        let start = AFTERNOON + day * DAY;
+        let seq = 10 * k as u64;
+        let peak = 28.0 + k as f64;
+        events.push(sensor(
+            "a1",
+            seq,
+            "Z1",
+            "r1-inlet",
+            EventState::Raised,
+            Severity::Warning,
+            peak,
+            start,
+        ));
+        events.push(sensor(
+            "a1",
+            seq + 1,
+            "Z1",
+            "r1-inlet",
+            EventState::Cleared,
+            Severity::Warning,
+            26.0,
+            start + 20 * MIN,
+        ));
+    }
+    events
+}
+
+fn analysis_of(events: impl IntoIterator<Item = StoredEvent>) -> Analysis {
+    let mut a = Analysis::new(IncidentRules::default(), ProblemRules::default());
+    for e in events {
+        a.ingest(e);
+    }
+    a
+}
+
+#[test]
+fn a_problem_carries_its_signature_everywhere_and_a_rebuild_gives_the_same() {
+    // Tuesday to Friday and the next Monday and Tuesday, each at 14:30.
+    let events = excursions(&[0, 1, 2, 3, 6, 7]);
+    let a = analysis_of(events.clone());
+    let problems = a.problems();
+    assert_eq!(problems.len(), 1);
+    let problem = &problems[0];
+    let signature = problem.signature.as_ref().unwrap();
+    assert_eq!(signature.incidents, 6);
+    assert!(signature.enough);
+    let time = signature.time_of_day.as_ref().unwrap();
+    assert!(time.concentrated && time.p_value < 0.001, "{time:?}");
+    let window = time.window.unwrap();
+    assert_eq!((window.start_hour, window.hours, window.count), (14, 1, 6));
+    assert!(
+        signature.summary.starts_with(
+            "6 of 6 incidents between 14:00 and 15:00 on weekdays (Rayleigh test p = < 0.001"
+        ),
+        "{}",
+        signature.summary
+    );
+    assert_eq!(signature.racks[0].rack, "R1");
+    assert_eq!(signature.racks[0].incidents, 6);
+    assert_eq!(
+        signature.trend.as_ref().unwrap().direction,
+        TrendDirection::Worsening
+    );
+
+    // The chronicle says it at the latest incident's opening, the postmortem and the
+    // terminal rendering carry it, the API record (JSON) holds it.
+    let line = problem
+        .chronicle
+        .iter()
+        .find(|c| {
+            c.text
+                .starts_with("recurrence signature over 6 incidents: 6 of 6")
+        })
+        .unwrap();
+    assert_eq!(line.at.0, AFTERNOON + 7 * DAY);
+    let postmortem = crate::postmortem::problem_postmortem(problem, &a.incidents(line.at));
+    assert!(
+        postmortem.contains(
+            "## Recurrence signature\n\n- 6 of 6 incidents between 14:00 and 15:00 on weekdays"
+        ),
+        "{postmortem}"
+    );
+    assert!(
+        postmortem.contains("- peaks getting worse: +1.00 per incident"),
+        "{postmortem}"
+    );
+    let rendered = crate::render::render_problem(problem);
+    assert!(
+        rendered.contains("  recurrence signature:\n    6 of 6 incidents"),
+        "{rendered}"
+    );
+    let json = serde_json::to_value(problem).unwrap();
+    assert_eq!(json["signature"]["time_of_day"]["window"]["start_hour"], 14);
+
+    // Any arrival order gives the same record.
+    let reversed = analysis_of(events.into_iter().rev());
+    assert_eq!(
+        serde_json::to_string(&reversed.problems()).unwrap(),
+        serde_json::to_string(&problems).unwrap()
+    );
+}
+
+#[test]
+fn three_incidents_are_too_few_to_call_a_pattern() {
+    let a = analysis_of(excursions(&[0, 1, 2]));
+    let problem = a.problems().remove(0);
+    let signature = problem.signature.as_ref().unwrap();
+    assert!(!signature.enough);
+    assert!(signature.time_of_day.is_none() && signature.trend.is_none());
+    assert!(
+        signature
+            .summary
+            .starts_with("3 incidents: too few to call a pattern (at least 4 needed)"),
+        "{}",
+        signature.summary
+    );
+}
