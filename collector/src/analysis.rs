@@ -128,6 +128,12 @@ impl Analysis {
         }
     }
 
+    /// How problems' recurrence signatures are judged (carried over when a checkpoint
+    /// replaces the analysis).
+    pub fn signature_settings(&self) -> &crate::recurrence::SignatureSettings {
+        &self.signature
+    }
+
     /// Judges problems' recurrence signatures with `settings` instead of the defaults (UTC,
     /// at least 4 incidents, α = 0.05). Read-side only: no engine state depends on it.
     pub fn with_signature_settings(

@@ -200,7 +200,8 @@ fn restore(state: &mut CollectorState, body: Body) -> Result<(), CheckpointError
         body.analysis,
         state.analysis.incident_rules(),
         state.analysis.problem_rules(),
-    )?;
+    )?
+    .with_signature_settings(*state.analysis.signature_settings());
     state.analysis = analysis;
     state.latest_event = body.latest_event;
     for summary in body.summaries {

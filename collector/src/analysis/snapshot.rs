@@ -106,6 +106,9 @@ impl Analysis {
             notifications: HashMap::new(),
             rebuilds: snapshot.rebuilds,
             bulk: None,
+            // Read-side settings, not state: the caller keeps its own (see
+            // `Analysis::signature_settings`).
+            signature: crate::recurrence::SignatureSettings::default(),
         })
     }
 
