@@ -29,6 +29,9 @@ const RACKS: [(&str, f64, &str, &str); 3] = [
 /// The operator note the problem's chronicle must show.
 const NOTE: &str = "e2e: blanking panels ordered for R2 and R3";
 
+/// The comment of the silence the silences page must list.
+const SILENCE: &str = "e2e: CRAC filter change";
+
 fn agent_config(dir: &Path, mqtt_port: u16, snmp_port: u16) -> String {
     let mut text = format!(
         r#"agent_id = "web-agent"
@@ -236,6 +239,17 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
         note.body_mut().read_to_string()?
     );
 
+    let mut silence = ureq::post(&format!("{api}/api/v1/silences"))
+        .header("authorization", &format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .send(json!({ "zone": "Z1", "duration": "2h", "comment": SILENCE }).to_string())?;
+    assert_eq!(
+        silence.status().as_u16(),
+        200,
+        "{}",
+        silence.body_mut().read_to_string()?
+    );
+
     let driver = ChromeDriver::start(&dir.path().join("chromedriver.log"))?;
     let browser = driver.session()?;
     browser.viewport(1280, 800)?;
@@ -328,6 +342,20 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
     assert_eq!(chart["band"], "hot", "{chart}");
     save_screenshot(&browser, "dashboard-rack-1280x800.png")?;
 
+    // The silences page lists the active silence.
+    open(&browser, &api, "#/silences")?;
+    let silences = browser.execute(
+        "return [...document.querySelectorAll('main tbody tr')].map(r => r.innerText)",
+        json!([]),
+    )?;
+    assert!(
+        silences.as_array().is_some_and(|rows| rows.iter().any(|r| {
+            let r = r.as_str().unwrap_or_default();
+            r.contains(SILENCE) && r.contains("active") && r.contains("Z1")
+        })),
+        "{silences}"
+    );
+
     // Phone width: one column, nothing wider than the screen.
     browser.viewport(390, 844)?;
     open(&browser, &api, "#/")?;
@@ -347,5 +375,82 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
     save_screenshot(&browser, "dashboard-overview-390x844.png")?;
     open(&browser, &api, &format!("#/problem/{problem}"))?;
     save_screenshot(&browser, "dashboard-problem-390x844.png")?;
+    Ok(())
+}
+
+/// `demo --serve`: after the story it prints the dashboard's URL, the page and the API answer
+/// there, and Ctrl-C (SIGINT) ends the demo with success.
+#[test]
+fn demo_serve_prints_the_dashboard_url_and_stops_on_ctrl_c() -> Result<()> {
+    use std::io::BufRead as _;
+    let mut demo = std::process::Command::new(crate::support::binary("coldaisle-demo")?)
+        .args(["demo", "--serve"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let stdout = demo.stdout.take().context("demo stdout")?;
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let url = loop {
+        match lines.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                if let Some(rest) = line.strip_prefix("dashboard: ") {
+                    break rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                }
+                seen.push(line);
+            }
+            Err(e) => {
+                let _ = demo.kill();
+                anyhow::bail!(
+                    "no dashboard URL from demo --serve ({e}); it printed:\n{}",
+                    seen.join("\n")
+                );
+            }
+        }
+    };
+    let served = (|| -> Result<()> {
+        assert!(
+            url.starts_with("http://127.0.0.1:") && url.ends_with("/ui/"),
+            "{url}"
+        );
+        let mut page = ureq::get(&url).call()?;
+        assert!(page.body_mut().read_to_string()?.contains("app.js"));
+        let api = url.trim_end_matches("/ui/");
+        let problems = get_json(&format!("{api}/api/v1/problems"))?;
+        assert_eq!(problems.as_array().map(Vec::len), Some(1), "{problems}");
+        Ok(())
+    })();
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &demo.id().to_string()])
+        .status()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = demo.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = demo.kill();
+            anyhow::bail!("demo --serve still running 30 s after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    served?;
+    assert!(signalled.success());
+    assert!(status.success(), "demo ended with {status}");
     Ok(())
 }
