@@ -1,5 +1,5 @@
-//! The web dashboard in a real browser: mosquitto, snmpd serving three rack inlets (one in each
-//! ASHRAE band), our agent and collector (with an API token), and headless Chromium driven
+//! The web dashboard in a real browser: mosquitto, snmpd serving four rack inlets (in four
+//! ASHRAE bands), our agent and collector (with an API token), and headless Chromium driven
 //! over WebDriver by `chromedriver`. It signs in with the token, then checks what the pages
 //! show: the heat map's rack colours against the fed temperatures, the open incident in the
 //! incident list, an operator note in a problem's chronicle, the rack chart, and the layout at
@@ -20,10 +20,11 @@ const PROBE_TEMP: &str = "1.3.6.1.4.1.318.1.1.26.10.2.2.1.8";
 
 /// The fed inlet temperatures (°C), the band the page must show and its colour
 /// (`collector/assets/style.css`, ASHRAE A1 by default).
-const RACKS: [(&str, f64, &str, &str); 3] = [
+const RACKS: [(&str, f64, &str, &str); 4] = [
     ("R1", 22.0, "ok", "rgb(46, 125, 50)"),
     ("R2", 29.5, "warm", "rgb(249, 168, 37)"),
     ("R3", 34.5, "hot", "rgb(198, 40, 40)"),
+    ("R4", 16.5, "cool", "rgb(100, 181, 246)"),
 ];
 
 /// The operator note the problem's chronicle must show.
@@ -222,10 +223,11 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
             .and_then(|p| p["id"].as_str().map(str::to_string))
     })
     .with_context(logs)?;
-    wait_for("three racks with readings", Duration::from_secs(30), || {
+    wait_for("every rack with a reading", Duration::from_secs(30), || {
         let report = get_authed(&format!("{api}/api/v1/zones/Z1/report"), &token).ok()?;
         let racks = report["racks"].as_array()?;
-        (racks.len() == 3 && racks.iter().all(|r| r["inlet_last"].is_number())).then_some(())
+        (racks.len() == RACKS.len() && racks.iter().all(|r| r["inlet_last"].is_number()))
+            .then_some(())
     })
     .with_context(logs)?;
     let mut note = ureq::post(&format!("{api}/api/v1/problems/{problem}/notes"))
@@ -371,7 +373,7 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
         "no sideways scroll: {layout}"
     );
     assert_eq!(layout["columns"], 2, "{layout}");
-    assert_eq!(layout["tiles"], 3, "{layout}");
+    assert_eq!(layout["tiles"], RACKS.len(), "{layout}");
     save_screenshot(&browser, "dashboard-overview-390x844.png")?;
     open(&browser, &api, &format!("#/problem/{problem}"))?;
     save_screenshot(&browser, "dashboard-problem-390x844.png")?;
