@@ -4,7 +4,8 @@
 #   ./test.sh                 # everything
 #   ./test.sh peers           # extra arguments go to `cargo test --workspace`
 #
-# - Debian packages for the real peers (mosquitto, snmpd, ...), installed only if a command is
+# - Debian packages for the real peers (mosquitto, snmpd, ..., chromium + chromium-driver for the
+#   dashboard's browser test), installed only if a command is
 #   missing (apt-get update once, then apt-get install; sudo only when not root).
 # - .venv with pymodbus==3.16.1 and pyserial (used by tests/peers/modbus_server.py), created or fixed only
 #   when missing or at another version.
@@ -55,7 +56,8 @@ missing_packages() {
     for pair in mosquitto:mosquitto mosquitto_passwd:mosquitto \
         mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients \
         snmpd:snmpd snmpget:snmp snmpwalk:snmp socat:socat mbpoll:mbpoll \
-        prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd; do
+        prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd \
+        chromium:chromium chromedriver:chromium-driver; do
         command=${pair%%:*}
         package=${pair#*:}
         have "$command" || echo "$package"

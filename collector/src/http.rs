@@ -105,7 +105,8 @@ impl ApiOptions {
 /// Body limit of [`ApiOptions::new`] (the config's default too).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The router of the API: `/healthz` open, every other route behind [`crate::auth::require`].
+/// The router of the API: `/healthz` and the dashboard's assets ([`crate::dashboard`], no data)
+/// open, every other route behind [`crate::auth::require`].
 pub fn router(options: ApiOptions) -> Router {
     let mut api = Router::new()
         .route("/api/v1/zones", get(list_zones))
@@ -139,6 +140,7 @@ pub fn router(options: ApiOptions) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(api)
+        .merge(crate::dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

@@ -15,6 +15,7 @@ pub mod cause;
 pub mod checkpoint;
 pub mod chronicle;
 pub mod daemon;
+pub mod dashboard;
 pub mod history_api;
 pub mod http;
 pub mod identity;

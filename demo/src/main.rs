@@ -2,7 +2,8 @@
 //! colo site (SNMP PDUs and a Modbus InRow cooler on loopback), an embedded MQTT broker, one
 //! agent and one collector, plays a time-compressed scenario — zone Z1 overheats three times
 //! (an airflow problem), zone Z2 has one isolated spike — and ends with the zone reports and
-//! the single problem record for Z1.
+//! the single problem record for Z1. With `--serve` the site keeps running afterwards and the
+//! collector's web dashboard stays up until Ctrl-C.
 
 mod broker;
 mod scenario;
@@ -25,6 +26,10 @@ enum Command {
         /// Keep the demo's state directory instead of deleting it.
         #[arg(long)]
         keep_state: bool,
+        /// After the story, keep the simulated site, agent and collector running and print the
+        /// web dashboard's URL; Ctrl-C ends the demo.
+        #[arg(long)]
+        serve: bool,
     },
 }
 
@@ -35,7 +40,7 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let Command::Demo { keep_state } = Cli::parse().command;
+    let Command::Demo { keep_state, serve } = Cli::parse().command;
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -43,7 +48,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(scenario::run(keep_state)) {
+    match runtime.block_on(scenario::run(keep_state, serve)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -35,8 +35,9 @@ const STEPS: &[Step] = &[
 /// Longest the demo waits for the collector to settle after the last step.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(40);
 
-/// Runs the whole demo.
-pub async fn run(keep_state: bool) -> anyhow::Result<()> {
+/// Runs the whole demo; with `serve`, then keeps the site running with the dashboard up until
+/// Ctrl-C.
+pub async fn run(keep_state: bool, serve: bool) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("coldaisle-demo-")
         .tempdir()
@@ -96,7 +97,12 @@ pub async fn run(keep_state: bool) -> anyhow::Result<()> {
         }
         sleep(Duration::from_millis(250)).await;
     }
-    agent.shutdown().await;
+    let agent = if serve {
+        Some(agent)
+    } else {
+        agent.shutdown().await;
+        None
+    };
 
     let outcome = {
         let state = collector.state.read().await;
@@ -117,16 +123,41 @@ pub async fn run(keep_state: bool) -> anyhow::Result<()> {
             .map(|p| p.fingerprint.zone.clone())
             .collect::<Vec<_>>()
     };
+    let story = if outcome == ["Z1"] {
+        println!("done in {:.1}s: zone Z1's recurring overheating is one problem record; zone Z2's single spike is not.",
+            started.elapsed().as_secs_f64());
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!(
+            "expected exactly one problem, for zone Z1; got problems for {outcome:?}"
+        ))
+    };
+    if let Some(agent) = agent {
+        let served = serve_until_interrupted(&collector, &site).await;
+        agent.shutdown().await;
+        served?;
+    }
     collector.shutdown().await;
     if keep_state {
         let kept = dir.keep();
         println!("state kept in {}", kept.display());
     }
-    if outcome != ["Z1"] {
-        anyhow::bail!("expected exactly one problem, for zone Z1; got problems for {outcome:?}");
-    }
-    println!("done in {:.1}s: zone Z1's recurring overheating is one problem record; zone Z2's single spike is not.",
-        started.elapsed().as_secs_f64());
+    story
+}
+
+/// Prints the dashboard's URL and waits for Ctrl-C while the site, agent and collector keep
+/// running (`site` is borrowed so its simulated devices live as long as this wait).
+async fn serve_until_interrupted(collector: &RunningCollector, site: &Site) -> anyhow::Result<()> {
+    println!();
+    println!(
+        "dashboard: http://{}/ui/  (the simulated site keeps running: {} rack PDUs and an InRow cooler; Ctrl-C ends the demo)",
+        collector.http_addr,
+        site.pdus.len()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    println!("Ctrl-C: stopping the agent and the collector");
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// `token new NAME --scopes SCOPES`: (token, tokens-file line).
-fn new_token(name: &str, scopes: &str) -> Result<(String, String)> {
+pub(crate) fn new_token(name: &str, scopes: &str) -> Result<(String, String)> {
     let out = Command::new(binary("coldaisle-collector")?)
         .args(["token", "new", name, "--scopes", scopes])
         .output()?;

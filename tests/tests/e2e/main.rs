@@ -8,6 +8,7 @@ mod support;
 // Further end-to-end areas live beside this file, one module each (e.g. `mod modbus;`).
 mod api_access;
 mod chaos;
+mod dashboard;
 mod fuzz_seeds;
 mod pagers;
 mod partition;

@@ -1,0 +1,458 @@
+//! The web dashboard in a real browser: mosquitto, snmpd serving four rack inlets (in four
+//! ASHRAE bands), our agent and collector (with an API token), and headless Chromium driven
+//! over WebDriver by `chromedriver`. It signs in with the token, then checks what the pages
+//! show: the heat map's rack colours against the fed temperatures, the open incident in the
+//! incident list, an operator note in a problem's chronicle, the rack chart, and the layout at
+//! phone width. Screenshots go to `target/test-artifacts/` (paths printed).
+
+mod webdriver;
+
+use crate::api_access::new_token;
+use crate::support::{free_port, get_json, wait_for, Daemon};
+use anyhow::{Context, Result};
+use coldaisle_testkit::peers::{Mosquitto, SnmpValue, Snmpd, SnmpdOptions};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use webdriver::{ChromeDriver, Session};
+
+const PROBE_TEMP: &str = "1.3.6.1.4.1.318.1.1.26.10.2.2.1.8";
+
+/// The fed inlet temperatures (°C), the band the page must show and its colour
+/// (`collector/assets/style.css`, ASHRAE A1 by default).
+const RACKS: [(&str, f64, &str, &str); 4] = [
+    ("R1", 22.0, "ok", "rgb(46, 125, 50)"),
+    ("R2", 29.5, "warm", "rgb(249, 168, 37)"),
+    ("R3", 34.5, "hot", "rgb(198, 40, 40)"),
+    ("R4", 16.5, "cool", "rgb(100, 181, 246)"),
+];
+
+/// The operator note the problem's chronicle must show.
+const NOTE: &str = "e2e: blanking panels ordered for R2 and R3";
+
+/// The comment of the silence the silences page must list.
+const SILENCE: &str = "e2e: CRAC filter change";
+
+fn agent_config(dir: &Path, mqtt_port: u16, snmp_port: u16) -> String {
+    let mut text = format!(
+        r#"agent_id = "web-agent"
+site = "lab1"
+state_dir = "{state}"
+summary_interval = "1s"
+resend_after = "2s"
+
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+username = "web-agent"
+password_file = "{pass}"
+
+[correlation]
+window = "30s"
+min_sensors = 2
+
+[[devices]]
+id = "pdu-a"
+protocol = "snmp"
+address = "127.0.0.1:{snmp_port}"
+zone = "Z1"
+community = "public"
+poll_interval = "300ms"
+timeout = "250ms"
+"#,
+        state = dir.join("agent-state").display(),
+        pass = dir.join("agent.pass").display(),
+    );
+    for (n, (rack, ..)) in RACKS.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[devices.points]]\nsensor = \"{r}-inlet\"\nkind = \"inlet_temp\"\nrack = \"{rack}\"\n\
+             oid = \"{PROBE_TEMP}.{i}\"\nscale = 0.1\n[devices.points.threshold]\nhigh = 27.0\n\
+             min_duration = \"500ms\"\n",
+            r = rack.to_lowercase(),
+            i = n + 1
+        ));
+    }
+    text
+}
+
+fn collector_config(dir: &Path, mqtt_port: u16, http_port: u16, tokens: &Path) -> String {
+    format!(
+        r#"collector_id = "web-collector"
+state_dir = "{state}"
+
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+username = "collector"
+password = "collector-pass"
+
+[http]
+listen = "127.0.0.1:{http_port}"
+tokens_file = "{tokens}"
+
+[incidents]
+quiet_period = "1s"
+
+# One incident is enough for a problem here, so the page has a chronicle to show.
+[problems]
+min_incidents = 1
+window = "30d"
+"#,
+        state = dir.join("collector-state").display(),
+        tokens = tokens.display(),
+    )
+}
+
+/// GET `url` with the bearer `token`, as JSON.
+fn get_authed(url: &str, token: &str) -> Result<Value> {
+    let mut response = ureq::get(url)
+        .header("authorization", &format!("Bearer {token}"))
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    Ok(serde_json::from_str(
+        &response.body_mut().read_to_string()?,
+    )?)
+}
+
+/// Where screenshots go: `target/test-artifacts/` of the build (`CARGO_TARGET_DIR` if set).
+fn artifacts_dir() -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn save_screenshot(browser: &Session, name: &str) -> Result<PathBuf> {
+    let path = artifacts_dir()?.join(name);
+    std::fs::write(&path, browser.screenshot()?)?;
+    println!("screenshot: {}", path.display());
+    Ok(path)
+}
+
+/// Navigates to `hash` and waits until the page rendered it (`main[data-ready]`).
+fn open(browser: &Session, base: &str, hash: &str) -> Result<()> {
+    browser.goto(&format!("{base}/ui/{hash}"))?;
+    browser.wait_for(
+        &format!("page {hash}"),
+        Duration::from_secs(20),
+        &format!(
+            "return document.getElementById('view').dataset.ready === {} || null",
+            json!(hash)
+        ),
+    )?;
+    Ok(())
+}
+
+#[test]
+fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = Mosquitto::start(&[("web-agent", "agent-pass"), ("collector", "collector-pass")])?;
+    let mut values = std::collections::BTreeMap::new();
+    for (n, (_, celsius, ..)) in RACKS.iter().enumerate() {
+        values.insert(
+            format!("{PROBE_TEMP}.{}", n + 1),
+            SnmpValue::Integer((celsius * 10.0).round() as i32),
+        );
+    }
+    let snmpd = Snmpd::start(SnmpdOptions {
+        values,
+        ..SnmpdOptions::default()
+    })?;
+    let (token, line) = new_token("ops", "read,operate")?;
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, format!("{line}\n"))?;
+    std::fs::write(dir.path().join("agent.pass"), "agent-pass\n")?;
+    let http_port = free_port()?;
+    let api = format!("http://127.0.0.1:{http_port}");
+    let collector_toml = dir.path().join("collector.toml");
+    std::fs::write(
+        &collector_toml,
+        collector_config(dir.path(), broker.port(), http_port, &tokens),
+    )?;
+    let agent_toml = dir.path().join("agent.toml");
+    std::fs::write(
+        &agent_toml,
+        agent_config(dir.path(), broker.port(), snmpd.port()),
+    )?;
+    let collector = Daemon::start(
+        "coldaisle-collector",
+        &collector_toml,
+        &dir.path().join("collector.log"),
+    )?;
+    wait_for("collector API", Duration::from_secs(20), || {
+        get_json(&format!("{api}/healthz")).ok().or_else(|| {
+            ureq::get(&format!("{api}/healthz"))
+                .call()
+                .ok()
+                .map(|_| Value::Null)
+        })
+    })?;
+    let agent = Daemon::start(
+        "coldaisle-agent",
+        &agent_toml,
+        &dir.path().join("agent.log"),
+    )?;
+
+    // The scenario as the API sees it: three racks read, an open thermal incident, a problem.
+    let logs = || {
+        format!(
+            "agent log:\n{}\ncollector log:\n{}",
+            agent.log_tail(),
+            collector.log_tail()
+        )
+    };
+    let incident = wait_for("an open thermal incident", Duration::from_secs(30), || {
+        let list = get_authed(
+            &format!("{api}/api/v1/incidents?status=open&zone=Z1"),
+            &token,
+        )
+        .ok()?;
+        list.as_array()?
+            .iter()
+            .find(|i| i["fingerprint"]["category"] == "thermal")
+            .and_then(|i| i["id"].as_str().map(str::to_string))
+    })
+    .with_context(logs)?;
+    let problem = wait_for("its problem", Duration::from_secs(30), || {
+        let list = get_authed(&format!("{api}/api/v1/problems?zone=Z1"), &token).ok()?;
+        list.as_array()?
+            .iter()
+            .find(|p| p["fingerprint"]["category"] == "thermal")
+            .and_then(|p| p["id"].as_str().map(str::to_string))
+    })
+    .with_context(logs)?;
+    wait_for("every rack with a reading", Duration::from_secs(30), || {
+        let report = get_authed(&format!("{api}/api/v1/zones/Z1/report"), &token).ok()?;
+        let racks = report["racks"].as_array()?;
+        (racks.len() == RACKS.len() && racks.iter().all(|r| r["inlet_last"].is_number()))
+            .then_some(())
+    })
+    .with_context(logs)?;
+    let mut note = ureq::post(&format!("{api}/api/v1/problems/{problem}/notes"))
+        .header("authorization", &format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .send(json!({ "text": NOTE }).to_string())?;
+    assert_eq!(
+        note.status().as_u16(),
+        200,
+        "{}",
+        note.body_mut().read_to_string()?
+    );
+
+    let mut silence = ureq::post(&format!("{api}/api/v1/silences"))
+        .header("authorization", &format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .send(json!({ "zone": "Z1", "duration": "2h", "comment": SILENCE }).to_string())?;
+    assert_eq!(
+        silence.status().as_u16(),
+        200,
+        "{}",
+        silence.body_mut().read_to_string()?
+    );
+
+    let driver = ChromeDriver::start(&dir.path().join("chromedriver.log"))?;
+    let browser = driver.session()?;
+    browser.viewport(1280, 800)?;
+
+    // No token yet: the page asks for one; the token signs in.
+    browser.goto(&format!("{api}/ui/"))?;
+    browser.wait_for(
+        "the sign-in form",
+        Duration::from_secs(20),
+        "return document.getElementById('signin') !== null || null",
+    )?;
+    save_screenshot(&browser, "dashboard-signin-1280x800.png")?;
+    browser.type_into("#token", &token)?;
+    browser.click("#signin button[type=submit]")?;
+    browser.wait_for(
+        "the site overview",
+        Duration::from_secs(20),
+        "return document.getElementById('view').dataset.ready === '#/' || null",
+    )?;
+
+    // Heat map: each rack in the band of its fed temperature, in that band's colour.
+    open(&browser, &api, "#/zone/lab1/Z1")?;
+    let tiles = browser.execute(
+        "return [...document.querySelectorAll('.heatmap .rack')].map(e => ({
+            rack: e.dataset.rack, band: e.dataset.band, text: e.innerText,
+            colour: getComputedStyle(e).backgroundColor }))",
+        json!([]),
+    )?;
+    let tiles = tiles.as_array().context("tiles")?;
+    assert_eq!(tiles.len(), RACKS.len(), "{tiles:?}");
+    for (rack, celsius, band, colour) in RACKS {
+        let tile = tiles
+            .iter()
+            .find(|t| t["rack"] == rack)
+            .with_context(|| format!("no tile for {rack}: {tiles:?}"))?;
+        assert_eq!(tile["band"], band, "{rack} at {celsius} °C: {tile}");
+        assert_eq!(tile["colour"], colour, "{rack}: {tile}");
+        assert!(
+            tile["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(&format!("{celsius:.1} °C")),
+            "{rack} shows its temperature: {tile}"
+        );
+    }
+    save_screenshot(&browser, "dashboard-zone-1280x800.png")?;
+
+    // The incident list lists the open incident.
+    open(&browser, &api, "#/incidents")?;
+    let rows = browser.execute(
+        "return [...document.querySelectorAll('#incident-list tbody tr')].map(r => r.innerText)",
+        json!([]),
+    )?;
+    let open_row = rows
+        .as_array()
+        .context("rows")?
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|r| r.contains(&incident))
+        .with_context(|| format!("incident {incident} not listed: {rows}"))?;
+    assert!(open_row.contains("open"), "{open_row}");
+    save_screenshot(&browser, "dashboard-incidents-1280x800.png")?;
+
+    // The problem's chronicle shows the operator's note.
+    open(&browser, &api, &format!("#/problem/{problem}"))?;
+    let chronicle = browser.execute(
+        "return [...document.querySelectorAll('#chronicle li')].map(l => ({kind: l.dataset.kind, text: l.innerText}))",
+        json!([]),
+    )?;
+    let entries = chronicle.as_array().context("chronicle")?;
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["kind"] == "operator"
+                && e["text"].as_str().unwrap_or_default().contains(NOTE)),
+        "the note is in the chronicle: {chronicle}"
+    );
+    save_screenshot(&browser, "dashboard-problem-1280x800.png")?;
+
+    // The rack page draws its 24-hour chart from the roll-ups.
+    open(&browser, &api, "#/rack/lab1/Z1/R3")?;
+    let chart = browser.execute(
+        "const box = document.getElementById('rack-chart');
+         return {points: Number(box.dataset.points), svg: box.querySelectorAll('svg polyline').length,
+                 band: document.getElementById('rack-now').dataset.band}",
+        json!([]),
+    )?;
+    assert!(chart["points"].as_u64() >= Some(1), "{chart}");
+    assert!(chart["svg"].as_u64() >= Some(1), "{chart}");
+    assert_eq!(chart["band"], "hot", "{chart}");
+    save_screenshot(&browser, "dashboard-rack-1280x800.png")?;
+
+    // The silences page lists the active silence.
+    open(&browser, &api, "#/silences")?;
+    let silences = browser.execute(
+        "return [...document.querySelectorAll('main tbody tr')].map(r => r.innerText)",
+        json!([]),
+    )?;
+    assert!(
+        silences.as_array().is_some_and(|rows| rows.iter().any(|r| {
+            let r = r.as_str().unwrap_or_default();
+            r.contains(SILENCE) && r.contains("active") && r.contains("Z1")
+        })),
+        "{silences}"
+    );
+
+    // Phone width: one column, nothing wider than the screen.
+    browser.viewport(390, 844)?;
+    open(&browser, &api, "#/")?;
+    let layout = browser.execute(
+        "return {width: window.innerWidth, scroll: document.documentElement.scrollWidth,
+                 columns: getComputedStyle(document.querySelector('.totals')).gridTemplateColumns.split(' ').length,
+                 tiles: document.querySelectorAll('.heatmap .rack').length}",
+        json!([]),
+    )?;
+    assert_eq!(layout["width"], 390, "{layout}");
+    assert!(
+        layout["scroll"].as_u64() <= Some(390),
+        "no sideways scroll: {layout}"
+    );
+    assert_eq!(layout["columns"], 2, "{layout}");
+    assert_eq!(layout["tiles"], RACKS.len(), "{layout}");
+    save_screenshot(&browser, "dashboard-overview-390x844.png")?;
+    open(&browser, &api, &format!("#/problem/{problem}"))?;
+    save_screenshot(&browser, "dashboard-problem-390x844.png")?;
+    Ok(())
+}
+
+/// `demo --serve`: after the story it prints the dashboard's URL, the page and the API answer
+/// there, and Ctrl-C (SIGINT) ends the demo with success.
+#[test]
+fn demo_serve_prints_the_dashboard_url_and_stops_on_ctrl_c() -> Result<()> {
+    use std::io::BufRead as _;
+    let mut demo = std::process::Command::new(crate::support::binary("coldaisle-demo")?)
+        .args(["demo", "--serve"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let stdout = demo.stdout.take().context("demo stdout")?;
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let url = loop {
+        match lines.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                if let Some(rest) = line.strip_prefix("dashboard: ") {
+                    break rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                }
+                seen.push(line);
+            }
+            Err(e) => {
+                let _ = demo.kill();
+                anyhow::bail!(
+                    "no dashboard URL from demo --serve ({e}); it printed:\n{}",
+                    seen.join("\n")
+                );
+            }
+        }
+    };
+    let served = (|| -> Result<()> {
+        assert!(
+            url.starts_with("http://127.0.0.1:") && url.ends_with("/ui/"),
+            "{url}"
+        );
+        let mut page = ureq::get(&url).call()?;
+        assert!(page.body_mut().read_to_string()?.contains("app.js"));
+        let api = url.trim_end_matches("/ui/");
+        let problems = get_json(&format!("{api}/api/v1/problems"))?;
+        assert_eq!(problems.as_array().map(Vec::len), Some(1), "{problems}");
+        Ok(())
+    })();
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &demo.id().to_string()])
+        .status()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = demo.try_wait()? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = demo.kill();
+            anyhow::bail!("demo --serve still running 30 s after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    served?;
+    assert!(signalled.success());
+    assert!(status.success(), "demo ended with {status}");
+    Ok(())
+}
