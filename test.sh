@@ -55,7 +55,8 @@ missing_packages() {
     for pair in mosquitto:mosquitto mosquitto_passwd:mosquitto \
         mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients \
         snmpd:snmpd snmpget:snmp snmpwalk:snmp socat:socat mbpoll:mbpoll \
-        prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd; do
+        prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd \
+        promtool:prometheus; do
         command=${pair%%:*}
         package=${pair#*:}
         have "$command" || echo "$package"

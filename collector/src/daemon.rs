@@ -68,6 +68,7 @@ pub fn empty_state(config: &CollectorConfig) -> CollectorState {
         rollups: None,
         agents: Default::default(),
         stats: Default::default(),
+        notify: Default::default(),
         latest_event: Timestamp(0),
     }
 }

@@ -13,6 +13,8 @@
 //! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id: last status, last batch, `silent` (`?silent=true` lists only silent agents) |
 //! | `GET /api/v1/stats` | ingest and analysis counters ([`ApiStats`]) |
 //! | `GET /api/v1/history?site=&zone=&rack=&sensor=&since=7d\|from=&to=` | summary figures over a period ([`crate::history_api`]) |
+//! | `GET /api/v1/openapi.json` | the OpenAPI 3 document of every route ([`crate::openapi`]) |
+//! | `GET /metrics` | Prometheus text ([`crate::prom`]) |
 //!
 //! Operator actions (POST), silences and Markdown postmortems are in [`crate::operator_api`];
 //! [`full_router`] serves both halves.
@@ -117,10 +119,13 @@ pub fn router(options: ApiOptions) -> Router {
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/history", get(history))
+        .route("/api/v1/openapi.json", get(crate::openapi::document))
+        .route("/metrics", get(prometheus))
         .with_state(Api {
             state: options.state.clone(),
             clock: options.clock.clone(),
             silence: options.silence,
+            trees: crate::prom::TreeSizeCache::default(),
         });
     if let Some(stores) = options.operator {
         api = api.merge(crate::operator_api::router(
@@ -214,6 +219,8 @@ struct Api {
     clock: Clock,
     /// When an agent counts as silent.
     silence: SilenceRule,
+    /// Store tree sizes of `/metrics`, rescanned at most once a minute.
+    trees: crate::prom::TreeSizeCache,
 }
 
 /// An error answer: a status and a JSON body `{"error": message}`.
@@ -520,6 +527,18 @@ async fn stats(State(api): State<Api>) -> Json<ApiStats> {
         open_problems,
         trees,
     })
+}
+
+async fn prometheus(State(api): State<Api>) -> Response {
+    let figures = crate::prom::figures(&api.state, &api.trees, (api.clock)()).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            coldaisle_core::prom_text::CONTENT_TYPE,
+        )],
+        crate::prom::render(&figures),
+    )
+        .into_response()
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

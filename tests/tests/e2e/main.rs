@@ -9,6 +9,7 @@ mod support;
 mod api_access;
 mod chaos;
 mod fuzz_seeds;
+mod metrics;
 mod pagers;
 mod partition;
 mod postgres_store;
