@@ -530,7 +530,8 @@ async fn stats(State(api): State<Api>) -> Json<ApiStats> {
 }
 
 async fn prometheus(State(api): State<Api>) -> Response {
-    let figures = crate::prom::figures(&api.state, &api.trees, (api.clock)()).await;
+    let now = (api.clock)();
+    let figures = crate::prom::figures(&api.state, &api.trees, &api.silence, now).await;
     (
         [(
             header::CONTENT_TYPE,

@@ -17,7 +17,8 @@
 //! | `coldaisle_collector_refused_batches_total` | counter | `reason` |
 //! | `coldaisle_collector_malformed_payloads_total` | counter | |
 //! | `coldaisle_collector_records_ahead_of_clock_total` | counter | |
-//! | `coldaisle_collector_agents` | gauge | |
+//! | `coldaisle_collector_agents`, `coldaisle_collector_agents_silent` | gauge | |
+//! | `coldaisle_collector_records_missing` | gauge (records seen above the contiguous ack, all agents) | |
 //! | `coldaisle_collector_analysis_events` | gauge | |
 //! | `coldaisle_collector_analysis_replays_total`, `coldaisle_collector_orphan_clears_total` | counter | |
 //! | `coldaisle_collector_latest_event_timestamp_seconds` | gauge | |
@@ -58,6 +59,10 @@ pub struct CollectorFigures {
     pub ingest: IngestStats,
     /// Agents known.
     pub agents: usize,
+    /// Agents with no batch or status for longer than `agent_silence`.
+    pub agents_silent: usize,
+    /// Sum over agents of the seqs seen above the contiguous ack (still missing).
+    pub records_missing: u64,
     /// Events held by the analysis.
     pub events: usize,
     /// Scope replays caused by late events.
@@ -108,10 +113,12 @@ impl TreeSizeCache {
     }
 }
 
-/// Reads the figures at `now` (one read lock; tree sizes from `trees`).
+/// Reads the figures at `now` (one read lock; tree sizes from `trees`; silent agents by
+/// `silence`).
 pub async fn figures(
     state: &SharedState,
     trees: &TreeSizeCache,
+    silence: &crate::silence::SilenceRule,
     now: Timestamp,
 ) -> CollectorFigures {
     let trees = trees.get(state, now).await;
@@ -131,6 +138,16 @@ pub async fn figures(
     CollectorFigures {
         ingest: state.stats.clone(),
         agents: state.agents.len(),
+        agents_silent: state
+            .agents
+            .values()
+            .filter(|a| silence.is_silent(a, now))
+            .count(),
+        records_missing: state
+            .agents
+            .values()
+            .map(|a| a.highest_seen.saturating_sub(a.acked_upto))
+            .sum(),
         events: state.analysis.event_count(),
         replays: state.analysis.rebuilds(),
         orphan_clears: state.analysis.orphan_clears(),
@@ -197,6 +214,18 @@ pub fn render(f: &CollectorFigures) -> String {
         Kind::Gauge,
         "Agents known.",
         f.agents as f64,
+    );
+    e.single(
+        "coldaisle_collector_agents_silent",
+        Kind::Gauge,
+        "Agents with no batch or status for longer than agent_silence.",
+        f.agents_silent as f64,
+    );
+    e.single(
+        "coldaisle_collector_records_missing",
+        Kind::Gauge,
+        "Records seen above the contiguous ack, summed over agents (still to arrive).",
+        f.records_missing as f64,
     );
     e.single(
         "coldaisle_collector_analysis_events",
@@ -398,6 +427,8 @@ mod tests {
         CollectorFigures {
             ingest,
             agents: 2,
+            agents_silent: 1,
+            records_missing: 4,
             events: 7,
             replays: 0,
             orphan_clears: 0,
@@ -422,6 +453,8 @@ mod tests {
             "coldaisle_collector_records_total{outcome=\"duplicate\"} 2",
             "coldaisle_collector_refused_batches_total{reason=\"site_mismatch\"} 1",
             "coldaisle_collector_analysis_lag_seconds 90",
+            "coldaisle_collector_agents_silent 1",
+            "coldaisle_collector_records_missing 4",
             "coldaisle_collector_latest_event_timestamp_seconds 1000",
             "coldaisle_collector_incidents_open{category=\"thermal\"} 2",
             "coldaisle_collector_incidents_open{category=\"device\"} 0",

@@ -229,6 +229,26 @@ fn both_daemons_serve_metrics_promtool_accepts_and_values_move() -> Result<()> {
         checked += 1;
     }
     assert!(checked >= 14, "only {checked} GET paths documented: {doc}");
+    // The agents' view (what the `status` command summarises) has only documented fields.
+    let view = &doc["components"]["schemas"]["AgentView"]["properties"];
+    let agents = get_json(&format!("{api}/api/v1/agents"))?;
+    let ours = &agents["metrics-agent"];
+    for (key, value) in ours.as_object().context("our agent")? {
+        assert!(
+            view.get(key).is_some(),
+            "AgentView lacks field {key}: {ours}"
+        );
+        if key == "status" {
+            for (stat, _) in value["stats"].as_object().context("stats")? {
+                assert!(
+                    view["status"]["properties"]["stats"]["properties"]
+                        .get(stat)
+                        .is_some(),
+                    "AgentView lacks status.stats.{stat}"
+                );
+            }
+        }
+    }
     let (status, _, _) = get(&format!("{api}/api/v1/nothing-here"))?;
     assert_eq!(status, 404, "an undocumented path is not served");
 
