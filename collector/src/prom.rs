@@ -34,6 +34,9 @@ use crate::incidents::IncidentStatus;
 use crate::report::incident_time;
 use crate::rollup_store::TreeSize;
 use crate::state::{IngestStats, NotifyFigures, SharedState};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use coldaisle_core::prom_text::{Exposition, Kind};
 use coldaisle_core::{Category, Timestamp};
 use std::collections::BTreeMap;
@@ -111,6 +114,33 @@ impl TreeSizeCache {
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((now, sizes.clone()));
         sizes
     }
+}
+
+/// Who may scrape `/metrics`.
+#[derive(Clone)]
+pub struct ScrapeAccess {
+    /// The API's tokens (scope `read` reads).
+    pub access: crate::auth::Access,
+    /// `[http] metrics_open_on_loopback`: a loopback peer needs no token.
+    pub open_on_loopback: bool,
+}
+
+/// The middleware of `/metrics`: a loopback peer passes when `open_on_loopback` (the peer
+/// address comes from `ConnectInfo`; a request without one is not taken as loopback), every
+/// other request goes through [`crate::auth::require`].
+pub async fn scrape_access(
+    State(scrape): State<ScrapeAccess>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let from_loopback = request
+        .extensions()
+        .get::<ConnectInfo<crate::http::PeerAddr>>()
+        .is_some_and(|ConnectInfo(peer)| peer.0.ip().is_loopback());
+    if scrape.open_on_loopback && from_loopback {
+        return next.run(request).await;
+    }
+    crate::auth::require(State(scrape.access), request, next).await
 }
 
 /// Reads the figures at `now` (one read lock; tree sizes from `trees`; silent agents by
@@ -357,10 +387,20 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::{header, Request, StatusCode};
+    use std::net::SocketAddr;
     use tower::ServiceExt;
 
     /// `GET /metrics` through the API router with a `read` token book, as `token`.
     async fn scrape(token: Option<&str>) -> (StatusCode, String, String) {
+        scrape_from(token, None, false).await
+    }
+
+    /// [`scrape`] from the peer `peer`, with `[http] metrics_open_on_loopback = open`.
+    async fn scrape_from(
+        token: Option<&str>,
+        peer: Option<&str>,
+        open: bool,
+    ) -> (StatusCode, String, String) {
         use crate::auth::{hash_token, to_hex, TokenBook};
         let text = format!("graf read {}\n", to_hex(&hash_token("graf-token")));
         let book = TokenBook::parse(&text, std::path::Path::new("tokens")).unwrap();
@@ -371,9 +411,14 @@ mod tests {
             path: "tokens".into(),
             book: Arc::new(std::sync::RwLock::new(book)),
         };
+        options.metrics_open_on_loopback = open;
         let mut request = Request::builder().uri("/metrics");
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
+        }
+        if let Some(peer) = peer {
+            let peer: SocketAddr = peer.parse().unwrap();
+            request = request.extension(ConnectInfo(crate::http::PeerAddr(peer)));
         }
         let response = crate::http::router(options)
             .oneshot(request.body(Body::empty()).unwrap())
@@ -466,6 +511,25 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
+    }
+
+    #[tokio::test]
+    async fn loopback_scrapes_without_a_token_only_when_switched_on() {
+        let (status, _, text) = scrape_from(None, Some("127.0.0.1:40000"), true).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let (status, _, _) = scrape_from(None, Some("[::1]:40000"), true).await;
+        assert_eq!(status, StatusCode::OK);
+        for (peer, open) in [
+            (Some("10.1.2.3:40000"), true),
+            (None, true),
+            (Some("127.0.0.1:40000"), false),
+        ] {
+            let (status, _, _) = scrape_from(None, peer, open).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{peer:?} open={open}");
+        }
+        // A token still works from anywhere, and the switch opens nothing else.
+        let (status, _, _) = scrape_from(Some("graf-token"), Some("10.1.2.3:1"), true).await;
+        assert_eq!(status, StatusCode::OK);
     }
 
     #[test]
