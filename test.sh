@@ -57,7 +57,7 @@ missing_packages() {
         mosquitto_pub:mosquitto-clients mosquitto_sub:mosquitto-clients \
         snmpd:snmpd snmpget:snmp snmpwalk:snmp socat:socat mbpoll:mbpoll \
         prometheus-alertmanager:prometheus-alertmanager systemd-analyze:systemd \
-        chromium:chromium chromedriver:chromium-driver; do
+        chromium:chromium chromedriver:chromium-driver promtool:prometheus; do
         command=${pair%%:*}
         package=${pair#*:}
         have "$command" || echo "$package"

@@ -36,6 +36,8 @@ pub struct RunningAgent {
     status: StatusReporter,
     /// The SNMP notification listener, when `[snmp_traps]` enables it (`traps.rs`).
     traps: Option<crate::traps::TrapListener>,
+    /// Per-device poll figures (`/metrics`); a reload forgets removed devices.
+    polls: crate::poll_metrics::PollMetrics,
 }
 
 /// A pipeline for a reloaded config, with the slot map of its device tasks.
@@ -74,7 +76,8 @@ impl RunningAgent {
         let mut tasks = JoinSet::new();
 
         let (poll_tx, poll_rx) = mpsc::channel::<PollOutcome>(1024);
-        let mut devices = DeviceTasks::new(poll_tx);
+        let polls = crate::poll_metrics::PollMetrics::default();
+        let mut devices = DeviceTasks::new(poll_tx, polls.clone());
         let slots = devices.start_all(&config.devices);
         let (swaps, swaps_rx) = mpsc::unbounded_channel();
 
@@ -94,6 +97,18 @@ impl RunningAgent {
             status.clone(),
         ));
 
+        if let Some(listen) = config.metrics_listen {
+            let sources = crate::metrics_http::MetricsSources {
+                status: status.clone(),
+                polls: polls.clone(),
+                outbox: outbox.clone(),
+            };
+            tasks.spawn(crate::metrics_http::start(
+                listen,
+                sources,
+                shutdown_rx.clone(),
+            )?);
+        }
         let traps = crate::traps::TrapListener::start(&config, outbox.clone(), appended.clone())?;
         let topics = Topics::new(&config.mqtt.topic_prefix);
         let settings = PublisherSettings {
@@ -131,6 +146,7 @@ impl RunningAgent {
             config,
             status,
             traps,
+            polls,
         })
     }
 
@@ -214,6 +230,8 @@ impl RunningAgent {
         }
         self.status
             .config_changed(&config.config_hash, config.devices.len());
+        self.polls
+            .retain(|id| config.devices.iter().any(|d| d.id == id));
         self.config = config;
         let mut summary = plan.summary();
         if !restart_only.is_empty() {

@@ -77,6 +77,8 @@ pub struct DeviceTasks {
     /// pipeline sees the end of the stream.
     out: Option<mpsc::Sender<PollOutcome>>,
     next_slot: usize,
+    /// Where every task counts its polls (`/metrics`).
+    metrics: crate::poll_metrics::PollMetrics,
 }
 
 impl std::fmt::Debug for DeviceTasks {
@@ -89,12 +91,16 @@ impl std::fmt::Debug for DeviceTasks {
 }
 
 impl DeviceTasks {
-    /// No task yet; outcomes go to `out`.
-    pub fn new(out: mpsc::Sender<PollOutcome>) -> DeviceTasks {
+    /// No task yet; outcomes go to `out`, poll figures to `metrics`.
+    pub fn new(
+        out: mpsc::Sender<PollOutcome>,
+        metrics: crate::poll_metrics::PollMetrics,
+    ) -> DeviceTasks {
         DeviceTasks {
             tasks: HashMap::new(),
             out: Some(out),
             next_slot: 0,
+            metrics,
         }
     }
 
@@ -190,7 +196,13 @@ impl DeviceTasks {
             return;
         };
         let (stop, stop_rx) = watch::channel(false);
-        let handle = tokio::spawn(run_device(slot, device.clone(), out, stop_rx));
+        let handle = tokio::spawn(run_device(
+            slot,
+            device.clone(),
+            out,
+            stop_rx,
+            self.metrics.clone(),
+        ));
         self.tasks.insert(
             device.id.clone(),
             DeviceTask {
@@ -275,7 +287,7 @@ profile_point = "probe1_temp"
     #[tokio::test]
     async fn slots_follow_devices_across_a_reload() {
         let (tx, _rx) = mpsc::channel(16);
-        let mut tasks = DeviceTasks::new(tx);
+        let mut tasks = DeviceTasks::new(tx, Default::default());
         let old = devices("");
         let map = tasks.start_all(&old);
         assert_eq!(map, SlotMap::from([(0, 0), (1, 1)]));

@@ -29,6 +29,18 @@ pub enum PollError {
     Config(String),
 }
 
+impl PollError {
+    /// A short, fixed name of the failure class (a `/metrics` label value).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PollError::Timeout(_) => "timeout",
+            PollError::Io(_) => "io",
+            PollError::Protocol(_) => "protocol",
+            PollError::Config(_) => "config",
+        }
+    }
+}
+
 /// The result of one poll of one device.
 #[derive(Debug, Clone)]
 pub struct PollOutcome {
@@ -89,12 +101,14 @@ pub async fn poll_with_deadline(
     }
 }
 
-/// Runs one device's poll loop until `shutdown` turns true, sending every outcome to `out`.
+/// Runs one device's poll loop until `shutdown` turns true, sending every outcome to `out`
+/// and counting it in `metrics`.
 pub async fn run_device(
     index: usize,
     device: Device,
     out: mpsc::Sender<PollOutcome>,
     mut shutdown: watch::Receiver<bool>,
+    metrics: crate::poll_metrics::PollMetrics,
 ) {
     let mut poller = match Poller::for_device(&device) {
         Ok(p) => p,
@@ -114,7 +128,9 @@ pub async fn run_device(
             return;
         }
         let ts = Timestamp::now();
+        let started = tokio::time::Instant::now();
         let result = poll_with_deadline(&mut poller, device.timeout).await;
+        metrics.record(&device.id, started.elapsed(), result.as_ref().err());
         if let Err(e) = &result {
             tracing::debug!(device = %device.id, address = %device.address, error = %e, "poll failed");
         }

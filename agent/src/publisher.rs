@@ -133,6 +133,7 @@ pub async fn run_with_status(
                 match event {
                     LinkEvent::Connected => {
                         connected = true;
+                        reporter.book().mqtt.connected();
                         if let Err(e) = link.client.subscribe(ack_topic.clone(), Qos::AtLeastOnce).await {
                             tracing::warn!(error = %e, "subscribe to ack topic failed");
                         }
@@ -143,7 +144,10 @@ pub async fn run_with_status(
                         sent_upto = lock(&outbox).acked();
                         last_progress = Instant::now();
                     }
-                    LinkEvent::Disconnected(_) => connected = false,
+                    LinkEvent::Disconnected(_) => {
+                        connected = false;
+                        reporter.book().mqtt.disconnected();
+                    }
                     LinkEvent::Message { topic, payload } if topic == ack_topic => {
                         match serde_json::from_slice::<Ack>(&payload) {
                             Ok(ack) => {

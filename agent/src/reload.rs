@@ -34,5 +34,8 @@ pub fn restart_only_changes(old: &AgentConfig, new: &AgentConfig) -> Vec<&'stati
     if old.snmp_traps.listen != new.snmp_traps.listen {
         keys.push("snmp_traps.listen");
     }
+    if old.metrics_listen != new.metrics_listen {
+        keys.push("metrics.listen");
+    }
     keys
 }

@@ -48,6 +48,32 @@ impl PollCounters {
     }
 }
 
+/// The broker connection as the publisher last saw it (for `/metrics`; not in the status
+/// message, which is only published while connected).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MqttFigures {
+    /// Connected to the broker now.
+    pub up: bool,
+    /// Connections the broker accepted since start (reconnects included).
+    pub connects: u64,
+    /// Connections that failed or dropped since start.
+    pub disconnects: u64,
+}
+
+impl MqttFigures {
+    /// The broker accepted a connection.
+    pub fn connected(&mut self) {
+        self.up = true;
+        self.connects += 1;
+    }
+
+    /// The connection failed or dropped.
+    pub fn disconnected(&mut self) {
+        self.up = false;
+        self.disconnects += 1;
+    }
+}
+
 /// The agent facts of the status that change while it runs.
 #[derive(Debug, Clone, Default)]
 pub struct StatusBook {
@@ -59,6 +85,8 @@ pub struct StatusBook {
     pub polls: PollCounters,
     /// Our clock minus the collector's, in ms, from the latest ack carrying its time.
     pub clock_skew_ms: Option<i64>,
+    /// The broker connection.
+    pub mqtt: MqttFigures,
 }
 
 impl StatusBook {
@@ -127,6 +155,7 @@ impl StatusReporter {
                 devices: devices as u64,
                 polls: PollCounters::default(),
                 clock_skew_ms: None,
+                mqtt: MqttFigures::default(),
             })),
             every: every.max(Duration::from_secs(1)),
             changed: Arc::new(Notify::new()),

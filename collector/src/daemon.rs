@@ -68,6 +68,7 @@ pub fn empty_state(config: &CollectorConfig) -> CollectorState {
         rollups: None,
         agents: Default::default(),
         stats: Default::default(),
+        notify: Default::default(),
         latest_event: Timestamp(0),
     }
 }
@@ -135,6 +136,7 @@ impl RunningCollector {
         let served_tls = api_tls.clone();
         let api_access = access.clone();
         let max_body_bytes = raw.http.max_body_bytes;
+        let metrics_open_on_loopback = raw.http.metrics_open_on_loopback;
         let listener = tokio::net::TcpListener::bind(raw.http.listen)
             .await
             .with_context(|| format!("binding the HTTP API on {}", raw.http.listen))?;
@@ -179,6 +181,7 @@ impl RunningCollector {
                     }),
                     access,
                     max_body_bytes,
+                    metrics_open_on_loopback,
                 });
                 if let Err(e) = crate::http::serve_api(listener, served_tls, app, stop).await {
                     tracing::error!(error = %e, "HTTP API failed");

@@ -13,6 +13,8 @@
 //! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id: last status, last batch, `silent` (`?silent=true` lists only silent agents) |
 //! | `GET /api/v1/stats` | ingest and analysis counters ([`ApiStats`]) |
 //! | `GET /api/v1/history?site=&zone=&rack=&sensor=&since=7d\|from=&to=` | summary figures over a period ([`crate::history_api`]) |
+//! | `GET /api/v1/openapi.json` | the OpenAPI 3 document of every route ([`crate::openapi`]) |
+//! | `GET /metrics` | Prometheus text ([`crate::prom`]) |
 //!
 //! Operator actions (POST), silences and Markdown postmortems are in [`crate::operator_api`];
 //! [`full_router`] serves both halves.
@@ -28,8 +30,11 @@
 //!
 //! Access: every route but `/healthz` passes [`crate::auth::require`] (bearer tokens with
 //! scopes, or open on loopback when no tokens file is set); bodies above
-//! [`ApiOptions::max_body_bytes`] answer `413`. [`router`] builds the whole API from one
-//! [`ApiOptions`].
+//! [`ApiOptions::max_body_bytes`] answer `413`. `/metrics` passes [`crate::prom::scrape_access`]
+//! instead (the same check, or none for a loopback peer when
+//! [`ApiOptions::metrics_open_on_loopback`]). [`router`] builds the whole API from one
+//! [`ApiOptions`]; [`serve_router`] and [`serve_api`] give handlers the peer address
+//! (`ConnectInfo<`[`PeerAddr`]`>`).
 
 use crate::auth::Access;
 use crate::incidents::IncidentStatus;
@@ -46,6 +51,7 @@ use axum::{Json, Router};
 use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +78,9 @@ pub struct ApiOptions {
     pub access: Access,
     /// Largest request body (bytes); larger ones answer `413`.
     pub max_body_bytes: usize,
+    /// `GET /metrics` from a loopback peer passes without a token
+    /// ([`crate::prom::scrape_access`]).
+    pub metrics_open_on_loopback: bool,
 }
 
 /// The stores the operator routes write to.
@@ -98,6 +107,7 @@ impl ApiOptions {
             operator: None,
             access: Access::Open,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            metrics_open_on_loopback: false,
         }
     }
 }
@@ -108,6 +118,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// The router of the API: `/healthz` and the dashboard's assets ([`crate::dashboard`], no data)
 /// open, every other route behind [`crate::auth::require`].
 pub fn router(options: ApiOptions) -> Router {
+    let handlers = Api {
+        state: options.state.clone(),
+        clock: options.clock.clone(),
+        silence: options.silence,
+        trees: crate::prom::TreeSizeCache::default(),
+    };
     let mut api = Router::new()
         .route("/api/v1/zones", get(list_zones))
         .route("/api/v1/zones/{zone}/report", get(report))
@@ -118,11 +134,18 @@ pub fn router(options: ApiOptions) -> Router {
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/history", get(history))
-        .with_state(Api {
-            state: options.state.clone(),
-            clock: options.clock.clone(),
-            silence: options.silence,
-        });
+        .route("/api/v1/openapi.json", get(crate::openapi::document))
+        .with_state(handlers.clone());
+    let metrics = Router::new()
+        .route("/metrics", get(prometheus))
+        .with_state(handlers)
+        .layer(axum::middleware::from_fn_with_state(
+            crate::prom::ScrapeAccess {
+                access: options.access.clone(),
+                open_on_loopback: options.metrics_open_on_loopback,
+            },
+            crate::prom::scrape_access,
+        ));
     if let Some(stores) = options.operator {
         api = api.merge(crate::operator_api::router(
             options.state,
@@ -141,6 +164,7 @@ pub fn router(options: ApiOptions) -> Router {
         .route("/healthz", get(healthz))
         .merge(api)
         .merge(crate::dashboard::router())
+        .merge(metrics)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -156,15 +180,42 @@ pub async fn serve(
     serve_router(listener, app, shutdown).await
 }
 
+/// The peer address of a request, over plain TCP or TLS (`ConnectInfo<PeerAddr>` in the
+/// request's extensions when served by [`serve_router`] or [`serve_api`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, crate::api_tls::TlsListener>,
+    > for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, crate::api_tls::TlsListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight finish.
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<PeerAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// [`serve_router`] over TLS when `tls` is given ([`crate::api_tls`]), plain HTTP otherwise.
@@ -177,9 +228,12 @@ pub async fn serve_api(
     match tls {
         None => serve_router(listener, app, shutdown).await,
         Some(tls) => {
-            axum::serve(tls.listener(listener), app)
-                .with_graceful_shutdown(shutdown)
-                .await
+            axum::serve(
+                tls.listener(listener),
+                app.into_make_service_with_connect_info::<PeerAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
         }
     }
 }
@@ -216,6 +270,8 @@ struct Api {
     clock: Clock,
     /// When an agent counts as silent.
     silence: SilenceRule,
+    /// Store tree sizes of `/metrics`, rescanned at most once a minute.
+    trees: crate::prom::TreeSizeCache,
 }
 
 /// An error answer: a status and a JSON body `{"error": message}`.
@@ -528,6 +584,19 @@ async fn stats(State(api): State<Api>) -> Json<ApiStats> {
         open_problems,
         trees,
     })
+}
+
+async fn prometheus(State(api): State<Api>) -> Response {
+    let now = (api.clock)();
+    let figures = crate::prom::figures(&api.state, &api.trees, &api.silence, now).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            coldaisle_core::prom_text::CONTENT_TYPE,
+        )],
+        crate::prom::render(&figures),
+    )
+        .into_response()
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

@@ -485,8 +485,14 @@ impl Notifier {
         }
         let store = self.store.clone();
         let jobs = spawn_blocking(move || store.jobs()).await?;
+        let mut figures = TickFigures {
+            queued_jobs: jobs.len() as u64,
+            queued_notifications: jobs.iter().map(|j| j.notifications.len() as u64).sum(),
+            ..TickFigures::default()
+        };
         for mut job in jobs.into_iter().filter(|j| j.next_attempt <= now) {
             let Some(pager) = self.pagers.get(&job.receiver).cloned() else {
+                figures.finished(&job, Err("no_receiver"));
                 tracing::warn!(receiver = %job.receiver, job = job.id, "no such receiver any more; dropped");
                 let store = self.store.clone();
                 spawn_blocking(move || store.finish(&job, Outcome::Dropped, &[])).await?;
@@ -527,6 +533,7 @@ impl Notifier {
                             )
                         })
                         .collect();
+                    figures.finished(&job, Ok(()));
                     (Outcome::Delivered, records)
                 }
                 Err(DeliveryError::Retry {
@@ -535,6 +542,7 @@ impl Notifier {
                     ..
                 }) => {
                     job.attempts += 1;
+                    figures.failed(&job.receiver, "retry");
                     let delay = retry_delay(
                         job.attempts,
                         self.retry_initial,
@@ -547,6 +555,7 @@ impl Notifier {
                     (Outcome::Retry, Vec::new())
                 }
                 Err(e @ DeliveryError::Permanent { .. }) => {
+                    figures.finished(&job, Err("permanent"));
                     tracing::error!(receiver = %job.receiver, job = job.id, error = %e, "notification rejected; dropped");
                     (Outcome::Dropped, Vec::new())
                 }
@@ -560,7 +569,54 @@ impl Notifier {
             let store = self.store.clone();
             spawn_blocking(move || store.finish(&job, outcome, &records)).await?;
         }
+        figures.apply(&mut self.state.write().await.notify);
         Ok(())
+    }
+}
+
+/// What one tick did, applied to [`crate::state::NotifyFigures`] under one write lock.
+#[derive(Debug, Default)]
+struct TickFigures {
+    /// Jobs queued after the tick.
+    queued_jobs: u64,
+    /// Notifications in them.
+    queued_notifications: u64,
+    /// Jobs delivered by receiver.
+    delivered: BTreeMap<String, u64>,
+    /// Failures by (receiver, kind).
+    failures: BTreeMap<(String, &'static str), u64>,
+}
+
+impl TickFigures {
+    /// `job` left the queue: delivered (`Ok`) or dropped (`Err(kind)`).
+    fn finished(&mut self, job: &Job, how: Result<(), &'static str>) {
+        self.queued_jobs = self.queued_jobs.saturating_sub(1);
+        self.queued_notifications = self
+            .queued_notifications
+            .saturating_sub(job.notifications.len() as u64);
+        match how {
+            Ok(()) => *self.delivered.entry(job.receiver.clone()).or_default() += 1,
+            Err(kind) => self.failed(&job.receiver, kind),
+        }
+    }
+
+    /// A delivery to `receiver` failed (`kind`: `retry`, `permanent`, `no_receiver`).
+    fn failed(&mut self, receiver: &str, kind: &'static str) {
+        *self
+            .failures
+            .entry((receiver.to_string(), kind))
+            .or_default() += 1;
+    }
+
+    fn apply(self, to: &mut crate::state::NotifyFigures) {
+        to.queued_jobs = self.queued_jobs;
+        to.queued_notifications = self.queued_notifications;
+        for (receiver, n) in self.delivered {
+            *to.delivered.entry(receiver).or_default() += n;
+        }
+        for (key, n) in self.failures {
+            *to.failures.entry(key).or_default() += n;
+        }
     }
 }
 

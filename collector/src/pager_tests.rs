@@ -348,6 +348,19 @@ async fn queue_retries_with_backoff_and_never_triggers_twice_across_restarts() {
         jobs[0].last_error.as_deref(),
         Some(format!("POST {url}/<redacted> answered 429").as_str())
     );
+    // `/metrics` figures: two failed attempts, the job still queued.
+    {
+        let state = n.state.read().await;
+        assert_eq!(
+            state.notify.failures.get(&("pd".to_string(), "retry")),
+            Some(&2)
+        );
+        assert_eq!(
+            (state.notify.queued_jobs, state.notify.queued_notifications),
+            (1, 1)
+        );
+        assert!(state.notify.delivered.is_empty());
+    }
     // Restart before the retry: a new notifier on the same store resumes the job, plans nothing new.
     drop(n);
     *now.lock().unwrap() = T0 + 31_000;
@@ -355,6 +368,11 @@ async fn queue_retries_with_backoff_and_never_triggers_twice_across_restarts() {
     let mut ledger = n.store.ledger().unwrap();
     n.tick(&mut ledger).await.unwrap();
     assert!(n.store.jobs().unwrap().is_empty());
+    {
+        let state = n.state.read().await;
+        assert_eq!(state.notify.delivered.get("pd"), Some(&1));
+        assert_eq!(state.notify.queued_jobs, 0);
+    }
     // Another restart: nothing is sent again.
     let n = notifier(kv.clone(), a, &url, now.clone());
     let mut ledger = n.store.ledger().unwrap();

@@ -692,6 +692,7 @@ pub(crate) mod tests {
             rollups: None,
             agents: BTreeMap::new(),
             stats: IngestStats::default(),
+            notify: Default::default(),
             latest_event: latest,
         }
     }

@@ -79,6 +79,21 @@ pub struct IngestStats {
     pub ahead_of_clock: u64,
 }
 
+/// What the notifier did since start, for `/metrics` (labels: receiver names of the config,
+/// a bounded set).
+#[derive(Debug, Clone, Default)]
+pub struct NotifyFigures {
+    /// Jobs (batches for one receiver) waiting in the durable queue after the last tick.
+    pub queued_jobs: u64,
+    /// Notifications in those jobs.
+    pub queued_notifications: u64,
+    /// Jobs delivered, by receiver.
+    pub delivered: BTreeMap<String, u64>,
+    /// Failed deliveries by (receiver, kind): `retry` (kept queued), `permanent` (dropped),
+    /// `no_receiver` (receiver gone after a reload; dropped).
+    pub failures: BTreeMap<(String, &'static str), u64>,
+}
+
 /// The collector's state.
 #[derive(Debug)]
 pub struct CollectorState {
@@ -93,6 +108,8 @@ pub struct CollectorState {
     pub agents: BTreeMap<String, AgentInfo>,
     /// Counters.
     pub stats: IngestStats,
+    /// Notifier counters and queue depth.
+    pub notify: NotifyFigures,
     /// Latest event time seen (used as "now" for incident status when replaying).
     pub latest_event: Timestamp,
 }

@@ -56,6 +56,18 @@ pub struct RawAgentConfig {
     /// SNMP notification listener (`[snmp_traps]`, `config/src/snmp_traps.rs`).
     #[serde(default)]
     pub snmp_traps: Option<crate::snmp_traps::RawSnmpTraps>,
+    /// Prometheus `/metrics` endpoint (`[metrics]`); absent: no HTTP server.
+    #[serde(default)]
+    pub metrics: Option<RawMetrics>,
+}
+
+/// `[metrics]` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// TCP `IP:PORT` serving `GET /metrics` (e.g. `127.0.0.1:9478`); absent: off.
+    #[serde(default)]
+    pub listen: Option<String>,
 }
 
 fn default_summary_interval() -> Duration {
@@ -412,6 +424,8 @@ pub struct AgentConfig {
     pub devices: Vec<Device>,
     /// SNMP notification listener and trap meanings (`config/src/snmp_traps.rs`).
     pub snmp_traps: crate::snmp_traps::SnmpTraps,
+    /// Where `/metrics` is served (`[metrics] listen`); `None`: off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// A stable hash of the file's text, reported in the agent's status.
     pub config_hash: String,
 }
@@ -493,6 +507,7 @@ fn resolve(raw: RawAgentConfig, profiles: &Profiles, text: &str) -> Result<Agent
     }
     crate::modbus::check_shared_lines(&devices, &root)?;
     let snmp_traps = crate::snmp_traps::resolve(raw.snmp_traps.as_ref(), &root.key("snmp_traps"))?;
+    let metrics_listen = resolve_metrics(raw.metrics.as_ref(), &root.key("metrics"))?;
     Ok(AgentConfig {
         agent_id: raw.agent_id.clone(),
         site: raw.site.clone(),
@@ -506,8 +521,25 @@ fn resolve(raw: RawAgentConfig, profiles: &Profiles, text: &str) -> Result<Agent
         detection,
         devices,
         snmp_traps,
+        metrics_listen,
         config_hash: stable_hash(text),
         raw,
+    })
+}
+
+/// Validates `[metrics] listen` (an `IP:PORT`; absent table or key: off).
+fn resolve_metrics(
+    raw: Option<&RawMetrics>,
+    at: &KeyPath,
+) -> Result<Option<std::net::SocketAddr>, Problem> {
+    let Some(text) = raw.and_then(|m| m.listen.as_ref()) else {
+        return Ok(None);
+    };
+    text.trim().parse().map(Some).map_err(|e| {
+        Problem::new(
+            at.key("listen"),
+            format!("`{text}` is not an IP:PORT address (e.g. 127.0.0.1:9478): {e}"),
+        )
     })
 }
 

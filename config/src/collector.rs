@@ -268,6 +268,10 @@ pub struct HttpConfig {
     /// HTTPS: certificate chain and key (PEM files, re-read on SIGHUP). Absent: plain HTTP.
     #[serde(default)]
     pub tls: Option<HttpTlsConfig>,
+    /// `GET /metrics` from a loopback peer needs no token (a Prometheus on the same host
+    /// scrapes without one); every other peer and route still needs its token.
+    #[serde(default)]
+    pub metrics_open_on_loopback: bool,
 }
 
 /// TLS of the HTTP API.
@@ -295,6 +299,7 @@ impl Default for HttpConfig {
             tokens_file: None,
             max_body_bytes: default_max_body_bytes(),
             tls: None,
+            metrics_open_on_loopback: false,
         }
     }
 }

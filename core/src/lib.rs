@@ -6,6 +6,7 @@
 
 pub mod event;
 pub mod location;
+pub mod prom_text;
 pub mod registers;
 pub mod time;
 pub mod wire;

@@ -201,3 +201,22 @@ fn oid_parsing() {
     assert_eq!(parse_oid("1"), None);
     assert_eq!(parse_oid(""), None);
 }
+
+#[test]
+fn metrics_listen_is_off_by_default_and_validated() {
+    assert_eq!(load(VALID).expect("valid").metrics_listen, None);
+    let on = load(&format!(
+        "{VALID}\n[metrics]\nlisten = \"127.0.0.1:9478\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(on.metrics_listen, Some(([127, 0, 0, 1], 9478).into()));
+    let err = load(&format!("{VALID}\n[metrics]\nlisten = \"localhost\"\n"))
+        .expect_err("not an address")
+        .to_string();
+    assert!(err.contains("metrics.listen"), "{err}");
+    assert!(err.contains("IP:PORT"), "{err}");
+    let err = load(&format!("{VALID}\n[metrics]\nport = 1\n"))
+        .expect_err("unknown key")
+        .to_string();
+    assert!(err.contains("port"), "{err}");
+}

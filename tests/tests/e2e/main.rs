@@ -10,6 +10,7 @@ mod api_access;
 mod chaos;
 mod dashboard;
 mod fuzz_seeds;
+mod metrics;
 mod pagers;
 mod partition;
 mod postgres_store;
