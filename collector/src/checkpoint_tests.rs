@@ -21,6 +21,7 @@ fn empty() -> CollectorState {
         agents: BTreeMap::new(),
         stats: Default::default(),
         latest_event: Timestamp(0),
+        notify: Default::default(),
     }
 }
 
