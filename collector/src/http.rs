@@ -72,6 +72,8 @@ pub struct ApiOptions {
     pub access: Access,
     /// Largest request body (bytes); larger ones answer `413`.
     pub max_body_bytes: usize,
+    /// The cluster role shown on `/api/v1/stats` (`None`: not clustered).
+    pub cluster: Option<crate::cluster::ClusterStatus>,
 }
 
 /// The stores the operator routes write to.
@@ -98,6 +100,7 @@ impl ApiOptions {
             operator: None,
             access: Access::Open,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            cluster: None,
         }
     }
 }
@@ -121,6 +124,7 @@ pub fn router(options: ApiOptions) -> Router {
             state: options.state.clone(),
             clock: options.clock.clone(),
             silence: options.silence,
+            cluster: options.cluster.clone(),
         });
     if let Some(stores) = options.operator {
         api = api.merge(crate::operator_api::router(
@@ -203,6 +207,9 @@ pub struct ApiStats {
     pub open_problems: usize,
     /// Entries and bytes per store tree.
     pub trees: Vec<crate::rollup_store::TreeSize>,
+    /// Role and lease holder in a cluster (absent when not clustered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::ClusterView>,
 }
 
 /// State of the handlers.
@@ -214,6 +221,8 @@ struct Api {
     clock: Clock,
     /// When an agent counts as silent.
     silence: SilenceRule,
+    /// The cluster role, if clustered.
+    cluster: Option<crate::cluster::ClusterStatus>,
 }
 
 /// An error answer: a status and a JSON body `{"error": message}`.
@@ -519,6 +528,10 @@ async fn stats(State(api): State<Api>) -> Json<ApiStats> {
         open_incidents,
         open_problems,
         trees,
+        cluster: api
+            .cluster
+            .as_ref()
+            .and_then(|c| c.read().ok().map(|v| v.clone())),
     })
 }
 

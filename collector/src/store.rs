@@ -330,12 +330,17 @@ impl CollectorStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut keys = Vec::new();
-        for mut record in records.drain(..) {
-            // Bounded by check_claims: offset ≤ MAX_SEQ and seq ≤ MAX_SEQ.
+        // Bounded by check_claims: offset ≤ MAX_SEQ and seq ≤ MAX_SEQ.
+        let candidates: Vec<Vec<u8>> = records
+            .iter()
+            .map(|r| record_key(agent, r.seq + offset))
+            .collect();
+        // One lookup for the whole batch (one round trip on PostgreSQL).
+        out.lookups += u64::from(!candidates.is_empty());
+        let found = self.kv.get_many(RECORDS, &candidates)?;
+        for ((mut record, key), found) in records.drain(..).zip(candidates).zip(found) {
             record.seq += offset;
-            let key = record_key(agent, record.seq);
-            out.lookups += 1;
-            if !unflushed.contains(&key) && self.kv.get(RECORDS, &key)?.is_some() {
+            if !unflushed.contains(&key) && found.is_some() {
                 out.duplicates += 1;
                 continue;
             }
@@ -375,6 +380,7 @@ impl CollectorStore {
         let mut ranges = claims.dropped.to_vec();
         ranges.sort_by_key(|r| r.from);
         let mut next_range = 0;
+        let inserted: std::collections::HashSet<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         while let Some(next) = ledger.acked_upto.checked_add(1) {
             while ranges.get(next_range).is_some_and(|r| r.to < next) {
                 next_range += 1;
@@ -385,13 +391,13 @@ impl CollectorStore {
                 ledger.acked_upto = range.to;
                 continue;
             }
-            out.lookups += 1;
-            if self
-                .kv
-                .get(RECORDS, &record_key(agent, offset + next))?
-                .is_none()
-            {
-                break;
+            // A record of this batch is known to be there; others are looked up.
+            let key = record_key(agent, offset + next);
+            if !inserted.contains(key.as_slice()) {
+                out.lookups += 1;
+                if self.kv.get(RECORDS, &key)?.is_none() {
+                    break;
+                }
             }
             ledger.acked_upto = next;
         }

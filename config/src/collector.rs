@@ -59,6 +59,10 @@ pub struct RawCollectorConfig {
     /// How long each roll-up level of reading summaries is kept.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Failover and site partitions on a shared store (see [`crate::cluster`]); absent, the
+    /// collector is alone and always active.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// Retention of the reading-summary roll-ups (`[retention]`); each level is compacted in the
@@ -372,6 +376,9 @@ fn validate(raw: &RawCollectorConfig) -> Result<(), Problem> {
     crate::trust::validate_ingest(&raw.ingest, &root)?;
     crate::trust::validate_agents(&raw.agents, &root)?;
     validate_retention(&raw.retention, &root)?;
+    if let Some(cluster) = &raw.cluster {
+        crate::cluster::validate(cluster, &raw.store, &root.key("cluster"))?;
+    }
     Ok(())
 }
 

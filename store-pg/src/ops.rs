@@ -23,6 +23,10 @@ pub(crate) enum Op {
         tree: String,
         key: Vec<u8>,
     },
+    GetMany {
+        tree: String,
+        keys: Vec<Vec<u8>>,
+    },
     Apply {
         tree: String,
         batch: WriteBatch,
@@ -45,6 +49,7 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::Get { .. } => "get",
+            Op::GetMany { .. } => "get_many",
             Op::Apply { .. } => "apply",
             Op::Scan { .. } => "scan",
             Op::Last { .. } => "last",
@@ -56,6 +61,7 @@ impl Op {
     pub fn tree(&self) -> &str {
         match self {
             Op::Get { tree, .. }
+            | Op::GetMany { tree, .. }
             | Op::Apply { tree, .. }
             | Op::Scan { tree, .. }
             | Op::Last { tree }
@@ -68,6 +74,7 @@ impl Op {
 #[derive(Debug)]
 pub(crate) enum Reply {
     Value(Option<Vec<u8>>),
+    Values(Vec<Option<Vec<u8>>>),
     Done,
     Entries(Vec<Entry>),
     Count(usize),
@@ -108,6 +115,9 @@ pub(crate) async fn run(conn: &mut Conn, op: Op) -> Result<Reply, OpError> {
                 .await?
             };
             Ok(Reply::Value(row.map(|r| r.try_get(0)).transpose()?))
+        }
+        Op::GetMany { tree, keys } => {
+            Ok(Reply::Values(get_many(conn, records, &tree, keys).await?))
         }
         Op::Apply { tree, batch } => {
             if records {
@@ -159,6 +169,49 @@ pub(crate) async fn run(conn: &mut Conn, op: Op) -> Result<Reply, OpError> {
             Ok(Reply::Count(usize::try_from(n).unwrap_or(usize::MAX)))
         }
     }
+}
+
+/// The values of `keys` in one query (the keys as an array, joined back by position).
+async fn get_many(
+    conn: &mut Conn,
+    records: bool,
+    tree: &str,
+    keys: Vec<Vec<u8>>,
+) -> Result<Vec<Option<Vec<u8>>>, OpError> {
+    let positions = i64::try_from(keys.len()).unwrap_or(i64::MAX);
+    let rows = if records {
+        let (mut agents, mut seqs) = (Vec::new(), Vec::new());
+        for key in &keys {
+            let k = records_key::decode(key).map_err(OpError::Invalid)?;
+            agents.push(k.agent);
+            seqs.push(k.seq);
+        }
+        conn.query(
+            "SELECT u.i, r.value FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY
+                 AS u(agent, seq, i) JOIN records r ON r.agent = u.agent AND r.seq = u.seq",
+            &[&agents, &seqs],
+        )
+        .await?
+    } else {
+        conn.query(
+            "SELECT u.i, kv.value FROM unnest($2::bytea[]) WITH ORDINALITY AS u(key, i)
+                 JOIN kv ON kv.tree = $1 AND kv.key = u.key",
+            &[&tree, &keys],
+        )
+        .await?
+    };
+    let mut out = vec![None; keys.len()];
+    for row in rows {
+        let i: i64 = row.try_get(0)?;
+        let slot = usize::try_from(i - 1)
+            .ok()
+            .filter(|_| i >= 1 && i <= positions)
+            .and_then(|i| out.get_mut(i));
+        if let Some(slot) = slot {
+            *slot = Some(row.try_get(1)?);
+        }
+    }
+    Ok(out)
 }
 
 /// The batch as its final state per key: `Some(value)` to store, `None` to remove.

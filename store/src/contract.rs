@@ -32,6 +32,26 @@ pub fn exercise(store: &dyn KvStore) {
         None,
         "trees are separate"
     );
+    let asked = [
+        u64_key(300),
+        u64_key(1),
+        u64_key(2),
+        u64_key(300),
+        u64_key(9),
+    ];
+    let asked: Vec<Vec<u8>> = asked.iter().map(|k| k.to_vec()).collect();
+    assert_eq!(
+        store.get_many("t", &asked).expect("get_many"),
+        vec![
+            Some(b"v300".to_vec()),
+            None,
+            Some(b"v2".to_vec()),
+            Some(b"v300".to_vec()),
+            None
+        ],
+        "get_many answers in the order asked, repeats and misses included"
+    );
+    assert!(store.get_many("t", &[]).expect("get_many").is_empty());
 }
 
 /// `visit_from` reads a 10 000-entry tree across chunks, in order, and stops early on `Break`.

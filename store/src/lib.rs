@@ -72,6 +72,11 @@ pub trait KvStore: Send + Sync {
     fn len(&self, tree: &str) -> Result<usize, StoreError>;
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// The values of `keys` in `tree`, in the order of `keys`. The default asks one key at a
+    /// time; a backend with a round trip per call (PostgreSQL) answers in one.
+    fn get_many(&self, tree: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|key| self.get(tree, key)).collect()
+    }
 }
 
 /// Entries read per `scan` call by [`visit_from`].

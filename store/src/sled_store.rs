@@ -65,6 +65,19 @@ impl SledStore {
         }
     }
 
+    /// The names of the trees in the database (sled's own default tree left out), sorted.
+    pub fn tree_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .db
+            .tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .filter(|n| n != "__sled__default")
+            .collect();
+        names.sort();
+        names
+    }
+
     fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         self.db.open_tree(name).map_err(|e| error("open", name, e))
     }

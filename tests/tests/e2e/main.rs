@@ -11,6 +11,8 @@ mod chaos;
 mod fuzz_seeds;
 mod pagers;
 mod partition;
+mod postgres_failover;
+mod postgres_partitions;
 mod postgres_store;
 mod rack_power;
 mod service;
