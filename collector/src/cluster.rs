@@ -134,6 +134,8 @@ impl Member {
     /// watches the lease until `shutdown`. Exits the process if the lease is lost.
     pub async fn run(mut self, held: bool, work: ActiveWork, mut shutdown: watch::Receiver<bool>) {
         let mut last_refresh = Instant::now();
+        // A rebuild in progress runs beside the lease loop (see the active loop below).
+        let mut refreshing: Option<tokio::task::JoinHandle<()>> = None;
         if !held {
             loop {
                 match self.lease.try_acquire().await {
@@ -144,8 +146,9 @@ impl Member {
                         self.reconnect().await;
                     }
                 }
-                if last_refresh.elapsed() >= self.cluster.refresh_every {
-                    self.refresh(false).await;
+                let idle = refreshing.as_ref().is_none_or(|r| r.is_finished());
+                if idle && last_refresh.elapsed() >= self.cluster.refresh_every {
+                    refreshing = Some(tokio::spawn(self.rebuild(false)));
                     last_refresh = Instant::now();
                 }
                 tokio::select! {
@@ -154,8 +157,14 @@ impl Member {
                 }
             }
             let taken = Instant::now();
+            // A standby rebuild still running may have read the database before the old
+            // active's last commit: it must not replace the takeover's rebuild.
+            if let Some(stale) = refreshing.take() {
+                stale.abort();
+                let _ = stale.await;
+            }
             tracing::warn!(lease = %self.cluster.lease, "lease taken: this collector is active; rebuilding from the database");
-            self.refresh(false).await;
+            self.rebuild(false).await;
             let took = u64::try_from(taken.elapsed().as_millis()).unwrap_or(u64::MAX);
             if let Ok(mut view) = self.status.write() {
                 view.takeover_ms = Some(took);
@@ -181,8 +190,11 @@ impl Member {
                 Ok(false) => lost(&self.cluster.lease, "the database no longer grants it"),
                 Err(e) => lost(&self.cluster.lease, &e.to_string()),
             }
-            if partition && last_refresh.elapsed() >= self.cluster.refresh_every {
-                self.refresh(true).await;
+            // The rebuild runs beside this loop: the lease session must not stay idle for
+            // as long as a rebuild of a large store takes (the database would end it).
+            let idle = refreshing.as_ref().is_none_or(|r| r.is_finished());
+            if partition && idle && last_refresh.elapsed() >= self.cluster.refresh_every {
+                refreshing = Some(tokio::spawn(self.rebuild(true)));
                 last_refresh = Instant::now();
             }
         }
@@ -223,35 +235,38 @@ impl Member {
     /// Rebuilds the view from the database and swaps it in. `locked`: hold the state's write
     /// lock meanwhile, so a batch ingested during the rebuild is not missed (an active
     /// collector); a standby ingests nothing and keeps serving the old view meanwhile.
-    async fn refresh(&self, locked: bool) {
+    fn rebuild(&self, locked: bool) -> impl Future<Output = ()> + Send + 'static {
         let (config, kv) = (self.config.clone(), self.kv.clone());
-        let guard = if locked {
-            Some(self.state.write().await)
-        } else {
-            None
-        };
-        let loaded =
-            tokio::task::spawn_blocking(move || crate::daemon::load_state(&config, &kv)).await;
-        let mut loaded = match loaded {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "rebuilding the view from the database failed; keeping the old one");
-                return;
+        let (state, status) = (self.state.clone(), self.status.clone());
+        async move {
+            let guard = if locked {
+                Some(state.write().await)
+            } else {
+                None
+            };
+            let loaded =
+                tokio::task::spawn_blocking(move || crate::daemon::load_state(&config, &kv)).await;
+            let mut loaded = match loaded {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "rebuilding the view from the database failed; keeping the old one");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "rebuild task failed");
+                    return;
+                }
+            };
+            let mut current = match guard {
+                Some(g) => g,
+                None => state.write().await,
+            };
+            loaded.stats = current.stats.clone();
+            *current = loaded;
+            drop(current);
+            if let Ok(mut view) = status.write() {
+                view.refreshed_at = Some(coldaisle_core::Timestamp::now());
             }
-            Err(e) => {
-                tracing::error!(error = %e, "rebuild task failed");
-                return;
-            }
-        };
-        let mut state = match guard {
-            Some(g) => g,
-            None => self.state.write().await,
-        };
-        loaded.stats = state.stats.clone();
-        *state = loaded;
-        drop(state);
-        if let Ok(mut view) = self.status.write() {
-            view.refreshed_at = Some(coldaisle_core::Timestamp::now());
         }
     }
 }

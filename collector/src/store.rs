@@ -361,9 +361,6 @@ impl CollectorStore {
             batch.insert(key, json);
             out.new.push(record);
         }
-        if !batch.is_empty() {
-            self.kv.apply(RECORDS, batch)?;
-        }
         // Summaries are folded into the roll-up trees once, when first stored; flushed below.
         let summaries: Vec<&coldaisle_core::ReadingSummary> = out
             .new
@@ -373,7 +370,6 @@ impl CollectorStore {
                 _ => None,
             })
             .collect();
-        crate::rollup_store::add(self.kv.as_ref(), &summaries)?;
         ledger.site = site.to_string();
         ledger.highest_seen = ledger.highest_seen.max(highest);
         ledger.acked_upto = ledger.acked_upto.max(claims.floor.saturating_sub(1));
@@ -406,7 +402,11 @@ impl CollectorStore {
             agent.as_bytes().to_vec(),
             serde_json::to_vec(&ledger).unwrap_or_default(),
         );
-        self.kv.apply(AGENTS, ledger_batch)?;
+        // The records and the ledger in one call: one transaction (one commit) on PostgreSQL.
+        // The walk above looked up no record of this batch, so they need not be applied first.
+        self.kv
+            .apply_trees(vec![(RECORDS, batch), (AGENTS, ledger_batch)])?;
+        crate::rollup_store::add(self.kv.as_ref(), &summaries)?;
         if let Err(e) = self.kv.flush() {
             unflushed.extend(keys);
             return Err(e.into());

@@ -36,6 +36,10 @@ pub struct ClusterConfig {
     pub refresh_every: Duration,
 }
 
+/// The longest `check_every`: the lease session must run a query well within the 10 s the
+/// database lets it stay idle (`coldaisle_store_pg::lease::IDLE_LIMIT`).
+pub const MAX_CHECK_EVERY: Duration = Duration::from_secs(5);
+
 fn default_check_every() -> Duration {
     Duration::from_secs(1)
 }
@@ -64,6 +68,12 @@ pub fn validate(
         if value.is_zero() {
             return Err(Problem::new(at.key(key), "must be above zero"));
         }
+    }
+    if cluster.check_every > MAX_CHECK_EVERY {
+        return Err(Problem::new(
+            at.key("check_every"),
+            "must be at most 5s: the database ends a lease session idle for 10 s",
+        ));
     }
     if store.kind != crate::store::StoreKind::Postgres {
         return Err(Problem::new(
@@ -111,5 +121,11 @@ mod tests {
         .err()
         .unwrap_or_default();
         assert!(err.contains("cluster.check_every"), "{err}");
+        let err = load(&format!(
+            "{PG}[cluster]\nlease = \"ams\"\ncheck_every = \"6s\"\n"
+        ))
+        .err()
+        .unwrap_or_default();
+        assert!(err.contains("at most 5s"), "{err}");
     }
 }

@@ -198,11 +198,26 @@ impl KvStore for PgStore {
             return Ok(());
         }
         match self.call(Op::Apply {
-            tree: tree.to_string(),
-            batch,
+            batches: vec![(tree.to_string(), batch)],
         })? {
             Reply::Done => Ok(()),
             other => Err(Self::unexpected("apply", tree, other)),
+        }
+    }
+
+    /// One transaction, so one commit, for every tree's batch.
+    fn apply_trees(&self, batches: Vec<(&str, WriteBatch)>) -> Result<(), StoreError> {
+        let batches: Vec<(String, WriteBatch)> = batches
+            .into_iter()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(tree, b)| (tree.to_string(), b))
+            .collect();
+        let Some(tree) = batches.first().map(|(t, _)| t.clone()) else {
+            return Ok(());
+        };
+        match self.call(Op::Apply { batches })? {
+            Reply::Done => Ok(()),
+            other => Err(Self::unexpected("apply", &tree, other)),
         }
     }
 

@@ -2,16 +2,18 @@
 //!
 //! Tree [`RECORDS`] lives in table `records` (primary key `(agent, seq)`, see
 //! [`crate::records_key`]); every other tree in table `kv` (primary key `(tree, key)`).
-//! A batch is one transaction: one `DELETE` for its removals and one multi-row
-//! `INSERT ... ON CONFLICT DO UPDATE` (rows passed as arrays through `unnest`) for its
-//! inserts, after reducing it to the last operation per key (what applying it in order does).
+//! An apply is one transaction, of one tree's batch or of several trees' batches
+//! ([`coldaisle_store::KvStore::apply_trees`]): per tree one `DELETE` for its removals and one
+//! multi-row `INSERT ... ON CONFLICT DO UPDATE` (rows passed as arrays through `unnest`) for
+//! its inserts, after reducing it to the last operation per key (what applying it in order
+//! does).
 
 use crate::conn::Conn;
 use crate::records_key::{self, LowerBound};
 use coldaisle_store::{Entry, WriteBatch};
 use std::collections::BTreeMap;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 
 /// The collector's records tree (`collector/src/store.rs`), stored by `(agent, seq)`.
 pub const RECORDS: &str = "records";
@@ -27,9 +29,10 @@ pub(crate) enum Op {
         tree: String,
         keys: Vec<Vec<u8>>,
     },
+    /// Batches for one or more trees, applied in one transaction (the first tree names the
+    /// operation in errors).
     Apply {
-        tree: String,
-        batch: WriteBatch,
+        batches: Vec<(String, WriteBatch)>,
     },
     Scan {
         tree: String,
@@ -60,9 +63,9 @@ impl Op {
     /// The tree it concerns.
     pub fn tree(&self) -> &str {
         match self {
+            Op::Apply { batches } => batches.first().map_or("", |(tree, _)| tree.as_str()),
             Op::Get { tree, .. }
             | Op::GetMany { tree, .. }
-            | Op::Apply { tree, .. }
             | Op::Scan { tree, .. }
             | Op::Last { tree }
             | Op::Len { tree } => tree,
@@ -119,12 +122,8 @@ pub(crate) async fn run(conn: &mut Conn, op: Op) -> Result<Reply, OpError> {
         Op::GetMany { tree, keys } => {
             Ok(Reply::Values(get_many(conn, records, &tree, keys).await?))
         }
-        Op::Apply { tree, batch } => {
-            if records {
-                apply_records(conn, batch).await?;
-            } else {
-                apply_kv(conn, &tree, batch).await?;
-            }
+        Op::Apply { batches } => {
+            apply(conn, batches).await?;
             Ok(Reply::Done)
         }
         Op::Scan { tree, from, limit } => {
@@ -219,7 +218,78 @@ fn last_per_key(batch: WriteBatch) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
     batch.ops.into_iter().collect()
 }
 
-async fn apply_kv(conn: &mut Conn, tree: &str, batch: WriteBatch) -> Result<(), OpError> {
+/// One tree's share of an apply transaction: its prepared statements and row arrays.
+enum Staged {
+    Kv {
+        tree: String,
+        delete: Statement,
+        insert: Statement,
+        keys: Vec<Vec<u8>>,
+        values: Vec<Vec<u8>>,
+        removed: Vec<Vec<u8>>,
+    },
+    Records {
+        delete: Statement,
+        insert: Statement,
+        agents: Vec<String>,
+        seqs: Vec<i64>,
+        values: Vec<Vec<u8>>,
+        gone_agents: Vec<String>,
+        gone_seqs: Vec<i64>,
+    },
+}
+
+/// Applies every batch in one transaction (one commit).
+async fn apply(conn: &mut Conn, batches: Vec<(String, WriteBatch)>) -> Result<(), OpError> {
+    let mut staged = Vec::with_capacity(batches.len());
+    for (tree, batch) in batches {
+        staged.push(if tree == RECORDS {
+            stage_records(conn, batch).await?
+        } else {
+            stage_kv(conn, tree, batch).await?
+        });
+    }
+    let tx = conn.transaction().await?;
+    for part in &staged {
+        match part {
+            Staged::Kv {
+                tree,
+                delete,
+                insert,
+                keys,
+                values,
+                removed,
+            } => {
+                if !removed.is_empty() {
+                    tx.execute(delete, &[tree, removed]).await?;
+                }
+                if !keys.is_empty() {
+                    tx.execute(insert, &[tree, keys, values]).await?;
+                }
+            }
+            Staged::Records {
+                delete,
+                insert,
+                agents,
+                seqs,
+                values,
+                gone_agents,
+                gone_seqs,
+            } => {
+                if !gone_agents.is_empty() {
+                    tx.execute(delete, &[gone_agents, gone_seqs]).await?;
+                }
+                if !agents.is_empty() {
+                    tx.execute(insert, &[agents, seqs, values]).await?;
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn stage_kv(conn: &mut Conn, tree: String, batch: WriteBatch) -> Result<Staged, OpError> {
     let (mut keys, mut values, mut removed) = (Vec::new(), Vec::new(), Vec::new());
     for (key, value) in last_per_key(batch) {
         match value {
@@ -240,18 +310,17 @@ async fn apply_kv(conn: &mut Conn, tree: &str, batch: WriteBatch) -> Result<(), 
              ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
         )
         .await?;
-    let tx = conn.transaction().await?;
-    if !removed.is_empty() {
-        tx.execute(&delete, &[&tree, &removed]).await?;
-    }
-    if !keys.is_empty() {
-        tx.execute(&insert, &[&tree, &keys, &values]).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    Ok(Staged::Kv {
+        tree,
+        delete,
+        insert,
+        keys,
+        values,
+        removed,
+    })
 }
 
-async fn apply_records(conn: &mut Conn, batch: WriteBatch) -> Result<(), OpError> {
+async fn stage_records(conn: &mut Conn, batch: WriteBatch) -> Result<Staged, OpError> {
     let (mut agents, mut seqs, mut values) = (Vec::new(), Vec::new(), Vec::new());
     let (mut gone_agents, mut gone_seqs) = (Vec::new(), Vec::new());
     for (key, value) in last_per_key(batch) {
@@ -281,15 +350,15 @@ async fn apply_records(conn: &mut Conn, batch: WriteBatch) -> Result<(), OpError
              ON CONFLICT (agent, seq) DO UPDATE SET value = EXCLUDED.value",
         )
         .await?;
-    let tx = conn.transaction().await?;
-    if !gone_agents.is_empty() {
-        tx.execute(&delete, &[&gone_agents, &gone_seqs]).await?;
-    }
-    if !agents.is_empty() {
-        tx.execute(&insert, &[&agents, &seqs, &values]).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    Ok(Staged::Records {
+        delete,
+        insert,
+        agents,
+        seqs,
+        values,
+        gone_agents,
+        gone_seqs,
+    })
 }
 
 async fn scan_records(conn: &mut Conn, from: &[u8], limit: i64) -> Result<Vec<Row>, OpError> {
