@@ -271,6 +271,11 @@ impl Member {
     }
 }
 
+/// Whether a collector owning `sites` (empty: all) ingests `site`.
+pub fn owns(sites: &[String], site: &str) -> bool {
+    sites.is_empty() || sites.iter().any(|s| s == site)
+}
+
 /// Gives up: the lease is gone, so another collector may be active.
 fn lost(lease: &str, why: &str) -> ! {
     tracing::error!(%lease, reason = %why, "lease lost: exiting so that only one collector ingests and pages (restart to stand by)");
@@ -287,5 +292,20 @@ pub fn initial_view(config: &CollectorConfig, cluster: &ClusterConfig) -> Cluste
         sites: config.raw.sites.clone(),
         takeover_ms: None,
         refreshed_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owns;
+
+    #[test]
+    fn a_partition_owns_only_its_sites_and_no_list_owns_all() {
+        let sites = vec!["s1".to_string(), "s2".to_string()];
+        assert!(owns(&sites, "s1"));
+        assert!(owns(&sites, "s2"));
+        assert!(!owns(&sites, "s3"));
+        assert!(!owns(&sites, "s"));
+        assert!(owns(&[], "anything"));
     }
 }

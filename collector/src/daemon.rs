@@ -400,6 +400,15 @@ async fn run_ingest(
             }
             LinkEvent::Disconnected(_) => {}
             LinkEvent::Message { topic, payload } => {
+                // Only the owned sites are subscribed to; anything else (a broker that
+                // forwards more) is counted and dropped, never stored or acked.
+                let site = topics.parse(&topic).map(|(site, _, _)| site);
+                if site.is_some_and(|site| !crate::cluster::owns(&sites, site)) {
+                    let mut s = state.write().await;
+                    *s.stats.refused.entry("site_not_owned").or_insert(0) += 1;
+                    tracing::warn!(%topic, "message of a site this collector does not own; ignored");
+                    continue;
+                }
                 if topic.ends_with("/status") {
                     let mut s = state.write().await;
                     if let Err(e) =
