@@ -164,7 +164,15 @@ impl Member {
                 let _ = stale.await;
             }
             tracing::warn!(lease = %self.cluster.lease, "lease taken: this collector is active; rebuilding from the database");
-            self.rebuild(false).await;
+            // The lease is checked while the rebuild runs, which keeps its session busy (the
+            // database ends a session idle for 10 s, and a large store takes longer).
+            let mut rebuild = tokio::spawn(self.rebuild(false));
+            loop {
+                tokio::select! {
+                    _ = &mut rebuild => break,
+                    _ = tokio::time::sleep(self.cluster.check_every) => self.check_held().await,
+                }
+            }
             let took = u64::try_from(taken.elapsed().as_millis()).unwrap_or(u64::MAX);
             if let Ok(mut view) = self.status.write() {
                 view.takeover_ms = Some(took);
@@ -185,11 +193,7 @@ impl Member {
                 let _ = work.await;
                 return;
             }
-            match self.lease.holds().await {
-                Ok(true) => {}
-                Ok(false) => lost(&self.cluster.lease, "the database no longer grants it"),
-                Err(e) => lost(&self.cluster.lease, &e.to_string()),
-            }
+            self.check_held().await;
             // The rebuild runs beside this loop: the lease session must not stay idle for
             // as long as a rebuild of a large store takes (the database would end it).
             let idle = refreshing.as_ref().is_none_or(|r| r.is_finished());
@@ -197,6 +201,15 @@ impl Member {
                 refreshing = Some(tokio::spawn(self.rebuild(true)));
                 last_refresh = Instant::now();
             }
+        }
+    }
+
+    /// Asks the database whether this collector still holds the lease; exits if not.
+    async fn check_held(&mut self) {
+        match self.lease.holds().await {
+            Ok(true) => {}
+            Ok(false) => lost(&self.cluster.lease, "the database no longer grants it"),
+            Err(e) => lost(&self.cluster.lease, &e.to_string()),
         }
     }
 
