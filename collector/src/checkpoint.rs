@@ -235,13 +235,38 @@ pub fn load_state(
     store: &CollectorStore,
     actions: Vec<OperatorAction>,
 ) -> Result<Loaded, StoreError> {
+    load(state, store, actions, true)
+}
+
+/// [`load_state`] from every record, ignoring any checkpoint: for collectors of a cluster,
+/// whose partitions allocate store positions each on their own (see ARCHITECTURE.md), so a
+/// position does not bound what another partition stored.
+pub fn rebuild_state(
+    state: &mut CollectorState,
+    store: &CollectorStore,
+    actions: Vec<OperatorAction>,
+) -> Result<Loaded, StoreError> {
+    load(state, store, actions, false)
+}
+
+fn load(
+    state: &mut CollectorState,
+    store: &CollectorStore,
+    actions: Vec<OperatorAction>,
+    use_checkpoint: bool,
+) -> Result<Loaded, StoreError> {
     // Read before the records: every record stored after it is in the tail.
     let position = store.position()?;
     let mut loaded = Loaded {
         position,
         ..Loaded::default()
     };
-    let usable = match read(store.kv().as_ref()) {
+    let checkpoint = if use_checkpoint {
+        read(store.kv().as_ref())
+    } else {
+        Ok(None)
+    };
+    let usable = match checkpoint {
         Ok(Some((at, body))) if at <= position => restore(state, body).map(|()| Some(at)),
         Ok(Some((at, _))) => {
             tracing::warn!(
@@ -339,6 +364,16 @@ impl Schedule {
             every,
             written: position,
             written_at: now,
+        }
+    }
+
+    /// A schedule that never writes a checkpoint (a collector of a cluster).
+    pub fn never() -> Self {
+        Schedule {
+            records: u64::MAX,
+            every: Duration::MAX,
+            written: u64::MAX,
+            written_at: Instant::now(),
         }
     }
 

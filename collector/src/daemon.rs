@@ -73,6 +73,45 @@ pub fn empty_state(config: &CollectorConfig) -> CollectorState {
     }
 }
 
+/// The collector's state loaded from the store: from the last checkpoint and the records after
+/// it, or from every record (always in a cluster: see [`crate::checkpoint::rebuild_state`]);
+/// then operator actions and agent ledgers. Blocking (reads the store). Also says where the
+/// state stands ([`crate::checkpoint::Loaded`]).
+pub fn load_state(
+    config: &CollectorConfig,
+    kv: &Arc<dyn KvStore>,
+) -> anyhow::Result<(CollectorState, crate::checkpoint::Loaded)> {
+    let store = CollectorStore::new(kv.clone());
+    let action_log = crate::action_log::ActionLog::new(kv.clone());
+    let policy = crate::retention::RetentionPolicy::from_config(&config.raw.retention);
+    let mut state = empty_state(config);
+    state.rollups = Some(crate::rollup_store::RollupStore::new(kv.clone(), policy));
+    let actions = action_log.all().context("reading operator actions")?;
+    let loaded = if config.raw.cluster.is_some() {
+        crate::checkpoint::rebuild_state(&mut state, &store, actions)
+    } else {
+        crate::checkpoint::load_state(&mut state, &store, actions)
+    }
+    .context("reading stored records")?;
+    for (agent, ledger) in store.ledgers().context("reading agent ledgers")? {
+        let info = state.agents.entry(agent).or_default();
+        info.site = ledger.site.clone();
+        info.acked_upto = ledger.acked_upto;
+        info.highest_seen = ledger.highest_seen;
+        info.dropped_by_agent = ledger.dropped_by_agent;
+        info.trust.restore(&ledger);
+    }
+    tracing::info!(
+        records = loaded.replayed,
+        checkpoint = loaded.checkpoint,
+        undecodable = loaded.undecodable,
+        incidents = state.analysis.incidents(state.latest_event).len(),
+        problems = state.analysis.problems().len(),
+        "state rebuilt from the store"
+    );
+    Ok((state, loaded))
+}
+
 impl RunningCollector {
     /// Opens the store, rebuilds incidents and problems from it, binds the HTTP API and
     /// starts ingest. Returns once the API is listening.
@@ -87,35 +126,42 @@ impl RunningCollector {
         let sites = crate::identity::SiteBook::new(kv.clone());
         let store = CollectorStore::new(kv.clone());
         let policy = crate::retention::RetentionPolicy::from_config(&raw.retention);
-        let rollups = crate::rollup_store::RollupStore::new(kv.clone(), policy);
-        let mut state = empty_state(&config);
-        state.rollups = Some(rollups);
-        let actions = action_log.all().context("reading operator actions")?;
-        // From the checkpoint and the records after it, or from every record.
-        let loaded = crate::checkpoint::load_state(&mut state, &store, actions)
-            .context("reading stored records")?;
-        let checkpoints = crate::checkpoint::Schedule::new(
-            raw.retention.checkpoint_records,
-            raw.retention.checkpoint_every,
-            loaded.checkpoint,
-            std::time::Instant::now(),
-        );
-        for (agent, ledger) in store.ledgers().context("reading agent ledgers")? {
-            let info = state.agents.entry(agent).or_default();
-            info.site = ledger.site.clone();
-            info.acked_upto = ledger.acked_upto;
-            info.highest_seen = ledger.highest_seen;
-            info.dropped_by_agent = ledger.dropped_by_agent;
-            info.trust.restore(&ledger);
-        }
-        tracing::info!(
-            records = loaded.replayed,
-            checkpoint = loaded.checkpoint,
-            undecodable = loaded.undecodable,
-            incidents = state.analysis.incidents(state.latest_event).len(),
-            problems = state.analysis.problems().len(),
-            "state rebuilt from the store"
-        );
+        // A clustered collector learns its role before it reads the store: an active one then
+        // needs no second rebuild.
+        let (cluster, active_rx) = match &raw.cluster {
+            Some(c) => {
+                let options = crate::cluster::pg_options(&config)?;
+                let mut lease =
+                    coldaisle_store_pg::PgLease::connect(&options, &c.lease, &raw.collector_id)
+                        .await
+                        .context("opening the lease session")?;
+                let held = lease.try_acquire().await.context("trying the lease")?;
+                let mut view = crate::cluster::initial_view(&config, c);
+                view.holder = lease.holder().await.context("reading the lease holder")?;
+                tracing::info!(lease = %c.lease, active = held, holder = ?view.holder, "cluster lease tried");
+                let status = Arc::new(std::sync::RwLock::new(view));
+                let (active, active_rx) = watch::channel(false);
+                (
+                    Some((c.clone(), lease, held, status, active)),
+                    Some(active_rx),
+                )
+            }
+            None => (None, None),
+        };
+        let loader = (config.clone(), kv.clone());
+        let (state, loaded) = tokio::task::spawn_blocking(move || load_state(&loader.0, &loader.1))
+            .await
+            .context("the state rebuild task failed")??;
+        let checkpoints = if raw.cluster.is_some() {
+            crate::checkpoint::Schedule::never()
+        } else {
+            crate::checkpoint::Schedule::new(
+                raw.retention.checkpoint_records,
+                raw.retention.checkpoint_every,
+                loaded.checkpoint,
+                std::time::Instant::now(),
+            )
+        };
         let state: SharedState = Arc::new(RwLock::new(state));
 
         let access = crate::auth::Access::load(raw.http.tokens_file.as_deref())?;
@@ -147,12 +193,16 @@ impl RunningCollector {
             silence: raw.agent_silence,
             started: Timestamp::now(),
         };
-        tasks.spawn(crate::retention::run(
-            kv,
-            policy,
-            raw.retention.compact_every,
-            shutdown_rx.clone(),
-        ));
+        {
+            // Compaction writes: only the active collector of a cluster runs it.
+            let (kv, active, every) = (kv.clone(), active_rx.clone(), raw.retention.compact_every);
+            let mut stop = shutdown_rx.clone();
+            tasks.spawn(async move {
+                if crate::cluster::until_active(active, &mut stop).await {
+                    crate::retention::run(kv, policy, every, stop).await;
+                }
+            });
+        }
         tasks.spawn(crate::silence::watch_agents(
             state.clone(),
             silence,
@@ -163,7 +213,9 @@ impl RunningCollector {
             notify_kv,
             state.clone(),
             silences.clone(),
+            active_rx,
         )?;
+        let cluster_status = cluster.as_ref().map(|c| c.3.clone());
         {
             let state = state.clone();
             let mut rx = shutdown_rx.clone();
@@ -182,32 +234,59 @@ impl RunningCollector {
                     access,
                     max_body_bytes,
                     metrics_open_on_loopback,
+                    cluster: cluster_status,
                 });
                 if let Err(e) = crate::http::serve_api(listener, served_tls, app, stop).await {
                     tracing::error!(error = %e, "HTTP API failed");
                 }
             });
         }
-        let link = MqttLink::open(LinkOptions {
-            client_id: format!("coldaisle-collector-{}", raw.collector_id),
-            config: raw.mqtt.clone(),
-            password: config.mqtt_password.clone(),
-            tls: config.mqtt_tls.clone(),
-            will: None,
-        });
-        tasks.spawn(run_ingest(
-            Topics::new(&raw.mqtt.topic_prefix),
-            raw.sites.clone(),
-            link,
-            ingest::Intake {
+        let ingest = {
+            let (config, state, shutdown) = (config.clone(), state.clone(), shutdown_rx.clone());
+            let intake = ingest::Intake {
                 store,
                 sites,
                 gate: gate.clone(),
-            },
-            state.clone(),
-            shutdown_rx,
-            (checkpoints, loaded.position),
-        ));
+            };
+            move || {
+                let raw = &config.raw;
+                let link = MqttLink::open(LinkOptions {
+                    client_id: format!("coldaisle-collector-{}", raw.collector_id),
+                    config: raw.mqtt.clone(),
+                    password: config.mqtt_password.clone(),
+                    tls: config.mqtt_tls.clone(),
+                    will: None,
+                });
+                run_ingest(
+                    Topics::new(&raw.mqtt.topic_prefix),
+                    raw.sites.clone(),
+                    link,
+                    intake,
+                    state,
+                    shutdown,
+                    (checkpoints, loaded.position),
+                )
+            }
+        };
+        match cluster {
+            // Ingest starts once the lease is held (at once if it is already).
+            Some((cluster, lease, held, status, active)) => {
+                let member = crate::cluster::Member {
+                    config: config.clone(),
+                    cluster,
+                    lease,
+                    kv,
+                    state: state.clone(),
+                    status,
+                    active,
+                };
+                let work: crate::cluster::ActiveWork = Box::new(move || Box::pin(ingest()));
+                tasks.spawn(member.run(held, work, shutdown_rx));
+            }
+            None => {
+                tasks.spawn(ingest());
+            }
+        }
         tracing::info!(http = %http_addr, tls = raw.http.tls.is_some(), "collector started");
         Ok(RunningCollector {
             state,
@@ -341,6 +420,15 @@ async fn run_ingest(
             }
             LinkEvent::Disconnected(_) => {}
             LinkEvent::Message { topic, payload } => {
+                // Only the owned sites are subscribed to; anything else (a broker that
+                // forwards more) is counted and dropped, never stored or acked.
+                let site = topics.parse(&topic).map(|(site, _, _)| site);
+                if site.is_some_and(|site| !crate::cluster::owns(&sites, site)) {
+                    let mut s = state.write().await;
+                    *s.stats.refused.entry("site_not_owned").or_insert(0) += 1;
+                    tracing::warn!(%topic, "message of a site this collector does not own; ignored");
+                    continue;
+                }
                 if topic.ends_with("/status") {
                     let gate = ingest::current(&intake.gate);
                     let (book, status_topics, status_topic) =

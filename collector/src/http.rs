@@ -81,6 +81,8 @@ pub struct ApiOptions {
     /// `GET /metrics` from a loopback peer passes without a token
     /// ([`crate::prom::scrape_access`]).
     pub metrics_open_on_loopback: bool,
+    /// The cluster role shown on `/api/v1/stats` (`None`: not clustered).
+    pub cluster: Option<crate::cluster::ClusterStatus>,
 }
 
 /// The stores the operator routes write to.
@@ -108,6 +110,7 @@ impl ApiOptions {
             access: Access::Open,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             metrics_open_on_loopback: false,
+            cluster: None,
         }
     }
 }
@@ -123,6 +126,7 @@ pub fn router(options: ApiOptions) -> Router {
         clock: options.clock.clone(),
         silence: options.silence,
         trees: crate::prom::TreeSizeCache::default(),
+        cluster: options.cluster.clone(),
     };
     let mut api = Router::new()
         .route("/api/v1/zones", get(list_zones))
@@ -259,6 +263,9 @@ pub struct ApiStats {
     pub open_problems: usize,
     /// Entries and bytes per store tree.
     pub trees: Vec<crate::rollup_store::TreeSize>,
+    /// Role and lease holder in a cluster (absent when not clustered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<crate::cluster::ClusterView>,
 }
 
 /// State of the handlers.
@@ -272,6 +279,8 @@ struct Api {
     silence: SilenceRule,
     /// Store tree sizes of `/metrics`, rescanned at most once a minute.
     trees: crate::prom::TreeSizeCache,
+    /// The cluster role, if clustered.
+    cluster: Option<crate::cluster::ClusterStatus>,
 }
 
 /// An error answer: a status and a JSON body `{"error": message}`.
@@ -583,6 +592,10 @@ async fn stats(State(api): State<Api>) -> Json<ApiStats> {
         open_incidents,
         open_problems,
         trees,
+        cluster: api
+            .cluster
+            .as_ref()
+            .and_then(|c| c.read().ok().map(|v| v.clone())),
     })
 }
 

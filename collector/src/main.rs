@@ -110,6 +110,20 @@ enum Command {
         #[command(flatten)]
         api: ops_cli::ApiArgs,
     },
+    /// Copy a stopped collector's sled store into PostgreSQL: every tree, idempotent (rerun
+    /// with --force to finish an interrupted copy), counts verified at the end.
+    Migrate {
+        /// `sled:<dir>`: the sled store directory (the collector's `state_dir/store`).
+        #[arg(long)]
+        from: String,
+        /// `postgres:<url>` (password from $PGPASSWORD) or `postgres:<collector config>` (its
+        /// `[store]` url, password_file and ca_file).
+        #[arg(long)]
+        to: String,
+        /// Copy into a target that already holds data (resumes an interrupted copy).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,6 +180,9 @@ fn main() -> ExitCode {
         Command::Incident { command, api } => ops_cli::incident(command, &api),
         Command::Problem { command, api } => ops_cli::problem(command, &api),
         Command::Silence { command, api } => ops_cli::silence(command, &api),
+        Command::Migrate { from, to, force } => {
+            coldaisle_collector::migrate::run(&from, &to, force)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

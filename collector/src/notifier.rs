@@ -638,6 +638,7 @@ pub fn spawn(
     state: SharedState,
     silences: SilenceBook,
     shutdown: watch::Receiver<bool>,
+    active: Option<watch::Receiver<bool>>,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
     if config.routes.is_empty() {
@@ -697,6 +698,12 @@ pub fn spawn(
         routes = config.routes.len(),
         "notifier started"
     );
-    tasks.spawn(notifier.run(shutdown));
+    // In a cluster, only the active collector pages (it reads the ledger when it starts).
+    tasks.spawn(async move {
+        let mut stop = shutdown.clone();
+        if crate::cluster::until_active(active, &mut stop).await {
+            notifier.run(shutdown).await;
+        }
+    });
     Ok(())
 }

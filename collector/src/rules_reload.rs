@@ -29,6 +29,8 @@ pub struct RuleSwitch {
     notifier_stop: watch::Sender<bool>,
     /// Tasks the notifier started with (zero when no route is configured).
     notifier_started: usize,
+    /// In a cluster, true once this collector is active: the notifier waits for it.
+    active: Option<watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for RuleSwitch {
@@ -67,12 +69,13 @@ pub fn rebuild_analysis(
 }
 
 impl RuleSwitch {
-    /// Starts the notifier of `config`.
+    /// Starts the notifier of `config` (it pages once `active` is true; `None`: at once).
     pub fn start(
         config: &CollectorConfig,
         kv: Arc<dyn KvStore>,
         state: SharedState,
         silences: SilenceBook,
+        active: Option<watch::Receiver<bool>>,
     ) -> anyhow::Result<RuleSwitch> {
         let (notifier_stop, stop_rx) = watch::channel(false);
         let mut notifier = JoinSet::new();
@@ -83,11 +86,13 @@ impl RuleSwitch {
             state.clone(),
             silences.clone(),
             stop_rx,
+            active.clone(),
         )?;
         Ok(RuleSwitch {
             kv,
             state,
             silences,
+            active,
             notifier_started: notifier.len(),
             notifier,
             notifier_stop,
@@ -110,6 +115,7 @@ impl RuleSwitch {
                 self.kv.clone(),
                 self.state.clone(),
                 self.silences.clone(),
+                self.active.clone(),
             ) {
                 Ok(next) => self.adopt(next),
                 Err(e) => {
@@ -118,6 +124,7 @@ impl RuleSwitch {
                         self.kv.clone(),
                         self.state.clone(),
                         self.silences.clone(),
+                        self.active.clone(),
                     )
                     .context("restarting the previous notifier")?;
                     self.adopt(old_one);

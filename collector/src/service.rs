@@ -41,6 +41,14 @@ fn restart_only_changes(old: &CollectorConfig, new: &CollectorConfig) -> Vec<&'s
     check("mqtt", format!("{:?}", o.mqtt) != format!("{:?}", n.mqtt));
     check("http", format!("{:?}", o.http) != format!("{:?}", n.http));
     check("agent_silence", o.agent_silence != n.agent_silence);
+    check(
+        "store",
+        format!("{:?}", o.store) != format!("{:?}", n.store),
+    );
+    check(
+        "cluster",
+        format!("{:?}", o.cluster) != format!("{:?}", n.cluster),
+    );
     keys
 }
 

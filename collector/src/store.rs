@@ -360,12 +360,17 @@ impl CollectorStore {
             None => self.position()?,
         };
         let mut keys = Vec::new();
-        for mut record in records.drain(..) {
-            // Bounded by check_claims: offset ≤ MAX_SEQ and seq ≤ MAX_SEQ.
+        // Bounded by check_claims: offset ≤ MAX_SEQ and seq ≤ MAX_SEQ.
+        let candidates: Vec<Vec<u8>> = records
+            .iter()
+            .map(|r| record_key(agent, r.seq + offset))
+            .collect();
+        // One lookup for the whole batch (one round trip on PostgreSQL).
+        out.lookups += u64::from(!candidates.is_empty());
+        let found = self.kv.get_many(RECORDS, &candidates)?;
+        for ((mut record, key), found) in records.drain(..).zip(candidates).zip(found) {
             record.seq += offset;
-            let key = record_key(agent, record.seq);
-            out.lookups += 1;
-            if !unflushed.contains(&key) && self.kv.get(RECORDS, &key)?.is_some() {
+            if !unflushed.contains(&key) && found.is_some() {
                 out.duplicates += 1;
                 continue;
             }
@@ -388,12 +393,6 @@ impl CollectorStore {
             batch.insert(key, json);
             out.new.push(record);
         }
-        if !batch.is_empty() {
-            self.kv.apply(RECORDS, batch)?;
-            *position = Some(next);
-            out.position = Some(next);
-        }
-        drop(position);
         // Summaries are folded into the roll-up trees once, when first stored; flushed below.
         let summaries: Vec<&coldaisle_core::ReadingSummary> = out
             .new
@@ -403,13 +402,13 @@ impl CollectorStore {
                 _ => None,
             })
             .collect();
-        crate::rollup_store::add(self.kv.as_ref(), &summaries)?;
         ledger.site = site.to_string();
         ledger.highest_seen = ledger.highest_seen.max(highest);
         ledger.acked_upto = ledger.acked_upto.max(claims.floor.saturating_sub(1));
         let mut ranges = claims.dropped.to_vec();
         ranges.sort_by_key(|r| r.from);
         let mut next_range = 0;
+        let inserted: std::collections::HashSet<&[u8]> = keys.iter().map(Vec::as_slice).collect();
         while let Some(next) = ledger.acked_upto.checked_add(1) {
             while ranges.get(next_range).is_some_and(|r| r.to < next) {
                 next_range += 1;
@@ -420,13 +419,13 @@ impl CollectorStore {
                 ledger.acked_upto = range.to;
                 continue;
             }
-            out.lookups += 1;
-            if self
-                .kv
-                .get(RECORDS, &record_key(agent, offset + next))?
-                .is_none()
-            {
-                break;
+            // A record of this batch is known to be there; others are looked up.
+            let key = record_key(agent, offset + next);
+            if !inserted.contains(key.as_slice()) {
+                out.lookups += 1;
+                if self.kv.get(RECORDS, &key)?.is_none() {
+                    break;
+                }
             }
             ledger.acked_upto = next;
         }
@@ -435,7 +434,17 @@ impl CollectorStore {
             agent.as_bytes().to_vec(),
             serde_json::to_vec(&ledger).unwrap_or_default(),
         );
-        self.kv.apply(AGENTS, ledger_batch)?;
+        // The records and the ledger in one call: one transaction (one commit) on PostgreSQL.
+        // The walk above looked up no record of this batch, so they need not be applied first.
+        self.kv
+            .apply_trees(vec![(RECORDS, batch), (AGENTS, ledger_batch)])?;
+        // The new records hold positions up to `next` now (durable or not, they are applied).
+        if !keys.is_empty() {
+            *position = Some(next);
+            out.position = Some(next);
+        }
+        drop(position);
+        crate::rollup_store::add(self.kv.as_ref(), &summaries)?;
         if let Err(e) = self.kv.flush() {
             unflushed.extend(keys);
             return Err(e.into());

@@ -62,6 +62,10 @@ pub struct RawCollectorConfig {
     /// Zone reports: the ASHRAE class the bands come from, when a sensor counts as stale.
     #[serde(default)]
     pub report: ReportConfig,
+    /// Failover and site partitions on a shared store (see [`crate::cluster`]); absent, the
+    /// collector is alone and always active.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// The ASHRAE thermal guideline class of the data hall (`[report] ashrae_class`): it sets the
@@ -501,6 +505,9 @@ fn validate(raw: &RawCollectorConfig) -> Result<(), Problem> {
     crate::trust::validate_agents(&raw.agents, &root)?;
     validate_retention(&raw.retention, &root)?;
     validate_report(&raw.report, &root)?;
+    if let Some(cluster) = &raw.cluster {
+        crate::cluster::validate(cluster, &raw.store, &root.key("cluster"))?;
+    }
     Ok(())
 }
 

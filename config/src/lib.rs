@@ -6,6 +6,7 @@
 //! embedded in the binary and the secret files the config names.
 
 pub mod agent;
+pub mod cluster;
 pub mod collector;
 pub mod detection;
 pub mod error;

@@ -17,6 +17,7 @@
 
 mod backoff;
 mod conn;
+mod lease;
 mod ops;
 mod records_key;
 mod schema;
@@ -24,6 +25,7 @@ mod target;
 mod tls;
 mod worker;
 
+pub use lease::{LeaseError, PgLease};
 pub use ops::RECORDS;
 pub use target::redact;
 
@@ -77,26 +79,7 @@ impl PgStore {
             tree: String::new(),
             message,
         };
-        let mut config: tokio_postgres::Config = options
-            .url
-            .parse()
-            .map_err(|e| fail(format!("invalid database URL {target}: {e}")))?;
-        if let Some(password) = &options.password {
-            config.password(password);
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("coldaisle-collector");
-        }
-        let tls = match &options.ca_file {
-            Some(ca_file) => {
-                config.ssl_mode(tokio_postgres::config::SslMode::Require);
-                Some(tls::MakeRustls::from_ca_file(ca_file).map_err(fail)?)
-            }
-            None => None,
-        };
+        let (config, tls) = client_config(&options).map_err(fail)?;
         let mut worker = Worker::new(config, tls, target.clone())
             .map_err(|e| fail(format!("starting the store runtime: {e}")))?;
         let (requests, incoming) = mpsc::channel::<Request>();
@@ -156,6 +139,35 @@ impl PgStore {
     }
 }
 
+/// The client settings of `options` (password, connect timeout, application name) and the
+/// TLS connector when `ca_file` is set; the error names the URL without its password.
+fn client_config(
+    options: &PgOptions,
+) -> Result<(tokio_postgres::Config, Option<tls::MakeRustls>), String> {
+    let target = redact(&options.url);
+    let mut config: tokio_postgres::Config = options
+        .url
+        .parse()
+        .map_err(|e| format!("invalid database URL {target}: {e}"))?;
+    if let Some(password) = &options.password {
+        config.password(password);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("coldaisle-collector");
+    }
+    let tls = match &options.ca_file {
+        Some(ca_file) => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            Some(tls::MakeRustls::from_ca_file(ca_file)?)
+        }
+        None => None,
+    };
+    Ok((config, tls))
+}
+
 impl KvStore for PgStore {
     fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.call(Op::Get {
@@ -167,16 +179,45 @@ impl KvStore for PgStore {
         }
     }
 
+    /// One query for all the keys (one round trip, not one per key).
+    fn get_many(&self, tree: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.call(Op::GetMany {
+            tree: tree.to_string(),
+            keys: keys.to_vec(),
+        })? {
+            Reply::Values(v) => Ok(v),
+            other => Err(Self::unexpected("get_many", tree, other)),
+        }
+    }
+
     fn apply(&self, tree: &str, batch: WriteBatch) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         match self.call(Op::Apply {
-            tree: tree.to_string(),
-            batch,
+            batches: vec![(tree.to_string(), batch)],
         })? {
             Reply::Done => Ok(()),
             other => Err(Self::unexpected("apply", tree, other)),
+        }
+    }
+
+    /// One transaction, so one commit, for every tree's batch.
+    fn apply_trees(&self, batches: Vec<(&str, WriteBatch)>) -> Result<(), StoreError> {
+        let batches: Vec<(String, WriteBatch)> = batches
+            .into_iter()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(tree, b)| (tree.to_string(), b))
+            .collect();
+        let Some(tree) = batches.first().map(|(t, _)| t.clone()) else {
+            return Ok(());
+        };
+        match self.call(Op::Apply { batches })? {
+            Reply::Done => Ok(()),
+            other => Err(Self::unexpected("apply", &tree, other)),
         }
     }
 
@@ -229,5 +270,9 @@ impl Drop for PgStore {
     }
 }
 
+#[cfg(test)]
+mod backup_tests;
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 mod tests;

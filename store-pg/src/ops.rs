@@ -2,16 +2,18 @@
 //!
 //! Tree [`RECORDS`] lives in table `records` (primary key `(agent, seq)`, see
 //! [`crate::records_key`]); every other tree in table `kv` (primary key `(tree, key)`).
-//! A batch is one transaction: one `DELETE` for its removals and one multi-row
-//! `INSERT ... ON CONFLICT DO UPDATE` (rows passed as arrays through `unnest`) for its
-//! inserts, after reducing it to the last operation per key (what applying it in order does).
+//! An apply is one transaction, of one tree's batch or of several trees' batches
+//! ([`coldaisle_store::KvStore::apply_trees`]): per tree one `DELETE` for its removals and one
+//! multi-row `INSERT ... ON CONFLICT DO UPDATE` (rows passed as arrays through `unnest`) for
+//! its inserts, after reducing it to the last operation per key (what applying it in order
+//! does).
 
 use crate::conn::Conn;
 use crate::records_key::{self, LowerBound};
 use coldaisle_store::{Entry, WriteBatch};
 use std::collections::BTreeMap;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
+use tokio_postgres::{Row, Statement};
 
 /// The collector's records tree (`collector/src/store.rs`), stored by `(agent, seq)`.
 pub const RECORDS: &str = "records";
@@ -23,9 +25,14 @@ pub(crate) enum Op {
         tree: String,
         key: Vec<u8>,
     },
-    Apply {
+    GetMany {
         tree: String,
-        batch: WriteBatch,
+        keys: Vec<Vec<u8>>,
+    },
+    /// Batches for one or more trees, applied in one transaction (the first tree names the
+    /// operation in errors).
+    Apply {
+        batches: Vec<(String, WriteBatch)>,
     },
     Scan {
         tree: String,
@@ -45,6 +52,7 @@ impl Op {
     pub fn name(&self) -> &'static str {
         match self {
             Op::Get { .. } => "get",
+            Op::GetMany { .. } => "get_many",
             Op::Apply { .. } => "apply",
             Op::Scan { .. } => "scan",
             Op::Last { .. } => "last",
@@ -55,8 +63,9 @@ impl Op {
     /// The tree it concerns.
     pub fn tree(&self) -> &str {
         match self {
+            Op::Apply { batches } => batches.first().map_or("", |(tree, _)| tree.as_str()),
             Op::Get { tree, .. }
-            | Op::Apply { tree, .. }
+            | Op::GetMany { tree, .. }
             | Op::Scan { tree, .. }
             | Op::Last { tree }
             | Op::Len { tree } => tree,
@@ -68,6 +77,7 @@ impl Op {
 #[derive(Debug)]
 pub(crate) enum Reply {
     Value(Option<Vec<u8>>),
+    Values(Vec<Option<Vec<u8>>>),
     Done,
     Entries(Vec<Entry>),
     Count(usize),
@@ -109,12 +119,11 @@ pub(crate) async fn run(conn: &mut Conn, op: Op) -> Result<Reply, OpError> {
             };
             Ok(Reply::Value(row.map(|r| r.try_get(0)).transpose()?))
         }
-        Op::Apply { tree, batch } => {
-            if records {
-                apply_records(conn, batch).await?;
-            } else {
-                apply_kv(conn, &tree, batch).await?;
-            }
+        Op::GetMany { tree, keys } => {
+            Ok(Reply::Values(get_many(conn, records, &tree, keys).await?))
+        }
+        Op::Apply { batches } => {
+            apply(conn, batches).await?;
             Ok(Reply::Done)
         }
         Op::Scan { tree, from, limit } => {
@@ -161,12 +170,126 @@ pub(crate) async fn run(conn: &mut Conn, op: Op) -> Result<Reply, OpError> {
     }
 }
 
+/// The values of `keys` in one query (the keys as an array, joined back by position).
+async fn get_many(
+    conn: &mut Conn,
+    records: bool,
+    tree: &str,
+    keys: Vec<Vec<u8>>,
+) -> Result<Vec<Option<Vec<u8>>>, OpError> {
+    let positions = i64::try_from(keys.len()).unwrap_or(i64::MAX);
+    let rows = if records {
+        let (mut agents, mut seqs) = (Vec::new(), Vec::new());
+        for key in &keys {
+            let k = records_key::decode(key).map_err(OpError::Invalid)?;
+            agents.push(k.agent);
+            seqs.push(k.seq);
+        }
+        conn.query(
+            "SELECT u.i, r.value FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY
+                 AS u(agent, seq, i) JOIN records r ON r.agent = u.agent AND r.seq = u.seq",
+            &[&agents, &seqs],
+        )
+        .await?
+    } else {
+        conn.query(
+            "SELECT u.i, kv.value FROM unnest($2::bytea[]) WITH ORDINALITY AS u(key, i)
+                 JOIN kv ON kv.tree = $1 AND kv.key = u.key",
+            &[&tree, &keys],
+        )
+        .await?
+    };
+    let mut out = vec![None; keys.len()];
+    for row in rows {
+        let i: i64 = row.try_get(0)?;
+        let slot = usize::try_from(i - 1)
+            .ok()
+            .filter(|_| i >= 1 && i <= positions)
+            .and_then(|i| out.get_mut(i));
+        if let Some(slot) = slot {
+            *slot = Some(row.try_get(1)?);
+        }
+    }
+    Ok(out)
+}
+
 /// The batch as its final state per key: `Some(value)` to store, `None` to remove.
 fn last_per_key(batch: WriteBatch) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
     batch.ops.into_iter().collect()
 }
 
-async fn apply_kv(conn: &mut Conn, tree: &str, batch: WriteBatch) -> Result<(), OpError> {
+/// One tree's share of an apply transaction: its prepared statements and row arrays.
+enum Staged {
+    Kv {
+        tree: String,
+        delete: Statement,
+        insert: Statement,
+        keys: Vec<Vec<u8>>,
+        values: Vec<Vec<u8>>,
+        removed: Vec<Vec<u8>>,
+    },
+    Records {
+        delete: Statement,
+        insert: Statement,
+        agents: Vec<String>,
+        seqs: Vec<i64>,
+        values: Vec<Vec<u8>>,
+        gone_agents: Vec<String>,
+        gone_seqs: Vec<i64>,
+    },
+}
+
+/// Applies every batch in one transaction (one commit).
+async fn apply(conn: &mut Conn, batches: Vec<(String, WriteBatch)>) -> Result<(), OpError> {
+    let mut staged = Vec::with_capacity(batches.len());
+    for (tree, batch) in batches {
+        staged.push(if tree == RECORDS {
+            stage_records(conn, batch).await?
+        } else {
+            stage_kv(conn, tree, batch).await?
+        });
+    }
+    let tx = conn.transaction().await?;
+    for part in &staged {
+        match part {
+            Staged::Kv {
+                tree,
+                delete,
+                insert,
+                keys,
+                values,
+                removed,
+            } => {
+                if !removed.is_empty() {
+                    tx.execute(delete, &[tree, removed]).await?;
+                }
+                if !keys.is_empty() {
+                    tx.execute(insert, &[tree, keys, values]).await?;
+                }
+            }
+            Staged::Records {
+                delete,
+                insert,
+                agents,
+                seqs,
+                values,
+                gone_agents,
+                gone_seqs,
+            } => {
+                if !gone_agents.is_empty() {
+                    tx.execute(delete, &[gone_agents, gone_seqs]).await?;
+                }
+                if !agents.is_empty() {
+                    tx.execute(insert, &[agents, seqs, values]).await?;
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn stage_kv(conn: &mut Conn, tree: String, batch: WriteBatch) -> Result<Staged, OpError> {
     let (mut keys, mut values, mut removed) = (Vec::new(), Vec::new(), Vec::new());
     for (key, value) in last_per_key(batch) {
         match value {
@@ -187,18 +310,17 @@ async fn apply_kv(conn: &mut Conn, tree: &str, batch: WriteBatch) -> Result<(), 
              ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
         )
         .await?;
-    let tx = conn.transaction().await?;
-    if !removed.is_empty() {
-        tx.execute(&delete, &[&tree, &removed]).await?;
-    }
-    if !keys.is_empty() {
-        tx.execute(&insert, &[&tree, &keys, &values]).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    Ok(Staged::Kv {
+        tree,
+        delete,
+        insert,
+        keys,
+        values,
+        removed,
+    })
 }
 
-async fn apply_records(conn: &mut Conn, batch: WriteBatch) -> Result<(), OpError> {
+async fn stage_records(conn: &mut Conn, batch: WriteBatch) -> Result<Staged, OpError> {
     let (mut agents, mut seqs, mut values) = (Vec::new(), Vec::new(), Vec::new());
     let (mut gone_agents, mut gone_seqs) = (Vec::new(), Vec::new());
     for (key, value) in last_per_key(batch) {
@@ -228,15 +350,15 @@ async fn apply_records(conn: &mut Conn, batch: WriteBatch) -> Result<(), OpError
              ON CONFLICT (agent, seq) DO UPDATE SET value = EXCLUDED.value",
         )
         .await?;
-    let tx = conn.transaction().await?;
-    if !gone_agents.is_empty() {
-        tx.execute(&delete, &[&gone_agents, &gone_seqs]).await?;
-    }
-    if !agents.is_empty() {
-        tx.execute(&insert, &[&agents, &seqs, &values]).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    Ok(Staged::Records {
+        delete,
+        insert,
+        agents,
+        seqs,
+        values,
+        gone_agents,
+        gone_seqs,
+    })
 }
 
 async fn scan_records(conn: &mut Conn, from: &[u8], limit: i64) -> Result<Vec<Row>, OpError> {

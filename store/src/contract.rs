@@ -32,6 +32,46 @@ pub fn exercise(store: &dyn KvStore) {
         None,
         "trees are separate"
     );
+    let asked = [
+        u64_key(300),
+        u64_key(1),
+        u64_key(2),
+        u64_key(300),
+        u64_key(9),
+    ];
+    let asked: Vec<Vec<u8>> = asked.iter().map(|k| k.to_vec()).collect();
+    assert_eq!(
+        store.get_many("t", &asked).expect("get_many"),
+        vec![
+            Some(b"v300".to_vec()),
+            None,
+            Some(b"v2".to_vec()),
+            Some(b"v300".to_vec()),
+            None
+        ],
+        "get_many answers in the order asked, repeats and misses included"
+    );
+    assert!(store.get_many("t", &[]).expect("get_many").is_empty());
+    let (mut one, mut two) = (WriteBatch::default(), WriteBatch::default());
+    one.insert(b"k1".to_vec(), b"one".to_vec());
+    two.insert(b"k2".to_vec(), b"two".to_vec());
+    two.remove(b"k2".to_vec());
+    two.insert(b"k3".to_vec(), b"three".to_vec());
+    store
+        .apply_trees(vec![
+            ("t1", one),
+            ("t2", two),
+            ("t3", WriteBatch::default()),
+        ])
+        .expect("apply_trees");
+    store.flush().expect("flush");
+    assert_eq!(store.get("t1", b"k1").expect("get"), Some(b"one".to_vec()));
+    assert_eq!(store.get("t2", b"k2").expect("get"), None, "order kept");
+    assert_eq!(
+        store.get("t2", b"k3").expect("get"),
+        Some(b"three".to_vec())
+    );
+    assert_eq!(store.len("t3").expect("len"), 0);
 }
 
 /// `visit_from` reads a 10 000-entry tree across chunks, in order, and stops early on `Break`.

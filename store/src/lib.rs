@@ -72,6 +72,22 @@ pub trait KvStore: Send + Sync {
     fn len(&self, tree: &str) -> Result<usize, StoreError>;
     /// Makes every applied batch durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Applies batches to several trees. The default applies them one after the other, each
+    /// atomic; a backend with a commit per call (PostgreSQL) applies all in one transaction.
+    /// Callers must be correct either way (a crash between two trees' batches).
+    fn apply_trees(&self, batches: Vec<(&str, WriteBatch)>) -> Result<(), StoreError> {
+        for (tree, batch) in batches {
+            if !batch.is_empty() {
+                self.apply(tree, batch)?;
+            }
+        }
+        Ok(())
+    }
+    /// The values of `keys` in `tree`, in the order of `keys`. The default asks one key at a
+    /// time; a backend with a round trip per call (PostgreSQL) answers in one.
+    fn get_many(&self, tree: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|key| self.get(tree, key)).collect()
+    }
 }
 
 /// Entries read per `scan` call by [`visit_from`].

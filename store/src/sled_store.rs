@@ -94,6 +94,19 @@ impl SledStore {
         }
     }
 
+    /// The names of the trees in the database (sled's own default tree left out), sorted.
+    pub fn tree_names(&self) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = self
+            .db()?
+            .tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .filter(|n| n != "__sled__default")
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// The handle to use now: the open one, or a new one when the last operation failed with
     /// an I/O error (see the type's doc).
     fn db(&self) -> Result<sled::Db, StoreError> {

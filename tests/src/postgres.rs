@@ -204,6 +204,20 @@ impl Postgres {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
     }
 
+    /// A client tool of the server's version (`pg_dump`, `pg_restore`) that reaches this
+    /// server over TCP as [`Postgres::USER`] (host, port, user and password in its
+    /// environment, as an operator's script would set them).
+    pub fn tool(&self, name: &str) -> Result<Command> {
+        let mut command = Command::new(binary(name)?);
+        command
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", self.port.to_string())
+            .env("PGUSER", Self::USER)
+            .env("PGPASSWORD", Self::PASSWORD)
+            .stdin(Stdio::null());
+        Ok(command)
+    }
+
     /// True while the server process runs.
     pub fn is_running(&mut self) -> bool {
         self.child

@@ -13,6 +13,8 @@ mod fuzz_seeds;
 mod metrics;
 mod pagers;
 mod partition;
+mod postgres_failover;
+mod postgres_partitions;
 mod postgres_store;
 mod rack_power;
 mod service;

@@ -19,13 +19,13 @@ use std::time::Duration;
 
 /// One request the recording webhook received.
 #[derive(Debug, Clone)]
-struct Hook {
-    signature: String,
-    body: Value,
+pub(crate) struct Hook {
+    pub(crate) signature: String,
+    pub(crate) body: Value,
 }
 
 /// A tiny HTTP/1.1 server on loopback that records every POST and answers 200.
-fn recording_webhook() -> Result<(String, Arc<Mutex<Vec<Hook>>>)> {
+pub(crate) fn recording_webhook() -> Result<(String, Arc<Mutex<Vec<Hook>>>)> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding the webhook")?;
     let url = format!("http://{}/hook", listener.local_addr()?);
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -113,12 +113,25 @@ problems = true
 
 /// Publishes one event batch as agent `a1` of site `lab1` with mosquitto_pub (QoS 1).
 fn publish(port: u16, seq: u64, zone: &str, state: EventState, severity: Severity) -> Result<()> {
+    publish_as(port, ("lab1", "a1"), seq, zone, state, severity)
+}
+
+/// Publishes one event batch as agent `agent` of site `site` with mosquitto_pub (QoS 1, user
+/// `collector`).
+pub(crate) fn publish_as(
+    port: u16,
+    (site, agent): (&str, &str),
+    seq: u64,
+    zone: &str,
+    state: EventState,
+    severity: Severity,
+) -> Result<()> {
     let ts = Timestamp::now();
     let event = SensorEvent {
         sensor: format!("{zone}-r1-inlet"),
         kind: SensorKind::InletTemp,
         location: Location {
-            site: "lab1".into(),
+            site: site.into(),
             zone: zone.into(),
             row: None,
             rack: Some("R1".into()),
@@ -138,13 +151,13 @@ fn publish(port: u16, seq: u64, zone: &str, state: EventState, severity: Severit
     };
     let batch = Batch {
         schema: SCHEMA_VERSION,
-        agent: "a1".into(),
-        site: "lab1".into(),
+        agent: agent.into(),
+        site: site.into(),
         floor: 1,
         records: vec![Record {
             schema: SCHEMA_VERSION,
-            agent: "a1".into(),
-            site: "lab1".into(),
+            agent: agent.into(),
+            site: site.into(),
             seq,
             payload: Payload::SensorEvent(event),
             instance: None,
@@ -165,7 +178,7 @@ fn publish(port: u16, seq: u64, zone: &str, state: EventState, severity: Severit
             "-q",
             "1",
         ])
-        .args(["-t", "coldaisle/v1/lab1/a1/events", "-m"])
+        .args(["-t", &format!("coldaisle/v1/{site}/{agent}/events"), "-m"])
         .arg(serde_json::to_string(&batch)?)
         .status()?;
     if !status.success() {

@@ -1,0 +1,324 @@
+//! Collectors sharing one PostgreSQL store (`[cluster]`): one is active per lease, the others
+//! stand by.
+//!
+//! - **Active** (holds the lease, [`coldaisle_store_pg::PgLease`]): runs ingest (subscribes,
+//!   stores, acks), the notifier and compaction, as a lone collector does. It checks the lease
+//!   every `check_every`; when a check fails (the database ended its session, or the session
+//!   broke) it **exits** at once ([`LEASE_LOST_EXIT`]): another collector may already be
+//!   active, and a process that stopped is the only one sure to send no page and no ack.
+//!   systemd restarts it, and it comes back as a standby.
+//! - **Standby**: no MQTT connection, no pages, no compaction; it serves the read API from a
+//!   view rebuilt from the database every `refresh_every`, and tries the lease every
+//!   `check_every`. On taking it, it rebuilds the view from the database (the records and
+//!   actions the old active committed) before it starts ingest and the notifier. The
+//!   notifier's queue and sent ledger are in the database (tree `notify`), so it neither pages
+//!   again what the old active paged nor drops what it queued.
+//! - **Partitions**: collectors with different leases own different `sites` (the top-level
+//!   list: only those sites are subscribed to, see `daemon::run_ingest`). An active
+//!   collector of a partition also rebuilds its view every `refresh_every`, so its read API
+//!   shows the whole fleet's stored records.
+//!
+//! The role and the holder are shown on `/api/v1/stats` ([`ClusterView`]).
+
+use crate::state::SharedState;
+use coldaisle_config::cluster::ClusterConfig;
+use coldaisle_config::CollectorConfig;
+use coldaisle_store::KvStore;
+use coldaisle_store_pg::{PgLease, PgOptions};
+use serde::Serialize;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// The exit code of an active collector that lost its lease (systemd restarts it).
+pub const LEASE_LOST_EXIT: i32 = 75;
+
+/// This collector's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Holds the lease: ingests, acks and pages.
+    Active,
+    /// Waits for the lease; serves the read API from the database.
+    Standby,
+}
+
+/// What `/api/v1/stats` shows under `cluster`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterView {
+    /// The lease's name.
+    pub lease: String,
+    /// This collector's id.
+    pub collector: String,
+    /// This collector's role.
+    pub role: Role,
+    /// Who holds the lease (a collector id), as last seen.
+    pub holder: Option<String>,
+    /// The sites this collector's partition owns (empty: all).
+    pub sites: Vec<String>,
+    /// Milliseconds from taking the lease to ingest starting (state rebuilt), once active.
+    pub takeover_ms: Option<u64>,
+    /// When the read view was last rebuilt from the database.
+    pub refreshed_at: Option<coldaisle_core::Timestamp>,
+}
+
+/// The shared, live [`ClusterView`].
+pub type ClusterStatus = Arc<std::sync::RwLock<ClusterView>>;
+
+/// Work that runs only while active (ingest), started on taking the lease.
+pub type ActiveWork = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// Waits until `active` is true (at once when there is no cluster); `false` if `shutdown`
+/// came first.
+pub async fn until_active(
+    active: Option<watch::Receiver<bool>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let Some(mut active) = active else {
+        return true;
+    };
+    tokio::select! {
+        r = active.wait_for(|a| *a) => r.is_ok(),
+        _ = shutdown.wait_for(|s| *s) => false,
+    }
+}
+
+/// The database options of `config`'s `[store]` (validated at load: postgres with a url).
+pub fn pg_options(config: &CollectorConfig) -> anyhow::Result<PgOptions> {
+    use anyhow::Context as _;
+    Ok(PgOptions {
+        url: config
+            .raw
+            .store
+            .url
+            .clone()
+            .context("[cluster] needs [store] url")?,
+        password: config
+            .store_password
+            .as_ref()
+            .map(|s| s.expose().to_string()),
+        ca_file: config.raw.store.ca_file.clone(),
+    })
+}
+
+/// A clustered collector's lease loop (one task).
+pub struct Member {
+    /// The whole config (the rebuild needs its rules).
+    pub config: CollectorConfig,
+    /// Its `[cluster]` section.
+    pub cluster: ClusterConfig,
+    /// The lease session (reconnected when it breaks while standing by).
+    pub lease: PgLease,
+    /// The store the view is rebuilt from.
+    pub kv: Arc<dyn KvStore>,
+    /// The state the API reads and ingest writes.
+    pub state: SharedState,
+    /// The role shown on the API.
+    pub status: ClusterStatus,
+    /// Set once active: the notifier and compaction wait for it.
+    pub active: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Member {
+    /// Stands by until the lease is taken (unless `held` already), then runs `work` and
+    /// watches the lease until `shutdown`. Exits the process if the lease is lost.
+    pub async fn run(mut self, held: bool, work: ActiveWork, mut shutdown: watch::Receiver<bool>) {
+        let mut last_refresh = Instant::now();
+        // A rebuild in progress runs beside the lease loop (see the active loop below).
+        let mut refreshing: Option<tokio::task::JoinHandle<()>> = None;
+        if !held {
+            loop {
+                match self.lease.try_acquire().await {
+                    Ok(true) => break,
+                    Ok(false) => self.see_holder().await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lease check failed; reconnecting");
+                        self.reconnect().await;
+                    }
+                }
+                let idle = refreshing.as_ref().is_none_or(|r| r.is_finished());
+                if idle && last_refresh.elapsed() >= self.cluster.refresh_every {
+                    refreshing = Some(tokio::spawn(self.rebuild(false)));
+                    last_refresh = Instant::now();
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(self.cluster.check_every) => {}
+                    _ = shutdown.wait_for(|s| *s) => return,
+                }
+            }
+            let taken = Instant::now();
+            // A standby rebuild still running may have read the database before the old
+            // active's last commit: it must not replace the takeover's rebuild.
+            if let Some(stale) = refreshing.take() {
+                stale.abort();
+                let _ = stale.await;
+            }
+            tracing::warn!(lease = %self.cluster.lease, "lease taken: this collector is active; rebuilding from the database");
+            // The lease is checked while the rebuild runs, which keeps its session busy (the
+            // database ends a session idle for 10 s, and a large store takes longer).
+            let mut rebuild = tokio::spawn(self.rebuild(false));
+            loop {
+                tokio::select! {
+                    _ = &mut rebuild => break,
+                    _ = tokio::time::sleep(self.cluster.check_every) => self.check_held().await,
+                }
+            }
+            let took = u64::try_from(taken.elapsed().as_millis()).unwrap_or(u64::MAX);
+            if let Ok(mut view) = self.status.write() {
+                view.takeover_ms = Some(took);
+            }
+            tracing::warn!(lease = %self.cluster.lease, rebuild_ms = took, "took over: starting ingest and the notifier");
+        }
+        self.become_active();
+        let mut work = tokio::spawn(work());
+        let partition = !self.config.raw.sites.is_empty();
+        loop {
+            let stopping = tokio::select! {
+                _ = &mut work => return,
+                _ = tokio::time::sleep(self.cluster.check_every) => false,
+                _ = shutdown.wait_for(|s| *s) => true,
+            };
+            if stopping {
+                // Ingest watches the same shutdown and ends by itself.
+                let _ = work.await;
+                return;
+            }
+            self.check_held().await;
+            // The rebuild runs beside this loop: the lease session must not stay idle for
+            // as long as a rebuild of a large store takes (the database would end it).
+            let idle = refreshing.as_ref().is_none_or(|r| r.is_finished());
+            if partition && idle && last_refresh.elapsed() >= self.cluster.refresh_every {
+                refreshing = Some(tokio::spawn(self.rebuild(true)));
+                last_refresh = Instant::now();
+            }
+        }
+    }
+
+    /// Asks the database whether this collector still holds the lease; exits if not.
+    async fn check_held(&mut self) {
+        match self.lease.holds().await {
+            Ok(true) => {}
+            Ok(false) => lost(&self.cluster.lease, "the database no longer grants it"),
+            Err(e) => lost(&self.cluster.lease, &e.to_string()),
+        }
+    }
+
+    fn become_active(&mut self) {
+        if let Ok(mut view) = self.status.write() {
+            view.role = Role::Active;
+            view.holder = Some(self.config.raw.collector_id.clone());
+        }
+        let _ = self.active.send(true);
+    }
+
+    /// Records who holds the lease now.
+    async fn see_holder(&mut self) {
+        let holder = self.lease.holder().await.ok().flatten();
+        if let Ok(mut view) = self.status.write() {
+            view.holder = holder;
+        }
+    }
+
+    /// A new lease session after the old one broke (waits `check_every` between attempts is
+    /// the caller's loop).
+    async fn reconnect(&mut self) {
+        let options = match pg_options(&self.config) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot rebuild the lease session");
+                return;
+            }
+        };
+        match PgLease::connect(&options, &self.cluster.lease, &self.config.raw.collector_id).await {
+            Ok(lease) => self.lease = lease,
+            Err(e) => tracing::warn!(error = %e, "lease session not reconnected yet"),
+        }
+    }
+
+    /// Rebuilds the view from the database and swaps it in. `locked`: hold the state's write
+    /// lock meanwhile, so a batch ingested during the rebuild is not missed (an active
+    /// collector); a standby ingests nothing and keeps serving the old view meanwhile.
+    fn rebuild(&self, locked: bool) -> impl Future<Output = ()> + Send + 'static {
+        let (config, kv) = (self.config.clone(), self.kv.clone());
+        let (state, status) = (self.state.clone(), self.status.clone());
+        async move {
+            let guard = if locked {
+                Some(state.write().await)
+            } else {
+                None
+            };
+            let loaded =
+                tokio::task::spawn_blocking(move || crate::daemon::load_state(&config, &kv)).await;
+            let mut loaded = match loaded {
+                Ok(Ok((s, _))) => s,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "rebuilding the view from the database failed; keeping the old one");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "rebuild task failed");
+                    return;
+                }
+            };
+            let mut current = match guard {
+                Some(g) => g,
+                None => state.write().await,
+            };
+            loaded.stats = current.stats.clone();
+            *current = loaded;
+            drop(current);
+            if let Ok(mut view) = status.write() {
+                view.refreshed_at = Some(coldaisle_core::Timestamp::now());
+            }
+        }
+    }
+}
+
+/// Whether a collector owning `sites` (empty: all) ingests `site`.
+pub fn owns(sites: &[String], site: &str) -> bool {
+    sites.is_empty() || sites.iter().any(|s| s == site)
+}
+
+/// Gives up: the lease is gone, so another collector may be active.
+fn lost(lease: &str, why: &str) -> ! {
+    tracing::error!(%lease, reason = %why, "lease lost: exiting so that only one collector ingests and pages (restart to stand by)");
+    std::process::exit(LEASE_LOST_EXIT)
+}
+
+/// The view shown before the first lease attempt.
+pub fn initial_view(config: &CollectorConfig, cluster: &ClusterConfig) -> ClusterView {
+    ClusterView {
+        lease: cluster.lease.clone(),
+        collector: config.raw.collector_id.clone(),
+        role: Role::Standby,
+        holder: None,
+        sites: config.raw.sites.clone(),
+        takeover_ms: None,
+        refreshed_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owns;
+
+    #[test]
+    fn a_partition_owns_only_its_sites_and_no_list_owns_all() {
+        let sites = vec!["s1".to_string(), "s2".to_string()];
+        assert!(owns(&sites, "s1"));
+        assert!(owns(&sites, "s2"));
+        assert!(!owns(&sites, "s3"));
+        assert!(!owns(&sites, "s"));
+        assert!(owns(&[], "anything"));
+    }
+}

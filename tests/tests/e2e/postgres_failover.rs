@@ -1,0 +1,272 @@
+//! Collector failover on one PostgreSQL (`[cluster]`): two real collector processes, a real
+//! agent polling snmpd through mosquitto, a PostgreSQL 15 of the test's own and a recording
+//! webhook pager. The active collector is killed with SIGKILL; the standby takes the lease,
+//! rebuilds from the database, ingests and pages. Every page is delivered once, and every
+//! record the agent produced is stored once.
+
+use super::pagers::{recording_webhook, Hook};
+use super::support::{free_port, get_json, wait_for, Daemon};
+use anyhow::{Context, Result};
+use coldaisle_testkit::peers::{Mosquitto, SnmpValue, Snmpd, SnmpdOptions};
+use coldaisle_testkit::postgres::Postgres;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const TEMP: &str = super::support::INLET_TEMP_OID;
+const AGENT: &str = "agent-fo";
+/// The failover bound of issue 17.
+const TAKEOVER_LIMIT: Duration = Duration::from_secs(15);
+
+fn agent(dir: &Path, mqtt: u16, snmp: u16) -> String {
+    format!(
+        r#"agent_id = "{AGENT}"
+site = "ams1"
+state_dir = "{state}"
+summary_interval = "300ms"
+resend_after = "1s"
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt}
+username = "u"
+password = "p"
+[detection]
+flap_window = "0s"
+{devices}[devices.points.threshold]
+high = 27.0
+min_duration = "500ms"
+"#,
+        devices = super::support::one_inlet_pdu(snmp),
+        state = dir.join("agent-state").display()
+    )
+}
+
+fn collector(dir: &Path, id: &str, mqtt: u16, http: u16, pg: &Postgres, hook: &str) -> String {
+    format!(
+        r#"collector_id = "{id}"
+state_dir = "{state}"
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt}
+username = "u"
+password = "p"
+[http]
+listen = "127.0.0.1:{http}"
+[incidents]
+quiet_period = "1s"
+[store]
+kind = "postgres"
+url = "{url}"
+password_file = "{password}"
+[cluster]
+lease = "ams"
+check_every = "500ms"
+refresh_every = "2s"
+[notify]
+interval = "200ms"
+repeat_interval = "1h"
+[[notify.receivers]]
+name = "hook"
+kind = "webhook"
+url = "{hook}"
+secret_file = "{secret}"
+[[notify.routes]]
+receiver = "hook"
+"#,
+        state = dir.join(format!("{id}-state")).display(),
+        url = pg.url("coldaisle"),
+        password = pg.password_file().display(),
+        secret = dir.join("hook.secret").display(),
+    )
+}
+
+fn stats(api: &str) -> Option<Value> {
+    get_json(&format!("{api}/api/v1/stats")).ok()
+}
+
+fn role(api: &str) -> Option<String> {
+    Some(stats(api)?["cluster"]["role"].as_str()?.to_string())
+}
+
+fn incident_ids(api: &str) -> Option<Vec<String>> {
+    let incidents = get_json(&format!("{api}/api/v1/incidents?zone=Z1")).ok()?;
+    let mut ids: Vec<String> = incidents
+        .as_array()?
+        .iter()
+        .filter_map(|i| i["id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    Some(ids)
+}
+
+fn acked(api: &str) -> Option<u64> {
+    get_json(&format!("{api}/api/v1/agents")).ok()?[AGENT]["acked_upto"].as_u64()
+}
+
+/// How many times each (subject, phase) was delivered to the webhook.
+fn deliveries(seen: &Mutex<Vec<Hook>>) -> BTreeMap<(String, String), usize> {
+    let mut out = BTreeMap::new();
+    if let Ok(hooks) = seen.lock() {
+        for n in hooks.iter().flat_map(|h| {
+            h.body["notifications"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        }) {
+            let key = n["subject"]["key"].as_str().unwrap_or_default().to_string();
+            let phase = n["phase"].as_str().unwrap_or_default().to_string();
+            *out.entry((key, phase)).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+fn has_phase(seen: &Mutex<Vec<Hook>>, phase: &str) -> bool {
+    deliveries(seen).keys().any(|(_, p)| p == phase)
+}
+
+#[test]
+fn the_standby_takes_over_after_a_sigkill_without_double_pages_or_lost_records() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pg = Postgres::start()?;
+    pg.create_database("coldaisle")?;
+    let broker = Mosquitto::start(&[("u", "p")])?;
+    let snmpd = Snmpd::start(SnmpdOptions::default())?;
+    snmpd.set_value(TEMP, SnmpValue::Integer(310))?;
+    let (hook_url, hooks) = recording_webhook()?;
+    std::fs::write(dir.path().join("hook.secret"), "hook-secret\n")?;
+    let (http_a, http_b) = (free_port()?, free_port()?);
+    let (api_a, api_b) = (
+        format!("http://127.0.0.1:{http_a}"),
+        format!("http://127.0.0.1:{http_b}"),
+    );
+    let config = |id: &str, http: u16| -> Result<std::path::PathBuf> {
+        let path = dir.path().join(format!("{id}.toml"));
+        std::fs::write(
+            &path,
+            collector(dir.path(), id, broker.port(), http, &pg, &hook_url),
+        )?;
+        Ok(path)
+    };
+    let (config_a, config_b) = (
+        config("collector-a", http_a)?,
+        config("collector-b", http_b)?,
+    );
+    let mut a = Daemon::start("coldaisle-collector", &config_a, &dir.path().join("a.log"))?;
+    wait_for("collector a active", Duration::from_secs(30), || {
+        (role(&api_a)? == "active").then_some(())
+    })
+    .with_context(|| a.log_tail())?;
+    let b = Daemon::start("coldaisle-collector", &config_b, &dir.path().join("b.log"))?;
+    let standby = wait_for("collector b standing by", Duration::from_secs(30), || {
+        stats(&api_b).filter(|s| s["cluster"]["role"] == "standby")
+    })
+    .with_context(|| b.log_tail())?;
+    assert_eq!(
+        standby["cluster"]["holder"], "collector-a",
+        "the standby names the holder"
+    );
+
+    let a_file = dir.path().join("agent.toml");
+    std::fs::write(&a_file, agent(dir.path(), broker.port(), snmpd.port()))?;
+    let mut agent = Daemon::start("coldaisle-agent", &a_file, &dir.path().join("agent.log"))?;
+    let logs = |c: &Daemon, b: &Daemon, g: &Daemon| {
+        format!(
+            "{}\n--- b\n{}\n--- agent\n{}",
+            c.log_tail(),
+            b.log_tail(),
+            g.log_tail()
+        )
+    };
+    wait_for(
+        "an incident paged by the active collector",
+        Duration::from_secs(40),
+        || (has_phase(&hooks, "firing") && acked(&api_a)? >= 5).then_some(()),
+    )
+    .with_context(|| logs(&a, &b, &agent))?;
+    let incidents = incident_ids(&api_a).context("incidents on a")?;
+    assert!(!incidents.is_empty());
+    // The standby serves the read API from the database (its view is rebuilt every 2 s).
+    wait_for(
+        "the incident on the standby's API",
+        Duration::from_secs(20),
+        || (incident_ids(&api_b)? == incidents).then_some(()),
+    )
+    .with_context(|| logs(&a, &b, &agent))?;
+    assert_eq!(role(&api_b).as_deref(), Some("standby"));
+    assert!(
+        !b.log().contains("notification delivered"),
+        "a standby pages nothing"
+    );
+    let acked_before = acked(&api_a).context("acked on a")?;
+
+    // kill -9 the active collector: the standby takes the lease and goes on.
+    let killed = Instant::now();
+    a.kill();
+    wait_for("collector b active", TAKEOVER_LIMIT, || {
+        (role(&api_b)? == "active").then_some(())
+    })
+    .with_context(|| logs(&a, &b, &agent))?;
+    let takeover = killed.elapsed();
+    println!(
+        "failover: standby active {} ms after the SIGKILL of the active collector",
+        takeover.as_millis()
+    );
+    let after = stats(&api_b).context("stats on b")?;
+    assert_eq!(after["cluster"]["holder"], "collector-b");
+    wait_for(
+        "records acked by the new active collector",
+        Duration::from_secs(30),
+        || (acked(&api_b)? >= acked_before + 5).then_some(()),
+    )
+    .with_context(|| logs(&a, &b, &agent))?;
+
+    // The incident clears: the new active collector pages the resolution.
+    snmpd.set_value(TEMP, SnmpValue::Integer(220))?;
+    wait_for("the resolution paged", Duration::from_secs(40), || {
+        has_phase(&hooks, "resolved").then_some(())
+    })
+    .with_context(|| logs(&a, &b, &agent))?;
+
+    // The agent stops once its records are acked; then every seq it produced is a row, once.
+    agent.terminate()?;
+    std::thread::sleep(Duration::from_secs(2));
+    let acked_end = acked(&api_b).context("acked on b")?;
+    let row = pg.psql(
+        "coldaisle",
+        &format!(
+            "SELECT count(*) || ' ' || min(seq) || ' ' || max(seq) FROM records \
+             WHERE agent = '{AGENT}'"
+        ),
+    )?;
+    let numbers: Vec<u64> = row
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("count/min/max: {row:?}"))?;
+    let [count, min, max] = numbers[..] else {
+        anyhow::bail!("count/min/max: {row:?}");
+    };
+    assert_eq!(min, 1, "the first record is stored");
+    assert_eq!(count, max, "no seq missing between 1 and {max}");
+    assert!(
+        max >= acked_end && acked_end > acked_before,
+        "acked {acked_before} before the kill, {acked_end} at the end, {max} stored"
+    );
+
+    // Every page once: the trigger by a, the resolution by b, nothing twice.
+    std::thread::sleep(Duration::from_secs(1));
+    let delivered = deliveries(&hooks);
+    assert!(
+        delivered.values().all(|n| *n == 1),
+        "a page delivered twice: {delivered:?}"
+    );
+    assert!(
+        b.log().contains("took over"),
+        "the takeover is logged: {}",
+        b.log_tail()
+    );
+    Ok(())
+}
