@@ -90,9 +90,15 @@ impl RunningCollector {
         let mut state = empty_state(&config);
         state.rollups = Some(rollups);
         let actions = action_log.all().context("reading operator actions")?;
-        // From the checkpoint and the records after it, or from every record.
-        let loaded = crate::checkpoint::load_state(&mut state, &store, actions)
-            .context("reading stored records")?;
+        // From the checkpoint and the records after it, or from every record; on a blocking
+        // thread, so that a SIGTERM during a long start-up is heard (`service::run`).
+        let reader = store.clone();
+        let (mut state, loaded) = tokio::task::spawn_blocking(move || {
+            crate::checkpoint::load_state(&mut state, &reader, actions).map(|l| (state, l))
+        })
+        .await
+        .context("start-up load task")?
+        .context("reading stored records")?;
         let checkpoints = crate::checkpoint::Schedule::new(
             raw.retention.checkpoint_records,
             raw.retention.checkpoint_every,
