@@ -257,6 +257,7 @@ fn load(
 ) -> Result<Loaded, StoreError> {
     // Read before the records: every record stored after it is in the tail.
     let position = store.position()?;
+    tracing::info!(position, "loading the state from the store");
     let mut loaded = Loaded {
         position,
         ..Loaded::default()

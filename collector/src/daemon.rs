@@ -379,6 +379,10 @@ fn ingest_gate(config: &CollectorConfig) -> anyhow::Result<ingest::Gate> {
     })
 }
 
+/// Most records applied in one bulk while MQTT batches keep waiting (a draining backlog):
+/// bounds how long the API and the notifier see the analysis as of before the bulk.
+const COALESCE_RECORDS: usize = 20_000;
+
 async fn run_ingest(
     topics: Topics,
     sites: Vec<String>,
@@ -397,7 +401,17 @@ async fn run_ingest(
     };
     // Agents told "collector here" (a hello ack) since this connection was made.
     let mut greeted: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // Records applied in the bulk still open (`None`: no bulk open, the analysis is current).
+    let mut open_bulk: Option<usize> = None;
     loop {
+        // Close the bulk once no message waits or it is large enough; then checkpoint if due.
+        if open_bulk.is_some_and(|n| n >= COALESCE_RECORDS || link.events.is_empty()) {
+            state.write().await.analysis.end_bulk();
+            open_bulk = None;
+            if checkpoints.due(position, std::time::Instant::now()) {
+                checkpoint(&state, &intake.store, position, &mut checkpoints).await;
+            }
+        }
         let event = tokio::select! {
             e = link.events.recv() => e,
             _ = shutdown.wait_for(|s| *s) => break,
@@ -513,18 +527,20 @@ async fn run_ingest(
                 tracing::debug!(%agent, new = stored.new.len(), duplicates = stored.duplicates,
                     acked_upto = stored.ledger.acked_upto, "batch stored");
                 let mut s = state.write().await;
-                // A batch is applied in bulk: each scope its records reach replays at most once
-                // (a backlog interleaved across agents is mostly late records).
+                // Batches are applied in bulk, and the batches already waiting behind this one
+                // join the same bulk (closed at the top of the loop): each scope their records
+                // reach replays at most once per bulk (a backlog interleaved across agents is
+                // mostly late records).
                 s.analysis.begin_bulk();
                 ingest::apply(&mut s, &agent, &stored, Timestamp::now());
-                s.analysis.end_bulk();
                 drop(s);
+                open_bulk = Some(open_bulk.unwrap_or(0) + stored.new.len());
                 position = stored.position.unwrap_or(position);
-                if checkpoints.due(position, std::time::Instant::now()) {
-                    checkpoint(&state, &intake.store, position, &mut checkpoints).await;
-                }
             }
         }
+    }
+    if open_bulk.is_some() {
+        state.write().await.analysis.end_bulk();
     }
     if checkpoints.behind(position) {
         checkpoint(&state, &intake.store, position, &mut checkpoints).await;

@@ -13,6 +13,7 @@ use crate::RunningCollector;
 use anyhow::Context as _;
 use coldaisle_config::CollectorConfig;
 use coldaisle_service::logging::{self, LogControl};
+use coldaisle_service::signals::Request;
 use coldaisle_service::supervise::{supervise, Reloaded, Service};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -115,9 +116,24 @@ pub fn run(path: PathBuf, grace: Duration, logs: &LogControl) -> anyhow::Result<
         tracing::warn!(error = %format!("{e:#}"), "log level unchanged");
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let signals = coldaisle_service::signals::Signals::install()?;
-        let collector = RunningCollector::start(config.clone()).await?;
+    let started = runtime.block_on(async move {
+        let mut signals = coldaisle_service::signals::Signals::install()?;
+        // Start-up may read a large store: a SIGTERM meanwhile stops at once (the store is
+        // only read until start-up ends; nothing is left half-written).
+        let start = RunningCollector::start(config.clone());
+        tokio::pin!(start);
+        let collector = loop {
+            tokio::select! {
+                collector = &mut start => break collector?,
+                request = signals.recv() => match request {
+                    Request::Stop => {
+                        tracing::info!("stopped during start-up");
+                        return Ok(false);
+                    }
+                    Request::Reload => tracing::warn!("SIGHUP during start-up ignored"),
+                },
+            }
+        };
         let status = format!(
             "collector {}: API on {}",
             config.raw.collector_id, collector.http_addr
@@ -128,6 +144,14 @@ pub fn run(path: PathBuf, grace: Duration, logs: &LogControl) -> anyhow::Result<
             path,
         };
         supervise(service, signals, logs, grace, &status).await;
-        Ok(())
-    })
+        Ok::<_, anyhow::Error>(true)
+    })?;
+    if !started {
+        tracing::info!("collector stopped before it started");
+    }
+    // Work still running now is past the grace period (or is the start-up load of a stop
+    // during start-up): do not wait for it. Everything acked was flushed; a checkpoint cut
+    // short leaves the previous one whole.
+    runtime.shutdown_background();
+    Ok(())
 }

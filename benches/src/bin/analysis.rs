@@ -5,9 +5,12 @@
 //! - the cost of one event that arrives one hour late (median and p99 of 200 such events);
 //! - a fleet-wide backlog: the same events delivered agent after agent (each agent's whole
 //!   history, then the next), one by one (if asked), in batches of 500 (one MQTT batch per
-//!   bulk, as the ingest path applies them) and in bulks of 20,000 (what coalescing batches
-//!   while a backlog drains would give; not wired into the ingest path);
+//!   bulk, as the ingest path applies them when no other batch waits) and in bulks of 20,000
+//!   (what the ingest path's coalescing gives while a backlog drains: `COALESCE_RECORDS`);
 //! - the restart rebuild: every record read in store order `(agent, seq)` and loaded in bulk;
+//! - the restart from a durable checkpoint instead: the analysis snapshot encoded to JSON (what
+//!   the collector writes), its size, and its decoding and restoring (what start-up does
+//!   before the tail; reading the chunks from the store is not included);
 //! - RSS after the analysis holds everything (each size runs in its own process).
 //!
 //! Run: `cargo run --release -p coldaisle-benches --bin analysis [-- [--backlog-one-by-one]
@@ -15,7 +18,7 @@
 //! 100 k).
 
 use anyhow::{Context, Result};
-use coldaisle_collector::analysis::{Analysis, StoredEvent};
+use coldaisle_collector::analysis::{Analysis, Snapshot, StoredEvent};
 use coldaisle_collector::incidents::IncidentRules;
 use coldaisle_collector::problems::ProblemRules;
 use coldaisle_core::wire::Payload;
@@ -35,7 +38,7 @@ const T0: i64 = 1_764_072_000_000;
 const LATE: usize = 200;
 /// Records per MQTT batch in the ingest path (the publisher packs up to 500).
 const BATCH: usize = 500;
-/// Records per bulk if ingest coalesced batches while a backlog drains (it does not yet).
+/// Records per bulk while a backlog drains (the collector's `COALESCE_RECORDS`).
 const COALESCED: usize = 20_000;
 
 /// Event `n` of the fleet: second `n`, agent `n % 200`. Each agent raises its five sensors one
@@ -183,7 +186,29 @@ fn run_one(size: u64, backlog_one_by_one: bool) -> Result<()> {
     costs.sort();
     let replays = a.rebuilds();
     let scopes_now = a.incidents(latest).len();
+
+    // Checkpoint: encode (at a checkpoint), then decode and restore (at start-up).
+    let start = Instant::now();
+    let written = serde_json::to_vec(&a.snapshot().context("snapshot")?)?;
+    let encode = start.elapsed();
+    let expected = a.incidents(latest).len();
     drop(a);
+    let start = Instant::now();
+    let snapshot: Snapshot = serde_json::from_slice(&written)?;
+    let restored = Analysis::restore(
+        snapshot,
+        &IncidentRules::default(),
+        &ProblemRules::default(),
+    )
+    .context("restore")?;
+    let restore = start.elapsed();
+    anyhow::ensure!(
+        restored.incidents(latest).len() == expected,
+        "restored differs"
+    );
+    drop(restored);
+    let checkpoint_mb = written.len() as f64 / 1e6;
+    drop(written);
 
     // Restart: store order, loaded in bulk.
     let start = Instant::now();
@@ -207,10 +232,12 @@ fn run_one(size: u64, backlog_one_by_one: bool) -> Result<()> {
     };
     let (_, peak) = rss_mb();
     println!(
-        "| {size} | {in_order:.0} | {:.2} ms | {:.2} ms | {backlog_single} | {backlog_batched:.0} | {backlog_coalesced:.0} | {:.2} s | {rss:.0} MB | {peak:.0} MB | {replays} | {scopes_now} |",
+        "| {size} | {in_order:.0} | {:.2} ms | {:.2} ms | {backlog_single} | {backlog_batched:.0} | {backlog_coalesced:.0} | {:.2} s | {:.2} s | {checkpoint_mb:.0} MB | {:.2} s | {rss:.0} MB | {peak:.0} MB | {replays} | {scopes_now} |",
         percentile(&costs, 0.5).as_secs_f64() * 1e3,
         percentile(&costs, 0.99).as_secs_f64() * 1e3,
         restart.as_secs_f64(),
+        encode.as_secs_f64(),
+        restore.as_secs_f64(),
     );
     Ok(())
 }
@@ -235,8 +262,8 @@ fn main() -> Result<()> {
             .map(|s| s.parse().with_context(|| format!("size {s}")))
             .collect::<Result<_>>()?
     };
-    println!("| events held | in-order ingest (events/s) | one late event, median | p99 | backlog agent by agent, one by one (events/s) | backlog in batches of {BATCH} (events/s) | backlog in bulks of {COALESCED} (events/s) | restart rebuild (bulk) | RSS held | peak RSS | scope replays | incidents |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| events held | in-order ingest (events/s) | one late event, median | p99 | backlog agent by agent, one by one (events/s) | backlog in batches of {BATCH} (events/s) | backlog in bulks of {COALESCED} (events/s) | restart rebuild (bulk) | checkpoint encode | checkpoint size | restart from checkpoint (decode + restore) | RSS held | peak RSS | scope replays | incidents |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let me = std::env::current_exe().context("finding this binary")?;
     for size in sizes {
         let mut cmd = Command::new(&me);

@@ -584,3 +584,95 @@ async fn drain(events: &mut LinkEvents) -> Vec<String> {
     seen.sort();
     seen
 }
+
+/// Records written straight into the store of `config` for the long start-up below.
+const STARTUP_RECORDS: u64 = 200_000;
+
+/// Fills the collector's store with `count` device events of one agent (many zones, so the
+/// start-up analysis has many scopes), in batches as ingest would store them.
+fn fill_store(config: &coldaisle_config::CollectorConfig, count: u64) -> Result<()> {
+    use coldaisle_core::wire::{Payload, Record, SCHEMA_VERSION};
+    use coldaisle_core::{DeviceEvent, EventState, Location, Timestamp};
+    let kv = coldaisle_collector::store_backend::open(config)?;
+    let store = coldaisle_collector::store::CollectorStore::new(kv);
+    let record = |seq: u64| Record {
+        schema: SCHEMA_VERSION,
+        agent: "big-agent".into(),
+        site: "big".into(),
+        seq,
+        payload: Payload::DeviceEvent(DeviceEvent {
+            device: format!("crac-{}", seq % 7),
+            location: Location {
+                site: "big".into(),
+                zone: format!("Z{}", seq % 97),
+                row: None,
+                rack: None,
+            },
+            state: if seq % 2 == 0 {
+                EventState::Cleared
+            } else {
+                EventState::Raised
+            },
+            reason: String::new(),
+            ts: Timestamp(1_764_072_000_000 + seq as i64 * 1_000),
+        }),
+        instance: None,
+    };
+    for start in (1..=count).step_by(5_000) {
+        let batch = (start..(start + 5_000).min(count + 1))
+            .map(record)
+            .collect();
+        store
+            .store_batch("big-agent", "big", 1, &[], batch)
+            .context("filling the store")?;
+    }
+    Ok(())
+}
+
+/// Stored records of the collector's store (the collector must not run).
+fn stored_records(config: &coldaisle_config::CollectorConfig) -> Result<u64> {
+    let kv = coldaisle_collector::store_backend::open(config)?;
+    let store = coldaisle_collector::store::CollectorStore::new(kv);
+    let mut n = 0;
+    store.for_each_record(|_| n += 1)?;
+    Ok(n)
+}
+
+#[test]
+fn sigterm_during_a_long_start_up_stops_within_the_grace_period() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    // Nobody listens on the MQTT port: start-up reads the store before connecting anyway.
+    let (mqtt, http) = (free_port()?, free_port()?);
+    let toml = dir.path().join("collector.toml");
+    let text = collector_config(dir.path(), mqtt, http, "");
+    std::fs::write(&toml, &text)?;
+    let config = coldaisle_config::CollectorConfig::from_str(&text, &toml)?;
+    fill_store(&config, STARTUP_RECORDS)?;
+    let mut collector = Daemon::start(
+        "coldaisle-collector",
+        &toml,
+        &dir.path().join("collector.log"),
+    )?;
+    wait_log(&collector, "loading the state from the store")?;
+    let sent = std::time::Instant::now();
+    // `terminate` sends SIGTERM and waits for a clean exit (status 0).
+    collector.terminate()?;
+    let took = sent.elapsed();
+    let log = collector.log();
+    // The signal came mid-analysis: start-up never finished.
+    assert!(
+        messages(&log, "state rebuilt from the store")?.is_empty(),
+        "start-up finished before SIGTERM; make the store larger:\n{log}"
+    );
+    assert!(
+        !messages(&log, "stopped during start-up")?.is_empty(),
+        "{log}"
+    );
+    // The default drain grace is 5 s.
+    assert!(
+        took < Duration::from_secs(5),
+        "exit took {took:?}, beyond the 5 s grace"
+    );
+    assert_eq!(stored_records(&config)?, STARTUP_RECORDS);
+    Ok(())
+}
