@@ -46,6 +46,39 @@ pub struct ProblemRules {
     /// zone `*`).
     #[serde(default, skip_serializing_if = "ProblemScope::is_zone")]
     pub scope: ProblemScope,
+    /// How far before a problem opens a step-up of rack power in its zone is quoted as density
+    /// evidence in its probable cause (read side, see [`crate::cause::density_steps`]).
+    #[serde(
+        default = "default_density_lookback",
+        with = "crate::model::duration_text",
+        skip_serializing_if = "is_default_density_lookback"
+    )]
+    pub density_lookback: Duration,
+    /// How long after a resolution the fix is verified: an incident of the fingerprint opening
+    /// inside it reopens the problem at once, and at its end the before/after figures are
+    /// written on the problem.
+    #[serde(
+        default = "default_verification_window",
+        with = "crate::model::duration_text",
+        skip_serializing_if = "is_default_verification_window"
+    )]
+    pub verification_window: Duration,
+}
+
+fn default_density_lookback() -> Duration {
+    crate::cause::DEFAULT_DENSITY_LOOKBACK
+}
+
+fn is_default_density_lookback(d: &Duration) -> bool {
+    *d == crate::cause::DEFAULT_DENSITY_LOOKBACK
+}
+
+fn default_verification_window() -> Duration {
+    crate::verification::DEFAULT_WINDOW
+}
+
+fn is_default_verification_window(d: &Duration) -> bool {
+    *d == crate::verification::DEFAULT_WINDOW
 }
 
 /// What one problem covers.
@@ -87,13 +120,16 @@ pub const ROW_SEPARATOR: char = '/';
 pub const SITE_WIDE: &str = "*";
 
 impl Default for ProblemRules {
-    /// At least 3 incidents within 30 days; any critical incident.
+    /// At least 3 incidents within 30 days; any critical incident; density evidence from 4
+    /// weeks back; a 14-day verification window.
     fn default() -> Self {
         ProblemRules {
             min_incidents: 3,
             window: Duration::from_secs(30 * 24 * 3600),
             sla_severity: Some(Severity::Critical),
             scope: ProblemScope::Zone,
+            density_lookback: crate::cause::DEFAULT_DENSITY_LOOKBACK,
+            verification_window: crate::verification::DEFAULT_WINDOW,
         }
     }
 }

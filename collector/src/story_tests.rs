@@ -137,3 +137,67 @@ fn three_incidents_are_too_few_to_call_a_pattern() {
         signature.summary
     );
 }
+
+/// A step-change event of Z1 rack `rack`'s power meter: `before` → `after` kW at `ts`.
+fn power_step(seq: u64, rack: &str, before: f64, after: f64, ts: i64) -> StoredEvent {
+    use coldaisle_core::wire::Payload;
+    use coldaisle_core::{Category, Location, SensorEvent, SensorKind, Timestamp};
+    StoredEvent {
+        agent: "a2".into(),
+        seq,
+        payload: Payload::SensorEvent(SensorEvent {
+            sensor: format!("{rack}-power"),
+            kind: SensorKind::RackPower,
+            location: Location {
+                site: "dc1".into(),
+                zone: "Z1".into(),
+                row: None,
+                rack: Some(rack.into()),
+            },
+            category: Category::Power,
+            detector: "step_change".into(),
+            state: EventState::Raised,
+            severity: Severity::Info,
+            value: after,
+            limit: Some(before),
+            first_ts: Timestamp(ts),
+            ts: Timestamp(ts),
+        }),
+    }
+}
+
+#[test]
+fn the_problem_cause_quotes_power_step_ups_of_its_zone_within_the_look_back() {
+    let mut events = excursions(&[0, 1, 2]);
+    // Inside the 28-day look-back before the problem opened (day 2), in the zone.
+    events.push(power_step(1, "Z1-R07", 4.0, 6.1, T0 - 13 * DAY));
+    // Too old, and after the opening: neither counts.
+    events.push(power_step(2, "Z1-R08", 4.0, 7.0, T0 - 40 * DAY));
+    events.push(power_step(3, "Z1-R09", 4.0, 7.0, AFTERNOON + 5 * DAY));
+    let a = analysis_of(events.clone());
+    let problem = a
+        .problems()
+        .into_iter()
+        .find(|p| p.fingerprint.category == coldaisle_core::Category::Thermal)
+        .unwrap();
+    let cause = problem.probable_cause.unwrap();
+    assert!(
+        cause.summary.contains(
+            "rack density increase in the weeks before (Z1-R07 +2.1 kW since 2025-11-12)"
+        ),
+        "{}",
+        cause.summary
+    );
+    assert!(!cause.summary.contains("R08") && !cause.summary.contains("R09"));
+    assert_eq!(
+        cause.evidence[0],
+        "density change: Z1-R07 +2.1 kW since 2025-11-12"
+    );
+    // Without the steps, the same problem names no density change.
+    let plain = analysis_of(excursions(&[0, 1, 2])).problems().remove(0);
+    assert!(!plain
+        .probable_cause
+        .unwrap()
+        .summary
+        .contains("density increase"));
+}
