@@ -201,3 +201,77 @@ fn the_problem_cause_quotes_power_step_ups_of_its_zone_within_the_look_back() {
         .summary
         .contains("density increase"));
 }
+
+fn resolve(id: u64, problem: &str, at: i64) -> crate::actions::OperatorAction {
+    crate::actions::OperatorAction {
+        id,
+        at: coldaisle_core::Timestamp(at),
+        actor: "ann".into(),
+        kind: crate::actions::ActionKind::SetProblemStatus {
+            problem: problem.into(),
+            status: crate::actions::ProblemStatus::Resolved,
+        },
+    }
+}
+
+#[test]
+fn an_incident_inside_the_verification_window_reopens_the_problem_with_that_evidence() {
+    use crate::actions::ProblemStatus;
+    let mut events = excursions(&[0, 1, 2, 12, 30]);
+    let probe = analysis_of(excursions(&[0, 1, 2]));
+    let id = probe.problems().remove(0).id;
+    let fixed = AFTERNOON + 3 * DAY;
+    let build = |events: Vec<StoredEvent>| {
+        let mut a = analysis_of(events);
+        a.ingest_action(resolve(1, &id, fixed)).unwrap();
+        a
+    };
+    // Resolved on day 3; the excursion of day 12 is inside the 14-day window.
+    let a = build(events.clone());
+    let problem = a.problem(&id).unwrap();
+    assert_eq!(problem.status, ProblemStatus::Open);
+    assert_eq!(problem.reopened, 1);
+    let window = problem.verification.as_ref().unwrap();
+    assert_eq!(window.from.0, fixed);
+    assert_eq!(window.until.0, fixed + 14 * DAY);
+    let recurred = window.recurred.as_ref().unwrap();
+    assert_eq!(recurred.at.0, AFTERNOON + 12 * DAY);
+    let reopen = problem
+        .history
+        .iter()
+        .find(|h| {
+            h.text
+                .starts_with("reopened: recurred inside the verification window")
+        })
+        .unwrap();
+    assert!(
+        reopen.text.contains(&format!(
+            "incident {} opened 9days after the fix (window 14 days)",
+            recurred.incident
+        )),
+        "{}",
+        reopen.text
+    );
+    // The day-30 excursion links to the reopened problem; the same in any arrival order.
+    assert_eq!(problem.incidents.len(), 5);
+    events.reverse();
+    let reversed = build(events);
+    assert_eq!(
+        serde_json::to_string(&reversed.problems()).unwrap(),
+        serde_json::to_string(&a.problems()).unwrap()
+    );
+}
+
+#[test]
+fn an_incident_after_the_verification_window_needs_the_recurrence_rule_again() {
+    use crate::actions::ProblemStatus;
+    let probe = analysis_of(excursions(&[0, 1, 2]));
+    let id = probe.problems().remove(0).id;
+    let mut a = analysis_of(excursions(&[0, 1, 2, 20]));
+    a.ingest_action(resolve(1, &id, AFTERNOON + 3 * DAY))
+        .unwrap();
+    let problem = a.problem(&id).unwrap();
+    assert_eq!(problem.status, ProblemStatus::Resolved);
+    let window = problem.verification.unwrap();
+    assert_eq!(window.recurred, None);
+}
