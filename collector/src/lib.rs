@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cause;
 pub mod chronicle;
 pub mod daemon;
+pub mod fix_figures;
 pub mod history_api;
 pub mod http;
 pub mod identity;

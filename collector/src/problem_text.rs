@@ -17,6 +17,31 @@ pub fn signature_lines(problem: &Problem) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The fix verification in lines: the window, the recurrence that reopened the problem, and
+/// once in, the figures before and after with the verdict. Empty before any resolution.
+pub fn verification_lines(problem: &Problem) -> Vec<String> {
+    let Some(v) = &problem.verification else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!(
+        "window {} → {}",
+        v.from.to_rfc3339(),
+        v.until.to_rfc3339()
+    )];
+    if let Some(r) = &v.recurred {
+        lines.push(format!(
+            "recurred: incident {} at {} reopened the problem",
+            r.incident,
+            r.at.to_rfc3339()
+        ));
+    }
+    match &v.result {
+        Some(result) => lines.push(result.sentence.clone()),
+        None => lines.push("figures not computed yet".to_string()),
+    }
+    lines
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -185,6 +185,13 @@ pub fn render_problem(problem: &Problem) -> String {
             line(&mut out, format!("    {text}"));
         }
     }
+    let verification = crate::problem_text::verification_lines(problem);
+    if !verification.is_empty() {
+        line(&mut out, "  fix verification:".to_string());
+        for text in verification {
+            line(&mut out, format!("    {text}"));
+        }
+    }
     out
 }
 

@@ -104,7 +104,35 @@ impl RollupStore {
     /// Answers `query` at `now` from the level [`serving_level`] picks. Blocking: call it off
     /// the async runtime for long periods.
     pub fn history(&self, query: &HistoryQuery, now: Timestamp) -> Result<History, StoreError> {
+        let (level, from, buckets) = self.buckets(query, now)?;
+        Ok(History {
+            level,
+            from,
+            to: query.to,
+            buckets: buckets.len() as u64,
+            sensors: per_sensor(&buckets),
+        })
+    }
+
+    /// The buckets of `query` at `now`, one per sensor and bucket, from the level
+    /// [`serving_level`] picks, with that level and the start of the first bucket. Blocking.
+    pub fn buckets(
+        &self,
+        query: &HistoryQuery,
+        now: Timestamp,
+    ) -> Result<(Level, Timestamp, Vec<Rollup>), StoreError> {
         let level = serving_level(query.from, query.to, |l| self.policy.oldest(l, now));
+        let from = level.bucket_start(query.from);
+        Ok((level, from, self.buckets_at(query, level)?))
+    }
+
+    /// The buckets of `query` from `level` (whatever the retention keeps of it), one per sensor
+    /// and bucket, in key order. Blocking.
+    pub fn buckets_at(
+        &self,
+        query: &HistoryQuery,
+        level: Level,
+    ) -> Result<Vec<Rollup>, StoreError> {
         let from = level.bucket_start(query.from);
         let (start, prefix) = match &query.zone {
             Some(zone) => (
@@ -146,13 +174,7 @@ impl RollupStore {
             }
             ControlFlow::Continue(())
         })?;
-        Ok(History {
-            level,
-            from,
-            to: query.to,
-            buckets: buckets.len() as u64,
-            sensors: per_sensor(&buckets),
-        })
+        Ok(buckets)
     }
 }
 

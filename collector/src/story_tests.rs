@@ -275,3 +275,150 @@ fn an_incident_after_the_verification_window_needs_the_recurrence_rule_again() {
     let window = problem.verification.unwrap();
     assert_eq!(window.recurred, None);
 }
+
+/// Hourly inlet summaries of Z1's `r1-inlet` over `[from_day, to_day)` after [`T0`]'s
+/// midnight, the hourly maximum given by `max(hour index)`.
+fn hourly(
+    from_day: i64,
+    to_day: i64,
+    max: impl Fn(i64) -> f64,
+) -> Vec<coldaisle_core::ReadingSummary> {
+    use coldaisle_core::{Location, ReadingSummary, SensorKind, Timestamp};
+    let midnight = T0 - 12 * 60 * MIN;
+    (from_day * 24..to_day * 24)
+        .map(|h| {
+            let from = midnight + h * 60 * MIN;
+            let m = max(h);
+            ReadingSummary {
+                sensor: "r1-inlet".into(),
+                kind: SensorKind::InletTemp,
+                location: Location {
+                    site: "dc1".into(),
+                    zone: "Z1".into(),
+                    row: None,
+                    rack: Some("R1".into()),
+                },
+                from: Timestamp(from),
+                to: Timestamp(from + 60 * MIN),
+                count: 60,
+                min: m - 1.0,
+                max: m,
+                sum: 60.0 * (m - 0.5),
+                last: m - 0.5,
+            }
+        })
+        .collect()
+}
+
+/// The Z1 problem of three excursions (days 0–2), resolved on day 3 at 14:30.
+fn resolved_problem() -> (Analysis, crate::problems::Problem) {
+    let probe = analysis_of(excursions(&[0, 1, 2]));
+    let id = probe.problems().remove(0).id;
+    let mut a = analysis_of(excursions(&[0, 1, 2]));
+    a.ingest_action(resolve(1, &id, AFTERNOON + 3 * DAY))
+        .unwrap();
+    let problem = a.problem(&id).unwrap();
+    (a, problem)
+}
+
+#[test]
+fn at_the_end_of_the_window_the_figures_and_the_verdict_are_written_on_the_problem() {
+    use crate::verification::Verdict;
+    let (a, mut problem) = resolved_problem();
+    // Before the fix, afternoon peaks swing 24 ↔ 29 °C; after it, flat 24–25 °C.
+    let mut summaries = hourly(-12, 3, |h| if h.rem_euclid(24) == 14 { 29.0 } else { 24.0 });
+    summaries.extend(hourly(3, 18, |h| if h % 2 == 0 { 25.0 } else { 24.0 }));
+    let end = coldaisle_core::Timestamp(AFTERNOON + 17 * DAY);
+    let incidents = a.incidents(end);
+    crate::fix_figures::attach(&mut problem, &summaries, &incidents, end);
+    let result = problem
+        .verification
+        .as_ref()
+        .unwrap()
+        .result
+        .as_ref()
+        .unwrap();
+    assert_eq!(result.verdict, Verdict::Improved, "{result:#?}");
+    assert_eq!((result.before.incidents, result.after.incidents), (3, 0));
+    let change = result.variance_change_percent.unwrap();
+    assert!(change < -40.0, "{change}");
+    assert!(
+        result.sentence.starts_with("peak temperature variance −")
+            && result.sentence.contains("incidents 3 → 0"),
+        "{}",
+        result.sentence
+    );
+    let line = problem.chronicle.last().unwrap();
+    assert_eq!(line.at, end);
+    assert_eq!(line.kind, crate::chronicle::ChronicleKind::Finding);
+    assert_eq!(line.text, format!("fix verification: {}", result.sentence));
+    let md = crate::postmortem::problem_postmortem(&problem, &incidents);
+    assert!(md.contains("## Fix verification\n\n- window "), "{md}");
+    assert!(md.contains(&format!("- {}", result.sentence)), "{md}");
+    assert!(crate::render::render_problem(&problem).contains("  fix verification:\n    window "));
+
+    // Earlier, the window is still open: pending, nothing in the chronicle.
+    let (_, mut open) = resolved_problem();
+    let lines = open.chronicle.len();
+    crate::fix_figures::attach(
+        &mut open,
+        &summaries,
+        &incidents,
+        coldaisle_core::Timestamp(AFTERNOON + 9 * DAY),
+    );
+    let result = open.verification.unwrap().result.unwrap();
+    assert_eq!(result.verdict, Verdict::Pending);
+    assert_eq!(open.chronicle.len(), lines);
+}
+
+#[test]
+fn a_window_with_a_data_gap_is_too_little_data_and_says_its_coverage() {
+    use crate::verification::Verdict;
+    let (a, mut problem) = resolved_problem();
+    // Full data before; after the fix only 3 of the 14 days reported (the PDU was off-line).
+    let mut summaries = hourly(-12, 3, |h| if h.rem_euclid(24) == 14 { 29.0 } else { 24.0 });
+    summaries.extend(hourly(3, 7, |_| 24.0));
+    let end = coldaisle_core::Timestamp(AFTERNOON + 17 * DAY);
+    crate::fix_figures::attach(&mut problem, &summaries, &a.incidents(end), end);
+    let result = problem.verification.unwrap().result.unwrap();
+    assert_eq!(result.verdict, Verdict::InsufficientData);
+    assert!(result.after.coverage < 0.5, "{}", result.after.coverage);
+    assert!(
+        result.sentence.contains("data coverage")
+            && result.sentence.ends_with("too little data to verify"),
+        "{}",
+        result.sentence
+    );
+}
+
+#[test]
+fn the_figures_come_from_the_stored_hourly_rollups_of_the_zone() {
+    use crate::rollup_store::RollupStore;
+    use coldaisle_store::{KvStore, MemoryStore};
+    use std::sync::Arc;
+    let (a, mut problem) = resolved_problem();
+    let mut summaries = hourly(-12, 3, |h| if h.rem_euclid(24) == 14 { 29.0 } else { 24.0 });
+    summaries.extend(hourly(3, 18, |h| if h % 2 == 0 { 25.0 } else { 24.0 }));
+    // Another zone's hot inlet must not count.
+    let mut other = hourly(3, 18, |_| 35.0);
+    for s in &mut other {
+        s.location.zone = "Z2".into();
+    }
+    let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::default());
+    let all: Vec<&coldaisle_core::ReadingSummary> = summaries.iter().chain(&other).collect();
+    crate::rollup_store::add(kv.as_ref(), &all).unwrap();
+    let store = RollupStore::new(kv, Default::default());
+    let end = coldaisle_core::Timestamp(AFTERNOON + 17 * DAY);
+    let read = crate::fix_figures::stored_summaries(&problem, &store).unwrap();
+    assert!(read.iter().all(|s| s.location.zone == "Z1"));
+    // One summary per hour bucket of the 28 days around the fix (both ends' partial hours).
+    assert_eq!(read.len(), 28 * 24 + 1);
+    crate::fix_figures::attach(&mut problem, &read, &a.incidents(end), end);
+    let result = problem.verification.unwrap().result.unwrap();
+    assert_eq!(
+        result.verdict,
+        crate::verification::Verdict::Improved,
+        "{}",
+        result.sentence
+    );
+}
