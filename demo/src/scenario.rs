@@ -1,4 +1,8 @@
-//! The demo's time-compressed scenario and its narration.
+//! The demo's time-compressed scenario and its narration: act 1 runs the live site; act 2
+//! ([`story`]) replays five weeks of one zone by event time to show a problem explaining and
+//! verifying itself.
+
+mod story;
 
 use crate::broker;
 use crate::site::{self, Site};
@@ -125,6 +129,7 @@ pub async fn run(keep_state: bool) -> anyhow::Result<()> {
     if outcome != ["Z1"] {
         anyhow::bail!("expected exactly one problem, for zone Z1; got problems for {outcome:?}");
     }
+    story::run()?;
     println!("done in {:.1}s: zone Z1's recurring overheating is one problem record; zone Z2's single spike is not.",
         started.elapsed().as_secs_f64());
     Ok(())
