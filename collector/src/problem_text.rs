@@ -61,7 +61,10 @@ pub fn verification_lines(problem: &Problem) -> Vec<String> {
     }
     match &v.result {
         Some(result) => lines.push(result.sentence.clone()),
-        None => lines.push("figures not computed yet".to_string()),
+        None => lines.push(format!(
+            "figures: read /api/v1/problems/{} (computed from the roll-ups)",
+            problem.id
+        )),
     }
     lines
 }
