@@ -422,3 +422,66 @@ fn the_figures_come_from_the_stored_hourly_rollups_of_the_zone() {
         result.sentence
     );
 }
+
+#[tokio::test]
+async fn the_problem_api_answers_the_signature_and_the_verification_figures() {
+    use crate::rollup_store::RollupStore;
+    use crate::state::CollectorState;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use coldaisle_store::{KvStore, MemoryStore};
+    use std::sync::Arc;
+    use tower::ServiceExt as _;
+    let (a, problem) = resolved_problem();
+    let mut summaries = hourly(-12, 3, |h| if h.rem_euclid(24) == 14 { 29.0 } else { 24.0 });
+    summaries.extend(hourly(3, 18, |h| if h % 2 == 0 { 25.0 } else { 24.0 }));
+    let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::default());
+    crate::rollup_store::add(kv.as_ref(), &summaries.iter().collect::<Vec<_>>()).unwrap();
+    let state = CollectorState {
+        analysis: a,
+        summaries: Default::default(),
+        rollups: Some(RollupStore::new(kv, Default::default())),
+        agents: Default::default(),
+        stats: Default::default(),
+        latest_event: coldaisle_core::Timestamp(0),
+    };
+    let now = coldaisle_core::Timestamp(AFTERNOON + 18 * DAY);
+    let app = crate::http::router(crate::http::ApiOptions::new(
+        Arc::new(tokio::sync::RwLock::new(state)),
+        Arc::new(move || now),
+    ));
+    let request = Request::builder()
+        .uri(format!("/api/v1/problems/{}", problem.id))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(json["status"], "resolved");
+    assert!(json["signature"]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("3 incidents: too few to call a pattern"));
+    let result = &json["verification"]["result"];
+    assert_eq!(result["verdict"]["verdict"], "improved", "{json:#}");
+    assert!(result["sentence"]
+        .as_str()
+        .unwrap()
+        .contains("incidents 3 → 0"));
+    let findings: Vec<&str> = json["chronicle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "finding")
+        .filter_map(|c| c["text"].as_str())
+        .collect();
+    assert!(
+        findings
+            .iter()
+            .any(|t| t.starts_with("fix verification: peak temperature variance −")),
+        "{findings:?}"
+    );
+}
