@@ -362,7 +362,8 @@ impl Analysis {
             .collect();
         let causes: Vec<ProbableCause> = incidents.iter().map(|i| self.cause_of(i)).collect();
         let mut problem = problem.clone();
-        problem.probable_cause = crate::cause::of_problem(&causes);
+        problem.probable_cause = crate::cause::of_problem(&causes)
+            .map(|cause| crate::cause::with_density(cause, &self.density_before(&problem)));
         problem.signature = Some(self.signature_of(&incidents));
         let delivered = self
             .notifications
@@ -371,6 +372,26 @@ impl Analysis {
             .unwrap_or_default();
         problem.chronicle = problem_chronicle(&problem, delivered);
         problem
+    }
+
+    /// Rack power step-ups in the problem's zone (every zone of its site for a site-wide
+    /// problem) during the `density_lookback` before it opened.
+    fn density_before(&self, problem: &Problem) -> Vec<crate::cause::DensityStep> {
+        let fp = &problem.fingerprint;
+        let zone = fp.zone.split(crate::problems::ROW_SEPARATOR).next();
+        let zone = zone.filter(|z| *z != crate::problems::SITE_WIDE);
+        let from = problem.opened_at.minus(self.problem_rules.density_lookback);
+        let events: Vec<&StoredEvent> = self
+            .events
+            .range((from, String::new(), 0)..)
+            .take_while(|((ts, _, _), _)| *ts <= problem.opened_at)
+            .map(|(_, e)| e)
+            .filter(|e| {
+                place_of(&e.payload)
+                    .is_some_and(|(s, z)| s == fp.site && zone.is_none_or(|zone| zone == z))
+            })
+            .collect();
+        crate::cause::density_steps(&events)
     }
 
     /// The recurrence signature of a problem's incidents, from their timelines' events.

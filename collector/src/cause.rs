@@ -269,6 +269,139 @@ impl CauseKind {
     }
 }
 
+/// How far before a problem opens a step-up of rack power in its zone still counts as
+/// density evidence (default of `[problems] density_lookback`): four weeks.
+pub const DEFAULT_DENSITY_LOOKBACK: Duration = Duration::from_secs(28 * 86_400);
+
+/// The detector name of a step change (`agent/src/detect/step.rs`).
+const STEP_DETECTOR: &str = "step_change";
+
+/// A rack's net rise of power (or current) over the look-back, from its step-change events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DensityStep {
+    /// The rack (or the sensor, when the event names no rack).
+    pub rack: String,
+    /// Net change of the level over the look-back (after − before, summed over its steps).
+    pub change: f64,
+    /// Unit of the change (`kW` or `A`).
+    pub unit: &'static str,
+    /// When its first step-up happened.
+    pub since: Timestamp,
+}
+
+impl DensityStep {
+    /// The evidence line, e.g. `Z1-R07 +2.1 kW since 2026-11-12`.
+    pub fn text(&self) -> String {
+        let date = self.since.to_rfc3339();
+        format!(
+            "{} {:+.1} {} since {}",
+            self.rack,
+            self.change,
+            self.unit,
+            date.get(..10).unwrap_or(&date)
+        )
+    }
+}
+
+/// The density changes among `zone` (events of the problem's zone): step-change events of
+/// rack power or current, raised with `value` = the level after and `limit` = the level
+/// before. Each sensor's steps add up; sensors whose net change is a rise are kept, per rack
+/// the rack-power sensor first (kW says density; amperes only when no power is metered),
+/// largest rise first. The caller picks the look-back window.
+pub fn density_steps(zone: &[&StoredEvent]) -> Vec<DensityStep> {
+    // Per sensor: rack, unit, kind, net change, first step-up.
+    let mut by_sensor: BTreeMap<&str, (DensityStep, SensorKind, Option<Timestamp>)> =
+        BTreeMap::new();
+    for event in zone {
+        let Payload::SensorEvent(s) = &event.payload else {
+            continue;
+        };
+        let power = matches!(s.kind, SensorKind::RackPower | SensorKind::RackCurrent);
+        if !power || s.detector != STEP_DETECTOR || s.state != EventState::Raised {
+            continue;
+        }
+        let Some(change) = s.limit.map(|before| s.value - before) else {
+            continue;
+        };
+        if !change.is_finite() {
+            continue;
+        }
+        let entry = by_sensor.entry(&s.sensor).or_insert_with(|| {
+            let rack = s.location.rack.clone().unwrap_or_else(|| s.sensor.clone());
+            let step = DensityStep {
+                rack,
+                change: 0.0,
+                unit: s.kind.unit(),
+                since: s.ts,
+            };
+            (step, s.kind, None)
+        });
+        entry.0.change += change;
+        if change > 0.0 {
+            entry.2 = Some(entry.2.map_or(s.ts, |t| t.min(s.ts)));
+        }
+    }
+    let rises = by_sensor.into_values().filter_map(|(mut step, kind, up)| {
+        step.since = up?;
+        (step.change > 0.0).then_some((step, kind))
+    });
+    let mut per_rack: BTreeMap<String, (DensityStep, SensorKind)> = BTreeMap::new();
+    for (step, kind) in rises {
+        let better = |old: &(DensityStep, SensorKind)| {
+            (kind == SensorKind::RackPower && old.1 != SensorKind::RackPower)
+                || (kind == old.1 && step.change > old.0.change)
+        };
+        match per_rack.get(&step.rack) {
+            Some(old) if !better(old) => {}
+            _ => {
+                per_rack.insert(step.rack.clone(), (step, kind));
+            }
+        }
+    }
+    let mut steps: Vec<DensityStep> = per_rack.into_values().map(|(s, _)| s).collect();
+    steps.sort_by(|a, b| {
+        (a.unit != "kW")
+            .cmp(&(b.unit != "kW"))
+            .then(b.change.total_cmp(&a.change))
+            .then(a.rack.cmp(&b.rack))
+    });
+    steps
+}
+
+/// `cause` with the density changes quoted as evidence: the summary then names a rack
+/// density increase on top of the airflow or cooling cause (an unknown cause becomes
+/// [`CauseKind::RackDensity`]). Without steps, `cause` as it is.
+pub fn with_density(cause: ProbableCause, steps: &[DensityStep]) -> ProbableCause {
+    if steps.is_empty() {
+        return cause;
+    }
+    let racks: Vec<String> = steps.iter().map(DensityStep::text).collect();
+    let increase = format!(
+        "rack density increase in the weeks before ({})",
+        racks.join(", ")
+    );
+    let (kind, summary) = match cause.kind {
+        CauseKind::Unknown | CauseKind::SensorFault => (
+            CauseKind::RackDensity,
+            format!("{increase}; {}", cause.summary),
+        ),
+        kind => (
+            kind,
+            format!("{}, compounded by a {increase}", cause.summary),
+        ),
+    };
+    let mut evidence: Vec<String> = racks
+        .into_iter()
+        .map(|r| format!("density change: {r}"))
+        .collect();
+    evidence.extend(cause.evidence);
+    ProbableCause {
+        kind,
+        summary,
+        evidence,
+    }
+}
+
 /// Time window of zone events relevant to an incident that opened at `first` and last changed
 /// at `last`.
 pub fn zone_window(first: Timestamp, last: Timestamp) -> (Timestamp, Timestamp) {
@@ -543,5 +676,105 @@ mod tests {
         let p = of_problem(&[c(CauseKind::RackDensity), c(CauseKind::CoolingCapacity)]).unwrap();
         assert_eq!(p.kind, CauseKind::CoolingCapacity);
         assert_eq!(of_problem(&[]), None);
+    }
+
+    /// A step-change event of rack `rack`'s power sensor: the level went `before` → `after`.
+    fn step(
+        seq: u64,
+        rack: &str,
+        kind: SensorKind,
+        before: f64,
+        after: f64,
+        ts: i64,
+    ) -> StoredEvent {
+        let sensor = format!("{rack}-{}", kind.as_str());
+        raise(seq, &sensor, kind, rack, "step_change", after, before, ts)
+    }
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn rack_power_step_ups_are_density_evidence_with_their_date() {
+        let events = [
+            // R07: +2.1 kW on 2025-11-12, a small dip later: net +1.8 kW since the 12th.
+            step(1, "Z1-R07", SensorKind::RackPower, 4.0, 6.1, T0 - 13 * DAY),
+            step(2, "Z1-R07", SensorKind::RackPower, 6.1, 5.8, T0 - 5 * DAY),
+            // R03: +8 A and +1.2 kW: the kW line wins for the rack.
+            step(
+                3,
+                "Z1-R03",
+                SensorKind::RackCurrent,
+                10.0,
+                18.0,
+                T0 - 3 * DAY,
+            ),
+            step(4, "Z1-R03", SensorKind::RackPower, 3.0, 4.2, T0 - 3 * DAY),
+            // R09: only amperes metered.
+            step(
+                5,
+                "Z1-R09",
+                SensorKind::RackCurrent,
+                10.0,
+                14.0,
+                T0 - 2 * DAY,
+            ),
+            // R01 went down: no density increase.
+            step(6, "Z1-R01", SensorKind::RackPower, 5.0, 3.0, T0 - 2 * DAY),
+            // An inlet raise and a learned-band event on power are not steps.
+            inlet(7, "Z1-R07", T0),
+            raise(
+                8,
+                "Z1-R02-power",
+                SensorKind::RackPower,
+                "Z1-R02",
+                "learned_band",
+                9.0,
+                5.0,
+                T0,
+            ),
+        ];
+        let steps = density_steps(&refs(&events));
+        let lines: Vec<String> = steps.iter().map(DensityStep::text).collect();
+        assert_eq!(
+            lines,
+            [
+                "Z1-R07 +1.8 kW since 2025-11-12",
+                "Z1-R03 +1.2 kW since 2025-11-22",
+                "Z1-R09 +4.0 A since 2025-11-23",
+            ]
+        );
+    }
+
+    #[test]
+    fn density_is_named_on_top_of_airflow_and_replaces_an_unknown_cause() {
+        let events = [inlet(1, "R01", T0), inlet(2, "R02", T0 + MIN)];
+        let airflow = explain(&refs(&events), &refs(&events));
+        assert_eq!(airflow.kind, CauseKind::Airflow);
+        let steps = density_steps(&refs(&[step(
+            3,
+            "Z1-R07",
+            SensorKind::RackPower,
+            4.0,
+            6.1,
+            T0 - 13 * DAY,
+        )]));
+        let cause = with_density(airflow.clone(), &steps);
+        assert_eq!(cause.kind, CauseKind::Airflow);
+        assert!(
+            cause.summary.starts_with(&airflow.summary)
+                && cause.summary.ends_with(
+                    ", compounded by a rack density increase in the weeks before (Z1-R07 +2.1 kW since 2025-11-12)"
+                ),
+            "{}",
+            cause.summary
+        );
+        assert_eq!(
+            cause.evidence[0],
+            "density change: Z1-R07 +2.1 kW since 2025-11-12"
+        );
+        assert_eq!(cause.evidence[1..], airflow.evidence[..]);
+        let unknown = with_density(unknown("nothing"), &steps);
+        assert_eq!(unknown.kind, CauseKind::RackDensity);
+        assert_eq!(with_density(airflow.clone(), &[]), airflow);
     }
 }

@@ -62,6 +62,8 @@ pub fn empty_state(config: &CollectorConfig) -> CollectorState {
                         crate::problems::ProblemScope::Row
                     }
                 },
+                density_lookback: raw.problems.density_lookback,
+                verification_window: raw.problems.verification_window,
             },
         ),
         summaries: SummaryIndex::default(),

@@ -532,9 +532,13 @@ async fn one_problem(
     path: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let Path(id) = path?;
-    let state = api.state.read().await;
-    match state.analysis.problem(&id) {
-        Some(problem) => Ok(Json(problem).into_response()),
+    let problem = api.state.read().await.analysis.problem(&id);
+    match problem {
+        Some(problem) => {
+            let problem =
+                crate::fix_figures::with_figures(&api.state, problem, (api.clock)()).await;
+            Ok(Json(problem).into_response())
+        }
         None => Err(ApiError::not_found(format!("no problem with id {id:?}"))),
     }
 }

@@ -17,6 +17,7 @@ pub mod chronicle;
 pub mod cluster;
 pub mod daemon;
 pub mod dashboard;
+pub mod fix_figures;
 pub mod history_api;
 pub mod http;
 pub mod identity;

@@ -520,11 +520,15 @@ async fn incident_markdown(State(ops): State<Ops>, path: IdPath) -> ApiResult<Re
 async fn problem_markdown(State(ops): State<Ops>, path: IdPath) -> ApiResult<Response> {
     let Path(id) = path?;
     let now = (ops.clock)();
-    let state = ops.state.read().await;
-    let problem = state
+    let problem = ops
+        .state
+        .read()
+        .await
         .analysis
         .problem(&id)
         .ok_or_else(|| ApiError::not_found(format!("no problem with id {id:?}")))?;
+    let problem = crate::fix_figures::with_figures(&ops.state, problem, now).await;
+    let state = ops.state.read().await;
     let incidents = state.analysis.incidents(incident_time(&state, now));
     Ok(markdown(problem_postmortem(&problem, &incidents)))
 }

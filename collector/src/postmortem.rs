@@ -140,6 +140,14 @@ pub fn problem_postmortem(problem: &Problem, incidents: &[Incident]) -> String {
         }
         out.push('\n');
     }
+    let verification = crate::problem_text::verification_lines(problem);
+    if !verification.is_empty() {
+        let _ = writeln!(out, "## Fix verification\n");
+        for text in verification {
+            let _ = writeln!(out, "- {text}");
+        }
+        out.push('\n');
+    }
     let _ = writeln!(
         out,
         "## History\n\n| time (UTC) | who | what |\n|---|---|---|"

@@ -13,8 +13,60 @@ pub fn signature_lines(problem: &Problem) -> Vec<String> {
     problem
         .signature
         .as_ref()
-        .map(|s| s.summary.split("; ").map(str::to_string).collect())
+        .map(|s| parts(&s.summary))
         .unwrap_or_default()
+}
+
+/// The `; `-separated parts of a summary, leaving a `; ` inside parentheses alone (the trend
+/// part says "(Theil–Sen; Mann–Kendall p = …)").
+fn parts(summary: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0_i32;
+    let mut current = String::new();
+    let mut chars = summary.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ';' if depth <= 0 && chars.peek() == Some(&' ') => {
+                chars.next();
+                out.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    out.push(current);
+    out
+}
+
+/// The fix verification in lines: the window, the recurrence that reopened the problem, and
+/// once in, the figures before and after with the verdict. Empty before any resolution.
+pub fn verification_lines(problem: &Problem) -> Vec<String> {
+    let Some(v) = &problem.verification else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!(
+        "window {} → {}",
+        v.from.to_rfc3339(),
+        v.until.to_rfc3339()
+    )];
+    if let Some(r) = &v.recurred {
+        lines.push(format!(
+            "recurred: incident {} at {} reopened the problem",
+            r.incident,
+            r.at.to_rfc3339()
+        ));
+    }
+    match &v.result {
+        Some(result) => lines.push(result.sentence.clone()),
+        None => lines.push(format!(
+            "figures: read /api/v1/problems/{} (computed from the roll-ups)",
+            problem.id
+        )),
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -50,5 +102,14 @@ mod tests {
             lines[1].starts_with("racks: R07 (2, peak 29.0)"),
             "{lines:?}"
         );
+    }
+
+    #[test]
+    fn a_semicolon_inside_parentheses_does_not_split() {
+        assert_eq!(
+            parts("a (x; y); b; c (d)"),
+            ["a (x; y)", "b", "c (d)"].map(String::from)
+        );
+        assert_eq!(parts("one"), ["one".to_string()]);
     }
 }

@@ -19,6 +19,11 @@
 //! - **Reopen**: once a fingerprint has a problem, it never gets another: when a rule trips again
 //!   after its problem was resolved, that problem is reopened (status open, the new incidents
 //!   linked, the reopening on its history), not duplicated.
+//! - **Fix verification**: resolving a problem opens a verification window of
+//!   `verification_window` (event time) on it ([`FixVerification`]). One incident of its
+//!   fingerprint opening inside the window reopens it at once, recorded on the window as the
+//!   evidence; after the window the recurrence rule applies again. The before/after figures
+//!   are the reader's ([`crate::verification`] from the zone's roll-ups).
 //!
 //! Problem ids depend only on content (fingerprint and opening time).
 
@@ -46,6 +51,39 @@ pub struct ProblemRules {
     /// zone `*`).
     #[serde(default, skip_serializing_if = "ProblemScope::is_zone")]
     pub scope: ProblemScope,
+    /// How far before a problem opens a step-up of rack power in its zone is quoted as density
+    /// evidence in its probable cause (read side, see [`crate::cause::density_steps`]).
+    #[serde(
+        default = "default_density_lookback",
+        with = "crate::model::duration_text",
+        skip_serializing_if = "is_default_density_lookback"
+    )]
+    pub density_lookback: Duration,
+    /// How long after a resolution the fix is verified: an incident of the fingerprint opening
+    /// inside it reopens the problem at once, and at its end the before/after figures are
+    /// written on the problem.
+    #[serde(
+        default = "default_verification_window",
+        with = "crate::model::duration_text",
+        skip_serializing_if = "is_default_verification_window"
+    )]
+    pub verification_window: Duration,
+}
+
+fn default_density_lookback() -> Duration {
+    crate::cause::DEFAULT_DENSITY_LOOKBACK
+}
+
+fn is_default_density_lookback(d: &Duration) -> bool {
+    *d == crate::cause::DEFAULT_DENSITY_LOOKBACK
+}
+
+fn default_verification_window() -> Duration {
+    crate::verification::DEFAULT_WINDOW
+}
+
+fn is_default_verification_window(d: &Duration) -> bool {
+    *d == crate::verification::DEFAULT_WINDOW
 }
 
 /// What one problem covers.
@@ -87,13 +125,16 @@ pub const ROW_SEPARATOR: char = '/';
 pub const SITE_WIDE: &str = "*";
 
 impl Default for ProblemRules {
-    /// At least 3 incidents within 30 days; any critical incident.
+    /// At least 3 incidents within 30 days; any critical incident; density evidence from 4
+    /// weeks back; a 14-day verification window.
     fn default() -> Self {
         ProblemRules {
             min_incidents: 3,
             window: Duration::from_secs(30 * 24 * 3600),
             sla_severity: Some(Severity::Critical),
             scope: ProblemScope::Zone,
+            density_lookback: crate::cause::DEFAULT_DENSITY_LOOKBACK,
+            verification_window: crate::verification::DEFAULT_WINDOW,
         }
     }
 }
@@ -147,10 +188,39 @@ pub struct Problem {
     /// analysis from its incidents, see [`crate::recurrence`]).
     #[serde(default)]
     pub signature: Option<crate::recurrence::Signature>,
+    /// The verification of its latest fix: opened when it was resolved (see the module
+    /// documentation), figures filled by the reader once the window ended.
+    #[serde(default)]
+    pub verification: Option<FixVerification>,
     /// Its history merged with the pager deliveries about it, in time order (filled by the
     /// analysis, see [`crate::analysis::Analysis`]).
     #[serde(default)]
     pub chronicle: Vec<crate::chronicle::ChronicleEntry>,
+}
+
+/// The verification window of a problem's latest resolution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FixVerification {
+    /// When the problem was resolved (the fix applied): the window starts here.
+    pub from: Timestamp,
+    /// When the window ends (`from` + `verification_window`).
+    pub until: Timestamp,
+    /// The first incident of the problem's pattern inside the window, which reopened it.
+    #[serde(default)]
+    pub recurred: Option<Recurrence>,
+    /// The zone's figures before and after and the verdict (filled by the reader from the
+    /// roll-ups, see `crate::fix_figures`; `None` in the engine).
+    #[serde(default)]
+    pub result: Option<crate::verification::Verification>,
+}
+
+/// An incident that came back inside a verification window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recurrence {
+    /// Its id.
+    pub incident: String,
+    /// When it opened.
+    pub at: Timestamp,
 }
 
 /// What observing an incident changed.
@@ -234,6 +304,7 @@ struct ProblemFields {
     workaround: Option<String>,
     incidents: usize,
     history: usize,
+    verification: Option<FixVerification>,
 }
 
 /// The problem state machine; see the module documentation for its rules.
@@ -290,6 +361,9 @@ impl ProblemEngine {
         let scoped = self.scoped(id, fingerprint);
         let fingerprint = &scoped;
         if let Some(change) = self.link_to_open(id, fingerprint) {
+            return Some(change);
+        }
+        if let Some(change) = self.recur_in_verification(id, fingerprint, opened_at) {
             return Some(change);
         }
         let window = self.rules.window;
@@ -388,8 +462,18 @@ impl ProblemEngine {
         let problem = &mut self.problems[index];
         match &action.kind {
             ActionKind::SetProblemStatus { status, .. } => {
+                let resolving =
+                    *status == ProblemStatus::Resolved && problem.status != ProblemStatus::Resolved;
                 problem.status = *status;
                 problem.resolved_at = (*status == ProblemStatus::Resolved).then_some(action.at);
+                if resolving {
+                    problem.verification = Some(FixVerification {
+                        from: action.at,
+                        until: action.at.plus(self.rules.verification_window),
+                        recurred: None,
+                        result: None,
+                    });
+                }
             }
             ActionKind::SetRootCause {
                 root_cause,
@@ -429,6 +513,7 @@ impl ProblemEngine {
                     workaround: p.workaround.clone(),
                     incidents: p.incidents.len(),
                     history: p.history.len(),
+                    verification: p.verification.clone(),
                 })
                 .collect(),
             streams: self.streams.clone(),
@@ -456,6 +541,7 @@ impl ProblemEngine {
             problem.workaround.clone_from(&fields.workaround);
             problem.incidents.truncate(fields.incidents);
             problem.history.truncate(fields.history);
+            problem.verification.clone_from(&fields.verification);
         }
         self.streams.clone_from(&mark.streams);
         self.observed.clone_from(&mark.observed);
@@ -527,6 +613,40 @@ impl ProblemEngine {
             problem: problem.id.clone(),
             incident: id.to_string(),
         })
+    }
+
+    /// Reopens the fingerprint's resolved problem when incident `id` opened at `at` inside the
+    /// verification window of its fix: one incident of the pattern is enough, and the window
+    /// records it as the evidence.
+    fn recur_in_verification(
+        &mut self,
+        id: &str,
+        fingerprint: &Fingerprint,
+        at: Timestamp,
+    ) -> Option<ProblemChange> {
+        let index = self.streams.get(fingerprint)?.open_problem?;
+        let problem = &mut self.problems[index];
+        let window = problem.verification.as_mut()?;
+        if problem.status != ProblemStatus::Resolved || at < window.from || at >= window.until {
+            return None;
+        }
+        window.recurred = Some(Recurrence {
+            incident: id.to_string(),
+            at,
+        });
+        let reason = format!(
+            "recurred inside the verification window: incident {id} opened {} after the fix (window {})",
+            humantime::format_duration(at.since(window.from)),
+            describe(window.until.since(window.from))
+        );
+        let incidents = vec![id.to_string()];
+        Some(self.open(
+            fingerprint,
+            at,
+            ProblemTrigger::Recurrence,
+            reason,
+            incidents,
+        ))
     }
 
     /// Opens an SLA problem for the single incident `id`.
@@ -607,6 +727,7 @@ impl ProblemEngine {
             }],
             probable_cause: None,
             signature: None,
+            verification: None,
             chronicle: Vec::new(),
         });
         self.by_id.insert(id.clone(), index);

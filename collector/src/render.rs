@@ -149,6 +149,7 @@ fn render_problem_list(out: &mut String, problems: &[ProblemSummary]) {
                 list_or_none(&p.incidents)
             ),
         );
+        problem_story_lines(out, p);
     }
 }
 
@@ -185,7 +186,30 @@ pub fn render_problem(problem: &Problem) -> String {
             line(&mut out, format!("    {text}"));
         }
     }
+    let verification = crate::problem_text::verification_lines(problem);
+    if !verification.is_empty() {
+        line(&mut out, "  fix verification:".to_string());
+        for text in verification {
+            line(&mut out, format!("    {text}"));
+        }
+    }
     out
+}
+
+/// A problem's recurrence signature and fix verification under its report line (issue 19);
+/// nothing when it has neither.
+pub fn problem_story_lines(out: &mut String, problem: &ProblemSummary) {
+    for (title, lines) in [
+        ("signature", &problem.signature),
+        ("fix verification", &problem.verification),
+    ] {
+        if let Some((first, rest)) = lines.split_first() {
+            line(out, format!("    {title}: {first}"));
+            for text in rest {
+                line(out, format!("      {text}"));
+            }
+        }
+    }
 }
 
 /// Operator-facing name of a problem status.
@@ -341,6 +365,11 @@ mod tests {
             "    reason: critical thermal incident in zone Z1 (SLA rule: critical or worse)\n"
         ));
         assert!(text.contains("    linked incidents (1): inc-dc1-z1-thermal-"));
+        assert!(
+            text.contains("\n    signature: 1 incident: too few to call a pattern (at least 4 needed)\n      racks: R2 "),
+            "{text}"
+        );
+        assert!(!text.contains("fix verification"), "not resolved: {text}");
         assert!(!text.contains('\x1b'), "no colours");
         assert!(text.lines().all(|l| l == l.trim_end()));
     }

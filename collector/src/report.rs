@@ -169,6 +169,12 @@ pub struct ProblemSummary {
     pub reason: String,
     /// Ids of its linked incidents.
     pub incidents: Vec<String>,
+    /// Its recurrence signature in lines ([`crate::problem_text::signature_lines`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signature: Vec<String>,
+    /// Its fix verification in lines ([`crate::problem_text::verification_lines`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verification: Vec<String>,
 }
 
 impl ProblemSummary {
@@ -182,6 +188,8 @@ impl ProblemSummary {
             trigger: problem.trigger,
             reason: problem.reason.clone(),
             incidents: problem.incidents.clone(),
+            signature: crate::problem_text::signature_lines(problem),
+            verification: crate::problem_text::verification_lines(problem),
         }
     }
 }

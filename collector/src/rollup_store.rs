@@ -114,15 +114,25 @@ impl RollupStore {
         })
     }
 
-    /// The buckets behind [`RollupStore::history`], unmerged, in key order (per zone: by time,
-    /// then rack and sensor): the level read, the start of its first bucket and the buckets.
-    /// Reports need them to see how values spread over the period.
+    /// The buckets of `query` at `now`, one per sensor and bucket, from the level
+    /// [`serving_level`] picks, with that level and the start of the first bucket. Blocking.
     pub fn buckets(
         &self,
         query: &HistoryQuery,
         now: Timestamp,
     ) -> Result<(Level, Timestamp, Vec<Rollup>), StoreError> {
         let level = serving_level(query.from, query.to, |l| self.policy.oldest(l, now));
+        let from = level.bucket_start(query.from);
+        Ok((level, from, self.buckets_at(query, level)?))
+    }
+
+    /// The buckets of `query` from `level` (whatever the retention keeps of it), one per sensor
+    /// and bucket, in key order. Blocking.
+    pub fn buckets_at(
+        &self,
+        query: &HistoryQuery,
+        level: Level,
+    ) -> Result<Vec<Rollup>, StoreError> {
         let from = level.bucket_start(query.from);
         let (start, prefix) = match &query.zone {
             Some(zone) => (
@@ -164,7 +174,7 @@ impl RollupStore {
             }
             ControlFlow::Continue(())
         })?;
-        Ok((level, from, buckets))
+        Ok(buckets)
     }
 }
 

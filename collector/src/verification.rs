@@ -22,7 +22,7 @@
 //! [`Verdict::NotImproved`].
 
 use coldaisle_core::{ReadingSummary, SensorKind, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ pub struct VerificationInput<'a> {
 }
 
 /// The figures of one window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowFigures {
     /// Window start (inclusive).
     pub from: Timestamp,
@@ -84,7 +84,7 @@ pub struct WindowFigures {
 }
 
 /// The verdict of a verification.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "verdict")]
 pub enum Verdict {
     /// The after-window has not ended and nothing recurred yet.
@@ -105,7 +105,7 @@ pub enum Verdict {
 }
 
 /// The result: both windows, the changes, the verdict and a sentence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
     /// The window before the resolution.
     pub before: WindowFigures,

@@ -352,6 +352,15 @@ pub struct ProblemConfig {
     /// event that opened them; no row: zone-level) or `site` (all zones of a site together).
     #[serde(default)]
     pub scope: ProblemScopeConfig,
+    /// How far before a problem opens a step-up of rack power in its zone is quoted as density
+    /// evidence in its probable cause (event time).
+    #[serde(default = "default_density_lookback", with = "humantime_serde")]
+    pub density_lookback: Duration,
+    /// After a problem is resolved, how long the fix is verified: an incident of its pattern
+    /// inside the window reopens it, and at the end the zone's figures before and after are
+    /// written on it.
+    #[serde(default = "default_verification_window", with = "humantime_serde")]
+    pub verification_window: Duration,
 }
 
 /// The `problems.scope` setting.
@@ -396,6 +405,12 @@ fn default_min_incidents() -> usize {
 fn default_window() -> Duration {
     Duration::from_secs(30 * 24 * 3600)
 }
+fn default_density_lookback() -> Duration {
+    Duration::from_secs(28 * 24 * 3600)
+}
+fn default_verification_window() -> Duration {
+    Duration::from_secs(14 * 24 * 3600)
+}
 fn default_sla_severity() -> SlaSeverity {
     SlaSeverity::Critical
 }
@@ -408,6 +423,8 @@ impl Default for ProblemConfig {
             sla_severity: default_sla_severity(),
             sla_sustained: None,
             scope: ProblemScopeConfig::Zone,
+            density_lookback: default_density_lookback(),
+            verification_window: default_verification_window(),
         }
     }
 }
@@ -492,6 +509,17 @@ fn validate(raw: &RawCollectorConfig) -> Result<(), Problem> {
             root.key("problems").key("window"),
             "must be above zero",
         ));
+    }
+    for (name, value) in [
+        ("density_lookback", raw.problems.density_lookback),
+        ("verification_window", raw.problems.verification_window),
+    ] {
+        if value.is_zero() {
+            return Err(Problem::new(
+                root.key("problems").key(name),
+                "must be above zero",
+            ));
+        }
     }
     if raw.agent_silence.is_zero() {
         return Err(Problem::new(
@@ -647,5 +675,51 @@ mod retention_tests {
             let err = load(extra).expect_err(extra);
             assert!(err.contains(key), "{extra}: {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod problem_window_tests {
+    use super::CollectorConfig;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn load(extra: &str) -> Result<CollectorConfig, String> {
+        let text = format!(
+            "collector_id = \"c1\"\nstate_dir = \"/tmp/x\"\n[mqtt]\nhost = \"127.0.0.1\"\n{extra}"
+        );
+        CollectorConfig::from_str(&text, Path::new("collector.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn verification_and_density_windows_default_override_and_name_the_key() {
+        let c = load("").expect("defaults");
+        assert_eq!(
+            c.raw.problems.verification_window,
+            Duration::from_secs(14 * 86_400)
+        );
+        assert_eq!(
+            c.raw.problems.density_lookback,
+            Duration::from_secs(28 * 86_400)
+        );
+        let c = load("[problems]\nverification_window = \"2h\"\ndensity_lookback = \"7d\"\n")
+            .expect("overrides");
+        assert_eq!(
+            c.raw.problems.verification_window,
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            c.raw.problems.density_lookback,
+            Duration::from_secs(7 * 86_400)
+        );
+        for key in ["verification_window", "density_lookback"] {
+            let err = load(&format!("[problems]\n{key} = \"0s\"\n")).expect_err(key);
+            assert!(err.contains(&format!("problems.{key}")), "{err}");
+            assert!(err.contains("must be above zero"), "{err}");
+        }
+        let err = load("[problems]\nverification_window = \"soon\"\n").expect_err("not a duration");
+        // A parse error points at the key's line.
+        assert!(err.contains("collector.toml:6:"), "{err}");
+        assert!(err.contains("expected a duration"), "{err}");
     }
 }

@@ -790,17 +790,21 @@ fn resolve_kind(p: Preset, raw: &RawKindDetection, at: &KeyPath) -> Result<KindD
     if band_warmup == 0 {
         return Err(Problem::new(at.key("band_warmup"), "must be at least 1"));
     }
+    let step = resolve_step(&p, raw, at)?;
+    // With a step detector, the band waits longer than a step takes to be confirmed (its
+    // new-level window + 15 minutes): a level shift is then reported once as a step and the
+    // band re-learns at the new level (agent `detect/chain.rs`) instead of raising for it.
+    let band_wait = step.as_ref().map_or(Duration::from_secs(10 * MIN), |s| {
+        s.min_duration + Duration::from_secs(15 * MIN)
+    });
     let band = raw.learned_band.unwrap_or(p.band).then(|| BandSettings {
         k: band_k,
         min_width: band_min_width,
-        min_duration: raw
-            .band_min_duration
-            .unwrap_or(Duration::from_secs(10 * MIN)),
+        min_duration: raw.band_min_duration.unwrap_or(band_wait),
         warmup: band_warmup,
         severity: raw.band_severity.unwrap_or(Severity::Info),
     });
     let baseline = resolve_baseline(&p, raw, at)?;
-    let step = resolve_step(&p, raw, at)?;
     Ok(KindDetection {
         levels,
         rates,
@@ -973,6 +977,11 @@ mod tests {
             assert!(k.levels.is_empty(), "no ASHRAE limits for {kind:?}");
             assert!(k.rates.is_empty() && k.baseline.is_none());
             assert!(k.band.is_some(), "the learned band judges {kind:?}");
+            assert_eq!(
+                k.band.as_ref().map(|b| b.min_duration),
+                Some(Duration::from_secs(45 * 60)),
+                "the band waits longer than a step takes to confirm ({kind:?})"
+            );
             let step = k.step.clone().expect("step detector on");
             assert_eq!(step.min_duration, Duration::from_secs(30 * 60));
             assert_eq!(step.reference, Duration::from_secs(60 * 60));

@@ -1,4 +1,8 @@
-//! The demo's time-compressed scenario and its narration.
+//! The demo's time-compressed scenario and its narration: act 1 runs the live site; act 2
+//! ([`story`]) replays five weeks of one zone by event time to show a problem explaining and
+//! verifying itself.
+
+mod story;
 
 use crate::broker;
 use crate::site::{self, Site};
@@ -123,10 +127,12 @@ pub async fn run(keep_state: bool, serve: bool) -> anyhow::Result<()> {
             .map(|p| p.fingerprint.zone.clone())
             .collect::<Vec<_>>()
     };
-    let story = if outcome == ["Z1"] {
-        println!("done in {:.1}s: zone Z1's recurring overheating is one problem record; zone Z2's single spike is not.",
-            started.elapsed().as_secs_f64());
-        Ok(())
+    // Act 2 (the problem's signature, cause and fix verification) runs after the live act.
+    let told = if outcome == ["Z1"] {
+        story::run().map(|()| {
+            println!("done in {:.1}s: zone Z1's recurring overheating is one problem record; zone Z2's single spike is not.",
+                started.elapsed().as_secs_f64());
+        })
     } else {
         Err(anyhow::anyhow!(
             "expected exactly one problem, for zone Z1; got problems for {outcome:?}"
@@ -142,7 +148,7 @@ pub async fn run(keep_state: bool, serve: bool) -> anyhow::Result<()> {
         let kept = dir.keep();
         println!("state kept in {}", kept.display());
     }
-    story
+    told
 }
 
 /// Prints the dashboard's URL and waits for Ctrl-C while the site, agent and collector keep

@@ -93,6 +93,24 @@ impl BandDetector {
         (self.config.k * b.spread).max(self.config.min_width)
     }
 
+    /// Re-learns at a new level that another detector confirmed (a step change: the sensor's
+    /// normal moved by `shift`): every learned centre moves by `shift`, keeping the daily
+    /// shape and spreads, and an excursion in progress is forgotten. An open raise clears at
+    /// `ts` with `value`.
+    pub fn shift_level(&mut self, shift: f64, ts: Timestamp, value: f64) -> Option<Transition> {
+        if !shift.is_finite() {
+            return None;
+        }
+        for b in self.state.buckets.iter_mut().filter(|b| b.n > 0) {
+            b.center += shift;
+        }
+        self.state.pending = None;
+        self.state
+            .raised
+            .take()
+            .map(|(since, _)| Transition::cleared(value, None, since, ts))
+    }
+
     /// Feeds one valid sample (time order per sensor).
     pub fn observe(&mut self, ts: Timestamp, value: f64) -> Option<Transition> {
         if self.state.buckets.len() != 24 {

@@ -17,7 +17,7 @@ use super::threshold::ThresholdDetector;
 use super::Transition;
 use coldaisle_config::detection::{KindDetection, LimitLevel};
 use coldaisle_config::Threshold;
-use coldaisle_core::{Severity, Timestamp};
+use coldaisle_core::{EventState, Severity, Timestamp};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -181,6 +181,8 @@ impl SensorDetectors {
         if !valid {
             return out;
         }
+        // A confirmed step (level after − before): the learned band re-learns at the new level.
+        let mut step = None;
         for slot in &mut self.slots {
             let t = match &mut slot.detector {
                 Kind::Threshold(d) => d.observe(ts, value),
@@ -188,7 +190,14 @@ impl SensorDetectors {
                 Kind::Stuck(d) => d.observe(ts, value),
                 Kind::Band(d) => d.observe(ts, value),
                 Kind::Baseline(d) => d.observe(ts, value),
-                Kind::Step(d) => d.observe(ts, value),
+                Kind::Step(d) => {
+                    let t = d.observe(ts, value);
+                    step = t
+                        .as_ref()
+                        .filter(|t| t.state == EventState::Raised)
+                        .and_then(|t| t.limit.map(|before| t.value - before));
+                    t
+                }
             };
             let passed = t.and_then(|t| slot.gate.filter(t));
             for t in passed.into_iter().chain(slot.gate.tick(ts, value)) {
@@ -200,7 +209,30 @@ impl SensorDetectors {
                 });
             }
         }
+        if let Some(shift) = step {
+            self.relearn_band(shift, ts, value, &mut out);
+        }
         out
+    }
+
+    /// Moves the learned band to the level a step change confirmed (the slot order runs the
+    /// band before the step detector, so it judged this sample at the old level); an open band
+    /// raise clears through its gate.
+    fn relearn_band(&mut self, shift: f64, ts: Timestamp, value: f64, out: &mut Vec<Fired>) {
+        for slot in &mut self.slots {
+            let Kind::Band(band) = &mut slot.detector else {
+                continue;
+            };
+            let cleared = band.shift_level(shift, ts, value);
+            if let Some(t) = cleared.and_then(|t| slot.gate.filter(t)) {
+                out.push(Fired {
+                    detector: slot.name.clone(),
+                    severity: slot.severity,
+                    fault: slot.fault,
+                    transition: t,
+                });
+            }
+        }
     }
 
     /// Records a poll in which the sensor gave no reading (the point failed).

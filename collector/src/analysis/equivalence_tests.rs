@@ -159,6 +159,7 @@ fn rules(scope: ProblemScope) -> (IncidentRules, ProblemRules) {
             window: Duration::from_secs(2 * 3600),
             sla_severity: Some(Severity::Critical),
             scope,
+            ..ProblemRules::default()
         },
     )
 }

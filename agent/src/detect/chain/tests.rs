@@ -100,3 +100,74 @@ fn export_restore_keeps_an_open_raise() {
     assert_eq!(cleared.len(), 1);
     assert_eq!(cleared[0].transition.state, EventState::Cleared);
 }
+
+/// Two days at 4 kW (a little noise), then the rack's density goes up to 6.1 kW for six hours:
+/// one `step_change` raise with the levels, and the learned band re-learns instead of raising
+/// for the new level; a real departure from the new level still raises the band.
+#[test]
+fn a_power_step_is_reported_once_and_the_band_relearns_the_new_level() {
+    let mut c = chain(SensorKind::RackPower);
+    let t0 = 1_764_028_800_000_i64; // a UTC midnight
+    let minute = 60_000;
+    let noise = |i: i64| [0.0, 0.05, -0.05, 0.1, -0.1][(i % 5) as usize];
+    let mut fired = Vec::new();
+    let mut i = 0;
+    let mut feed = |c: &mut SensorDetectors, minutes: i64, level: f64, fired: &mut Vec<Fired>| {
+        for _ in 0..minutes {
+            let v = level + noise(i);
+            fired.extend(c.observe(Timestamp(t0 + i * minute), v, v));
+            i += 1;
+        }
+    };
+    feed(&mut c, 2 * 24 * 60, 4.0, &mut fired);
+    assert!(fired.is_empty(), "steady load fires nothing: {fired:?}");
+    feed(&mut c, 6 * 60, 6.1, &mut fired);
+    let raised: Vec<&Fired> = fired
+        .iter()
+        .filter(|f| f.transition.state == EventState::Raised)
+        .collect();
+    assert_eq!(raised.len(), 1, "{fired:?}");
+    assert_eq!(raised[0].detector, "step_change");
+    let t = &raised[0].transition;
+    assert!((t.value - 6.1).abs() < 0.2 && t.limit.is_some_and(|l| (l - 4.0).abs() < 0.2));
+    // A second rise (8.5 kW held for an hour) is a second step, measured from the new level.
+    fired.clear();
+    feed(&mut c, 60, 8.5, &mut fired);
+    let raised: Vec<&Fired> = fired
+        .iter()
+        .filter(|f| f.transition.state == EventState::Raised)
+        .collect();
+    assert_eq!(raised.len(), 1, "{fired:?}");
+    assert_eq!(raised[0].detector, "step_change");
+    assert!(raised[0]
+        .transition
+        .limit
+        .is_some_and(|l| (l - 6.1).abs() < 0.2));
+}
+
+/// Without a step (the level only wanders outside the band for a while and comes back), the
+/// band still judges: shifting it is the step detector's call only.
+#[test]
+fn a_band_shift_needs_a_confirmed_step() {
+    let mut band = super::super::band::BandDetector::new(
+        DetectionConfig::default()
+            .for_kind(SensorKind::RackPower)
+            .band
+            .clone()
+            .unwrap_or_else(|| panic!("rack power has a band")),
+    );
+    let t0 = 1_764_028_800_000_i64;
+    for i in 0..(2 * 24 * 60) {
+        band.observe(
+            Timestamp(t0 + i * 60_000),
+            4.0 + [0.0, 0.1][(i % 2) as usize],
+        );
+    }
+    let ts = Timestamp(t0 + 2 * 24 * 60 * 60_000);
+    let (low, high) = band.band_at(ts).unwrap_or_else(|| panic!("warmed up"));
+    assert!(low < 4.0 && high > 4.1 && high < 6.0, "{low}..{high}");
+    assert_eq!(band.shift_level(2.0, ts, 6.0), None);
+    let (low2, high2) = band.band_at(ts).unwrap_or_else(|| panic!("warmed up"));
+    assert!((low2 - low - 2.0).abs() < 1e-9 && (high2 - high - 2.0).abs() < 1e-9);
+    assert_eq!(band.shift_level(f64::NAN, ts, 6.0), None);
+}
