@@ -143,6 +143,7 @@ impl RunningCollector {
         let served_tls = api_tls.clone();
         let api_access = access.clone();
         let max_body_bytes = raw.http.max_body_bytes;
+        let report = crate::report::facility::ReportSettings::from_config(&raw.report);
         let listener = tokio::net::TcpListener::bind(raw.http.listen)
             .await
             .with_context(|| format!("binding the HTTP API on {}", raw.http.listen))?;
@@ -187,6 +188,7 @@ impl RunningCollector {
                     }),
                     access,
                     max_body_bytes,
+                    report,
                 });
                 if let Err(e) = crate::http::serve_api(listener, served_tls, app, stop).await {
                     tracing::error!(error = %e, "HTTP API failed");

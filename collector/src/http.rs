@@ -13,6 +13,7 @@
 //! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id: last status, last batch, `silent` (`?silent=true` lists only silent agents) |
 //! | `GET /api/v1/stats` | ingest and analysis counters ([`ApiStats`]) |
 //! | `GET /api/v1/history?site=&zone=&rack=&sensor=&since=7d\|from=&to=` | summary figures over a period ([`crate::history_api`]) |
+//! | `GET /api/v1/report?site=&zone=&since=24h\|from=&to=&format=json\|table\|markdown\|csv` | the facility report over a period ([`crate::report::facility::FacilityReport`], [`crate::history_api::ReportParams`]) |
 //!
 //! Operator actions (POST), silences and Markdown postmortems are in [`crate::operator_api`];
 //! [`full_router`] serves both halves.
@@ -72,6 +73,8 @@ pub struct ApiOptions {
     pub access: Access,
     /// Largest request body (bytes); larger ones answer `413`.
     pub max_body_bytes: usize,
+    /// Envelope and staleness of `/api/v1/report`.
+    pub report: crate::report::facility::ReportSettings,
 }
 
 /// The stores the operator routes write to.
@@ -98,6 +101,7 @@ impl ApiOptions {
             operator: None,
             access: Access::Open,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            report: Default::default(),
         }
     }
 }
@@ -117,10 +121,12 @@ pub fn router(options: ApiOptions) -> Router {
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/history", get(history))
+        .route("/api/v1/report", get(facility_report))
         .with_state(Api {
             state: options.state.clone(),
             clock: options.clock.clone(),
             silence: options.silence,
+            report: options.report,
         });
     if let Some(stores) = options.operator {
         api = api.merge(crate::operator_api::router(
@@ -214,6 +220,8 @@ struct Api {
     clock: Clock,
     /// When an agent counts as silent.
     silence: SilenceRule,
+    /// Envelope and staleness of the facility report.
+    report: crate::report::facility::ReportSettings,
 }
 
 /// An error answer: a status and a JSON body `{"error": message}`.
@@ -497,6 +505,14 @@ async fn history(
 ) -> ApiResult<Response> {
     let Query(params) = query?;
     crate::history_api::answer(&api.state, (api.clock)(), params).await
+}
+
+async fn facility_report(
+    State(api): State<Api>,
+    query: Result<Query<crate::history_api::ReportParams>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(params) = query?;
+    crate::history_api::facility_answer(&api.state, api.report, (api.clock)(), params).await
 }
 
 async fn stats(State(api): State<Api>) -> Json<ApiStats> {
