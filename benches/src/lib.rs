@@ -2,3 +2,4 @@
 //! binary in `src/bin/` measures one part and prints its figures; none of them asserts timings.
 
 pub mod eval;
+pub mod rollup_fixture;

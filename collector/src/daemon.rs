@@ -185,6 +185,7 @@ impl RunningCollector {
         let api_access = access.clone();
         let max_body_bytes = raw.http.max_body_bytes;
         let metrics_open_on_loopback = raw.http.metrics_open_on_loopback;
+        let report = crate::report::facility::ReportSettings::from_config(&raw.report);
         let listener = tokio::net::TcpListener::bind(raw.http.listen)
             .await
             .with_context(|| format!("binding the HTTP API on {}", raw.http.listen))?;
@@ -237,6 +238,7 @@ impl RunningCollector {
                     max_body_bytes,
                     metrics_open_on_loopback,
                     cluster: cluster_status,
+                    report,
                 });
                 if let Err(e) = crate::http::serve_api(listener, served_tls, app, stop).await {
                     tracing::error!(error = %e, "HTTP API failed");

@@ -5,14 +5,21 @@
 //! `since=7d` (a humantime duration ending now) or `from=` with an optional `to=` (RFC 3339 or
 //! `YYYY-MM-DD HH:MM:SS` UTC; `to` defaults to now). Any other combination is a `400` naming
 //! the parameter. The answer is a [`crate::rollup_store::History`].
+//!
+//! `GET /api/v1/report` ([`ReportParams`]) serves the facility report
+//! ([`crate::report::facility::FacilityReport`]) over the same periods.
 
 use crate::http::{ApiError, ApiResult};
-use crate::rollup_store::HistoryQuery;
+use crate::report::facility::{build, resolve_site, resolve_zones, Inputs, ReportSettings};
+use crate::report::formats::{render, Format};
+use crate::rollup_store::{HistoryQuery, RollupStore};
 use crate::state::SharedState;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use coldaisle_core::Timestamp;
+use coldaisle_store::StoreError;
 use serde::Deserialize;
+use std::collections::BTreeSet;
 
 /// Query string of `/api/v1/history`.
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +161,147 @@ pub(crate) async fn zone_report_over(
         }
         Err(e) => Err(internal(format!("history read failed: {e}"))),
     }
+}
+
+/// Query string of `GET /api/v1/report`: `site`, `zone` (absent: every zone of the site), the
+/// period as for the history (`since=24h`, or `from=` and `to=`; default `since=24h`) and
+/// `format=json|table|markdown|csv` (default json).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportParams {
+    /// Site; may be left out when the zone (or the collector) has only one.
+    pub site: Option<String>,
+    /// Zone; absent: every zone of the site.
+    pub zone: Option<String>,
+    /// Period ending now, e.g. `24h` (the default).
+    pub since: Option<String>,
+    /// Start of the period.
+    pub from: Option<String>,
+    /// End of the period (default now).
+    pub to: Option<String>,
+    /// `json` (default), `table`, `markdown` or `csv`.
+    pub format: Option<String>,
+}
+
+/// Default period of a report without `since` or `from`.
+pub const DEFAULT_REPORT_SINCE: &str = "24h";
+
+/// Answers `GET /api/v1/report`: resolves site and zones against what the state knows, reads
+/// the buckets of the period and of the previous period of the same length on a blocking
+/// thread (without the state lock), and builds the [`FacilityReport`] in the asked format.
+pub(crate) async fn facility_answer(
+    state: &SharedState,
+    settings: ReportSettings,
+    now: Timestamp,
+    params: ReportParams,
+) -> ApiResult<Response> {
+    let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let format = match given(params.format) {
+        None => Format::Json,
+        Some(text) => Format::parse(&text, "format").map_err(ApiError::bad_request)?,
+    };
+    let (since, from) = (given(params.since), given(params.from));
+    let since = since.or_else(|| from.is_none().then(|| DEFAULT_REPORT_SINCE.to_string()));
+    let (from, to) = period(
+        since.as_deref(),
+        from.as_deref(),
+        given(params.to).as_deref(),
+        now,
+    )
+    .map_err(ApiError::bad_request)?;
+    let zone = given(params.zone);
+    let (site, mut known, incidents, problems, rollups) = {
+        let state = state.read().await;
+        let zones = crate::report::zones(&state, now);
+        let keys: BTreeSet<(String, String)> =
+            zones.into_iter().map(|z| (z.site, z.zone)).collect();
+        let site = resolve_site(given(params.site).as_deref(), zone.as_deref(), &keys)
+            .map_err(crate::http::report_error)?;
+        let known: BTreeSet<String> = keys
+            .into_iter()
+            .filter(|(s, _)| *s == site)
+            .map(|(_, z)| z)
+            .collect();
+        let incidents = state
+            .analysis
+            .incidents(crate::report::incident_time(&state, now));
+        (
+            site,
+            known,
+            incidents,
+            state.analysis.problems(),
+            state.rollups.clone(),
+        )
+    };
+    let Some(rollups) = rollups else {
+        return Err(ApiError::not_found("this collector keeps no history"));
+    };
+    let query = HistoryQuery {
+        site: site.clone(),
+        zone: zone.clone(),
+        rack: None,
+        sensor: None,
+        from,
+        to,
+    };
+    let read = tokio::task::spawn_blocking(move || read_periods(&rollups, query, now)).await;
+    let (current, previous) = match read {
+        Ok(Ok(read)) => read,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, site, "report read failed");
+            return Err(internal(e.to_string()));
+        }
+        Err(e) => return Err(internal(format!("report read failed: {e}"))),
+    };
+    known.extend(current.2.iter().map(|b| b.location.zone.clone()));
+    known.extend(previous.2.iter().map(|b| b.location.zone.clone()));
+    let zones = resolve_zones(&site, zone.as_deref(), &known).map_err(crate::http::report_error)?;
+    let report = build(&Inputs {
+        site: &site,
+        zones: &zones,
+        from,
+        to,
+        level: current.0,
+        buckets: &current.2,
+        previous_level: previous.0,
+        previous: &previous.2,
+        incidents: &incidents,
+        problems: &problems,
+        envelope: settings.envelope,
+        stale_after: settings.stale_after,
+    });
+    Ok(match format {
+        Format::Json => Json(report).into_response(),
+        other => (
+            [(axum::http::header::CONTENT_TYPE, other.content_type())],
+            render(&report, other),
+        )
+            .into_response(),
+    })
+}
+
+/// Buckets of one period: the level, the first bucket's start and the buckets.
+type PeriodBuckets = (crate::rollup::Level, Timestamp, Vec<crate::rollup::Rollup>);
+
+/// The buckets of `query`'s period and of the period of the same length just before it.
+pub fn read_periods(
+    rollups: &RollupStore,
+    query: HistoryQuery,
+    now: Timestamp,
+) -> Result<(PeriodBuckets, PeriodBuckets), StoreError> {
+    let current = rollups.buckets(&query, now)?;
+    let length = query.to.0 - query.from.0;
+    let previous = HistoryQuery {
+        from: Timestamp(query.from.0 - length),
+        // The bucket starting at `from` belongs to the period itself.
+        to: Timestamp(query.from.0 - 1),
+        ..query
+    };
+    let mut before = rollups.buckets(&previous, now)?;
+    // Aligned buckets can start before `previous.from` and hold part of it only: keep the
+    // ones that start before the period itself.
+    before.2.retain(|b| b.start < query.from);
+    Ok((current, before))
 }
 
 fn internal(message: String) -> ApiError {
@@ -348,6 +496,80 @@ mod tests {
         .await;
         assert_eq!(status, axum::http::StatusCode::BAD_REQUEST, "{body}");
         assert!(body["error"].as_str().is_some_and(|e| e.contains("after")));
+    }
+
+    #[tokio::test]
+    async fn facility_report_route_serves_each_format() {
+        let (status, body) = get("/api/v1/report?site=dc1&zone=Z1&since=2h").await;
+        assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+        assert_eq!(body["schema"], 1);
+        assert_eq!(body["level"], "minute");
+        assert_eq!(body["envelope"]["class"], "A1");
+        let zone = &body["zones"][0];
+        assert_eq!(zone["zone"], "Z1");
+        assert_eq!(zone["rows"][0]["racks"][0]["rack"], "R1");
+        // 120 minutes of 6 samples (20..30, mean 25); max 30 is above the recommended 27.
+        assert_eq!(zone["inlet"]["samples"], 120 * 6);
+        assert_eq!(zone["inlet"]["avg"], 25.0);
+        assert_eq!(zone["inlet"]["p95"], 30.0);
+        assert_eq!(zone["hot_spots"][0]["sensor"], "r1-inlet");
+        // The previous 2 h hold the same minutes: no change.
+        assert_eq!(zone["trend"]["avg_delta"], 0.0);
+        // Site-wide: the zones known from memory are listed too.
+        let (status, body) = get("/api/v1/report?site=dc1&since=2h").await;
+        assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+        let zones: Vec<&str> = body["zones"]
+            .as_array()
+            .expect("zones")
+            .iter()
+            .filter_map(|z| z["zone"].as_str())
+            .collect();
+        assert_eq!(zones, vec!["Z1", "Z2"]);
+        for (format, needle) in [
+            ("table", "ROW"),
+            ("markdown", "## Zone Z1"),
+            ("csv", "site,zone,row,rack"),
+        ] {
+            let (status, text) =
+                get_text(&format!("/api/v1/report?zone=Z1&site=dc1&format={format}")).await;
+            assert_eq!(status, axum::http::StatusCode::OK, "{text}");
+            assert!(text.contains(needle), "{format}: {text}");
+            assert!(text.contains("R1"), "{format}: {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn facility_report_errors_name_the_parameter() {
+        for (uri, code, word) in [
+            ("/api/v1/report?site=dc1&zone=Z1&format=pdf", 400, "format"),
+            ("/api/v1/report?site=dc1&zone=Z1&since=soon", 400, "since"),
+            (
+                "/api/v1/report?site=dc1&zone=Z9",
+                404,
+                "unknown zone dc1/Z9",
+            ),
+            ("/api/v1/report?site=dc1&zone=Z1&colour=red", 400, "colour"),
+            ("/api/v1/report?zone=Z1", 400, "several sites"),
+        ] {
+            let (status, body) = get(uri).await;
+            assert_eq!(status.as_u16(), code, "{uri}: {body}");
+            let message = body["error"].as_str().expect("error text");
+            assert!(message.contains(word), "{uri}: {message}");
+        }
+    }
+
+    async fn get_text(uri: &str) -> (axum::http::StatusCode, String) {
+        use tower::ServiceExt;
+        let request = axum::http::Request::builder()
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = app().oneshot(request).await.expect("response");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
     #[tokio::test]

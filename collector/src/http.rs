@@ -15,6 +15,7 @@
 //! | `GET /api/v1/history?site=&zone=&rack=&sensor=&since=7d\|from=&to=` | summary figures over a period ([`crate::history_api`]) |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3 document of every route ([`crate::openapi`]) |
 //! | `GET /metrics` | Prometheus text ([`crate::prom`]) |
+//! | `GET /api/v1/report?site=&zone=&since=24h\|from=&to=&format=json\|table\|markdown\|csv` | the facility report over a period ([`crate::report::facility::FacilityReport`], [`crate::history_api::ReportParams`]) |
 //!
 //! Operator actions (POST), silences and Markdown postmortems are in [`crate::operator_api`];
 //! [`full_router`] serves both halves.
@@ -83,6 +84,8 @@ pub struct ApiOptions {
     pub metrics_open_on_loopback: bool,
     /// The cluster role shown on `/api/v1/stats` (`None`: not clustered).
     pub cluster: Option<crate::cluster::ClusterStatus>,
+    /// Envelope and staleness of `/api/v1/report`.
+    pub report: crate::report::facility::ReportSettings,
 }
 
 /// The stores the operator routes write to.
@@ -111,6 +114,7 @@ impl ApiOptions {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             metrics_open_on_loopback: false,
             cluster: None,
+            report: Default::default(),
         }
     }
 }
@@ -127,6 +131,7 @@ pub fn router(options: ApiOptions) -> Router {
         silence: options.silence,
         trees: crate::prom::TreeSizeCache::default(),
         cluster: options.cluster.clone(),
+        report: options.report,
     };
     let mut api = Router::new()
         .route("/api/v1/zones", get(list_zones))
@@ -138,6 +143,7 @@ pub fn router(options: ApiOptions) -> Router {
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/history", get(history))
+        .route("/api/v1/report", get(facility_report))
         .route("/api/v1/openapi.json", get(crate::openapi::document))
         .with_state(handlers.clone());
     let metrics = Router::new()
@@ -281,6 +287,8 @@ struct Api {
     trees: crate::prom::TreeSizeCache,
     /// The cluster role, if clustered.
     cluster: Option<crate::cluster::ClusterStatus>,
+    /// Envelope and staleness of the facility report.
+    report: crate::report::facility::ReportSettings,
 }
 
 /// An error answer: a status and a JSON body `{"error": message}`.
@@ -568,6 +576,14 @@ async fn history(
 ) -> ApiResult<Response> {
     let Query(params) = query?;
     crate::history_api::answer(&api.state, (api.clock)(), params).await
+}
+
+async fn facility_report(
+    State(api): State<Api>,
+    query: Result<Query<crate::history_api::ReportParams>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(params) = query?;
+    crate::history_api::facility_answer(&api.state, api.report, (api.clock)(), params).await
 }
 
 async fn stats(State(api): State<Api>) -> Json<ApiStats> {

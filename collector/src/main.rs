@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod ops_cli;
+mod report_cli;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,41 +49,12 @@ enum Command {
         #[arg(long)]
         collector_user: Option<String>,
     },
-    /// Print a zone report from a running collector's HTTP API.
-    Report {
-        /// Zone to report on.
-        #[arg(long)]
-        zone: String,
-        /// Site of the zone (needed when several sites have a zone of that name).
-        #[arg(long)]
-        site: Option<String>,
-        /// Report window, e.g. `24h`, `7d`.
-        #[arg(long, default_value = "24h")]
-        window: String,
-        /// Collector API base URL; defaults to the `http.listen` of `--config`.
-        #[arg(long)]
-        url: Option<String>,
-        /// Collector config file (for the API address).
-        #[arg(long, short, default_value = "/etc/coldaisle/collector.toml")]
-        config: PathBuf,
-        /// File holding the API bearer token; or set $COLDAISLE_API_TOKEN_FILE or
-        /// $COLDAISLE_API_TOKEN.
-        #[arg(long)]
-        token_file: Option<PathBuf>,
-        /// Print the raw JSON instead of the table.
-        #[arg(long)]
-        json: bool,
-        /// A stored period ending now instead of `--window`, e.g. `7d`, `30d`: rack figures
-        /// then come from the roll-ups.
-        #[arg(long, conflicts_with_all = ["from", "to"])]
-        since: Option<String>,
-        /// Start of a stored period (RFC 3339, e.g. `2026-11-01T00:00:00Z`).
-        #[arg(long)]
-        from: Option<String>,
-        /// End of the period (RFC 3339; default now). Needs `--from`.
-        #[arg(long, requires = "from")]
-        to: Option<String>,
-    },
+    /// Print the facility report of a zone (or a whole site) over a period, from a running
+    /// collector's HTTP API: `--since 24h` (default) or `--from`/`--to`, `--format
+    /// table|json|markdown|csv`.
+    Report(report_cli::ReportArgs),
+    /// Summarise the agents: online or offline, last seen, lag, clock skew, dropped records.
+    Status(report_cli::StatusArgs),
     /// Act on an incident: ack, note, resolve, sla, postmortem.
     Incident {
         #[command(subcommand)]
@@ -158,22 +130,8 @@ fn main() -> ExitCode {
             config,
             collector_user,
         } => acl(&config, collector_user),
-        Command::Report {
-            zone,
-            site,
-            window,
-            url,
-            config,
-            token_file,
-            json,
-            since,
-            from,
-            to,
-        } => {
-            let period = [("since", since), ("from", from), ("to", to)];
-            ops_cli::ApiClient::new(url.as_deref(), &config, token_file.as_deref())
-                .and_then(|client| report(&client, &zone, site.as_deref(), &window, &period, json))
-        }
+        Command::Report(args) => report_cli::report(&args),
+        Command::Status(args) => report_cli::status(&args),
         Command::Token {
             command: TokenCommand::New { name, scopes },
         } => new_token(&name, &scopes),
@@ -230,57 +188,6 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `value` made safe inside a query string (RFC 3339 offsets carry `+`, which a server reads
-/// as a space).
-fn query_escape(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| match c {
-            'A'..='Z' | 'a'..='z' | '0'..='9' | '-' | '_' | '.' | '~' | ':' => c.to_string(),
-            other => {
-                let mut buf = [0u8; 4];
-                other
-                    .encode_utf8(&mut buf)
-                    .bytes()
-                    .map(|b| format!("%{b:02X}"))
-                    .collect()
-            }
-        })
-        .collect()
-}
-
-fn report(
-    client: &ops_cli::ApiClient,
-    zone: &str,
-    site: Option<&str>,
-    window: &str,
-    period: &[(&str, Option<String>)],
-    json: bool,
-) -> anyhow::Result<()> {
-    let mut path = format!("/api/v1/zones/{zone}/report?window={window}");
-    if let Some(site) = site {
-        path.push_str(&format!("&site={site}"));
-    }
-    for (name, value) in period {
-        if let Some(value) = value {
-            path.push_str(&format!("&{name}={}", query_escape(value)));
-        }
-    }
-    let body = client.call(&path, None)?;
-    if json {
-        println!("{body}");
-        return Ok(());
-    }
-    let report: coldaisle_collector::report::ZoneReport =
-        serde_json::from_str(&body).context("decoding the zone report")?;
-    print!(
-        "{}",
-        coldaisle_collector::render::render_zone_report(&report)
-    );
-    Ok(())
-}
-
-/// `token new`: 32 random bytes from the kernel as hex, and the tokens-file line of its hash.
 fn new_token(name: &str, scopes: &str) -> anyhow::Result<()> {
     use coldaisle_collector::auth::{hash_token, to_hex, TokenBook};
     use std::io::Read as _;

@@ -9,21 +9,18 @@
 //! 30 90 365 days).
 
 use anyhow::{Context, Result};
+use coldaisle_benches::rollup_fixture::{percentile, write_buckets, DAY, HOUR, NOW};
 use coldaisle_collector::report::{with_history, ZoneReport};
 use coldaisle_collector::retention::RetentionPolicy;
-use coldaisle_collector::rollup::{fold, Level};
+use coldaisle_collector::rollup::Level;
 use coldaisle_collector::rollup_store::{tree_sizes, HistoryQuery, RollupStore};
 use coldaisle_core::{Location, ReadingSummary, SensorKind, Timestamp};
-use coldaisle_store::{KvStore, SledStore, WriteBatch};
+use coldaisle_store::{KvStore, SledStore};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const ZONES: u64 = 20;
 const SENSORS_PER_ZONE: u64 = 25;
-const HOUR: i64 = 3_600_000;
-const DAY: i64 = 24 * HOUR;
-/// "Now" of the benchmark: 2026-12-01T00:00:00Z.
-const NOW: i64 = 1_795_996_800_000;
 const REPORTS: usize = 200;
 
 fn summary(zone: u64, sensor: u64, hour: i64) -> ReadingSummary {
@@ -66,11 +63,7 @@ fn fill(kv: &dyn KvStore, days: i64) -> Result<()> {
             if level == Level::Minute && (first_hour + day * 24) * HOUR < minute_from {
                 continue;
             }
-            let mut batch = WriteBatch::default();
-            for (key, bucket) in fold(&summaries, level) {
-                batch.insert(key, serde_json::to_vec(&bucket)?);
-            }
-            kv.apply(level.tree(), batch)?;
+            write_buckets(kv, level, &summaries)?;
         }
     }
     kv.flush()?;
@@ -89,11 +82,6 @@ fn empty_report(zone: &str) -> ZoneReport {
         problems: Vec::new(),
         rollup_level: None,
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
 }
 
 fn run(days: i64) -> Result<()> {

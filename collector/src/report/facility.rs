@@ -240,6 +240,65 @@ pub struct Inputs<'a> {
     pub stale_after: Duration,
 }
 
+/// How reports judge values: the envelope and when a sensor is stale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReportSettings {
+    /// The limits (from `[report] ashrae_class`).
+    pub envelope: Envelope,
+    /// When a sensor counts as stale (`[report] stale_after`).
+    pub stale_after: Duration,
+}
+
+impl Default for ReportSettings {
+    /// Class A1, stale after 10 minutes (the config's defaults).
+    fn default() -> Self {
+        ReportSettings::from_config(&coldaisle_config::collector::ReportConfig::default())
+    }
+}
+
+impl ReportSettings {
+    /// The settings of a validated `[report]` section.
+    pub fn from_config(config: &coldaisle_config::collector::ReportConfig) -> Self {
+        ReportSettings {
+            envelope: Envelope::of(config.class()),
+            stale_after: config.stale_after,
+        }
+    }
+}
+
+/// The site a report is for: `site` when given; else the one site with a zone named `zone`;
+/// else the only site known. `known` holds every `(site, zone)` the collector knows.
+pub fn resolve_site(
+    site: Option<&str>,
+    zone: Option<&str>,
+    known: &BTreeSet<(String, String)>,
+) -> Result<String, ReportError> {
+    if let Some(site) = site {
+        return Ok(site.to_string());
+    }
+    let sites: BTreeSet<&str> = known
+        .iter()
+        .filter(|(_, z)| zone.is_none_or(|wanted| wanted == z))
+        .map(|(s, _)| s.as_str())
+        .collect();
+    let mut sites: Vec<&str> = sites.into_iter().collect();
+    match (sites.len(), zone) {
+        (1, _) => Ok(sites.remove(0).to_string()),
+        (0, Some(zone)) => Err(ReportError::UnknownZone {
+            zone: zone.to_string(),
+            site: None,
+            known: known.iter().map(|(s, z)| format!("{s}/{z}")).collect(),
+        }),
+        (_, Some(zone)) => Err(ReportError::AmbiguousZone {
+            zone: zone.to_string(),
+            sites: sites.iter().map(|s| s.to_string()).collect(),
+        }),
+        (_, None) => Err(ReportError::SiteNeeded {
+            sites: sites.iter().map(|s| s.to_string()).collect(),
+        }),
+    }
+}
+
 /// The zones a report covers: `zone` if it is known, else every known zone (natural order).
 /// `known` holds the site's zones from memory and from the buckets read.
 pub fn resolve_zones(

@@ -351,3 +351,27 @@ fn zones_resolve_or_name_the_known_ones() {
     let err = resolve_zones("dc9", None, &BTreeSet::new()).expect_err("no zone");
     assert!(err.to_string().contains("unknown site dc9"), "{err}");
 }
+
+#[test]
+fn site_resolves_from_the_zone_or_the_only_site() {
+    let known: BTreeSet<(String, String)> = [("dc1", "Z1"), ("dc1", "Z2"), ("dc2", "Z1")]
+        .into_iter()
+        .map(|(s, z)| (s.to_string(), z.to_string()))
+        .collect();
+    assert_eq!(
+        resolve_site(Some("dc9"), None, &known),
+        Ok("dc9".to_string())
+    );
+    assert_eq!(
+        resolve_site(None, Some("Z2"), &known),
+        Ok("dc1".to_string())
+    );
+    let err = resolve_site(None, Some("Z1"), &known).expect_err("two sites");
+    assert!(err.to_string().contains("dc1, dc2"), "{err}");
+    let err = resolve_site(None, Some("Z7"), &known).expect_err("unknown");
+    assert!(err.to_string().starts_with("unknown zone Z7;"), "{err}");
+    let err = resolve_site(None, None, &known).expect_err("two sites");
+    assert!(err.to_string().contains("--site"), "{err}");
+    let one: BTreeSet<(String, String)> = [("dc1".to_string(), "Z1".to_string())].into();
+    assert_eq!(resolve_site(None, None, &one), Ok("dc1".to_string()));
+}

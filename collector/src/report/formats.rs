@@ -335,3 +335,112 @@ fn csv(report: &FacilityReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ashrae::{AshraeClass, Envelope};
+    use crate::report::facility::{build, Inputs};
+    use crate::report::figures::tests::{bucket, MIN};
+    use crate::rollup::{Level, Rollup};
+    use coldaisle_core::{SensorKind, Timestamp};
+    use std::time::Duration;
+
+    fn report(buckets: &[Rollup]) -> FacilityReport {
+        build(&Inputs {
+            site: "dc1",
+            zones: &["Z1".to_string()],
+            from: Timestamp(0),
+            to: Timestamp(10 * MIN),
+            level: Level::Minute,
+            buckets,
+            previous_level: Level::Minute,
+            previous: &[],
+            incidents: &[],
+            problems: &[],
+            envelope: Envelope::of(AshraeClass::A1),
+            stale_after: Duration::from_secs(600),
+        })
+    }
+
+    fn sample() -> FacilityReport {
+        report(&[
+            bucket(
+                "s1",
+                SensorKind::InletTemp,
+                Some("R1"),
+                0,
+                6,
+                (20.0, 22.0, 24.0),
+            ),
+            bucket(
+                "s2",
+                SensorKind::InletTemp,
+                Some("R,2"),
+                0,
+                6,
+                (28.0, 29.0, 33.0),
+            ),
+        ])
+    }
+
+    #[test]
+    fn formats_parse_by_name_and_name_the_parameter() {
+        assert_eq!(Format::parse("Markdown", "--format"), Ok(Format::Markdown));
+        let err = Format::parse("pdf", "--format").expect_err("unknown");
+        assert!(err.starts_with("invalid --format \"pdf\""), "{err}");
+    }
+
+    #[test]
+    fn csv_has_one_quoted_line_per_rack() {
+        let text = render(&sample(), Format::Csv);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("site,zone,{}", RACK_COLUMNS.join(",")));
+        // Natural order: ',' sorts before '1'.
+        assert_eq!(
+            lines[1],
+            "dc1,Z1,A,\"R,2\",1,29.0,29.0,33.0,33.0,OUTSIDE,1m,0s-1m,-,0"
+        );
+        assert_eq!(
+            lines[2],
+            "dc1,Z1,A,R1,1,22.0,22.0,24.0,24.0,recommended,0s,0s,-,0"
+        );
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn table_and_markdown_show_racks_and_details() {
+        let report = sample();
+        let table = render(&report, Format::Table);
+        assert!(
+            table.starts_with("Report dc1 from 1970-01-01T00:00:00.000Z"),
+            "{table}"
+        );
+        assert!(
+            table.contains("(10m, minute roll-ups); ASHRAE A1: recommended 18–27 °C"),
+            "{table}"
+        );
+        assert!(
+            table.contains("Hot spots (1):\n  1. s2 (row A, rack R,2): max 33.0"),
+            "{table}"
+        );
+        assert!(table.contains("Humidity: no sensors"), "{table}");
+        let header = table
+            .lines()
+            .find(|l| l.starts_with("ROW"))
+            .expect("header");
+        assert!(header.contains("INLET_P95"), "{header}");
+        let markdown = render(&report, Format::Markdown);
+        assert!(markdown.contains("| A | R1 | 1 | 22.0 |"), "{markdown}");
+        assert!(markdown.contains("**Hot spots (1):**"), "{markdown}");
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&report, Format::Json)).expect("json");
+        assert_eq!(json["zones"][0]["hot_spots"][0]["sensor"], "s2");
+        // An empty site still renders.
+        let empty = FacilityReport {
+            zones: Vec::new(),
+            ..report
+        };
+        assert!(render(&empty, Format::Table).ends_with("No zone.\n"));
+    }
+}

@@ -350,6 +350,72 @@ fn reading_to_problem_through_real_peers_with_a_collector_restart() -> Result<()
             "period report lacks {needle}:\n{table}"
         );
     }
+    // The facility report in each format (issue 16): the CLI prints what the API serves.
+    let cli = |args: &[&str]| -> Result<String> {
+        let out = Command::new(support::binary("coldaisle-collector")?)
+            .args(args)
+            .args(["--url", &api])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let base = ["report", "--site", "lab1", "--zone", "Z1", "--since", "1h"];
+    let json: serde_json::Value =
+        serde_json::from_str(&cli(&[&base[..], &["--format", "json"]].concat())?)?;
+    assert_eq!(json["schema"], 1, "{json}");
+    let zone = &json["zones"][0];
+    let racks: Vec<String> = zone["rows"]
+        .as_array()
+        .context("rows")?
+        .iter()
+        .flat_map(|r| r["racks"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r["rack"].as_str().map(str::to_string))
+        .collect();
+    for rack in ["R1", "R2", "R3"] {
+        assert!(racks.iter().any(|r| r == rack), "{rack} missing: {json}");
+    }
+    assert!(zone["inlet"]["samples"].as_u64() > Some(0), "{json}");
+    assert!(
+        !zone["hot_spots"]
+            .as_array()
+            .context("hot spots")?
+            .is_empty(),
+        "{json}"
+    );
+    assert!(
+        !zone["open_problems"]
+            .as_array()
+            .context("problems")?
+            .is_empty(),
+        "{json}"
+    );
+    for (format, needles) in [
+        (
+            "table",
+            &["ROW", "R1", "Hot spots", "prb-lab1-z1-thermal-"][..],
+        ),
+        ("markdown", &["## Zone Z1", "| R2 |", "**Hot spots"][..]),
+        ("csv", &["site,zone,row,rack", "lab1,Z1,"][..]),
+    ] {
+        let text = cli(&[&base[..], &["--format", format]].concat())?;
+        for needle in needles {
+            assert!(text.contains(needle), "{format} lacks {needle}:\n{text}");
+        }
+    }
+    let out = Command::new(support::binary("coldaisle-collector")?)
+        .args(["report", "--zone", "Z1", "--since", "soon", "--url", &api])
+        .output()?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
+    let status = cli(&["status"])?;
+    assert!(
+        status.contains("e2e-agent") && status.contains("online"),
+        "{status}"
+    );
     let history = get_json(&format!("{api}/api/v1/history?site=lab1&zone=Z1&since=1h"))?;
     assert_eq!(history["level"], "minute", "{history}");
     let sensors = history["sensors"].as_array().context("sensors")?;

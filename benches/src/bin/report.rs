@@ -1,0 +1,218 @@
+//! Facility report benchmark (issue 16 item 7): latency of `GET /api/v1/report`'s work for one
+//! zone over the last 30 days — reading the buckets of the period and of the previous 30 days
+//! (`history_api::read_periods`), building the report (`report::facility::build`) and
+//! encoding it as JSON — on a sled store holding the roll-ups of a fleet.
+//!
+//! Fleet sizes are agents × sensors, one agent per zone, 10 sensors per rack (7 inlet, one
+//! humidity, a cooling unit's supply and return). The largest is the bounded-state issue's
+//! fleet, 200 agents × 500 sensors. A 30-day report and its previous period are served from
+//! the day tree (`rollup::serving_level`), so the store holds 61 days of day buckets for every
+//! sensor, each the fold of 24 hourly summaries of 60 one-minute samples (1440 per day); the
+//! minute and hour trees, which a 30-day report never reads, are left empty to keep the store
+//! to what fits on the build machine. The incidents and problems side is the analysis
+//! benchmark's (the report gets none here).
+//!
+//! Run: `cargo run --release -p coldaisle-benches --bin report [-- AGENTSxSENSORS ...]`
+//! (default `20x25 40x500 200x500`).
+
+use anyhow::{Context, Result};
+use coldaisle_benches::rollup_fixture::{percentile, write_buckets, DAY, HOUR, NOW};
+use coldaisle_collector::history_api::read_periods;
+use coldaisle_collector::report::ashrae::{AshraeClass, Envelope};
+use coldaisle_collector::report::facility::{build, Inputs};
+use coldaisle_collector::retention::RetentionPolicy;
+use coldaisle_collector::rollup::Level;
+use coldaisle_collector::rollup_store::{HistoryQuery, RollupStore};
+use coldaisle_core::{Location, ReadingSummary, SensorKind, Timestamp};
+use coldaisle_store::{KvStore, SledStore};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Reports measured per fleet size.
+const REPORTS: usize = 50;
+/// Days of day buckets stored: the period, the previous period and the day in progress.
+const DAYS: i64 = 61;
+
+/// Kind and name of sensor `i` of rack `rack` in zone `zone`.
+fn sensor(zone: u64, rack: u64, i: u64) -> (SensorKind, String) {
+    match i {
+        7 => (SensorKind::Humidity, format!("z{zone}-r{rack}-rh")),
+        8 => (
+            SensorKind::SupplyAirTemp,
+            format!("z{zone}-crac{rack}-supply"),
+        ),
+        9 => (
+            SensorKind::ReturnAirTemp,
+            format!("z{zone}-crac{rack}-return"),
+        ),
+        _ => (SensorKind::InletTemp, format!("z{zone}-r{rack}-in{i}")),
+    }
+}
+
+/// One hour of one-minute summaries of one sensor, folded: 60 samples.
+fn summary(zone: u64, index: u64, hour: i64) -> ReadingSummary {
+    let (rack, i) = (index / 10, index % 10);
+    let (kind, name) = sensor(zone, rack, i);
+    let base = match kind {
+        SensorKind::Humidity => 45.0,
+        SensorKind::SupplyAirTemp => 18.0,
+        SensorKind::ReturnAirTemp => 30.0,
+        _ => 21.0,
+    };
+    let v = base + ((hour as u64 + index * 7 + zone) % 17) as f64 * 0.5;
+    ReadingSummary {
+        sensor: name,
+        kind,
+        location: Location {
+            site: "dc1".into(),
+            zone: format!("Z{zone:03}"),
+            row: Some(format!("row{}", rack / 10)),
+            rack: Some(format!("R{rack:02}")),
+        },
+        from: Timestamp(hour * HOUR),
+        to: Timestamp(hour * HOUR + HOUR - 1000),
+        count: 60,
+        min: v - 1.5,
+        max: v + 1.5,
+        sum: v * 60.0,
+        last: v,
+    }
+}
+
+/// Writes DAYS days of day buckets ending at NOW for every sensor of the fleet, one zone-day
+/// per batch.
+fn fill(kv: &dyn KvStore, agents: u64, sensors: u64) -> Result<()> {
+    let first_hour = (NOW - (DAYS - 1) * DAY) / HOUR;
+    for zone in 0..agents {
+        for day in 0..DAYS {
+            let mut summaries = Vec::with_capacity(24 * sensors as usize);
+            for h in 0..24 {
+                for index in 0..sensors {
+                    summaries.push(summary(zone, index, first_hour + day * 24 + h));
+                }
+            }
+            write_buckets(kv, Level::Day, &summaries)?;
+        }
+    }
+    kv.flush()?;
+    Ok(())
+}
+
+/// What one report took and gave.
+struct Measured {
+    /// Reading both periods' buckets.
+    read: Duration,
+    /// Read, build and JSON.
+    total: Duration,
+    /// Buckets read.
+    buckets: usize,
+    /// Size of the JSON.
+    bytes: usize,
+    /// Level read.
+    level: Level,
+}
+
+/// One report of `zone` over the 30 days before NOW, encoded as JSON.
+fn report(store: &RollupStore, zone: &str) -> Result<Measured> {
+    let started = Instant::now();
+    let (from, to) = (Timestamp(NOW - 30 * DAY), Timestamp(NOW));
+    let query = HistoryQuery {
+        site: "dc1".into(),
+        zone: Some(zone.to_string()),
+        rack: None,
+        sensor: None,
+        from,
+        to,
+    };
+    let (current, previous) = read_periods(store, query, to)?;
+    let read = started.elapsed();
+    let zones = [zone.to_string()];
+    let report = build(&Inputs {
+        site: "dc1",
+        zones: &zones,
+        from,
+        to,
+        level: current.0,
+        buckets: &current.2,
+        previous_level: previous.0,
+        previous: &previous.2,
+        incidents: &[],
+        problems: &[],
+        envelope: Envelope::of(AshraeClass::A1),
+        stale_after: Duration::from_secs(600),
+    });
+    let json = serde_json::to_vec(&report)?;
+    Ok(Measured {
+        read,
+        total: started.elapsed(),
+        buckets: current.2.len() + previous.2.len(),
+        bytes: json.len(),
+        level: current.0,
+    })
+}
+
+fn run(agents: u64, sensors: u64) -> Result<()> {
+    let dir = tempfile::tempdir().context("temp dir")?;
+    let kv: Arc<dyn KvStore> = Arc::new(SledStore::open(dir.path()).context("opening sled")?);
+    let started = Instant::now();
+    fill(kv.as_ref(), agents, sensors)?;
+    let fill_time = started.elapsed();
+    let store = RollupStore::new(kv, RetentionPolicy::default());
+    let mut times = Vec::with_capacity(REPORTS);
+    let mut reads = Vec::with_capacity(REPORTS);
+    let (mut buckets, mut bytes, mut level) = (0, 0, Level::Minute);
+    for i in 0..REPORTS {
+        let zone = format!("Z{:03}", (i as u64 * 7) % agents);
+        let m = report(&store, &zone)?;
+        (buckets, bytes, level) = (m.buckets, m.bytes, m.level);
+        times.push(m.total);
+        reads.push(m.read);
+    }
+    // The period's 31 day buckets (its end, NOW, starts a bucket) and the previous 30.
+    anyhow::ensure!(
+        buckets as u64 == sensors * 61,
+        "buckets read: {buckets}, expected 31 + 30 per sensor"
+    );
+    times.sort();
+    reads.sort();
+    println!(
+        "| {agents} × {sensors} | {} | {:.1} s | {level:?} | {buckets} | {} kB | {:.2} ms | {:.2} ms | {:.2} ms |",
+        agents * sensors * DAYS as u64,
+        fill_time.as_secs_f64(),
+        bytes / 1000,
+        percentile(&reads, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.5).as_secs_f64() * 1e3,
+        percentile(&times, 0.99).as_secs_f64() * 1e3,
+    );
+    Ok(())
+}
+
+fn parse_size(text: &str) -> Result<(u64, u64)> {
+    let (a, s) = text
+        .split_once('x')
+        .with_context(|| format!("size {text:?}: expected AGENTSxSENSORS, e.g. 200x500"))?;
+    Ok((
+        a.parse().with_context(|| format!("agents in {text:?}"))?,
+        s.parse().with_context(|| format!("sensors in {text:?}"))?,
+    ))
+}
+
+fn main() -> Result<()> {
+    let args: Vec<(u64, u64)> = std::env::args()
+        .skip(1)
+        .map(|a| parse_size(&a))
+        .collect::<Result<_>>()?;
+    let sizes = if args.is_empty() {
+        vec![(20, 25), (40, 500), (200, 500)]
+    } else {
+        args
+    };
+    println!(
+        "| agents × sensors | day buckets stored | write time | level | buckets read | JSON | read p50 | p50 | p99 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (agents, sensors) in sizes {
+        run(agents, sensors)?;
+    }
+    Ok(())
+}
