@@ -65,7 +65,11 @@ pub fn empty_state(config: &CollectorConfig) -> CollectorState {
                 density_lookback: raw.problems.density_lookback,
                 verification_window: raw.problems.verification_window,
             },
-        ),
+        )
+        .with_signature_settings(crate::recurrence::SignatureSettings {
+            utc_offset_minutes: raw.problems.utc_offset.minutes,
+            ..Default::default()
+        }),
         summaries: SummaryIndex::default(),
         rollups: None,
         agents: Default::default(),

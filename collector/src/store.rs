@@ -2,10 +2,12 @@
 //! what was acked to each agent. Incidents and problems are not stored: they are a pure
 //! function of the stored events (see [`crate::analysis`]) and are rebuilt at startup.
 //!
-//! Keys: tree `records`: agent id + `0x00` + collector seq (big-endian) → record JSON, and
-//! the ingest-order index `0xFF` + position (big-endian) → record key, written in the same
-//! atomic batch as the records it points to (agent ids are UTF-8, which never holds `0xFF`, so
-//! the index sorts after every record and never collides with one);
+//! Keys: tree `records`: agent id + `0x00` + collector seq (big-endian) → record JSON (the
+//! PostgreSQL backend keeps this tree as a table keyed `(agent, seq)`, so nothing else may live
+//! in it); tree `record_positions`: position (big-endian) → record key, the ingest-order index,
+//! applied in the same [`KvStore::apply_trees`] call as the records and *before* them, so a
+//! crash between the two leaves an index entry without its record (skipped by readers; the
+//! agent resends the record, which then gets a new position), never a record without one;
 //! tree `agents`: agent id → [`AgentLedger`] JSON; the roll-up trees of reading summaries
 //! ([`crate::rollup_store`]), updated in the same `store_claimed` call before its flush.
 //!
@@ -45,14 +47,12 @@ use std::sync::Arc;
 
 const RECORDS: &str = "records";
 const AGENTS: &str = "agents";
-/// First byte of the ingest-order index keys in [`RECORDS`].
-const POSITION_PREFIX: u8 = 0xFF;
+/// The ingest-order index: position → record key.
+const POSITIONS: &str = "record_positions";
 
 /// The index key of `position`.
-fn position_key(position: u64) -> [u8; 9] {
-    let mut key = [POSITION_PREFIX; 9];
-    key[1..].copy_from_slice(&position.to_be_bytes());
-    key
+fn position_key(position: u64) -> [u8; 8] {
+    position.to_be_bytes()
 }
 
 /// Highest record seq accepted (2^62): far above what an agent can produce, low enough that
@@ -347,6 +347,7 @@ impl CollectorStore {
             out.clock_ahead_ms = records.iter().map(|r| r.payload.ts().0 - now.0).max();
         }
         let mut batch = WriteBatch::default();
+        let mut positions = WriteBatch::default();
         let mut unflushed = self
             .unflushed
             .lock()
@@ -389,7 +390,7 @@ impl CollectorStore {
                 message: e.to_string(),
             })?;
             next += 1;
-            batch.insert(position_key(next), key.clone());
+            positions.insert(position_key(next), key.clone());
             batch.insert(key, json);
             out.new.push(record);
         }
@@ -436,8 +437,12 @@ impl CollectorStore {
         );
         // The records and the ledger in one call: one transaction (one commit) on PostgreSQL.
         // The walk above looked up no record of this batch, so they need not be applied first.
-        self.kv
-            .apply_trees(vec![(RECORDS, batch), (AGENTS, ledger_batch)])?;
+        // The index before the records (see the module doc).
+        self.kv.apply_trees(vec![
+            (POSITIONS, positions),
+            (RECORDS, batch),
+            (AGENTS, ledger_batch),
+        ])?;
         // The new records hold positions up to `next` now (durable or not, they are applied).
         if !keys.is_empty() {
             *position = Some(next);
@@ -487,8 +492,8 @@ impl CollectorStore {
     pub fn position(&self) -> Result<u64, StoreError> {
         Ok(self
             .kv
-            .last(RECORDS)?
-            .and_then(|(key, _)| key.strip_prefix(&[POSITION_PREFIX]).and_then(key_u64))
+            .last(POSITIONS)?
+            .and_then(|(key, _)| key_u64(&key))
             .unwrap_or(0))
     }
 
@@ -503,7 +508,7 @@ impl CollectorStore {
         let mut bad = 0;
         let from = position_key(position.saturating_add(1));
         let mut failure = None;
-        visit_from(self.kv.as_ref(), RECORDS, &from, |key, record_key| {
+        visit_from(self.kv.as_ref(), POSITIONS, &from, |key, record_key| {
             let record = match self.kv.get(RECORDS, record_key) {
                 Ok(r) => r,
                 Err(e) => {
@@ -535,10 +540,6 @@ impl CollectorStore {
     pub fn for_each_record(&self, mut f: impl FnMut(Record)) -> Result<u64, StoreError> {
         let mut bad = 0;
         visit_from(self.kv.as_ref(), RECORDS, b"", |key, value| {
-            if key.first() == Some(&POSITION_PREFIX) {
-                // The ingest-order index follows every record.
-                return ControlFlow::Break(());
-            }
             match serde_json::from_slice::<Record>(value) {
                 Ok(record) => f(record),
                 Err(e) => {

@@ -361,6 +361,49 @@ pub struct ProblemConfig {
     /// written on it.
     #[serde(default = "default_verification_window", with = "humantime_serde")]
     pub verification_window: Duration,
+    /// The site's offset from UTC (`"+01:00"`, `"-05:00"`, `"Z"`), so a problem's recurrence
+    /// signature speaks in the site's local time ("5 of 6 incidents between 14:00 and 16:00
+    /// on weekdays"). A fixed offset: daylight saving time is not followed. Default UTC.
+    #[serde(default)]
+    pub utc_offset: UtcOffset,
+}
+
+/// A fixed offset from UTC, written `+HH:MM`, `-HH:MM` or `Z` (within ±14:00).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct UtcOffset {
+    /// Local time minus UTC, in minutes.
+    pub minutes: i32,
+}
+
+impl TryFrom<String> for UtcOffset {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let bad =
+            || format!("{text:?} is not a UTC offset; write e.g. \"+01:00\", \"-05:00\" or \"Z\"");
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("z") {
+            return Ok(UtcOffset { minutes: 0 });
+        }
+        let (sign, rest) = match t.as_bytes().first() {
+            Some(b'+') => (1, &t[1..]),
+            Some(b'-') => (-1, &t[1..]),
+            _ => return Err(bad()),
+        };
+        let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+        let two_digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+        if !two_digits(h) || !two_digits(m) {
+            return Err(bad());
+        }
+        let (h, m): (i32, i32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if m >= 60 || h * 60 + m > 14 * 60 {
+            return Err(bad());
+        }
+        Ok(UtcOffset {
+            minutes: sign * (h * 60 + m),
+        })
+    }
 }
 
 /// The `problems.scope` setting.
@@ -425,6 +468,7 @@ impl Default for ProblemConfig {
             scope: ProblemScopeConfig::Zone,
             density_lookback: default_density_lookback(),
             verification_window: default_verification_window(),
+            utc_offset: UtcOffset::default(),
         }
     }
 }
@@ -721,5 +765,22 @@ mod problem_window_tests {
         // A parse error points at the key's line.
         assert!(err.contains("collector.toml:6:"), "{err}");
         assert!(err.contains("expected a duration"), "{err}");
+    }
+
+    #[test]
+    fn the_site_utc_offset_is_parsed_and_a_bad_one_named() {
+        assert_eq!(
+            load("").expect("default").raw.problems.utc_offset.minutes,
+            0
+        );
+        for (text, minutes) in [("+01:00", 60), ("-05:30", -330), ("Z", 0), ("+14:00", 840)] {
+            let c = load(&format!("[problems]\nutc_offset = \"{text}\"\n")).expect(text);
+            assert_eq!(c.raw.problems.utc_offset.minutes, minutes, "{text}");
+        }
+        for text in ["CET", "+1", "+01:60", "+15:00", "01:00", ""] {
+            let err = load(&format!("[problems]\nutc_offset = \"{text}\"\n")).expect_err(text);
+            assert!(err.contains("collector.toml:6:"), "{err}");
+            assert!(err.contains("is not a UTC offset"), "{err}");
+        }
     }
 }
