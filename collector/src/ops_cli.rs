@@ -28,6 +28,10 @@ pub struct ApiArgs {
     /// $COLDAISLE_API_TOKEN.
     #[arg(long, global = true)]
     token_file: Option<PathBuf>,
+    /// PEM file of CA certificates to trust for an HTTPS API (besides the system's); or set
+    /// $COLDAISLE_API_CA_FILE.
+    #[arg(long, global = true)]
+    ca_file: Option<PathBuf>,
     /// Who acts, on an API without tokens (recorded on the chronicle); defaults to $USER.
     /// With a token the actor is the token's name.
     #[arg(long, global = true)]
@@ -111,6 +115,8 @@ pub enum ProblemCommand {
 pub const TOKEN_ENV: &str = "COLDAISLE_API_TOKEN";
 /// Environment variable naming a file that holds an API token.
 pub const TOKEN_FILE_ENV: &str = "COLDAISLE_API_TOKEN_FILE";
+/// Environment variable naming a PEM file of CA certificates the CLI trusts for the API.
+pub const CA_FILE_ENV: &str = "COLDAISLE_API_CA_FILE";
 
 /// The collector API as the CLI reaches it: base URL and the bearer token, if any.
 pub struct ApiClient {
@@ -118,6 +124,8 @@ pub struct ApiClient {
     base: String,
     /// Bearer token.
     token: Option<String>,
+    /// The HTTP client (trusting `--ca-file` too, when given).
+    http: ureq::Agent,
 }
 
 impl ApiClient {
@@ -133,7 +141,12 @@ impl ApiClient {
             None => {
                 let config = CollectorConfig::load(config)
                     .context("reading the API address (or pass --url)")?;
-                format!("http://{}", config.raw.http.listen)
+                let scheme = if config.raw.http.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{}", config.raw.http.listen)
             }
         };
         let env_file = std::env::var_os(TOKEN_FILE_ENV).map(PathBuf::from);
@@ -144,7 +157,18 @@ impl ApiClient {
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty()),
         };
-        Ok(ApiClient { base, token })
+        let http = coldaisle_collector::pager_tls::api_client(None)?;
+        Ok(ApiClient { base, token, http })
+    }
+
+    /// Trusts the CA certificates of `ca_file` (else of `$COLDAISLE_API_CA_FILE`) besides the
+    /// system roots: for an API served over HTTPS with a certificate of a private CA.
+    pub fn with_ca_file(mut self, ca_file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let env_file = std::env::var_os(CA_FILE_ENV).map(PathBuf::from);
+        if let Some(path) = ca_file.map(PathBuf::from).or(env_file) {
+            self.http = coldaisle_collector::pager_tls::api_client(Some(&path))?;
+        }
+        Ok(self)
     }
 
     /// Whether a token is sent (the actor is then the token's name).
@@ -158,10 +182,9 @@ impl ApiClient {
         let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
         let mut response = match body {
             Some(body) => {
-                let mut request = ureq::post(&url)
-                    .config()
-                    .http_status_as_error(false)
-                    .build()
+                let mut request = self
+                    .http
+                    .post(&url)
                     .header("content-type", "application/json");
                 if let Some(auth) = &auth {
                     request = request.header("authorization", auth);
@@ -169,7 +192,7 @@ impl ApiClient {
                 request.send(body.to_string())
             }
             None => {
-                let mut request = ureq::get(&url).config().http_status_as_error(false).build();
+                let mut request = self.http.get(&url);
                 if let Some(auth) = &auth {
                     request = request.header("authorization", auth);
                 }
@@ -214,7 +237,8 @@ impl ApiArgs {
             self.url.as_deref(),
             &self.config,
             self.token_file.as_deref(),
-        )
+        )?
+        .with_ca_file(self.ca_file.as_deref())
     }
 
     /// The actor to name in a body: `--actor`, or `$USER` when no token names the caller.

@@ -40,30 +40,44 @@ fn system_roots() -> &'static [Certificate<'static>] {
 
 /// The certificates of a PEM file; errors name the receiver and the file.
 pub fn read_ca_file(receiver: &str, path: &Path) -> Result<Vec<Certificate<'static>>> {
-    let pem = std::fs::read(path).with_context(|| {
-        format!(
-            "reading ca_file of receiver {receiver:?} from {}",
-            path.display()
-        )
-    })?;
+    read_certificates(&format!("ca_file of receiver {receiver:?}"), path)
+}
+
+/// The certificates of the PEM file `path`; errors start with `what` and name the file.
+pub fn read_certificates(what: &str, path: &Path) -> Result<Vec<Certificate<'static>>> {
+    let pem =
+        std::fs::read(path).with_context(|| format!("reading {what} from {}", path.display()))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {
             Ok(PemItem::Certificate(c)) => certs.push(c),
             Ok(_) => {}
-            Err(e) => bail!(
-                "ca_file of receiver {receiver:?} ({}) is not valid PEM: {e}",
-                path.display()
-            ),
+            Err(e) => bail!("{what} ({}) is not valid PEM: {e}", path.display()),
         }
     }
     if certs.is_empty() {
-        bail!(
-            "ca_file of receiver {receiver:?} ({}) holds no certificate",
-            path.display()
-        );
+        bail!("{what} ({}) holds no certificate", path.display());
     }
     Ok(certs)
+}
+
+/// An HTTP(S) client trusting the system roots plus the certificates of `ca_file`, if any (the
+/// CLI's `--ca-file`, for a collector API on a private CA); statuses are answers, not errors.
+pub fn api_client(ca_file: Option<&Path>) -> Result<ureq::Agent> {
+    let mut roots: Vec<Certificate<'static>> = system_roots().to_vec();
+    if let Some(path) = ca_file {
+        roots.extend(read_certificates("--ca-file", path)?);
+    }
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(RootCerts::Specific(Arc::new(roots)))
+        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .build();
+    let config = ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .build();
+    Ok(ureq::Agent::new_with_config(config))
 }
 
 /// The HTTP(S) agent of one receiver: its timeout, no status-as-error (the adapters classify

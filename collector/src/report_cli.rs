@@ -25,6 +25,10 @@ pub struct Endpoint {
     /// $COLDAISLE_API_TOKEN.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// PEM file of CA certificates to trust for an HTTPS API (besides the system's); or set
+    /// $COLDAISLE_API_CA_FILE.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
 }
 
 impl Endpoint {
@@ -33,7 +37,8 @@ impl Endpoint {
             self.url.as_deref(),
             &self.config,
             self.token_file.as_deref(),
-        )
+        )?
+        .with_ca_file(self.ca_file.as_deref())
     }
 }
 

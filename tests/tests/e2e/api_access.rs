@@ -359,6 +359,24 @@ fn https_api_with_tokens_and_a_certificate_replaced_on_sighup() -> Result<()> {
         .call()?
         .status();
     assert_eq!(status.as_u16(), 200);
+    // The CLI finds the HTTPS address in the config and trusts the private CA of --ca-file;
+    // without it the certificate is refused.
+    let token_file = dir.path().join("ann.token");
+    std::fs::write(&token_file, format!("{token}\n"))?;
+    let config = toml.to_str().context("utf-8 path")?;
+    let ca = pki.path("ca.pem");
+    let ca = ca.to_str().context("utf-8 path")?;
+    let (ok, out, err) = cli(
+        &["status", "--config", config, "--ca-file", ca],
+        Some(&token_file),
+    )?;
+    assert!(ok, "status over HTTPS with --ca-file failed: {out}{err}");
+    let (ok, out, err) = cli(&["status", "--config", config], Some(&token_file))?;
+    assert!(!ok, "a private CA was trusted without --ca-file: {out}");
+    assert!(
+        err.to_lowercase().contains("certificate") || err.contains("UnknownIssuer"),
+        "{err}"
+    );
     daemon.check_alive()?;
     daemon.terminate()
 }
