@@ -177,7 +177,7 @@ pub fn run(from: &str, to: &str, force: bool) -> anyhow::Result<()> {
     let source = SledStore::open(&dir)
         .with_context(|| format!("opening {} (stop the collector first)", dir.display()))?;
     let target = coldaisle_store_pg::PgStore::open(options).context("opening the target")?;
-    let trees = source.tree_names().context("listing the sled trees")?;
+    let trees = source.tree_names();
     let copies = copy(&source, &target, &trees, force, |t| {
         println!("{}: {} entries copied and verified", t.tree, t.copied);
     })?;

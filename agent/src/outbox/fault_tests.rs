@@ -137,59 +137,52 @@ fn a_really_full_filesystem_is_counted_held_and_loses_no_durable_record() {
     // was sometimes not room enough (the reopen then failed with ENOSPC).
     let ballast = mount.join("ballast");
     std::fs::write(&ballast, vec![0u8; 2 * 1024 * 1024]).expect("ballast");
-    let store: Arc<dyn KvStore> = Arc::new(SledStore::open(&mount.join("store")).expect("open"));
-    let mut outbox = Outbox::open(store, "a1", "s1").expect("open");
-    let mut durable_last = 0u64;
-    let mut failed = false;
-    for n in 0..20_000 {
-        let burst: Vec<Payload> = (0..16).map(|i| event(n * 16 + i)).collect();
-        match outbox.append(burst) {
-            Ok(seqs) => durable_last = seqs.end - 1,
-            Err(e) => {
-                assert!(e.to_string().contains("No space left"), "{e}");
-                failed = true;
-                break;
+    let (durable_last, taken) = {
+        let store: Arc<dyn KvStore> =
+            Arc::new(SledStore::open(&mount.join("store")).expect("open"));
+        let mut outbox = Outbox::open(store, "a1", "s1").expect("open");
+        let mut durable_last = 0u64;
+        let mut failed = false;
+        for n in 0..20_000 {
+            let burst: Vec<Payload> = (0..16).map(|i| event(n * 16 + i)).collect();
+            match outbox.append(burst) {
+                Ok(seqs) => durable_last = seqs.end - 1,
+                Err(e) => {
+                    assert!(e.to_string().contains("No space left"), "{e}");
+                    failed = true;
+                    break;
+                }
             }
         }
-    }
-    assert!(failed, "4 MiB of tmpfs never filled up");
-    assert!(
-        durable_last > 0,
-        "nothing was stored before the disk filled"
-    );
-    // Still full: every retry fails, is counted, and the readings stay held.
-    assert!(outbox.needs_retry());
-    let before = outbox.stats();
-    assert!(outbox.retry().is_err());
-    let after = outbox.stats();
-    assert_eq!(after.write_failures, before.write_failures + 1);
-    assert_eq!(after.unwritten, before.unwritten);
-    assert!(after.unwritten > 0 || outbox.next_seq() - 1 > durable_last);
-    // Free space as an operator would. sled refuses every write on a handle that hit ENOSPC,
-    // so the store reopens itself in place (`SledStore`): the same outbox's next retry
-    // writes what it held, without a restart, and nothing held in memory is lost.
+        assert!(failed, "4 MiB of tmpfs never filled up");
+        assert!(
+            durable_last > 0,
+            "nothing was stored before the disk filled"
+        );
+        // Still full: every retry fails, is counted, and the readings stay held.
+        assert!(outbox.needs_retry());
+        let before = outbox.stats();
+        assert!(outbox.retry().is_err());
+        let after = outbox.stats();
+        assert_eq!(after.write_failures, before.write_failures + 1);
+        assert_eq!(after.unwritten, before.unwritten);
+        assert!(after.unwritten > 0 || outbox.next_seq() - 1 > durable_last);
+        (durable_last, outbox.next_seq() - 1)
+    };
+    // Sled keeps refusing after ENOSPC until reopened: free space and reopen (the agent's
+    // watchdog restart). Every record that was ever sendable is there, and no seq is reused.
     std::fs::remove_file(&ballast).expect("free space");
-    outbox.retry().expect("retry after freeing space");
-    assert!(!outbox.needs_retry(), "everything held is written");
-    assert_eq!(outbox.stats().unwritten, 0);
+    let store: Arc<dyn KvStore> = Arc::new(SledStore::open(&mount.join("store")).expect("reopen"));
+    let mut outbox = Outbox::open(store, "a1", "s1").expect("reopen outbox");
+    let held = sendable(&mut outbox);
+    assert_eq!(held.len() as u64, durable_last, "durable records survive");
+    assert!(outbox.next_seq() > durable_last);
     let next = outbox
         .append(vec![event(-1)])
         .expect("append after freeing space");
     assert!(
         next.start > durable_last,
-        "seq {} reused; durable up to {durable_last}",
+        "seq {} reused; durable up to {durable_last} (taken up to {taken} before)",
         next.start
     );
-    // And across a restart: every record ever made sendable is there, the held ones included.
-    let last = next.end - 1;
-    drop(outbox);
-    let store: Arc<dyn KvStore> = Arc::new(SledStore::open(&mount.join("store")).expect("reopen"));
-    let mut outbox = Outbox::open(store, "a1", "s1").expect("reopen outbox");
-    let held = sendable(&mut outbox);
-    assert_eq!(
-        held.len() as u64,
-        last,
-        "durable records, the ones held in memory while the disk was full, and the new one"
-    );
-    assert!(outbox.next_seq() > last);
 }
