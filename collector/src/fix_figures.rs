@@ -203,3 +203,29 @@ fn summary_of(bucket: &Rollup, bucket_ms: i64) -> ReadingSummary {
         last: bucket.last,
     }
 }
+
+/// Fills the verification lines of `report`'s problems under verification with their figures
+/// ([`with_figures`]), so a zone report shows a fix's result, not only its window.
+pub async fn report_figures(
+    state: &crate::state::SharedState,
+    report: &mut crate::report::ZoneReport,
+    now: Timestamp,
+) {
+    for summary in report.problems.iter_mut() {
+        if summary.verification.is_empty() {
+            continue;
+        }
+        let problem = {
+            let state = state.read().await;
+            state
+                .analysis
+                .problems()
+                .into_iter()
+                .find(|p| p.id == summary.id)
+        };
+        if let Some(problem) = problem {
+            let problem = with_figures(state, problem, now).await;
+            summary.verification = crate::problem_text::verification_lines(&problem);
+        }
+    }
+}

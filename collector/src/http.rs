@@ -412,9 +412,10 @@ async fn report(
         let period =
             crate::history_api::period(since.as_deref(), from.as_deref(), to.as_deref(), now)
                 .map_err(ApiError::bad_request)?;
-        let report =
+        let mut report =
             crate::history_api::zone_report_over(&api.state, site.as_deref(), &zone, period, now)
                 .await?;
+        crate::fix_figures::report_figures(&api.state, &mut report, now).await;
         return Ok(if text {
             render_zone_report(&report).into_response()
         } else {
@@ -422,8 +423,10 @@ async fn report(
         });
     }
     let state = api.state.read().await;
-    let report = zone_report(&state, site.as_deref(), &zone, now, window).map_err(report_error)?;
+    let mut report =
+        zone_report(&state, site.as_deref(), &zone, now, window).map_err(report_error)?;
     drop(state);
+    crate::fix_figures::report_figures(&api.state, &mut report, now).await;
     if text {
         Ok((
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

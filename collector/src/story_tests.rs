@@ -455,7 +455,7 @@ async fn the_problem_api_answers_the_signature_and_the_verification_figures() {
         .uri(format!("/api/v1/problems/{}", problem.id))
         .body(Body::empty())
         .unwrap();
-    let response = app.oneshot(request).await.unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
@@ -484,5 +484,29 @@ async fn the_problem_api_answers_the_signature_and_the_verification_figures() {
             .iter()
             .any(|t| t.starts_with("fix verification: peak temperature variance −")),
         "{findings:?}"
+    );
+    // The zone report carries the fix's result too, not only its window.
+    let request = Request::builder()
+        .uri(format!(
+            "/api/v1/zones/{}/report?site={}",
+            problem.fingerprint.zone, problem.fingerprint.site
+        ))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let lines: Vec<&str> = json["problems"][0]["verification"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("incidents 3 → 0")),
+        "{json:#}"
     );
 }
