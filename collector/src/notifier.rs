@@ -405,6 +405,10 @@ pub struct Notifier {
     pub retry_max: Duration,
     /// Source of now.
     pub clock: crate::http::Clock,
+    /// The sites this collector pages for: its top-level `sites` (empty: every site). In a
+    /// cluster of site partitions every collector's view holds the whole fleet (refreshed from
+    /// the shared database), so without this each partition would page for the others too.
+    pub sites: Vec<String>,
 }
 
 impl Notifier {
@@ -446,8 +450,19 @@ impl Notifier {
         let planned = {
             let state = self.state.read().await;
             let at = incident_time(&state, now);
-            let incidents = state.analysis.incidents(at);
-            let problems = state.analysis.problems();
+            let owned = |site: &str| crate::cluster::owns(&self.sites, site);
+            let incidents: Vec<_> = state
+                .analysis
+                .incidents(at)
+                .into_iter()
+                .filter(|i| owned(&i.fingerprint.site))
+                .collect();
+            let problems: Vec<_> = state
+                .analysis
+                .problems()
+                .into_iter()
+                .filter(|p| owned(&p.fingerprint.site))
+                .collect();
             plan(
                 &incidents,
                 &problems,
@@ -629,11 +644,12 @@ async fn spawn_blocking<T: Send + 'static>(
         .map_err(|e| err("task", NOTIFY, e))?
 }
 
-/// Builds the pagers of `config` (reading their secret files) and, if any route exists, spawns
-/// the notifier on `tasks`. Errors name the receiver and the file.
+/// Builds the pagers of `collector`'s `[notify]` (reading their secret files) and, if any
+/// route exists, spawns the notifier on `tasks`, paging for the collector's own `sites`.
+/// Errors name the receiver and the file.
 pub fn spawn(
     tasks: &mut tokio::task::JoinSet<()>,
-    config: &NotifyConfig,
+    collector: &coldaisle_config::CollectorConfig,
     kv: Arc<dyn KvStore>,
     state: SharedState,
     silences: SilenceBook,
@@ -641,6 +657,7 @@ pub fn spawn(
     active: Option<watch::Receiver<bool>>,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    let (config, sites) = (&collector.raw.notify, &collector.raw.sites);
     if config.routes.is_empty() {
         return Ok(());
     }
@@ -692,6 +709,7 @@ pub fn spawn(
         retry_initial: config.retry_initial,
         retry_max: config.retry_max,
         clock: Arc::new(Timestamp::now),
+        sites: sites.to_vec(),
     };
     tracing::info!(
         receivers = config.receivers.len(),

@@ -299,7 +299,42 @@ fn notifier(kv: Arc<dyn KvStore>, analysis: Analysis, url: &str, now: Arc<Mutex<
         retry_initial: Duration::from_secs(1),
         retry_max: Duration::from_secs(60),
         clock: Arc::new(move || Timestamp(*now.lock().unwrap())),
+        sites: Vec::new(),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_pages_only_for_the_sites_it_owns() {
+    let mock = Arc::new(Mock::default());
+    let url = mock_server(mock.clone()).await;
+    let mut a = Analysis::new(IncidentRules::default(), ProblemRules::default());
+    a.ingest(sensor(
+        "a1",
+        1,
+        "Z1",
+        "r1",
+        Raised,
+        Severity::Warning,
+        28.0,
+        T0,
+    ));
+    let now = Arc::new(Mutex::new(T0));
+    // A partition owning another site sees the incident (fleet-wide view) but plans no page.
+    let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+    let mut other = notifier(kv, a.clone(), &url, now.clone());
+    other.sites = vec!["dc2".into()];
+    let mut ledger = other.store.ledger().unwrap();
+    other.tick(&mut ledger).await.unwrap();
+    assert!(other.store.jobs().unwrap().is_empty());
+    assert!(ledger.is_empty());
+    assert!(mock.seen.lock().unwrap().is_empty());
+    // The partition owning dc1 pages it.
+    let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+    let mut owner = notifier(kv, a, &url, now);
+    owner.sites = vec!["dc2".into(), "dc1".into()];
+    let mut ledger = owner.store.ledger().unwrap();
+    owner.tick(&mut ledger).await.unwrap();
+    assert_eq!(mock.seen.lock().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,7 +81,7 @@ impl RuleSwitch {
         let mut notifier = JoinSet::new();
         crate::notifier::spawn(
             &mut notifier,
-            &config.raw.notify,
+            config,
             kv.clone(),
             state.clone(),
             silences.clone(),
