@@ -67,6 +67,38 @@ pub struct ClusterView {
 /// The shared, live [`ClusterView`].
 pub type ClusterStatus = Arc<std::sync::RwLock<ClusterView>>;
 
+/// Refuses every request but `GET`/`HEAD` on a standby with `503` and the lease holder: the
+/// standby's state is a periodic copy of the database and the active collector reads operator
+/// actions and silences only when it rebuilds, so an action taken here would be stored but not
+/// acted on (pages would go on). Not clustered (`None`) or active: passes.
+pub async fn standby_refuses_writes(
+    axum::extract::State(status): axum::extract::State<Option<ClusterStatus>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let reads = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if let (false, Some(status)) = (reads, &status) {
+        let view = status.read().map(|v| v.clone()).ok();
+        if let Some(view) = view.filter(|v| v.role == Role::Standby) {
+            let holder = view.holder.as_deref().unwrap_or("unknown");
+            return crate::http::ApiError {
+                status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                message: format!(
+                    "collector {} is a standby of lease {}: send operator actions to the active \
+                     collector ({holder})",
+                    view.collector, view.lease
+                ),
+            }
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// Work that runs only while active (ingest), started on taking the lease.
 pub type ActiveWork = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 

@@ -157,12 +157,13 @@ pub fn router(options: ApiOptions) -> Router {
             crate::prom::scrape_access,
         ));
     if let Some(stores) = options.operator {
-        api = api.merge(crate::operator_api::router(
-            options.state,
-            stores.log,
-            stores.silences,
-            options.clock,
-        ));
+        api = api.merge(
+            crate::operator_api::router(options.state, stores.log, stores.silences, options.clock)
+                .layer(axum::middleware::from_fn_with_state(
+                    options.cluster.clone(),
+                    crate::cluster::standby_refuses_writes,
+                )),
+        );
     }
     let api = api
         .layer(axum::middleware::from_fn_with_state(

@@ -618,6 +618,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_standby_refuses_operator_actions_and_names_the_active_one() {
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let (_, state) = setup(kv.clone());
+        let view = crate::cluster::ClusterView {
+            lease: "fleet".into(),
+            collector: "c2".into(),
+            role: crate::cluster::Role::Standby,
+            holder: Some("c1".into()),
+            sites: Vec::new(),
+            takeover_ms: None,
+            refreshed_at: None,
+        };
+        let cluster = Arc::new(std::sync::RwLock::new(view));
+        let mut options = crate::http::ApiOptions::new(state, Arc::new(|| Timestamp(NOW)));
+        options.operator = Some(crate::http::OperatorStores {
+            log: ActionLog::new(kv.clone()),
+            silences: SilenceBook::open(kv).unwrap(),
+        });
+        options.cluster = Some(cluster.clone());
+        let app = crate::http::router(options);
+        let ack = format!("{}/ack", inc());
+        let (status, body) = call(&app, Method::POST, &ack, Some(r#"{"actor":"ann"}"#)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("standby") && body.contains("c1"), "{body}");
+        // Reads still answer on a standby.
+        let (status, _) = call(&app, Method::GET, "/api/v1/actions", None).await;
+        assert_eq!(status, StatusCode::OK);
+        // Once it takes the lease, the same request acts.
+        cluster.write().unwrap().role = crate::cluster::Role::Active;
+        let (status, body) = call(&app, Method::POST, &ack, Some(r#"{"actor":"ann"}"#)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    #[tokio::test]
     async fn actions_apply_persist_and_survive_a_rebuild() {
         let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
         let (app, _) = setup(kv.clone());
