@@ -68,6 +68,15 @@ pub fn api_client(ca_file: Option<&Path>) -> Result<ureq::Agent> {
     if let Some(path) = ca_file {
         roots.extend(read_certificates("--ca-file", path)?);
     }
+    Ok(client_trusting(roots, None))
+}
+
+/// An HTTP(S) client over rustls/aws-lc-rs trusting exactly `roots`, with an overall
+/// `timeout` if given; statuses are answers, not errors.
+fn client_trusting(
+    roots: Vec<Certificate<'static>>,
+    timeout: Option<std::time::Duration>,
+) -> ureq::Agent {
     let tls = TlsConfig::builder()
         .provider(TlsProvider::Rustls)
         .root_certs(RootCerts::Specific(Arc::new(roots)))
@@ -76,8 +85,9 @@ pub fn api_client(ca_file: Option<&Path>) -> Result<ureq::Agent> {
     let config = ureq::Agent::config_builder()
         .tls_config(tls)
         .http_status_as_error(false)
+        .timeout_global(timeout)
         .build();
-    Ok(ureq::Agent::new_with_config(config))
+    ureq::Agent::new_with_config(config)
 }
 
 /// The HTTP(S) agent of one receiver: its timeout, no status-as-error (the adapters classify
@@ -87,17 +97,7 @@ pub fn agent(config: &ReceiverConfig) -> Result<ureq::Agent> {
     if let Some(path) = &config.ca_file {
         roots.extend(read_ca_file(&config.name, path)?);
     }
-    let tls = TlsConfig::builder()
-        .provider(TlsProvider::Rustls)
-        .root_certs(RootCerts::Specific(Arc::new(roots)))
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .build();
-    let config = ureq::Agent::config_builder()
-        .tls_config(tls)
-        .http_status_as_error(false)
-        .timeout_global(Some(config.timeout))
-        .build();
-    Ok(ureq::Agent::new_with_config(config))
+    Ok(client_trusting(roots, Some(config.timeout)))
 }
 
 /// `error` plus what to check when it is a certificate problem.

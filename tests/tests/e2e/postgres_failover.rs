@@ -20,29 +20,6 @@ const AGENT: &str = "agent-fo";
 /// The failover bound of issue 17.
 const TAKEOVER_LIMIT: Duration = Duration::from_secs(15);
 
-fn agent(dir: &Path, mqtt: u16, snmp: u16) -> String {
-    format!(
-        r#"agent_id = "{AGENT}"
-site = "ams1"
-state_dir = "{state}"
-summary_interval = "300ms"
-resend_after = "1s"
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt}
-username = "u"
-password = "p"
-[detection]
-flap_window = "0s"
-{devices}[devices.points.threshold]
-high = 27.0
-min_duration = "500ms"
-"#,
-        devices = super::support::one_inlet_pdu(snmp),
-        state = dir.join("agent-state").display()
-    )
-}
-
 fn collector(dir: &Path, id: &str, mqtt: u16, http: u16, pg: &Postgres, hook: &str) -> String {
     format!(
         r#"collector_id = "{id}"
@@ -170,7 +147,10 @@ fn the_standby_takes_over_after_a_sigkill_without_double_pages_or_lost_records()
     );
 
     let a_file = dir.path().join("agent.toml");
-    std::fs::write(&a_file, agent(dir.path(), broker.port(), snmpd.port()))?;
+    std::fs::write(
+        &a_file,
+        super::support::threshold_agent(AGENT, dir.path(), broker.port(), snmpd.port()),
+    )?;
     let mut agent = Daemon::start("coldaisle-agent", &a_file, &dir.path().join("agent.log"))?;
     let logs = |c: &Daemon, b: &Daemon, g: &Daemon| {
         format!(

@@ -15,29 +15,6 @@ use std::time::Duration;
 const TEMP: &str = super::support::INLET_TEMP_OID;
 const AGENT: &str = "agent-pg";
 
-fn agent(dir: &Path, mqtt: u16, snmp: u16) -> String {
-    format!(
-        r#"agent_id = "{AGENT}"
-site = "ams1"
-state_dir = "{state}"
-summary_interval = "300ms"
-resend_after = "1s"
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt}
-username = "u"
-password = "p"
-[detection]
-flap_window = "0s"
-{devices}[devices.points.threshold]
-high = 27.0
-min_duration = "500ms"
-"#,
-        devices = super::support::one_inlet_pdu(snmp),
-        state = dir.join("agent-state").display()
-    )
-}
-
 fn collector(dir: &Path, mqtt: u16, http: u16, pg: &Postgres) -> String {
     format!(
         r#"collector_id = "collector-pg"
@@ -90,7 +67,10 @@ fn records_and_incidents_survive_a_collector_sigkill_on_postgres() -> Result<()>
     let c = dir.path().join("collector.toml");
     std::fs::write(&c, collector(dir.path(), broker.port(), http, &pg))?;
     let a = dir.path().join("agent.toml");
-    std::fs::write(&a, agent(dir.path(), broker.port(), snmpd.port()))?;
+    std::fs::write(
+        &a,
+        super::support::threshold_agent(AGENT, dir.path(), broker.port(), snmpd.port()),
+    )?;
     let mut collector = Daemon::start("coldaisle-collector", &c, &dir.path().join("c.log"))?;
     let mut agent = Daemon::start("coldaisle-agent", &a, &dir.path().join("a.log"))?;
     let api = format!("http://127.0.0.1:{http}");

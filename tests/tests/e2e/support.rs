@@ -62,6 +62,32 @@ pub async fn net_snmp_async(line: String) -> anyhow::Result<bool> {
 /// temperature, tenths of °C).
 pub const INLET_TEMP_OID: &str = "1.3.6.1.4.1.318.1.1.26.10.2.2.1.8.1";
 
+/// The config of agent `id` of site `ams1` on broker port `mqtt` (user `u`), state in
+/// `dir/agent-state`, polling [`one_inlet_pdu`] with a 27 °C threshold held 500 ms and fast
+/// summaries and resends: the agent of the PostgreSQL e2e tests.
+pub fn threshold_agent(id: &str, dir: &std::path::Path, mqtt: u16, snmp: u16) -> String {
+    format!(
+        r#"agent_id = "{id}"
+site = "ams1"
+state_dir = "{state}"
+summary_interval = "300ms"
+resend_after = "1s"
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt}
+username = "u"
+password = "p"
+[detection]
+flap_window = "0s"
+{devices}[devices.points.threshold]
+high = 27.0
+min_duration = "500ms"
+"#,
+        devices = one_inlet_pdu(snmp),
+        state = dir.join("agent-state").display()
+    )
+}
+
 /// The agent's `[[devices]]` of the smallest e2e site: SNMP PDU `pdu` on `127.0.0.1:{snmp}`
 /// in zone Z1, polled every 100 ms, with one inlet sensor `r1-inlet` (rack R1,
 /// [`INLET_TEMP_OID`], tenths of °C). Point tables (e.g. a threshold) may follow it.
