@@ -379,34 +379,28 @@ mod tests {
         }
     }
 
+    /// 23 °C with `peak` at 14:00 and 15:00 every day.
+    fn afternoon_peak(peak: f64) -> impl Fn(i64) -> f64 {
+        move |h| {
+            if matches!(h % 24, 14 | 15) {
+                peak
+            } else {
+                23.0
+            }
+        }
+    }
+
     /// Before: a daily afternoon peak of 29 °C (2 h above 27 °C a day) over 23 °C nights.
-    /// After: peaks of 25 °C.
-    fn story() -> Vec<ReadingSummary> {
-        let mut s = hourly(
-            RESOLVED - 14 * DAY_MS,
-            14,
-            |h| {
-                if matches!(h % 24, 14 | 15) {
-                    29.0
-                } else {
-                    23.0
-                }
-            },
-            |_| false,
-        );
-        s.extend(hourly(
-            RESOLVED,
-            14,
-            |h| {
-                if matches!(h % 24, 14 | 15) {
-                    25.0
-                } else {
-                    23.0
-                }
-            },
-            |_| false,
-        ));
+    /// After: peaks of 25 °C, without the hours `after_gap` says are missing.
+    fn story_with_gaps(after_gap: impl Fn(i64) -> bool) -> Vec<ReadingSummary> {
+        let mut s = hourly(RESOLVED - 14 * DAY_MS, 14, afternoon_peak(29.0), |_| false);
+        s.extend(hourly(RESOLVED, 14, afternoon_peak(25.0), after_gap));
         s
+    }
+
+    /// [`story_with_gaps`] without gaps.
+    fn story() -> Vec<ReadingSummary> {
+        story_with_gaps(|_| false)
     }
 
     #[test]
@@ -475,30 +469,7 @@ mod tests {
     fn gaps_are_left_out_of_the_variance_and_reported_as_coverage() {
         // Same story, but the after-window lost every night's data (18:00–08:00): the
         // remaining hours are daytime, and the variance is of the hours that exist.
-        let mut summaries = hourly(
-            RESOLVED - 14 * DAY_MS,
-            14,
-            |h| {
-                if matches!(h % 24, 14 | 15) {
-                    29.0
-                } else {
-                    23.0
-                }
-            },
-            |_| false,
-        );
-        summaries.extend(hourly(
-            RESOLVED,
-            14,
-            |h| {
-                if matches!(h % 24, 14 | 15) {
-                    25.0
-                } else {
-                    23.0
-                }
-            },
-            |h| !(8..18).contains(&(h % 24)),
-        ));
+        let summaries = story_with_gaps(|h| !(8..18).contains(&(h % 24)));
         let v = verify(&input(&summaries, &[], RESOLVED + 15 * DAY_MS));
         assert_eq!(v.after.hours_with_data, 14 * 10);
         let a = v.after.peak_variance.expect("after variance");
