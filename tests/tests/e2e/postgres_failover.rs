@@ -24,20 +24,7 @@ fn collector(dir: &Path, id: &str, mqtt: u16, http: u16, pg: &Postgres, hook: &s
     format!(
         r#"collector_id = "{id}"
 state_dir = "{state}"
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt}
-username = "u"
-password = "p"
-[http]
-listen = "127.0.0.1:{http}"
-[incidents]
-quiet_period = "1s"
-[store]
-kind = "postgres"
-url = "{url}"
-password_file = "{password}"
-[cluster]
+{tables}[cluster]
 lease = "ams"
 check_every = "500ms"
 refresh_every = "2s"
@@ -53,8 +40,7 @@ secret_file = "{secret}"
 receiver = "hook"
 "#,
         state = dir.join(format!("{id}-state")).display(),
-        url = pg.url("coldaisle"),
-        password = pg.password_file().display(),
+        tables = super::support::pg_collector_tables(mqtt, ("u", "p"), http, pg, "coldaisle"),
         secret = dir.join("hook.secret").display(),
     )
 }

@@ -16,27 +16,19 @@ fn collector(dir: &Path, site: &str, mqtt: u16, http: u16, pg: &Postgres) -> Str
         r#"collector_id = "collector-{site}"
 state_dir = "{state}"
 sites = ["{site}"]
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt}
-username = "collector"
-password = "collector-pass"
-[http]
-listen = "127.0.0.1:{http}"
-[incidents]
-quiet_period = "1s"
-[store]
-kind = "postgres"
-url = "{url}"
-password_file = "{password}"
-[cluster]
+{tables}[cluster]
 lease = "{site}"
 check_every = "500ms"
 refresh_every = "1s"
 "#,
         state = dir.join(format!("{site}-state")).display(),
-        url = pg.url("fleet"),
-        password = pg.password_file().display(),
+        tables = super::support::pg_collector_tables(
+            mqtt,
+            ("collector", "collector-pass"),
+            http,
+            pg,
+            "fleet"
+        ),
     )
 }
 

@@ -19,23 +19,9 @@ fn collector(dir: &Path, mqtt: u16, http: u16, pg: &Postgres) -> String {
     format!(
         r#"collector_id = "collector-pg"
 state_dir = "{state}"
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt}
-username = "u"
-password = "p"
-[http]
-listen = "127.0.0.1:{http}"
-[incidents]
-quiet_period = "1s"
-[store]
-kind = "postgres"
-url = "{url}"
-password_file = "{password}"
-"#,
+{tables}"#,
         state = dir.join("collector-state").display(),
-        url = pg.url("coldaisle"),
-        password = pg.password_file().display(),
+        tables = super::support::pg_collector_tables(mqtt, ("u", "p"), http, pg, "coldaisle"),
     )
 }
 

@@ -62,6 +62,36 @@ pub async fn net_snmp_async(line: String) -> anyhow::Result<bool> {
 /// temperature, tenths of °C).
 pub const INLET_TEMP_OID: &str = "1.3.6.1.4.1.318.1.1.26.10.2.2.1.8.1";
 
+/// The part of a PostgreSQL collector's config the PostgreSQL e2e tests share: the broker on
+/// port `mqtt` as `(user, password)`, the API on `http`, incidents quiet after 1 s, and the
+/// store in database `db` of `pg`. Top-level keys go before it, other tables after it.
+pub fn pg_collector_tables(
+    mqtt: u16,
+    (user, password): (&str, &str),
+    http: u16,
+    pg: &coldaisle_testkit::postgres::Postgres,
+    db: &str,
+) -> String {
+    format!(
+        r#"[mqtt]
+host = "127.0.0.1"
+port = {mqtt}
+username = "{user}"
+password = "{password}"
+[http]
+listen = "127.0.0.1:{http}"
+[incidents]
+quiet_period = "1s"
+[store]
+kind = "postgres"
+url = "{url}"
+password_file = "{password_file}"
+"#,
+        url = pg.url(db),
+        password_file = pg.password_file().display(),
+    )
+}
+
 /// The config of agent `id` of site `ams1` on broker port `mqtt` (user `u`), state in
 /// `dir/agent-state`, polling [`one_inlet_pdu`] with a 27 °C threshold held 500 ms and fast
 /// summaries and resends: the agent of the PostgreSQL e2e tests.
