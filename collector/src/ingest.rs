@@ -200,24 +200,7 @@ pub fn store(
     batch: CheckedBatch,
     now: Timestamp,
 ) -> Result<Stored, IngestError> {
-    let refused = |refusal| IngestError::Refused {
-        agent: batch.agent.clone(),
-        site: batch.site.clone(),
-        refusal,
-    };
-    let first = if gate.directory.trust_on_first_use() {
-        sites.get(&batch.agent)?
-    } else {
-        None
-    };
-    gate.directory
-        .admit(
-            &batch.agent,
-            &batch.site,
-            &batch.records,
-            first.as_ref().map(|f| f.site.as_str()),
-        )
-        .map_err(refused)?;
+    let first = admit(sites, gate, &batch.agent, &batch.site, &batch.records)?;
     if gate.directory.trust_on_first_use() && first.is_none() {
         // Durable with the batch's flush below, before any ack.
         sites.record(
@@ -246,6 +229,36 @@ pub fn store(
         }),
         Err(StoreBatchError::Store(e)) => Err(IngestError::Store(e)),
     }
+}
+
+/// Checks that `agent` may write for `site` (and `records`' locations) by the agents list, or
+/// by the site recorded on its first use; returns that recorded site, if any (`None` also
+/// when a list is in force). Reads the store under trust on first use.
+fn admit(
+    sites: &SiteBook,
+    gate: &Gate,
+    agent: &str,
+    site: &str,
+    records: &[Record],
+) -> Result<Option<FirstSeen>, IngestError> {
+    let first = if gate.directory.trust_on_first_use() {
+        sites.get(agent)?
+    } else {
+        None
+    };
+    gate.directory
+        .admit(
+            agent,
+            site,
+            records,
+            first.as_ref().map(|f| f.site.as_str()),
+        )
+        .map_err(|refusal| IngestError::Refused {
+            agent: agent.to_string(),
+            site: site.to_string(),
+            refusal,
+        })?;
+    Ok(first)
 }
 
 /// Counts and (at most once a minute per agent) logs a rejected message: refusals per agent
@@ -405,21 +418,7 @@ pub fn check_status(
             },
         });
     }
-    let first = if gate.directory.trust_on_first_use() {
-        sites.get(&agent)?
-    } else {
-        None
-    };
-    if let Err(refusal) =
-        gate.directory
-            .admit(&agent, &site, &[], first.as_ref().map(|f| f.site.as_str()))
-    {
-        return Err(IngestError::Refused {
-            agent,
-            site,
-            refusal,
-        });
-    }
+    admit(sites, gate, &agent, &site, &[])?;
     Ok(CheckedStatus {
         site,
         agent,
