@@ -211,19 +211,25 @@ pub async fn report_figures(
     report: &mut crate::report::ZoneReport,
     now: Timestamp,
 ) {
+    if report.problems.iter().all(|p| p.verification.is_empty()) {
+        return;
+    }
+    // One pass over the problems for the whole report.
+    let mut verified: std::collections::HashMap<String, Problem> = {
+        let state = state.read().await;
+        state
+            .analysis
+            .problems()
+            .into_iter()
+            .filter(|p| p.verification.is_some())
+            .map(|p| (p.id.clone(), p))
+            .collect()
+    };
     for summary in report.problems.iter_mut() {
         if summary.verification.is_empty() {
             continue;
         }
-        let problem = {
-            let state = state.read().await;
-            state
-                .analysis
-                .problems()
-                .into_iter()
-                .find(|p| p.id == summary.id)
-        };
-        if let Some(problem) = problem {
+        if let Some(problem) = verified.remove(&summary.id) {
             let problem = with_figures(state, problem, now).await;
             summary.verification = crate::problem_text::verification_lines(&problem);
         }
