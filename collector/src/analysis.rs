@@ -20,12 +20,22 @@
 //!   the set of events and actions. An action whose target does not exist at its time is kept
 //!   and reported by [`Analysis::unmatched_actions`], never applied elsewhere.
 //!
+//! - Memory is bounded by the horizon ([`horizon`]): every [`horizon::prune_every`] of event
+//!   time, [`Analysis::prune`] forgets the inputs and final incidents before the floor
+//!   ([`prune`]); an event or action before the floor is counted as too late and changes
+//!   nothing. The results above therefore hold for everything that depends only on inputs
+//!   from the floor on (held incidents, problems, their causes and signatures).
+//!
 //! Because incident and problem ids come from their content, a late event that moves an
 //! incident's opening time earlier also changes its id; consumers that need to track changes
 //! should diff [`Analysis::incidents`] before and after an ingest that returned `true`.
 
 #[cfg(test)]
 mod equivalence_tests;
+pub mod horizon;
+mod prune;
+#[cfg(test)]
+mod prune_tests;
 mod scope;
 mod shard;
 mod snapshot;
@@ -40,9 +50,10 @@ use coldaisle_core::wire::Payload;
 use coldaisle_core::Timestamp;
 use scope::Partition;
 use shard::{Inputs, Shard};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 pub use crate::model::StoredEvent;
+pub use prune::Pruned;
 pub use snapshot::{Snapshot, SnapshotError, SnapshotRef};
 
 /// `(site, zone)` of an event.
@@ -106,11 +117,25 @@ pub struct Analysis {
     /// While loading in bulk ([`Analysis::begin_bulk`]): the scopes that got inputs not applied
     /// yet. `None` otherwise, and then every scope's engines are up to date.
     bulk: Option<HashSet<String>>,
+    /// The horizon of the rules ([`horizon::horizon`]).
+    horizon: std::time::Duration,
+    /// Inputs before it are too late ([`prune`]); `None` until the first prune.
+    floor: Option<Timestamp>,
+    /// Event time of the next automatic prune.
+    next_prune: Option<Timestamp>,
+    /// Inputs refused as too late.
+    too_late: u64,
+    /// Summaries of incidents final before the floor, by id ([`prune::ArchivedIncident`]).
+    archive: BTreeMap<String, prune::ArchivedIncident>,
+    /// Events kept in `events` past their scope's floor only as evidence ([`prune`]): zone
+    /// evidence of held incidents, density evidence of problems.
+    evidence: BTreeSet<OrderKey>,
 }
 
 impl Analysis {
     /// An empty analysis with the given rules.
     pub fn new(incident_rules: IncidentRules, problem_rules: ProblemRules) -> Self {
+        let horizon = horizon::horizon(&incident_rules, &problem_rules);
         Analysis {
             partition: Partition::for_rules(&problem_rules),
             incident_rules,
@@ -125,6 +150,12 @@ impl Analysis {
             notifications: HashMap::new(),
             rebuilds: 0,
             bulk: None,
+            horizon,
+            floor: None,
+            next_prune: None,
+            too_late: 0,
+            archive: BTreeMap::new(),
+            evidence: BTreeSet::new(),
         }
     }
 
@@ -172,6 +203,7 @@ impl Analysis {
                 }
             }
         }
+        self.prune_if_due();
         self.unmatched.len()
     }
 
@@ -185,9 +217,13 @@ impl Analysis {
     }
 
     /// Adds one event. Returns `true` if it changed the input set; `false` for a duplicate
-    /// `(agent, seq)` or a reading summary, which change nothing.
+    /// `(agent, seq)`, a reading summary, or an event before the floor (counted as too late),
+    /// which change nothing.
     pub fn ingest(&mut self, ev: StoredEvent) -> bool {
         if ev.payload.is_summary() || self.seen.contains(&(ev.agent.clone(), ev.seq)) {
+            return false;
+        }
+        if self.is_too_late(ev.payload.ts()) {
             return false;
         }
         self.seen.insert((ev.agent.clone(), ev.seq));
@@ -197,16 +233,19 @@ impl Analysis {
         if let Some(scope) = scope {
             self.add_input(scope, event_input_key(&key));
         }
+        self.prune_if_due();
         true
     }
 
     /// Adds one operator action. Returns `Ok(true)` if it was applied, `Ok(false)` for a
-    /// duplicate id, and the reason if it matched nothing at its time (it is kept all the same,
-    /// so a later rebuild sees the same inputs).
+    /// duplicate id or an action before the floor (counted as too late), and the reason if it
+    /// matched nothing at its time (it is kept all the same, so a later rebuild sees the same
+    /// inputs).
     pub fn ingest_action(&mut self, action: OperatorAction) -> Result<bool, ActionError> {
-        if !self.action_ids.insert(action.id) {
+        if self.action_ids.contains(&action.id) || self.is_too_late(action.at) {
             return Ok(false);
         }
+        self.action_ids.insert(action.id);
         let key = action.key();
         let id = action.id;
         let scope = self.partition.of_id(target_of(&action.kind));
@@ -332,13 +371,18 @@ impl Analysis {
         incident.chronicle = incident_chronicle(incident, delivered);
     }
 
-    /// The probable cause of `incident` from its events and its zone's events around it.
+    /// The probable cause of `incident`: its summary's if it is final before the floor, else
+    /// from its events and its zone's events around it.
     fn cause_of(&self, incident: &Incident) -> ProbableCause {
-        let own: Vec<&StoredEvent> = incident
-            .timeline
-            .iter()
-            .filter_map(|t| self.events.get(&(t.ts, t.agent.clone(), t.seq)))
-            .collect();
+        match self.archive.get(&incident.id) {
+            Some(summary) => summary.cause.clone(),
+            None => self.cause_from_events(incident),
+        }
+    }
+
+    /// The probable cause of `incident` from its events and its zone's events around it.
+    fn cause_from_events(&self, incident: &Incident) -> ProbableCause {
+        let own = prune::timeline_events(&self.events, incident);
         let (from, to) = crate::cause::zone_window(incident.opened_at, incident.last_event_at);
         let fp = &incident.fingerprint;
         let zone: Vec<&StoredEvent> = self
@@ -353,18 +397,27 @@ impl Analysis {
         crate::cause::explain(&own, &zone)
     }
 
-    /// A problem with its probable cause filled in from its incidents.
+    /// A problem with its probable cause filled in from its incidents (held ones from their
+    /// events, the others from their summaries).
     fn with_cause(&self, shard: &Shard, problem: &Problem) -> Problem {
-        let incidents: Vec<Incident> = problem
+        let (causes, points): (Vec<ProbableCause>, Vec<crate::recurrence::IncidentPoint>) = problem
             .incidents
             .iter()
-            .filter_map(|id| shard.incidents.incident(id, Timestamp(i64::MAX)))
-            .collect();
-        let causes: Vec<ProbableCause> = incidents.iter().map(|i| self.cause_of(i)).collect();
+            .filter_map(|id| {
+                if let Some(summary) = self.archive.get(id) {
+                    return Some((summary.cause.clone(), summary.point()));
+                }
+                let incident = shard.incidents.incident(id, Timestamp(i64::MAX))?;
+                Some((
+                    self.cause_from_events(&incident),
+                    self.point_from_events(&incident),
+                ))
+            })
+            .unzip();
         let mut problem = problem.clone();
         problem.probable_cause = crate::cause::of_problem(&causes)
             .map(|cause| crate::cause::with_density(cause, &self.density_before(&problem)));
-        problem.signature = Some(self.signature_of(&incidents));
+        problem.signature = Some(crate::recurrence::signature(&points, &self.signature));
         let delivered = self
             .notifications
             .get(&problem.id)
@@ -394,20 +447,10 @@ impl Analysis {
         crate::cause::density_steps(&events)
     }
 
-    /// The recurrence signature of a problem's incidents, from their timelines' events.
-    fn signature_of(&self, incidents: &[Incident]) -> crate::recurrence::Signature {
-        let points: Vec<crate::recurrence::IncidentPoint> = incidents
-            .iter()
-            .map(|i| {
-                let events: Vec<&StoredEvent> = i
-                    .timeline
-                    .iter()
-                    .filter_map(|t| self.events.get(&(t.ts, t.agent.clone(), t.seq)))
-                    .collect();
-                crate::recurrence::IncidentPoint::of_events(i.opened_at, &events)
-            })
-            .collect();
-        crate::recurrence::signature(&points, &self.signature)
+    /// An incident as the recurrence signature reads it, from its timeline's events.
+    fn point_from_events(&self, incident: &Incident) -> crate::recurrence::IncidentPoint {
+        let events = prune::timeline_events(&self.events, incident);
+        crate::recurrence::IncidentPoint::of_events(incident.opened_at, &events)
     }
 
     /// Events held with event time in `[from, to)`.

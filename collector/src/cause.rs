@@ -276,6 +276,14 @@ pub const DEFAULT_DENSITY_LOOKBACK: Duration = Duration::from_secs(28 * 86_400);
 /// The detector name of a step change (`agent/src/detect/step.rs`).
 const STEP_DETECTOR: &str = "step_change";
 
+/// True if [`density_steps`] can count `event` (a step change of rack power or current): the
+/// analysis keeps these past its horizon for `density_lookback` (see `analysis/horizon.rs`).
+pub fn is_density_evidence(event: &StoredEvent) -> bool {
+    matches!(&event.payload, Payload::SensorEvent(s)
+        if s.detector == STEP_DETECTOR
+            && matches!(s.kind, SensorKind::RackPower | SensorKind::RackCurrent))
+}
+
 /// A rack's net rise of power (or current) over the look-back, from its step-change events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DensityStep {

@@ -262,6 +262,8 @@ pub struct ApiStats {
     pub rebuilds: u64,
     /// Clears that matched no live incident.
     pub orphan_clears: u64,
+    /// Events and actions older than the analysis's horizon: stored, applied to nothing.
+    pub late_events: u64,
     /// Latest event time seen.
     pub latest_event: Timestamp,
     /// Incidents open now.
@@ -612,6 +614,7 @@ async fn stats(State(api): State<Api>) -> Json<ApiStats> {
         events: state.analysis.event_count(),
         rebuilds: state.analysis.rebuilds(),
         orphan_clears: state.analysis.orphan_clears(),
+        late_events: state.analysis.too_late(),
         latest_event: state.latest_event,
         open_incidents,
         open_problems,

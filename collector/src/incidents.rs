@@ -256,6 +256,19 @@ impl IncidentState {
         self.closed_at.is_none() && self.resolves_at(quiet).is_none_or(|r| ts < r)
     }
 
+    /// True if nothing from event time `until` on can change it: resolved before `until` (by
+    /// the quiet period, a later incident or an operator), with no event, state change or
+    /// action at or after it.
+    fn is_final_before(&self, until: Timestamp, quiet: Duration) -> bool {
+        let resolved = self.closed_at.or_else(|| self.resolves_at(quiet));
+        let last_action = self.incident.actions.last().map(|a| a.at);
+        let last_change = self.incident.state_changes.last().map(|a| a.at);
+        resolved.is_some_and(|r| r < until)
+            && self.incident.last_event_at < until
+            && last_action.is_none_or(|a| a < until)
+            && last_change.is_none_or(|a| a < until)
+    }
+
     /// Records an engine-decided state change.
     fn note_change(&mut self, at: Timestamp, text: String) {
         self.incident.state_changes.push(ActionRecord {
@@ -620,6 +633,89 @@ impl IncidentEngine {
         }
         self.current.clone_from(&mark.current);
         self.orphan_clears = mark.orphan_clears;
+    }
+
+    /// Fingerprint and opening time of every incident held that is not final before `until`
+    /// (see [`IncidentEngine::forget_final_before`]).
+    pub fn unfinal(&self, until: Timestamp) -> impl Iterator<Item = (&Fingerprint, Timestamp)> {
+        let quiet = self.rules.quiet_period;
+        self.incidents
+            .iter()
+            .filter(move |s| !s.is_final_before(until, quiet))
+            .map(|s| (&s.incident.fingerprint, s.incident.opened_at))
+    }
+
+    /// Every incident held that is final before `until`, as reported then.
+    pub fn final_before(&self, until: Timestamp) -> Vec<Incident> {
+        let quiet = self.rules.quiet_period;
+        self.incidents
+            .iter()
+            .filter(|s| s.is_final_before(until, quiet))
+            .map(|s| self.report(s, until))
+            .collect()
+    }
+
+    /// Forgets every incident that was final before event time `until`: resolved before it
+    /// (by the quiet period, a later incident or an operator) and with no event, state change
+    /// or action at or after it, so no input from `until` on can touch it. `marks` (taken of
+    /// this engine at inputs from `until` on) forget them too, so a rollback to one of them
+    /// stays exact. Returns the forgotten incidents as reported at `until`.
+    pub fn forget_final_before(
+        &mut self,
+        until: Timestamp,
+        marks: &mut [&mut IncidentMark],
+    ) -> Vec<Incident> {
+        let quiet = self.rules.quiet_period;
+        let drop: Vec<bool> = self
+            .incidents
+            .iter()
+            .map(|s| s.is_final_before(until, quiet))
+            .collect();
+        if !drop.contains(&true) {
+            return Vec::new();
+        }
+        // Old index → new index, for the kept ones.
+        let mut remap = Vec::with_capacity(drop.len());
+        let mut next = 0;
+        for &d in &drop {
+            remap.push((!d).then_some(next));
+            next += usize::from(!d);
+        }
+        let mut forgotten = Vec::new();
+        let states = std::mem::take(&mut self.incidents);
+        for (state, d) in states.into_iter().zip(&drop) {
+            if *d {
+                self.by_id.remove(&state.incident.id);
+                self.taken_ids.remove(&state.incident.id);
+                forgotten.push(self.report(&state, until));
+            } else {
+                self.incidents.push(state);
+            }
+        }
+        for (i, state) in self.incidents.iter().enumerate() {
+            self.by_id.insert(state.incident.id.clone(), i);
+        }
+        let reindex = |current: &mut HashMap<Fingerprint, usize>| {
+            current.retain(|_, i| match remap.get(*i).copied().flatten() {
+                Some(n) => {
+                    *i = n;
+                    true
+                }
+                None => false,
+            });
+        };
+        reindex(&mut self.current);
+        for mark in marks.iter_mut() {
+            let fields = std::mem::take(&mut mark.incidents);
+            mark.incidents = fields
+                .into_iter()
+                .zip(&drop)
+                .filter(|(_, d)| !**d)
+                .map(|(f, _)| f)
+                .collect();
+            reindex(&mut mark.current);
+        }
+        forgotten
     }
 
     /// Number of clears that matched no live incident (recorded nowhere else).

@@ -549,6 +549,23 @@ impl ProblemEngine {
         self.rows.clone_from(&mark.rows);
     }
 
+    /// Forgets the per-incident bookkeeping (observed, rows, link) of incidents the incident
+    /// engine forgot ([`crate::incidents::IncidentEngine::forget_final_before`]), here and in
+    /// `marks`. Problems keep the ids in their incident lists.
+    pub fn forget_incidents(&mut self, ids: &HashSet<String>, marks: &mut [&mut ProblemMark]) {
+        let forget = |observed: &mut HashSet<String>,
+                      links: &mut HashMap<String, String>,
+                      rows: &mut HashMap<String, String>| {
+            observed.retain(|id| !ids.contains(id));
+            links.retain(|id, _| !ids.contains(id));
+            rows.retain(|id, _| !ids.contains(id));
+        };
+        forget(&mut self.observed, &mut self.links, &mut self.rows);
+        for mark in marks.iter_mut() {
+            forget(&mut mark.observed, &mut mark.links, &mut mark.rows);
+        }
+    }
+
     /// Every problem, ordered by opening time then id.
     pub fn problems(&self) -> Vec<Problem> {
         let mut all = self.problems.clone();

@@ -21,6 +21,7 @@
 //! | `coldaisle_collector_records_missing` | gauge (records seen above the contiguous ack, all agents) | |
 //! | `coldaisle_collector_analysis_events` | gauge | |
 //! | `coldaisle_collector_analysis_replays_total`, `coldaisle_collector_orphan_clears_total` | counter | |
+//! | `coldaisle_collector_analysis_late_events_total` | counter (events and actions older than the analysis's horizon: stored, applied to nothing) | |
 //! | `coldaisle_collector_latest_event_timestamp_seconds` | gauge | |
 //! | `coldaisle_collector_analysis_lag_seconds` | gauge (collector clock minus the latest event time, ≥ 0) | |
 //! | `coldaisle_collector_incidents_open`, `coldaisle_collector_problems_open` | gauge | `category` |
@@ -72,6 +73,8 @@ pub struct CollectorFigures {
     pub replays: u64,
     /// Clears that matched no live incident.
     pub orphan_clears: u64,
+    /// Inputs older than the analysis's horizon (stored, applied to nothing).
+    pub late_events: u64,
     /// Latest event time seen (`Timestamp(0)`: none yet).
     pub latest_event: Timestamp,
     /// The collector's clock.
@@ -181,6 +184,7 @@ pub async fn figures(
         events: state.analysis.event_count(),
         replays: state.analysis.rebuilds(),
         orphan_clears: state.analysis.orphan_clears(),
+        late_events: state.analysis.too_late(),
         latest_event: state.latest_event,
         now,
         incidents_open,
@@ -274,6 +278,12 @@ pub fn render(f: &CollectorFigures) -> String {
         Kind::Counter,
         "Clears that matched no live incident.",
         f.orphan_clears as f64,
+    );
+    e.single(
+        "coldaisle_collector_analysis_late_events_total",
+        Kind::Counter,
+        "Events and actions older than the analysis horizon: stored, applied to nothing.",
+        f.late_events as f64,
     );
     if f.latest_event.millis() > 0 {
         e.single(
@@ -477,6 +487,7 @@ mod tests {
             events: 7,
             replays: 0,
             orphan_clears: 0,
+            late_events: 3,
             latest_event: Timestamp(1_000_000),
             now: Timestamp(1_090_000),
             incidents_open: BTreeMap::from([(Category::Thermal, 2)]),
@@ -500,6 +511,7 @@ mod tests {
             "coldaisle_collector_analysis_lag_seconds 90",
             "coldaisle_collector_agents_silent 1",
             "coldaisle_collector_records_missing 4",
+            "coldaisle_collector_analysis_late_events_total 3",
             "coldaisle_collector_latest_event_timestamp_seconds 1000",
             "coldaisle_collector_incidents_open{category=\"thermal\"} 2",
             "coldaisle_collector_incidents_open{category=\"device\"} 0",

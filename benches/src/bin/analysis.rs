@@ -11,11 +11,20 @@
 //! - the restart from a durable checkpoint instead: the analysis snapshot encoded to JSON (what
 //!   the collector writes), its size, and its decoding and restoring (what start-up does
 //!   before the tail; reading the chunks from the store is not included);
-//! - RSS after the analysis holds everything (each size runs in its own process).
+//! - RSS after the in-order ingest (each size runs in its own process), and the events the
+//!   analysis still holds then (it forgets what is past its horizon, `analysis/horizon.rs`).
 //!
 //! Run: `cargo run --release -p coldaisle-benches --bin analysis [-- [--backlog-one-by-one]
-//! SIZE ...]` (default sizes 100000 300000 1000000; the one-by-one backlog is slow: minutes at
-//! 100 k).
+//! [--window-hours H] [--never-resolving] [--skip-replays] SIZE ...]` (default sizes 100000
+//! 300000 1000000; the one-by-one backlog is slow: minutes at 100 k).
+//! - `--window-hours H`: problem window, verification window and density look-back of H hours
+//!   instead of the defaults (30 days, 14 days, 28 days), so that the horizon (the longest
+//!   rule + 1 day) is shorter than the history and pruning shows at these sizes.
+//! - `--never-resolving`: the fleet before issue 13 part 4, where each thermal zone's raises
+//!   come back within the quiet period, so its one incident never closes (and keeps every
+//!   event); by default each zone rests 2000 s per cycle and its incident resolves.
+//! - `--skip-replays`: no restart rebuild and no backlogs (they read the whole history again,
+//!   which is what the checkpoint avoids; at 3 M they take most of the run).
 
 use anyhow::{Context, Result};
 use coldaisle_collector::analysis::{Analysis, Snapshot, StoredEvent};
@@ -41,15 +50,54 @@ const BATCH: usize = 500;
 /// Records per bulk while a backlog drains (the collector's `COALESCE_RECORDS`).
 const COALESCED: usize = 20_000;
 
+/// How the benchmark runs.
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    /// Problem window, verification window and density look-back, hours (`None`: defaults).
+    window_hours: Option<u64>,
+    /// The old fleet, whose thermal incidents never resolve.
+    never_resolving: bool,
+    /// Skip the restart rebuild and the backlogs.
+    skip_replays: bool,
+    /// Measure the backlog one by one too.
+    backlog_one_by_one: bool,
+}
+
+impl Options {
+    /// The options as arguments for a child run.
+    fn args(self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(hours) = self.window_hours {
+            args.extend(["--window-hours".to_string(), hours.to_string()]);
+        }
+        let flags = [
+            (self.never_resolving, "--never-resolving"),
+            (self.skip_replays, "--skip-replays"),
+            (self.backlog_one_by_one, "--backlog-one-by-one"),
+        ];
+        args.extend(
+            flags
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, f)| f.to_string()),
+        );
+        args
+    }
+}
+
 /// Event `n` of the fleet: second `n`, agent `n % 200`. Each agent raises its five sensors one
-/// per 200 s round, then clears them (a zone is raised about 1000 s, quiet about 1000 s, so
-/// incidents open and close and recur into problems). Some agents also watch humidity, some
-/// report a flaky device, so a zone has several categories.
-fn event(n: u64) -> StoredEvent {
+/// per 200 s round, then clears them; with `never_resolving` the next cycle starts at once
+/// (the raises come back 200 s after the last clear, within the 15-minute quiet period, so a
+/// zone's incident never closes), otherwise the agent clears them once more over 10 rounds
+/// (2000 s; clears of clear sensors change nothing but the timeline) and its zone's incident
+/// resolves before the next cycle. Some agents also watch humidity, some report a flaky
+/// device, so a zone has several categories; incidents recur into problems.
+fn event(n: u64, never_resolving: bool) -> StoredEvent {
     let agent = n % AGENTS;
     let round = n / AGENTS;
     let ts = Timestamp(T0 + n as i64 * 1000);
-    let state = if round % 10 < 5 {
+    let cycle = if never_resolving { 10 } else { 20 };
+    let state = if round % cycle < 5 {
         EventState::Raised
     } else {
         EventState::Cleared
@@ -103,8 +151,23 @@ fn event(n: u64) -> StoredEvent {
     }
 }
 
-fn analysis() -> Analysis {
-    Analysis::new(IncidentRules::default(), ProblemRules::default())
+fn problem_rules(options: Options) -> ProblemRules {
+    match options.window_hours {
+        Some(hours) => {
+            let span = Duration::from_secs(hours * 3600);
+            ProblemRules {
+                window: span,
+                verification_window: span,
+                density_lookback: span,
+                ..ProblemRules::default()
+            }
+        }
+        None => ProblemRules::default(),
+    }
+}
+
+fn analysis(options: Options) -> Analysis {
+    Analysis::new(IncidentRules::default(), problem_rules(options))
 }
 
 /// Resident and peak resident memory of this process, in MB.
@@ -159,21 +222,27 @@ fn ingest_batched(
 }
 
 /// The events in store order: agent after agent, each in seq order.
-fn by_agent(size: u64) -> impl Iterator<Item = StoredEvent> {
-    (0..AGENTS).flat_map(move |agent| (agent..size).step_by(AGENTS as usize).map(event))
+fn by_agent(size: u64, never_resolving: bool) -> impl Iterator<Item = StoredEvent> {
+    (0..AGENTS).flat_map(move |agent| {
+        (agent..size)
+            .step_by(AGENTS as usize)
+            .map(move |n| event(n, never_resolving))
+    })
 }
 
 /// One size, in this process: prints one Markdown table row.
-fn run_one(size: u64, backlog_one_by_one: bool) -> Result<()> {
-    let mut a = analysis();
-    let in_order = ingest_one_by_one(&mut a, (0..size).map(event));
+fn run_one(size: u64, options: Options) -> Result<()> {
+    let old = options.never_resolving;
+    let mut a = analysis(options);
+    let in_order = ingest_one_by_one(&mut a, (0..size).map(|n| event(n, old)));
     let (rss, _) = rss_mb();
+    let held = a.event_count();
 
     // One hour late: a raise of a sensor never seen, at the latest time minus 3600 s.
     let latest = a.latest_event_time().context("no events")?;
     let mut costs = Vec::with_capacity(LATE);
     for k in 0..LATE as u64 {
-        let mut late = event(size - 3600 + k * 7);
+        let mut late = event(size - 3600 + k * 7, old);
         late.seq = 10_000_000 + k;
         if let Payload::SensorEvent(e) = &mut late.payload {
             e.sensor = format!("late-{k}");
@@ -195,12 +264,8 @@ fn run_one(size: u64, backlog_one_by_one: bool) -> Result<()> {
     drop(a);
     let start = Instant::now();
     let snapshot: Snapshot = serde_json::from_slice(&written)?;
-    let restored = Analysis::restore(
-        snapshot,
-        &IncidentRules::default(),
-        &ProblemRules::default(),
-    )
-    .context("restore")?;
+    let restored = Analysis::restore(snapshot, &IncidentRules::default(), &problem_rules(options))
+        .context("restore")?;
     let restore = start.elapsed();
     anyhow::ensure!(
         restored.incidents(latest).len() == expected,
@@ -210,11 +275,23 @@ fn run_one(size: u64, backlog_one_by_one: bool) -> Result<()> {
     let checkpoint_mb = written.len() as f64 / 1e6;
     drop(written);
 
+    let encode_ms = encode.as_secs_f64() * 1e3;
+    let restore_ms = restore.as_secs_f64() * 1e3;
+    let (_, peak_before_replays) = rss_mb();
+    if options.skip_replays {
+        println!(
+            "| {size} | {held} | {in_order:.0} | {:.2} ms | {:.2} ms | not run | not run | not run | not run | {encode_ms:.1} ms | {checkpoint_mb:.1} MB | {restore_ms:.1} ms | {rss:.0} MB | {peak_before_replays:.0} MB | {replays} | {scopes_now} | - |",
+            percentile(&costs, 0.5).as_secs_f64() * 1e3,
+            percentile(&costs, 0.99).as_secs_f64() * 1e3,
+        );
+        return Ok(());
+    }
+
     // Restart: store order, loaded in bulk.
     let start = Instant::now();
-    let mut restarted = analysis();
+    let mut restarted = analysis(options);
     restarted.begin_bulk();
-    for e in by_agent(size) {
+    for e in by_agent(size, old) {
         restarted.ingest(e);
     }
     restarted.end_bulk();
@@ -222,55 +299,73 @@ fn run_one(size: u64, backlog_one_by_one: bool) -> Result<()> {
     drop(restarted);
 
     // Fleet-wide backlog, agent after agent, in batches of 500 (the ingest path) and, if asked,
-    // one by one.
-    let backlog_batched = ingest_batched(&mut analysis(), by_agent(size), BATCH);
-    let backlog_coalesced = ingest_batched(&mut analysis(), by_agent(size), COALESCED);
-    let backlog_single = if backlog_one_by_one {
-        format!("{:.0}", ingest_one_by_one(&mut analysis(), by_agent(size)))
+    // one by one. Events before the floor are refused as too late: counted in the last column.
+    let mut batched = analysis(options);
+    let backlog_batched = ingest_batched(&mut batched, by_agent(size, old), BATCH);
+    let too_late = batched.too_late();
+    drop(batched);
+    let backlog_coalesced = ingest_batched(&mut analysis(options), by_agent(size, old), COALESCED);
+    let backlog_single = if options.backlog_one_by_one {
+        format!(
+            "{:.0}",
+            ingest_one_by_one(&mut analysis(options), by_agent(size, old))
+        )
     } else {
         "not run".to_string()
     };
     let (_, peak) = rss_mb();
     println!(
-        "| {size} | {in_order:.0} | {:.2} ms | {:.2} ms | {backlog_single} | {backlog_batched:.0} | {backlog_coalesced:.0} | {:.2} s | {:.2} s | {checkpoint_mb:.0} MB | {:.2} s | {rss:.0} MB | {peak:.0} MB | {replays} | {scopes_now} |",
+        "| {size} | {held} | {in_order:.0} | {:.2} ms | {:.2} ms | {backlog_single} | {backlog_batched:.0} | {backlog_coalesced:.0} | {:.2} s | {encode_ms:.1} ms | {checkpoint_mb:.1} MB | {restore_ms:.1} ms | {rss:.0} MB | {peak:.0} MB | {replays} | {scopes_now} | {too_late} |",
         percentile(&costs, 0.5).as_secs_f64() * 1e3,
         percentile(&costs, 0.99).as_secs_f64() * 1e3,
         restart.as_secs_f64(),
-        encode.as_secs_f64(),
-        restore.as_secs_f64(),
     );
     Ok(())
+}
+
+/// The options among `args`, and the sizes (the other arguments).
+fn parse(args: &[String]) -> Result<(Options, Vec<u64>)> {
+    let mut options = Options {
+        window_hours: None,
+        never_resolving: false,
+        skip_replays: false,
+        backlog_one_by_one: false,
+    };
+    let mut sizes = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--window-hours" => {
+                let hours = args.next().context("--window-hours needs a number")?;
+                options.window_hours = Some(hours.parse().context("--window-hours")?);
+            }
+            "--never-resolving" => options.never_resolving = true,
+            "--skip-replays" => options.skip_replays = true,
+            "--backlog-one-by-one" => options.backlog_one_by_one = true,
+            size => sizes.push(size.parse().with_context(|| format!("size {size}"))?),
+        }
+    }
+    Ok((options, sizes))
 }
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--one") {
-        let size: u64 = args
-            .get(1)
-            .context("--one needs a size")?
-            .parse()
-            .context("size")?;
-        let single = args.get(2).map(String::as_str) == Some("--backlog-one-by-one");
-        return run_one(size, single);
+        let (options, sizes) = parse(&args[1..])?;
+        return run_one(*sizes.first().context("--one needs a size")?, options);
     }
-    let one_by_one = args.iter().any(|a| a == "--backlog-one-by-one");
-    let args: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let sizes: Vec<u64> = if args.is_empty() {
-        vec![100_000, 300_000, 1_000_000]
-    } else {
-        args.iter()
-            .map(|s| s.parse().with_context(|| format!("size {s}")))
-            .collect::<Result<_>>()?
-    };
-    println!("| events held | in-order ingest (events/s) | one late event, median | p99 | backlog agent by agent, one by one (events/s) | backlog in batches of {BATCH} (events/s) | backlog in bulks of {COALESCED} (events/s) | restart rebuild (bulk) | checkpoint encode | checkpoint size | restart from checkpoint (decode + restore) | RSS held | peak RSS | scope replays | incidents |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let (options, mut sizes) = parse(&args)?;
+    if sizes.is_empty() {
+        sizes = vec![100_000, 300_000, 1_000_000];
+    }
+    let flags = options.args();
+    println!("| events ingested | events held | in-order ingest (events/s) | one late event, median | p99 | backlog agent by agent, one by one (events/s) | backlog in batches of {BATCH} (events/s) | backlog in bulks of {COALESCED} (events/s) | restart rebuild (bulk) | checkpoint encode | checkpoint size | restart from checkpoint (decode + restore) | RSS held | peak RSS | scope replays | incidents held | backlog events too late |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let me = std::env::current_exe().context("finding this binary")?;
     for size in sizes {
         let mut cmd = Command::new(&me);
         cmd.arg("--one").arg(size.to_string());
-        if one_by_one {
-            cmd.arg("--backlog-one-by-one");
-        }
+        cmd.args(&flags);
         let status = cmd.status().context("running one size")?;
         anyhow::ensure!(status.success(), "size {size} failed: {status}");
     }

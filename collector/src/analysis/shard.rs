@@ -7,6 +7,11 @@
 //! engines' changeable fields, kept every few inputs within a day of event time; timelines and
 //! histories only grow, so going back truncates them) and replays the scope's inputs from
 //! there, never another scope's.
+//!
+//! Pruning ([`Shard::prune`]) moves the scope's *floor* to a checkpoint before the horizon: the
+//! inputs up to it and the incidents final before it are forgotten, and the checkpoint stays
+//! as the base every later rollback can reach. Inputs at or before the floor are refused by
+//! the analysis before they get here, so the engines never have to go back past it.
 
 use super::InputKey;
 use crate::actions::{ActionKey, OperatorAction};
@@ -37,6 +42,11 @@ const CHECKPOINT_SPAN_MS: i64 = if cfg!(test) {
 } else {
     24 * 3_600_000
 };
+
+/// Beyond [`CHECKPOINT_SPAN_MS`], checkpoints are thinned to one per this share of the
+/// horizon (or per span, if longer), so that a checkpoint before the horizon exists when the
+/// scope is pruned, at the cost of a few marks.
+const SPARSE_PARTS: u32 = 4;
 
 /// The engines of a scope as they were after some input: marks to roll the live engines back
 /// to (they cost the changeable fields, not the timelines).
@@ -76,6 +86,18 @@ pub(super) struct Shard {
     checkpoints: BTreeMap<InputKey, Checkpoint>,
     /// Inputs applied since the last checkpoint.
     since_checkpoint: usize,
+    /// Key of the checkpoint the scope was pruned to: inputs up to it are forgotten, and the
+    /// checkpoint itself is never dropped (the base of every rollback).
+    #[serde(default)]
+    floor: Option<InputKey>,
+}
+
+/// What one prune of a scope forgot.
+pub(super) struct Pruned {
+    /// Keys of the inputs at or before the new floor.
+    pub inputs: BTreeSet<InputKey>,
+    /// The incidents final before the floor, as reported then.
+    pub incidents: Vec<crate::incidents::Incident>,
 }
 
 impl Shard {
@@ -90,6 +112,7 @@ impl Shard {
             pending: None,
             checkpoints: BTreeMap::new(),
             since_checkpoint: 0,
+            floor: None,
         }
     }
 
@@ -160,13 +183,7 @@ impl Shard {
             return;
         }
         self.since_checkpoint = 0;
-        let horizon: InputKey = (
-            Timestamp(last.0.millis().saturating_sub(CHECKPOINT_SPAN_MS)),
-            0,
-            String::new(),
-            0,
-        );
-        self.checkpoints = self.checkpoints.split_off(&horizon);
+        self.thin_checkpoints(last.0);
         self.checkpoints.insert(
             last,
             Checkpoint {
@@ -175,6 +192,85 @@ impl Shard {
                 unmatched: self.unmatched.clone(),
             },
         );
+    }
+
+    /// Keeps every checkpoint within [`CHECKPOINT_SPAN_MS`] of `latest`; older ones only as the
+    /// latest of each `spacing` of event time, back to the horizon plus two spacings, and the
+    /// floor's always.
+    fn thin_checkpoints(&mut self, latest: Timestamp) {
+        let horizon = super::horizon::horizon(self.incidents.rules(), self.problems.rules());
+        let horizon_ms = i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX);
+        let spacing = (horizon_ms / i64::from(SPARSE_PARTS)).max(CHECKPOINT_SPAN_MS);
+        let recent = key_at(Timestamp(
+            latest.millis().saturating_sub(CHECKPOINT_SPAN_MS),
+        ));
+        let oldest = latest
+            .millis()
+            .saturating_sub(horizon_ms.saturating_add(spacing.saturating_mul(2)));
+        let mut newer = self.checkpoints.split_off(&recent);
+        let mut bucket_seen = None;
+        // Newest first: the first checkpoint of each bucket is the latest in it.
+        let old: Vec<InputKey> = self.checkpoints.keys().rev().cloned().collect();
+        for key in old {
+            let bucket = key.0.millis().div_euclid(spacing);
+            let keep = Some(&key) == self.floor.as_ref()
+                || (key.0.millis() >= oldest && bucket_seen != Some(bucket));
+            bucket_seen = Some(bucket);
+            if let (true, Some(checkpoint)) = (keep, self.checkpoints.remove(&key)) {
+                newer.insert(key, checkpoint);
+            }
+        }
+        self.checkpoints = newer;
+    }
+
+    /// Moves the floor to the latest checkpoint before event time `cutoff` (taking one now if
+    /// the scope has had no input since `cutoff`), forgets the inputs up to it and the
+    /// incidents final before it. Must run only when the scope is up to date (no pending
+    /// input). Returns `None` when the floor does not move.
+    pub fn prune(&mut self, cutoff: Timestamp) -> Option<Pruned> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let limit = key_at(cutoff);
+        let base = match self.checkpoints.range(..&limit).next_back() {
+            Some((key, _)) => key.clone(),
+            None => {
+                let last = self.last_applied.clone().filter(|l| *l < limit)?;
+                self.checkpoints.insert(
+                    last.clone(),
+                    Checkpoint {
+                        incidents: self.incidents.mark(),
+                        problems: self.problems.mark(),
+                        unmatched: self.unmatched.clone(),
+                    },
+                );
+                last
+            }
+        };
+        if self.floor.as_ref().is_some_and(|f| *f >= base) {
+            return None;
+        }
+        self.checkpoints = self.checkpoints.split_off(&base);
+        let mut kept = self.inputs.split_off(&base);
+        let base_was_input = kept.remove(&base);
+        let mut inputs = std::mem::replace(&mut self.inputs, kept);
+        if base_was_input {
+            inputs.insert(base.clone());
+        }
+        let mut incident_marks: Vec<&mut IncidentMark> = Vec::new();
+        let mut problem_marks: Vec<&mut ProblemMark> = Vec::new();
+        for checkpoint in self.checkpoints.values_mut() {
+            incident_marks.push(&mut checkpoint.incidents);
+            problem_marks.push(&mut checkpoint.problems);
+        }
+        let incidents = self
+            .incidents
+            .forget_final_before(base.0, &mut incident_marks);
+        let ids: std::collections::HashSet<String> =
+            incidents.iter().map(|i| i.id.clone()).collect();
+        self.problems.forget_incidents(&ids, &mut problem_marks);
+        self.floor = Some(base);
+        Some(Pruned { inputs, incidents })
     }
 
     /// Applies one input by key.
@@ -191,6 +287,11 @@ impl Shard {
         }
         self.last_applied = Some(key.clone());
     }
+}
+
+/// The smallest input key at event time `ts`.
+fn key_at(ts: Timestamp) -> InputKey {
+    (ts, 0, String::new(), 0)
 }
 
 /// The row of an event's location, if it has one (problem row scope).

@@ -2,8 +2,9 @@
 //! analysis part ([`crate::checkpoint`]).
 //!
 //! Invariants:
-//! - A snapshot holds every input (events, actions) and every scope's engines, rollback marks
-//!   and applied position, so an analysis restored from it answers exactly as the one it was
+//! - A snapshot holds every input held (events from the floor on, density evidence, actions),
+//!   every scope's engines, rollback marks, applied position and floor, the floor itself and
+//!   the summaries of incidents before it ([`super::prune`]), so an analysis restored from it answers exactly as the one it was
 //!   taken from, and goes on to the same state for any further inputs (late ones included).
 //!   The equivalence tests check this for random event sets and split points.
 //! - It is taken only outside bulk loading, when every scope is up to date.
@@ -12,12 +13,14 @@
 //! - Pager deliveries (chronicle notifications) are not part of it: the notifier records them
 //!   again as it does after a full rebuild.
 
+use super::prune::ArchivedIncident;
 use super::shard::Shard;
 use super::{Analysis, Partition};
 use crate::actions::OperatorAction;
 use crate::incidents::IncidentRules;
-use crate::model::{ActionError, StoredEvent};
+use crate::model::{ActionError, OrderKey, StoredEvent};
 use crate::problems::ProblemRules;
+use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -42,6 +45,11 @@ pub struct SnapshotRef<'a> {
     shards: &'a BTreeMap<String, Shard>,
     unmatched: &'a BTreeMap<u64, ActionError>,
     rebuilds: u64,
+    floor: Option<Timestamp>,
+    next_prune: Option<Timestamp>,
+    too_late: u64,
+    archive: &'a BTreeMap<String, ArchivedIncident>,
+    evidence: Vec<&'a OrderKey>,
 }
 
 /// The analysis as read back; turn it into an [`Analysis`] with [`Analysis::restore`].
@@ -54,6 +62,11 @@ pub struct Snapshot {
     shards: BTreeMap<String, Shard>,
     unmatched: BTreeMap<u64, ActionError>,
     rebuilds: u64,
+    floor: Option<Timestamp>,
+    next_prune: Option<Timestamp>,
+    too_late: u64,
+    archive: BTreeMap<String, ArchivedIncident>,
+    evidence: Vec<OrderKey>,
 }
 
 impl Analysis {
@@ -70,6 +83,11 @@ impl Analysis {
             shards: &self.shards,
             unmatched: &self.unmatched,
             rebuilds: self.rebuilds,
+            floor: self.floor,
+            next_prune: self.next_prune,
+            too_late: self.too_late,
+            archive: &self.archive,
+            evidence: self.evidence.iter().collect(),
         })
     }
 
@@ -106,6 +124,12 @@ impl Analysis {
             notifications: HashMap::new(),
             rebuilds: snapshot.rebuilds,
             bulk: None,
+            horizon: super::horizon::horizon(incident_rules, problem_rules),
+            floor: snapshot.floor,
+            next_prune: snapshot.next_prune,
+            too_late: snapshot.too_late,
+            archive: snapshot.archive,
+            evidence: snapshot.evidence.into_iter().collect(),
             // Read-side settings, not state: the caller keeps its own (see
             // `Analysis::signature_settings`).
             signature: crate::recurrence::SignatureSettings::default(),
