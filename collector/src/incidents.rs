@@ -645,14 +645,20 @@ impl IncidentEngine {
             .map(|s| (&s.incident.fingerprint, s.incident.opened_at))
     }
 
-    /// Every incident held that is final before `until`, as reported then.
-    pub fn final_before(&self, until: Timestamp) -> Vec<Incident> {
+    /// Every incident held that is final before `until` and not `skip`ped (by id), as
+    /// reported then.
+    pub fn final_before(&self, until: Timestamp, skip: impl Fn(&str) -> bool) -> Vec<Incident> {
         let quiet = self.rules.quiet_period;
         self.incidents
             .iter()
-            .filter(|s| s.is_final_before(until, quiet))
+            .filter(|s| !skip(&s.incident.id) && s.is_final_before(until, quiet))
             .map(|s| self.report(s, until))
             .collect()
+    }
+
+    /// True if the engine holds incident `id`.
+    pub fn holds(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
     }
 
     /// Forgets every incident that was final before event time `until`: resolved before it

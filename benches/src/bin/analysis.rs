@@ -8,8 +8,9 @@
 //!   bulk, as the ingest path applies them when no other batch waits) and in bulks of 20,000
 //!   (what the ingest path's coalescing gives while a backlog drains: `COALESCE_RECORDS`);
 //! - the restart rebuild: every record read in store order `(agent, seq)` and loaded in bulk;
-//! - the restart from a durable checkpoint instead: the analysis snapshot encoded to JSON (what
-//!   the collector writes), its size, and its decoding and restoring (what start-up does
+//! - the restart from a durable checkpoint instead: the copy of the analysis the collector takes
+//!   under the state's lock, the snapshot encoded to JSON from it (what the collector writes,
+//!   off the lock), its size, and its decoding and restoring (what start-up does
 //!   before the tail; reading the chunks from the store is not included);
 //! - RSS after the in-order ingest (each size runs in its own process), and the events the
 //!   analysis still holds then (it forgets what is past its horizon, `analysis/horizon.rs`).
@@ -256,7 +257,12 @@ fn run_one(size: u64, options: Options) -> Result<()> {
     let replays = a.rebuilds();
     let scopes_now = a.incidents(latest).len();
 
-    // Checkpoint: encode (at a checkpoint), then decode and restore (at start-up).
+    // Checkpoint: the copy taken under the state's lock, the encoding (off the lock), then
+    // decode and restore (at start-up).
+    let start = Instant::now();
+    let copy = a.clone();
+    let copy_ms = start.elapsed().as_secs_f64() * 1e3;
+    drop(copy);
     let start = Instant::now();
     let written = serde_json::to_vec(&a.snapshot().context("snapshot")?)?;
     let encode = start.elapsed();
@@ -280,7 +286,7 @@ fn run_one(size: u64, options: Options) -> Result<()> {
     let (_, peak_before_replays) = rss_mb();
     if options.skip_replays {
         println!(
-            "| {size} | {held} | {in_order:.0} | {:.2} ms | {:.2} ms | not run | not run | not run | not run | {encode_ms:.1} ms | {checkpoint_mb:.1} MB | {restore_ms:.1} ms | {rss:.0} MB | {peak_before_replays:.0} MB | {replays} | {scopes_now} | - |",
+            "| {size} | {held} | {in_order:.0} | {:.2} ms | {:.2} ms | not run | not run | not run | not run | {copy_ms:.1} ms | {encode_ms:.1} ms | {checkpoint_mb:.1} MB | {restore_ms:.1} ms | {rss:.0} MB | {peak_before_replays:.0} MB | {replays} | {scopes_now} | - |",
             percentile(&costs, 0.5).as_secs_f64() * 1e3,
             percentile(&costs, 0.99).as_secs_f64() * 1e3,
         );
@@ -315,7 +321,7 @@ fn run_one(size: u64, options: Options) -> Result<()> {
     };
     let (_, peak) = rss_mb();
     println!(
-        "| {size} | {held} | {in_order:.0} | {:.2} ms | {:.2} ms | {backlog_single} | {backlog_batched:.0} | {backlog_coalesced:.0} | {:.2} s | {encode_ms:.1} ms | {checkpoint_mb:.1} MB | {restore_ms:.1} ms | {rss:.0} MB | {peak:.0} MB | {replays} | {scopes_now} | {too_late} |",
+        "| {size} | {held} | {in_order:.0} | {:.2} ms | {:.2} ms | {backlog_single} | {backlog_batched:.0} | {backlog_coalesced:.0} | {:.2} s | {copy_ms:.1} ms | {encode_ms:.1} ms | {checkpoint_mb:.1} MB | {restore_ms:.1} ms | {rss:.0} MB | {peak:.0} MB | {replays} | {scopes_now} | {too_late} |",
         percentile(&costs, 0.5).as_secs_f64() * 1e3,
         percentile(&costs, 0.99).as_secs_f64() * 1e3,
         restart.as_secs_f64(),
@@ -359,8 +365,8 @@ fn main() -> Result<()> {
         sizes = vec![100_000, 300_000, 1_000_000];
     }
     let flags = options.args();
-    println!("| events ingested | events held | in-order ingest (events/s) | one late event, median | p99 | backlog agent by agent, one by one (events/s) | backlog in batches of {BATCH} (events/s) | backlog in bulks of {COALESCED} (events/s) | restart rebuild (bulk) | checkpoint encode | checkpoint size | restart from checkpoint (decode + restore) | RSS held | peak RSS | scope replays | incidents held | backlog events too late |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| events ingested | events held | in-order ingest (events/s) | one late event, median | p99 | backlog agent by agent, one by one (events/s) | backlog in batches of {BATCH} (events/s) | backlog in bulks of {COALESCED} (events/s) | restart rebuild (bulk) | copy under the lock | checkpoint encode | checkpoint size | restart from checkpoint (decode + restore) | RSS held | peak RSS | scope replays | incidents held | backlog events too late |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let me = std::env::current_exe().context("finding this binary")?;
     for size in sizes {
         let mut cmd = Command::new(&me);

@@ -130,8 +130,10 @@ impl Analysis {
         let newly: Vec<Incident> = self
             .shards
             .values()
-            .flat_map(|s| s.incidents.final_before(floor))
-            .filter(|i| !self.archive.contains_key(&i.id))
+            .flat_map(|s| {
+                s.incidents
+                    .final_before(floor, |id| self.archive.contains_key(id))
+            })
             .collect();
         for incident in newly {
             let summary = ArchivedIncident {
@@ -201,9 +203,7 @@ impl Analysis {
             .filter(|(id, a)| {
                 a.opened_at < window_start
                     && !counted.contains(id.as_str())
-                    && self
-                        .shard_of_id(id)
-                        .is_none_or(|s| s.incidents.incident(id, floor).is_none())
+                    && self.shard_of_id(id).is_none_or(|s| !s.incidents.holds(id))
             })
             .map(|(id, _)| id.clone())
             .collect();
