@@ -200,13 +200,24 @@ impl RunningCollector {
             silence: raw.agent_silence,
             started: Timestamp::now(),
         };
+        let compaction = crate::retention::CompactionBook::default();
         {
             // Compaction writes: only the active collector of a cluster runs it.
-            let (kv, active, every) = (kv.clone(), active_rx.clone(), raw.retention.compact_every);
+            let (active, every) = (active_rx.clone(), raw.retention.compact_every);
+            let compactor = crate::retention::Compactor {
+                kv: kv.clone(),
+                policy,
+                records: Some(crate::retention::RecordRetention {
+                    store: store.clone(),
+                    keep: raw.retention.records,
+                    state: state.clone(),
+                }),
+                book: compaction.clone(),
+            };
             let mut stop = shutdown_rx.clone();
             tasks.spawn(async move {
                 if crate::cluster::until_active(active, &mut stop).await {
-                    crate::retention::run(kv, policy, every, stop).await;
+                    crate::retention::run(compactor, every, stop).await;
                 }
             });
         }
@@ -243,6 +254,7 @@ impl RunningCollector {
                     metrics_open_on_loopback,
                     cluster: cluster_status,
                     report,
+                    compaction,
                 });
                 if let Err(e) = crate::http::serve_api(listener, served_tls, app, stop).await {
                     tracing::error!(error = %e, "HTTP API failed");

@@ -86,6 +86,8 @@ pub struct ApiOptions {
     pub cluster: Option<crate::cluster::ClusterStatus>,
     /// Envelope and staleness of `/api/v1/report`.
     pub report: crate::report::facility::ReportSettings,
+    /// Compaction figures shown on `/api/v1/stats` (filled by [`crate::retention::run`]).
+    pub compaction: crate::retention::CompactionBook,
 }
 
 /// The stores the operator routes write to.
@@ -115,6 +117,7 @@ impl ApiOptions {
             metrics_open_on_loopback: false,
             cluster: None,
             report: Default::default(),
+            compaction: Default::default(),
         }
     }
 }
@@ -132,6 +135,7 @@ pub fn router(options: ApiOptions) -> Router {
         trees: crate::prom::TreeSizeCache::default(),
         cluster: options.cluster.clone(),
         report: options.report,
+        compaction: options.compaction.clone(),
     };
     let mut api = Router::new()
         .route("/api/v1/zones", get(list_zones))
@@ -273,6 +277,8 @@ pub struct ApiStats {
     /// Role and lease holder in a cluster (absent when not clustered).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<crate::cluster::ClusterView>,
+    /// What compaction deleted since start, and its last pass.
+    pub compaction: crate::retention::CompactionStats,
 }
 
 /// State of the handlers.
@@ -290,6 +296,8 @@ struct Api {
     cluster: Option<crate::cluster::ClusterStatus>,
     /// Envelope and staleness of the facility report.
     report: crate::report::facility::ReportSettings,
+    /// Compaction figures.
+    compaction: crate::retention::CompactionBook,
 }
 
 /// An error answer: a status and a JSON body `{"error": message}`.
@@ -620,6 +628,11 @@ async fn stats(State(api): State<Api>) -> Json<ApiStats> {
             .cluster
             .as_ref()
             .and_then(|c| c.read().ok().map(|v| v.clone())),
+        compaction: api
+            .compaction
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
     })
 }
 
