@@ -88,6 +88,8 @@ pub fn load_state(
     kv: &Arc<dyn KvStore>,
 ) -> anyhow::Result<(CollectorState, crate::checkpoint::Loaded)> {
     let store = CollectorStore::new(kv.clone());
+    // Once per store (an older store's trees have no size counts yet): a scan, before ingest.
+    crate::tree_sizes::ensure_counted(kv.as_ref()).context("counting the store's trees")?;
     let action_log = crate::action_log::ActionLog::new(kv.clone());
     let policy = crate::retention::RetentionPolicy::from_config(&config.raw.retention);
     let mut state = empty_state(config);

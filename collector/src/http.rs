@@ -132,7 +132,6 @@ pub fn router(options: ApiOptions) -> Router {
         state: options.state.clone(),
         clock: options.clock.clone(),
         silence: options.silence,
-        trees: crate::prom::TreeSizeCache::default(),
         cluster: options.cluster.clone(),
         report: options.report,
         compaction: options.compaction.clone(),
@@ -290,8 +289,6 @@ struct Api {
     clock: Clock,
     /// When an agent counts as silent.
     silence: SilenceRule,
-    /// Store tree sizes of `/metrics`, rescanned at most once a minute.
-    trees: crate::prom::TreeSizeCache,
     /// The cluster role, if clustered.
     cluster: Option<crate::cluster::ClusterStatus>,
     /// Envelope and staleness of the facility report.
@@ -599,7 +596,7 @@ async fn facility_report(
 }
 
 async fn stats(State(api): State<Api>) -> Json<ApiStats> {
-    let trees = crate::history_api::tree_sizes(&api.state).await;
+    let trees = crate::prom::tree_sizes(&api.state).await;
     let now = (api.clock)();
     let state = api.state.read().await;
     let open_incidents = state
@@ -638,7 +635,7 @@ async fn stats(State(api): State<Api>) -> Json<ApiStats> {
 
 async fn prometheus(State(api): State<Api>) -> Response {
     let now = (api.clock)();
-    let figures = crate::prom::figures(&api.state, &api.trees, &api.silence, now).await;
+    let figures = crate::prom::figures(&api.state, &api.silence, now).await;
     (
         [(
             header::CONTENT_TYPE,

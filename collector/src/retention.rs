@@ -23,6 +23,7 @@
 use crate::rollup::{key_time, Level};
 use crate::state::SharedState;
 use crate::store::{CollectorStore, Deleted};
+use crate::tree_sizes::{Delta, Deltas};
 use coldaisle_config::collector::RetentionConfig;
 use coldaisle_core::Timestamp;
 use coldaisle_store::{visit_from, KvStore, StoreError, WriteBatch};
@@ -103,13 +104,15 @@ pub fn compact(
     for (i, level) in Level::ALL.into_iter().enumerate() {
         let tree = level.tree();
         let mut doomed = Vec::new();
-        visit_from(kv, tree, b"", |key, _| {
+        visit_from(kv, tree, b"", |key, value| {
             if stop() {
                 return ControlFlow::Break(());
             }
             out.scanned += 1;
             match key_time(key) {
-                Some(start) if policy.expired(level, start, now) => doomed.push(key.to_vec()),
+                Some(start) if policy.expired(level, start, now) => {
+                    doomed.push((key.to_vec(), value.len()))
+                }
                 Some(_) => {}
                 None => tracing::warn!(tree, key = ?key, "not a roll-up key; kept"),
             }
@@ -118,10 +121,13 @@ pub fn compact(
         out.removed[i] = doomed.len() as u64;
         for chunk in doomed.chunks(DELETE_CHUNK) {
             let mut batch = WriteBatch::default();
-            for key in chunk {
+            let mut sizes = Deltas::default();
+            for (key, value) in chunk {
+                sizes.add(tree, Delta::removed(key.len(), *value));
                 batch.remove(key.clone());
             }
             kv.apply(tree, batch)?;
+            crate::tree_sizes::add(kv, &sizes)?;
         }
     }
     kv.flush()?;

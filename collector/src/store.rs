@@ -9,7 +9,8 @@
 //! crash between the two leaves an index entry without its record (skipped by readers; the
 //! agent resends the record, which then gets a new position), never a record without one;
 //! tree `agents`: agent id → [`AgentLedger`] JSON; the roll-up trees of reading summaries
-//! ([`crate::rollup_store`]), updated in the same `store_claimed` call before its flush.
+//! ([`crate::rollup_store`]), updated in the same `store_claimed` call before its flush; the
+//! size counts of these trees ([`crate::tree_sizes`]), updated after each apply.
 //!
 //! Invariants:
 //! - **Work per batch is O(records in the batch)** (plus, once each, the stored records the
@@ -51,6 +52,7 @@
 //!   characters, so one agent's keys are never a prefix-collision of another's).
 
 use crate::refusal::Refusal;
+use crate::tree_sizes::{Delta, Deltas};
 use coldaisle_core::wire::{Record, SeqRange};
 use coldaisle_store::{key_u64, visit_from, KvStore, StoreError, WriteBatch};
 use serde::{Deserialize, Serialize};
@@ -377,7 +379,11 @@ impl CollectorStore {
         mut records: Vec<Record>,
     ) -> Result<Stored, StoreBatchError> {
         let mut out = Stored::default();
-        let stored_ledger = self.ledger(agent)?.unwrap_or_default();
+        let ledger_bytes = self.kv.get(AGENTS, agent.as_bytes())?;
+        let stored_ledger: AgentLedger = ledger_bytes
+            .as_deref()
+            .and_then(|v| serde_json::from_slice(v).ok())
+            .unwrap_or_default();
         out.lookups += 1;
         let (mut ledger, restart) = incarnation(&stored_ledger, claims.instance, claims.floor)?;
         check_claims(&ledger, claims, &records)?;
@@ -388,6 +394,7 @@ impl CollectorStore {
         }
         let mut batch = WriteBatch::default();
         let mut positions = WriteBatch::default();
+        let mut sizes = Deltas::default();
         let mut unflushed = self
             .unflushed
             .lock()
@@ -432,6 +439,11 @@ impl CollectorStore {
                 message: e.to_string(),
             })?;
             next += 1;
+            sizes.add(
+                RECORDS,
+                Delta::written(key.len(), json.len(), found.as_ref().map(Vec::len)),
+            );
+            sizes.add(POSITIONS, Delta::written(8, key.len(), None));
             positions.insert(position_key(next), key.clone());
             batch.insert(key, json);
             out.new.push(record);
@@ -473,10 +485,16 @@ impl CollectorStore {
             ledger.acked_upto = next;
         }
         let mut ledger_batch = WriteBatch::default();
-        ledger_batch.insert(
-            agent.as_bytes().to_vec(),
-            serde_json::to_vec(&ledger).unwrap_or_default(),
+        let ledger_json = serde_json::to_vec(&ledger).unwrap_or_default();
+        sizes.add(
+            AGENTS,
+            Delta::written(
+                agent.len(),
+                ledger_json.len(),
+                ledger_bytes.map(|v| v.len()),
+            ),
         );
+        ledger_batch.insert(agent.as_bytes().to_vec(), ledger_json);
         // The records and the ledger in one call: one transaction (one commit) on PostgreSQL.
         // The walk above looked up no record of this batch, so they need not be applied first.
         // The index before the records (see the module doc).
@@ -491,7 +509,12 @@ impl CollectorStore {
             out.position = Some(next);
         }
         drop(position);
-        crate::rollup_store::add(self.kv.as_ref(), &summaries)?;
+        sizes.extend(crate::rollup_store::add_uncounted(
+            self.kv.as_ref(),
+            &summaries,
+        )?);
+        // One counts update for the batch's trees (see crate::tree_sizes).
+        crate::tree_sizes::add(self.kv.as_ref(), &sizes)?;
         if let Err(e) = self.kv.flush() {
             unflushed.extend(keys);
             return Err(e.into());
@@ -618,6 +641,7 @@ impl CollectorStore {
             let keys: Vec<Vec<u8>> = chunk.iter().map(|(_, k)| k.clone()).collect();
             let values = self.kv.get_many(RECORDS, &keys)?;
             let (mut records, mut index) = (WriteBatch::default(), WriteBatch::default());
+            let mut sizes = Deltas::default();
             let mut done = false;
             for ((position_key, record_key), value) in chunk.into_iter().zip(values) {
                 // `>=`: the entry of the last position given stays, so the last position,
@@ -630,6 +654,7 @@ impl CollectorStore {
                 out.scanned += 1;
                 let Some(value) = value else {
                     out.dangling += 1;
+                    sizes.add(POSITIONS, Delta::removed(8, record_key.len()));
                     index.remove(position_key);
                     continue;
                 };
@@ -653,12 +678,15 @@ impl CollectorStore {
                     continue;
                 }
                 out.records += 1;
+                sizes.add(RECORDS, Delta::removed(record_key.len(), value.len()));
+                sizes.add(POSITIONS, Delta::removed(8, record_key.len()));
                 records.remove(record_key);
                 index.remove(position_key);
             }
             // The record before its index entry (see the module invariants).
             self.kv
                 .apply_trees(vec![(RECORDS, records), (POSITIONS, index)])?;
+            crate::tree_sizes::add(self.kv.as_ref(), &sizes)?;
             if done {
                 break;
             }
