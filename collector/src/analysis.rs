@@ -543,6 +543,42 @@ impl Analysis {
     pub fn rebuilds(&self) -> u64 {
         self.rebuilds
     }
+
+    /// The oldest event time the analysis still needs from the store, as of the latest event
+    /// held: the opening of every open incident, and of every incident linked to a problem
+    /// that is not resolved or whose fix is still under verification. `None` when nothing is
+    /// open (or nothing is held). Raw-record retention ([`crate::retention`]) deletes no record
+    /// at or after it. Read-only; clones each scope's incidents, so call it rarely.
+    pub fn oldest_needed_time(&self) -> Option<Timestamp> {
+        let now = self.latest_event_time()?;
+        let mut oldest: Option<Timestamp> = None;
+        let mut need = |t: Timestamp| oldest = Some(oldest.map_or(t, |o| o.min(t)));
+        for shard in self.shards.values() {
+            let incidents = shard.incidents.incidents(now);
+            let opened: HashMap<&str, Timestamp> = incidents
+                .iter()
+                .map(|i| (i.id.as_str(), i.opened_at))
+                .collect();
+            for incident in &incidents {
+                if incident.status == IncidentStatus::Open {
+                    need(incident.opened_at);
+                }
+            }
+            for problem in shard.problems.problems() {
+                let verifying = problem.verification.as_ref().is_some_and(|v| v.until > now);
+                if !problem.status.is_open() && !verifying {
+                    continue;
+                }
+                need(problem.opened_at);
+                for id in &problem.incidents {
+                    if let Some(&t) = opened.get(id.as_str()) {
+                        need(t);
+                    }
+                }
+            }
+        }
+        oldest
+    }
 }
 
 /// The chronicle of `incident` with `notifications` (pager deliveries about it), in time order;

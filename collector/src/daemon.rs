@@ -88,6 +88,8 @@ pub fn load_state(
     kv: &Arc<dyn KvStore>,
 ) -> anyhow::Result<(CollectorState, crate::checkpoint::Loaded)> {
     let store = CollectorStore::new(kv.clone());
+    // Once per store (an older store's trees have no size counts yet): a scan, before ingest.
+    crate::tree_sizes::ensure_counted(kv.as_ref()).context("counting the store's trees")?;
     let action_log = crate::action_log::ActionLog::new(kv.clone());
     let policy = crate::retention::RetentionPolicy::from_config(&config.raw.retention);
     let mut state = empty_state(config);
@@ -200,13 +202,24 @@ impl RunningCollector {
             silence: raw.agent_silence,
             started: Timestamp::now(),
         };
+        let compaction = crate::retention::CompactionBook::default();
         {
             // Compaction writes: only the active collector of a cluster runs it.
-            let (kv, active, every) = (kv.clone(), active_rx.clone(), raw.retention.compact_every);
+            let (active, every) = (active_rx.clone(), raw.retention.compact_every);
+            let compactor = crate::retention::Compactor {
+                kv: kv.clone(),
+                policy,
+                records: Some(crate::retention::RecordRetention {
+                    store: store.clone(),
+                    keep: raw.retention.records,
+                    state: state.clone(),
+                }),
+                book: compaction.clone(),
+            };
             let mut stop = shutdown_rx.clone();
             tasks.spawn(async move {
                 if crate::cluster::until_active(active, &mut stop).await {
-                    crate::retention::run(kv, policy, every, stop).await;
+                    crate::retention::run(compactor, every, stop).await;
                 }
             });
         }
@@ -243,6 +256,7 @@ impl RunningCollector {
                     metrics_open_on_loopback,
                     cluster: cluster_status,
                     report,
+                    compaction,
                 });
                 if let Err(e) = crate::http::serve_api(listener, served_tls, app, stop).await {
                     tracing::error!(error = %e, "HTTP API failed");

@@ -86,6 +86,8 @@ pub struct ApiOptions {
     pub cluster: Option<crate::cluster::ClusterStatus>,
     /// Envelope and staleness of `/api/v1/report`.
     pub report: crate::report::facility::ReportSettings,
+    /// Compaction figures shown on `/api/v1/stats` (filled by [`crate::retention::run`]).
+    pub compaction: crate::retention::CompactionBook,
 }
 
 /// The stores the operator routes write to.
@@ -115,6 +117,7 @@ impl ApiOptions {
             metrics_open_on_loopback: false,
             cluster: None,
             report: Default::default(),
+            compaction: Default::default(),
         }
     }
 }
@@ -129,9 +132,9 @@ pub fn router(options: ApiOptions) -> Router {
         state: options.state.clone(),
         clock: options.clock.clone(),
         silence: options.silence,
-        trees: crate::prom::TreeSizeCache::default(),
         cluster: options.cluster.clone(),
         report: options.report,
+        compaction: options.compaction.clone(),
     };
     let mut api = Router::new()
         .route("/api/v1/zones", get(list_zones))
@@ -275,6 +278,8 @@ pub struct ApiStats {
     /// Role and lease holder in a cluster (absent when not clustered).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<crate::cluster::ClusterView>,
+    /// What compaction deleted since start, and its last pass.
+    pub compaction: crate::retention::CompactionStats,
 }
 
 /// State of the handlers.
@@ -286,12 +291,12 @@ struct Api {
     clock: Clock,
     /// When an agent counts as silent.
     silence: SilenceRule,
-    /// Store tree sizes of `/metrics`, rescanned at most once a minute.
-    trees: crate::prom::TreeSizeCache,
     /// The cluster role, if clustered.
     cluster: Option<crate::cluster::ClusterStatus>,
     /// Envelope and staleness of the facility report.
     report: crate::report::facility::ReportSettings,
+    /// Compaction figures.
+    compaction: crate::retention::CompactionBook,
 }
 
 /// An error answer: a status and a JSON body `{"error": message}`.
@@ -593,7 +598,7 @@ async fn facility_report(
 }
 
 async fn stats(State(api): State<Api>) -> Json<ApiStats> {
-    let trees = crate::history_api::tree_sizes(&api.state).await;
+    let trees = crate::prom::tree_sizes(&api.state).await;
     let now = (api.clock)();
     let state = api.state.read().await;
     let open_incidents = state
@@ -623,12 +628,17 @@ async fn stats(State(api): State<Api>) -> Json<ApiStats> {
             .cluster
             .as_ref()
             .and_then(|c| c.read().ok().map(|v| v.clone())),
+        compaction: api
+            .compaction
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
     })
 }
 
 async fn prometheus(State(api): State<Api>) -> Response {
     let now = (api.clock)();
-    let figures = crate::prom::figures(&api.state, &api.trees, &api.silence, now).await;
+    let figures = crate::prom::figures(&api.state, &api.silence, now).await;
     (
         [(
             header::CONTENT_TYPE,

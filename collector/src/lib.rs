@@ -49,6 +49,7 @@ pub mod silence;
 pub mod state;
 pub mod store;
 pub mod store_backend;
+pub mod tree_sizes;
 pub mod trust;
 pub mod verification;
 

@@ -7,8 +7,9 @@
 //! reasons (fixed words), categories (five), receiver and tree names (from the config and the
 //! code) — never an agent, seq or event id.
 //!
-//! Tree sizes are a full scan of each tree ([`crate::rollup_store::tree_sizes`]), so they are
-//! read at most once per [`TREE_SIZES_EVERY`] and served from [`TreeSizeCache`] between reads.
+//! Tree sizes are the counts kept on every write and delete ([`crate::tree_sizes`]), read
+//! from the store in O(1) (one lookup per counted tree), never a scan: scraping costs the same
+//! whatever the history held.
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -41,11 +42,6 @@ use axum::response::Response;
 use coldaisle_core::prom_text::{Exposition, Kind};
 use coldaisle_core::{Category, Timestamp};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-
-/// Longest time tree sizes are served from the cache.
-pub const TREE_SIZES_EVERY: Duration = Duration::from_secs(60);
 
 /// Every category, so an idle category shows 0 instead of disappearing.
 const CATEGORIES: [Category; 5] = [
@@ -89,33 +85,24 @@ pub struct CollectorFigures {
     pub trees: Vec<TreeSize>,
 }
 
-/// One scan of the tree sizes: when (collector clock) and what it found.
-type Scan = (Timestamp, Vec<TreeSize>);
-
-/// Tree sizes of the last scan and when it ran (shared by the API's handlers).
-#[derive(Debug, Clone, Default)]
-pub struct TreeSizeCache {
-    /// The last scan, if any.
-    last: Arc<Mutex<Option<Scan>>>,
-}
-
-impl TreeSizeCache {
-    /// The sizes, scanned again when the last scan is older than [`TREE_SIZES_EVERY`] at
-    /// `now` (or in the future: a clock stepped back).
-    pub async fn get(&self, state: &SharedState, now: Timestamp) -> Vec<TreeSize> {
-        let cached = self
-            .last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some((at, sizes)) = cached {
-            if at <= now && now.since(at) < TREE_SIZES_EVERY {
-                return sizes;
-            }
+/// Entries and bytes of the counted store trees, from their kept counts (O(1) in history;
+/// empty without a store, or logged and empty when the store fails).
+pub async fn tree_sizes(state: &SharedState) -> Vec<TreeSize> {
+    let Some(rollups) = state.read().await.rollups.clone() else {
+        return Vec::new();
+    };
+    let read =
+        tokio::task::spawn_blocking(move || crate::tree_sizes::read(rollups.kv().as_ref())).await;
+    match read {
+        Ok(Ok(sizes)) => sizes,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reading tree sizes failed");
+            Vec::new()
         }
-        let sizes = crate::history_api::tree_sizes(state).await;
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((now, sizes.clone()));
-        sizes
+        Err(e) => {
+            tracing::error!(error = %e, "reading tree sizes failed");
+            Vec::new()
+        }
     }
 }
 
@@ -146,15 +133,14 @@ pub async fn scrape_access(
     crate::auth::require(State(scrape.access), request, next).await
 }
 
-/// Reads the figures at `now` (one read lock; tree sizes from `trees`; silent agents by
+/// Reads the figures at `now` (one read lock; tree sizes from their counts; silent agents by
 /// `silence`).
 pub async fn figures(
     state: &SharedState,
-    trees: &TreeSizeCache,
     silence: &crate::silence::SilenceRule,
     now: Timestamp,
 ) -> CollectorFigures {
-    let trees = trees.get(state, now).await;
+    let trees = tree_sizes(state).await;
     let state = state.read().await;
     let mut incidents_open = BTreeMap::new();
     for i in state.analysis.incidents(incident_time(&state, now)) {
@@ -398,6 +384,7 @@ mod tests {
     use axum::body::Body;
     use axum::http::{header, Request, StatusCode};
     use std::net::SocketAddr;
+    use std::sync::Arc;
     use tower::ServiceExt;
 
     /// `GET /metrics` through the API router with a `read` token book, as `token`.

@@ -1,21 +1,35 @@
-//! Retention of the reading-summary roll-ups and the background compaction that enforces it.
+//! Retention of the reading-summary roll-ups and of the raw records, and the background
+//! compaction that enforces both.
 //!
 //! Invariants:
 //! - A bucket is deleted only once it has *ended* before its level's cutoff (`now - retention`),
 //!   so a partly retained bucket is kept whole.
-//! - Compaction touches only the roll-up trees. Incidents, problems and their analysis never
-//!   read roll-ups, so no open problem can need what it deletes; raw records are not deleted.
-//! - Compaction reads and deletes in chunks through [`KvStore`] and never takes the state lock,
-//!   so ingest goes on while it runs. Ingest only adds to buckets of recent summaries; a
+//! - Roll-ups: incidents, problems and their analysis never read them, so no open problem can
+//!   need what their compaction deletes.
+//! - Raw records: the cut-off is `min(now - retention.records, the oldest event time the
+//!   analysis still needs)` ([`record_cutoff`], [`crate::analysis::Analysis::oldest_needed_time`]:
+//!   open incidents, open or verifying problems and their incidents), so nothing an open
+//!   incident or problem refers to is deleted. Age is *event time* (the payload's `ts`), not
+//!   receive time: the rules' windows are in event time, so "older than the longest window plus
+//!   a margin" only means "no rule can read it" in event time; and records do not store their
+//!   receive time. The deletion itself is [`CollectorStore::delete_records_before`] (its own
+//!   invariants: only what the agent's ack covers, so a resend of a deleted record stays a
+//!   duplicate).
+//! - Compaction reads and deletes in chunks through [`KvStore`] and never holds the state lock
+//!   while it scans (it takes the read lock once per pass, to ask the analysis for the needed
+//!   time), so ingest goes on while it runs. Ingest only adds to buckets of recent summaries; a
 //!   summary that arrives for an already expired bucket is compacted again on the next tick.
 
 use crate::rollup::{key_time, Level};
+use crate::state::SharedState;
+use crate::store::{CollectorStore, Deleted};
+use crate::tree_sizes::{Delta, Deltas};
 use coldaisle_config::collector::RetentionConfig;
 use coldaisle_core::Timestamp;
 use coldaisle_store::{visit_from, KvStore, StoreError, WriteBatch};
 use serde::Serialize;
 use std::ops::ControlFlow;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Keys removed per write batch.
@@ -90,13 +104,15 @@ pub fn compact(
     for (i, level) in Level::ALL.into_iter().enumerate() {
         let tree = level.tree();
         let mut doomed = Vec::new();
-        visit_from(kv, tree, b"", |key, _| {
+        visit_from(kv, tree, b"", |key, value| {
             if stop() {
                 return ControlFlow::Break(());
             }
             out.scanned += 1;
             match key_time(key) {
-                Some(start) if policy.expired(level, start, now) => doomed.push(key.to_vec()),
+                Some(start) if policy.expired(level, start, now) => {
+                    doomed.push((key.to_vec(), value.len()))
+                }
                 Some(_) => {}
                 None => tracing::warn!(tree, key = ?key, "not a roll-up key; kept"),
             }
@@ -105,21 +121,96 @@ pub fn compact(
         out.removed[i] = doomed.len() as u64;
         for chunk in doomed.chunks(DELETE_CHUNK) {
             let mut batch = WriteBatch::default();
-            for key in chunk {
+            let mut sizes = Deltas::default();
+            for (key, value) in chunk {
+                sizes.add(tree, Delta::removed(key.len(), *value));
                 batch.remove(key.clone());
             }
             kv.apply(tree, batch)?;
+            crate::tree_sizes::add(kv, &sizes)?;
         }
     }
     kv.flush()?;
     Ok(out)
 }
 
-/// Runs [`compact`] every `every` on a blocking thread until `shutdown` fires. Failures are
-/// logged and retried on the next tick.
+/// The cut-off of raw records at `now` (pure): records with an event time before it may be
+/// deleted. `keep` is `retention.records`; `needed` the oldest event time the analysis still
+/// needs ([`crate::analysis::Analysis::oldest_needed_time`]), which holds the cut-off back.
+pub fn record_cutoff(now: Timestamp, keep: Duration, needed: Option<Timestamp>) -> Timestamp {
+    let by_age = now.minus(keep);
+    needed.map_or(by_age, |n| by_age.min(n))
+}
+
+/// What raw-record retention needs besides the store.
+#[derive(Clone)]
+pub struct RecordRetention {
+    /// The collector store (the same handle as ingest's, so a pass knows how far ingest got).
+    pub store: CollectorStore,
+    /// `retention.records`.
+    pub keep: Duration,
+    /// The state, read once per pass for the analysis's oldest needed time.
+    pub state: SharedState,
+}
+
+/// What compaction did since start, for `/api/v1/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CompactionStats {
+    /// Passes finished.
+    pub passes: u64,
+    /// Raw records deleted (with their index entries).
+    pub records_deleted: u64,
+    /// Index entries without their record, deleted.
+    pub index_entries_deleted: u64,
+    /// Old records the last pass kept because their agent's ack had not reached them.
+    pub records_held: u64,
+    /// Roll-up buckets deleted, all levels.
+    pub rollups_deleted: u64,
+    /// When the last pass ended (collector clock).
+    pub last_at: Option<Timestamp>,
+    /// How long the last pass took, in milliseconds.
+    pub last_duration_ms: Option<u64>,
+    /// The raw-record cut-off of the last pass.
+    pub last_cutoff: Option<Timestamp>,
+    /// The error of the last pass, if it failed (retried on the next tick).
+    pub last_error: Option<String>,
+}
+
+/// Compaction figures shared between the task and the API.
+pub type CompactionBook = Arc<Mutex<CompactionStats>>;
+
+/// The compaction task's inputs.
+pub struct Compactor {
+    /// The store.
+    pub kv: Arc<dyn KvStore>,
+    /// Roll-up retention.
+    pub policy: RetentionPolicy,
+    /// Raw-record retention (`None`: raw records are kept).
+    pub records: Option<RecordRetention>,
+    /// Where each pass is counted.
+    pub book: CompactionBook,
+}
+
+/// One pass: roll-ups, then raw records before `cutoff`.
+fn pass(
+    kv: &dyn KvStore,
+    policy: &RetentionPolicy,
+    records: Option<(&CollectorStore, Timestamp)>,
+    now: Timestamp,
+    stop: &dyn Fn() -> bool,
+) -> Result<(Compacted, Deleted), StoreError> {
+    let rollups = compact(kv, policy, now, stop)?;
+    let deleted = match records {
+        Some((store, cutoff)) => store.delete_records_before(cutoff, stop)?,
+        None => Deleted::default(),
+    };
+    Ok((rollups, deleted))
+}
+
+/// Runs a compaction pass every `every` on a blocking thread until `shutdown` fires. Failures
+/// are logged, counted and retried on the next tick.
 pub async fn run(
-    kv: Arc<dyn KvStore>,
-    policy: RetentionPolicy,
+    compactor: Compactor,
     every: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -130,26 +221,65 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let kv = kv.clone();
-        let stop = shutdown.clone();
-        let pass = tokio::task::spawn_blocking(move || {
-            compact(kv.as_ref(), &policy, Timestamp::now(), &|| *stop.borrow())
-        });
-        match pass.await {
-            Ok(Ok(c)) => tracing::info!(
-                minute = c.removed[0],
-                hour = c.removed[1],
-                day = c.removed[2],
-                scanned = c.scanned,
-                "roll-up compaction"
-            ),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "roll-up compaction failed; retried next tick")
+        let now = Timestamp::now();
+        let records = match &compactor.records {
+            Some(r) => {
+                // The read lock only for this question, never during the scan.
+                let needed = r.state.read().await.analysis.oldest_needed_time();
+                Some((r.store.clone(), record_cutoff(now, r.keep, needed)))
             }
-            Err(e) => tracing::error!(error = %e, "roll-up compaction task failed"),
+            None => None,
+        };
+        let cutoff = records.as_ref().map(|(_, c)| *c);
+        let (kv, policy, stop) = (compactor.kv.clone(), compactor.policy, shutdown.clone());
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
+            let records = records.as_ref().map(|(store, cutoff)| (store, *cutoff));
+            pass(kv.as_ref(), &policy, records, now, &|| *stop.borrow())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+        let took = started.elapsed();
+        let mut book = compactor
+            .book
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        book.last_at = Some(Timestamp::now());
+        book.last_duration_ms = Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+        book.last_cutoff = cutoff;
+        match result {
+            Ok((c, d)) => {
+                book.passes += 1;
+                book.records_deleted += d.records;
+                book.index_entries_deleted += d.dangling;
+                book.records_held = d.held;
+                book.rollups_deleted += c.removed.iter().sum::<u64>();
+                book.last_error = None;
+                tracing::info!(
+                    minute = c.removed[0],
+                    hour = c.removed[1],
+                    day = c.removed[2],
+                    scanned = c.scanned,
+                    records = d.records,
+                    index_entries = d.dangling,
+                    held = d.held,
+                    cutoff = ?cutoff,
+                    took_ms = took.as_millis(),
+                    "compaction"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "compaction failed; retried next tick");
+                book.last_error = Some(e);
+            }
         }
     }
 }
+
+#[cfg(test)]
+#[path = "retention_tests.rs"]
+mod records_tests;
 
 #[cfg(test)]
 mod tests {

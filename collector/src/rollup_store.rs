@@ -13,17 +13,31 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// Folds `summaries` into every level: one read and one write per touched bucket, one batch
-/// per level. Not durable until the caller flushes. Callers pass each summary once (ingest
-/// passes only newly stored records), since folding is not idempotent.
+/// per level, then the levels' size counts ([`crate::tree_sizes`]). Not durable until the
+/// caller flushes. Callers pass each summary once (ingest passes only newly stored records),
+/// since folding is not idempotent.
 pub fn add(kv: &dyn KvStore, summaries: &[&ReadingSummary]) -> Result<(), StoreError> {
+    let sizes = add_uncounted(kv, summaries)?;
+    crate::tree_sizes::add(kv, &sizes)
+}
+
+/// [`add`] without updating the size counts: returns the deltas for the caller to add with
+/// its own (ingest: one counts update per batch).
+pub fn add_uncounted(
+    kv: &dyn KvStore,
+    summaries: &[&ReadingSummary],
+) -> Result<crate::tree_sizes::Deltas, StoreError> {
+    let mut sizes = crate::tree_sizes::Deltas::default();
     if summaries.is_empty() {
-        return Ok(());
+        return Ok(sizes);
     }
     for level in Level::ALL {
         let tree = level.tree();
         let mut batch = WriteBatch::default();
         for (key, mut bucket) in fold(summaries.iter().copied(), level) {
-            if let Some(old) = kv.get(tree, &key)? {
+            let old = kv.get(tree, &key)?;
+            let old_len = old.as_ref().map(Vec::len);
+            if let Some(old) = old {
                 match serde_json::from_slice::<Rollup>(&old) {
                     Ok(old) => bucket.merge(&old),
                     Err(e) => {
@@ -36,11 +50,15 @@ pub fn add(kv: &dyn KvStore, summaries: &[&ReadingSummary]) -> Result<(), StoreE
                 tree: tree.into(),
                 message: e.to_string(),
             })?;
+            sizes.add(
+                tree,
+                crate::tree_sizes::Delta::written(key.len(), value.len(), old_len),
+            );
             batch.insert(key, value);
         }
         kv.apply(tree, batch)?;
     }
-    Ok(())
+    Ok(sizes)
 }
 
 /// What a history query asks for: one site, optionally narrowed to a zone, a rack and a sensor.

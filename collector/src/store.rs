@@ -9,7 +9,8 @@
 //! crash between the two leaves an index entry without its record (skipped by readers; the
 //! agent resends the record, which then gets a new position), never a record without one;
 //! tree `agents`: agent id → [`AgentLedger`] JSON; the roll-up trees of reading summaries
-//! ([`crate::rollup_store`]), updated in the same `store_claimed` call before its flush.
+//! ([`crate::rollup_store`]), updated in the same `store_claimed` call before its flush; the
+//! size counts of these trees ([`crate::tree_sizes`]), updated after each apply.
 //!
 //! Invariants:
 //! - **Work per batch is O(records in the batch)** (plus, once each, the stored records the
@@ -35,10 +36,23 @@
 //!   it covers; the records after it (its tail) are one range scan away
 //!   ([`CollectorStore::for_each_record_after`]). A record stored again after a failed flush
 //!   gets a second position; readers drop the duplicate by `(agent, seq)`.
+//! - **Retention** ([`CollectorStore::delete_records_before`], run by [`crate::retention`]):
+//!   a record is deleted only when its event time is before the cut-off *and* its agent's ack
+//!   covers it (collector seq ≤ `offset` + `acked_upto`), record first, then its index entry
+//!   (a crash between leaves an index entry without record, as above). A record the ack
+//!   covers is a duplicate when it comes again, whether or not it is still stored, so a
+//!   resend of a deleted record is never taken for new (unless it sits in `unflushed`).
+//!   Deletion walks the index in position order and stops at the first record not old
+//!   enough, so its work is O(records deleted + records held), not O(history); a record that
+//!   arrived late with an old time waits until the records stored before it are old too.
+//!   The index entry of the last position given is never deleted, so the last position,
+//!   read back from the index at start-up, never goes back. Records stored before the index
+//!   existed have no position and are never deleted.
 //! - A batch only ever reads and writes its own agent's keys (agent ids never hold control
 //!   characters, so one agent's keys are never a prefix-collision of another's).
 
 use crate::refusal::Refusal;
+use crate::tree_sizes::{Delta, Deltas};
 use coldaisle_core::wire::{Record, SeqRange};
 use coldaisle_store::{key_u64, visit_from, KvStore, StoreError, WriteBatch};
 use serde::{Deserialize, Serialize};
@@ -53,6 +67,34 @@ const POSITIONS: &str = "record_positions";
 /// The index key of `position`.
 fn position_key(position: u64) -> [u8; 8] {
     position.to_be_bytes()
+}
+
+/// Index entries read (and records looked up) per chunk of a deletion pass.
+const DELETE_CHUNK: usize = 1024;
+
+/// What one pass of [`CollectorStore::delete_records_before`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Deleted {
+    /// Records deleted, each with its index entry.
+    pub records: u64,
+    /// Index entries whose record was already gone (a crash between the two writes, or the
+    /// second entry of a record stored twice), deleted.
+    pub dangling: u64,
+    /// Old records kept: above their agent's ack (a gap below them), of an agent without
+    /// ledger, or undecodable.
+    pub held: u64,
+    /// Index entries read.
+    pub scanned: u64,
+}
+
+/// `(agent, collector seq)` of a record key; `None` for a key of another shape.
+fn parse_record_key(key: &[u8]) -> Option<(&str, u64)> {
+    let split = key.len().checked_sub(9)?;
+    let (agent, rest) = key.split_at(split);
+    if rest.first() != Some(&0) {
+        return None;
+    }
+    Some((std::str::from_utf8(agent).ok()?, key_u64(&rest[1..])?))
 }
 
 /// Highest record seq accepted (2^62): far above what an agent can produce, low enough that
@@ -337,7 +379,11 @@ impl CollectorStore {
         mut records: Vec<Record>,
     ) -> Result<Stored, StoreBatchError> {
         let mut out = Stored::default();
-        let stored_ledger = self.ledger(agent)?.unwrap_or_default();
+        let ledger_bytes = self.kv.get(AGENTS, agent.as_bytes())?;
+        let stored_ledger: AgentLedger = ledger_bytes
+            .as_deref()
+            .and_then(|v| serde_json::from_slice(v).ok())
+            .unwrap_or_default();
         out.lookups += 1;
         let (mut ledger, restart) = incarnation(&stored_ledger, claims.instance, claims.floor)?;
         check_claims(&ledger, claims, &records)?;
@@ -348,6 +394,7 @@ impl CollectorStore {
         }
         let mut batch = WriteBatch::default();
         let mut positions = WriteBatch::default();
+        let mut sizes = Deltas::default();
         let mut unflushed = self
             .unflushed
             .lock()
@@ -370,8 +417,10 @@ impl CollectorStore {
         out.lookups += u64::from(!candidates.is_empty());
         let found = self.kv.get_many(RECORDS, &candidates)?;
         for ((mut record, key), found) in records.drain(..).zip(candidates).zip(found) {
+            // At or below the ack it was stored before, even if retention deleted it since.
+            let acked = record.seq <= ledger.acked_upto;
             record.seq += offset;
-            if !unflushed.contains(&key) && found.is_some() {
+            if !unflushed.contains(&key) && (found.is_some() || acked) {
                 out.duplicates += 1;
                 continue;
             }
@@ -390,6 +439,11 @@ impl CollectorStore {
                 message: e.to_string(),
             })?;
             next += 1;
+            sizes.add(
+                RECORDS,
+                Delta::written(key.len(), json.len(), found.as_ref().map(Vec::len)),
+            );
+            sizes.add(POSITIONS, Delta::written(8, key.len(), None));
             positions.insert(position_key(next), key.clone());
             batch.insert(key, json);
             out.new.push(record);
@@ -431,10 +485,16 @@ impl CollectorStore {
             ledger.acked_upto = next;
         }
         let mut ledger_batch = WriteBatch::default();
-        ledger_batch.insert(
-            agent.as_bytes().to_vec(),
-            serde_json::to_vec(&ledger).unwrap_or_default(),
+        let ledger_json = serde_json::to_vec(&ledger).unwrap_or_default();
+        sizes.add(
+            AGENTS,
+            Delta::written(
+                agent.len(),
+                ledger_json.len(),
+                ledger_bytes.map(|v| v.len()),
+            ),
         );
+        ledger_batch.insert(agent.as_bytes().to_vec(), ledger_json);
         // The records and the ledger in one call: one transaction (one commit) on PostgreSQL.
         // The walk above looked up no record of this batch, so they need not be applied first.
         // The index before the records (see the module doc).
@@ -449,7 +509,12 @@ impl CollectorStore {
             out.position = Some(next);
         }
         drop(position);
-        crate::rollup_store::add(self.kv.as_ref(), &summaries)?;
+        sizes.extend(crate::rollup_store::add_uncounted(
+            self.kv.as_ref(),
+            &summaries,
+        )?);
+        // One counts update for the batch's trees (see crate::tree_sizes).
+        crate::tree_sizes::add(self.kv.as_ref(), &sizes)?;
         if let Err(e) = self.kv.flush() {
             unflushed.extend(keys);
             return Err(e.into());
@@ -533,6 +598,101 @@ impl CollectorStore {
             Some(e) => Err(e),
             None => Ok(bad),
         }
+    }
+
+    /// Deletes, in position order, the records whose event time is before `cutoff` and that
+    /// their agent's ack covers, with their index entries, in chunks (one apply per chunk;
+    /// flushed at the end). Stops at the first record at or after `cutoff`, at the position
+    /// ingest had reached when the pass began (so an index entry whose record is still being
+    /// written is never taken for dangling, and the last position's entry is kept), or once
+    /// `stop` answers true. Holds no lock while
+    /// it reads: ingest goes on. See the module invariants.
+    pub fn delete_records_before(
+        &self,
+        cutoff: coldaisle_core::Timestamp,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Deleted, StoreError> {
+        let settled = {
+            let position = self
+                .position
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match *position {
+                Some(p) => p,
+                None => self.position()?,
+            }
+        };
+        // Acks only grow (a new instance's offset lies above the old ack), so limits read
+        // now stay safe for the whole pass.
+        let limits: std::collections::HashMap<String, u64> = self
+            .ledgers()?
+            .into_iter()
+            .map(|(agent, l)| (agent, l.offset.saturating_add(l.acked_upto)))
+            .collect();
+        let mut out = Deleted::default();
+        let mut from = position_key(1).to_vec();
+        loop {
+            let chunk = self.kv.scan(POSITIONS, &from, DELETE_CHUNK)?;
+            let Some((last, _)) = chunk.last() else {
+                break;
+            };
+            from = last.clone();
+            from.push(0);
+            let keys: Vec<Vec<u8>> = chunk.iter().map(|(_, k)| k.clone()).collect();
+            let values = self.kv.get_many(RECORDS, &keys)?;
+            let (mut records, mut index) = (WriteBatch::default(), WriteBatch::default());
+            let mut sizes = Deltas::default();
+            let mut done = false;
+            for ((position_key, record_key), value) in chunk.into_iter().zip(values) {
+                // `>=`: the entry of the last position given stays, so the last position,
+                // read back from the index at start-up, never goes back (a position reused
+                // would hide a record from the tail of a checkpoint).
+                if stop() || key_u64(&position_key).is_none_or(|p| p >= settled) {
+                    done = true;
+                    break;
+                }
+                out.scanned += 1;
+                let Some(value) = value else {
+                    out.dangling += 1;
+                    sizes.add(POSITIONS, Delta::removed(8, record_key.len()));
+                    index.remove(position_key);
+                    continue;
+                };
+                let ts = match serde_json::from_slice::<Record>(&value) {
+                    Ok(record) => record.payload.ts(),
+                    Err(e) => {
+                        out.held += 1;
+                        tracing::warn!(key = ?record_key, error = %e, "stored record does not decode; kept");
+                        continue;
+                    }
+                };
+                if ts >= cutoff {
+                    done = true;
+                    break;
+                }
+                let acked = parse_record_key(&record_key).is_some_and(|(agent, seq)| {
+                    limits.get(agent).is_some_and(|&limit| seq <= limit)
+                });
+                if !acked {
+                    out.held += 1;
+                    continue;
+                }
+                out.records += 1;
+                sizes.add(RECORDS, Delta::removed(record_key.len(), value.len()));
+                sizes.add(POSITIONS, Delta::removed(8, record_key.len()));
+                records.remove(record_key);
+                index.remove(position_key);
+            }
+            // The record before its index entry (see the module invariants).
+            self.kv
+                .apply_trees(vec![(RECORDS, records), (POSITIONS, index)])?;
+            crate::tree_sizes::add(self.kv.as_ref(), &sizes)?;
+            if done {
+                break;
+            }
+        }
+        self.kv.flush()?;
+        Ok(out)
     }
 
     /// Calls `f` with every stored record, in key order. Undecodable entries are reported by

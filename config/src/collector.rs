@@ -180,6 +180,11 @@ pub struct RetentionConfig {
     /// How often compaction runs (default 10 minutes).
     #[serde(default = "default_compact_every", with = "humantime_serde")]
     pub compact_every: Duration,
+    /// Raw records older than this (by event time) are deleted by compaction, unless an open
+    /// incident or problem still needs them (default 45 days: the 30-day problem window plus a
+    /// margin); at least `problems.window`.
+    #[serde(default = "default_records_retention", with = "humantime_serde")]
+    pub records: Duration,
     /// Write a checkpoint of the analysis after this many new records (default 100 000).
     #[serde(default = "default_checkpoint_records")]
     pub checkpoint_records: u64,
@@ -201,6 +206,9 @@ fn default_day_retention() -> Duration {
 fn default_compact_every() -> Duration {
     Duration::from_secs(600)
 }
+fn default_records_retention() -> Duration {
+    Duration::from_secs(45 * 86_400)
+}
 fn default_checkpoint_records() -> u64 {
     100_000
 }
@@ -215,13 +223,19 @@ impl Default for RetentionConfig {
             hour: default_hour_retention(),
             day: default_day_retention(),
             compact_every: default_compact_every(),
+            records: default_records_retention(),
             checkpoint_records: default_checkpoint_records(),
             checkpoint_every: default_checkpoint_every(),
         }
     }
 }
 
-fn validate_retention(r: &RetentionConfig, root: &KeyPath) -> Result<(), Problem> {
+/// `problem_window`: `problems.window`, which raw records must outlive.
+fn validate_retention(
+    r: &RetentionConfig,
+    problem_window: Duration,
+    root: &KeyPath,
+) -> Result<(), Problem> {
     let key = |name: &str| root.key("retention").key(name);
     if r.checkpoint_records == 0 {
         return Err(Problem::new(
@@ -246,6 +260,12 @@ fn validate_retention(r: &RetentionConfig, root: &KeyPath) -> Result<(), Problem
     }
     if r.day < r.hour {
         return Err(Problem::new(key("day"), "must be at least retention.hour"));
+    }
+    if r.records < problem_window {
+        return Err(Problem::new(
+            key("records"),
+            "must be at least problems.window (the problem rule reads that far back)",
+        ));
     }
     Ok(())
 }
@@ -575,7 +595,7 @@ fn validate(raw: &RawCollectorConfig) -> Result<(), Problem> {
     crate::notify::validate(&raw.notify, &root)?;
     crate::trust::validate_ingest(&raw.ingest, &root)?;
     crate::trust::validate_agents(&raw.agents, &root)?;
-    validate_retention(&raw.retention, &root)?;
+    validate_retention(&raw.retention, raw.problems.window, &root)?;
     validate_report(&raw.report, &root)?;
     if let Some(cluster) = &raw.cluster {
         crate::cluster::validate(cluster, &raw.store, &root.key("cluster"))?;
@@ -688,6 +708,7 @@ mod retention_tests {
         assert_eq!(c.raw.retention.minute, Duration::from_secs(7 * 86_400));
         assert_eq!(c.raw.retention.hour, Duration::from_secs(90 * 86_400));
         assert_eq!(c.raw.retention.day, Duration::from_secs(3 * 365 * 86_400));
+        assert_eq!(c.raw.retention.records, Duration::from_secs(45 * 86_400));
         let c = load("[retention]\nminute = \"2d\"\nhour = \"30d\"\n").expect("overrides");
         assert_eq!(c.raw.retention.minute, Duration::from_secs(2 * 86_400));
         assert_eq!(c.raw.retention.hour, Duration::from_secs(30 * 86_400));
@@ -713,6 +734,11 @@ mod retention_tests {
             (
                 "[retention]\ncheckpoint_records = 0\n",
                 "retention.checkpoint_records",
+            ),
+            ("[retention]\nrecords = \"29d\"\n", "retention.records"),
+            (
+                "[problems]\nwindow = \"60d\"\n[retention]\nrecords = \"50d\"\n",
+                "retention.records",
             ),
             ("[retention]\nweek = \"1d\"\n", "week"),
         ] {
