@@ -146,14 +146,19 @@ pub fn apply(
             continue;
         }
         applied.ledgers += 1;
-        let info = state.agents.entry(agent).or_default();
-        info.site = ledger.site.clone();
-        info.acked_upto = ledger.acked_upto;
-        info.highest_seen = ledger.highest_seen;
-        info.dropped_by_agent = ledger.dropped_by_agent;
-        info.trust.restore(&ledger);
+        restore_ledger(state.agents.entry(agent).or_default(), &ledger);
     }
     applied
+}
+
+/// Takes what an agent's ledger says (site, acks, drops, incarnation) into its API view: at
+/// a rebuild (`daemon::load_state`) and when a refresh reads a changed ledger.
+pub fn restore_ledger(info: &mut crate::state::AgentInfo, ledger: &AgentLedger) {
+    info.site = ledger.site.clone();
+    info.acked_upto = ledger.acked_upto;
+    info.highest_seen = ledger.highest_seen;
+    info.dropped_by_agent = ledger.dropped_by_agent;
+    info.trust.restore(ledger);
 }
 
 /// The refresh's connection and cursor (one per clustered collector).
