@@ -11,7 +11,8 @@ use coldaisle_core::Timestamp;
 use coldaisle_store::{key_u64, u64_key, KvStore, StoreError, WriteBatch};
 use std::sync::{Arc, Mutex};
 
-const ACTIONS: &str = "actions";
+/// The tree of operator actions (key: id big-endian).
+pub const ACTIONS: &str = "actions";
 
 /// Handle on the action log (cheap to clone).
 #[derive(Clone)]

@@ -8,23 +8,32 @@
 //!   active, and a process that stopped is the only one sure to send no page and no ack.
 //!   systemd restarts it, and it comes back as a standby.
 //! - **Standby**: no MQTT connection, no pages, no compaction; it serves the read API from a
-//!   view rebuilt from the database every `refresh_every`, and tries the lease every
+//!   view refreshed from the database every `refresh_every`, and tries the lease every
 //!   `check_every`. On taking it, it rebuilds the view from the database (the records and
-//!   actions the old active committed) before it starts ingest and the notifier. The
+//!   actions the old active committed) before it starts ingest and the notifier.
+//! - **Refresh** ([`follow`]): incremental. It reads only the records, operator actions and
+//!   agent ledgers written since the last refresh (by ingest id) and applies them under the
+//!   write lock, page by page; its cost follows what was written, not the history. A full
+//!   rebuild happens at the first refresh, at a takeover, and on a gap (the database's
+//!   settled id is behind the cursor: a restored or replaced database). The
 //!   notifier's queue and sent ledger are in the database (tree `notify`), so it neither pages
 //!   again what the old active paged nor drops what it queued.
 //! - **Partitions**: collectors with different leases own different `sites` (the top-level
 //!   list: only those sites are subscribed to, see `daemon::run_ingest`). An active
-//!   collector of a partition also rebuilds its view every `refresh_every`, so its read API
-//!   shows the whole fleet's stored records.
+//!   collector of a partition also refreshes its view every `refresh_every`, so its read API
+//!   shows the whole fleet's stored records, and operator actions taken on another partition's
+//!   collector reach the incidents' owner at its next refresh.
 //!
 //! The role and the holder are shown on `/api/v1/stats` ([`ClusterView`]).
+
+pub mod follow;
 
 use crate::state::SharedState;
 use coldaisle_config::cluster::ClusterConfig;
 use coldaisle_config::CollectorConfig;
 use coldaisle_store::KvStore;
-use coldaisle_store_pg::{PgLease, PgOptions};
+use coldaisle_store_pg::{PgLease, PgOptions, TailStep};
+use follow::Follower;
 use serde::Serialize;
 use std::future::Future;
 use std::pin::Pin;
@@ -60,17 +69,33 @@ pub struct ClusterView {
     pub sites: Vec<String>,
     /// Milliseconds from taking the lease to ingest starting (state rebuilt), once active.
     pub takeover_ms: Option<u64>,
-    /// When the read view was last rebuilt from the database.
+    /// When the read view was last brought up to date from the database.
     pub refreshed_at: Option<coldaisle_core::Timestamp>,
+    /// What the last refresh did.
+    pub last_refresh: Option<LastRefresh>,
 }
+
+/// One refresh, as shown on `/api/v1/stats`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LastRefresh {
+    /// A full rebuild (first refresh, takeover, gap), else only the changes.
+    pub full: bool,
+    /// Changes read (records, actions, ledgers); 0 for a full rebuild.
+    pub changes: u64,
+    /// Its duration.
+    pub ms: u64,
+}
+
+/// The refresh's connection and cursor, shared by the refresh tasks one after another.
+type SharedFollower = Arc<tokio::sync::Mutex<Option<Follower>>>;
 
 /// The shared, live [`ClusterView`].
 pub type ClusterStatus = Arc<std::sync::RwLock<ClusterView>>;
 
 /// Refuses every request but `GET`/`HEAD` on a standby with `503` and the lease holder: the
-/// standby's state is a periodic copy of the database and the active collector reads operator
-/// actions and silences only when it rebuilds, so an action taken here would be stored but not
-/// acted on (pages would go on). Not clustered (`None`) or active: passes.
+/// standby's state is a periodic copy of the database and the active collector of a failover
+/// pair does not refresh (it reads operator actions and silences only when it rebuilds), so an
+/// action taken here would be stored but not acted on (pages would go on). Not clustered (`None`) or active: passes.
 pub async fn standby_refuses_writes(
     axum::extract::State(status): axum::extract::State<Option<ClusterStatus>>,
     request: axum::extract::Request,
@@ -168,6 +193,7 @@ impl Member {
         let mut last_refresh = Instant::now();
         // A rebuild in progress runs beside the lease loop (see the active loop below).
         let mut refreshing: Option<tokio::task::JoinHandle<()>> = None;
+        let follower: SharedFollower = Arc::default();
         if !held {
             loop {
                 match self.lease.try_acquire().await {
@@ -180,7 +206,7 @@ impl Member {
                 }
                 let idle = refreshing.as_ref().is_none_or(|r| r.is_finished());
                 if idle && last_refresh.elapsed() >= self.cluster.refresh_every {
-                    refreshing = Some(tokio::spawn(self.rebuild(false)));
+                    refreshing = Some(tokio::spawn(self.refresh(follower.clone(), false, false)));
                     last_refresh = Instant::now();
                 }
                 tokio::select! {
@@ -198,7 +224,7 @@ impl Member {
             tracing::warn!(lease = %self.cluster.lease, "lease taken: this collector is active; rebuilding from the database");
             // The lease is checked while the rebuild runs, which keeps its session busy (the
             // database ends a session idle for 10 s, and a large store takes longer).
-            let mut rebuild = tokio::spawn(self.rebuild(false));
+            let mut rebuild = tokio::spawn(self.refresh(follower.clone(), true, false));
             loop {
                 tokio::select! {
                     _ = &mut rebuild => break,
@@ -230,7 +256,7 @@ impl Member {
             // as long as a rebuild of a large store takes (the database would end it).
             let idle = refreshing.as_ref().is_none_or(|r| r.is_finished());
             if partition && idle && last_refresh.elapsed() >= self.cluster.refresh_every {
-                refreshing = Some(tokio::spawn(self.rebuild(true)));
+                refreshing = Some(tokio::spawn(self.refresh(follower.clone(), false, true)));
                 last_refresh = Instant::now();
             }
         }
@@ -277,43 +303,181 @@ impl Member {
         }
     }
 
-    /// Rebuilds the view from the database and swaps it in. `locked`: hold the state's write
-    /// lock meanwhile, so a batch ingested during the rebuild is not missed (an active
-    /// collector); a standby ingests nothing and keeps serving the old view meanwhile.
-    fn rebuild(&self, locked: bool) -> impl Future<Output = ()> + Send + 'static {
+    /// Brings the view up to date: the changes since the last refresh, or a full rebuild
+    /// (`full`, the first refresh, or a gap). `active`: an active partition, whose ingest
+    /// applies its own sites' records (left out here) and goes on meanwhile (a full rebuild
+    /// then holds the write lock throughout, so no batch is missed).
+    fn refresh(
+        &self,
+        follower: SharedFollower,
+        full: bool,
+        active: bool,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let (config, kv) = (self.config.clone(), self.kv.clone());
         let (state, status) = (self.state.clone(), self.status.clone());
         async move {
-            let guard = if locked {
-                Some(state.write().await)
-            } else {
-                None
-            };
-            let loaded =
-                tokio::task::spawn_blocking(move || crate::daemon::load_state(&config, &kv)).await;
-            let mut loaded = match loaded {
-                Ok(Ok((s, _))) => s,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "rebuilding the view from the database failed; keeping the old one");
-                    return;
+            let started = Instant::now();
+            let mut slot = follower.lock_owned().await;
+            if slot.is_none() {
+                let opened = match pg_options(&config) {
+                    Ok(options) => tokio::task::spawn_blocking(move || Follower::open(options))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string())),
+                    Err(e) => Err(e.to_string()),
+                };
+                match opened {
+                    Ok(f) => *slot = Some(f),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot open the refresh connection; keeping the old view");
+                        return;
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "rebuild task failed");
-                    return;
+            }
+            let Some(f) = slot.as_mut() else { return };
+            let Some(settled) = settled_id(&f.store()).await else {
+                return;
+            };
+            if full {
+                f.reset();
+            }
+            let changes = match f.plan(settled) {
+                TailStep::Rebuild => {
+                    if !rebuild(config, kv, state, active).await {
+                        return;
+                    }
+                    match settled_id(&f.store()).await {
+                        Some(after) => f.rebuilt(settled, after),
+                        None => f.reset(),
+                    }
+                    None
+                }
+                TailStep::UpToDate => Some(0),
+                TailStep::Read { after, upto } => {
+                    let own = active.then(|| config.raw.sites.clone());
+                    match apply_changes(f, &state, own.as_deref(), after, upto).await {
+                        Some(n) => Some(n),
+                        None => return,
+                    }
                 }
             };
-            let mut current = match guard {
-                Some(g) => g,
-                None => state.write().await,
-            };
-            loaded.stats = current.stats.clone();
-            *current = loaded;
-            drop(current);
+            let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             if let Ok(mut view) = status.write() {
                 view.refreshed_at = Some(coldaisle_core::Timestamp::now());
+                view.last_refresh = Some(LastRefresh {
+                    full: changes.is_none(),
+                    changes: changes.unwrap_or(0),
+                    ms,
+                });
             }
         }
     }
+}
+
+/// The database's settled ingest id, read on a blocking thread (`None`, logged, on failure).
+async fn settled_id(store: &Arc<coldaisle_store_pg::PgStore>) -> Option<u64> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.settled_ingest_id()).await {
+        Ok(Ok(id)) => Some(id),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "reading the settled ingest id failed; keeping the view");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "refresh task failed");
+            None
+        }
+    }
+}
+
+/// Reads the changes with `after < id <= upto` page by page and applies each under the write
+/// lock (held for the apply only). Returns how many changes were read, `None` (logged) if a
+/// read failed: the cursor stays after the last page applied.
+async fn apply_changes(
+    f: &mut Follower,
+    state: &SharedState,
+    own_sites: Option<&[String]>,
+    mut after: u64,
+    upto: u64,
+) -> Option<u64> {
+    let mut total = follow::Applied::default();
+    let mut read = 0u64;
+    while after < upto {
+        let store = f.store();
+        let page =
+            tokio::task::spawn_blocking(move || follow::read_page(&store, after, upto)).await;
+        let (page, delta) = match page {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, after, upto, "reading changes failed; retrying at the next refresh");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "refresh task failed");
+                return None;
+            }
+        };
+        read += (delta.records.len() + delta.actions.len() + delta.ledgers.len()) as u64
+            + delta.undecodable;
+        let applied = {
+            let mut current = state.write().await;
+            follow::apply(&mut current, delta, own_sites, f.overlap_until())
+        };
+        total.records += applied.records;
+        total.skipped += applied.skipped;
+        total.actions += applied.actions;
+        total.ledgers += applied.ledgers;
+        f.advance(&page);
+        if page.end <= after {
+            break;
+        }
+        after = page.end;
+    }
+    tracing::debug!(
+        upto,
+        records = total.records,
+        skipped = total.skipped,
+        actions = total.actions,
+        ledgers = total.ledgers,
+        "view refreshed from the changes"
+    );
+    Some(read)
+}
+
+/// Rebuilds the view from everything stored and swaps it in; `false` (logged) on failure.
+/// `locked`: hold the state's write lock meanwhile, so a batch ingested during the rebuild is
+/// not missed (an active collector); a standby ingests nothing and keeps serving the old view
+/// meanwhile.
+async fn rebuild(
+    config: CollectorConfig,
+    kv: Arc<dyn KvStore>,
+    state: SharedState,
+    locked: bool,
+) -> bool {
+    let guard = if locked {
+        Some(state.clone().write_owned().await)
+    } else {
+        None
+    };
+    let loaded = tokio::task::spawn_blocking(move || crate::daemon::load_state(&config, &kv)).await;
+    let mut loaded = match loaded {
+        Ok(Ok((s, _))) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "rebuilding the view from the database failed; keeping the old one");
+            return false;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "rebuild task failed");
+            return false;
+        }
+    };
+    let mut current = match guard {
+        Some(g) => g,
+        None => state.write_owned().await,
+    };
+    loaded.stats = current.stats.clone();
+    *current = loaded;
+    true
 }
 
 /// Whether a collector owning `sites` (empty: all) ingests `site`.
@@ -337,6 +501,7 @@ pub fn initial_view(config: &CollectorConfig, cluster: &ClusterConfig) -> Cluste
         sites: config.raw.sites.clone(),
         takeover_ms: None,
         refreshed_at: None,
+        last_refresh: None,
     }
 }
 

@@ -102,12 +102,7 @@ pub fn load_state(
     }
     .context("reading stored records")?;
     for (agent, ledger) in store.ledgers().context("reading agent ledgers")? {
-        let info = state.agents.entry(agent).or_default();
-        info.site = ledger.site.clone();
-        info.acked_upto = ledger.acked_upto;
-        info.highest_seen = ledger.highest_seen;
-        info.dropped_by_agent = ledger.dropped_by_agent;
-        info.trust.restore(&ledger);
+        crate::cluster::follow::restore_ledger(state.agents.entry(agent).or_default(), &ledger);
     }
     tracing::info!(
         records = loaded.replayed,

@@ -629,6 +629,7 @@ mod tests {
             sites: Vec::new(),
             takeover_ms: None,
             refreshed_at: None,
+            last_refresh: None,
         };
         let cluster = Arc::new(std::sync::RwLock::new(view));
         let mut options = crate::http::ApiOptions::new(state, Arc::new(|| Timestamp(NOW)));

@@ -60,7 +60,8 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 const RECORDS: &str = "records";
-const AGENTS: &str = "agents";
+/// The tree of agent ledgers (key: agent id).
+pub const AGENTS: &str = "agents";
 /// The ingest-order index: position → record key.
 const POSITIONS: &str = "record_positions";
 

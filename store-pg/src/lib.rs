@@ -12,21 +12,27 @@
 //!   fail at once). Nothing here exits or panics: the collector does not ack what it could
 //!   not store, and the agent resends.
 //! - Operations run on a thread of their own ([`worker`] says why).
+//! - Change reading ([`PgStore::settled_ingest_id`], [`PgStore::changes`], module `tail`):
+//!   every row version carries an ingest id, so a collector refreshing its view reads only
+//!   what was written since its last refresh.
 //! - TLS (`PgOptions::ca_file`, module `tls`): rustls trusting only that CA; TLS is then
 //!   required. Without it connections are plain TCP or a unix socket.
 
 mod backoff;
+mod changes;
 mod conn;
 mod lease;
 mod ops;
 mod records_key;
 mod schema;
+mod tail;
 mod target;
 mod tls;
 mod worker;
 
 pub use lease::{LeaseError, PgLease};
 pub use ops::RECORDS;
+pub use tail::{Change, ChangesPage, TailCursor, TailStep};
 pub use target::redact;
 
 use coldaisle_store::{Entry, KvStore, StoreError, WriteBatch};
@@ -112,6 +118,38 @@ impl PgStore {
     /// The database URL without its password.
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// The ingest id up to which every row version is committed or never will be: read
+    /// changes up to it and none is skipped (module `changes` says how that holds with
+    /// writers committing out of id order). Waits for in-flight writes (at most 5 s).
+    pub fn settled_ingest_id(&self) -> Result<u64, StoreError> {
+        match self.call(Op::Settled)? {
+            Reply::Id(id) => Ok(id),
+            other => Err(Self::unexpected("settled_ingest_id", "", other)),
+        }
+    }
+
+    /// The row versions of `trees` ([`RECORDS`] for the records) with `after < id <= upto`,
+    /// in id order, at most `limit`; the page says where it ends (the next `after`). A row
+    /// deleted, or written again, since is not shown at its old id.
+    pub fn changes(
+        &self,
+        after: u64,
+        upto: u64,
+        trees: &[&str],
+        limit: usize,
+    ) -> Result<ChangesPage, StoreError> {
+        let tree = trees.first().copied().unwrap_or_default();
+        match self.call(Op::Changes {
+            after,
+            upto,
+            trees: trees.iter().map(|t| t.to_string()).collect(),
+            limit: limit.max(1),
+        })? {
+            Reply::Page(page) => Ok(page),
+            other => Err(Self::unexpected("changes", tree, other)),
+        }
     }
 
     fn call(&self, op: Op) -> Result<Reply, StoreError> {
@@ -272,6 +310,8 @@ impl Drop for PgStore {
 
 #[cfg(test)]
 mod backup_tests;
+#[cfg(test)]
+mod changes_tests;
 #[cfg(test)]
 mod lease_tests;
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! ([`coldaisle_store::KvStore::apply_trees`]): per tree one `DELETE` for its removals and one
 //! multi-row `INSERT ... ON CONFLICT DO UPDATE` (rows passed as arrays through `unnest`) for
 //! its inserts, after reducing it to the last operation per key (what applying it in order
-//! does).
+//! does). A row inserted, or updated to another value, takes the next ingest id (the
+//! column's default; an update to the same value keeps its id), which change readers follow
+//! ([`crate::changes`]).
 
 use crate::conn::Conn;
 use crate::records_key::{self, LowerBound};
@@ -45,6 +47,15 @@ pub(crate) enum Op {
     Len {
         tree: String,
     },
+    /// The settled ingest id ([`crate::changes::settled`]).
+    Settled,
+    /// The changes of `trees` with `after < id <= upto`, at most `limit`.
+    Changes {
+        after: u64,
+        upto: u64,
+        trees: Vec<String>,
+        limit: usize,
+    },
 }
 
 impl Op {
@@ -57,6 +68,8 @@ impl Op {
             Op::Scan { .. } => "scan",
             Op::Last { .. } => "last",
             Op::Len { .. } => "len",
+            Op::Settled => "settled_ingest_id",
+            Op::Changes { .. } => "changes",
         }
     }
 
@@ -64,6 +77,8 @@ impl Op {
     pub fn tree(&self) -> &str {
         match self {
             Op::Apply { batches } => batches.first().map_or("", |(tree, _)| tree.as_str()),
+            Op::Changes { trees, .. } => trees.first().map_or("", String::as_str),
+            Op::Settled => "",
             Op::Get { tree, .. }
             | Op::GetMany { tree, .. }
             | Op::Scan { tree, .. }
@@ -81,6 +96,8 @@ pub(crate) enum Reply {
     Done,
     Entries(Vec<Entry>),
     Count(usize),
+    Id(u64),
+    Page(crate::tail::ChangesPage),
 }
 
 /// Why an operation failed.
@@ -167,6 +184,15 @@ pub(crate) async fn run(conn: &mut Conn, op: Op) -> Result<Reply, OpError> {
             let n: i64 = row.try_get(0)?;
             Ok(Reply::Count(usize::try_from(n).unwrap_or(usize::MAX)))
         }
+        Op::Settled => Ok(Reply::Id(crate::changes::settled(conn).await?)),
+        Op::Changes {
+            after,
+            upto,
+            trees,
+            limit,
+        } => Ok(Reply::Page(
+            crate::changes::read(conn, after, upto, &trees, limit).await?,
+        )),
     }
 }
 
@@ -242,7 +268,10 @@ enum Staged {
 /// Applies every batch in one transaction (one commit).
 async fn apply(conn: &mut Conn, batches: Vec<(String, WriteBatch)>) -> Result<(), OpError> {
     let mut staged = Vec::with_capacity(batches.len());
-    for (tree, batch) in batches {
+    // `kv` before `records` in every transaction: the lock order the change reader relies on
+    // (crate::changes). The trees are separate rows, so the order changes no result.
+    let (records, kv): (Vec<_>, Vec<_>) = batches.into_iter().partition(|(t, _)| t == RECORDS);
+    for (tree, batch) in kv.into_iter().chain(records) {
         staged.push(if tree == RECORDS {
             stage_records(conn, batch).await?
         } else {
@@ -307,7 +336,9 @@ async fn stage_kv(conn: &mut Conn, tree: String, batch: WriteBatch) -> Result<St
         .statement(
             "INSERT INTO kv (tree, key, value)
              SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS u(k, v)
-             ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value",
+             ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value,
+                 ingest_id = CASE WHEN kv.value = EXCLUDED.value THEN kv.ingest_id
+                                  ELSE EXCLUDED.ingest_id END",
         )
         .await?;
     Ok(Staged::Kv {
@@ -347,7 +378,9 @@ async fn stage_records(conn: &mut Conn, batch: WriteBatch) -> Result<Staged, OpE
         .statement(
             "INSERT INTO records (agent, seq, value)
              SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[])
-             ON CONFLICT (agent, seq) DO UPDATE SET value = EXCLUDED.value",
+             ON CONFLICT (agent, seq) DO UPDATE SET value = EXCLUDED.value,
+                 ingest_id = CASE WHEN records.value = EXCLUDED.value THEN records.ingest_id
+                                  ELSE EXCLUDED.ingest_id END",
         )
         .await?;
     Ok(Staged::Records {

@@ -13,11 +13,18 @@
 use tokio_postgres::Client;
 
 /// `(version, name, SQL)`, in version order starting at 1.
-pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "records and kv tables",
-    include_str!("../migrations/0001_initial.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "records and kv tables",
+        include_str!("../migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "ingest ids",
+        include_str!("../migrations/0002_ingest_ids.sql"),
+    ),
+];
 
 /// Key of the advisory lock that serialises migrations ("coldaisl" in ASCII).
 const MIGRATION_LOCK: i64 = 0x636f_6c64_6169_736c;

@@ -109,6 +109,38 @@ fn two_partitions_each_ingest_their_site_and_both_show_the_fleet() -> Result<()>
         )
         .with_context(|| logs(&daemons))?;
     }
+    // An operator acknowledges s2's incident on s1's collector: it is stored there and reaches
+    // s2's collector (the incident's owner) at its next refresh, which reads only the changes.
+    let s2_incident = |api: &str| -> Option<serde_json::Value> {
+        let incidents = get_json(&format!("{api}/api/v1/incidents")).ok()?;
+        incidents
+            .as_array()?
+            .iter()
+            .find(|i| i["fingerprint"]["site"] == "s2")
+            .cloned()
+    };
+    let id = s2_incident(&apis[0])
+        .and_then(|i| i["id"].as_str().map(str::to_string))
+        .context("s2's incident on s1's collector")?;
+    ureq::post(&format!("{}/api/v1/incidents/{id}/ack", apis[0]))
+        .header("content-type", "application/json")
+        .send(r#"{"actor":"e2e-oncall"}"#)
+        .with_context(|| format!("acknowledging {id} on s1's collector"))?;
+    wait_for(
+        "the acknowledgement on s2's collector",
+        Duration::from_secs(20),
+        || {
+            let incident = s2_incident(&apis[1])?;
+            (incident["acknowledged"]["actor"] == "e2e-oncall").then_some(())
+        },
+    )
+    .with_context(|| logs(&daemons))?;
+    let refresh =
+        get_json(&format!("{}/api/v1/stats", apis[1]))?["cluster"]["last_refresh"].clone();
+    assert_eq!(
+        refresh["full"], false,
+        "after the first, refreshes read only the changes: {refresh}"
+    );
     // s2's collector stops: s1's collector does not ingest s2's batches.
     daemons[1].terminate()?;
     publish_as(
