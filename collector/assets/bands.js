@@ -31,6 +31,17 @@ export function bandsOf(report) {
   return { name: String(given.class || given.name || "?"), recommended, allowable };
 }
 
+// The inlet bands of a facility report's `envelope` ({class, temperature: {recommended:
+// {low, high}, allowable: {low, high}}, ...}), or A1 when it has none.
+export function envelopeBands(envelope) {
+  const t = envelope && envelope.temperature;
+  const pair = (band) => band && Number.isFinite(band.low) && Number.isFinite(band.high) ? [band.low, band.high] : null;
+  const recommended = pair(t && t.recommended);
+  const allowable = pair(t && t.allowable);
+  if (!recommended || !allowable) return A1;
+  return { name: String(envelope.class || "?"), recommended, allowable };
+}
+
 // The band of `celsius` (null or not a number: "none").
 export function classify(celsius, bands = A1) {
   if (typeof celsius !== "number" || !Number.isFinite(celsius)) return "none";

@@ -165,3 +165,68 @@ fn etags_differ_with_the_bytes_and_are_quoted() {
     assert!(etag("").starts_with('"') && etag("").ends_with('"'));
     assert_eq!(etag("").len(), 18);
 }
+
+/// The API paths the scripts ask for (`get("path"` or ``get(`path/${x}` ``), with each
+/// `${…}` as `{}`.
+fn api_paths_in(script: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (at, _) in script.match_indices("get(") {
+        let rest = &script[at + 4..];
+        let Some(quote) = rest.chars().next().filter(|c| matches!(c, '"' | '`')) else {
+            continue;
+        };
+        let Some(end) = rest[1..].find(quote) else {
+            continue;
+        };
+        let mut path = String::new();
+        let mut text = &rest[1..1 + end];
+        while let Some(open) = text.find("${") {
+            path.push_str(&text[..open]);
+            path.push_str("{}");
+            text = text[open..].split_once('}').map_or("", |(_, tail)| tail);
+        }
+        path.push_str(text);
+        out.push(path);
+    }
+    out
+}
+
+#[test]
+fn every_api_path_the_scripts_read_is_a_documented_route() {
+    let document: serde_json::Value = serde_json::from_str(crate::openapi::DOCUMENT).unwrap();
+    let documented: Vec<String> = document["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|p| {
+            // `/api/v1/zones/{zone}/report` → `zones/{}/report`.
+            let mut out = String::new();
+            let mut rest = p.trim_start_matches("/api/v1/");
+            while let Some(open) = rest.find('{') {
+                out.push_str(&rest[..open]);
+                out.push_str("{}");
+                rest = rest[open..].split_once('}').map_or("", |(_, tail)| tail);
+            }
+            out + rest
+        })
+        .collect();
+    let views = super::asset("views.js").unwrap().body;
+    let paths = api_paths_in(views);
+    for needed in ["report", "history/series"] {
+        assert!(
+            paths.iter().any(|p| p == needed),
+            "views.js reads {needed}: {paths:?}"
+        );
+    }
+    // The rack chart is one request now: no hourly history loop.
+    assert!(!paths.iter().any(|p| p == "history"), "{paths:?}");
+    for asset in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+        for path in api_paths_in(asset.body) {
+            assert!(
+                documented.contains(&path),
+                "{} reads /api/v1/{path}, which openapi.json does not list",
+                asset.name
+            );
+        }
+    }
+}

@@ -12,11 +12,12 @@
 use crate::http::{ApiError, ApiResult};
 use crate::report::facility::{build, resolve_site, resolve_zones, Inputs, ReportSettings};
 use crate::report::formats::{render, Format};
+use crate::rollup::{series, Level};
 use crate::rollup_store::{HistoryQuery, RollupStore};
 use crate::state::SharedState;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use coldaisle_core::Timestamp;
+use coldaisle_core::{SensorKind, Timestamp};
 use coldaisle_store::StoreError;
 use serde::Deserialize;
 use std::collections::BTreeSet;
@@ -122,6 +123,71 @@ pub(crate) async fn answer(
             Err(internal(e.to_string()))
         }
         Err(e) => Err(internal(format!("history read failed: {e}"))),
+    }
+}
+
+/// Query string of `GET /api/v1/history/series`: the history's parameters, `level`
+/// (`minute`, `hour` or `day`; default: the level the history would read) and `kind` (only
+/// sensors of that kind, e.g. `inlet_temp`).
+#[derive(Debug, Default, Deserialize)]
+pub struct SeriesParams {
+    /// Site, zone, rack, sensor and period, as for `/api/v1/history`.
+    #[serde(flatten)]
+    pub history: HistoryParams,
+    /// Level of the points.
+    pub level: Option<String>,
+    /// Only sensors of this kind.
+    pub kind: Option<String>,
+}
+
+/// Parses a snake_case name of a serde enum (`Level`, `SensorKind`), or a `400` naming the
+/// parameter and what it accepts.
+fn parse_name<T: serde::de::DeserializeOwned>(
+    text: &str,
+    name: &str,
+    accepted: &str,
+) -> ApiResult<T> {
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(text.trim()))
+        .map_err(|_| ApiError::bad_request(format!("invalid {name} {text:?}; expected {accepted}")))
+}
+
+/// Answers a series request: one point per sensor and bucket, read on a blocking thread
+/// without the state lock; a period of more than [`series::MAX_POINTS`] buckets per sensor at
+/// the asked level is a `400`.
+pub(crate) async fn series_answer(
+    state: &SharedState,
+    now: Timestamp,
+    params: SeriesParams,
+) -> ApiResult<Response> {
+    let given = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+    let level: Option<Level> = given(params.level)
+        .map(|l| parse_name(&l, "level", "minute, hour or day"))
+        .transpose()?;
+    let kind: Option<SensorKind> = given(params.kind)
+        .map(|k| parse_name(&k, "kind", "a sensor kind such as inlet_temp"))
+        .transpose()?;
+    let query = query_of(params.history, now)?;
+    let Some(rollups) = state.read().await.rollups.clone() else {
+        return Err(ApiError::not_found("this collector keeps no history"));
+    };
+    let level = level.unwrap_or_else(|| rollups.serving_level(&query, now));
+    let points = series::points_per_sensor(query.from, query.to, level);
+    if points > series::MAX_POINTS {
+        return Err(ApiError::bad_request(format!(
+            "period too long for level {}: {points} buckets per sensor, at most {}; \
+             use a coarser level",
+            level.name(),
+            series::MAX_POINTS
+        )));
+    }
+    let read = tokio::task::spawn_blocking(move || rollups.series(&query, level, kind)).await;
+    match read {
+        Ok(Ok(series)) => Ok(Json(series).into_response()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "history series read failed");
+            Err(internal(e.to_string()))
+        }
+        Err(e) => Err(internal(format!("history series read failed: {e}"))),
     }
 }
 
@@ -283,25 +349,38 @@ pub(crate) async fn facility_answer(
 /// Buckets of one period: the level, the first bucket's start and the buckets.
 type PeriodBuckets = (crate::rollup::Level, Timestamp, Vec<crate::rollup::Rollup>);
 
-/// The buckets of `query`'s period and of the period of the same length just before it.
+/// The buckets of `query`'s period, and the previous period of the same length as one merged
+/// roll-up per sensor ([`RollupStore::merged`], cached while no write can have changed it):
+/// a report uses the previous period only for per-sensor and overall figures (trend, latest
+/// values, the sensors seen), which merging keeps. Its buckets end before the period itself:
+/// aligned buckets can start before the previous period's start, and the bucket holding
+/// `from` belongs to the period. When the merge is not cached, both periods are read at once,
+/// on this thread and one more.
 pub fn read_periods(
     rollups: &RollupStore,
     query: HistoryQuery,
     now: Timestamp,
 ) -> Result<(PeriodBuckets, PeriodBuckets), StoreError> {
-    let current = rollups.buckets(&query, now)?;
     let length = query.to.0 - query.from.0;
     let previous = HistoryQuery {
         from: Timestamp(query.from.0 - length),
-        // The bucket starting at `from` belongs to the period itself.
         to: Timestamp(query.from.0 - 1),
-        ..query
+        ..query.clone()
     };
-    let mut before = rollups.buckets(&previous, now)?;
-    // Aligned buckets can start before `previous.from` and hold part of it only: keep the
-    // ones that start before the period itself.
-    before.2.retain(|b| b.start < query.from);
-    Ok((current, before))
+    let (current, before) = std::thread::scope(|scope| {
+        let before = scope.spawn(|| rollups.merged(&previous, now));
+        let current = rollups.buckets(&query, now);
+        let before = before.join().unwrap_or_else(|_| {
+            Err(StoreError {
+                operation: "read",
+                tree: "rollup".into(),
+                message: "the previous period's reader panicked".into(),
+            })
+        });
+        (current, before)
+    });
+    let (level, from, merged) = before?;
+    Ok((current?, (level, from, merged.as_ref().clone())))
 }
 
 fn internal(message: String) -> ApiError {
@@ -472,6 +551,65 @@ mod tests {
             .find(|t| t["tree"] == "rollup_1m")
             .expect("minute tree");
         assert_eq!(minute["entries"], 24 * 60);
+    }
+
+    #[tokio::test]
+    async fn series_route_answers_one_point_per_bucket_in_one_request() {
+        let (status, body) = get(
+            "/api/v1/history/series?site=dc1&zone=Z1&rack=R1&kind=inlet_temp&level=hour&since=24h",
+        )
+        .await;
+        assert_eq!(status, axum::http::StatusCode::OK, "{body}");
+        assert_eq!(body["level"], "hour");
+        let series = body["series"].as_array().expect("series");
+        assert_eq!(series.len(), 1, "{body}");
+        assert_eq!(series[0]["sensor"], "r1-inlet");
+        let points = series[0]["points"].as_array().expect("points");
+        // The day of minutes ends one minute before NOW: 24 or 25 hour buckets, 60 minutes each
+        // except where the day starts and ends mid-hour.
+        assert!((24..=25).contains(&points.len()), "{}", points.len());
+        let samples: u64 = points.iter().filter_map(|p| p["count"].as_u64()).sum();
+        assert_eq!(samples, 24 * 60 * 6);
+        let starts: Vec<i64> = points.iter().filter_map(|p| p["start"].as_i64()).collect();
+        assert!(
+            starts.windows(2).all(|w| w[1] - w[0] == 3_600_000),
+            "{starts:?}"
+        );
+        assert_eq!(points[1]["max"], 30.0);
+        // Without a level: the level the history would read (minutes for 2 h).
+        let (_, body) = get("/api/v1/history/series?site=dc1&zone=Z1&since=2h").await;
+        assert_eq!(body["level"], "minute");
+        assert_eq!(
+            body["series"][0]["points"].as_array().map(Vec::len),
+            Some(120)
+        );
+        // Another kind: nothing.
+        let (_, body) = get("/api/v1/history/series?site=dc1&zone=Z1&kind=humidity&since=2h").await;
+        assert_eq!(body["series"].as_array().map(Vec::len), Some(0));
+    }
+
+    #[tokio::test]
+    async fn series_route_rejects_bad_levels_kinds_and_long_periods() {
+        for (uri, word) in [
+            (
+                "/api/v1/history/series?site=dc1&since=1h&level=week",
+                "invalid level",
+            ),
+            (
+                "/api/v1/history/series?site=dc1&since=1h&kind=lava",
+                "invalid kind",
+            ),
+            (
+                "/api/v1/history/series?site=dc1&since=30d&level=minute",
+                "too long",
+            ),
+            ("/api/v1/history/series?zone=Z1&since=1h", "site"),
+        ] {
+            let (status, body) = get(uri).await;
+            assert_eq!(status, axum::http::StatusCode::BAD_REQUEST, "{uri}: {body}");
+            let message = body["error"].as_str().expect("error text");
+            assert!(message.contains(word), "{uri}: {message}");
+        }
     }
 
     #[tokio::test]

@@ -13,6 +13,7 @@
 //! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id: last status, last batch, `silent` (`?silent=true` lists only silent agents) |
 //! | `GET /api/v1/stats` | ingest and analysis counters ([`ApiStats`]) |
 //! | `GET /api/v1/history?site=&zone=&rack=&sensor=&since=7d\|from=&to=` | summary figures over a period ([`crate::history_api`]) |
+//! | `GET /api/v1/history/series?…&level=hour&kind=inlet_temp` | one point per sensor and bucket over a period ([`crate::rollup::series::Series`]) |
 //! | `GET /api/v1/openapi.json` | the OpenAPI 3 document of every route ([`crate::openapi`]) |
 //! | `GET /metrics` | Prometheus text ([`crate::prom`]) |
 //! | `GET /api/v1/report?site=&zone=&since=24h\|from=&to=&format=json\|table\|markdown\|csv` | the facility report over a period ([`crate::report::facility::FacilityReport`], [`crate::history_api::ReportParams`]) |
@@ -146,6 +147,7 @@ pub fn router(options: ApiOptions) -> Router {
         .route("/api/v1/agents", get(agents))
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/history", get(history))
+        .route("/api/v1/history/series", get(history_series))
         .route("/api/v1/report", get(facility_report))
         .route("/api/v1/openapi.json", get(crate::openapi::document))
         .with_state(handlers.clone());
@@ -587,6 +589,14 @@ async fn history(
 ) -> ApiResult<Response> {
     let Query(params) = query?;
     crate::history_api::answer(&api.state, (api.clock)(), params).await
+}
+
+async fn history_series(
+    State(api): State<Api>,
+    query: Result<Query<crate::history_api::SeriesParams>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(params) = query?;
+    crate::history_api::series_answer(&api.state, (api.clock)(), params).await
 }
 
 async fn facility_report(

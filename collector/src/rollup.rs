@@ -13,10 +13,15 @@
 //! - Keys are `site 0x00 zone 0x00 start(8 bytes, big-endian, sign flipped) rack 0x00 sensor`,
 //!   so all of a zone over a time range is one ordered scan. Site and zone ids contain no
 //!   `0x00` (they are printable identifiers).
+//! - Values are [`codec`]'s compact binary layout (the key holds the location strings);
+//!   buckets stored as JSON by earlier collectors still decode.
 
 use coldaisle_core::{Location, ReadingSummary, SensorKind, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+pub mod codec;
+pub mod series;
 
 /// A roll-up resolution; each has its own store tree and retention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -40,6 +45,15 @@ impl Level {
             Level::Minute => 60_000,
             Level::Hour => 3_600_000,
             Level::Day => 86_400_000,
+        }
+    }
+
+    /// The level's name in the API (`minute`, `hour`, `day`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Minute => "minute",
+            Level::Hour => "hour",
+            Level::Day => "day",
         }
     }
 

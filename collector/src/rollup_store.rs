@@ -1,13 +1,18 @@
 //! The roll-up trees in the store: folding newly stored summaries in, history reads and
 //! per-tree sizes. Everything goes through [`KvStore`], so any backend stores the trees as is.
 //!
-//! Trees: [`Level::tree`] of each level, keys from [`Rollup::key`], values the bucket's JSON.
+//! Trees: [`Level::tree`] of each level, keys from [`Rollup::key`], values
+//! [`crate::rollup::codec`]'s binary layout (JSON values of earlier versions still decode).
+
+pub mod merge_cache;
 
 use crate::retention::RetentionPolicy;
-use crate::rollup::{fold, key_time, per_sensor, serving_level, zone_prefix, zone_time_key};
+use crate::rollup::series::{self, Series};
+use crate::rollup::{codec, fold, key_time, per_sensor, serving_level, zone_prefix, zone_time_key};
 use crate::rollup::{Level, Rollup};
-use coldaisle_core::{ReadingSummary, Timestamp};
+use coldaisle_core::{ReadingSummary, SensorKind, Timestamp};
 use coldaisle_store::{visit_from, KvStore, StoreError, WriteBatch};
+use merge_cache::{MergeCache, MergeKey, WRITES};
 use serde::Serialize;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -15,7 +20,8 @@ use std::sync::Arc;
 /// Folds `summaries` into every level: one read and one write per touched bucket, one batch
 /// per level, then the levels' size counts ([`crate::tree_sizes`]). Not durable until the
 /// caller flushes. Callers pass each summary once (ingest passes only newly stored records),
-/// since folding is not idempotent.
+/// since folding is not idempotent. Each level's write is recorded on [`merge_cache::WRITES`],
+/// so cached merges of buckets it changed are dropped.
 pub fn add(kv: &dyn KvStore, summaries: &[&ReadingSummary]) -> Result<(), StoreError> {
     let sizes = add_uncounted(kv, summaries)?;
     crate::tree_sizes::add(kv, &sizes)
@@ -34,18 +40,20 @@ pub fn add_uncounted(
     for level in Level::ALL {
         let tree = level.tree();
         let mut batch = WriteBatch::default();
+        let mut starts = Vec::new();
         for (key, mut bucket) in fold(summaries.iter().copied(), level) {
+            starts.push(bucket.start);
             let old = kv.get(tree, &key)?;
             let old_len = old.as_ref().map(Vec::len);
             if let Some(old) = old {
-                match serde_json::from_slice::<Rollup>(&old) {
+                match codec::decode(&key, &old) {
                     Ok(old) => bucket.merge(&old),
                     Err(e) => {
                         tracing::error!(tree, key = ?key, error = %e, "roll-up does not decode; replaced")
                     }
                 }
             }
-            let value = serde_json::to_vec(&bucket).map_err(|e| StoreError {
+            let value = codec::encode(&bucket).map_err(|e| StoreError {
                 operation: "encode",
                 tree: tree.into(),
                 message: e.to_string(),
@@ -57,6 +65,7 @@ pub fn add_uncounted(
             batch.insert(key, value);
         }
         kv.apply(tree, batch)?;
+        WRITES.record(level, starts);
     }
     Ok(sizes)
 }
@@ -94,10 +103,12 @@ pub struct History {
 }
 
 /// The roll-up trees of one store, with the retention that decides which level serves a query.
+/// Clones share one [`MergeCache`].
 #[derive(Clone)]
 pub struct RollupStore {
     kv: Arc<dyn KvStore>,
     policy: RetentionPolicy,
+    cache: Arc<MergeCache>,
 }
 
 impl std::fmt::Debug for RollupStore {
@@ -111,7 +122,11 @@ impl std::fmt::Debug for RollupStore {
 impl RollupStore {
     /// Roll-ups in `kv`, kept per `policy`.
     pub fn new(kv: Arc<dyn KvStore>, policy: RetentionPolicy) -> Self {
-        RollupStore { kv, policy }
+        RollupStore {
+            kv,
+            policy,
+            cache: Arc::default(),
+        }
     }
 
     /// The store behind these roll-ups.
@@ -132,6 +147,11 @@ impl RollupStore {
         })
     }
 
+    /// The level [`Self::history`] reads `query` from at `now`.
+    pub fn serving_level(&self, query: &HistoryQuery, now: Timestamp) -> Level {
+        serving_level(query.from, query.to, |l| self.policy.oldest(l, now))
+    }
+
     /// The buckets of `query` at `now`, one per sensor and bucket, from the level
     /// [`serving_level`] picks, with that level and the start of the first bucket. Blocking.
     pub fn buckets(
@@ -142,6 +162,58 @@ impl RollupStore {
         let level = serving_level(query.from, query.to, |l| self.policy.oldest(l, now));
         let from = level.bucket_start(query.from);
         Ok((level, from, self.buckets_at(query, level)?))
+    }
+
+    /// One merged roll-up per sensor over `query`'s period (as [`per_sensor`] makes them), read
+    /// from the level [`serving_level`] picks, with that level and the start of the first
+    /// bucket. Merges of old periods are kept in the store's [`MergeCache`] and served from it
+    /// until a write could have changed them (see [`merge_cache`]). Blocking.
+    pub fn merged(
+        &self,
+        query: &HistoryQuery,
+        now: Timestamp,
+    ) -> Result<(Level, Timestamp, Arc<Vec<Rollup>>), StoreError> {
+        let level = serving_level(query.from, query.to, |l| self.policy.oldest(l, now));
+        let from = level.bucket_start(query.from);
+        let key = MergeKey {
+            filters: (
+                query.site.clone(),
+                query.zone.clone(),
+                query.rack.clone(),
+                query.sensor.clone(),
+            ),
+            level,
+            first: from,
+            last: level.bucket_start(query.to),
+        };
+        if let Some(merged) = self.cache.get(&key, now) {
+            return Ok((level, from, merged));
+        }
+        let ticket = self.cache.ticket(level);
+        let merged = Arc::new(per_sensor(&self.buckets_at(query, level)?));
+        self.cache.put(key, ticket, now, merged.clone());
+        Ok((level, from, merged))
+    }
+
+    /// `query`'s buckets at `level` (of `kind` only, when given) as one series per sensor.
+    /// Blocking.
+    pub fn series(
+        &self,
+        query: &HistoryQuery,
+        level: Level,
+        kind: Option<SensorKind>,
+    ) -> Result<Series, StoreError> {
+        let buckets = self.buckets_at(query, level)?;
+        Ok(Series {
+            level,
+            from: level.bucket_start(query.from),
+            to: query.to,
+            series: series::group(
+                buckets
+                    .into_iter()
+                    .filter(|b| kind.is_none_or(|k| b.kind == k)),
+            ),
+        })
     }
 
     /// The buckets of `query` from `level` (whatever the retention keeps of it), one per sensor
@@ -183,7 +255,7 @@ impl RollupStore {
             if t < from {
                 return ControlFlow::Continue(());
             }
-            match serde_json::from_slice::<Rollup>(value) {
+            match codec::decode(key, value) {
                 Ok(b) if matches(query, &b) => buckets.push(b),
                 Ok(_) => {}
                 Err(e) => {
@@ -356,6 +428,42 @@ mod tests {
             )
             .expect("history");
         assert!(empty.sensors.is_empty());
+    }
+
+    #[test]
+    fn stores_written_as_json_keep_working() {
+        // A store as collectors before the binary format left it: every value JSON.
+        let now = 10 * DAY;
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::default());
+        let old: Vec<ReadingSummary> = (0..120)
+            .map(|m| summary("a", "r1", "t1", now - 3 * 3_600_000 + m * MIN, 20.0))
+            .collect();
+        for level in Level::ALL {
+            let mut batch = WriteBatch::default();
+            for (key, bucket) in fold(&old, level) {
+                batch.insert(key, serde_json::to_vec(&bucket).expect("json"));
+            }
+            kv.apply(level.tree(), batch).expect("apply");
+        }
+        let store = RollupStore::new(kv.clone(), RetentionPolicy::default());
+        let q = query(Some("a"), now - DAY, now);
+        let h = store.history(&q, Timestamp(now)).expect("history");
+        assert_eq!((h.sensors[0].count, h.sensors[0].max), (120, 20.0));
+        // A new summary merges into the JSON bucket and rewrites it in the binary layout.
+        let new = summary("a", "r1", "t1", now - 3 * 3_600_000 + 5 * MIN, 30.0);
+        add(kv.as_ref(), &[&new]).expect("add");
+        let h = store.history(&q, Timestamp(now)).expect("history");
+        assert_eq!((h.sensors[0].count, h.sensors[0].max), (121, 30.0));
+        let hours = kv.scan(Level::Hour.tree(), b"", 10).expect("scan");
+        let tags: Vec<u8> = hours.iter().map(|(_, v)| v[0]).collect();
+        // The touched hour is binary now; the untouched one is still JSON and still read.
+        assert_eq!(tags, vec![codec::FORMAT_V1, b'{']);
+        assert_eq!(
+            codec::decode(&hours[0].0, &hours[0].1)
+                .expect("decode")
+                .count,
+            61
+        );
     }
 
     #[test]

@@ -12,11 +12,20 @@
 //! to what fits on the build machine. The incidents and problems side is the analysis
 //! benchmark's (the report gets none here).
 //!
-//! Run: `cargo run --release -p coldaisle-benches --bin report [-- AGENTSxSENSORS ...]`
-//! (default `20x25 40x500 200x500`).
+//! Each size is measured three ways, 50 reports each on rotating zones: **cold** (a new
+//! `RollupStore` per report, so nothing is cached: both periods read, at once, as
+//! `read_periods` does), **warm** (one `RollupStore`, as the collector keeps one, after one
+//! report of every zone: the previous period's per-sensor merge comes from its cache) and
+//! **sequential**
+//! (cold, the two periods read one after the other, as before `read_periods` used a second
+//! thread).
+//!
+//! Run: `cargo run --release -p coldaisle-benches --bin report [-- [--json] AGENTSxSENSORS ...]`
+//! (default `20x25 40x500 200x500`). `--json` stores the bucket values as JSON, as collectors
+//! wrote them before the binary layout (`rollup::codec`), which the collector still reads.
 
 use anyhow::{Context, Result};
-use coldaisle_benches::rollup_fixture::{percentile, write_buckets, DAY, HOUR, NOW};
+use coldaisle_benches::rollup_fixture::{percentile, write_buckets_as, Encoding, DAY, HOUR, NOW};
 use coldaisle_collector::history_api::read_periods;
 use coldaisle_collector::report::ashrae::{AshraeClass, Envelope};
 use coldaisle_collector::report::facility::{build, Inputs};
@@ -81,7 +90,7 @@ fn summary(zone: u64, index: u64, hour: i64) -> ReadingSummary {
 
 /// Writes DAYS days of day buckets ending at NOW for every sensor of the fleet, one zone-day
 /// per batch.
-fn fill(kv: &dyn KvStore, agents: u64, sensors: u64) -> Result<()> {
+fn fill(kv: &dyn KvStore, agents: u64, sensors: u64, encoding: Encoding) -> Result<()> {
     let first_hour = (NOW - (DAYS - 1) * DAY) / HOUR;
     for zone in 0..agents {
         for day in 0..DAYS {
@@ -91,7 +100,7 @@ fn fill(kv: &dyn KvStore, agents: u64, sensors: u64) -> Result<()> {
                     summaries.push(summary(zone, index, first_hour + day * 24 + h));
                 }
             }
-            write_buckets(kv, Level::Day, &summaries)?;
+            write_buckets_as(kv, Level::Day, &summaries, encoding)?;
         }
     }
     kv.flush()?;
@@ -112,8 +121,39 @@ struct Measured {
     level: Level,
 }
 
+/// How the reports of one run read the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A new `RollupStore` per report: no cache, both periods at once.
+    Cold,
+    /// One `RollupStore` for every report: the previous period's merge cached.
+    Warm,
+    /// Cold, and the two periods read one after the other.
+    Sequential,
+}
+
+/// What one period's read gives: level, first bucket start, buckets (or per-sensor merges).
+type Period = (Level, Timestamp, Vec<coldaisle_collector::rollup::Rollup>);
+
+/// The work of `read_periods` with the two reads one after the other (no second thread).
+fn read_sequentially(
+    store: &RollupStore,
+    query: HistoryQuery,
+    now: Timestamp,
+) -> Result<(Period, Period)> {
+    let length = query.to.0 - query.from.0;
+    let previous = HistoryQuery {
+        from: Timestamp(query.from.0 - length),
+        to: Timestamp(query.from.0 - 1),
+        ..query.clone()
+    };
+    let current = store.buckets(&query, now)?;
+    let (level, from, merged) = store.merged(&previous, now)?;
+    Ok((current, (level, from, merged.as_ref().clone())))
+}
+
 /// One report of `zone` over the 30 days before NOW, encoded as JSON.
-fn report(store: &RollupStore, zone: &str) -> Result<Measured> {
+fn report(store: &RollupStore, zone: &str, mode: Mode) -> Result<Measured> {
     let started = Instant::now();
     let (from, to) = (Timestamp(NOW - 30 * DAY), Timestamp(NOW));
     let query = HistoryQuery {
@@ -124,7 +164,10 @@ fn report(store: &RollupStore, zone: &str) -> Result<Measured> {
         from,
         to,
     };
-    let (current, previous) = read_periods(store, query, to)?;
+    let (current, previous) = match mode {
+        Mode::Sequential => read_sequentially(store, query, to)?,
+        Mode::Cold | Mode::Warm => read_periods(store, query, to)?,
+    };
     let read = started.elapsed();
     let zones = [zone.to_string()];
     let report = build(&Inputs {
@@ -145,46 +188,94 @@ fn report(store: &RollupStore, zone: &str) -> Result<Measured> {
     Ok(Measured {
         read,
         total: started.elapsed(),
-        buckets: current.2.len() + previous.2.len(),
+        buckets: current.2.len(),
         bytes: json.len(),
         level: current.0,
     })
 }
 
-fn run(agents: u64, sensors: u64) -> Result<()> {
+fn run(agents: u64, sensors: u64, encoding: Encoding) -> Result<()> {
     let dir = tempfile::tempdir().context("temp dir")?;
     let kv: Arc<dyn KvStore> = Arc::new(SledStore::open(dir.path()).context("opening sled")?);
     let started = Instant::now();
-    fill(kv.as_ref(), agents, sensors)?;
+    fill(kv.as_ref(), agents, sensors, encoding)?;
     let fill_time = started.elapsed();
-    let store = RollupStore::new(kv, RetentionPolicy::default());
-    let mut times = Vec::with_capacity(REPORTS);
-    let mut reads = Vec::with_capacity(REPORTS);
-    let (mut buckets, mut bytes, mut level) = (0, 0, Level::Minute);
-    for i in 0..REPORTS {
-        let zone = format!("Z{:03}", (i as u64 * 7) % agents);
-        let m = report(&store, &zone)?;
-        (buckets, bytes, level) = (m.buckets, m.bytes, m.level);
-        times.push(m.total);
-        reads.push(m.read);
+    let (entries, bytes_stored) = tree_size(kv.as_ref())?;
+    let shared = RollupStore::new(kv.clone(), RetentionPolicy::default());
+    for mode in [Mode::Sequential, Mode::Cold, Mode::Warm] {
+        if mode == Mode::Warm {
+            // One report per zone first, as a collector serving reports all day has done.
+            for zone in 0..agents.min(REPORTS as u64 * 7) {
+                report(&shared, &format!("Z{zone:03}"), mode)?;
+            }
+        }
+        let mut times = Vec::with_capacity(REPORTS);
+        let mut reads = Vec::with_capacity(REPORTS);
+        let (mut buckets, mut bytes, mut level) = (0, 0, Level::Minute);
+        let cpu_before = process_cpu()?;
+        for i in 0..REPORTS {
+            let zone = format!("Z{:03}", (i as u64 * 7) % agents);
+            let fresh;
+            let store = if mode == Mode::Warm {
+                &shared
+            } else {
+                fresh = RollupStore::new(kv.clone(), RetentionPolicy::default());
+                &fresh
+            };
+            let m = report(store, &zone, mode)?;
+            (buckets, bytes, level) = (m.buckets, m.bytes, m.level);
+            times.push(m.total);
+            reads.push(m.read);
+        }
+        let cpu = (process_cpu()? - cpu_before) / REPORTS as u32;
+        // The period's 31 day buckets per sensor (its end, NOW, starts a bucket).
+        anyhow::ensure!(
+            buckets as u64 == sensors * 31,
+            "buckets read: {buckets}, expected 31 per sensor"
+        );
+        times.sort();
+        reads.sort();
+        println!(
+            "| {agents} × {sensors} | {encoding:?} | {entries} | {:.0} MB | {:.1} s | {mode:?} | {level:?} | {} kB | {:.1} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            bytes_stored as f64 / 1e6,
+            fill_time.as_secs_f64(),
+            bytes / 1000,
+            cpu.as_secs_f64() * 1e3,
+            percentile(&reads, 0.5).as_secs_f64() * 1e3,
+            percentile(&times, 0.5).as_secs_f64() * 1e3,
+            percentile(&times, 0.99).as_secs_f64() * 1e3,
+        );
     }
-    // The period's 31 day buckets (its end, NOW, starts a bucket) and the previous 30.
-    anyhow::ensure!(
-        buckets as u64 == sensors * 61,
-        "buckets read: {buckets}, expected 31 + 30 per sensor"
-    );
-    times.sort();
-    reads.sort();
-    println!(
-        "| {agents} × {sensors} | {} | {:.1} s | {level:?} | {buckets} | {} kB | {:.2} ms | {:.2} ms | {:.2} ms |",
-        agents * sensors * DAYS as u64,
-        fill_time.as_secs_f64(),
-        bytes / 1000,
-        percentile(&reads, 0.5).as_secs_f64() * 1e3,
-        percentile(&times, 0.5).as_secs_f64() * 1e3,
-        percentile(&times, 0.99).as_secs_f64() * 1e3,
-    );
     Ok(())
+}
+
+/// CPU time (user + system, every thread, ended ones included) of this process so far, from
+/// `/proc/self/stat` in clock ticks of 10 ms: the machine is shared, so wall time alone says
+/// more about the neighbours than about the report.
+fn process_cpu() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    // Fields after the command name (which is in parentheses and may hold spaces): state is
+    // the first, utime the 12th, stime the 13th.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("/proc/self/stat without a command name")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("/proc/self/stat field {i}"))
+    };
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+}
+
+/// Entries and key+value bytes of the day tree.
+fn tree_size(kv: &dyn KvStore) -> Result<(u64, u64)> {
+    let sizes = coldaisle_collector::rollup_store::tree_sizes(kv, &[Level::Day.tree()])?;
+    Ok(sizes
+        .first()
+        .map_or((0, 0), |size| (size.entries, size.bytes)))
 }
 
 fn parse_size(text: &str) -> Result<(u64, u64)> {
@@ -198,21 +289,26 @@ fn parse_size(text: &str) -> Result<(u64, u64)> {
 }
 
 fn main() -> Result<()> {
-    let args: Vec<(u64, u64)> = std::env::args()
-        .skip(1)
-        .map(|a| parse_size(&a))
-        .collect::<Result<_>>()?;
+    let mut encoding = Encoding::Binary;
+    let mut args = Vec::new();
+    for arg in std::env::args().skip(1) {
+        if arg == "--json" {
+            encoding = Encoding::LegacyJson;
+        } else {
+            args.push(parse_size(&arg)?);
+        }
+    }
     let sizes = if args.is_empty() {
         vec![(20, 25), (40, 500), (200, 500)]
     } else {
         args
     };
     println!(
-        "| agents × sensors | day buckets stored | write time | level | buckets read | JSON | read p50 | p50 | p99 |"
+        "| agents × sensors | values | day buckets stored | key+value bytes | write time | reads | level | report JSON | CPU per report | read p50 | p50 | p99 |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (agents, sensors) in sizes {
-        run(agents, sensors)?;
+        run(agents, sensors, encoding)?;
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ use crate::report::{names_sensor, IncidentSummary, ProblemSummary, RackKey, Repo
 use crate::rollup::{Level, Rollup};
 use coldaisle_core::{Category, SensorKind, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 /// Version of the report's JSON shape; bumped on a change that is not an added field.
@@ -429,16 +429,15 @@ fn rows(
     env: &Envelope,
     open: &[&Incident],
 ) -> Vec<RowSection> {
-    let mut racks: BTreeMap<RackKey, BTreeMap<RackKey, RackBuckets<'_>>> = BTreeMap::new();
+    // Grouped by the names as they are first (a hash per bucket), ordered once per rack.
+    let mut by_name: HashMap<(Option<&str>, Option<&str>), RackBuckets<'_>> = HashMap::new();
     for (b, current) in now
         .iter()
         .map(|b| (*b, true))
         .chain(before.iter().map(|b| (*b, false)))
     {
-        let rack = racks
-            .entry(row_key(b.location.row.as_deref()))
-            .or_default()
-            .entry(RackKey::of(b.location.rack.as_deref()))
+        let rack = by_name
+            .entry((b.location.row.as_deref(), b.location.rack.as_deref()))
             .or_default();
         rack.sensors.insert(b.sensor.as_str());
         if b.kind == SensorKind::InletTemp {
@@ -448,6 +447,13 @@ fn rows(
                 rack.inlet_before.push(b);
             }
         }
+    }
+    let mut racks: BTreeMap<RackKey, BTreeMap<RackKey, RackBuckets<'_>>> = BTreeMap::new();
+    for ((row, rack), buckets) in by_name {
+        racks
+            .entry(row_key(row))
+            .or_default()
+            .insert(RackKey::of(rack), buckets);
     }
     racks
         .into_iter()

@@ -1,9 +1,11 @@
 //! The web dashboard in a real browser: mosquitto, snmpd serving four rack inlets (in four
-//! ASHRAE bands), our agent and collector (with an API token), and headless Chromium driven
-//! over WebDriver by `chromedriver`. It signs in with the token, then checks what the pages
-//! show: the heat map's rack colours against the fed temperatures, the open incident in the
-//! incident list, an operator note in a problem's chronicle, the rack chart, and the layout at
-//! phone width. Screenshots go to `target/test-artifacts/` (paths printed).
+//! ASHRAE bands) and a cooling unit's supply and return air, our agent and collector (with an
+//! API token), and headless Chromium driven over WebDriver by `chromedriver`. It signs in with
+//! the token, then checks what the pages show: the zone page from the facility report (rack
+//! colours against the fed temperatures, the cooling unit's ΔT, the hot spots' ranks), the
+//! open incident in the incident list, an operator note in a problem's chronicle, the rack
+//! chart (one history request), and the layout at phone width. Screenshots go to
+//! `target/test-artifacts/` (paths printed).
 
 mod webdriver;
 
@@ -25,6 +27,12 @@ const RACKS: [(&str, f64, &str, &str); 4] = [
     ("R2", 29.5, "warm", "rgb(249, 168, 37)"),
     ("R3", 34.5, "hot", "rgb(198, 40, 40)"),
     ("R4", 16.5, "cool", "rgb(100, 181, 246)"),
+];
+
+/// The cooling unit's sensors (no rack): id, kind, fed temperature (°C). Its ΔT is 11 °C.
+const COOLING: [(&str, &str, f64); 2] = [
+    ("crac1-supply", "supply_air_temp", 18.0),
+    ("crac1-return", "return_air_temp", 29.0),
 ];
 
 /// The operator note the problem's chronicle must show.
@@ -70,6 +78,12 @@ timeout = "250ms"
              min_duration = \"500ms\"\n",
             r = rack.to_lowercase(),
             i = n + 1
+        ));
+    }
+    for (n, (sensor, kind, _)) in COOLING.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[devices.points]]\nsensor = \"{sensor}\"\nkind = \"{kind}\"\noid = \"{PROBE_TEMP}.{i}\"\nscale = 0.1\n",
+            i = RACKS.len() + n + 1
         ));
     }
     text
@@ -150,7 +164,8 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
     let dir = tempfile::tempdir()?;
     let broker = Mosquitto::start(&[("web-agent", "agent-pass"), ("collector", "collector-pass")])?;
     let mut values = std::collections::BTreeMap::new();
-    for (n, (_, celsius, ..)) in RACKS.iter().enumerate() {
+    let fed = RACKS.iter().map(|r| r.1).chain(COOLING.iter().map(|c| c.2));
+    for (n, celsius) in fed.enumerate() {
         values.insert(
             format!("{PROBE_TEMP}.{}", n + 1),
             SnmpValue::Integer((celsius * 10.0).round() as i32),
@@ -223,12 +238,29 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
             .and_then(|p| p["id"].as_str().map(str::to_string))
     })
     .with_context(logs)?;
-    wait_for("every rack with a reading", Duration::from_secs(30), || {
-        let report = get_authed(&format!("{api}/api/v1/zones/Z1/report"), &token).ok()?;
-        let racks = report["racks"].as_array()?;
-        (racks.len() == RACKS.len() && racks.iter().all(|r| r["inlet_last"].is_number()))
-            .then_some(())
-    })
+    wait_for(
+        "every rack and the cooling unit in the facility report",
+        Duration::from_secs(30),
+        || {
+            let report = get_authed(
+                &format!("{api}/api/v1/report?site=lab1&zone=Z1&since=1h"),
+                &token,
+            )
+            .ok()?;
+            let zone = &report["zones"][0];
+            let racks: Vec<&Value> = zone["rows"]
+                .as_array()?
+                .iter()
+                .flat_map(|row| row["racks"].as_array().into_iter().flatten())
+                .filter(|r| r["inlet"]["current"].is_number())
+                .collect();
+            let cooled = zone["cooling_units"]
+                .as_array()?
+                .iter()
+                .any(|u| u["unit"] == "crac1" && u["delta_t_current"].is_number());
+            (racks.len() == RACKS.len() && cooled).then_some(())
+        },
+    )
     .with_context(logs)?;
     let mut note = ureq::post(&format!("{api}/api/v1/problems/{problem}/notes"))
         .header("authorization", &format!("Bearer {token}"))
@@ -297,6 +329,38 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
             "{rack} shows its temperature: {tile}"
         );
     }
+    // The facility report's figures: the cooling unit's ΔT, the hot spots ranked by p95.
+    let zone = browser.execute(
+        "const unit = document.querySelector('#cooling-units tr[data-unit=\"crac1\"]');
+         return {unit: unit && unit.innerText, delta: unit && Number(unit.dataset.deltaT),
+                 spots: [...document.querySelectorAll('#hot-spots tbody tr')]
+                     .map(r => ({rank: Number(r.dataset.rank), sensor: r.dataset.sensor})),
+                 above: document.getElementById('zone-above').innerText,
+                 period: document.getElementById('period').innerText}",
+        json!([]),
+    )?;
+    assert!(
+        zone["delta"]
+            .as_f64()
+            .is_some_and(|d| (d - 11.0).abs() < 1e-6),
+        "ΔT now of crac1: {zone}"
+    );
+    assert!(
+        zone["unit"].as_str().is_some_and(|t| t.contains("11.0 °C")
+            && t.contains("18.0 °C")
+            && t.contains("29.0 °C")),
+        "the unit's row shows supply, return and ΔT: {zone}"
+    );
+    // R3 (34.5 °C) is above the allowable band, R2 (29.5 °C) above the recommended one.
+    assert_eq!(
+        zone["spots"],
+        json!([{"rank": 1, "sensor": "r3-inlet"}, {"rank": 2, "sensor": "r2-inlet"}]),
+        "{zone}"
+    );
+    assert!(
+        zone["period"].as_str().is_some_and(|p| p.contains("24h")),
+        "{zone}"
+    );
     save_screenshot(&browser, "dashboard-zone-1280x800.png")?;
 
     // The incident list lists the open incident.
@@ -331,15 +395,22 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
     );
     save_screenshot(&browser, "dashboard-problem-1280x800.png")?;
 
-    // The rack page draws its 24-hour chart from the roll-ups.
+    // The rack page draws its 24-hour chart from the roll-ups, in one history request.
+    browser.execute("performance.clearResourceTimings(); return null", json!([]))?;
     open(&browser, &api, "#/rack/lab1/Z1/R3")?;
     let chart = browser.execute(
         "const box = document.getElementById('rack-chart');
          return {points: Number(box.dataset.points), svg: box.querySelectorAll('svg polyline').length,
-                 band: document.getElementById('rack-now').dataset.band}",
+                 band: document.getElementById('rack-now').dataset.band,
+                 history: performance.getEntriesByType('resource')
+                     .filter(e => e.name.includes('/api/v1/history')).length}",
         json!([]),
     )?;
     assert!(chart["points"].as_u64() >= Some(1), "{chart}");
+    assert_eq!(
+        chart["history"], 1,
+        "one history request per chart: {chart}"
+    );
     assert!(chart["svg"].as_u64() >= Some(1), "{chart}");
     assert_eq!(chart["band"], "hot", "{chart}");
     save_screenshot(&browser, "dashboard-rack-1280x800.png")?;
@@ -375,6 +446,20 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
     assert_eq!(layout["columns"], 2, "{layout}");
     assert_eq!(layout["tiles"], RACKS.len(), "{layout}");
     save_screenshot(&browser, "dashboard-overview-390x844.png")?;
+    open(&browser, &api, "#/zone/lab1/Z1")?;
+    let zone_layout = browser.execute(
+        "return {scroll: document.documentElement.scrollWidth,
+                 tiles: document.querySelectorAll('.heatmap .rack').length,
+                 units: document.querySelectorAll('#cooling-units tbody tr').length}",
+        json!([]),
+    )?;
+    assert!(
+        zone_layout["scroll"].as_u64() <= Some(390),
+        "no sideways scroll on the zone page: {zone_layout}"
+    );
+    assert_eq!(zone_layout["tiles"], RACKS.len(), "{zone_layout}");
+    assert!(zone_layout["units"].as_u64() >= Some(1), "{zone_layout}");
+    save_screenshot(&browser, "dashboard-zone-390x844.png")?;
     open(&browser, &api, &format!("#/problem/{problem}"))?;
     save_screenshot(&browser, "dashboard-problem-390x844.png")?;
     Ok(())

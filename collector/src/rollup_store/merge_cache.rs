@@ -1,0 +1,335 @@
+//! A bounded cache of per-sensor merges over closed periods, and the write clock that says
+//! when a cached merge may have gone stale.
+//!
+//! A report compares its period with the previous one of the same length. At the day level
+//! the previous period's buckets change only when a day ends (the period slides by a bucket)
+//! or when a late summary lands in one of them, yet reading and merging them is half of a
+//! report's work. So the merge is kept, keyed by exactly what was read (query filters,
+//! level, first and last bucket start), and dropped when it may be stale.
+//!
+//! Invariants:
+//! - **Late writes invalidate.** [`WriteClock`] ([`WRITES`] for the process) keeps, per level, the newest bucket start
+//!   written in this process and a *late-write generation*, bumped after every write that
+//!   touched a bucket older than one bucket before that newest start. An entry records the
+//!   generation read before its buckets were read and is served only while it is unchanged.
+//! - **Only old ranges are cached**: an entry is kept only if its last bucket starts more than
+//!   one bucket before the newest start read (with the generation) before the read. A write
+//!   the read missed finished after that point, so its newest start is at least as late; if
+//!   it touched the entry's range it was a late write and bumped the generation.
+//! - **Other writers are bounded by age**: a collector reading zones that another process
+//!   writes (a cluster partition) does not see their writes; entries expire after
+//!   [`MAX_AGE`] of the caller's clock whatever the generation. A process that never wrote
+//!   (a standby) caches nothing, since it has no newest start.
+//! - **Bounded**: at most [`MAX_ENTRIES`] entries and [`MAX_ROLLUPS`] merged roll-ups in all;
+//!   the oldest entry goes first.
+
+use crate::rollup::{Level, Rollup};
+use coldaisle_core::Timestamp;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Most entries kept.
+pub const MAX_ENTRIES: usize = 64;
+/// Most merged roll-ups kept over all entries (about 250 bytes each).
+pub const MAX_ROLLUPS: usize = 50_000;
+/// How long an entry is served, by the caller's clock, whatever the generation says.
+pub const MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Per level: the newest bucket start written and the late-write generation.
+#[derive(Debug)]
+pub struct WriteClock {
+    newest: [AtomicI64; 3],
+    late: [AtomicU64; 3],
+}
+
+/// The process's clock: every store write goes through [`WriteClock::record`] on it.
+pub static WRITES: WriteClock = WriteClock::new();
+
+fn slot(level: Level) -> usize {
+    match level {
+        Level::Minute => 0,
+        Level::Hour => 1,
+        Level::Day => 2,
+    }
+}
+
+impl WriteClock {
+    /// A clock that has seen no write.
+    pub const fn new() -> WriteClock {
+        WriteClock {
+            newest: [
+                AtomicI64::new(i64::MIN),
+                AtomicI64::new(i64::MIN),
+                AtomicI64::new(i64::MIN),
+            ],
+            late: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+
+    /// Notes that buckets of `level` starting at `starts` were just written (call it after the
+    /// write is applied).
+    pub fn record(&self, level: Level, starts: impl IntoIterator<Item = Timestamp>) {
+        let i = slot(level);
+        let starts: Vec<i64> = starts.into_iter().map(|t| t.0).collect();
+        let Some(&latest) = starts.iter().max() else {
+            return;
+        };
+        let before = self.newest[i].fetch_max(latest, Ordering::SeqCst);
+        let limit = before.max(latest).saturating_sub(level.bucket_ms());
+        if starts.iter().any(|&s| s < limit) {
+            self.late[i].fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Reads the clock of `level`; take it before reading the buckets.
+    pub fn ticket(&self, level: Level) -> Ticket {
+        let i = slot(level);
+        Ticket {
+            level,
+            generation: self.late[i].load(Ordering::SeqCst),
+            newest: self.newest[i].load(Ordering::SeqCst),
+        }
+    }
+
+    fn current(&self, ticket: &Ticket) -> bool {
+        self.late[slot(ticket.level)].load(Ordering::SeqCst) == ticket.generation
+    }
+}
+
+impl Default for WriteClock {
+    fn default() -> Self {
+        WriteClock::new()
+    }
+}
+
+/// What a cached merge was read for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeKey {
+    /// Site, zone, rack and sensor filters.
+    pub filters: (String, Option<String>, Option<String>, Option<String>),
+    /// Level read.
+    pub level: Level,
+    /// First bucket start read.
+    pub first: Timestamp,
+    /// Last bucket start read.
+    pub last: Timestamp,
+}
+
+/// The clock's reading before a read: generation and newest start of one level.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    level: Level,
+    generation: u64,
+    newest: i64,
+}
+
+struct Entry {
+    key: MergeKey,
+    ticket: Ticket,
+    made_at: Timestamp,
+    merged: Arc<Vec<Rollup>>,
+}
+
+/// The cache (see the module invariants).
+pub struct MergeCache {
+    clock: &'static WriteClock,
+    entries: Mutex<VecDeque<Entry>>,
+}
+
+impl Default for MergeCache {
+    /// A cache judged by the process's clock, [`WRITES`].
+    fn default() -> Self {
+        MergeCache::with_clock(&WRITES)
+    }
+}
+
+impl std::fmt::Debug for MergeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = self.entries.lock().map(|e| e.len()).unwrap_or(0);
+        f.debug_struct("MergeCache").field("entries", &len).finish()
+    }
+}
+
+impl MergeCache {
+    /// An empty cache judged by `clock`.
+    pub fn with_clock(clock: &'static WriteClock) -> Self {
+        MergeCache {
+            clock,
+            entries: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Reads the clock of `level`; take it before reading the buckets to [`Self::put`].
+    pub fn ticket(&self, level: Level) -> Ticket {
+        self.clock.ticket(level)
+    }
+
+    /// The merge stored for `key`, if it is still valid at `now`.
+    pub fn get(&self, key: &MergeKey, now: Timestamp) -> Option<Arc<Vec<Rollup>>> {
+        let mut entries = self.entries.lock().ok()?;
+        let at = entries.iter().position(|e| e.key == *key)?;
+        let e = &entries[at];
+        let young = now.0.saturating_sub(e.made_at.0) < MAX_AGE.as_millis() as i64;
+        if young && self.clock.current(&e.ticket) {
+            Some(e.merged.clone())
+        } else {
+            entries.remove(at);
+            None
+        }
+    }
+
+    /// Keeps `merged`, read for `key` after `ticket` was taken, if the invariants allow it.
+    pub fn put(&self, key: MergeKey, ticket: Ticket, now: Timestamp, merged: Arc<Vec<Rollup>>) {
+        let old_enough = key.last.0 < ticket.newest.saturating_sub(key.level.bucket_ms());
+        if !old_enough || !self.clock.current(&ticket) || merged.len() > MAX_ROLLUPS {
+            return;
+        }
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        entries.retain(|e| e.key != key);
+        let mut held: usize = entries.iter().map(|e| e.merged.len()).sum();
+        while entries.len() >= MAX_ENTRIES || held + merged.len() > MAX_ROLLUPS {
+            match entries.pop_front() {
+                Some(e) => held -= e.merged.len(),
+                None => break,
+            }
+        }
+        entries.push_back(Entry {
+            key,
+            ticket,
+            made_at: now,
+            merged,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn key(zone: &str, last: i64) -> MergeKey {
+        MergeKey {
+            filters: ("s".into(), Some(zone.into()), None, None),
+            level: Level::Day,
+            first: Timestamp(last - 30 * DAY),
+            last: Timestamp(last),
+        }
+    }
+
+    #[test]
+    fn a_merge_is_served_until_a_late_write_or_its_age() {
+        static CLOCK: WriteClock = WriteClock::new();
+        let cache = MergeCache::with_clock(&CLOCK);
+        let now = Timestamp(100 * DAY);
+        CLOCK.record(Level::Day, [now]);
+        let k = key("a", 69 * DAY);
+        cache.put(
+            k.clone(),
+            cache.ticket(Level::Day),
+            now,
+            Arc::new(Vec::new()),
+        );
+        assert!(cache.get(&k, now).is_some());
+        assert!(cache.get(&key("b", 69 * DAY), now).is_none());
+        // Writes to the newest buckets leave it alone.
+        CLOCK.record(Level::Day, [now, Timestamp(now.0 - DAY)]);
+        assert!(cache.get(&k, now).is_some());
+        let later = Timestamp(now.0 + MAX_AGE.as_millis() as i64);
+        assert!(cache.get(&k, later).is_none(), "too old");
+        // Stored again, then a write into an old bucket: gone.
+        cache.put(
+            k.clone(),
+            cache.ticket(Level::Day),
+            now,
+            Arc::new(Vec::new()),
+        );
+        assert!(cache.get(&k, now).is_some());
+        CLOCK.record(Level::Day, [Timestamp(60 * DAY)]);
+        assert!(cache.get(&k, now).is_none(), "late write");
+        // Other levels' late writes do not count.
+        cache.put(
+            k.clone(),
+            cache.ticket(Level::Day),
+            now,
+            Arc::new(Vec::new()),
+        );
+        CLOCK.record(Level::Hour, [now, Timestamp(0)]);
+        assert!(cache.get(&k, now).is_some());
+    }
+
+    #[test]
+    fn recent_ranges_stale_tickets_and_a_clock_without_writes_keep_nothing() {
+        static CLOCK: WriteClock = WriteClock::new();
+        let cache = MergeCache::with_clock(&CLOCK);
+        let now = Timestamp(100 * DAY);
+        let old = key("o", 50 * DAY);
+        // No write seen yet (a standby): nothing is kept.
+        cache.put(
+            old.clone(),
+            cache.ticket(Level::Day),
+            now,
+            Arc::new(Vec::new()),
+        );
+        assert!(cache.get(&old, now).is_none());
+        CLOCK.record(Level::Day, [now]);
+        // The range reaches the bucket before the newest: ingest may still add to it.
+        let recent = key("r", 99 * DAY);
+        cache.put(
+            recent.clone(),
+            cache.ticket(Level::Day),
+            now,
+            Arc::new(Vec::new()),
+        );
+        assert!(cache.get(&recent, now).is_none());
+        // A late write between the ticket and the put.
+        let ticket = cache.ticket(Level::Day);
+        CLOCK.record(Level::Day, [Timestamp(10 * DAY)]);
+        cache.put(old.clone(), ticket, now, Arc::new(Vec::new()));
+        assert!(cache.get(&old, now).is_none());
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bounds() {
+        static CLOCK: WriteClock = WriteClock::new();
+        let cache = MergeCache::with_clock(&CLOCK);
+        let now = Timestamp(100 * DAY);
+        CLOCK.record(Level::Day, [now]);
+        for n in 0..(MAX_ENTRIES + 5) {
+            let k = key(&format!("z{n}"), DAY);
+            cache.put(k, cache.ticket(Level::Day), now, Arc::new(Vec::new()));
+        }
+        let len = cache.entries.lock().map(|e| e.len()).unwrap_or(0);
+        assert_eq!(len, MAX_ENTRIES);
+        assert!(cache.get(&key("z0", DAY), now).is_none(), "oldest evicted");
+        assert!(cache
+            .get(&key(&format!("z{}", MAX_ENTRIES + 4), DAY), now)
+            .is_some());
+        // A merge larger than the whole budget is not kept.
+        let one = Rollup {
+            sensor: "t".into(),
+            kind: coldaisle_core::SensorKind::InletTemp,
+            location: coldaisle_core::Location {
+                site: "s".into(),
+                zone: "big".into(),
+                row: None,
+                rack: None,
+            },
+            start: Timestamp(0),
+            count: 1,
+            sum: 1.0,
+            min: 1.0,
+            max: 1.0,
+            last: 1.0,
+            last_at: Timestamp(0),
+            summaries: 1,
+        };
+        let big = Arc::new(vec![one; MAX_ROLLUPS + 1]);
+        cache.put(key("big", DAY), cache.ticket(Level::Day), now, big);
+        assert!(cache.get(&key("big", DAY), now).is_none());
+    }
+}
