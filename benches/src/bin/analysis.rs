@@ -94,6 +94,7 @@ fn event(n: u64) -> StoredEvent {
             limit: Some(27.0),
             first_ts: ts,
             ts,
+            expected_crossing: None,
         })
     };
     StoredEvent {
