@@ -526,8 +526,11 @@ fn emit(
         limit: t.limit.map(|l| readable::round_to(l, decimals)),
         first_ts: t.first_ts,
         ts,
+        expected_crossing: f.expected_crossing,
     };
-    let zone_event = (category != Category::Device)
+    // Faults are not thermal conditions and forecasts are not conditions yet: neither makes
+    // zone evidence.
+    let zone_event = (category != Category::Device && !event.is_forecast())
         .then(|| {
             correlator.observe(&SensorTransition {
                 sensor: evidence.to_string(),

@@ -9,7 +9,9 @@
 //! are accepted as they are ([`input`]): rows that step back in time are skipped and counted
 //! (or sorted with `--sort`), duplicate timestamps and gaps are counted, and the run ends with
 //! a summary on stderr (rows, skipped, duplicates, gaps, raises, clears). `--unit F` converts values to °C first; sentinel checks see the value as written.
-//! The output depends on nothing but the input and the settings: same input, same bytes.
+//! A `forecast` line (inlet kinds by default) carries `expected_crossing`, when the trend
+//! reaches its `limit`. The output depends on nothing but the input and the settings: same
+//! input, same bytes.
 
 use crate::detect::chain::{Fired, SensorDetectors};
 use anyhow::Context as _;
@@ -71,6 +73,9 @@ struct Line<'a> {
     limit: Option<f64>,
     first_ts: String,
     duration_s: f64,
+    /// A forecast raise: when the trend reaches `limit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_crossing: Option<String>,
 }
 
 /// Parses a kind name as written in configs (`inlet_temp`, ...).
@@ -226,6 +231,7 @@ fn push_line(out: &mut String, f: &Fired, category: Category) -> anyhow::Result<
         limit: t.limit.map(round),
         first_ts: t.first_ts.to_rfc3339(),
         duration_s: t.ts.since(t.first_ts).as_secs_f64(),
+        expected_crossing: f.expected_crossing.map(|c| c.to_rfc3339()),
     };
     out.push_str(&serde_json::to_string(&line).context("encoding a replay line")?);
     out.push('\n');

@@ -41,6 +41,7 @@ fn event(seq: u64, site: usize, zone: usize, state: EventState, ts: i64) -> Stor
             limit: Some(27.0),
             first_ts: Timestamp(ts),
             ts: Timestamp(ts),
+            expected_crossing: None,
         }),
     }
 }

@@ -488,6 +488,11 @@ impl Analysis {
         self.actions.values()
     }
 
+    /// Every event held (any scope, forecasts included), in order-key order.
+    pub fn events(&self) -> impl Iterator<Item = &StoredEvent> {
+        self.events.values()
+    }
+
     /// The stored event behind a timeline entry, looked up by its order key.
     pub fn event(&self, key: &OrderKey) -> Option<&StoredEvent> {
         self.events.get(key)
@@ -694,6 +699,7 @@ mod tests {
                 limit: Some(70.0),
                 first_ts: coldaisle_core::Timestamp(ts),
                 ts: coldaisle_core::Timestamp(ts),
+                expected_crossing: None,
             }),
         }
     }

@@ -469,6 +469,7 @@ mod tests {
                 limit: Some(limit),
                 first_ts: Timestamp(ts),
                 ts: Timestamp(ts),
+                expected_crossing: None,
             }),
         )
     }

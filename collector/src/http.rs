@@ -7,7 +7,7 @@
 //! | `GET /api/v1/zones` | every known zone with counts ([`ZoneSummary`]) |
 //! | `GET /api/v1/zones/{zone}/report?site=&window=24h&format=json\|text` | [`crate::report::ZoneReport`], or its text rendering |
 //! | `GET /api/v1/incidents?status=open\|resolved&zone=&site=` | incidents, oldest first |
-//! | `GET /api/v1/incidents/{id}` | one incident with its timeline |
+//! | `GET /api/v1/incidents/{id}` | one incident with its timeline; its probable cause refined by the zone's readings ([`crate::cooling_cause`]) |
 //! | `GET /api/v1/problems?zone=&site=` | problems, oldest first |
 //! | `GET /api/v1/problems/{id}` | one problem |
 //! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id: last status, last batch, `silent` (`?silent=true` lists only silent agents) |
@@ -515,7 +515,16 @@ async fn one_incident(
     let now = (api.clock)();
     let state = api.state.read().await;
     match state.analysis.incident(&id, incident_time(&state, now)) {
-        Some(incident) => Ok(Json(incident).into_response()),
+        Some(mut incident) => {
+            // The cause engine reads events; the cooling units' readings refine it here.
+            crate::cooling_cause::refine_incident(
+                &mut incident,
+                state.summaries.iter(),
+                state.analysis.events(),
+                crate::cooling_cause::Windows::default(),
+            );
+            Ok(Json(incident).into_response())
+        }
         None => Err(ApiError::not_found(format!("no incident with id {id:?}"))),
     }
 }

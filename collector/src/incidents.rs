@@ -783,14 +783,17 @@ impl IncidentEngine {
     }
 }
 
-/// Maps a payload to fingerprint, source and timeline text; `None` for reading summaries.
-/// The fingerprint (incident stream) an event belongs to; `None` for reading summaries.
+/// The fingerprint (incident stream) an event belongs to; `None` for reading summaries and
+/// forecasts, which open no incident.
 pub fn fingerprint_of(payload: &Payload) -> Option<Fingerprint> {
     classify(payload).map(|c| c.fingerprint)
 }
 
 fn classify(payload: &Payload) -> Option<Classified> {
     match payload {
+        // A forecast is a warning about the future, not a condition: no incident, no page
+        // (it shows in the zone report, `crate::report::forecasts`).
+        Payload::SensorEvent(e) if e.is_forecast() => None,
         Payload::SensorEvent(e) => Some(classify_sensor(e)),
         Payload::ZoneEvent(e) => Some(classify_zone(e)),
         Payload::DeviceEvent(e) => Some(classify_device(e)),
@@ -951,6 +954,7 @@ pub(crate) mod tests {
                 limit: Some(27.0),
                 first_ts: Timestamp(ts),
                 ts: Timestamp(ts),
+                expected_crossing: None,
             }),
         }
     }

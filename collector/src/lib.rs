@@ -15,6 +15,7 @@ pub mod cause;
 pub mod checkpoint;
 pub mod chronicle;
 pub mod cluster;
+pub mod cooling_cause;
 pub mod daemon;
 pub mod dashboard;
 pub mod fix_figures;

@@ -61,7 +61,44 @@ pub fn render_zone_report(report: &ZoneReport) -> String {
     render_recent_incidents(&mut out, &report.recent_incidents);
     out.push('\n');
     render_problem_list(&mut out, &report.problems);
+    render_forecasts(&mut out, &report.forecasts);
     out
+}
+
+/// Open forecasts, only when there are some (a zone without any reads as before).
+fn render_forecasts(out: &mut String, forecasts: &[crate::report::forecasts::OpenForecast]) {
+    if forecasts.is_empty() {
+        return;
+    }
+    out.push('\n');
+    line(
+        out,
+        format!(
+            "Forecasts: trend reaches the limit soon ({}):",
+            forecasts.len()
+        ),
+    );
+    let mut table = Table::new(&[
+        ("SENSOR", Align::Left),
+        ("RACK", Align::Left),
+        ("VALUE", Align::Right),
+        ("LIMIT", Align::Right),
+        ("RAISED", Align::Left),
+        ("EXPECTED CROSSING", Align::Left),
+    ]);
+    for f in forecasts {
+        table.row(vec![
+            f.sensor.clone(),
+            f.rack.clone().unwrap_or_else(|| "-".to_string()),
+            format!("{:.1}", f.value),
+            f.limit
+                .map_or_else(|| "-".to_string(), |l| format!("{l:.1}")),
+            f.raised_at.to_rfc3339(),
+            f.expected_crossing
+                .map_or_else(|| "-".to_string(), |t| t.to_rfc3339()),
+        ]);
+    }
+    table.write(out, "");
 }
 
 fn render_open_incidents(out: &mut String, incidents: &[IncidentSummary]) {
@@ -386,6 +423,7 @@ mod tests {
             recent_incidents: Vec::new(),
             problems: Vec::new(),
             rollup_level: None,
+            forecasts: Vec::new(),
         };
         let text = render_zone_report(&report);
         for expected in [
@@ -396,6 +434,10 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected} missing in:\n{text}");
         }
+        assert!(
+            !text.contains("Forecasts"),
+            "no section without forecasts: {text}"
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@
 pub mod ashrae;
 pub mod facility;
 pub mod figures;
+pub mod forecasts;
 pub mod formats;
 
 use crate::actions::ProblemStatus;
@@ -217,6 +218,9 @@ pub struct ZoneReport {
     /// ([`with_history`]); absent when they come from the summaries held in memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollup_level: Option<crate::rollup::Level>,
+    /// Predictive warnings of the zone open now ([`forecasts`]): never incidents, shown here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forecasts: Vec<forecasts::OpenForecast>,
 }
 
 /// One line of the list of zones.
@@ -389,6 +393,7 @@ pub fn zone_report(
         .map(ProblemSummary::of)
         .collect();
 
+    let forecasts = forecasts::open_forecasts(state.analysis.events(), &site, zone);
     Ok(ZoneReport {
         site,
         zone: zone.to_string(),
@@ -399,6 +404,7 @@ pub fn zone_report(
         recent_incidents: recent.into_iter().map(IncidentSummary::of).collect(),
         problems,
         rollup_level: None,
+        forecasts,
     })
 }
 
@@ -678,6 +684,7 @@ pub(crate) mod tests {
                 limit: Some(27.0),
                 first_ts: Timestamp(ts),
                 ts: Timestamp(ts),
+                expected_crossing: None,
             }),
         }
     }
@@ -1062,5 +1069,61 @@ pub(crate) mod tests {
         let mut names = vec!["R10", "R2", "R1", "B", "A-10", "A-9", "R02"];
         names.sort_by(|a, b| natural_cmp(a, b).then_with(|| a.cmp(b)));
         assert_eq!(names, vec!["A-9", "A-10", "B", "R1", "R02", "R2", "R10"]);
+    }
+
+    /// Two racks' forecasts in a zone: no incident opens, the report lists the one still open
+    /// with its expected crossing, and its text rendering has a forecasts section.
+    #[test]
+    fn forecasts_open_no_incident_and_show_in_the_zone_report() {
+        let forecast = |seq, rack: &str, state, ts: i64| {
+            let mut e = inlet_event(
+                seq,
+                location("dc1", "Z1", Some(rack)),
+                &format!("{rack}-inlet"),
+                state,
+                Severity::Warning,
+                ts,
+            );
+            if let Payload::SensorEvent(s) = &mut e.payload {
+                s.detector = coldaisle_core::FORECAST_DETECTOR.into();
+                s.value = 25.2;
+                s.expected_crossing =
+                    (state == EventState::Raised).then_some(Timestamp(ts + 20 * MIN));
+            }
+            e
+        };
+        let st = state(
+            vec![summary(
+                location("dc1", "Z1", Some("R1")),
+                "R1-inlet",
+                SensorKind::InletTemp,
+                T0,
+                &[25.0],
+            )],
+            vec![
+                forecast(1, "R1", EventState::Raised, T0 - 10 * MIN),
+                forecast(2, "R2", EventState::Raised, T0 - 9 * MIN),
+                forecast(3, "R2", EventState::Cleared, T0 - 2 * MIN),
+            ],
+        );
+        assert!(st.analysis.incidents(Timestamp(T0)).is_empty());
+        let report =
+            zone_report(&st, None, "Z1", Timestamp(T0), Duration::from_secs(3600)).unwrap();
+        assert!(report.open_incidents.is_empty());
+        assert_eq!(report.forecasts.len(), 1, "{:?}", report.forecasts);
+        let f = &report.forecasts[0];
+        assert_eq!(
+            (f.sensor.as_str(), f.rack.as_deref()),
+            ("R1-inlet", Some("R1"))
+        );
+        assert_eq!(f.expected_crossing, Some(Timestamp(T0 + 10 * MIN)));
+        let text = crate::render::render_zone_report(&report);
+        assert!(
+            text.contains("Forecasts: trend reaches the limit soon (1):"),
+            "{text}"
+        );
+        assert!(text.contains("2025-11-25T12:10:00.000Z"), "{text}");
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["forecasts"][0]["limit"], 27.0);
     }
 }

@@ -162,6 +162,7 @@ fn power_step(seq: u64, rack: &str, before: f64, after: f64, ts: i64) -> StoredE
             limit: Some(before),
             first_ts: Timestamp(ts),
             ts: Timestamp(ts),
+            expected_crossing: None,
         }),
     }
 }

@@ -28,6 +28,12 @@
 //! `baseline_k`, `baseline_spike_k`, `baseline_min_width`, `baseline_min_duration`,
 //! `baseline_warmup`; any kind can turn it on with `learned_baseline = true`).
 //!
+//! Predictive warning (`forecast`, `forecast_horizon`, `forecast_window`): a robust trend of
+//! the last `forecast_window` (30 min) raises a `forecast` event when it reaches the sensor's
+//! upper warning limit within `forecast_horizon` (30 min). On by default for `inlet_temp`
+//! while it has an upper limit; `forecast = true` turns it on for any kind with an upper limit
+//! (the kind's or the point's own `threshold`).
+//!
 //! The rack power kinds `rack_power` (kW) and `rack_current` (A) have no ASHRAE limits: the
 //! learned band judges them, and a step-change detector reports a sustained level shift as an
 //! `info` event with the levels before and after (a density change, not an alarm):
@@ -183,6 +189,16 @@ pub struct RawKindDetection {
     /// Step change: length of the reference window before the step (the old level).
     #[serde(default, with = "humantime_serde")]
     pub step_reference: Option<Duration>,
+    /// `false` turns the predictive warning off (`true` turns it on for any kind with an
+    /// upper limit).
+    #[serde(default)]
+    pub forecast: Option<bool>,
+    /// Forecast: raise when the trend reaches the upper limit within this.
+    #[serde(default, with = "humantime_serde")]
+    pub forecast_horizon: Option<Duration>,
+    /// Forecast: the trend is fitted over the samples of this last window.
+    #[serde(default, with = "humantime_serde")]
+    pub forecast_window: Option<Duration>,
 }
 
 /// The `[detection]` table as written.
@@ -377,6 +393,24 @@ pub struct StepSettings {
     pub reference: Duration,
 }
 
+/// Predictive-warning settings (see `coldaisle_agent::detect::forecast` for the method).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForecastSettings {
+    /// Samples of the last `window` make the trend.
+    pub window: Duration,
+    /// Raise when the crossing is expected within this.
+    pub horizon: Duration,
+}
+
+impl Default for ForecastSettings {
+    fn default() -> Self {
+        ForecastSettings {
+            window: Duration::from_secs(FORECAST_MIN * MIN),
+            horizon: Duration::from_secs(FORECAST_MIN * MIN),
+        }
+    }
+}
+
 /// The resolved detector settings of one sensor kind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KindDetection {
@@ -396,6 +430,9 @@ pub struct KindDetection {
     pub baseline: Option<BaselineSettings>,
     /// Step-change detector (None: off).
     pub step: Option<StepSettings>,
+    /// Predictive warning against the upper warning limit (None: off; it also needs an upper
+    /// limit, the kind's or the point's).
+    pub forecast: Option<ForecastSettings>,
 }
 
 /// The resolved `[detection]` table.
@@ -470,6 +507,8 @@ struct Preset {
     baseline: bool,
     /// Step-change detector with this smallest shift (None: off).
     step_min_change: Option<f64>,
+    /// Predictive warning while the kind has an upper limit.
+    forecast: bool,
 }
 
 const MIN: u64 = 60;
@@ -487,7 +526,10 @@ const UNLIMITED: Preset = Preset {
     band_min_width: 1.0,
     baseline: false,
     step_min_change: None,
+    forecast: false,
 };
+/// Forecast: default window and horizon, in minutes.
+const FORECAST_MIN: u64 = 30;
 /// Learned baseline: outside beyond this many robust standard deviations.
 const BASELINE_K: f64 = 6.0;
 /// Learned baseline: raised at once beyond this many.
@@ -511,17 +553,21 @@ fn preset(kind: SensorKind, class: AshraeClass) -> Preset {
         band_min_width: 1.0,
         baseline: false,
         step_min_change: None,
+        forecast: false,
     };
     let ashrae_rate = Some((5.0, 20.0));
     match kind {
         SensorKind::InletTemp => {
             let (lo, hi) = class.inlet();
-            temp(
-                (Some(18.0), Some(27.0)),
-                (Some(lo), Some(hi)),
-                ashrae_rate,
-                true,
-            )
+            Preset {
+                forecast: true,
+                ..temp(
+                    (Some(18.0), Some(27.0)),
+                    (Some(lo), Some(hi)),
+                    ashrae_rate,
+                    true,
+                )
+            }
         }
         SensorKind::SupplyAirTemp => temp((None, None), (None, None), ashrae_rate, true),
         // Placement unknown (a process, a pipe, a machine, outdoor air): no room-air physics.
@@ -805,6 +851,8 @@ fn resolve_kind(p: Preset, raw: &RawKindDetection, at: &KeyPath) -> Result<KindD
         severity: raw.band_severity.unwrap_or(Severity::Info),
     });
     let baseline = resolve_baseline(&p, raw, at)?;
+    let has_upper = levels.iter().any(|l| l.high.is_some());
+    let forecast = resolve_forecast(&p, raw, at, has_upper)?;
     Ok(KindDetection {
         levels,
         rates,
@@ -814,7 +862,34 @@ fn resolve_kind(p: Preset, raw: &RawKindDetection, at: &KeyPath) -> Result<KindD
         band,
         baseline,
         step,
+        forecast,
     })
+}
+
+/// The predictive warning's settings: on by preset (`inlet_temp`) while the kind has an upper
+/// limit, or by `forecast = true` (the point's own threshold may then give the limit).
+fn resolve_forecast(
+    p: &Preset,
+    raw: &RawKindDetection,
+    at: &KeyPath,
+    has_upper: bool,
+) -> Result<Option<ForecastSettings>, Problem> {
+    for (d, key) in [
+        (raw.forecast_horizon, "forecast_horizon"),
+        (raw.forecast_window, "forecast_window"),
+    ] {
+        if d.is_some_and(|d| d.is_zero()) {
+            return Err(Problem::new(at.key(key), "must be above zero"));
+        }
+    }
+    let defaults = ForecastSettings::default();
+    Ok(raw
+        .forecast
+        .unwrap_or(p.forecast && has_upper)
+        .then(|| ForecastSettings {
+            window: raw.forecast_window.unwrap_or(defaults.window),
+            horizon: raw.forecast_horizon.unwrap_or(defaults.horizon),
+        }))
 }
 
 /// The step-change detector's settings: on by preset (rack power kinds) or by
@@ -1012,6 +1087,46 @@ mod tests {
         assert_eq!(e.path.to_string(), "detection.rack_power.step_min_change");
         let e = parse("[rack_power]\nstep_reference = \"0s\"\n").expect_err("zero");
         assert_eq!(e.path.to_string(), "detection.rack_power.step_reference");
+    }
+
+    #[test]
+    fn the_forecast_is_on_for_inlets_with_a_limit_and_tunable() {
+        let d = parse("").expect("valid");
+        let inlet = d.for_kind(SensorKind::InletTemp);
+        assert_eq!(inlet.forecast, Some(ForecastSettings::default()));
+        assert_eq!(
+            inlet.forecast.as_ref().map(|f| f.horizon.as_secs()),
+            Some(1800)
+        );
+        for k in [
+            SensorKind::Temperature,
+            SensorKind::Humidity,
+            SensorKind::RackPower,
+        ] {
+            assert!(d.for_kind(k).forecast.is_none(), "{k:?}");
+        }
+        assert!(d.delta_t.forecast.is_none() && d.inlet_over_supply.forecast.is_none());
+        let no_limit = parse("[inlet_temp]\nlimits = false\n").expect("valid");
+        assert!(no_limit.for_kind(SensorKind::InletTemp).forecast.is_none());
+        let tuned = parse(
+            "[inlet_temp]\nforecast_horizon = \"1h\"\nforecast_window = \"20m\"\n[outlet_temp]\nforecast = true\n",
+        )
+        .expect("valid");
+        let f = tuned.for_kind(SensorKind::InletTemp).forecast.clone();
+        assert_eq!(
+            f,
+            Some(ForecastSettings {
+                window: Duration::from_secs(1200),
+                horizon: Duration::from_secs(3600),
+            })
+        );
+        assert!(tuned.for_kind(SensorKind::OutletTemp).forecast.is_some());
+        let off = parse("[inlet_temp]\nforecast = false\n").expect("valid");
+        assert!(off.for_kind(SensorKind::InletTemp).forecast.is_none());
+        let e = parse("[inlet_temp]\nforecast_horizon = \"0s\"\n").expect_err("zero");
+        assert_eq!(e.path.to_string(), "detection.inlet_temp.forecast_horizon");
+        let e = parse("[inlet_temp]\nforecast_window = \"0s\"\n").expect_err("zero");
+        assert_eq!(e.path.to_string(), "detection.inlet_temp.forecast_window");
     }
 
     #[test]

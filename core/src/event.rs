@@ -67,6 +67,24 @@ pub struct SensorEvent {
     pub first_ts: Timestamp,
     /// Time of the sample that caused this transition: the event's time.
     pub ts: Timestamp,
+    /// For a [`FORECAST_DETECTOR`] event: when the sensor's trend is expected to reach
+    /// `limit`. Optional on the wire (absent for every other detector), so agents and
+    /// collectors older than this field read and write events the same as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_crossing: Option<Timestamp>,
+}
+
+/// Detector name of a predictive warning: the trend of the sensor reaches its limit within a
+/// horizon ([`SensorEvent::expected_crossing`]). A forecast is a warning about the future, not
+/// a condition: the collector stores and reports it but never opens an incident or pages for
+/// it.
+pub const FORECAST_DETECTOR: &str = "forecast";
+
+impl SensorEvent {
+    /// Whether this is a predictive warning ([`FORECAST_DETECTOR`]) rather than a condition.
+    pub fn is_forecast(&self) -> bool {
+        self.detector == FORECAST_DETECTOR
+    }
 }
 
 /// One sensor's contribution to a zone event.
@@ -152,5 +170,92 @@ impl ReadingSummary {
         } else {
             self.sum / f64::from(self.count)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::location::Location;
+
+    fn event(expected_crossing: Option<Timestamp>) -> SensorEvent {
+        SensorEvent {
+            sensor: "z1-r01-inlet".into(),
+            kind: SensorKind::InletTemp,
+            location: Location {
+                site: "s".into(),
+                zone: "z1".into(),
+                row: None,
+                rack: Some("r01".into()),
+            },
+            category: Category::Thermal,
+            detector: FORECAST_DETECTOR.into(),
+            state: EventState::Raised,
+            severity: Severity::Warning,
+            value: 25.0,
+            limit: Some(27.0),
+            first_ts: Timestamp(1_000),
+            ts: Timestamp(1_000),
+            expected_crossing,
+        }
+    }
+
+    /// The event as an agent without `expected_crossing` writes and reads it.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct OldSensorEvent {
+        sensor: String,
+        kind: SensorKind,
+        location: Location,
+        category: Category,
+        detector: String,
+        state: EventState,
+        severity: Severity,
+        value: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<f64>,
+        first_ts: Timestamp,
+        ts: Timestamp,
+    }
+
+    #[test]
+    fn an_old_agents_event_decodes_without_an_expected_crossing() {
+        let old = serde_json::to_value(OldSensorEvent {
+            sensor: "a".into(),
+            kind: SensorKind::InletTemp,
+            location: event(None).location,
+            category: Category::Thermal,
+            detector: "threshold".into(),
+            state: EventState::Raised,
+            severity: Severity::Warning,
+            value: 28.0,
+            limit: Some(27.0),
+            first_ts: Timestamp(5),
+            ts: Timestamp(6),
+        })
+        .expect("encode");
+        let new: SensorEvent = serde_json::from_value(old).expect("decode");
+        assert_eq!(new.expected_crossing, None);
+        assert!(!new.is_forecast());
+        assert_eq!(new.value, 28.0);
+    }
+
+    #[test]
+    fn an_event_without_a_crossing_is_written_as_before() {
+        // An old reader that refuses unknown fields still reads it: the field is left out.
+        let json = serde_json::to_value(event(None)).expect("encode");
+        assert!(json.get("expected_crossing").is_none(), "{json}");
+        let old: OldSensorEvent = serde_json::from_value(json).expect("old reader");
+        assert_eq!(old.detector, FORECAST_DETECTOR);
+    }
+
+    #[test]
+    fn a_forecast_round_trips_with_its_crossing() {
+        let e = event(Some(Timestamp(1_800_000)));
+        let json = serde_json::to_value(&e).expect("encode");
+        assert_eq!(json["expected_crossing"], serde_json::json!(1_800_000));
+        let back: SensorEvent = serde_json::from_value(json).expect("decode");
+        assert_eq!(back, e);
+        assert!(back.is_forecast());
     }
 }

@@ -13,6 +13,7 @@ pub mod wire;
 
 pub use event::{
     DeviceEvent, EventState, Evidence, ReadingSummary, SensorEvent, Severity, ZoneEvent,
+    FORECAST_DETECTOR,
 };
 pub use location::{Category, Fingerprint, Location, SensorKind};
 pub use time::Timestamp;

@@ -1,7 +1,9 @@
 //! All detectors of one sensor, in the order the daemon and `replay` run them:
 //! impossible value (a bad sample goes no further) → fixed limits per level → rate of change
 //! per window → stuck → learned band → learned baseline → step change; each detector's output
-//! then passes its flap gate.
+//! then passes its flap gate. Last, the predictive warning ([`super::forecast`], when the kind
+//! has `forecast` on and the sensor an upper limit) judges the trend against the upper warning
+//! limit; its own hysteresis (it clears only when the trend turns) replaces a flap gate.
 //!
 //! Settings come from `[detection.<kind>]` (presets) and the point's own `threshold`; the
 //! state of every detector can be exported and restored by detector name.
@@ -10,6 +12,7 @@ use super::band::BandDetector;
 use super::baseline::BaselineDetector;
 use super::fault::{ImpossibleValue, Stale};
 use super::flap::FlapGate;
+use super::forecast::Forecaster;
 use super::rate::RateDetector;
 use super::step::StepDetector;
 use super::stuck::StuckDetector;
@@ -17,7 +20,7 @@ use super::threshold::ThresholdDetector;
 use super::Transition;
 use coldaisle_config::detection::{KindDetection, LimitLevel};
 use coldaisle_config::Threshold;
-use coldaisle_core::{EventState, Severity, Timestamp};
+use coldaisle_core::{EventState, Severity, Timestamp, FORECAST_DETECTOR};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,6 +36,8 @@ pub struct Fired {
     pub fault: bool,
     /// The transition.
     pub transition: Transition,
+    /// For a forecast raise: when the trend is expected to reach the limit.
+    pub expected_crossing: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +66,8 @@ pub struct SensorDetectors {
     impossible_gate: FlapGate,
     stale: Stale,
     slots: Vec<Slot>,
+    /// Predictive warning against the upper warning limit (None: off or no upper limit).
+    forecast: Option<Forecaster>,
 }
 
 fn level_name(severity: Severity) -> &'static str {
@@ -144,11 +151,17 @@ impl SensorDetectors {
                 Kind::Step(StepDetector::new(step.clone())),
             ));
         }
+        let forecast = kind
+            .forecast
+            .as_ref()
+            .zip(forecast_limit(&slots))
+            .map(|(settings, limit)| Forecaster::new(settings.clone(), limit));
         SensorDetectors {
             impossible: ImpossibleValue::new(kind.valid_range, kind.sentinels.clone()),
             impossible_gate: FlapGate::new(flap_window),
             stale: Stale::new(stale_after),
             slots,
+            forecast,
         }
     }
 
@@ -156,6 +169,9 @@ impl SensorDetectors {
     pub fn detector_names(&self) -> Vec<&str> {
         let mut names = vec!["impossible_value"];
         names.extend(self.slots.iter().map(|s| s.name.as_str()));
+        if self.forecast.is_some() {
+            names.push(FORECAST_DETECTOR);
+        }
         names.push("stale");
         names
     }
@@ -206,11 +222,27 @@ impl SensorDetectors {
                     severity: slot.severity,
                     fault: slot.fault,
                     transition: t,
+                    expected_crossing: None,
                 });
             }
         }
         if let Some(shift) = step {
             self.relearn_band(shift, ts, value, &mut out);
+        }
+        if let Some(f) = &mut self.forecast {
+            if let Some(t) = f.observe(ts, value) {
+                let expected_crossing = match t.state {
+                    EventState::Raised => f.expected_crossing(),
+                    EventState::Cleared => None,
+                };
+                out.push(Fired {
+                    detector: FORECAST_DETECTOR.to_string(),
+                    severity: Severity::Warning,
+                    fault: false,
+                    transition: t,
+                    expected_crossing,
+                });
+            }
         }
         out
     }
@@ -230,6 +262,7 @@ impl SensorDetectors {
                     severity: slot.severity,
                     fault: slot.fault,
                     transition: t,
+                    expected_crossing: None,
                 });
             }
         }
@@ -267,6 +300,9 @@ impl SensorDetectors {
             serde_json::to_value(&self.impossible_gate.state),
         );
         put("stale", serde_json::to_value(&self.stale.state));
+        if let Some(f) = &self.forecast {
+            put(FORECAST_DETECTOR, serde_json::to_value(&f.state));
+        }
         for s in &self.slots {
             let v = match &s.detector {
                 Kind::Threshold(d) => serde_json::to_value(d.state),
@@ -307,7 +343,11 @@ impl SensorDetectors {
                 "impossible_value.flap",
                 &mut self.impossible_gate.state,
             )
-            + load(map, "stale", &mut self.stale.state);
+            + load(map, "stale", &mut self.stale.state)
+            + self
+                .forecast
+                .as_mut()
+                .map_or(0, |f| load(map, FORECAST_DETECTOR, &mut f.state));
         for s in &mut self.slots {
             n += match &mut s.detector {
                 Kind::Threshold(d) => load(map, &s.name, &mut d.state),
@@ -329,7 +369,23 @@ fn fault(name: &str, transition: Transition) -> Fired {
         severity: Severity::Warning,
         fault: true,
         transition,
+        expected_crossing: None,
     }
+}
+
+/// The limit a forecast aims at: the upper limit of the warning level (the point's own
+/// threshold already merged in), else the lowest upper limit of any level.
+fn forecast_limit(slots: &[Slot]) -> Option<f64> {
+    let uppers = || {
+        slots.iter().filter_map(|s| match &s.detector {
+            Kind::Threshold(d) => d.config().high.map(|h| (s.severity, h)),
+            _ => None,
+        })
+    };
+    uppers()
+        .find(|(severity, _)| *severity == Severity::Warning)
+        .or_else(|| uppers().min_by(|a, b| a.1.total_cmp(&b.1)))
+        .map(|(_, h)| h)
 }
 
 #[cfg(test)]

@@ -8,10 +8,11 @@
 //! twice the horizon, or the slope is no longer rising) or when the limit is reached (the
 //! threshold detector takes over). Pure: time comes with the sample.
 //!
-//! Not wired into the chain yet: the collector opens an incident for any raised event of a
-//! (site, zone, category), so a forecast sent as a thermal event would open thermal incidents.
-//! Wiring it needs the wire to carry the expected crossing time and the collector to keep
-//! forecasts out of incidents (shown in reports, not paged).
+//! The chain ([`super::chain`]) runs it against the sensor's upper warning limit when the kind
+//! has `forecast` on (`inlet_temp` by default); its events carry the detector name
+//! [`coldaisle_core::FORECAST_DETECTOR`] and the expected crossing
+//! ([`coldaisle_core::SensorEvent::expected_crossing`]). They bypass the zone correlator, and
+//! the collector stores and reports them but never opens an incident or pages for them.
 
 use super::Transition;
 use coldaisle_core::Timestamp;
@@ -19,26 +20,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// Forecast settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ForecastSettings {
-    /// Samples of the last `window` make the trend.
-    pub window: Duration,
-    /// Raise when the crossing is expected within this.
-    pub horizon: Duration,
-    /// Fewest samples in the window before any forecast.
-    pub min_samples: usize,
-}
+pub use coldaisle_config::detection::ForecastSettings;
 
-impl Default for ForecastSettings {
-    fn default() -> Self {
-        ForecastSettings {
-            window: Duration::from_secs(30 * 60),
-            horizon: Duration::from_secs(30 * 60),
-            min_samples: 6,
-        }
-    }
-}
+/// Fewest samples in the window before any forecast (a slope of fewer points is noise).
+const MIN_SAMPLES: usize = 6;
 
 /// Most samples kept (Theil–Sen is quadratic in them).
 const MAX_SAMPLES: usize = 60;
@@ -92,6 +77,11 @@ fn median(v: &mut [f64]) -> Option<f64> {
 }
 
 impl Forecaster {
+    /// The limit it forecasts against.
+    pub fn limit(&self) -> f64 {
+        self.limit
+    }
+
     /// A forecaster against `limit` (the sensor's upper warning limit).
     pub fn new(settings: ForecastSettings, limit: f64) -> Self {
         Forecaster {
@@ -135,7 +125,7 @@ impl Forecaster {
         {
             st.samples.pop_front();
         }
-        if self.state.samples.len() < self.settings.min_samples {
+        if self.state.samples.len() < MIN_SAMPLES {
             return None;
         }
         let (fitted, crossing) = self.project(ts)?;

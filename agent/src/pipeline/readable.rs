@@ -49,6 +49,9 @@ pub fn sensor_line(e: &SensorEvent) -> String {
     } else {
         format!("{} {unit}", e.value)
     };
+    if e.is_forecast() {
+        return forecast_line(e, &value);
+    }
     match (e.state, e.limit) {
         _ if e.detector == "stale" && e.state == EventState::Raised => {
             format!(
@@ -69,6 +72,26 @@ pub fn sensor_line(e: &SensorEvent) -> String {
             e.sensor, e.detector
         ),
         (EventState::Cleared, None) => format!("{} cleared by {}: {value}", e.sensor, e.detector),
+    }
+}
+
+/// The sentence for a forecast: `z1-r02-inlet forecast: 25.1 °C, trend reaches 27 at
+/// 2026-12-07T10:20:00Z (in 18m)`.
+fn forecast_line(e: &SensorEvent, value: &str) -> String {
+    let limit = e.limit.map(|l| format!(" {l}")).unwrap_or_default();
+    match (e.state, e.expected_crossing) {
+        (EventState::Raised, Some(at)) => format!(
+            "{} forecast: {value}, trend reaches{limit} at {at} (in {})",
+            e.sensor,
+            humantime::format_duration(std::time::Duration::from_secs(at.since(e.ts).as_secs()))
+        ),
+        (EventState::Raised, None) => {
+            format!("{} forecast: {value}, trend reaches{limit}", e.sensor)
+        }
+        (EventState::Cleared, _) => format!(
+            "{} forecast cleared: {value}, the trend no longer reaches{limit} soon",
+            e.sensor
+        ),
     }
 }
 
@@ -108,6 +131,7 @@ pub fn log_transitions(payloads: &[Payload]) {
                 category = e.category.as_str(),
                 value = e.value,
                 limit = e.limit,
+                expected_crossing = e.expected_crossing.map(|t| t.to_rfc3339()),
                 zone = %e.location.zone,
                 "{}",
                 sensor_line(e)
@@ -184,6 +208,7 @@ mod tests {
             limit,
             first_ts: Timestamp(0),
             ts: Timestamp(60_000),
+            expected_crossing: None,
         }
     }
 
@@ -204,6 +229,21 @@ mod tests {
         assert_eq!(
             sensor_line(&event(EventState::Raised, "stale", 0.0, None)),
             "z1-r02-inlet raised by stale: no reading since 1970-01-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn a_forecast_says_when_the_trend_reaches_the_limit() {
+        let mut e = event(EventState::Raised, "forecast", 25.1, Some(27.0));
+        e.expected_crossing = Some(Timestamp(60_000 + 18 * 60_000));
+        assert_eq!(
+            sensor_line(&e),
+            "z1-r02-inlet forecast: 25.1 °C, trend reaches 27 at 1970-01-01T00:19:00.000Z (in 18m)"
+        );
+        let cleared = event(EventState::Cleared, "forecast", 24.0, Some(27.0));
+        assert_eq!(
+            sensor_line(&cleared),
+            "z1-r02-inlet forecast cleared: 24 °C, the trend no longer reaches 27 soon"
         );
     }
 }

@@ -440,3 +440,64 @@ fn a_five_minute_rack_power_spike_raises_nothing() {
     let raised = raises(&csv, SensorKind::RackPower);
     assert!(raised.is_empty(), "{raised:?}");
 }
+
+#[test]
+fn a_slow_inlet_climb_replays_as_a_forecast_with_its_crossing() {
+    // 22 °C for an hour, then +0.1 °C a minute: 27 °C (the inlet warning limit) at 01:50.
+    let mut csv = String::from("timestamp,value\n");
+    for m in 0..150 {
+        let v = if m < 60 {
+            22.0
+        } else {
+            22.0 + 0.1 * (m - 60) as f64
+        };
+        csv.push_str(&format!(
+            "2026-11-25 {:02}:{:02}:00,{v:.1}\n",
+            m / 60,
+            m % 60
+        ));
+    }
+    let out = replay(&csv, &settings(SensorKind::InletTemp)).expect("replay");
+    let lines: Vec<serde_json::Value> = out
+        .lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let forecasts: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["detector"] == "forecast")
+        .collect();
+    let raise = forecasts
+        .iter()
+        .find(|l| l["state"] == "raised")
+        .unwrap_or_else(|| panic!("no forecast raise: {}", out.lines));
+    let crossing = raise["expected_crossing"]
+        .as_str()
+        .and_then(|c| Timestamp::parse(c).ok())
+        .unwrap_or_else(|| panic!("no crossing: {raise}"));
+    let at_limit = Timestamp::parse("2026-11-25T01:50:00Z").expect("time");
+    let raised_at = raise["ts"]
+        .as_str()
+        .and_then(|c| Timestamp::parse(c).ok())
+        .expect("ts");
+    assert!(
+        crossing.since(at_limit).as_secs() <= 120 && at_limit.since(crossing).as_secs() <= 120,
+        "crossing {crossing} vs 01:50: {raise}"
+    );
+    assert!(
+        at_limit.since(raised_at).as_secs() >= 20 * 60,
+        "warned at least 20 min ahead: {raise}"
+    );
+    assert_eq!(raise["limit"], 27.0);
+    // Once the limit is reached the threshold takes over and the forecast clears.
+    assert!(
+        forecasts.iter().any(|l| l["state"] == "cleared"),
+        "{}",
+        out.lines
+    );
+    assert!(
+        out.lines.contains("\"detector\":\"threshold\""),
+        "{}",
+        out.lines
+    );
+}

@@ -85,6 +85,7 @@ pub fn to_payload(event: &TrapEvent, traps: &SnmpTraps, now: Timestamp) -> Optio
         limit: None,
         first_ts: now,
         ts: now,
+        expected_crossing: None,
     }))
 }
 

@@ -143,6 +143,7 @@ fn event(n: u64, never_resolving: bool) -> StoredEvent {
             limit: Some(27.0),
             first_ts: ts,
             ts,
+            expected_crossing: None,
         })
     };
     StoredEvent {

@@ -44,6 +44,7 @@ fn event(n: u64) -> Payload {
         limit: Some(27.0),
         first_ts: Timestamp(1_700_000_000_000 + n as i64),
         ts: Timestamp(1_700_000_000_000 + n as i64),
+        expected_crossing: None,
     })
 }
 

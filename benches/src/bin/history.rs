@@ -81,6 +81,7 @@ fn empty_report(zone: &str) -> ZoneReport {
         recent_incidents: Vec::new(),
         problems: Vec::new(),
         rollup_level: None,
+        forecasts: Vec::new(),
     }
 }
 

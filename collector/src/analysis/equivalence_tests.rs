@@ -104,6 +104,7 @@ fn event(spec: &Spec, seq: u64) -> StoredEvent {
             limit: Some(27.0),
             first_ts: ts,
             ts,
+            expected_crossing: None,
         }),
         4 => Payload::ZoneEvent(ZoneEvent {
             site: location.site,

@@ -255,6 +255,7 @@ fn device_event(seq: u64, sensor: &str, ts: i64) -> StoredEvent {
             limit: None,
             first_ts: Timestamp(ts),
             ts: Timestamp(ts),
+            expected_crossing: None,
         }),
     }
 }

@@ -173,6 +173,7 @@ fn inlet(seq: u64, rack: &str, state: EventState, value: f64, at: i64) -> Stored
             limit: Some(27.0),
             first_ts: Timestamp(at),
             ts: Timestamp(at),
+            expected_crossing: None,
         },
     )
 }
@@ -192,6 +193,7 @@ fn power_step(seq: u64) -> StoredEvent {
             limit: Some(4.0),
             first_ts: Timestamp(STEP_AT - 30 * MINUTE),
             ts: Timestamp(STEP_AT),
+            expected_crossing: None,
         },
     )
 }

@@ -9,6 +9,7 @@ mod support;
 mod api_access;
 mod chaos;
 mod dashboard;
+mod forecast;
 mod fuzz_seeds;
 mod metrics;
 mod pagers;

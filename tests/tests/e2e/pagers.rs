@@ -148,6 +148,7 @@ pub(crate) fn publish_as(
         limit: Some(27.0),
         first_ts: ts,
         ts,
+        expected_crossing: None,
     };
     let batch = Batch {
         schema: SCHEMA_VERSION,

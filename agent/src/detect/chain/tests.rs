@@ -12,7 +12,7 @@ fn inlet_runs_limits_rate_stuck_band_and_generic_temperature_only_its_learned_ba
     let names = chain(SensorKind::InletTemp).detector_names().join(",");
     assert_eq!(
         names,
-        "impossible_value,threshold,threshold_critical,rate_of_change_15m,rate_of_change_1h,stuck,learned_band,stale"
+        "impossible_value,threshold,threshold_critical,rate_of_change_15m,rate_of_change_1h,stuck,learned_band,forecast,stale"
     );
     let names = chain(SensorKind::Temperature).detector_names().join(",");
     assert_eq!(names, "impossible_value,stuck,learned_baseline,stale");
@@ -170,4 +170,79 @@ fn a_band_shift_needs_a_confirmed_step() {
     let (low2, high2) = band.band_at(ts).unwrap_or_else(|| panic!("warmed up"));
     assert!((low2 - low - 2.0).abs() < 1e-9 && (high2 - high - 2.0).abs() < 1e-9);
     assert_eq!(band.shift_level(f64::NAN, ts, 6.0), None);
+}
+
+/// A slow climb toward a point's own 25 °C threshold: the forecast aims at that limit, says
+/// when, bypasses no other detector, survives an export/restore, and clears when the climb
+/// turns back before the limit.
+#[test]
+fn the_forecast_aims_at_the_point_threshold_and_survives_a_restart() {
+    let d = DetectionConfig::default();
+    let point = Threshold {
+        high: 25.0,
+        hysteresis: 0.5,
+        min_duration: Duration::ZERO,
+        severity: Severity::Warning,
+    };
+    let make = || {
+        SensorDetectors::new(
+            d.for_kind(SensorKind::InletTemp),
+            Some(&point),
+            d.flap_window,
+            d.stale_after,
+        )
+    };
+    // 20 °C, then +0.1 °C a minute from minute 30 (25 °C at minute 80), turning at minute 70.
+    let value = |m: i64| match m {
+        ..=29 => 20.0,
+        30..=69 => 20.0 + 0.1 * (m - 30) as f64,
+        _ => 24.0 - 0.1 * (m - 70) as f64,
+    };
+    let mut c = make();
+    let mut fired = Vec::new();
+    for m in 0..66 {
+        fired.extend(c.observe(Timestamp(m * 60_000), value(m), value(m)));
+    }
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    let raise = &fired[0];
+    assert_eq!(raise.detector, "forecast");
+    assert!(!raise.fault);
+    assert_eq!(raise.transition.limit, Some(25.0));
+    let crossing = raise.expected_crossing.expect("crossing").millis() / 60_000;
+    assert!((78..=82).contains(&crossing), "{crossing}");
+    let mut after = make();
+    let saved = c.export();
+    assert!(saved.contains_key("forecast"));
+    after.restore(&saved);
+    let mut rest = Vec::new();
+    for m in 66..120 {
+        rest.extend(after.observe(Timestamp(m * 60_000), value(m), value(m)));
+    }
+    assert_eq!(rest.len(), 1, "only the clear, no second raise: {rest:?}");
+    assert_eq!(rest[0].detector, "forecast");
+    assert_eq!(rest[0].transition.state, EventState::Cleared);
+    assert_eq!(rest[0].expected_crossing, None);
+}
+
+#[test]
+fn no_forecast_without_an_upper_limit() {
+    let names = chain(SensorKind::Temperature).detector_names().join(",");
+    assert!(!names.contains("forecast"), "{names}");
+    use coldaisle_config::detection::{resolve_detection, RawDetection, RawKindDetection};
+    let raw = RawDetection {
+        temperature: Some(RawKindDetection {
+            forecast: Some(true),
+            ..RawKindDetection::default()
+        }),
+        ..RawDetection::default()
+    };
+    let d = resolve_detection(&raw).expect("valid");
+    assert!(d.for_kind(SensorKind::Temperature).forecast.is_some());
+    let c = SensorDetectors::new(
+        d.for_kind(SensorKind::Temperature),
+        None,
+        d.flap_window,
+        d.stale_after,
+    );
+    assert!(!c.detector_names().contains(&"forecast"));
 }
