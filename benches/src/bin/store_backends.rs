@@ -120,6 +120,7 @@ impl Fleet {
                 severity: Severity::Warning,
                 value: if raised { 28.5 } else { 25.0 },
                 limit: Some(27.0),
+                expected_crossing: None,
                 first_ts: from,
                 ts: from,
             }));

@@ -72,6 +72,7 @@ fn event(
             severity,
             value: 27.0 + f64::from(value) / 4.0,
             limit: Some(27.0),
+            expected_crossing: None,
             first_ts: ts,
             ts,
         }),
