@@ -8,6 +8,7 @@ use crate::broker;
 use crate::site::{self, Site};
 use anyhow::Context as _;
 use coldaisle_agent::RunningAgent;
+use coldaisle_collector::cooling_cause;
 use coldaisle_collector::render::{render_problem, render_zone_report};
 use coldaisle_collector::report::zone_report;
 use coldaisle_collector::RunningCollector;
@@ -17,23 +18,35 @@ use std::path::Path;
 use std::time::Duration;
 use tokio::time::{sleep, Instant};
 
-/// One step of the story: at `at` seconds, set these racks' inlet temperatures.
+/// One step of the story: at `at` seconds, set these racks' inlet temperatures (and, when
+/// given, the InRow cooler's supply and return air).
 struct Step {
     at: f64,
     racks: &'static [&'static str],
     celsius: f64,
+    cooler: Option<(f64, f64)>,
     say: &'static str,
 }
 
+/// The InRow's normal supply and return air (°C).
+const COOLER_NORMAL: Option<(f64, f64)> = Some((18.0, 30.0));
+
+/// The readings compared around each incident's opening, at the story's compressed time
+/// (summaries every 2 s): the baseline over the 6 s before, the peak within 3 s.
+const CAUSE_WINDOWS: cooling_cause::Windows = cooling_cause::Windows {
+    before: Duration::from_secs(6),
+    around: Duration::from_secs(3),
+};
+
 const STEPS: &[Step] = &[
-    Step { at: 3.0, racks: &["R01", "R02", "R03"], celsius: 30.5, say: "zone Z1: blanking panels missing, hot exhaust recirculates into R01–R03 (overheat 1 of 3)" },
-    Step { at: 8.0, racks: &["R01", "R02", "R03"], celsius: 22.5, say: "zone Z1: technician closes the containment door, inlets back to normal" },
-    Step { at: 13.0, racks: &["R11"], celsius: 29.5, say: "zone Z2: one isolated spike on R11 (a server's fans ramp during a firmware update)" },
-    Step { at: 17.0, racks: &["R11"], celsius: 22.0, say: "zone Z2: R11 back to normal" },
-    Step { at: 19.0, racks: &["R01", "R02", "R03"], celsius: 31.0, say: "zone Z1: the door is propped open again, inlets rise (overheat 2 of 3)" },
-    Step { at: 24.0, racks: &["R01", "R02", "R03"], celsius: 22.0, say: "zone Z1: inlets back to normal" },
-    Step { at: 31.0, racks: &["R01", "R02", "R03"], celsius: 31.5, say: "zone Z1: recirculation again during a heavy batch job (overheat 3 of 3)" },
-    Step { at: 36.0, racks: &["R01", "R02", "R03"], celsius: 22.0, say: "zone Z1: inlets back to normal" },
+    Step { at: 3.0, racks: &["R01", "R02", "R03"], celsius: 30.5, cooler: None, say: "zone Z1: blanking panels missing, hot exhaust recirculates into R01–R03 (overheat 1 of 3)" },
+    Step { at: 8.0, racks: &["R01", "R02", "R03"], celsius: 22.5, cooler: None, say: "zone Z1: technician closes the containment door, inlets back to normal" },
+    Step { at: 13.0, racks: &["R11"], celsius: 29.5, cooler: None, say: "zone Z2: one isolated spike on R11 (a server's fans ramp during a firmware update)" },
+    Step { at: 17.0, racks: &["R11"], celsius: 22.0, cooler: None, say: "zone Z2: R11 back to normal" },
+    Step { at: 19.0, racks: &["R01", "R02", "R03"], celsius: 31.0, cooler: None, say: "zone Z1: the door is propped open again, inlets rise (overheat 2 of 3)" },
+    Step { at: 24.0, racks: &["R01", "R02", "R03"], celsius: 22.0, cooler: None, say: "zone Z1: inlets back to normal" },
+    Step { at: 31.0, racks: &["R01", "R02", "R03"], celsius: 31.5, cooler: Some((24.0, 33.0)), say: "zone Z1: the InRow's compressor trips: its supply air climbs to 24 °C and every inlet follows, no cooling limit crossed (overheat 3 of 3)" },
+    Step { at: 36.0, racks: &["R01", "R02", "R03"], celsius: 22.0, cooler: COOLER_NORMAL, say: "zone Z1: the compressor restarts, supply air and inlets back to normal" },
 ];
 
 /// Longest the demo waits for the collector to settle after the last step.
@@ -78,6 +91,9 @@ pub async fn run(keep_state: bool, serve: bool) -> anyhow::Result<()> {
         for rack in step.racks {
             site.set_inlet(rack, step.celsius)?;
         }
+        if let Some((supply, ret)) = step.cooler {
+            site.set_cooler(supply, ret);
+        }
         say(step.say);
     }
 
@@ -117,6 +133,7 @@ pub async fn run(keep_state: bool, serve: bool) -> anyhow::Result<()> {
                 .with_context(|| format!("building the report of zone {zone}"))?;
             println!("{}", render_zone_report(&report));
         }
+        print_causes_from_readings(&state, now);
         let problems = state.analysis.problems();
         println!("Problem records: {}", problems.len());
         for problem in &problems {
@@ -149,6 +166,35 @@ pub async fn run(keep_state: bool, serve: bool) -> anyhow::Result<()> {
         println!("state kept in {}", kept.display());
     }
     told
+}
+
+/// Each incident's probable cause once the zone's readings (the InRow's supply air, the rack
+/// inlets) are read beside the raised events ([`cooling_cause`]): the recirculation overheats
+/// read as airflow, the compressor trip as cooling capacity, R11's spike as that rack.
+fn print_causes_from_readings(state: &coldaisle_collector::state::CollectorState, now: Timestamp) {
+    println!("Probable causes read from the cooling unit's and the inlets' readings:");
+    for mut incident in state.analysis.incidents(now) {
+        cooling_cause::refine_incident(
+            &mut incident,
+            state.summaries.iter(),
+            state.analysis.events(),
+            CAUSE_WINDOWS,
+        );
+        let Some(cause) = &incident.probable_cause else {
+            continue;
+        };
+        println!(
+            "  {} ({}, opened {}): {}",
+            incident.id,
+            incident.fingerprint,
+            incident.opened_at.to_rfc3339(),
+            cause.summary
+        );
+        for line in cause.evidence.iter().take(2) {
+            println!("      {line}");
+        }
+    }
+    println!();
 }
 
 /// Prints the dashboard's URL and waits for Ctrl-C while the site, agent and collector keep

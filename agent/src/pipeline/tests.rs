@@ -483,3 +483,35 @@ fn a_derived_signal_is_the_same_evidence_as_its_sensor() {
         "one rack is not a zone event"
     );
 }
+
+/// Both racks climb slowly toward 27 °C (0.1 °C a poll): each gets a `forecast` event with its
+/// expected crossing, category thermal, but no zone event: a forecast is not evidence.
+#[test]
+fn forecasts_of_two_racks_carry_their_crossing_and_make_no_zone_event() {
+    let mut p = pipeline();
+    let mut all = Vec::new();
+    for t in 0..40 {
+        let v = 22.0 + 0.1 * t as f64;
+        all.extend(p.observe(&outcome(t, v, v)));
+    }
+    let forecasts: Vec<&SensorEvent> = all
+        .iter()
+        .filter_map(|p| match p {
+            Payload::SensorEvent(e) if e.is_forecast() => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forecasts.len(), 2, "{all:?}");
+    for e in &forecasts {
+        assert_eq!(e.state, EventState::Raised);
+        assert_eq!(e.category, Category::Thermal);
+        assert_eq!(e.limit, Some(27.0));
+        // 27 °C is reached at t = 50 s.
+        let crossing = e.expected_crossing.expect("crossing").millis();
+        assert!((48_000..=52_000).contains(&crossing), "{e:?}");
+    }
+    assert!(
+        !all.iter().any(|p| matches!(p, Payload::ZoneEvent(_))),
+        "{all:?}"
+    );
+}
