@@ -576,7 +576,9 @@ impl Analysis {
                 }
                 need(problem.opened_at);
                 for id in &problem.incidents {
-                    if let Some(&t) = opened.get(id.as_str()) {
+                    // An incident past the floor is held only as its summary.
+                    let held = opened.get(id.as_str()).copied();
+                    if let Some(t) = held.or_else(|| self.archive.get(id).map(|a| a.opened_at)) {
                         need(t);
                     }
                 }
