@@ -191,13 +191,23 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
-/// Ingests `events` one by one; returns events/s.
+/// Ingests `events` one by one; returns events/s. Prints the rate of every 250,000 events on
+/// stderr (to see whether it falls with history).
 fn ingest_one_by_one(a: &mut Analysis, events: impl Iterator<Item = StoredEvent>) -> f64 {
     let start = Instant::now();
     let mut n = 0u64;
+    let mut lap = Instant::now();
     for e in events {
         a.ingest(e);
         n += 1;
+        if n % 250_000 == 0 {
+            eprintln!(
+                "{n} events: {:.0}/s over the last 250,000, {} held",
+                250_000.0 / lap.elapsed().as_secs_f64(),
+                a.event_count()
+            );
+            lap = Instant::now();
+        }
     }
     n as f64 / start.elapsed().as_secs_f64()
 }
