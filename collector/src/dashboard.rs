@@ -35,53 +35,31 @@ pub struct Asset {
     pub body: &'static str,
 }
 
+/// Content type of the scripts.
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The [`Asset`] of `collector/assets/<name>`, compiled in.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_str!(concat!("../assets/", $name)),
+        }
+    };
+}
+
 /// Every file of the dashboard; `index.html` is the page, the scripts are ES modules it loads.
 pub const ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_str!("../assets/index.html"),
-    },
-    Asset {
-        name: "style.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../assets/style.css"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../assets/app.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../assets/api.js"),
-    },
-    Asset {
-        name: "dom.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../assets/dom.js"),
-    },
-    Asset {
-        name: "bands.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../assets/bands.js"),
-    },
-    Asset {
-        name: "chart.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../assets/chart.js"),
-    },
-    Asset {
-        name: "views.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../assets/views.js"),
-    },
-    Asset {
-        name: "favicon.svg",
-        content_type: "image/svg+xml",
-        body: include_str!("../assets/favicon.svg"),
-    },
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("style.css", "text/css; charset=utf-8"),
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("dom.js", JS),
+    asset!("bands.js", JS),
+    asset!("chart.js", JS),
+    asset!("views.js", JS),
+    asset!("favicon.svg", "image/svg+xml"),
 ];
 
 /// What the page may load: this origin only (inline SVG built by the scripts is DOM, not a

@@ -115,14 +115,23 @@ pub(crate) async fn answer(
     let Some(rollups) = state.read().await.rollups.clone() else {
         return Err(ApiError::not_found("this collector keeps no history"));
     };
-    let read = tokio::task::spawn_blocking(move || rollups.history(&query, now)).await;
-    match read {
-        Ok(Ok(history)) => Ok(Json(history).into_response()),
+    let history = off_runtime("history", move || rollups.history(&query, now)).await?;
+    Ok(Json(history).into_response())
+}
+
+/// Runs the store read `read` on a blocking thread (without the state lock); a store error or
+/// a failed task is a `500` naming `what`, and logged.
+async fn off_runtime<T: Send + 'static>(
+    what: &'static str,
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::task::spawn_blocking(read).await {
+        Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => {
-            tracing::error!(error = %e, "history read failed");
+            tracing::error!(error = %e, what, "store read failed");
             Err(internal(e.to_string()))
         }
-        Err(e) => Err(internal(format!("history read failed: {e}"))),
+        Err(e) => Err(internal(format!("{what} read failed: {e}"))),
     }
 }
 
@@ -180,15 +189,11 @@ pub(crate) async fn series_answer(
             series::MAX_POINTS
         )));
     }
-    let read = tokio::task::spawn_blocking(move || rollups.series(&query, level, kind)).await;
-    match read {
-        Ok(Ok(series)) => Ok(Json(series).into_response()),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "history series read failed");
-            Err(internal(e.to_string()))
-        }
-        Err(e) => Err(internal(format!("history series read failed: {e}"))),
-    }
+    let series = off_runtime("history series", move || {
+        rollups.series(&query, level, kind)
+    })
+    .await?;
+    Ok(Json(series).into_response())
 }
 
 /// The report of `zone` over `period`, its rack figures read from the roll-ups
@@ -218,15 +223,8 @@ pub(crate) async fn zone_report_over(
         from,
         to,
     };
-    let read = tokio::task::spawn_blocking(move || rollups.history(&query, now)).await;
-    match read {
-        Ok(Ok(history)) => Ok(crate::report::with_history(report, &history)),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "history read failed");
-            Err(internal(e.to_string()))
-        }
-        Err(e) => Err(internal(format!("history read failed: {e}"))),
-    }
+    let history = off_runtime("history", move || rollups.history(&query, now)).await?;
+    Ok(crate::report::with_history(report, &history))
 }
 
 /// Query string of `GET /api/v1/report`: `site`, `zone` (absent: every zone of the site), the
@@ -310,15 +308,8 @@ pub(crate) async fn facility_answer(
         from,
         to,
     };
-    let read = tokio::task::spawn_blocking(move || read_periods(&rollups, query, now)).await;
-    let (current, previous) = match read {
-        Ok(Ok(read)) => read,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, site, "report read failed");
-            return Err(internal(e.to_string()));
-        }
-        Err(e) => return Err(internal(format!("report read failed: {e}"))),
-    };
+    let (current, previous) =
+        off_runtime("report", move || read_periods(&rollups, query, now)).await?;
     known.extend(current.2.iter().map(|b| b.location.zone.clone()));
     known.extend(previous.2.iter().map(|b| b.location.zone.clone()));
     let zones = resolve_zones(&site, zone.as_deref(), &known).map_err(crate::http::report_error)?;

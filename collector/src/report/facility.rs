@@ -497,18 +497,27 @@ pub fn cooling_unit_name(sensor: &str) -> String {
 }
 
 fn cooling_units(now: &[&Rollup]) -> Vec<CoolingUnit> {
-    let mut units: BTreeMap<String, (Vec<&Rollup>, Vec<&Rollup>)> = BTreeMap::new();
+    // Buckets per sensor first: the unit's name is made once per sensor, not once per bucket.
+    // (A BTreeMap keeps the order, so the sums, hence the figures, are the same every time.)
+    let mut by_sensor: BTreeMap<(&str, bool), Vec<&Rollup>> = BTreeMap::new();
     for b in now {
-        let side = match b.kind {
-            SensorKind::SupplyAirTemp => 0,
-            SensorKind::ReturnAirTemp => 1,
+        let supply = match b.kind {
+            SensorKind::SupplyAirTemp => true,
+            SensorKind::ReturnAirTemp => false,
             _ => continue,
         };
-        let unit = units.entry(cooling_unit_name(&b.sensor)).or_default();
-        if side == 0 {
-            unit.0.push(b);
+        by_sensor
+            .entry((b.sensor.as_str(), supply))
+            .or_default()
+            .push(b);
+    }
+    let mut units: BTreeMap<String, (Vec<&Rollup>, Vec<&Rollup>)> = BTreeMap::new();
+    for ((sensor, supply), buckets) in by_sensor {
+        let unit = units.entry(cooling_unit_name(sensor)).or_default();
+        if supply {
+            unit.0.extend(buckets);
         } else {
-            unit.1.push(b);
+            unit.1.extend(buckets);
         }
     }
     units

@@ -20,6 +20,9 @@
 //!   writes (a cluster partition) does not see their writes; entries expire after
 //!   [`MAX_AGE`] of the caller's clock whatever the generation. A process that never wrote
 //!   (a standby) caches nothing, since it has no newest start.
+//! - **Compaction is not a write**: `retention.rs` deletes expired buckets without the clock;
+//!   a merge that still counts them is served at most [`MAX_AGE`] longer (only periods at a
+//!   level's retention edge have such buckets).
 //! - **Bounded**: at most [`MAX_ENTRIES`] entries and [`MAX_ROLLUPS`] merged roll-ups in all;
 //!   the oldest entry goes first.
 
