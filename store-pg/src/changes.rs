@@ -18,6 +18,12 @@
 //! counts from its own, so the window would never close after a restore. A restored sequence
 //! keeps its value (pg_dump sets it), so ingest ids stay monotonic across a restore.
 //!
+//! `SHARE` also conflicts with `SHARE UPDATE EXCLUSIVE` (vacuum, analyze): an autovacuum of
+//! one of the tables is cancelled by the server after `deadlock_timeout` (1 s) so the reader
+//! goes on; a manual `VACUUM` or an anti-wraparound one is waited for up to the lock timeout,
+//! then the refresh is retried at the next `refresh_every`. `pg_dump` (`ACCESS SHARE`) does not
+//! conflict.
+//!
 //! Deadlocks: the reader locks `kv` before `records`, and [`crate::ops`] writes `kv` before
 //! `records` in every transaction, so a writer holding `records` and waiting for `kv` cannot
 //! meet a reader holding `kv` and waiting for `records`.

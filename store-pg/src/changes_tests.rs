@@ -2,6 +2,7 @@
 //! PostgreSQL 15, with a writer that commits out of id order.
 
 use super::*;
+use crate::tests::{open, record_key};
 use coldaisle_testkit::postgres::Postgres;
 use std::sync::mpsc as std_mpsc;
 
@@ -11,18 +12,6 @@ fn options(pg: &Postgres, database: &str) -> PgOptions {
         password: Some(Postgres::PASSWORD.into()),
         ca_file: None,
     }
-}
-
-fn open(pg: &Postgres, database: &str) -> PgStore {
-    pg.create_database(database).expect("create database");
-    PgStore::open(options(pg, database)).expect("open store")
-}
-
-fn record_key(agent: &str, seq: u64) -> Vec<u8> {
-    let mut key = agent.as_bytes().to_vec();
-    key.push(0);
-    key.extend_from_slice(&seq.to_be_bytes());
-    key
 }
 
 fn put(store: &PgStore, tree: &str, key: Vec<u8>, value: &[u8]) {

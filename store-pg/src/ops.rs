@@ -239,30 +239,33 @@ async fn get_many(
     Ok(out)
 }
 
-/// The batch as its final state per key: `Some(value)` to store, `None` to remove.
-fn last_per_key(batch: WriteBatch) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
-    batch.ops.into_iter().collect()
+/// A statement of an apply transaction and its row arrays; it runs only if it has rows.
+struct Step {
+    statement: Statement,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+    rows: usize,
 }
 
-/// One tree's share of an apply transaction: its prepared statements and row arrays.
-enum Staged {
-    Kv {
-        tree: String,
-        delete: Statement,
-        insert: Statement,
-        keys: Vec<Vec<u8>>,
-        values: Vec<Vec<u8>>,
-        removed: Vec<Vec<u8>>,
-    },
-    Records {
-        delete: Statement,
-        insert: Statement,
-        agents: Vec<String>,
-        seqs: Vec<i64>,
-        values: Vec<Vec<u8>>,
-        gone_agents: Vec<String>,
-        gone_seqs: Vec<i64>,
-    },
+impl Step {
+    async fn new(
+        conn: &mut Conn,
+        sql: &str,
+        params: Vec<Box<dyn ToSql + Sync + Send>>,
+        rows: usize,
+    ) -> Result<Step, OpError> {
+        Ok(Step {
+            statement: conn.statement(sql).await?,
+            params,
+            rows,
+        })
+    }
+}
+
+/// One tree's share of an apply transaction: the removal of its removed keys, then the
+/// upsert of its stored ones.
+struct Staged {
+    delete: Step,
+    insert: Step,
 }
 
 /// Applies every batch in one transaction (one commit).
@@ -279,118 +282,95 @@ async fn apply(conn: &mut Conn, batches: Vec<(String, WriteBatch)>) -> Result<()
         });
     }
     let tx = conn.transaction().await?;
-    for part in &staged {
-        match part {
-            Staged::Kv {
-                tree,
-                delete,
-                insert,
-                keys,
-                values,
-                removed,
-            } => {
-                if !removed.is_empty() {
-                    tx.execute(delete, &[tree, removed]).await?;
-                }
-                if !keys.is_empty() {
-                    tx.execute(insert, &[tree, keys, values]).await?;
-                }
-            }
-            Staged::Records {
-                delete,
-                insert,
-                agents,
-                seqs,
-                values,
-                gone_agents,
-                gone_seqs,
-            } => {
-                if !gone_agents.is_empty() {
-                    tx.execute(delete, &[gone_agents, gone_seqs]).await?;
-                }
-                if !agents.is_empty() {
-                    tx.execute(insert, &[agents, seqs, values]).await?;
-                }
-            }
+    for step in staged.iter().flat_map(|s| [&s.delete, &s.insert]) {
+        if step.rows > 0 {
+            let params: Vec<&(dyn ToSql + Sync)> = step
+                .params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            tx.execute(&step.statement, &params).await?;
         }
     }
     tx.commit().await?;
     Ok(())
 }
 
-async fn stage_kv(conn: &mut Conn, tree: String, batch: WriteBatch) -> Result<Staged, OpError> {
+/// The batch as its final state per key (what applying it in order leaves): the keys to
+/// store with their values, and the keys to remove, each key as the columns `columns` makes.
+#[allow(clippy::type_complexity)]
+fn split<K>(
+    batch: WriteBatch,
+    columns: impl Fn(Vec<u8>) -> Result<K, OpError>,
+) -> Result<(Vec<K>, Vec<Vec<u8>>, Vec<K>), OpError> {
+    let last: BTreeMap<Vec<u8>, Option<Vec<u8>>> = batch.ops.into_iter().collect();
     let (mut keys, mut values, mut removed) = (Vec::new(), Vec::new(), Vec::new());
-    for (key, value) in last_per_key(batch) {
+    for (key, value) in last {
         match value {
             Some(v) => {
-                keys.push(key);
+                keys.push(columns(key)?);
                 values.push(v);
             }
-            None => removed.push(key),
+            None => removed.push(columns(key)?),
         }
     }
-    let delete = conn
-        .statement("DELETE FROM kv WHERE tree = $1 AND key = ANY($2)")
-        .await?;
-    let insert = conn
-        .statement(
+    Ok((keys, values, removed))
+}
+
+async fn stage_kv(conn: &mut Conn, tree: String, batch: WriteBatch) -> Result<Staged, OpError> {
+    let (keys, values, removed) = split(batch, Ok)?;
+    let (stored, gone) = (keys.len(), removed.len());
+    Ok(Staged {
+        delete: Step::new(
+            conn,
+            "DELETE FROM kv WHERE tree = $1 AND key = ANY($2)",
+            vec![Box::new(tree.clone()), Box::new(removed)],
+            gone,
+        )
+        .await?,
+        insert: Step::new(
+            conn,
             "INSERT INTO kv (tree, key, value)
              SELECT $1, k, v FROM unnest($2::bytea[], $3::bytea[]) AS u(k, v)
              ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value,
                  ingest_id = CASE WHEN kv.value = EXCLUDED.value THEN kv.ingest_id
                                   ELSE EXCLUDED.ingest_id END",
+            vec![Box::new(tree), Box::new(keys), Box::new(values)],
+            stored,
         )
-        .await?;
-    Ok(Staged::Kv {
-        tree,
-        delete,
-        insert,
-        keys,
-        values,
-        removed,
+        .await?,
     })
 }
 
 async fn stage_records(conn: &mut Conn, batch: WriteBatch) -> Result<Staged, OpError> {
-    let (mut agents, mut seqs, mut values) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut gone_agents, mut gone_seqs) = (Vec::new(), Vec::new());
-    for (key, value) in last_per_key(batch) {
-        let k = records_key::decode(&key).map_err(OpError::Invalid)?;
-        match value {
-            Some(v) => {
-                agents.push(k.agent);
-                seqs.push(k.seq);
-                values.push(v);
-            }
-            None => {
-                gone_agents.push(k.agent);
-                gone_seqs.push(k.seq);
-            }
-        }
-    }
-    let delete = conn
-        .statement(
+    let (keys, values, removed) = split(batch, |key| {
+        records_key::decode(&key).map_err(OpError::Invalid)
+    })?;
+    let (stored, gone) = (keys.len(), removed.len());
+    let (agents, seqs): (Vec<String>, Vec<i64>) =
+        keys.into_iter().map(|k| (k.agent, k.seq)).unzip();
+    let (gone_agents, gone_seqs): (Vec<String>, Vec<i64>) =
+        removed.into_iter().map(|k| (k.agent, k.seq)).unzip();
+    Ok(Staged {
+        delete: Step::new(
+            conn,
             "DELETE FROM records r USING unnest($1::text[], $2::int8[]) AS g(agent, seq)
              WHERE r.agent = g.agent AND r.seq = g.seq",
+            vec![Box::new(gone_agents), Box::new(gone_seqs)],
+            gone,
         )
-        .await?;
-    let insert = conn
-        .statement(
+        .await?,
+        insert: Step::new(
+            conn,
             "INSERT INTO records (agent, seq, value)
              SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[])
              ON CONFLICT (agent, seq) DO UPDATE SET value = EXCLUDED.value,
                  ingest_id = CASE WHEN records.value = EXCLUDED.value THEN records.ingest_id
                                   ELSE EXCLUDED.ingest_id END",
+            vec![Box::new(agents), Box::new(seqs), Box::new(values)],
+            stored,
         )
-        .await?;
-    Ok(Staged::Records {
-        delete,
-        insert,
-        agents,
-        seqs,
-        values,
-        gone_agents,
-        gone_seqs,
+        .await?,
     })
 }
 

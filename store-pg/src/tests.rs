@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 /// A server and a fresh database in it, opened as a store.
-fn open(pg: &Postgres, database: &str) -> PgStore {
+pub(crate) fn open(pg: &Postgres, database: &str) -> PgStore {
     pg.create_database(database).expect("create database");
     PgStore::open(PgOptions {
         url: pg.url(database),
@@ -25,7 +25,7 @@ fn passes_the_store_contract() {
 }
 
 /// A records key as the collector writes it.
-fn record_key(agent: &str, seq: u64) -> Vec<u8> {
+pub(crate) fn record_key(agent: &str, seq: u64) -> Vec<u8> {
     let mut key = agent.as_bytes().to_vec();
     key.push(0);
     key.extend_from_slice(&seq.to_be_bytes());
