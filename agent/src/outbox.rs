@@ -45,6 +45,12 @@ const HEADER: usize = 5;
 /// Default quota: enough for days of events from a large site while the link is down.
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
+/// sled's page cache for the agent's store (outbox and detector state), instead of sled's
+/// default 1 GiB: the live data is what the collector has not acknowledged yet plus one
+/// detector-state record, and an edge box has little memory (BENCHMARKS.md, "The agent at
+/// fleet scale"). Pages beyond it are read back from disk when needed.
+pub const STORE_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+
 /// Outbox failures.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {

@@ -37,12 +37,33 @@ impl SledStore {
         Self::open_waiting(dir, LOCK_WAIT)
     }
 
+    /// [`SledStore::open`] with sled's page cache bounded to `cache_bytes` instead of sled's
+    /// default 1 GiB (the agent's outbox, whose live data is small: see BENCHMARKS.md, "The
+    /// agent at fleet scale").
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+        Self::open_config(dir, LOCK_WAIT, Some(cache_bytes))
+    }
+
     /// [`SledStore::open`] waiting at most `wait` for a lock held by a live handle.
     pub fn open_waiting(dir: &Path, wait: std::time::Duration) -> Result<SledStore, StoreError> {
+        Self::open_config(dir, wait, None)
+    }
+
+    /// Opens, waiting at most `wait` for the lock; `cache_bytes` bounds sled's page cache
+    /// (`None`: sled's default).
+    fn open_config(
+        dir: &Path,
+        wait: std::time::Duration,
+        cache_bytes: Option<u64>,
+    ) -> Result<SledStore, StoreError> {
+        let mut config = sled::Config::new().path(dir);
+        if let Some(bytes) = cache_bytes {
+            config = config.cache_capacity(bytes);
+        }
         let deadline = std::time::Instant::now() + wait;
         let mut collected = false;
         loop {
-            match sled::Config::new().path(dir).open() {
+            match config.open() {
                 Ok(db) => return Ok(SledStore { db }),
                 Err(sled::Error::Io(e)) if is_lock_held(&e) => {
                     if !collected {

@@ -45,6 +45,17 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `binary run --config CONFIG`.
     pub fn start(binary_name: &str, config: &Path, log: &Path) -> Result<Daemon> {
+        Daemon::start_with_env(binary_name, config, log, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (e.g. a heap profiler's
+    /// `LD_PRELOAD` in a benchmark).
+    pub fn start_with_env(
+        binary_name: &str,
+        config: &Path,
+        log: &Path,
+        env: &[(String, String)],
+    ) -> Result<Daemon> {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -56,6 +67,7 @@ impl Daemon {
             .arg(config)
             // The level comes from the config (`log_level`, default info), as in production.
             .env_remove("RUST_LOG")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)

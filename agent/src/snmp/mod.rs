@@ -1,7 +1,8 @@
 //! SNMP: turning varbinds into numbers (pure, [`value`]), talking to one device with any
-//! version and security level ([`session`]), walking tables ([`walk`]), table rows (pure, [`row`]), notifications in ([`trap`]), the device they came from ([`trap_sources`]) and what they mean ([`trap_map`]) and polling a device's
+//! version and security level ([`session`]; v1/v2c requests and answers without per-device buffers: [`community`]), walking tables ([`walk`]), table rows (pure, [`row`]), notifications in ([`trap`]), the device they came from ([`trap_sources`]) and what they mean ([`trap_map`]) and polling a device's
 //! points ([`poll`]).
 
+pub mod community;
 pub mod poll;
 pub mod row;
 pub mod session;

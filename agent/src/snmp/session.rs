@@ -2,8 +2,11 @@
 //! privacy protocol snmp2 supports), with a per-request timeout, retries with exponential
 //! backoff ([`retry_delay`]), a pause between requests and SNMPv3 engine handling.
 //!
+//! v1 and v2c requests go through [`super::community`] (no buffer per device), v3 through
+//! snmp2's `AsyncSession` (USM state, engine discovery, keys).
+//!
 //! Invariants:
-//! - The snmp2 session, and with it the SNMPv3 engine id, boots/time and the localised keys, is
+//! - The session (v1/v2c: socket and request ids; v3: snmp2's session), and with it the SNMPv3 engine id, boots/time and the localised keys, is
 //!   kept across polls and across timed-out or cancelled requests (snmp2 reserves request ids
 //!   before sending, so a late answer is recognised as stale). Engine discovery and key
 //!   localisation therefore run once per engine; the session is dropped only when the engine
@@ -15,6 +18,7 @@
 //!   apart, an authNoPriv probe tells a wrong auth passphrase from a wrong priv passphrase.
 //!   Passphrases never appear in errors or logs.
 
+use super::community::{CommunitySession, CommunityVersion, Request};
 use super::value::{oid_arcs, VarValue};
 use coldaisle_config::snmp::{
     AuthProtocol, PrivProtocol, SecurityLevel, SnmpSettings, SnmpVersion, UsmUser,
@@ -138,7 +142,8 @@ pub struct Response {
 }
 
 impl Response {
-    fn from_pdu(pdu: Pdu<'_>) -> Result<Response, String> {
+    /// Copies an answer out of the buffer it was read into.
+    pub(super) fn from_pdu(pdu: Pdu<'_>) -> Result<Response, String> {
         let mut varbinds = Vec::new();
         for (oid, value) in pdu.varbinds {
             let arcs = oid_arcs(&oid)
@@ -170,20 +175,12 @@ pub fn error_status_name(status: u32) -> &'static str {
     }
 }
 
-/// One request kind.
-#[derive(Debug, Clone, Copy)]
-enum Op<'a> {
-    Get(&'a [Oid<'static>]),
-    GetNext(&'a Oid<'static>),
-    GetBulk(&'a [Oid<'static>], u32),
-}
-
 /// A client for one device; see the module invariants.
 pub struct SnmpClient {
     /// The device and settings.
     target: Target,
     /// The open session (with the v3 engine state), if any.
-    session: Option<AsyncSession>,
+    session: Option<Session>,
     /// When the last request finished, for the pause between requests.
     last_request: Option<Instant>,
     /// Requests sent (including retries and discovery), for tests and benchmarks.
@@ -240,12 +237,12 @@ impl SnmpClient {
 
     /// GET of `oids` (one request; split large sets before calling).
     pub async fn get(&mut self, oids: &[Oid<'static>]) -> Result<Response, SnmpError> {
-        self.request(Op::Get(oids)).await
+        self.request(Request::Get(oids)).await
     }
 
     /// GETNEXT of one OID.
     pub async fn get_next(&mut self, oid: &Oid<'static>) -> Result<Response, SnmpError> {
-        self.request(Op::GetNext(oid)).await
+        self.request(Request::GetNext(oid)).await
     }
 
     /// GETBULK (no non-repeaters) of `oids` with `max_repetitions` (v2c and v3 only).
@@ -257,7 +254,7 @@ impl SnmpClient {
         if self.target.settings.version == SnmpVersion::V1 {
             return Err(self.protocol("GETBULK does not exist in SNMPv1".into()));
         }
-        self.request(Op::GetBulk(oids, max_repetitions)).await
+        self.request(Request::GetBulk(oids, max_repetitions)).await
     }
 
     fn protocol(&self, detail: String) -> SnmpError {
@@ -274,7 +271,7 @@ impl SnmpClient {
         }
     }
 
-    async fn request(&mut self, op: Op<'_>) -> Result<Response, SnmpError> {
+    async fn request(&mut self, op: Request<'_>) -> Result<Response, SnmpError> {
         // Only the retry settings: cloning all settings would copy every point's plan per request.
         let settings = RetrySettings {
             retries: self.target.settings.retries,
@@ -424,12 +421,16 @@ impl SnmpClient {
             })
         };
         let session = match (t.settings.version, &t.settings.usm) {
-            (SnmpVersion::V1, _) => AsyncSession::new_v1(address, t.community.as_bytes(), 1)
-                .await
-                .map_err(io)?,
-            (SnmpVersion::V2c, _) => AsyncSession::new_v2c(address, t.community.as_bytes(), 1)
-                .await
-                .map_err(io)?,
+            (SnmpVersion::V1, _) => Session::Community(
+                CommunitySession::open(address, CommunityVersion::V1, t.community.as_bytes(), 1)
+                    .await
+                    .map_err(io)?,
+            ),
+            (SnmpVersion::V2c, _) => Session::Community(
+                CommunitySession::open(address, CommunityVersion::V2c, t.community.as_bytes(), 1)
+                    .await
+                    .map_err(io)?,
+            ),
             (SnmpVersion::V3, Some(usm)) => {
                 let mut session = AsyncSession::new_v3(address, 1, security(usm, usm.level))
                     .await
@@ -446,7 +447,7 @@ impl SnmpClient {
                         }))
                     }
                 }
-                session
+                Session::V3(Box::new(session))
             }
             (SnmpVersion::V3, None) => {
                 return Err(Opened::Failed(SnmpError::Engine {
@@ -460,6 +461,15 @@ impl SnmpClient {
     }
 }
 
+/// An open conversation: v1/v2c without buffers of its own, v3 through snmp2 (boxed: it holds
+/// its two 64 KiB buffers inline only behind the box).
+enum Session {
+    /// v1 or v2c.
+    Community(CommunitySession),
+    /// v3 (USM).
+    V3(Box<AsyncSession>),
+}
+
 /// Why a session could not be opened.
 enum Opened {
     /// Discovery got no answer in time (counts as an attempt).
@@ -469,16 +479,20 @@ enum Opened {
 }
 
 async fn run(
-    session: &mut AsyncSession,
-    op: Op<'_>,
+    session: &mut Session,
+    op: Request<'_>,
 ) -> Result<Result<Response, String>, snmp2::Error> {
+    let session = match session {
+        Session::Community(session) => return session.request(op).await,
+        Session::V3(session) => session,
+    };
     let pdu = match op {
-        Op::Get(oids) => {
+        Request::Get(oids) => {
             let refs: Vec<&Oid<'_>> = oids.iter().collect();
             session.get_many(&refs).await?
         }
-        Op::GetNext(oid) => session.getnext(oid).await?,
-        Op::GetBulk(oids, max_repetitions) => {
+        Request::GetNext(oid) => session.getnext(oid).await?,
+        Request::GetBulk(oids, max_repetitions) => {
             let refs: Vec<&Oid<'_>> = oids.iter().collect();
             session.getbulk(&refs, 0, max_repetitions).await?
         }

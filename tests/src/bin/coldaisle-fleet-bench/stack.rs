@@ -64,14 +64,21 @@ impl Stack {
         self.dir.path()
     }
 
-    /// Starts the agent with config `text` ([`AGENT_ID`], user `agent`).
+    /// Starts the agent with config `text` ([`AGENT_ID`], user `agent`). With
+    /// [`HEAPTRACK_ENV`] set to a directory, the agent runs under heaptrack's preload library
+    /// (see [`heaptrack_env`]); its figures are then the profiled process's, not production's.
     pub fn start_agent(&self, text: &str) -> Result<Daemon> {
         let config = self.dir.path().join("agent.toml");
         std::fs::write(&config, text).context("writing the agent config")?;
-        Daemon::start(
+        let env = match std::env::var_os(HEAPTRACK_ENV) {
+            Some(dir) => heaptrack_env(Path::new(&dir))?,
+            None => Vec::new(),
+        };
+        Daemon::start_with_env(
             "coldaisle-agent",
             &config,
             &self.dir.path().join("agent.log"),
+            &env,
         )
     }
 
@@ -96,6 +103,39 @@ impl Stack {
         drop(self.broker);
         Ok(())
     }
+}
+
+/// Environment variable naming a directory: when set, every agent runs under heaptrack.
+pub const HEAPTRACK_ENV: &str = "COLDAISLE_FLEET_HEAPTRACK";
+
+/// heaptrack's preload library (Debian package `heaptrack`).
+const HEAPTRACK_PRELOAD: &str = "/usr/lib/heaptrack/libheaptrack_preload.so";
+
+/// Environment that makes the agent record every allocation into a raw heaptrack file in
+/// `dir`. The agent is then still the bench's direct child (the `heaptrack` script would stand
+/// between, and stopping the script loses the data); the bench kills it at the end, so the
+/// profile's "leaked" memory is the live heap of the running agent. Read the file with
+/// `/usr/lib/heaptrack/libexec/heaptrack_interpret < FILE.raw | gzip > FILE.gz` then
+/// `heaptrack_print -f FILE.gz`.
+fn heaptrack_env(dir: &Path) -> Result<Vec<(String, String)>> {
+    anyhow::ensure!(
+        Path::new(HEAPTRACK_PRELOAD).exists(),
+        "{HEAPTRACK_ENV} is set but {HEAPTRACK_PRELOAD} is missing: apt-get install heaptrack"
+    );
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("clock before 1970")?
+        .as_millis();
+    let file = dir.join(format!("agent-{stamp}.raw"));
+    eprintln!("heaptrack: the agent records into {}", file.display());
+    Ok(vec![
+        ("LD_PRELOAD".to_string(), HEAPTRACK_PRELOAD.to_string()),
+        (
+            "DUMP_HEAPTRACK_OUTPUT".to_string(),
+            file.display().to_string(),
+        ),
+    ])
 }
 
 /// Warning and error lines of a daemon's log (JSON lines without a terminal, or text).
