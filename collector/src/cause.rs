@@ -149,6 +149,8 @@ pub fn explain(own: &[&StoredEvent], zone: &[&StoredEvent]) -> ProbableCause {
         .iter()
         .filter_map(sensor)
         .filter(|s| s.state == EventState::Raised && s.category == Category::Cooling)
+        // A forecast is a warning about the trend, not a cooling failure.
+        .filter(|s| !s.is_forecast())
         .filter(|s| s.ts <= first && s.ts >= first.minus(COOLING_LEAD))
         .collect();
     if !cooling.is_empty() {
