@@ -221,7 +221,7 @@ fn both_daemons_serve_metrics_promtool_accepts_and_values_move() -> Result<()> {
             &incident
         };
         let mut url = format!("{api}{}", path.replace("{zone}", "Z1").replace("{id}", id));
-        if path == "/api/v1/history" {
+        if path == "/api/v1/history" || path == "/api/v1/history/series" {
             url.push_str("?site=lab1&zone=Z1&since=1h");
         }
         let (status, _, body) = get(&url)?;

@@ -4,7 +4,7 @@ pub use coldaisle_testkit::procs::*;
 
 /// Starts a collector named `id` on the broker at `broker_port` (user `collector`, password
 /// `collector-pass`), its API on a free port and incidents quiet after 1 s; returns the daemon
-/// and the API's base URL.
+/// and the API's base URL once the API answers.
 pub fn start_collector(
     dir: &std::path::Path,
     id: &str,
@@ -22,7 +22,15 @@ pub fn start_collector(
         ),
     )?;
     let daemon = Daemon::start("coldaisle-collector", &toml, &dir.join("collector.log"))?;
-    Ok((daemon, format!("http://127.0.0.1:{http_port}")))
+    let api = format!("http://127.0.0.1:{http_port}");
+    // Callers read the API right away: return once it answers, not when the process started.
+    wait_for(
+        "the collector API",
+        std::time::Duration::from_secs(30),
+        || get_json(&format!("{api}/api/v1/stats")).ok(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e:#}\ncollector log:\n{}", daemon.log_tail()))?;
+    Ok((daemon, api))
 }
 
 /// A UDP port free right now (bound, noted, released: the daemon binds it right after).
