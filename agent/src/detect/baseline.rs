@@ -12,6 +12,16 @@
 //!   flagged, and has no steps at the full hour). The residual `r = x − baseline` is scaled by a
 //!   robust spread `σ = 1.2533 · MAD` (an EWMA of clipped absolute residuals, 1.2533 makes it
 //!   a standard deviation for Gaussian noise), `z = r / σ`, with `k · σ ≥ min_width`.
+//! - The spread is learned per phase as well (one per hour-of-day bucket, interpolated like
+//!   the offsets) and `σ(t)` is the larger of the global and the phase's spread: a
+//!   periodic-variance (seasonal heteroscedasticity) model of the residual, the scale half of
+//!   a periodic ARMA/GARCH fit (Bollerslev & Ghysels, "Periodic autoregressive conditional
+//!   heteroscedasticity", J. Business & Economic Statistics 14(2), 1996). 24 smooth knots
+//!   cannot follow a daily cycle with a sharp edge (a square wave, a machine switched on at
+//!   09:00): their model error there recurs every day at the same phase. The global spread,
+//!   learned mostly where the model fits, judged that recurring error as an excursion each
+//!   day; the phase's own spread learns it as that phase's normal, and the band widens only
+//!   there (elsewhere the global spread keeps it as narrow as before).
 //! - Learning is Huber-clipped: the level, the bucket's seasonal offset and the spread move by
 //!   `ψ(z) = clip(z, ±2) · σ`, so a spike or a fault moves the baseline by at most a couple of
 //!   spreads times the smoothing factor and an excursion cannot teach the spread to include
@@ -45,6 +55,9 @@ use serde::{Deserialize, Serialize};
 const LEVEL_TAU: f64 = 12.0 * 3600.0;
 /// Time constant of a bucket's seasonal offset, seconds of that bucket's own time (2 days).
 const SEASONAL_TAU: f64 = 2.0 * 3600.0;
+/// Time constant of a bucket's spread, seconds of that bucket's own time (7 days): a phase
+/// sees 12 samples a day at 5 min, so its spread needs a longer memory than the global one.
+const PHASE_SCALE_TAU: f64 = 7.0 * 3600.0;
 /// Time constant of the spread, seconds.
 const SCALE_TAU: f64 = 24.0 * 3600.0;
 /// Longest gap between samples that still counts as learning time.
@@ -81,6 +94,8 @@ pub struct BaselineState {
     pub seasonal: Vec<f64>,
     /// Samples learned per hour of day.
     pub seasonal_n: Vec<u32>,
+    /// Spread per hour of day (EWMA of clipped absolute residuals at that phase).
+    pub phase_spread: Vec<f64>,
     /// Spread: EWMA of clipped absolute residuals.
     pub spread: f64,
     /// Samples learned.
@@ -108,6 +123,7 @@ impl Default for BaselineState {
             level: 0.0,
             seasonal: vec![0.0; BUCKETS],
             seasonal_n: vec![0; BUCKETS],
+            phase_spread: vec![0.0; BUCKETS],
             spread: 0.0,
             n: 0,
             since: None,
@@ -154,25 +170,30 @@ impl BaselineDetector {
             .is_some_and(|s| ts.since(s) >= self.config.warmup);
         warm.then(|| {
             let base = self.state.level + self.seasonal(ts);
-            (base, self.k() * self.sigma())
+            let sigma = self.sigma_at(ts);
+            (base, self.k(sigma) * sigma)
         })
     }
 
     /// The seasonal offset at `ts`: linear between the two nearest hour-of-day centres.
     fn seasonal(&self, ts: Timestamp) -> f64 {
-        let (b0, b1, f) = buckets_of(ts);
-        let s = |b: usize| self.state.seasonal.get(b).copied().unwrap_or(0.0);
-        (1.0 - f) * s(b0) + f * s(b1)
+        interpolate(&self.state.seasonal, ts)
     }
 
-    /// The band in spreads: `k`, or wider while a recent surprise lasts.
-    fn k(&self) -> f64 {
-        let sigma = self.sigma();
+    /// The band in spreads of `sigma`: `k`, or wider while a recent surprise lasts.
+    fn k(&self, sigma: f64) -> f64 {
         self.config.k.max(self.state.surprise / sigma)
     }
 
+    /// The global robust standard deviation (at least `min_width / k`).
     fn sigma(&self) -> f64 {
         (MAD_TO_SIGMA * self.state.spread).max(self.config.min_width / self.config.k)
+    }
+
+    /// The robust standard deviation at `ts`: the global one or the phase's, the larger.
+    fn sigma_at(&self, ts: Timestamp) -> f64 {
+        self.sigma()
+            .max(MAD_TO_SIGMA * interpolate(&self.state.phase_spread, ts))
     }
 
     /// Feeds one valid sample (time order per sensor).
@@ -180,6 +201,10 @@ impl BaselineDetector {
         if self.state.seasonal.len() != BUCKETS || self.state.seasonal_n.len() != BUCKETS {
             self.state.seasonal = vec![0.0; BUCKETS];
             self.state.seasonal_n = vec![0; BUCKETS];
+        }
+        if self.state.phase_spread.len() != BUCKETS {
+            // Not from this version: the phases learn afresh (the global spread is the floor).
+            self.state.phase_spread = vec![0.0; BUCKETS];
         }
         let st = &mut self.state;
         let dt = st
@@ -193,7 +218,7 @@ impl BaselineDetector {
             return None;
         }
         let base = self.state.level + self.seasonal(ts);
-        let sigma = self.sigma();
+        let sigma = self.sigma_at(ts);
         let residual = value - base;
         let z = residual / sigma;
         let judged = ts.since(since) >= self.config.warmup;
@@ -207,7 +232,7 @@ impl BaselineDetector {
             return None;
         }
         self.state.surprise *= (-dt / SURPRISE_TAU).exp();
-        let k = self.k();
+        let k = self.k(sigma);
         let st = &mut self.state;
         // Page–Hinkley (idle while the level re-learns).
         let zc = if relearning {
@@ -326,18 +351,31 @@ impl BaselineDetector {
         let a_level = alpha(dt, LEVEL_TAU, st.n);
         st.level += a_level * psi;
         // Each of the two nearest hours learns its share of the residual.
+        let clipped = (z.abs() * sigma).min(c * sigma);
         for (b, share) in [(b0, 1.0 - f), (b1, f)] {
-            if let (Some(s), Some(n)) = (st.seasonal.get_mut(b), st.seasonal_n.get_mut(b)) {
-                *s += alpha(dt, SEASONAL_TAU, u64::from(*n)) * share * (1.0 - a_level) * psi;
+            if let (Some(s), Some(n), Some(p)) = (
+                st.seasonal.get_mut(b),
+                st.seasonal_n.get_mut(b),
+                st.phase_spread.get_mut(b),
+            ) {
+                let young = u64::from(*n);
+                *s += alpha(dt, SEASONAL_TAU, young) * share * (1.0 - a_level) * psi;
+                *p += alpha(dt, PHASE_SCALE_TAU, young) * share * (clipped - *p);
                 if share >= 0.5 {
                     *n = n.saturating_add(1);
                 }
             }
         }
-        let clipped = (z.abs() * sigma).min(c * sigma);
         st.spread += alpha(dt, SCALE_TAU, st.n) * (clipped - st.spread);
         st.n = st.n.saturating_add(1);
     }
+}
+
+/// A per-hour-of-day table at `ts`: linear between the two nearest hour-of-day centres.
+fn interpolate(table: &[f64], ts: Timestamp) -> f64 {
+    let (b0, b1, f) = buckets_of(ts);
+    let v = |b: usize| table.get(b).copied().unwrap_or(0.0);
+    (1.0 - f) * v(b0) + f * v(b1)
 }
 
 /// The two hour-of-day buckets whose centres (hh:30) surround `ts`, and the weight of the

@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! cargo run --release -p coldaisle-benches --bin detect_eval -- \
-//!     [--nab DIR] [--skab DIR] [--detectors numentaTM,ARTime,...]
+//!     [--nab DIR] [--skab DIR] [--detectors numentaTM,ARTime,...] [--explain]
 //! ```
+//! `--explain` prints, per file, every window (hit or missed) and every raise of the chain
+//! (its detector and whether it fell in a window, in the probationary period or is a false
+//! alarm), to see which rule fires where.
 //! `DIR` is a checkout or a bare git mirror (defaults: `/work/.mirror/numenta+NAB/repo`,
 //! `/work/.mirror/waico+SKAB/repo`). Each raise of the chain is one detection on its row; a
 //! published detector detects where its `anomaly_score` reaches its standard-profile threshold
@@ -46,6 +49,7 @@ struct Args {
     nab: PathBuf,
     skab: PathBuf,
     detectors: Vec<String>,
+    explain: bool,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -53,9 +57,14 @@ fn args() -> anyhow::Result<Args> {
         nab: PathBuf::from("/work/.mirror/numenta+NAB/repo"),
         skab: PathBuf::from("/work/.mirror/waico+SKAB/repo"),
         detectors: DEFAULT_DETECTORS.split(',').map(String::from).collect(),
+        explain: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--explain" {
+            a.explain = true;
+            continue;
+        }
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--nab" => a.nab = value.into(),
@@ -90,11 +99,13 @@ fn settings(fahrenheit: bool, open_range: bool) -> anyhow::Result<ReplaySettings
     })
 }
 
-/// Rows of the chain's raises; counts them by detector into `by_detector`.
+/// Rows of the chain's raises; counts them by detector into `by_detector`, and with `explain`
+/// prints the file's windows and raises.
 fn chain_detections(
     s: &Series,
     settings: &ReplaySettings,
     by_detector: &mut BTreeMap<String, usize>,
+    explain: bool,
 ) -> Vec<usize> {
     let rows: Vec<Row> =
         s.ts.iter()
@@ -106,14 +117,54 @@ fn chain_detections(
                 value: Some(v),
             })
             .collect();
-    replay::detect(&rows, settings)
+    let raises: Vec<(usize, String, f64)> = replay::detect(&rows, settings)
         .iter()
         .filter(|f| f.transition.state == EventState::Raised)
         .map(|f| {
             *by_detector.entry(f.detector.clone()).or_default() += 1;
-            s.ts.partition_point(|t| *t < f.transition.ts)
+            let row = s.ts.partition_point(|t| *t < f.transition.ts);
+            (row, f.detector.clone(), f.transition.value)
         })
-        .collect()
+        .collect();
+    if explain {
+        print_explain(s, &raises);
+    }
+    raises.into_iter().map(|(row, _, _)| row).collect()
+}
+
+/// One file's windows (hit or missed) and the chain's raises, for `--explain`.
+fn print_explain(s: &Series, raises: &[(usize, String, f64)]) {
+    let at = |row: usize| s.ts.get(row).map_or(-1, |t| t.millis()) / 1000;
+    let step = match (s.ts.first(), s.ts.get(1)) {
+        (Some(a), Some(b)) => b.since(*a).as_secs(),
+        _ => 0,
+    };
+    let probation = score::probation(s.ts.len());
+    println!(
+        "\n{}: {} rows, step {step} s, probation until row {probation}",
+        s.name,
+        s.ts.len()
+    );
+    for (i, (a, b)) in s.windows.iter().enumerate() {
+        let hit = raises.iter().any(|(r, _, _)| (a..=b).contains(&r));
+        let verdict = if hit { "hit" } else { "MISSED" };
+        println!(
+            "  window {i}: rows {a}..={b} (t {}..{}) {verdict}",
+            at(*a),
+            at(*b)
+        );
+    }
+    for (row, detector, value) in raises {
+        let place = match s.windows.iter().position(|(a, b)| (a..=b).contains(&row)) {
+            Some(i) => format!("in window {i}"),
+            None if *row < probation => "probation".to_string(),
+            None => "FALSE ALARM".to_string(),
+        };
+        println!(
+            "  raise row {row} (t {}) {detector} value {value}: {place}",
+            at(*row)
+        );
+    }
 }
 
 fn days(s: &Series) -> f64 {
@@ -231,7 +282,7 @@ fn nab_file(nab: &Repo, labels: &serde_json::Value, file: &str) -> anyhow::Resul
     })
 }
 
-fn run_nab(nab: &Repo, detectors: &[String]) -> anyhow::Result<()> {
+fn run_nab(nab: &Repo, detectors: &[String], explain: bool) -> anyhow::Result<()> {
     let labels: serde_json::Value =
         serde_json::from_str(&nab.read("labels/combined_windows.json")?).context("labels")?;
     let thresholds: serde_json::Value =
@@ -246,7 +297,12 @@ fn run_nab(nab: &Repo, detectors: &[String]) -> anyhow::Result<()> {
         for path in nab.list(&format!("data/{family}"))? {
             let file = path.trim_start_matches("data/").to_string();
             let s = nab_file(nab, &labels, &file)?;
-            add(&mut table, OURS, &s, &chain_detections(&s, &open, &mut by));
+            add(
+                &mut table,
+                OURS,
+                &s,
+                &chain_detections(&s, &open, &mut by, explain),
+            );
             for d in detectors {
                 let threshold = thresholds
                     .pointer(&format!("/{d}/standard/threshold"))
@@ -281,7 +337,7 @@ fn run_nab(nab: &Repo, detectors: &[String]) -> anyhow::Result<()> {
             &mut table,
             OURS,
             &s,
-            &chain_detections(&s, &fahrenheit, &mut by),
+            &chain_detections(&s, &fahrenheit, &mut by, explain),
         );
         for d in detectors {
             let threshold = thresholds
@@ -303,7 +359,12 @@ fn run_nab(nab: &Repo, detectors: &[String]) -> anyhow::Result<()> {
     for path in stationary {
         let file = path.trim_start_matches("data/").to_string();
         let s = nab_file(nab, &labels, &file)?;
-        add(&mut table, OURS, &s, &chain_detections(&s, &open, &mut by));
+        add(
+            &mut table,
+            OURS,
+            &s,
+            &chain_detections(&s, &open, &mut by, explain),
+        );
     }
     print(
         "NAB artificialNoAnomaly (no windows: false alarms only)",
@@ -313,7 +374,7 @@ fn run_nab(nab: &Repo, detectors: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_skab(skab: &Repo) -> anyhow::Result<()> {
+fn run_skab(skab: &Repo, explain: bool) -> anyhow::Result<()> {
     let defaults = settings(false, false)?;
     let mut table = Table::new();
     let mut by = BTreeMap::new();
@@ -324,7 +385,7 @@ fn run_skab(skab: &Repo) -> anyhow::Result<()> {
                     &mut table,
                     OURS,
                     &s,
-                    &chain_detections(&s, &defaults, &mut by),
+                    &chain_detections(&s, &defaults, &mut by, explain),
                 );
             }
         }
@@ -342,7 +403,7 @@ fn run_skab(skab: &Repo) -> anyhow::Result<()> {
             &mut table,
             OURS,
             &s,
-            &chain_detections(&s, &defaults, &mut by),
+            &chain_detections(&s, &defaults, &mut by, explain),
         );
     }
     print(
@@ -357,7 +418,7 @@ fn main() -> anyhow::Result<()> {
     let a = args()?;
     let nab = Repo::open(&a.nab, "fetch github:numenta/NAB")?;
     let skab = Repo::open(&a.skab, "fetch github:waico/SKAB")?;
-    run_nab(&nab, &a.detectors)?;
-    run_skab(&skab)?;
+    run_nab(&nab, &a.detectors, a.explain)?;
+    run_skab(&skab, a.explain)?;
     Ok(())
 }

@@ -115,6 +115,37 @@ fn one_glitch_never_fires_and_a_huge_spike_fires_at_once() {
     assert_eq!(out[1].1.state, EventState::Cleared);
 }
 
+/// NAB's `art_daily_perfect_square_wave`: 20 from 18:00 to 09:00, 80 from 09:00 to 18:00, no
+/// noise. The 24 smooth knots miss each edge every day at the same phase; the phase's own
+/// spread learns that error (the global spread alone raised there every few days).
+#[test]
+fn a_daily_square_wave_is_learned_not_raised() {
+    let square = |i: i64| {
+        let hour = (i % 288) / 12;
+        if (9..18).contains(&hour) {
+            80.0
+        } else {
+            20.0
+        }
+    };
+    let mut d = BaselineDetector::new(settings());
+    let out = run(&mut d, 0, 14 * 288, square);
+    assert!(out.is_empty(), "{out:?}");
+    // Away from the edges the band stays narrow: the wide band is the edges' alone.
+    let noon = Timestamp((14 * 288 + 12 * 12) * STEP_MS);
+    let edge = Timestamp((14 * 288 + 9 * 12) * STEP_MS);
+    let (_, narrow) = d.band_at(noon).expect("warm");
+    let (_, wide) = d.band_at(edge).expect("warm");
+    assert!(narrow < wide, "noon ±{narrow}, 09:00 ±{wide}");
+    // A real excursion at noon is still raised.
+    let out = run(&mut d, 14 * 288 + 144, 14 * 288 + 160, |_| 110.0);
+    assert!(
+        out.first()
+            .is_some_and(|(_, t)| t.state == EventState::Raised),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn hour_buckets_interpolate_between_centres() {
     let at = |h: i64, m: i64| buckets_of(Timestamp((h * 60 + m) * 60_000));
