@@ -12,7 +12,7 @@ use coldaisle_store::{KvStore, StoreError, WriteBatch};
 const TREE: &str = "detector_state";
 const KEY: &[u8] = b"pipeline";
 
-/// Failures loading the stored state.
+/// Failures loading or storing the state.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// The store failed.
@@ -21,6 +21,9 @@ pub enum StateError {
     /// The stored JSON does not decode.
     #[error("stored detector state (tree `{TREE}`) does not decode: {0}")]
     Corrupt(String),
+    /// A detector state does not serialise (nothing was stored).
+    #[error("detector state does not encode: {0}")]
+    Encode(String),
 }
 
 /// Loads the stored state, if any.
@@ -35,7 +38,26 @@ pub fn load(store: &dyn KvStore) -> Result<Option<PipelineState>, StateError> {
 
 /// Stores `state` and flushes. Returns the bytes written.
 pub fn save(store: &dyn KvStore, state: &PipelineState) -> Result<usize, StateError> {
-    let bytes = serde_json::to_vec(state).map_err(|e| StateError::Corrupt(e.to_string()))?;
+    let bytes = serde_json::to_vec(state).map_err(|e| StateError::Encode(e.to_string()))?;
+    put(store, bytes)
+}
+
+/// Stores `pipeline`'s state, serialised straight from the pipeline
+/// ([`crate::pipeline::Pipeline::write_state`]: no `serde_json::Value` tree of every sensor),
+/// and flushes. Returns the bytes written. Reads back with [`load`] like [`save`]'s record.
+pub fn save_pipeline(
+    store: &dyn KvStore,
+    pipeline: &crate::pipeline::Pipeline,
+) -> Result<usize, StateError> {
+    let mut bytes = Vec::new();
+    pipeline
+        .write_state(&mut bytes)
+        .map_err(|e| StateError::Encode(e.to_string()))?;
+    put(store, bytes)
+}
+
+/// Writes the encoded state as the one record of the tree and flushes.
+fn put(store: &dyn KvStore, bytes: Vec<u8>) -> Result<usize, StateError> {
     let len = bytes.len();
     let mut batch = WriteBatch::default();
     batch.insert(KEY, bytes);
@@ -65,7 +87,7 @@ pub fn restore_into(pipeline: &mut crate::pipeline::Pipeline, store: &dyn KvStor
 
 /// Stores the pipeline's state, logging a failure (the next save retries).
 pub fn save_logged(pipeline: &crate::pipeline::Pipeline, store: &dyn KvStore) {
-    match save(store, &pipeline.export_state()) {
+    match save_pipeline(store, pipeline) {
         Ok(bytes) => tracing::debug!(bytes, flaps = pipeline.flaps(), "detector state saved"),
         Err(e) => tracing::warn!(error = %e, "saving the detector state failed"),
     }

@@ -341,6 +341,17 @@ impl Pipeline {
         }
     }
 
+    /// Writes [`Pipeline::export_state`]'s JSON to `out` without building it: each sensor's
+    /// detector states are serialised in place ([`SensorDetectors::export_view`]), so the
+    /// transient is the output bytes, not a `serde_json::Value` tree of every sensor. What it
+    /// writes decodes as a [`PipelineState`] equal to `export_state()`.
+    ///
+    /// # Errors
+    /// A state that fails to serialise, or `out` failing.
+    pub fn write_state<W: std::io::Write>(&self, out: W) -> serde_json::Result<()> {
+        serde::Serialize::serialize(&StateView(self), &mut serde_json::Serializer::new(out))
+    }
+
     /// Restores a stored state: detectors found by sensor id and name take their stored state,
     /// the rest start fresh. Returns how many detector states were restored.
     pub fn restore_state(&mut self, state: &PipelineState) -> usize {
@@ -364,6 +375,48 @@ impl Pipeline {
             self.correlator.restore(c);
         }
         restored
+    }
+}
+
+/// [`PipelineState`]'s JSON object, written from the pipeline's own fields (see
+/// [`Pipeline::write_state`]). Sensor ids appear in config order rather than sorted; a
+/// duplicate id is written twice and the last one wins on load, as it did in the map.
+struct StateView<'a>(&'a Pipeline);
+
+/// The `sensors` member of [`StateView`].
+struct SensorsView<'a>(&'a Pipeline);
+
+/// The `devices` member of [`StateView`].
+struct DevicesView<'a>(&'a Pipeline);
+
+impl Serialize for StateView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = serializer.serialize_struct("PipelineState", 3)?;
+        st.serialize_field("sensors", &SensorsView(self.0))?;
+        st.serialize_field("devices", &DevicesView(self.0))?;
+        st.serialize_field("correlator", &self.0.correlator.export())?;
+        st.end()
+    }
+}
+
+impl Serialize for SensorsView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let devices = self.0.devices.iter().flat_map(|d| {
+            d.device
+                .sensors
+                .iter()
+                .zip(&d.sensors)
+                .map(|(s, state)| (&s.id, state.detectors.export_view()))
+        });
+        let derived = (self.0.derived.iter()).map(|d| (&d.id, d.detectors.export_view()));
+        serializer.collect_map(devices.chain(derived))
+    }
+}
+
+impl Serialize for DevicesView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map((self.0.devices.iter()).map(|d| (&d.device.id, &d.reachability)))
     }
 }
 

@@ -326,6 +326,14 @@ impl SensorDetectors {
         map
     }
 
+    /// The same state as [`SensorDetectors::export`], serialised in place: writing it gives
+    /// the same JSON object without building a [`Value`] tree (the periodic save of every
+    /// sensor's state would otherwise hold a tree of the whole fleet at once).
+    #[must_use]
+    pub fn export_view(&self) -> ExportView<'_> {
+        ExportView(self)
+    }
+
     /// Restores what [`SensorDetectors::export`] produced; detectors missing from `map` or
     /// whose stored state no longer fits keep their fresh state. Returns how many restored.
     pub fn restore(&mut self, map: &BTreeMap<String, Value>) -> usize {
@@ -365,6 +373,38 @@ impl SensorDetectors {
             n += load(map, &format!("{}.flap", s.name), &mut s.gate.state);
         }
         n
+    }
+}
+
+/// A sensor's detector states as one JSON object, keyed like [`SensorDetectors::export`]
+/// (built by [`SensorDetectors::export_view`]). Unlike `export`, a state that fails to
+/// serialise fails the whole write instead of being left out.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportView<'a>(&'a SensorDetectors);
+
+impl serde::Serialize for ExportView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let d = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("impossible_value", &d.impossible.state)?;
+        map.serialize_entry("impossible_value.flap", &d.impossible_gate.state)?;
+        map.serialize_entry("stale", &d.stale.state)?;
+        if let Some(f) = &d.forecast {
+            map.serialize_entry(FORECAST_DETECTOR, &f.state)?;
+        }
+        for s in &d.slots {
+            match &s.detector {
+                Kind::Threshold(x) => map.serialize_entry(&s.name, &x.state)?,
+                Kind::Rate(x) => map.serialize_entry(&s.name, &x.state)?,
+                Kind::Stuck(x) => map.serialize_entry(&s.name, &x.state)?,
+                Kind::Band(x) => map.serialize_entry(&s.name, &x.state)?,
+                Kind::Baseline(x) => map.serialize_entry(&s.name, &x.state)?,
+                Kind::Step(x) => map.serialize_entry(&s.name, &x.state)?,
+            }
+            map.serialize_entry(&format_args!("{}.flap", s.name), &s.gate.state)?;
+        }
+        map.end()
     }
 }
 

@@ -515,3 +515,39 @@ fn forecasts_of_two_racks_carry_their_crossing_and_make_no_zone_event() {
         "{all:?}"
     );
 }
+
+#[test]
+fn the_state_written_in_place_decodes_as_the_exported_state() {
+    let mut p = pipeline();
+    for t in 0..4 {
+        p.observe(&outcome(t, 29.0, 29.0));
+    }
+    let mut written = Vec::new();
+    p.write_state(&mut written).expect("written");
+    let read: PipelineState = serde_json::from_slice(&written).expect("decodes");
+    let exported = p.export_state();
+    assert!(exported.correlator.is_object(), "{:?}", exported.correlator);
+    assert_eq!(read, exported);
+}
+
+#[test]
+fn a_state_stored_by_the_value_tree_save_still_restores() {
+    use crate::detector_state::{load, save, save_pipeline};
+    let mut before = pipeline();
+    for t in 0..4 {
+        before.observe(&outcome(t, 29.0, 29.0));
+    }
+    // The record as the code before `write_state` stored it: the `Value` tree, encoded.
+    let old = coldaisle_store::MemoryStore::default();
+    save(&old, &before.export_state()).expect("old save");
+    let new = coldaisle_store::MemoryStore::default();
+    save_pipeline(&new, &before).expect("new save");
+    let from_old = load(&old).expect("loads").expect("stored");
+    let from_new = load(&new).expect("loads").expect("stored");
+    assert_eq!(from_old, from_new);
+    let mut after = pipeline();
+    let restored = after.restore_state(&from_old);
+    assert!(restored > 10, "{restored}");
+    let still_hot = after.observe(&outcome(5, 29.0, 29.0));
+    assert!(!still_hot.iter().any(is_raise), "{still_hot:?}");
+}

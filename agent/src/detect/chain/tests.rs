@@ -246,3 +246,27 @@ fn no_forecast_without_an_upper_limit() {
     );
     assert!(!c.detector_names().contains(&"forecast"));
 }
+
+#[test]
+fn the_export_view_writes_the_same_object_as_export() {
+    let mut c = chain(SensorKind::InletTemp);
+    for m in 0..90i64 {
+        // A slow rise past the warning limit: limits, rates, band and forecast all hold state.
+        c.observe(Timestamp(m * 60_000), 0.0, 20.0 + m as f64 * 0.1);
+    }
+    let exported = c.export();
+    assert!(exported.contains_key("forecast") && exported.contains_key("threshold.flap"));
+    let written = serde_json::to_vec(&c.export_view()).expect("json");
+    let read: BTreeMap<String, Value> = serde_json::from_slice(&written).expect("decodes");
+    // Compared through JSON text on both sides: parsing a float back may differ from the
+    // `f64` in its last bit, for the old and the new writer alike.
+    let old = serde_json::to_vec(&exported).expect("json");
+    let read_old: BTreeMap<String, Value> = serde_json::from_slice(&old).expect("decodes");
+    assert_eq!(read, read_old);
+    let mut fresh = chain(SensorKind::InletTemp);
+    assert_eq!(fresh.restore(&read), exported.len());
+    assert_eq!(
+        fresh.export().keys().collect::<Vec<_>>(),
+        exported.keys().collect::<Vec<_>>()
+    );
+}

@@ -1,0 +1,88 @@
+//! What saving the detector state costs: the periodic save (`detector_state::SAVE_EVERY`)
+//! of a pipeline with N devices × 4 inlet sensors, by the `serde_json::Value` tree
+//! (`export_state`, then bytes) or written in place (`write_state`).
+//!
+//! `cargo run --release -p coldaisle-agent --example state_save_bench -- tree|bytes N`
+//!
+//! One save per process: the peak resident set (`VmHWM`) grows by the save's transient, as
+//! the pipeline was built before and its own peak is read just before the save.
+
+use coldaisle_agent::pipeline::Pipeline;
+use coldaisle_agent::poller::PollOutcome;
+use coldaisle_config::AgentConfig;
+use coldaisle_core::Timestamp;
+use std::time::Instant;
+
+/// A field of `/proc/self/status` in bytes, 0 if unknown.
+fn status_kb(field: &str) -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn config(devices: usize) -> String {
+    let mut s = String::from(
+        "agent_id = \"a1\"\nsite = \"s1\"\nstate_dir = \"/tmp/unused\"\n[mqtt]\nhost = \"127.0.0.1\"\n",
+    );
+    for d in 0..devices {
+        s.push_str(&format!(
+            "[[devices]]\nid = \"d{d}\"\nprotocol = \"snmp\"\naddress = \"127.0.0.1\"\nzone = \"Z{}\"\n",
+            d % 20
+        ));
+        for p in 0..4 {
+            s.push_str(&format!(
+                "[[devices.points]]\nsensor = \"d{d}-s{p}\"\nkind = \"inlet_temp\"\n\
+                 oid = \"1.3.6.1.4.1.1.{p}\"\n"
+            ));
+        }
+    }
+    s
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "bytes".into());
+    let devices: usize = args.next().as_deref().unwrap_or("500").parse()?;
+    let config = AgentConfig::from_str(&config(devices), std::path::Path::new("bench.toml"))?;
+    let mut pipeline = Pipeline::new(&config);
+    // 70 polls 30 s apart: the rate windows and the forecast's samples are full.
+    for t in 0..70i64 {
+        for d in 0..devices {
+            let v = 22.0 + ((t + d as i64) % 7) as f64 * 0.1;
+            pipeline.observe(&PollOutcome {
+                device: d,
+                ts: Timestamp(t * 30_000),
+                result: Ok(vec![Ok(v), Ok(v + 0.2), Ok(v + 0.4), Ok(v + 0.6)]),
+            });
+        }
+    }
+    let rss = status_kb("VmRSS:");
+    let hwm = status_kb("VmHWM:");
+    let start = Instant::now();
+    let bytes = match mode.as_str() {
+        "tree" => serde_json::to_vec(&pipeline.export_state())?,
+        "bytes" => {
+            let mut out = Vec::new();
+            pipeline.write_state(&mut out)?;
+            out
+        }
+        other => anyhow::bail!("mode is tree or bytes, not {other}"),
+    };
+    let secs = start.elapsed().as_secs_f64();
+    let grew = status_kb("VmHWM:") - hwm;
+    println!(
+        "{mode:<5} devices {devices:>5}  sensors {:>5}  record {:>6.2} MiB  save {:>7.1} ms  \
+         RSS before {:>6.1} MiB  peak RSS growth {:>6.1} MiB",
+        devices * 4,
+        bytes.len() as f64 / 1048576.0,
+        secs * 1e3,
+        rss as f64 / 1048576.0,
+        grew as f64 / 1048576.0,
+    );
+    Ok(())
+}
