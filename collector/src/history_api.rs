@@ -10,10 +10,12 @@
 //! ([`crate::report::facility::FacilityReport`]) over the same periods.
 
 use crate::http::{ApiError, ApiResult};
-use crate::report::facility::{build, resolve_site, resolve_zones, Inputs, ReportSettings};
+use crate::report::facility::{
+    build, resolve_site, resolve_zones, BucketParts, Inputs, ReportSettings,
+};
 use crate::report::formats::{render, Format};
 use crate::rollup::{series, Level};
-use crate::rollup_store::{HistoryQuery, RollupStore};
+use crate::rollup_store::{HistoryQuery, PeriodBuckets, RollupStore};
 use crate::state::SharedState;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -21,6 +23,7 @@ use coldaisle_core::{SensorKind, Timestamp};
 use coldaisle_store::StoreError;
 use serde::Deserialize;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Query string of `/api/v1/history`.
 #[derive(Debug, Default, Deserialize)]
@@ -310,7 +313,7 @@ pub(crate) async fn facility_answer(
     };
     let (current, previous) =
         off_runtime("report", move || read_periods(&rollups, query, now)).await?;
-    known.extend(current.2.iter().map(|b| b.location.zone.clone()));
+    known.extend(current.iter().map(|b| b.location.zone.clone()));
     known.extend(previous.2.iter().map(|b| b.location.zone.clone()));
     let zones = resolve_zones(&site, zone.as_deref(), &known).map_err(crate::http::report_error)?;
     let report = build(&Inputs {
@@ -318,8 +321,11 @@ pub(crate) async fn facility_answer(
         zones: &zones,
         from,
         to,
-        level: current.0,
-        buckets: &current.2,
+        level: current.level,
+        buckets: BucketParts {
+            closed: &current.closed,
+            tail: &current.tail,
+        },
         previous_level: previous.0,
         previous: &previous.2,
         incidents: &incidents,
@@ -337,10 +343,15 @@ pub(crate) async fn facility_answer(
     })
 }
 
-/// Buckets of one period: the level, the first bucket's start and the buckets.
-type PeriodBuckets = (crate::rollup::Level, Timestamp, Vec<crate::rollup::Rollup>);
+/// A merged period: the level, the first bucket's start and one roll-up per sensor.
+pub type MergedPeriod = (
+    crate::rollup::Level,
+    Timestamp,
+    Arc<Vec<crate::rollup::Rollup>>,
+);
 
-/// The buckets of `query`'s period, and the previous period of the same length as one merged
+/// The buckets of `query`'s period ([`RollupStore::period`]: the closed ones cached, the
+/// open tail read), and the previous period of the same length as one merged
 /// roll-up per sensor ([`RollupStore::merged`], cached while no write can have changed it):
 /// a report uses the previous period only for per-sensor and overall figures (trend, latest
 /// values, the sensors seen), which merging keeps. Its buckets end before the period itself:
@@ -351,7 +362,7 @@ pub fn read_periods(
     rollups: &RollupStore,
     query: HistoryQuery,
     now: Timestamp,
-) -> Result<(PeriodBuckets, PeriodBuckets), StoreError> {
+) -> Result<(PeriodBuckets, MergedPeriod), StoreError> {
     let length = query.to.0 - query.from.0;
     let previous = HistoryQuery {
         from: Timestamp(query.from.0 - length),
@@ -360,7 +371,7 @@ pub fn read_periods(
     };
     let (current, before) = std::thread::scope(|scope| {
         let before = scope.spawn(|| rollups.merged(&previous, now));
-        let current = rollups.buckets(&query, now);
+        let current = rollups.period(&query, now);
         let before = before.join().unwrap_or_else(|_| {
             Err(StoreError {
                 operation: "read",
@@ -370,8 +381,7 @@ pub fn read_periods(
         });
         (current, before)
     });
-    let (level, from, merged) = before?;
-    Ok((current?, (level, from, merged.as_ref().clone())))
+    Ok((current?, before?))
 }
 
 fn internal(message: String) -> ApiError {

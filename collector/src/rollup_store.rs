@@ -12,7 +12,7 @@ use crate::rollup::{codec, fold, key_time, per_sensor, serving_level, zone_prefi
 use crate::rollup::{Level, Rollup};
 use coldaisle_core::{ReadingSummary, SensorKind, Timestamp};
 use coldaisle_store::{visit_from, KvStore, StoreError, WriteBatch};
-use merge_cache::{MergeCache, MergeKey, WRITES};
+use merge_cache::{MergeCache, MergeKey, Shape, WriteClock, WRITES};
 use serde::Serialize;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -23,7 +23,17 @@ use std::sync::Arc;
 /// since folding is not idempotent. Each level's write is recorded on [`merge_cache::WRITES`],
 /// so cached merges of buckets it changed are dropped.
 pub fn add(kv: &dyn KvStore, summaries: &[&ReadingSummary]) -> Result<(), StoreError> {
-    let sizes = add_uncounted(kv, summaries)?;
+    add_on_clock(kv, summaries, &WRITES)
+}
+
+/// [`add`], recording the writes on `clock` (tests and benchmarks that keep their own clock,
+/// with [`RollupStore::with_clock`]).
+pub fn add_on_clock(
+    kv: &dyn KvStore,
+    summaries: &[&ReadingSummary],
+    clock: &WriteClock,
+) -> Result<(), StoreError> {
+    let sizes = fold_into_levels(kv, summaries, clock)?;
     crate::tree_sizes::add(kv, &sizes)
 }
 
@@ -32,6 +42,16 @@ pub fn add(kv: &dyn KvStore, summaries: &[&ReadingSummary]) -> Result<(), StoreE
 pub fn add_uncounted(
     kv: &dyn KvStore,
     summaries: &[&ReadingSummary],
+) -> Result<crate::tree_sizes::Deltas, StoreError> {
+    fold_into_levels(kv, summaries, &WRITES)
+}
+
+/// Folds `summaries` into every level's buckets, records the writes on `clock` and returns the
+/// trees' size deltas.
+fn fold_into_levels(
+    kv: &dyn KvStore,
+    summaries: &[&ReadingSummary],
+    clock: &WriteClock,
 ) -> Result<crate::tree_sizes::Deltas, StoreError> {
     let mut sizes = crate::tree_sizes::Deltas::default();
     if summaries.is_empty() {
@@ -65,7 +85,7 @@ pub fn add_uncounted(
             batch.insert(key, value);
         }
         kv.apply(tree, batch)?;
-        WRITES.record(level, starts);
+        clock.record(level, starts);
     }
     Ok(sizes)
 }
@@ -102,6 +122,29 @@ pub struct History {
     pub sensors: Vec<Rollup>,
 }
 
+/// The buckets of one period as [`RollupStore::period`] reads them: those ingest has moved past
+/// (shared with the store's cache) and the open tail read from the store. Within a zone,
+/// `closed` then `tail` is the key order of the whole period (a zone's keys run in time
+/// order); across zones, each part is in key order.
+#[derive(Debug, Clone)]
+pub struct PeriodBuckets {
+    /// The level read.
+    pub level: Level,
+    /// Start of the first bucket.
+    pub from: Timestamp,
+    /// Buckets starting at or before the newest written less two buckets (cached).
+    pub closed: Arc<Vec<Rollup>>,
+    /// The later buckets, read from the store.
+    pub tail: Vec<Rollup>,
+}
+
+impl PeriodBuckets {
+    /// Every bucket: `closed`, then `tail`.
+    pub fn iter(&self) -> impl Iterator<Item = &Rollup> {
+        self.closed.iter().chain(self.tail.iter())
+    }
+}
+
 /// The roll-up trees of one store, with the retention that decides which level serves a query.
 /// Clones share one [`MergeCache`].
 #[derive(Clone)]
@@ -126,6 +169,20 @@ impl RollupStore {
             kv,
             policy,
             cache: Arc::default(),
+        }
+    }
+
+    /// Roll-ups in `kv` whose cache is judged by `clock` (writers then record on it with
+    /// [`add_on_clock`]) instead of the process's [`WRITES`].
+    pub fn with_clock(
+        kv: Arc<dyn KvStore>,
+        policy: RetentionPolicy,
+        clock: &'static WriteClock,
+    ) -> Self {
+        RollupStore {
+            kv,
+            policy,
+            cache: Arc::new(MergeCache::with_clock(clock)),
         }
     }
 
@@ -176,15 +233,11 @@ impl RollupStore {
         let level = serving_level(query.from, query.to, |l| self.policy.oldest(l, now));
         let from = level.bucket_start(query.from);
         let key = MergeKey {
-            filters: (
-                query.site.clone(),
-                query.zone.clone(),
-                query.rack.clone(),
-                query.sensor.clone(),
-            ),
+            filters: filters(query),
             level,
             first: from,
             last: level.bucket_start(query.to),
+            shape: Shape::Merged,
         };
         if let Some(merged) = self.cache.get(&key, now) {
             return Ok((level, from, merged));
@@ -193,6 +246,69 @@ impl RollupStore {
         let merged = Arc::new(per_sensor(&self.buckets_at(query, level)?));
         self.cache.put(key, ticket, now, merged.clone());
         Ok((level, from, merged))
+    }
+
+    /// The buckets of `query` at `now`, as [`Self::buckets`] reads them, split where ingest
+    /// has moved on: buckets starting two buckets or more before the newest one written (by
+    /// the clock's reading before the read) come from the store's [`MergeCache`] when it
+    /// holds them (and are kept there after a read), the rest is read from the store. Same
+    /// buckets as [`Self::buckets`], in the order [`PeriodBuckets`] says. Blocking.
+    pub fn period(
+        &self,
+        query: &HistoryQuery,
+        now: Timestamp,
+    ) -> Result<PeriodBuckets, StoreError> {
+        let level = serving_level(query.from, query.to, |l| self.policy.oldest(l, now));
+        let from = level.bucket_start(query.from);
+        let last = level.bucket_start(query.to);
+        let ticket = self.cache.ticket(level);
+        let closed_last = ticket
+            .newest()
+            .map(|newest| Timestamp(newest.0.saturating_sub(2 * level.bucket_ms())))
+            .map(|t| level.bucket_start(t).min(last))
+            .filter(|t| *t >= from);
+        let Some(closed_last) = closed_last else {
+            return Ok(PeriodBuckets {
+                level,
+                from,
+                closed: Arc::default(),
+                tail: self.buckets_at(query, level)?,
+            });
+        };
+        let key = MergeKey {
+            filters: filters(query),
+            level,
+            first: from,
+            last: closed_last,
+            shape: Shape::Buckets,
+        };
+        let closed = match self.cache.get(&key, now) {
+            Some(closed) => closed,
+            None => {
+                let part = HistoryQuery {
+                    to: closed_last,
+                    ..query.clone()
+                };
+                let closed = Arc::new(self.buckets_at(&part, level)?);
+                self.cache.put(key, ticket, now, closed.clone());
+                closed
+            }
+        };
+        let tail = if closed_last < last {
+            let part = HistoryQuery {
+                from: Timestamp(closed_last.0 + level.bucket_ms()),
+                ..query.clone()
+            };
+            self.buckets_at(&part, level)?
+        } else {
+            Vec::new()
+        };
+        Ok(PeriodBuckets {
+            level,
+            from,
+            closed,
+            tail,
+        })
     }
 
     /// `query`'s buckets at `level` (of `kind` only, when given) as one series per sensor.
@@ -266,6 +382,16 @@ impl RollupStore {
         })?;
         Ok(buckets)
     }
+}
+
+/// The filters of `query`, as a [`MergeKey`] names them.
+fn filters(query: &HistoryQuery) -> (String, Option<String>, Option<String>, Option<String>) {
+    (
+        query.site.clone(),
+        query.zone.clone(),
+        query.rack.clone(),
+        query.sensor.clone(),
+    )
 }
 
 fn matches(query: &HistoryQuery, bucket: &Rollup) -> bool {
@@ -482,3 +608,6 @@ mod tests {
         assert!(sizes[0].bytes > sizes[1].bytes);
     }
 }
+
+#[cfg(test)]
+mod period_tests;

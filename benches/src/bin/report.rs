@@ -15,10 +15,14 @@
 //! Each size is measured three ways, 50 reports each on rotating zones: **cold** (a new
 //! `RollupStore` per report, so nothing is cached: both periods read, at once, as
 //! `read_periods` does), **warm** (one `RollupStore`, as the collector keeps one, after one
-//! report of every zone: the previous period's per-sensor merge comes from its cache) and
+//! report of every zone: the previous period's per-sensor merge and the current period's
+//! closed days come from its cache, only the last two days from the store) and
 //! **sequential**
 //! (cold, the two periods read one after the other, as before `read_periods` used a second
 //! thread).
+//!
+//! Before measuring, each size checks that a warm report's JSON equals a sequential one's
+//! (the cache changes no figure).
 //!
 //! Run: `cargo run --release -p coldaisle-benches --bin report [-- [--json] AGENTSxSENSORS ...]`
 //! (default `20x25 40x500 200x500`). `--json` stores the bucket values as JSON, as collectors
@@ -26,12 +30,12 @@
 
 use anyhow::{Context, Result};
 use coldaisle_benches::rollup_fixture::{percentile, write_buckets_as, Encoding, DAY, HOUR, NOW};
-use coldaisle_collector::history_api::read_periods;
+use coldaisle_collector::history_api::{read_periods, MergedPeriod};
 use coldaisle_collector::report::ashrae::{AshraeClass, Envelope};
-use coldaisle_collector::report::facility::{build, Inputs};
+use coldaisle_collector::report::facility::{build, BucketParts, Inputs};
 use coldaisle_collector::retention::RetentionPolicy;
 use coldaisle_collector::rollup::Level;
-use coldaisle_collector::rollup_store::{HistoryQuery, RollupStore};
+use coldaisle_collector::rollup_store::{HistoryQuery, PeriodBuckets, RollupStore};
 use coldaisle_core::{Location, ReadingSummary, SensorKind, Timestamp};
 use coldaisle_store::{KvStore, SledStore};
 use std::sync::Arc;
@@ -115,8 +119,8 @@ struct Measured {
     total: Duration,
     /// Buckets read.
     buckets: usize,
-    /// Size of the JSON.
-    bytes: usize,
+    /// The report as JSON.
+    json: Vec<u8>,
     /// Level read.
     level: Level,
 }
@@ -132,24 +136,26 @@ enum Mode {
     Sequential,
 }
 
-/// What one period's read gives: level, first bucket start, buckets (or per-sensor merges).
-type Period = (Level, Timestamp, Vec<coldaisle_collector::rollup::Rollup>);
-
 /// The work of `read_periods` with the two reads one after the other (no second thread).
 fn read_sequentially(
     store: &RollupStore,
     query: HistoryQuery,
     now: Timestamp,
-) -> Result<(Period, Period)> {
+) -> Result<(PeriodBuckets, MergedPeriod)> {
     let length = query.to.0 - query.from.0;
     let previous = HistoryQuery {
         from: Timestamp(query.from.0 - length),
         to: Timestamp(query.from.0 - 1),
         ..query.clone()
     };
-    let current = store.buckets(&query, now)?;
-    let (level, from, merged) = store.merged(&previous, now)?;
-    Ok((current, (level, from, merged.as_ref().clone())))
+    let (level, from, buckets) = store.buckets(&query, now)?;
+    let current = PeriodBuckets {
+        level,
+        from,
+        closed: Arc::default(),
+        tail: buckets,
+    };
+    Ok((current, store.merged(&previous, now)?))
 }
 
 /// One report of `zone` over the 30 days before NOW, encoded as JSON.
@@ -175,8 +181,11 @@ fn report(store: &RollupStore, zone: &str, mode: Mode) -> Result<Measured> {
         zones: &zones,
         from,
         to,
-        level: current.0,
-        buckets: &current.2,
+        level: current.level,
+        buckets: BucketParts {
+            closed: &current.closed,
+            tail: &current.tail,
+        },
         previous_level: previous.0,
         previous: &previous.2,
         incidents: &[],
@@ -188,9 +197,9 @@ fn report(store: &RollupStore, zone: &str, mode: Mode) -> Result<Measured> {
     Ok(Measured {
         read,
         total: started.elapsed(),
-        buckets: current.2.len(),
-        bytes: json.len(),
-        level: current.0,
+        buckets: current.closed.len() + current.tail.len(),
+        json,
+        level: current.level,
     })
 }
 
@@ -202,6 +211,15 @@ fn run(agents: u64, sensors: u64, encoding: Encoding) -> Result<()> {
     let fill_time = started.elapsed();
     let (entries, bytes_stored) = tree_size(kv.as_ref())?;
     let shared = RollupStore::new(kv.clone(), RetentionPolicy::default());
+    // The cache changes no figure: a report read twice through it (the second from the
+    // cache) equals one read without it.
+    let fresh = RollupStore::new(kv.clone(), RetentionPolicy::default());
+    let plain = report(&fresh, "Z000", Mode::Sequential)?.json;
+    report(&shared, "Z000", Mode::Warm)?;
+    anyhow::ensure!(
+        report(&shared, "Z000", Mode::Warm)?.json == plain,
+        "a report through the cache differs from one read without it"
+    );
     for mode in [Mode::Sequential, Mode::Cold, Mode::Warm] {
         if mode == Mode::Warm {
             // One report per zone first, as a collector serving reports all day has done.
@@ -223,7 +241,7 @@ fn run(agents: u64, sensors: u64, encoding: Encoding) -> Result<()> {
                 &fresh
             };
             let m = report(store, &zone, mode)?;
-            (buckets, bytes, level) = (m.buckets, m.bytes, m.level);
+            (buckets, bytes, level) = (m.buckets, m.json.len(), m.level);
             times.push(m.total);
             reads.push(m.read);
         }

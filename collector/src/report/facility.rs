@@ -225,7 +225,7 @@ pub struct Inputs<'a> {
     /// Level of `buckets`.
     pub level: Level,
     /// Buckets of the period (any zones of the site; others are ignored).
-    pub buckets: &'a [Rollup],
+    pub buckets: BucketParts<'a>,
     /// Level of `previous`.
     pub previous_level: Level,
     /// Buckets of the previous period of the same length.
@@ -238,6 +238,33 @@ pub struct Inputs<'a> {
     pub envelope: Envelope,
     /// When a sensor counts as stale.
     pub stale_after: Duration,
+}
+
+/// A period's buckets held in two slices, read as one: the buckets a cache shares, then the
+/// ones read fresh ([`crate::rollup_store::RollupStore::period`]), so neither is copied into
+/// one vector. Figures depend on the order of a zone's buckets (sums are added in it), so
+/// within a zone the two slices must be in the order the whole period would be read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BucketParts<'a> {
+    /// The first buckets.
+    pub closed: &'a [Rollup],
+    /// The buckets after them.
+    pub tail: &'a [Rollup],
+}
+
+impl<'a> BucketParts<'a> {
+    /// All of `buckets` in one slice.
+    pub fn whole(buckets: &'a [Rollup]) -> Self {
+        BucketParts {
+            closed: buckets,
+            tail: &[],
+        }
+    }
+
+    /// Every bucket: `closed`, then `tail`.
+    pub fn iter(&self) -> impl Iterator<Item = &'a Rollup> {
+        self.closed.iter().chain(self.tail.iter())
+    }
 }
 
 /// How reports judge values: the envelope and when a sensor is stale.

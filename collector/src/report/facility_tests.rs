@@ -43,7 +43,7 @@ fn report_of(
         from: Timestamp(FROM),
         to: Timestamp(TO),
         level: Level::Minute,
-        buckets: now,
+        buckets: BucketParts::whole(now),
         previous_level: Level::Minute,
         previous: before,
         incidents,

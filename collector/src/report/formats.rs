@@ -340,7 +340,7 @@ fn csv(report: &FacilityReport) -> String {
 mod tests {
     use super::*;
     use crate::report::ashrae::{AshraeClass, Envelope};
-    use crate::report::facility::{build, Inputs};
+    use crate::report::facility::{build, BucketParts, Inputs};
     use crate::report::figures::tests::{bucket, MIN};
     use crate::rollup::{Level, Rollup};
     use coldaisle_core::{SensorKind, Timestamp};
@@ -353,7 +353,7 @@ mod tests {
             from: Timestamp(0),
             to: Timestamp(10 * MIN),
             level: Level::Minute,
-            buckets,
+            buckets: BucketParts::whole(buckets),
             previous_level: Level::Minute,
             previous: &[],
             incidents: &[],

@@ -1,11 +1,14 @@
-//! A bounded cache of per-sensor merges over closed periods, and the write clock that says
-//! when a cached merge may have gone stale.
+//! A bounded cache of per-sensor merges over closed periods (and of the closed buckets of a
+//! current period), and the write clock that says when a cached entry may have gone stale.
 //!
 //! A report compares its period with the previous one of the same length. At the day level
 //! the previous period's buckets change only when a day ends (the period slides by a bucket)
 //! or when a late summary lands in one of them, yet reading and merging them is half of a
 //! report's work. So the merge is kept, keyed by exactly what was read (query filters,
-//! level, first and last bucket start), and dropped when it may be stale.
+//! level, first and last bucket start, [`Shape`]), and dropped when it may be stale. The
+//! current period's buckets that ingest has moved past (all but the newest two) are closed
+//! in the same sense, so they are kept too, bucket by bucket ([`Shape::Buckets`]), and a
+//! report reads only the open tail from the store.
 //!
 //! Invariants:
 //! - **Late writes invalidate.** [`WriteClock`] ([`WRITES`] for the process) keeps, per level, the newest bucket start
@@ -35,8 +38,10 @@ use std::time::Duration;
 
 /// Most entries kept.
 pub const MAX_ENTRIES: usize = 64;
-/// Most merged roll-ups kept over all entries (about 250 bytes each).
-pub const MAX_ROLLUPS: usize = 50_000;
+/// Most roll-ups kept over all entries (about 250 bytes each, so about 50 MB): a 30-day
+/// report of a 500-sensor zone keeps about 15,000 (29 closed days and the previous period's
+/// merge), so about thirteen such zones' reports are served from the cache at once.
+pub const MAX_ROLLUPS: usize = 200_000;
 /// How long an entry is served, by the caller's clock, whatever the generation says.
 pub const MAX_AGE: Duration = Duration::from_secs(600);
 
@@ -107,6 +112,15 @@ impl Default for WriteClock {
     }
 }
 
+/// What a cached entry holds for its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// One merged roll-up per sensor ([`crate::rollup::per_sensor`]).
+    Merged,
+    /// The buckets themselves, in key order.
+    Buckets,
+}
+
 /// What a cached merge was read for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergeKey {
@@ -118,6 +132,8 @@ pub struct MergeKey {
     pub first: Timestamp,
     /// Last bucket start read.
     pub last: Timestamp,
+    /// Merged per sensor, or the buckets as read.
+    pub shape: Shape,
 }
 
 /// The clock's reading before a read: generation and newest start of one level.
@@ -126,6 +142,14 @@ pub struct Ticket {
     level: Level,
     generation: u64,
     newest: i64,
+}
+
+impl Ticket {
+    /// The newest bucket start written at this level when the ticket was taken; `None` before
+    /// any write (a process that never wrote).
+    pub fn newest(&self) -> Option<Timestamp> {
+        (self.newest != i64::MIN).then_some(Timestamp(self.newest))
+    }
 }
 
 struct Entry {
@@ -221,6 +245,7 @@ mod tests {
             level: Level::Day,
             first: Timestamp(last - 30 * DAY),
             last: Timestamp(last),
+            shape: Shape::Merged,
         }
     }
 
