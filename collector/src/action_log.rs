@@ -3,12 +3,17 @@
 //!
 //! Invariants: ids are strictly increasing and never reused (the next id is one above the last
 //! key); an action is flushed before [`ActionLog::append`] returns, so an action the API
-//! confirmed survives a crash and is applied again by the rebuild at startup. Appends are
-//! serialised by a mutex, so two concurrent requests never get the same id.
+//! confirmed survives a crash and is applied again by the rebuild at startup.
+//!
+//! Several collectors may append to one database (site partitions, a standby): the id is
+//! claimed with an atomic insert-if-absent ([`insert_with_next_id`]), retried one higher when
+//! another writer took it, so no action ever overwrites another. Ids stay one global dense
+//! sequence that operators can read and quote; ids stored before this scheme stay valid.
+//! Within one process a mutex still serialises appends, so they do not race each other.
 
 use crate::actions::{ActionKind, OperatorAction};
 use coldaisle_core::Timestamp;
-use coldaisle_store::{key_u64, u64_key, KvStore, StoreError, WriteBatch};
+use coldaisle_store::{insert_with_next_id, KvStore, StoreError};
 use std::sync::{Arc, Mutex};
 
 /// The tree of operator actions (key: id big-endian).
@@ -54,21 +59,16 @@ impl ActionLog {
         kind: ActionKind,
     ) -> Result<OperatorAction, StoreError> {
         let _guard = self.append.lock().map_err(|e| store_error("lock", e))?;
-        let last = self
-            .kv
-            .last(ACTIONS)?
-            .and_then(|(k, _)| key_u64(&k))
-            .unwrap_or(0);
-        let action = OperatorAction {
-            id: last + 1,
+        let mut action = OperatorAction {
+            id: 0,
             at,
             actor: actor.to_string(),
             kind,
         };
-        let json = serde_json::to_vec(&action).map_err(|e| store_error("encode", e))?;
-        let mut batch = WriteBatch::default();
-        batch.insert(u64_key(action.id).to_vec(), json);
-        self.kv.apply(ACTIONS, batch)?;
+        action.id = insert_with_next_id(self.kv.as_ref(), ACTIONS, |id| {
+            action.id = id;
+            serde_json::to_vec(&action).map_err(|e| store_error("encode", e))
+        })?;
         self.kv.flush()?;
         Ok(action)
     }

@@ -9,12 +9,15 @@
 //!   systemd restarts it, and it comes back as a standby.
 //! - **Standby**: no MQTT connection, no pages, no compaction; it serves the read API from a
 //!   view refreshed from the database every `refresh_every`, and tries the lease every
-//!   `check_every`. On taking it, it rebuilds the view from the database (the records and
-//!   actions the old active committed) before it starts ingest and the notifier.
+//!   `check_every`. On taking it, it catches its view up from its refresh cursor (the records,
+//!   actions, ledgers and silences the old active committed since the standby's last
+//!   refresh) before it starts ingest and the notifier, so a takeover costs what was written
+//!   since the last refresh, not the history; a full rebuild when there is no valid cursor
+//!   (no refresh yet, or a gap).
 //! - **Refresh** ([`follow`]): incremental. It reads only the records, operator actions and
 //!   agent ledgers written since the last refresh (by ingest id) and applies them under the
 //!   write lock, page by page; its cost follows what was written, not the history. A full
-//!   rebuild happens at the first refresh, at a takeover, and on a gap (the database's
+//!   rebuild happens at the first refresh and on a gap (the database's
 //!   settled id is behind the cursor: a restored or replaced database). The
 //!   notifier's queue and sent ledger are in the database (tree `notify`), so it neither pages
 //!   again what the old active paged nor drops what it queued.
@@ -78,7 +81,7 @@ pub struct ClusterView {
 /// One refresh, as shown on `/api/v1/stats`.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct LastRefresh {
-    /// A full rebuild (first refresh, takeover, gap), else only the changes.
+    /// A full rebuild (first refresh, gap), else only the changes.
     pub full: bool,
     /// Changes read (records, actions, ledgers); 0 for a full rebuild.
     pub changes: u64,
@@ -172,6 +175,8 @@ pub struct Member {
     pub kv: Arc<dyn KvStore>,
     /// The state the API reads and ingest writes.
     pub state: SharedState,
+    /// The notifier's silences: a refresh takes those other collectors added.
+    pub silences: crate::notifier::SilenceBook,
     /// The role shown on the API.
     pub status: ClusterStatus,
     /// Set once active: the notifier and compaction wait for it.
@@ -206,7 +211,7 @@ impl Member {
                 }
                 let idle = refreshing.as_ref().is_none_or(|r| r.is_finished());
                 if idle && last_refresh.elapsed() >= self.cluster.refresh_every {
-                    refreshing = Some(tokio::spawn(self.refresh(follower.clone(), false, false)));
+                    refreshing = Some(tokio::spawn(self.refresh(follower.clone(), false)));
                     last_refresh = Instant::now();
                 }
                 tokio::select! {
@@ -221,10 +226,12 @@ impl Member {
                 stale.abort();
                 let _ = stale.await;
             }
-            tracing::warn!(lease = %self.cluster.lease, "lease taken: this collector is active; rebuilding from the database");
-            // The lease is checked while the rebuild runs, which keeps its session busy (the
-            // database ends a session idle for 10 s, and a large store takes longer).
-            let mut rebuild = tokio::spawn(self.refresh(follower.clone(), true, false));
+            tracing::warn!(lease = %self.cluster.lease, "lease taken: this collector is active; catching up from the database");
+            // Catch up from the standby's cursor: only what the old active committed since
+            // the last refresh (a full rebuild if there was none yet, or on a gap). The lease
+            // is checked meanwhile, which keeps its session busy (the database ends a session
+            // idle for 10 s, and a rebuild of a large store takes longer).
+            let mut rebuild = tokio::spawn(self.refresh(follower.clone(), false));
             loop {
                 tokio::select! {
                     _ = &mut rebuild => break,
@@ -235,7 +242,12 @@ impl Member {
             if let Ok(mut view) = self.status.write() {
                 view.takeover_ms = Some(took);
             }
-            tracing::warn!(lease = %self.cluster.lease, rebuild_ms = took, "took over: starting ingest and the notifier");
+            let full = self
+                .status
+                .read()
+                .ok()
+                .and_then(|v| v.last_refresh.map(|r| r.full));
+            tracing::warn!(lease = %self.cluster.lease, takeover_ms = took, full_rebuild = ?full, "took over: starting ingest and the notifier");
         }
         self.become_active();
         let mut work = tokio::spawn(work());
@@ -256,7 +268,7 @@ impl Member {
             // as long as a rebuild of a large store takes (the database would end it).
             let idle = refreshing.as_ref().is_none_or(|r| r.is_finished());
             if partition && idle && last_refresh.elapsed() >= self.cluster.refresh_every {
-                refreshing = Some(tokio::spawn(self.refresh(follower.clone(), false, true)));
+                refreshing = Some(tokio::spawn(self.refresh(follower.clone(), true)));
                 last_refresh = Instant::now();
             }
         }
@@ -304,17 +316,17 @@ impl Member {
     }
 
     /// Brings the view up to date: the changes since the last refresh, or a full rebuild
-    /// (`full`, the first refresh, or a gap). `active`: an active partition, whose ingest
+    /// (the first refresh, or a gap). `active`: an active partition, whose ingest
     /// applies its own sites' records (left out here) and goes on meanwhile (a full rebuild
     /// then holds the write lock throughout, so no batch is missed).
     fn refresh(
         &self,
         follower: SharedFollower,
-        full: bool,
         active: bool,
     ) -> impl Future<Output = ()> + Send + 'static {
         let (config, kv) = (self.config.clone(), self.kv.clone());
         let (state, status) = (self.state.clone(), self.status.clone());
+        let silences = self.silences.clone();
         async move {
             let started = Instant::now();
             let mut slot = follower.lock_owned().await;
@@ -338,14 +350,12 @@ impl Member {
             let Some(settled) = settled_id(&f.store()).await else {
                 return;
             };
-            if full {
-                f.reset();
-            }
             let changes = match f.plan(settled) {
                 TailStep::Rebuild => {
                     if !rebuild(config, kv, state, active).await {
                         return;
                     }
+                    reload_silences(&silences).await;
                     match settled_id(&f.store()).await {
                         Some(after) => f.rebuilt(settled, after),
                         None => f.reset(),
@@ -355,7 +365,12 @@ impl Member {
                 TailStep::UpToDate => Some(0),
                 TailStep::Read { after, upto } => {
                     let own = active.then(|| config.raw.sites.clone());
-                    match apply_changes(f, &state, own.as_deref(), after, upto).await {
+                    let target = Target {
+                        state: &state,
+                        silences: &silences,
+                        own_sites: own.as_deref(),
+                    };
+                    match apply_changes(f, target, after, upto).await {
                         Some(n) => Some(n),
                         None => return,
                     }
@@ -395,18 +410,22 @@ async fn settled_id(store: &Arc<coldaisle_store_pg::PgStore>) -> Option<u64> {
 /// read failed: the cursor stays after the last page applied.
 async fn apply_changes(
     f: &mut Follower,
-    state: &SharedState,
-    own_sites: Option<&[String]>,
+    target: Target<'_>,
     mut after: u64,
     upto: u64,
 ) -> Option<u64> {
+    let Target {
+        state,
+        silences,
+        own_sites,
+    } = target;
     let mut total = follow::Applied::default();
     let mut read = 0u64;
     while after < upto {
         let store = f.store();
         let page =
             tokio::task::spawn_blocking(move || follow::read_page(&store, after, upto)).await;
-        let (page, delta) = match page {
+        let (page, mut delta) = match page {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, after, upto, "reading changes failed; retrying at the next refresh");
@@ -417,8 +436,17 @@ async fn apply_changes(
                 return None;
             }
         };
-        read += (delta.records.len() + delta.actions.len() + delta.ledgers.len()) as u64
-            + delta.undecodable;
+        read += delta.len();
+        let changed = std::mem::take(&mut delta.silences);
+        if !changed.is_empty() {
+            match silences.merge(changed) {
+                Ok(n) => tracing::info!(silences = n, "silences added elsewhere taken"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "taking changed silences failed; retrying at the next refresh");
+                    return None;
+                }
+            }
+        }
         let applied = {
             let mut current = state.write().await;
             follow::apply(&mut current, delta, own_sites, f.overlap_until())
@@ -442,6 +470,27 @@ async fn apply_changes(
         "view refreshed from the changes"
     );
     Some(read)
+}
+
+/// Where a refresh applies changes.
+struct Target<'a> {
+    /// The view.
+    state: &'a SharedState,
+    /// The notifier's silences.
+    silences: &'a crate::notifier::SilenceBook,
+    /// An active partition's own sites, left to its ingest.
+    own_sites: Option<&'a [String]>,
+}
+
+/// Reads the silence book again whole, after a full rebuild (logged on failure: the book
+/// keeps what it had, and the next full rebuild tries again).
+async fn reload_silences(silences: &crate::notifier::SilenceBook) {
+    let book = silences.clone();
+    match tokio::task::spawn_blocking(move || book.reload()).await {
+        Ok(Ok(n)) => tracing::debug!(silences = n, "silences read again"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "reading the silences again failed"),
+        Err(e) => tracing::error!(error = %e, "silence reload task failed"),
+    }
 }
 
 /// Rebuilds the view from everything stored and swaps it in; `false` (logged) on failure.

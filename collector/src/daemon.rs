@@ -233,6 +233,7 @@ impl RunningCollector {
         let cluster_status = cluster.as_ref().map(|c| c.3.clone());
         {
             let state = state.clone();
+            let silences = silences.clone();
             let mut rx = shutdown_rx.clone();
             tasks.spawn(async move {
                 let stop = async move {
@@ -294,6 +295,7 @@ impl RunningCollector {
                     lease,
                     kv,
                     state: state.clone(),
+                    silences,
                     status,
                     active,
                 };

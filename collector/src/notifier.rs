@@ -20,7 +20,9 @@ use crate::report::incident_time;
 use crate::state::SharedState;
 use coldaisle_config::notify::NotifyConfig;
 use coldaisle_core::{Category, Severity, Timestamp};
-use coldaisle_store::{key_u64, u64_key, Entry, KvStore, StoreError, WriteBatch};
+use coldaisle_store::{
+    insert_with_next_id, key_u64, u64_key, Entry, KvStore, StoreError, WriteBatch,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -28,7 +30,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 const NOTIFY: &str = "notify";
-const SILENCES: &str = "silences";
+/// The tree of silences (key: id big-endian, value: the [`Silence`] as JSON).
+pub const SILENCES: &str = "silences";
 
 /// How long a "resolved" ledger entry is kept after it was sent.
 pub const LEDGER_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -259,6 +262,12 @@ pub enum Outcome {
 }
 
 /// Silences and maintenance windows: durable (tree `silences`) and shared in memory.
+///
+/// Several collectors may add silences to one database (site partitions, a standby): ids
+/// are claimed with an atomic insert-if-absent ([`insert_with_next_id`]), so two silences
+/// never share an id and neither overwrites the other; ids stay one dense sequence operators
+/// can quote. A clustered collector takes the silences others wrote at its next refresh
+/// ([`SilenceBook::merge`], [`SilenceBook::reload`]).
 #[derive(Clone)]
 pub struct SilenceBook {
     kv: Arc<dyn KvStore>,
@@ -298,11 +307,7 @@ pub struct NewSilence {
 impl SilenceBook {
     /// Loads the silences stored in `kv`.
     pub fn open(kv: Arc<dyn KvStore>) -> Result<Self, StoreError> {
-        let list = kv
-            .scan(SILENCES, b"", usize::MAX)?
-            .into_iter()
-            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
-            .collect();
+        let list = read_all(kv.as_ref())?;
         Ok(SilenceBook {
             kv,
             list: Arc::new(RwLock::new(list)),
@@ -317,9 +322,8 @@ impl SilenceBook {
     /// Stores a new silence (flushed) and returns it. Blocking.
     pub fn add(&self, new: NewSilence) -> Result<Silence, StoreError> {
         let mut list = self.list.write().map_err(|e| err("lock", SILENCES, e))?;
-        let id = list.iter().map(|s| s.id).max().unwrap_or(0) + 1;
-        let silence = Silence {
-            id,
+        let mut silence = Silence {
+            id: 0,
             site: new.site,
             zone: new.zone,
             category: new.category,
@@ -328,15 +332,55 @@ impl SilenceBook {
             created_by: new.created_by,
             comment: new.comment,
         };
-        let mut batch = WriteBatch::default();
-        batch.insert(
-            u64_key(id).to_vec(),
-            serde_json::to_vec(&silence).map_err(|e| err("encode", SILENCES, e))?,
-        );
-        self.kv.apply(SILENCES, batch)?;
+        silence.id = insert_with_next_id(self.kv.as_ref(), SILENCES, |id| {
+            silence.id = id;
+            serde_json::to_vec(&silence).map_err(|e| err("encode", SILENCES, e))
+        })?;
         self.kv.flush()?;
-        list.push(silence.clone());
+        upsert(&mut list, silence.clone());
         Ok(silence)
+    }
+
+    /// Takes silences stored by another collector (a refresh's changes): each replaces the
+    /// one of its id, or is added. Returns how many were taken.
+    pub fn merge(&self, changed: Vec<Silence>) -> Result<usize, StoreError> {
+        let mut list = self.list.write().map_err(|e| err("lock", SILENCES, e))?;
+        let n = changed.len();
+        for silence in changed {
+            upsert(&mut list, silence);
+        }
+        Ok(n)
+    }
+
+    /// Reads every stored silence again (after a full rebuild of the view). Blocking.
+    pub fn reload(&self) -> Result<usize, StoreError> {
+        let stored = read_all(self.kv.as_ref())?;
+        let mut list = self.list.write().map_err(|e| err("lock", SILENCES, e))?;
+        *list = stored;
+        Ok(list.len())
+    }
+}
+
+/// Every stored silence, in id order; one that does not decode is logged and skipped.
+fn read_all(kv: &dyn KvStore) -> Result<Vec<Silence>, StoreError> {
+    Ok(kv
+        .scan(SILENCES, b"", usize::MAX)?
+        .into_iter()
+        .filter_map(|(key, v)| match serde_json::from_slice(&v) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(key = ?key, error = %e, "stored silence does not decode; skipped");
+                None
+            }
+        })
+        .collect())
+}
+
+/// Puts `silence` in `list` (kept in id order), replacing the one of its id.
+fn upsert(list: &mut Vec<Silence>, silence: Silence) {
+    match list.binary_search_by_key(&silence.id, |s| s.id) {
+        Ok(i) => list[i] = silence,
+        Err(i) => list.insert(i, silence),
     }
 }
 
@@ -724,4 +768,49 @@ pub fn spawn(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod silence_book_tests {
+    use super::*;
+    use coldaisle_store::MemoryStore;
+
+    fn new_silence(site: &str) -> NewSilence {
+        NewSilence {
+            site: Some(site.into()),
+            zone: None,
+            category: None,
+            starts_at: Timestamp(0),
+            ends_at: Timestamp(60_000),
+            created_by: "ops".into(),
+            comment: String::new(),
+        }
+    }
+
+    /// Two collectors' books on one store (two partitions on one database): the second does
+    /// not reuse the first's id (it used to take "its own last + 1" and overwrite it), and
+    /// each takes the other's silence by merge or reload.
+    #[test]
+    fn two_books_on_one_store_never_share_an_id_and_follow_each_other() {
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let (a, b) = (
+            SilenceBook::open(kv.clone()).unwrap(),
+            SilenceBook::open(kv.clone()).unwrap(),
+        );
+        let first = a.add(new_silence("dc1")).unwrap();
+        let second = b.add(new_silence("dc2")).unwrap();
+        assert_eq!((first.id, second.id), (1, 2));
+        assert_eq!(
+            read_all(kv.as_ref()).unwrap(),
+            vec![first.clone(), second.clone()]
+        );
+        assert_eq!(b.all(), vec![second.clone()], "not followed yet");
+        assert_eq!(b.merge(vec![first.clone()]).unwrap(), 1);
+        assert_eq!(b.all(), vec![first.clone(), second.clone()], "in id order");
+        assert_eq!(b.merge(vec![first.clone()]).unwrap(), 1);
+        assert_eq!(b.all().len(), 2, "merging again replaces, never duplicates");
+        assert_eq!(a.reload().unwrap(), 2);
+        assert_eq!(a.all(), vec![first, second]);
+    }
 }

@@ -66,6 +66,16 @@ impl Conn {
         self.client.query_one(&statement, params).await
     }
 
+    /// Runs `sql`; the number of rows it changed.
+    pub async fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, Error> {
+        let statement = self.statement(sql).await?;
+        self.client.execute(&statement, params).await
+    }
+
     /// Starts a transaction (prepare its statements with [`Conn::statement`] first).
     pub async fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
         self.client.transaction().await

@@ -291,6 +291,18 @@ impl KvStore for PgStore {
         }
     }
 
+    /// One `INSERT ... ON CONFLICT DO NOTHING`, committed (durable) when it returns.
+    fn insert_new(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        match self.call(Op::InsertNew {
+            tree: tree.to_string(),
+            key: key.to_vec(),
+            value: value.to_vec(),
+        })? {
+            Reply::Inserted(written) => Ok(written),
+            other => Err(Self::unexpected("insert_new", tree, other)),
+        }
+    }
+
     /// Nothing to do: every `apply` committed, and a commit is durable.
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())

@@ -47,6 +47,12 @@ pub(crate) enum Op {
     Len {
         tree: String,
     },
+    /// Insert `value` at `key` if absent (`INSERT ... ON CONFLICT DO NOTHING`).
+    InsertNew {
+        tree: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
     /// The settled ingest id ([`crate::changes::settled`]).
     Settled,
     /// The changes of `trees` with `after < id <= upto`, at most `limit`.
@@ -68,6 +74,7 @@ impl Op {
             Op::Scan { .. } => "scan",
             Op::Last { .. } => "last",
             Op::Len { .. } => "len",
+            Op::InsertNew { .. } => "insert_new",
             Op::Settled => "settled_ingest_id",
             Op::Changes { .. } => "changes",
         }
@@ -83,7 +90,8 @@ impl Op {
             | Op::GetMany { tree, .. }
             | Op::Scan { tree, .. }
             | Op::Last { tree }
-            | Op::Len { tree } => tree,
+            | Op::Len { tree }
+            | Op::InsertNew { tree, .. } => tree,
         }
     }
 }
@@ -96,6 +104,8 @@ pub(crate) enum Reply {
     Done,
     Entries(Vec<Entry>),
     Count(usize),
+    /// Whether an `InsertNew` wrote.
+    Inserted(bool),
     Id(u64),
     Page(crate::tail::ChangesPage),
 }
@@ -183,6 +193,27 @@ pub(crate) async fn run(conn: &mut Conn, op: Op) -> Result<Reply, OpError> {
             };
             let n: i64 = row.try_get(0)?;
             Ok(Reply::Count(usize::try_from(n).unwrap_or(usize::MAX)))
+        }
+        Op::InsertNew { tree, key, value } => {
+            // One statement, so one transaction: the primary key makes the claim atomic
+            // against every other connection (a racing insert waits, then does nothing).
+            let n = if records {
+                let k = records_key::decode(&key).map_err(OpError::Invalid)?;
+                conn.execute(
+                    "INSERT INTO records (agent, seq, value) VALUES ($1, $2, $3)
+                         ON CONFLICT (agent, seq) DO NOTHING",
+                    &[&k.agent, &k.seq, &value],
+                )
+                .await?
+            } else {
+                conn.execute(
+                    "INSERT INTO kv (tree, key, value) VALUES ($1, $2, $3)
+                         ON CONFLICT (tree, key) DO NOTHING",
+                    &[&tree, &key, &value],
+                )
+                .await?
+            };
+            Ok(Reply::Inserted(n == 1))
         }
         Op::Settled => Ok(Reply::Id(crate::changes::settled(conn).await?)),
         Op::Changes {

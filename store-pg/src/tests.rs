@@ -22,6 +22,22 @@ fn passes_the_store_contract() {
     let pg = Postgres::start().expect("postgres");
     contract::exercise(&open(&pg, "contract"));
     contract::visit_from_crosses_chunks_and_stops_early(&open(&pg, "visit"));
+    contract::insert_new_claims_once(&open(&pg, "insert_new"));
+}
+
+/// Two collectors (two stores, two connections) on one database appending actions or
+/// silences at once: the id claim is atomic across them, so no entry overwrites another.
+#[test]
+fn two_stores_on_one_database_allocating_ids_concurrently_lose_nothing() {
+    let pg = Postgres::start().expect("postgres");
+    let first = open(&pg, "ids");
+    let second = PgStore::open(PgOptions {
+        url: pg.url("ids"),
+        password: Some(Postgres::PASSWORD.into()),
+        ca_file: None,
+    })
+    .expect("second store on the same database");
+    contract::next_id_never_loses_an_entry(&[&first, &second, &first, &second], 30);
 }
 
 /// A records key as the collector writes it.

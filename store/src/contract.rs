@@ -108,3 +108,62 @@ pub fn visit_from_crosses_chunks_and_stops_early(store: &dyn KvStore) {
     .expect("visit");
     assert_eq!(count, 5000);
 }
+
+/// `insert_new` writes an absent key once and never overwrites a present one.
+pub fn insert_new_claims_once(store: &dyn KvStore) {
+    assert!(store.insert_new("n", b"k", b"first").expect("insert_new"));
+    assert!(!store.insert_new("n", b"k", b"second").expect("insert_new"));
+    store.flush().expect("flush");
+    assert_eq!(store.get("n", b"k").expect("get"), Some(b"first".to_vec()));
+    assert_eq!(store.len("n").expect("len"), 1);
+}
+
+/// Writers appending with [`crate::insert_with_next_id`] at the same time, each through its
+/// own handle in `writers` (several handles on one database, or one handle shared), never
+/// lose an entry: `per_writer` ids each, all distinct, dense from 1, each holding what its
+/// writer stored.
+pub fn next_id_never_loses_an_entry(writers: &[&dyn KvStore], per_writer: u64) {
+    let claimed: Vec<Vec<u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = writers
+            .iter()
+            .enumerate()
+            .map(|(w, store)| {
+                scope.spawn(move || {
+                    (0..per_writer)
+                        .map(|n| {
+                            let id = crate::insert_with_next_id(*store, "ids", |id| {
+                                Ok(format!("w{w}-n{n}-id{id}").into_bytes())
+                            })
+                            .expect("next id");
+                            store.flush().expect("flush");
+                            id
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("writer thread"))
+            .collect()
+    });
+    let total = per_writer * writers.len() as u64;
+    let mut all: Vec<u64> = claimed.iter().flatten().copied().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (1..=total).collect::<Vec<_>>(),
+        "ids distinct and dense"
+    );
+    let reader = writers[0];
+    assert_eq!(reader.len("ids").expect("len") as u64, total, "none lost");
+    for (w, ids) in claimed.iter().enumerate() {
+        for (n, id) in ids.iter().enumerate() {
+            assert_eq!(
+                reader.get("ids", &u64_key(*id)).expect("get"),
+                Some(format!("w{w}-n{n}-id{id}").into_bytes()),
+                "id {id} holds what its writer stored"
+            );
+        }
+    }
+}

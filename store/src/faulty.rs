@@ -102,4 +102,10 @@ impl KvStore for FaultyStore {
         self.trip(&self.flushes, "flush", "")?;
         self.inner.flush()
     }
+
+    /// Counts as an apply for fault injection.
+    fn insert_new(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        self.trip(&self.applies, "insert_new", tree)?;
+        self.inner.insert_new(tree, key, value)
+    }
 }

@@ -11,12 +11,14 @@
 
 mod faulty;
 mod memory;
+mod next_id;
 mod sled_store;
 
 use std::ops::ControlFlow;
 
 pub use faulty::{FaultyStore, FAIL_ALWAYS};
 pub use memory::MemoryStore;
+pub use next_id::{insert_with_next_id, NEXT_ID_ATTEMPTS};
 pub use sled_store::{SledStore, LOCK_WAIT};
 
 /// A storage failure, with the operation and tree that failed.
@@ -87,6 +89,22 @@ pub trait KvStore: Send + Sync {
     /// time; a backend with a round trip per call (PostgreSQL) answers in one.
     fn get_many(&self, tree: &str, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         keys.iter().map(|key| self.get(tree, key)).collect()
+    }
+    /// Stores `value` under `key` only if `key` is absent; `Ok(false)` (nothing written) if it
+    /// is present. Atomic against every writer of the store, including other processes on a
+    /// shared database: two callers racing for one key never both get `Ok(true)`. Durable
+    /// once [`KvStore::flush`] returns, like `apply`.
+    ///
+    /// The default (get, then apply) is atomic only for a store with a single writer that
+    /// serialises its callers; every backend here overrides it.
+    fn insert_new(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        if self.get(tree, key)?.is_some() {
+            return Ok(false);
+        }
+        let mut batch = WriteBatch::default();
+        batch.insert(key, value);
+        self.apply(tree, batch)?;
+        Ok(true)
     }
 }
 

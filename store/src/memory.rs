@@ -64,4 +64,15 @@ impl KvStore for MemoryStore {
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Atomic under the store's one lock.
+    fn insert_new(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.with_tree(tree, |t| {
+            if t.contains_key(key) {
+                return false;
+            }
+            t.insert(key.to_vec(), value.to_vec());
+            true
+        }))
+    }
 }

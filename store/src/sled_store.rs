@@ -174,4 +174,13 @@ impl KvStore for SledStore {
             .map(|_| ())
             .map_err(|e| error("flush", "", e))
     }
+
+    /// sled's compare-and-swap from absent to `value`.
+    fn insert_new(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {
+        let swapped = self
+            .tree(tree)?
+            .compare_and_swap(key, None::<&[u8]>, Some(value))
+            .map_err(|e| error("insert_new", tree, e))?;
+        Ok(swapped.is_ok())
+    }
 }

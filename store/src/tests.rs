@@ -4,6 +4,9 @@ use crate::contract::{self, exercise};
 #[test]
 fn memory_store_contract() {
     exercise(&MemoryStore::new());
+    contract::insert_new_claims_once(&MemoryStore::new());
+    let shared = MemoryStore::new();
+    contract::next_id_never_loses_an_entry(&[&shared, &shared, &shared], 40);
 }
 
 #[test]
@@ -12,6 +15,9 @@ fn sled_store_contract_and_reopen() {
     {
         let store = SledStore::open(&dir).expect("open");
         exercise(&store);
+        contract::insert_new_claims_once(&store);
+        let clone = store.clone();
+        contract::next_id_never_loses_an_entry(&[&store, &clone], 40);
     }
     let reopened = SledStore::open(&dir).expect("reopen");
     assert_eq!(

@@ -1,7 +1,9 @@
 //! A clustered collector's view kept up to date from the database by reading only what was
 //! written since its last refresh: the records, operator actions and agent ledgers whose
 //! ingest id is past its cursor ([`coldaisle_store_pg::TailCursor`]), fed to the analysis
-//! through its ingest path ([`crate::ingest::apply_record`], `Analysis::ingest_actions`).
+//! through its ingest path ([`crate::ingest::apply_record`], `Analysis::ingest_actions`),
+//! and the silences another collector added, taken into the notifier's book
+//! ([`crate::notifier::SilenceBook::merge`]).
 //!
 //! Invariants:
 //! - **Each change is applied once.** The cursor moves only past pages applied to the state.
@@ -12,11 +14,12 @@
 //! - **An active partition skips its own sites' records and ledgers**: its ingest applied
 //!   them when it stored them. A standby applies everything.
 //! - Deleted rows (raw-record retention) are not changes: they leave the view at the next
-//!   full rebuild. Silences are not followed (the notifier reads its book at start).
+//!   full rebuild. A full rebuild reads the silence book again whole.
 //!
 //! Decoding and applying are pure ([`decode`], [`apply`]); [`Follower`] does the reads.
 
 use crate::actions::OperatorAction;
+use crate::notify_plan::Silence;
 use crate::state::CollectorState;
 use crate::store::AgentLedger;
 use coldaisle_core::wire::{Payload, Record};
@@ -27,7 +30,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// The trees a refresh follows.
-pub const TREES: [&str; 3] = [RECORDS, crate::action_log::ACTIONS, crate::store::AGENTS];
+pub const TREES: [&str; 4] = [
+    RECORDS,
+    crate::action_log::ACTIONS,
+    crate::store::AGENTS,
+    crate::notifier::SILENCES,
+];
 
 /// Changes read per page (one write-lock hold per page).
 pub const PAGE: usize = 5_000;
@@ -41,6 +49,8 @@ pub struct Delta {
     pub actions: Vec<OperatorAction>,
     /// Changed agent ledgers.
     pub ledgers: Vec<(String, AgentLedger)>,
+    /// New or changed silences (for the notifier's book, not the state).
+    pub silences: Vec<Silence>,
     /// Changes that did not decode (logged, skipped).
     pub undecodable: u64,
 }
@@ -62,6 +72,9 @@ pub fn decode(changes: Vec<Change>) -> Delta {
                     .map_err(|e| e.to_string()),
                 Err(_) => Err("agent id is not UTF-8".to_string()),
             },
+            crate::notifier::SILENCES => serde_json::from_slice(&change.value)
+                .map(|s| delta.silences.push(s))
+                .map_err(|e| e.to_string()),
             other => Err(format!("tree {other} is not followed")),
         };
         if let Err(error) = decoded {
@@ -92,7 +105,21 @@ fn summary_key(s: &coldaisle_core::ReadingSummary) -> SummaryKey {
     (s.location.site.clone(), s.sensor.clone(), s.from, s.to)
 }
 
-/// Applies `delta` to `state`. `own_sites`: the sites whose records and ledgers this
+impl Delta {
+    /// The changes it holds (decoded or not).
+    pub fn len(&self) -> u64 {
+        (self.records.len() + self.actions.len() + self.ledgers.len() + self.silences.len()) as u64
+            + self.undecodable
+    }
+
+    /// True if it holds no change.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Applies `delta` to `state` (its silences are the caller's: see [`Delta::silences`]).
+/// `own_sites`: the sites whose records and ledgers this
 /// collector's ingest applies itself (an active partition), left out. Records with ingest
 /// ids up to `overlap_until` may be in the view already (see the module doc).
 pub fn apply(
@@ -208,7 +235,7 @@ impl Follower {
         self.cursor.advance(page);
     }
 
-    /// The next full rebuild is forced (a takeover).
+    /// The next refresh is a full rebuild (the settled id could not be read after one).
     pub fn reset(&mut self) {
         self.cursor.reset();
     }
@@ -336,6 +363,16 @@ mod tests {
             acked_upto: 9,
             ..AgentLedger::default()
         };
+        let silence = Silence {
+            id: 3,
+            site: Some("dc2".into()),
+            zone: None,
+            category: None,
+            starts_at: Timestamp(T0),
+            ends_at: Timestamp(T0 + 60 * MIN),
+            created_by: "ops".into(),
+            comment: "maintenance".into(),
+        };
         let delta = decode(vec![
             change(1, RECORDS, b"a1\0", json(&event("a1", "dc1", 1))),
             change(
@@ -348,12 +385,26 @@ mod tests {
             change(4, RECORDS, b"a1\0", b"not json".to_vec()),
             change(5, "notify", b"k", b"{}".to_vec()),
             change(6, crate::store::AGENTS, b"\xff", json(&ledger)),
+            change(
+                7,
+                crate::notifier::SILENCES,
+                &3u64.to_be_bytes(),
+                json(&silence),
+            ),
+            change(
+                8,
+                crate::notifier::SILENCES,
+                &4u64.to_be_bytes(),
+                b"{".to_vec(),
+            ),
         ]);
         assert_eq!(delta.records.len(), 1);
         assert_eq!(delta.records[0].0, 1, "the ingest id is kept");
         assert_eq!(delta.actions, vec![action]);
         assert_eq!(delta.ledgers, vec![("a2".to_string(), ledger)]);
-        assert_eq!(delta.undecodable, 3);
+        assert_eq!(delta.silences, vec![silence]);
+        assert_eq!(delta.undecodable, 4);
+        assert_eq!(delta.len(), 8, "every change counted, decoded or not");
     }
 
     #[test]

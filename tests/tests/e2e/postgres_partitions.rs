@@ -135,6 +135,35 @@ fn two_partitions_each_ingest_their_site_and_both_show_the_fleet() -> Result<()>
         },
     )
     .with_context(|| logs(&daemons))?;
+    // A silence added on each collector, the second before it has seen the first: the ids
+    // are claimed in the database, so neither overwrites the other, and each collector takes
+    // the other's silence at its next refresh (not at a restart).
+    for (api, site) in apis.iter().zip(["s1", "s2"]) {
+        ureq::post(&format!("{api}/api/v1/silences"))
+            .header("content-type", "application/json")
+            .send(format!(
+                r#"{{"created_by":"e2e-{site}","site":"{site}","duration":"1h"}}"#
+            ))
+            .with_context(|| format!("adding a silence on {api}"))?;
+    }
+    for api in &apis {
+        wait_for(
+            "both silences, ids 1 and 2, on every collector",
+            Duration::from_secs(20),
+            || {
+                let list = get_json(&format!("{api}/api/v1/silences")).ok()?;
+                let seen: Vec<(u64, String)> = list
+                    .as_array()?
+                    .iter()
+                    .filter_map(|s| {
+                        Some((s["id"].as_u64()?, s["created_by"].as_str()?.to_string()))
+                    })
+                    .collect();
+                (seen == [(1, "e2e-s1".to_string()), (2, "e2e-s2".to_string())]).then_some(())
+            },
+        )
+        .with_context(|| logs(&daemons))?;
+    }
     let refresh =
         get_json(&format!("{}/api/v1/stats", apis[1]))?["cluster"]["last_refresh"].clone();
     assert_eq!(
