@@ -39,6 +39,7 @@ mod prune_tests;
 mod scope;
 mod shard;
 mod snapshot;
+mod zone_index;
 
 use crate::actions::{ActionKey, ActionKind, ActionRecord, OperatorAction, ProblemStatus};
 use crate::cause::ProbableCause;
@@ -98,6 +99,9 @@ pub struct Analysis {
     signature: crate::recurrence::SignatureSettings,
     /// Every incident-relevant event ingested, in application order (the scopes hold keys).
     events: BTreeMap<OrderKey, StoredEvent>,
+    /// The keys of `events` by `(site, zone)`, kept in step with it: what the probable cause
+    /// reads ([`zone_index`]).
+    by_zone: zone_index::ZoneIndex,
     /// `(agent, seq)` of every event in `events`, to drop duplicates.
     seen: HashSet<(String, u64)>,
     /// Every operator action ingested, in application order.
@@ -142,6 +146,7 @@ impl Analysis {
             problem_rules,
             signature: crate::recurrence::SignatureSettings::default(),
             events: BTreeMap::new(),
+            by_zone: zone_index::ZoneIndex::default(),
             seen: HashSet::new(),
             actions: BTreeMap::new(),
             action_ids: HashSet::new(),
@@ -229,6 +234,7 @@ impl Analysis {
         self.seen.insert((ev.agent.clone(), ev.seq));
         let key = ev.order_key();
         let scope = fingerprint_of(&ev.payload).map(|f| self.partition.of_fingerprint(&f));
+        self.by_zone.insert(&key, &ev);
         self.events.insert(key.clone(), ev);
         if let Some(scope) = scope {
             self.add_input(scope, event_input_key(&key));
@@ -380,8 +386,24 @@ impl Analysis {
         }
     }
 
-    /// The probable cause of `incident` from its events and its zone's events around it.
+    /// The probable cause of `incident` from its events and its zone's events around it, read
+    /// through the zone index: its cost follows the zone's events in the incident's window.
     fn cause_from_events(&self, incident: &Incident) -> ProbableCause {
+        let own = prune::timeline_events(&self.events, incident);
+        let (from, to) = crate::cause::zone_window(incident.opened_at, incident.last_event_at);
+        let fp = &incident.fingerprint;
+        let zone: Vec<&StoredEvent> = self
+            .by_zone
+            .between(&fp.site, &fp.zone, from, to)
+            .filter_map(|key| self.events.get(key))
+            .collect();
+        crate::cause::explain(&own, &zone)
+    }
+
+    /// [`Analysis::cause_from_events`] by scanning every event held in the window, without
+    /// the index: what the index must equal (tests).
+    #[cfg(test)]
+    fn cause_by_scan(&self, incident: &Incident) -> ProbableCause {
         let own = prune::timeline_events(&self.events, incident);
         let (from, to) = crate::cause::zone_window(incident.opened_at, incident.last_event_at);
         let fp = &incident.fingerprint;
@@ -395,6 +417,45 @@ impl Analysis {
             })
             .collect();
         crate::cause::explain(&own, &zone)
+    }
+
+    /// Checks the zone index against the events held (the same keys, each under its own
+    /// place) and, for every incident held as of `now`, the indexed cause against the scan.
+    /// Returns how many incidents it compared (tests).
+    #[cfg(test)]
+    fn check_zone_index(&self, now: Timestamp) -> Result<usize, String> {
+        let mut indexed: Vec<(&str, &str, &OrderKey)> = self.by_zone.entries();
+        indexed.sort();
+        let mut held: Vec<(&str, &str, &OrderKey)> = self
+            .events
+            .iter()
+            .filter_map(|(key, e)| place_of(&e.payload).map(|(site, zone)| (site, zone, key)))
+            .collect();
+        held.sort();
+        if indexed != held {
+            return Err(format!(
+                "zone index out of step: {} keys indexed, {} events with a place held",
+                indexed.len(),
+                held.len()
+            ));
+        }
+        let mut compared = 0;
+        for shard in self.shards.values() {
+            for incident in shard.incidents.incidents(now) {
+                let (indexed, scanned) = (
+                    self.cause_from_events(&incident),
+                    self.cause_by_scan(&incident),
+                );
+                if indexed != scanned {
+                    return Err(format!(
+                        "incident {}: indexed cause {indexed:?} != scanned {scanned:?}",
+                        incident.id
+                    ));
+                }
+                compared += 1;
+            }
+        }
+        Ok(compared)
     }
 
     /// A problem with its probable cause filled in from its incidents (held ones from their

@@ -164,7 +164,7 @@ impl Analysis {
             .flat_map(|s| s.problems.problems())
             .map(|p| (p.opened_at.minus(lookback), p.opened_at))
             .collect();
-        let (events, seen) = (&mut self.events, &mut self.seen);
+        let (events, seen, by_zone) = (&mut self.events, &mut self.seen, &mut self.by_zone);
         let before = self.evidence.len();
         self.evidence.retain(|key| {
             let Some(ev) = events.get(key) else {
@@ -178,6 +178,7 @@ impl Analysis {
                 && (ts >= keep_from || windows.iter().any(|(a, b)| *a <= ts && ts <= *b));
             if !(zone || density) {
                 if let Some(ev) = events.remove(key) {
+                    by_zone.remove(key, &ev);
                     seen.remove(&(ev.agent, ev.seq));
                 }
             }

@@ -107,15 +107,17 @@ impl Analysis {
             .map(|e| (e.agent.clone(), e.seq))
             .collect();
         let action_ids: HashSet<u64> = snapshot.actions.iter().map(|a| a.id).collect();
+        let events: BTreeMap<OrderKey, StoredEvent> = snapshot
+            .events
+            .into_iter()
+            .map(|e| (e.order_key(), e))
+            .collect();
         Ok(Analysis {
             partition: Partition::for_rules(&snapshot.problem_rules),
             incident_rules: snapshot.incident_rules,
             problem_rules: snapshot.problem_rules,
-            events: snapshot
-                .events
-                .into_iter()
-                .map(|e| (e.order_key(), e))
-                .collect(),
+            by_zone: super::zone_index::ZoneIndex::of_events(&events),
+            events,
             seen,
             actions: snapshot.actions.into_iter().map(|a| (a.key(), a)).collect(),
             action_ids,
