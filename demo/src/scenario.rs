@@ -200,15 +200,17 @@ fn print_causes_from_readings(state: &coldaisle_collector::state::CollectorState
 /// Prints the dashboard's URL and waits for Ctrl-C while the site, agent and collector keep
 /// running (`site` is borrowed so its simulated devices live as long as this wait).
 async fn serve_until_interrupted(collector: &RunningCollector, site: &Site) -> anyhow::Result<()> {
+    // Listen before the URL is printed: whoever reads it may press Ctrl-C at once, and a SIGINT
+    // that comes before the listener exists would kill the process instead of stopping it.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("listening for Ctrl-C")?;
     println!();
     println!(
         "dashboard: http://{}/ui/  (the simulated site keeps running: {} rack PDUs and an InRow cooler; Ctrl-C ends the demo)",
         collector.http_addr,
         site.pdus.len()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    interrupt.recv().await.context("waiting for Ctrl-C")?;
     println!("Ctrl-C: stopping the agent and the collector");
     Ok(())
 }
