@@ -391,31 +391,6 @@ fn internal(message: String) -> ApiError {
     }
 }
 
-/// Sizes of the store's trees for `/api/v1/stats` (empty without a store). Each call scans
-/// every tree once, on a blocking thread.
-pub async fn tree_sizes(state: &SharedState) -> Vec<crate::rollup_store::TreeSize> {
-    let Some(rollups) = state.read().await.rollups.clone() else {
-        return Vec::new();
-    };
-    let mut trees = vec!["records", "agents"];
-    trees.extend(crate::rollup::Level::ALL.map(crate::rollup::Level::tree));
-    let read = tokio::task::spawn_blocking(move || {
-        crate::rollup_store::tree_sizes(rollups.kv().as_ref(), &trees)
-    })
-    .await;
-    match read {
-        Ok(Ok(sizes)) => sizes,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "reading tree sizes failed");
-            Vec::new()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "reading tree sizes failed");
-            Vec::new()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
