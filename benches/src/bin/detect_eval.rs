@@ -44,12 +44,18 @@ const DEFAULT_DETECTORS: &str =
 const SKAB_FOLDERS: [&str; 3] = ["valve1", "valve2", "other"];
 const SKAB_CHANNELS: [&str; 2] = ["Temperature", "Thermocouple"];
 const OURS: &str = "coldaisle";
+/// The baseline's smallest band width for NAB's series that are not temperatures: none (the
+/// preset's 0.5 is a thermometer's resolution, and no floor is known for a CPU load or a
+/// price; see `settings`). 0.05 and 0.005 score the same (BENCHMARKS.md).
+const UNITLESS_MIN_WIDTH: f64 = 0.0;
 
 struct Args {
     nab: PathBuf,
     skab: PathBuf,
     detectors: Vec<String>,
     explain: bool,
+    /// The baseline's `min_width` for NAB's series that are not temperatures.
+    unitless_min_width: f64,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -58,6 +64,7 @@ fn args() -> anyhow::Result<Args> {
         skab: PathBuf::from("/work/.mirror/waico+SKAB/repo"),
         detectors: DEFAULT_DETECTORS.split(',').map(String::from).collect(),
         explain: false,
+        unitless_min_width: UNITLESS_MIN_WIDTH,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -70,6 +77,9 @@ fn args() -> anyhow::Result<Args> {
             "--nab" => a.nab = value.into(),
             "--skab" => a.skab = value.into(),
             "--detectors" => a.detectors = value.split(',').map(String::from).collect(),
+            "--unitless-min-width" => {
+                a.unitless_min_width = value.parse().context("--unitless-min-width")?;
+            }
             other => anyhow::bail!("unknown argument {other}; see the doc comment of detect_eval"),
         }
     }
@@ -77,15 +87,18 @@ fn args() -> anyhow::Result<Args> {
 }
 
 /// Settings of the chain for a series: kind `temperature`, defaults, optionally °F and, for
-/// series that are not temperatures (`open_range`), without the two sensor-fault rules about
-/// thermometers (valid range, stuck).
-fn settings(fahrenheit: bool, open_range: bool) -> anyhow::Result<ReplaySettings> {
+/// series that are not temperatures (`unitless`: the baseline's `min_width` for them), without
+/// the three rules about thermometers: the valid range (impossible value, a sensor-fault rule),
+/// the stuck rule, and the baseline's smallest band width (0.5 °C, a thermometer's resolution:
+/// wider than the whole noise of a price of 0.10 or a CPU load of 0.1 %).
+fn settings(fahrenheit: bool, unitless: Option<f64>) -> anyhow::Result<ReplaySettings> {
     let mut raw = RawDetection::default();
-    if open_range {
+    if let Some(min_width) = unitless {
         raw.temperature = Some(RawKindDetection {
             valid_min: Some(-1e300),
             valid_max: Some(1e300),
             stuck: Some(false),
+            baseline_min_width: Some(min_width),
             ..RawKindDetection::default()
         });
     }
@@ -282,12 +295,17 @@ fn nab_file(nab: &Repo, labels: &serde_json::Value, file: &str) -> anyhow::Resul
     })
 }
 
-fn run_nab(nab: &Repo, detectors: &[String], explain: bool) -> anyhow::Result<()> {
+fn run_nab(
+    nab: &Repo,
+    detectors: &[String],
+    explain: bool,
+    unitless_min_width: f64,
+) -> anyhow::Result<()> {
     let labels: serde_json::Value =
         serde_json::from_str(&nab.read("labels/combined_windows.json")?).context("labels")?;
     let thresholds: serde_json::Value =
         serde_json::from_str(&nab.read("config/thresholds.json")?).context("thresholds")?;
-    let open = settings(false, true)?;
+    let open = settings(false, Some(unitless_min_width))?;
     let mut all = Table::new();
     let mut deviation: f64 = 0.0;
     let mut by_all = BTreeMap::new();
@@ -328,7 +346,7 @@ fn run_nab(nab: &Repo, detectors: &[String], explain: bool) -> anyhow::Result<()
          NAB's own `S(t)_standard` column, over all result files read (ARTime's excepted: its \
          column holds every row's weight): {deviation:.2e}"
     );
-    let fahrenheit = settings(true, false)?;
+    let fahrenheit = settings(true, None)?;
     let mut table = Table::new();
     let mut by = BTreeMap::new();
     for file in NAB_TEMPERATURE {
@@ -375,7 +393,7 @@ fn run_nab(nab: &Repo, detectors: &[String], explain: bool) -> anyhow::Result<()
 }
 
 fn run_skab(skab: &Repo, explain: bool) -> anyhow::Result<()> {
-    let defaults = settings(false, false)?;
+    let defaults = settings(false, None)?;
     let mut table = Table::new();
     let mut by = BTreeMap::new();
     for folder in SKAB_FOLDERS {
@@ -418,7 +436,7 @@ fn main() -> anyhow::Result<()> {
     let a = args()?;
     let nab = Repo::open(&a.nab, "fetch github:numenta/NAB")?;
     let skab = Repo::open(&a.skab, "fetch github:waico/SKAB")?;
-    run_nab(&nab, &a.detectors, a.explain)?;
+    run_nab(&nab, &a.detectors, a.explain, a.unitless_min_width)?;
     run_skab(&skab, a.explain)?;
     Ok(())
 }

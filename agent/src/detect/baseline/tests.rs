@@ -74,6 +74,46 @@ fn a_level_shift_is_one_change_point_then_the_new_normal() {
     assert!(d.state.change_points >= 1);
 }
 
+fn raised_rows(out: &[(i64, Transition)]) -> Vec<i64> {
+    out.iter()
+        .filter(|(_, t)| t.state == EventState::Raised)
+        .map(|(i, _)| *i)
+        .collect()
+}
+
+/// A machine that stops for three hours (20 °C down) and comes back: the stop is raised once;
+/// the return to the level it left is a recovery, not a second event. The same return two
+/// days later is a change of its own and is raised.
+#[test]
+fn a_return_to_the_level_before_a_change_point_is_a_recovery_within_a_day() {
+    let start = 5 * 288;
+    let stop = |len: i64| {
+        move |i: i64| {
+            machine(i)
+                - if (start..start + len).contains(&i) {
+                    20.0
+                } else {
+                    0.0
+                }
+        }
+    };
+    let mut d = BaselineDetector::new(settings());
+    let out = run(&mut d, 0, 8 * 288, stop(36));
+    let raises = raised_rows(&out);
+    assert_eq!(raises.len(), 1, "{out:?}");
+    assert!((start..start + 6).contains(&raises[0]), "{out:?}");
+    assert!(d.state.change_points >= 2, "{}", d.state.change_points);
+
+    let mut d = BaselineDetector::new(settings());
+    let out = run(&mut d, 0, 10 * 288, stop(2 * 288));
+    let raises = raised_rows(&out);
+    assert_eq!(raises.len(), 2, "{out:?}");
+    assert!(
+        (start + 2 * 288..start + 2 * 288 + 6).contains(&raises[1]),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn a_sustained_excursion_is_raised_after_min_duration_and_cleared() {
     let mut d = BaselineDetector::new(settings());
@@ -146,6 +186,42 @@ fn a_daily_square_wave_is_learned_not_raised() {
     );
 }
 
+/// With `min_width = 0` (a series in a unit with no known floor) a constant series has no
+/// spread at all: the detector stays finite, raises a spike at once, and judges a small series
+/// (a price of 0.10 ± 0.004) on its own noise, which the 0.5 floor hid.
+#[test]
+fn a_zero_floor_keeps_a_constant_series_finite_and_judges_small_units() {
+    let unitless = BaselineSettings {
+        min_width: 0.0,
+        ..settings()
+    };
+    let mut d = BaselineDetector::new(unitless.clone());
+    assert!(run(&mut d, 0, 2 * 288, |_| 0.0).is_empty());
+    assert!(d.state.level.is_finite() && d.state.spread.is_finite());
+    let out = run(&mut d, 2 * 288, 2 * 288 + 3, |i| {
+        if i == 2 * 288 + 1 {
+            5.0
+        } else {
+            0.0
+        }
+    });
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0].1.state, EventState::Raised);
+    assert!(out[0].1.limit.is_some_and(f64::is_finite), "{out:?}");
+    assert!(serde_json::to_string(&d.state).is_ok());
+
+    let price = |i: i64| 0.10 + 0.008 * noise(i);
+    let jump = |i: i64| price(i) + if i >= 3 * 288 { 0.05 } else { 0.0 };
+    let mut small = BaselineDetector::new(unitless);
+    let mut floored = BaselineDetector::new(settings());
+    assert!(run(&mut small, 0, 3 * 288, price).is_empty());
+    assert!(run(&mut floored, 0, 3 * 288, price).is_empty());
+    let raised =
+        |out: Vec<(i64, Transition)>| out.iter().any(|(_, t)| t.state == EventState::Raised);
+    assert!(raised(run(&mut small, 3 * 288, 3 * 288 + 12, jump)));
+    assert!(!raised(run(&mut floored, 3 * 288, 3 * 288 + 12, jump)));
+}
+
 #[test]
 fn hour_buckets_interpolate_between_centres() {
     let at = |h: i64, m: i64| buckets_of(Timestamp((h * 60 + m) * 60_000));
@@ -173,6 +249,15 @@ fn state_round_trips_and_an_older_state_decodes() {
     let old: BaselineState = serde_json::from_str(r#"{"level": 21.5, "n": 10}"#).expect("old");
     assert_eq!(old.level, 21.5);
     assert_eq!(old.seasonal.len(), 24);
+    // A record of the version before the recovery rule (no `before_change`) decodes.
+    let mut prior = serde_json::to_value(&d.state).expect("encode");
+    assert!(prior
+        .as_object_mut()
+        .and_then(|o| o.remove("before_change"))
+        .is_some());
+    let prior: BaselineState = serde_json::from_value(prior).expect("decode prior");
+    assert_eq!(prior.before_change, None);
+    assert_eq!(prior.level, d.state.level);
 }
 
 proptest::proptest! {
