@@ -11,6 +11,7 @@ pub mod derived;
 pub mod fault;
 pub mod flap;
 pub mod forecast;
+pub mod likelihood;
 pub mod rate;
 pub mod reachability;
 #[cfg(test)]

@@ -216,10 +216,42 @@ fn a_zero_floor_keeps_a_constant_series_finite_and_judges_small_units() {
     let mut floored = BaselineDetector::new(settings());
     assert!(run(&mut small, 0, 3 * 288, price).is_empty());
     assert!(run(&mut floored, 0, 3 * 288, price).is_empty());
-    let raised =
-        |out: Vec<(i64, Transition)>| out.iter().any(|(_, t)| t.state == EventState::Raised);
-    assert!(raised(run(&mut small, 3 * 288, 3 * 288 + 12, jump)));
-    assert!(!raised(run(&mut floored, 3 * 288, 3 * 288 + 12, jump)));
+    let (_, narrow) = small.band_at(Timestamp(3 * 288 * STEP_MS)).expect("warm");
+    let (_, wide) = floored.band_at(Timestamp(3 * 288 * STEP_MS)).expect("warm");
+    assert!(narrow < 0.05 && wide >= 0.5, "±{narrow} vs ±{wide}");
+    let out = run(&mut small, 3 * 288, 3 * 288 + 12, jump);
+    assert!(
+        out.iter().any(|(_, t)| t.state == EventState::Raised),
+        "{out:?}"
+    );
+}
+
+/// Noise that doubles for two hours: every sample stays inside the ±6σ band, so neither the
+/// band nor a change point raises; the anomaly likelihood of the run does, once, and clears
+/// when the noise is back to its usual size.
+#[test]
+fn a_noisier_stretch_inside_the_band_is_raised_by_the_likelihood() {
+    let mut d = BaselineDetector::new(settings());
+    let quiet = |i: i64| 60.0 + 2.0 * noise(i);
+    assert!(run(&mut d, 0, 8 * 288, quiet).is_empty());
+    let sigma = d.sigma();
+    let start = 8 * 288;
+    let noisy = move |i: i64| {
+        let burst = (start..start + 24).contains(&i);
+        let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+        60.0 + if burst {
+            sign * 4.0 * sigma
+        } else {
+            2.0 * noise(i)
+        }
+    };
+    let out = run(&mut d, start, start + 288, noisy);
+    let raises = raised_rows(&out);
+    assert_eq!(raises.len(), 1, "{out:?}");
+    assert!((start..start + 24).contains(&raises[0]), "{out:?}");
+    assert!(d.state.likely || out.len() == 2, "{out:?}");
+    assert_eq!(out.len(), 2, "raised once, cleared once: {out:?}");
+    assert_eq!(out[1].1.state, EventState::Cleared);
 }
 
 #[test]
@@ -253,10 +285,11 @@ fn state_round_trips_and_an_older_state_decodes() {
     let mut prior = serde_json::to_value(&d.state).expect("encode");
     assert!(prior
         .as_object_mut()
-        .and_then(|o| o.remove("before_change"))
-        .is_some());
+        .map(|o| ["before_change", "likelihood", "likely"].map(|k| o.remove(k).is_some()))
+        .is_some_and(|removed| removed.iter().all(|r| *r)));
     let prior: BaselineState = serde_json::from_value(prior).expect("decode prior");
     assert_eq!(prior.before_change, None);
+    assert_eq!(prior.likelihood.n, 0);
     assert_eq!(prior.level, d.state.level);
 }
 
