@@ -82,6 +82,25 @@ impl ZoneIndex {
             })
     }
 
+    /// Keys of the events held anywhere in `site` with event time in `[from, to]`, every zone's
+    /// merged into order-key order (what a site-wide reader that sums in event order needs).
+    pub(super) fn site_between(
+        &self,
+        site: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Vec<&OrderKey> {
+        let mut keys: Vec<&OrderKey> = self
+            .by_site
+            .get(site)
+            .into_iter()
+            .flat_map(|zones| zones.keys())
+            .flat_map(|zone| self.between(site, zone, from, to))
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// Every `(site, zone, key)` the index holds, in order (tests).
     #[cfg(test)]
     pub(super) fn entries(&self) -> Vec<(&str, &str, &OrderKey)> {
