@@ -1,5 +1,6 @@
 //! The held events' keys by `(site, zone)`, in order-key order: what the probable cause reads
-//! (an incident's zone around its window) without scanning every zone's events of that time.
+//! (an incident's zone around its window) and a problem's density evidence (its zone, or its
+//! site's zones merged, over the look-back), without scanning every zone's events of that time.
 //!
 //! Invariant: it holds exactly the keys of the analysis's `events` that have a place (sensor,
 //! device and zone events), each under its own `(site, zone)`. The analysis keeps it in step
