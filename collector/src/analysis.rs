@@ -32,6 +32,7 @@
 
 #[cfg(test)]
 mod equivalence_tests;
+mod footprint;
 pub mod horizon;
 mod prune;
 #[cfg(test)]
@@ -54,6 +55,7 @@ use shard::{Inputs, Shard};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 pub use crate::model::StoredEvent;
+pub use footprint::Footprint;
 pub use prune::Pruned;
 pub use snapshot::{Snapshot, SnapshotError, SnapshotRef};
 
@@ -489,11 +491,32 @@ impl Analysis {
     }
 
     /// Rack power step-ups in the problem's zone (every zone of its site for a site-wide
-    /// problem) during the `density_lookback` before it opened.
+    /// problem) during the `density_lookback` before it opened, read through the zone index
+    /// in order-key order (the steps' sums depend on it): its cost follows the zone's events
+    /// of the look-back, not every event held.
     fn density_before(&self, problem: &Problem) -> Vec<crate::cause::DensityStep> {
         let fp = &problem.fingerprint;
-        let zone = fp.zone.split(crate::problems::ROW_SEPARATOR).next();
-        let zone = zone.filter(|z| *z != crate::problems::SITE_WIDE);
+        let from = problem.opened_at.minus(self.problem_rules.density_lookback);
+        let keys: Vec<&OrderKey> = match density_zone(problem) {
+            Some(zone) => self
+                .by_zone
+                .between(&fp.site, zone, from, problem.opened_at)
+                .collect(),
+            None => self.by_zone.site_between(&fp.site, from, problem.opened_at),
+        };
+        let events: Vec<&StoredEvent> = keys
+            .into_iter()
+            .filter_map(|key| self.events.get(key))
+            .collect();
+        crate::cause::density_steps(&events)
+    }
+
+    /// [`Analysis::density_before`] by scanning every event held in the look-back, without the
+    /// index: what the index must equal (tests).
+    #[cfg(test)]
+    fn density_by_scan(&self, problem: &Problem) -> Vec<crate::cause::DensityStep> {
+        let fp = &problem.fingerprint;
+        let zone = density_zone(problem);
         let from = problem.opened_at.minus(self.problem_rules.density_lookback);
         let events: Vec<&StoredEvent> = self
             .events
@@ -506,6 +529,29 @@ impl Analysis {
             })
             .collect();
         crate::cause::density_steps(&events)
+    }
+
+    /// Checks, for every problem held, the indexed density evidence against the scan. Returns
+    /// how many problems it compared (tests).
+    #[cfg(test)]
+    fn check_density_index(&self) -> Result<usize, String> {
+        let mut compared = 0;
+        for shard in self.shards.values() {
+            for problem in shard.problems.problems() {
+                let (indexed, scanned) = (
+                    self.density_before(&problem),
+                    self.density_by_scan(&problem),
+                );
+                if indexed != scanned {
+                    return Err(format!(
+                        "problem {}: indexed density {indexed:?} != scanned {scanned:?}",
+                        problem.id
+                    ));
+                }
+                compared += 1;
+            }
+        }
+        Ok(compared)
     }
 
     /// An incident as the recurrence signature reads it, from its timeline's events.
@@ -706,6 +752,17 @@ fn problem_chronicle(problem: &Problem, notifications: &[ActionRecord]) -> Vec<C
         .collect();
     all.sort_by_key(|e| (e.at, e.kind));
     all
+}
+
+/// The zone whose events are a problem's density evidence: its fingerprint's zone without
+/// the row; `None` for a site-wide problem (every zone of its site).
+fn density_zone(problem: &Problem) -> Option<&str> {
+    let zone = problem
+        .fingerprint
+        .zone
+        .split(crate::problems::ROW_SEPARATOR)
+        .next();
+    zone.filter(|z| *z != crate::problems::SITE_WIDE)
 }
 
 /// Replaces a scope's old unmatched actions (`before`) in the union `all` by its current ones.

@@ -242,6 +242,34 @@ fn by_agent(size: u64, never_resolving: bool) -> impl Iterator<Item = StoredEven
     })
 }
 
+/// What the analysis holds after `size` events, part by part, as one line on stderr (to see
+/// which part grows with history; `Analysis::footprint`).
+fn print_footprint(size: u64, a: &Analysis) {
+    let Some(now) = a.latest_event_time() else {
+        return;
+    };
+    let f = a.footprint(now);
+    let mb = |bytes: usize| bytes as f64 / 1e6;
+    eprintln!(
+        "footprint at {size}: events {} (evidence {}), seen keys {}, archived summaries {} ({:.1} MB JSON), problems {} with {} incident ids and {} history entries ({:.1} MB JSON), incidents {} with {} timeline entries ({:.1} MB JSON), scopes whole {:.1} MB JSON, notifications {}, actions {}",
+        f.events,
+        f.evidence,
+        f.seen,
+        f.archived,
+        mb(f.archived_bytes),
+        f.problems,
+        f.problem_incidents,
+        f.problem_history,
+        mb(f.problem_bytes),
+        f.incidents,
+        f.timeline_entries,
+        mb(f.incident_bytes),
+        mb(f.shard_bytes),
+        f.notifications,
+        f.actions,
+    );
+}
+
 /// One size, in this process: prints one Markdown table row.
 fn run_one(size: u64, options: Options) -> Result<()> {
     let old = options.never_resolving;
@@ -249,6 +277,7 @@ fn run_one(size: u64, options: Options) -> Result<()> {
     let in_order = ingest_one_by_one(&mut a, (0..size).map(|n| event(n, old)));
     let (rss, _) = rss_mb();
     let held = a.event_count();
+    print_footprint(size, &a);
 
     // One hour late: a raise of a sensor never seen, at the latest time minus 3600 s.
     let latest = a.latest_event_time().context("no events")?;

@@ -10,6 +10,10 @@
 //!   less than [`COOLING_LEAD`] after it, so such an incident's own and zone events are all
 //!   held and its cause is computed from them on read (and they are still held when it becomes
 //!   final and gets its summary).
+//! - A summary whose incident is no longer held keeps its cause's text only if it is the first
+//!   summary of its cause's kind in its problem's incident list (what the problem's probable
+//!   cause can quote); the others keep the kind (what the problem's cause counts). The
+//!   problem's cause is therefore the same as from full summaries.
 //! - Idempotence without the old keys: the `(agent, seq)` of a forgotten event is forgotten
 //!   too. A second copy of it carries the same event time, before the floor, so it is refused
 //!   as too late and changes nothing; the store, which keys records by `(agent, seq)`, never
@@ -37,6 +41,17 @@ pub(super) struct ArchivedIncident {
 }
 
 impl ArchivedIncident {
+    /// Drops its cause's text, keeping its kind (see `Analysis::slim_counted_summaries`).
+    fn slim(&mut self) {
+        self.cause.summary = String::new();
+        self.cause.evidence = Vec::new();
+    }
+
+    /// True if its cause's text was dropped (or was empty).
+    pub(super) fn is_slim(&self) -> bool {
+        self.cause.summary.is_empty() && self.cause.evidence.is_empty()
+    }
+
     /// The incident as the recurrence signature reads it.
     pub fn point(&self) -> IncidentPoint {
         IncidentPoint {
@@ -89,6 +104,7 @@ impl Analysis {
         }
         pruned.events += self.sweep_evidence(floor);
         self.forget_unneeded_summaries(floor);
+        self.slim_counted_summaries();
         self.floor = Some(floor);
         pruned
     }
@@ -210,6 +226,39 @@ impl Analysis {
             .collect();
         for id in drop {
             self.archive.remove(&id);
+        }
+    }
+
+    /// Drops the text (summary, evidence) of each summary whose incident is no longer held and
+    /// that is not the first of its cause's kind, among the summaries, in its problem's
+    /// incident list. A problem's probable cause ([`crate::cause::of_problem`]) reads only the
+    /// kind of its incidents' causes, and the text of the first incident of the winning kind:
+    /// the first *summary* of each kind keeps its text, so the first incident of each kind
+    /// (a summary, or a held incident earlier in the list) still has it. Lists only grow at
+    /// the end (a rollback truncates the end), so a summary's predecessors in the list stay.
+    /// The text of a held incident's summary is kept: [`Analysis::cause_of`] reads it.
+    fn slim_counted_summaries(&mut self) {
+        let mut slim: Vec<String> = Vec::new();
+        for shard in self.shards.values() {
+            for problem in shard.problems.problems() {
+                let mut kinds: Vec<crate::cause::CauseKind> = Vec::new();
+                for id in &problem.incidents {
+                    let Some(summary) = self.archive.get(id) else {
+                        continue;
+                    };
+                    let kind = summary.cause.kind;
+                    if !kinds.contains(&kind) {
+                        kinds.push(kind);
+                    } else if !summary.is_slim() && !shard.incidents.holds(id) {
+                        slim.push(id.clone());
+                    }
+                }
+            }
+        }
+        for id in slim {
+            if let Some(summary) = self.archive.get_mut(&id) {
+                summary.slim();
+            }
         }
     }
 

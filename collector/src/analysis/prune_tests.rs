@@ -399,3 +399,147 @@ fn indexed_cause_check_compares_incidents_after_prunes() {
     assert!(compared >= 2, "only {compared} incidents compared");
     assert!(a.by_zone.entries().len() < events.len());
 }
+
+/// A step change of rack power (density evidence) of agent `p0`: rack `A{rack}` of zone
+/// `Z{zone}` (row `R{rack % 2}`) goes from `before` to `after` kW at `minute` after T0.
+fn step(zone: u8, rack: u8, minute: i64, before: f64, after: f64, seq: u64) -> StoredEvent {
+    let ts = Timestamp(T0 + minute * MIN);
+    StoredEvent {
+        agent: "p0".into(),
+        seq,
+        payload: Payload::SensorEvent(SensorEvent {
+            sensor: format!("Z{zone}-A{rack}-power"),
+            kind: SensorKind::RackPower,
+            location: Location {
+                site: "dc1".into(),
+                zone: format!("Z{zone}"),
+                row: Some(format!("R{}", rack % 2)),
+                rack: Some(format!("A{rack}")),
+            },
+            category: Category::Power,
+            detector: "step_change".into(),
+            state: EventState::Raised,
+            severity: Severity::Warning,
+            value: after,
+            limit: Some(before),
+            expected_crossing: None,
+            first_ts: ts,
+            ts,
+        }),
+    }
+}
+
+/// Step changes from `(zone, rack, minute, change in tenths of kW)`, with seqs in event-time
+/// order, as an agent sends them.
+fn steps(specs: &[(u8, u8, i64, i8)]) -> Vec<StoredEvent> {
+    let mut specs = specs.to_vec();
+    specs.sort_by_key(|s| s.2);
+    specs
+        .iter()
+        .enumerate()
+        .map(|(n, &(zone, rack, minute, tenths))| {
+            step(
+                zone,
+                rack,
+                minute,
+                5.0,
+                5.0 + f64::from(tenths) / 10.0,
+                n as u64 + 1,
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(60))]
+
+    /// The density evidence read through the zone index (the problem's zone, or every zone of
+    /// its site merged in order-key order for a site-wide problem) equals the scan of every
+    /// event held in the look-back, for every problem, in each problem scope, through late
+    /// deliveries, prunes and a checkpoint restore.
+    #[test]
+    fn indexed_density_equals_the_scan_through_prunes_and_restore(
+        specs in prop::collection::vec(spec(), 20..120),
+        step_specs in prop::collection::vec((0..2_u8, 0..3_u8, 0..1050_i64, -30..60_i8), 0..60),
+        delays in prop::collection::vec(0..56_i64, 360),
+        scope in prop::sample::select(vec![ProblemScope::Zone, ProblemScope::Row, ProblemScope::Site]),
+    ) {
+        let mut all = events(&specs);
+        all.extend(steps(&step_specs));
+        let mut arrival: Vec<(i64, StoredEvent)> = all
+            .iter()
+            .zip(delays.iter().cycle())
+            .map(|(e, d)| (e.payload.ts().millis() + d * MIN, e.clone()))
+            .collect();
+        arrival.sort_by_key(|(at, e)| (*at, e.order_key()));
+        let (incident_rules, problem_rules) = rules(scope);
+        let mut live = Analysis::new(incident_rules.clone(), problem_rules.clone());
+        for (n, (_, e)) in arrival.iter().enumerate() {
+            live.ingest(e.clone());
+            if n % 40 == 0 {
+                live.check_density_index().map_err(TestCaseError::fail)?;
+            }
+        }
+        live.check_density_index().map_err(TestCaseError::fail)?;
+        let written = serde_json::to_vec(&live.snapshot().expect("snapshot")).expect("encode");
+        let snapshot: Snapshot = serde_json::from_slice(&written).expect("decode");
+        let restored = Analysis::restore(snapshot, &incident_rules, &problem_rules).expect("restore");
+        restored.check_density_index().map_err(TestCaseError::fail)?;
+    }
+}
+
+/// The density check is not vacuous: with a site-wide problem and rack power steps in both
+/// zones at the same minutes, it compares problems whose evidence is not empty and merges
+/// the zones (the steps of both zones are found).
+#[test]
+fn indexed_density_check_compares_problems_with_evidence() {
+    let (incident_rules, problem_rules) = rules(ProblemScope::Site);
+    let mut all = overheats(6);
+    // Steps in both zones during the first hour, before the problem opens (second incident).
+    all.extend(steps(&[
+        (0, 1, 5, 20),
+        (1, 2, 5, 30),
+        (1, 2, 9, -10),
+        (0, 1, 12, 15),
+    ]));
+    all.sort_by_key(StoredEvent::order_key);
+    let mut a = Analysis::new(incident_rules, problem_rules);
+    for e in &all {
+        a.ingest(e.clone());
+    }
+    let compared = a.check_density_index().expect("index equals the scan");
+    assert!(compared >= 1, "no problem compared");
+    let problems: Vec<Problem> = a
+        .shards
+        .values()
+        .flat_map(|s| s.problems.problems())
+        .collect();
+    let racks: BTreeSet<String> = problems
+        .iter()
+        .flat_map(|p| a.density_before(p))
+        .map(|s| s.rack)
+        .collect();
+    assert_eq!(racks, BTreeSet::from(["A1".to_string(), "A2".to_string()]));
+}
+
+/// Counted summaries past their incident keep their cause's text only for the first of each
+/// kind in their problem's list: over three days of hourly overheats most of them are slim,
+/// and the problems (probable cause, evidence quoted, signature) equal the never-pruned ones.
+#[test]
+fn counted_summaries_keep_one_text_per_kind_and_problems_are_unchanged() {
+    let (incident_rules, problem_rules) = rules(ProblemScope::Zone);
+    let events = overheats(72);
+    let mut pruned = Analysis::new(incident_rules.clone(), problem_rules.clone());
+    let mut reference = never_pruning(&incident_rules, &problem_rules);
+    for e in &events {
+        pruned.ingest(e.clone());
+        reference.ingest(e.clone());
+    }
+    let slim = pruned.archive.values().filter(|a| a.is_slim()).count();
+    let full = pruned.archive.len() - slim;
+    assert!(full >= 1, "no summary kept its text");
+    assert!(slim > full, "{slim} slim summaries, {full} full");
+    let problems = pruned.problems();
+    assert!(problems.iter().any(|p| p.probable_cause.is_some()));
+    assert_eq!(problems, reference.problems());
+}

@@ -1,5 +1,6 @@
 //! The held events' keys by `(site, zone)`, in order-key order: what the probable cause reads
-//! (an incident's zone around its window) without scanning every zone's events of that time.
+//! (an incident's zone around its window) and a problem's density evidence (its zone, or its
+//! site's zones merged, over the look-back), without scanning every zone's events of that time.
 //!
 //! Invariant: it holds exactly the keys of the analysis's `events` that have a place (sensor,
 //! device and zone events), each under its own `(site, zone)`. The analysis keeps it in step
@@ -80,6 +81,25 @@ impl ZoneIndex {
                 keys.range((from, String::new(), 0)..)
                     .take_while(move |(ts, _, _)| *ts <= to)
             })
+    }
+
+    /// Keys of the events held anywhere in `site` with event time in `[from, to]`, every zone's
+    /// merged into order-key order (what a site-wide reader that sums in event order needs).
+    pub(super) fn site_between(
+        &self,
+        site: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Vec<&OrderKey> {
+        let mut keys: Vec<&OrderKey> = self
+            .by_site
+            .get(site)
+            .into_iter()
+            .flat_map(|zones| zones.keys())
+            .flat_map(|zone| self.between(site, zone, from, to))
+            .collect();
+        keys.sort_unstable();
+        keys
     }
 
     /// Every `(site, zone, key)` the index holds, in order (tests).
