@@ -371,6 +371,14 @@ async fn the_problem_api_says_cooling_capacity_when_the_supply_rose_with_the_inl
         "{evidence:#?}"
     );
 
+    // The problem record text says the same.
+    let record: Problem = serde_json::from_value(one.clone()).unwrap();
+    let text = crate::render::render_problem(&record);
+    assert!(
+        text.contains("  probable cause:\n    cooling capacity (from the readings)"),
+        "{text}"
+    );
+
     let (analysis, _) = recurring_problem();
     let mut state = state_of(analysis);
     for s in readings_of_every_excursion() {
