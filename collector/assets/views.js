@@ -1,7 +1,7 @@
 // The dashboard's pages. Each view takes its route's parameters and resolves to a node;
 // every figure comes from the JSON API. Zone figures come from the facility report
 // (`/api/v1/report`: rows, racks, the ASHRAE envelope, humidity, cooling units, hot spots,
-// stale sensors); the rack chart from one `/api/v1/history/series` call.
+// forecasts, stale sensors); the rack chart from one `/api/v1/history/series` call.
 
 import { get, rfc3339 } from "./api.js";
 import { h, when, ago, celsius, firstNumber, table, link } from "./dom.js";
@@ -209,9 +209,22 @@ function hotSpots(spots, site, zone) {
         .map((c) => h("td", {}, c)))))));
 }
 
+// The zone's open forecasts (issue 15): sensors whose trend reaches their limit within the
+// horizon, soonest first, with the current value and the expected crossing time.
+function trending(list, site, zone) {
+  if (!list.length) return h("p", { class: "muted", id: "trending-none" }, "No sensor trending towards its limit.");
+  return h("div", { class: "scroll" }, h("table", { id: "trending" },
+    h("thead", {}, h("tr", {}, ["sensor", "rack", "now", "limit", "expected crossing", "forecast raised"]
+      .map((t) => h("th", {}, t)))),
+    h("tbody", {}, list.map((f) => h("tr", { "data-sensor": f.sensor },
+      [f.sensor, f.rack ? link(f.rack, "rack", site, zone, f.rack) : "—", celsius(f.current), celsius(f.limit),
+        when(f.expected_crossing), when(f.raised_at)]
+        .map((c) => h("td", {}, c)))))));
+}
+
 // One zone, from the facility report over the last PERIOD: inlet figures, heat map, racks
-// with time above the band, humidity and dew point, cooling units, hot spots, stale and faulty
-// sensors, open incidents and problems.
+// with time above the band, hot spots, sensors trending towards their limit, humidity and dew
+// point, cooling units, stale and faulty sensors, open incidents and problems.
 export async function zone(site, zoneName) {
   const { report, bands } = await facility(site, zoneName);
   const z = (report.zones || []).find((x) => x.zone === zoneName);
@@ -240,6 +253,8 @@ export async function zone(site, zoneName) {
       ])),
     h("h2", {}, "Hot spots"),
     hotSpots(z.hot_spots || [], report.site, z.zone),
+    h("h2", {}, "Trending towards the limit"),
+    trending(z.forecasts || [], report.site, z.zone),
     h("h2", {}, "Humidity and dew point"),
     envelopeRows(z, report.envelope),
     h("h2", {}, "Cooling units"),

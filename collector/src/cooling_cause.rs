@@ -25,7 +25,9 @@
 //! Every evidence line quotes the values and the times they come from. [`merge`] puts this
 //! readings cause over the event cause (a sensor-fault verdict of the events stays).
 //!
-//! Pure: summaries, events and times in, a cause out; no clock, no store.
+//! Pure: summaries, events and times in, a cause out; no clock, no store. [`problem`] (pure)
+//! votes over a problem's incidents; [`read`] is the read boundary the API routes call: it
+//! takes the readings from memory or, for older incidents, from the minute then hour roll-ups.
 
 use crate::cause::{CauseKind, ProbableCause};
 use crate::model::StoredEvent;
@@ -373,5 +375,10 @@ pub fn refine_incident<'a>(
     incident.probable_cause = Some(merge(cause, explain(&zone, opened, windows, &faulty)));
 }
 
+pub mod problem;
+pub mod read;
+
+#[cfg(test)]
+mod problem_tests;
 #[cfg(test)]
 mod tests;

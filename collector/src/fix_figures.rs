@@ -189,7 +189,7 @@ pub async fn with_figures(
 }
 
 /// One roll-up bucket as a summary over the bucket.
-fn summary_of(bucket: &Rollup, bucket_ms: i64) -> ReadingSummary {
+pub(crate) fn summary_of(bucket: &Rollup, bucket_ms: i64) -> ReadingSummary {
     ReadingSummary {
         sensor: bucket.sensor.clone(),
         kind: bucket.kind,

@@ -303,6 +303,11 @@ pub(crate) async fn facility_answer(
     let Some(rollups) = rollups else {
         return Err(ApiError::not_found("this collector keeps no history"));
     };
+    // The open forecasts, for each zone's "trending towards the limit" list.
+    let forecasts = {
+        let state = state.read().await;
+        crate::report::forecasts::open_by_zone(state.analysis.events(), &site, zone.as_deref())
+    };
     let query = HistoryQuery {
         site: site.clone(),
         zone: zone.clone(),
@@ -316,7 +321,7 @@ pub(crate) async fn facility_answer(
     known.extend(current.iter().map(|b| b.location.zone.clone()));
     known.extend(previous.2.iter().map(|b| b.location.zone.clone()));
     let zones = resolve_zones(&site, zone.as_deref(), &known).map_err(crate::http::report_error)?;
-    let report = build(&Inputs {
+    let mut report = build(&Inputs {
         site: &site,
         zones: &zones,
         from,
@@ -333,6 +338,11 @@ pub(crate) async fn facility_answer(
         envelope: settings.envelope,
         stale_after: settings.stale_after,
     });
+    let period = BucketParts {
+        closed: &current.closed,
+        tail: &current.tail,
+    };
+    crate::report::forecasts::add_to_facility(&mut report, forecasts, period);
     Ok(match format {
         Format::Json => Json(report).into_response(),
         other => (

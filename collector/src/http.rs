@@ -7,9 +7,9 @@
 //! | `GET /api/v1/zones` | every known zone with counts ([`ZoneSummary`]) |
 //! | `GET /api/v1/zones/{zone}/report?site=&window=24h&format=json\|text` | [`crate::report::ZoneReport`], or its text rendering |
 //! | `GET /api/v1/incidents?status=open\|resolved&zone=&site=` | incidents, oldest first |
-//! | `GET /api/v1/incidents/{id}` | one incident with its timeline; its probable cause refined by the zone's readings ([`crate::cooling_cause`]) |
-//! | `GET /api/v1/problems?zone=&site=` | problems, oldest first |
-//! | `GET /api/v1/problems/{id}` | one problem |
+//! | `GET /api/v1/incidents/{id}` | one incident with its timeline; its probable cause refined by the zone's readings, from memory or the roll-ups ([`crate::cooling_cause::read`]) |
+//! | `GET /api/v1/problems?zone=&site=` | problems, oldest first; each one's probable cause read from its incidents' readings ([`crate::cooling_cause::read`]) |
+//! | `GET /api/v1/problems/{id}` | one problem, its probable cause likewise |
 //! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id: last status, last batch, `silent` (`?silent=true` lists only silent agents) |
 //! | `GET /api/v1/stats` | ingest and analysis counters ([`ApiStats`]) |
 //! | `GET /api/v1/history?site=&zone=&rack=&sensor=&since=7d\|from=&to=` | summary figures over a period ([`crate::history_api`]) |
@@ -515,14 +515,11 @@ async fn one_incident(
     let now = (api.clock)();
     let state = api.state.read().await;
     match state.analysis.incident(&id, incident_time(&state, now)) {
-        Some(mut incident) => {
+        Some(incident) => {
+            drop(state);
             // The cause engine reads events; the cooling units' readings refine it here.
-            crate::cooling_cause::refine_incident(
-                &mut incident,
-                state.summaries.iter(),
-                state.analysis.events(),
-                crate::cooling_cause::Windows::default(),
-            );
+            let incident =
+                crate::cooling_cause::read::incident_with_cause(&api.state, incident, now).await;
             Ok(Json(incident).into_response())
         }
         None => Err(ApiError::not_found(format!("no incident with id {id:?}"))),
@@ -554,6 +551,8 @@ async fn list_problems(
         .filter(|p| site.as_deref().is_none_or(|s| p.fingerprint.site == s))
         .collect();
     drop(state);
+    let problems =
+        crate::cooling_cause::read::problems_with_cause(&api.state, problems, (api.clock)()).await;
     Ok(Json(problems).into_response())
 }
 
@@ -565,8 +564,10 @@ async fn one_problem(
     let problem = api.state.read().await.analysis.problem(&id);
     match problem {
         Some(problem) => {
+            let now = (api.clock)();
+            let problem = crate::fix_figures::with_figures(&api.state, problem, now).await;
             let problem =
-                crate::fix_figures::with_figures(&api.state, problem, (api.clock)()).await;
+                crate::cooling_cause::read::problem_with_cause(&api.state, problem, now).await;
             Ok(Json(problem).into_response())
         }
         None => Err(ApiError::not_found(format!("no problem with id {id:?}"))),

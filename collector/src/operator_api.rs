@@ -176,9 +176,14 @@ async fn incident_answer(ops: &Ops, id: &str) -> ApiResult<Response> {
 }
 
 async fn problem_answer(ops: &Ops, id: &str) -> ApiResult<Response> {
-    let state = ops.state.read().await;
-    match state.analysis.problem(id) {
-        Some(problem) => Ok(Json(problem).into_response()),
+    let problem = ops.state.read().await.analysis.problem(id);
+    match problem {
+        Some(problem) => {
+            let problem =
+                crate::cooling_cause::read::problem_with_cause(&ops.state, problem, (ops.clock)())
+                    .await;
+            Ok(Json(problem).into_response())
+        }
         None => Err(ApiError::not_found(format!("no problem with id {id:?}"))),
     }
 }
@@ -528,6 +533,7 @@ async fn problem_markdown(State(ops): State<Ops>, path: IdPath) -> ApiResult<Res
         .problem(&id)
         .ok_or_else(|| ApiError::not_found(format!("no problem with id {id:?}")))?;
     let problem = crate::fix_figures::with_figures(&ops.state, problem, now).await;
+    let problem = crate::cooling_cause::read::problem_with_cause(&ops.state, problem, now).await;
     let state = ops.state.read().await;
     let incidents = state.analysis.incidents(incident_time(&state, now));
     Ok(markdown(problem_postmortem(&problem, &incidents)))

@@ -1,5 +1,5 @@
-//! A problem's recurrence signature (and, once written, its fix verification) as lines of
-//! text, shared by the terminal rendering ([`crate::render`]), the Markdown postmortem
+//! A problem's probable cause, recurrence signature (and, once written, its fix verification)
+//! as lines of text, shared by the terminal rendering ([`crate::render`]), the Markdown postmortem
 //! ([`crate::postmortem`]) and the reports, so all of them say the same thing.
 //!
 //! Pure: reads only the [`Problem`] the analysis returned.
@@ -39,6 +39,18 @@ fn parts(summary: &str) -> Vec<String> {
     }
     out.push(current);
     out
+}
+
+/// The probable cause in lines: the summary, then each evidence line (indented by the
+/// caller). Empty without a cause. On the API's problem record the cause is the readings
+/// verdict of its incidents when they decide ([`crate::cooling_cause::read`]).
+pub fn cause_lines(problem: &Problem) -> Vec<String> {
+    let Some(cause) = &problem.probable_cause else {
+        return Vec::new();
+    };
+    std::iter::once(cause.summary.clone())
+        .chain(cause.evidence.iter().map(|e| format!("- {e}")))
+        .collect()
 }
 
 /// The fix verification in lines: the window, the recurrence that reopened the problem, and
@@ -101,6 +113,31 @@ mod tests {
         assert!(
             lines[1].starts_with("racks: R07 (2, peak 29.0)"),
             "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn cause_lines_are_the_summary_then_the_evidence() {
+        use crate::cause::{CauseKind, ProbableCause};
+        let mut problem: Problem = serde_json::from_value(serde_json::json!({
+            "id": "prb-x", "fingerprint": {"site": "dc1", "zone": "Z1", "category": "thermal"},
+            "status": "open", "opened_at": 0, "trigger": "recurrence", "reason": "r",
+            "incidents": []
+        }))
+        .unwrap();
+        assert!(cause_lines(&problem).is_empty());
+        problem.probable_cause = Some(ProbableCause {
+            kind: CauseKind::CoolingCapacity,
+            summary: "cooling capacity (from the readings)".into(),
+            evidence: vec!["supply rose".into(), "inlets rose".into()],
+        });
+        assert_eq!(
+            cause_lines(&problem),
+            [
+                "cooling capacity (from the readings)",
+                "- supply rose",
+                "- inlets rose"
+            ]
         );
     }
 

@@ -216,6 +216,13 @@ pub fn render_problem(problem: &Problem) -> String {
             line(&mut out, format!("    {id}"));
         }
     }
+    let cause = crate::problem_text::cause_lines(problem);
+    if !cause.is_empty() {
+        line(&mut out, "  probable cause:".to_string());
+        for text in cause {
+            line(&mut out, format!("    {text}"));
+        }
+    }
     let signature = crate::problem_text::signature_lines(problem);
     if !signature.is_empty() {
         line(&mut out, "  recurrence signature:".to_string());
@@ -454,9 +461,20 @@ mod tests {
         assert!(lines[5].starts_with("  reason:      critical thermal incident"));
         assert_eq!(lines[6], "  linked incidents (1):");
         assert_eq!(lines[7], format!("    {}", problem.incidents[0]));
-        assert_eq!(lines[8], "  recurrence signature:");
-        assert!(lines[9].contains("too few to call a pattern"), "{text}");
-        assert!(lines[10].starts_with("    racks: "), "{text}");
-        assert_eq!(lines.len(), 11);
+        assert_eq!(lines[8], "  probable cause:");
+        let cause = problem.probable_cause.as_ref().unwrap();
+        assert_eq!(lines[9], format!("    {}", cause.summary));
+        let signature = 10 + cause.evidence.len();
+        assert_eq!(
+            lines[signature - 1],
+            format!("    - {}", cause.evidence.last().unwrap())
+        );
+        assert_eq!(lines[signature], "  recurrence signature:");
+        assert!(
+            lines[signature + 1].contains("too few to call a pattern"),
+            "{text}"
+        );
+        assert!(lines[signature + 2].starts_with("    racks: "), "{text}");
+        assert_eq!(lines.len(), signature + 3);
     }
 }

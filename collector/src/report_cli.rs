@@ -1,6 +1,8 @@
 //! `coldaisle-collector report` and `status`: clients of `GET /api/v1/report` and
 //! `GET /api/v1/agents`. Flags are checked here (clap names the flag in its error); the
-//! collector renders the report in the asked format, the agent summary is rendered here.
+//! collector renders the report in the asked format (each zone with its sensors trending
+//! towards the limit: the open forecasts, see [`crate::report::forecasts`]), the agent summary
+//! is rendered here.
 
 use crate::ops_cli::ApiClient;
 use anyhow::Context as _;

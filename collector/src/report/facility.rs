@@ -92,6 +92,10 @@ pub struct ZoneSection {
     pub open_incidents: Vec<IncidentSummary>,
     /// Problems of the zone not resolved, oldest first.
     pub open_problems: Vec<ProblemSummary>,
+    /// Sensors trending towards their limit (open forecasts, issue 15), by expected crossing;
+    /// filled by [`super::forecasts::add_to_facility`] (empty from [`build`]).
+    #[serde(default)]
+    pub forecasts: Vec<super::forecasts::TrendingSensor>,
 }
 
 /// One row of racks.
@@ -426,6 +430,7 @@ fn zone_section(inputs: &Inputs<'_>, span: Span, zone: &str) -> ZoneSection {
             })
             .map(ProblemSummary::of)
             .collect(),
+        forecasts: Vec::new(),
     }
 }
 

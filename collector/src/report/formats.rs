@@ -1,5 +1,7 @@
 //! Renderings of a [`FacilityReport`]: a plain-text table for terminals, Markdown for tickets
-//! and wikis, CSV (one line per rack) for spreadsheets. JSON is the report itself. Pure.
+//! and wikis, CSV (one line per rack) for spreadsheets. JSON is the report itself. Each zone
+//! ends with its "trending towards the limit" list (open forecasts); in CSV a rack's earliest
+//! expected crossing is its last column. Pure.
 
 use super::ashrae::{Band, Standing};
 use super::facility::{FacilityReport, ZoneSection};
@@ -248,7 +250,47 @@ fn details(zone: &ZoneSection, bullet: &str) -> Vec<String> {
     for p in &zone.open_problems {
         lines.push(format!("{bullet}{} {:?}: {}", p.id, p.status, p.reason));
     }
+    lines.extend(trending_lines(zone, bullet));
     lines
+}
+
+/// The zone's "trending towards the limit" list (open forecasts): sensor, rack, current
+/// value, limit and expected crossing time.
+fn trending_lines(zone: &ZoneSection, bullet: &str) -> Vec<String> {
+    let mut lines = vec![format!(
+        "Trending towards the limit ({}):",
+        zone.forecasts.len()
+    )];
+    for f in &zone.forecasts {
+        lines.push(format!(
+            "{bullet}{}{}: now {}, limit {}, expected to cross at {} (forecast raised {} at {})",
+            f.sensor,
+            f.rack
+                .as_deref()
+                .map(|r| format!(" (rack {r})"))
+                .unwrap_or_default(),
+            num(f.current),
+            num(f.limit),
+            f.expected_crossing
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "-".into()),
+            f.raised_at.to_rfc3339(),
+            num(Some(f.value_at_raise)),
+        ));
+    }
+    lines
+}
+
+/// The earliest expected crossing of `rack`'s open forecasts (CSV column `forecast_crossing`),
+/// empty without one.
+fn rack_crossing(zone: &ZoneSection, rack: &str) -> String {
+    zone.forecasts
+        .iter()
+        .filter(|f| f.rack.as_deref() == Some(rack))
+        .filter_map(|f| f.expected_crossing)
+        .min()
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
 }
 
 fn zone_head(zone: &ZoneSection) -> String {
@@ -325,11 +367,15 @@ fn csv_field(v: &str) -> String {
 }
 
 fn csv(report: &FacilityReport) -> String {
-    let mut out = format!("site,zone,{}\n", RACK_COLUMNS.join(","));
+    let mut out = format!("site,zone,{},forecast_crossing\n", RACK_COLUMNS.join(","));
     for zone in &report.zones {
         for line in rack_cells(zone) {
             let mut fields = vec![csv_field(&report.site), csv_field(&zone.zone)];
             fields.extend(line.iter().map(|c| csv_field(c)));
+            fields.push(csv_field(&rack_crossing(
+                zone,
+                line.get(1).map(String::as_str).unwrap_or_default(),
+            )));
             let _ = writeln!(out, "{}", fields.join(","));
         }
     }
@@ -395,15 +441,18 @@ mod tests {
     fn csv_has_one_quoted_line_per_rack() {
         let text = render(&sample(), Format::Csv);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], format!("site,zone,{}", RACK_COLUMNS.join(",")));
+        assert_eq!(
+            lines[0],
+            format!("site,zone,{},forecast_crossing", RACK_COLUMNS.join(","))
+        );
         // Natural order: ',' sorts before '1'.
         assert_eq!(
             lines[1],
-            "dc1,Z1,A,\"R,2\",1,29.0,29.0,33.0,33.0,OUTSIDE,1m,0s-1m,-,0"
+            "dc1,Z1,A,\"R,2\",1,29.0,29.0,33.0,33.0,OUTSIDE,1m,0s-1m,-,0,"
         );
         assert_eq!(
             lines[2],
-            "dc1,Z1,A,R1,1,22.0,22.0,24.0,24.0,recommended,0s,0s,-,0"
+            "dc1,Z1,A,R1,1,22.0,22.0,24.0,24.0,recommended,0s,0s,-,0,"
         );
         assert_eq!(lines.len(), 3);
     }
@@ -442,5 +491,43 @@ mod tests {
             ..report
         };
         assert!(render(&empty, Format::Table).ends_with("No zone.\n"));
+    }
+
+    #[test]
+    fn every_format_lists_the_sensors_trending_towards_the_limit() {
+        use crate::report::forecasts::TrendingSensor;
+        let mut report = sample();
+        assert!(render(&report, Format::Table).contains("Trending towards the limit (0):"));
+        report.zones[0].forecasts = vec![TrendingSensor {
+            sensor: "s1".into(),
+            rack: Some("R1".into()),
+            current: Some(25.4),
+            value_at_raise: 24.9,
+            limit: Some(27.0),
+            raised_at: Timestamp(5 * MIN),
+            expected_crossing: Some(Timestamp(20 * MIN)),
+        }];
+        let line =
+            "s1 (rack R1): now 25.4, limit 27.0, expected to cross at 1970-01-01T00:20:00.000Z";
+        let table = render(&report, Format::Table);
+        assert!(table.contains("Trending towards the limit (1):"), "{table}");
+        assert!(table.contains(&format!("  {line}")), "{table}");
+        let markdown = render(&report, Format::Markdown);
+        assert!(
+            markdown.contains("**Trending towards the limit (1):**"),
+            "{markdown}"
+        );
+        assert!(markdown.contains(&format!("- {line}")), "{markdown}");
+        let csv = render(&report, Format::Csv);
+        let r1 = csv.lines().find(|l| l.contains(",R1,")).expect("R1 line");
+        assert!(r1.ends_with(",0,1970-01-01T00:20:00.000Z"), "{csv}");
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&report, Format::Json)).expect("json");
+        let f = &json["zones"][0]["forecasts"][0];
+        assert_eq!(
+            (f["sensor"].as_str(), f["current"].as_f64()),
+            (Some("s1"), Some(25.4))
+        );
+        assert_eq!(f["expected_crossing"], 20 * MIN);
     }
 }

@@ -2,7 +2,8 @@
 //! ASHRAE bands) and a cooling unit's supply and return air, our agent and collector (with an
 //! API token), and headless Chromium driven over WebDriver by `chromedriver`. It signs in with
 //! the token, then checks what the pages show: the zone page from the facility report (rack
-//! colours against the fed temperatures, the cooling unit's ΔT, the hot spots' ranks), the
+//! colours against the fed temperatures, the cooling unit's ΔT, the hot spots' ranks, a
+//! published forecast in the "trending towards the limit" list), the
 //! open incident in the incident list, an operator note in a problem's chronicle, the rack
 //! chart (one history request), and the layout at phone width. Screenshots go to
 //! `target/test-artifacts/` (paths printed).
@@ -262,6 +263,26 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
         },
     )
     .with_context(logs)?;
+    // A forecast on R1's inlet, as an agent's forecast slot raises it: the zone page must list
+    // it under "trending towards the limit" with the inlet's current value from the roll-ups.
+    publish_forecast(broker.port())?;
+    wait_for(
+        "the forecast in the facility report",
+        Duration::from_secs(30),
+        || {
+            let report = get_authed(
+                &format!("{api}/api/v1/report?site=lab1&zone=Z1&since=1h"),
+                &token,
+            )
+            .ok()?;
+            let forecasts = report["zones"][0]["forecasts"].as_array()?;
+            forecasts
+                .iter()
+                .any(|f| f["sensor"] == "r1-inlet" && f["current"].is_number())
+                .then_some(())
+        },
+    )
+    .with_context(logs)?;
     let mut note = ureq::post(&format!("{api}/api/v1/problems/{problem}/notes"))
         .header("authorization", &format!("Bearer {token}"))
         .header("content-type", "application/json")
@@ -360,6 +381,28 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
     assert!(
         zone["period"].as_str().is_some_and(|p| p.contains("24h")),
         "{zone}"
+    );
+    // The sensors trending towards their limit: sensor, rack, current value, limit, crossing.
+    let trending = browser.execute(
+        "const row = document.querySelector('#trending tr[data-sensor=\"r1-inlet\"]');
+         return row && [...row.querySelectorAll('td')].map(c => c.innerText)",
+        json!([]),
+    )?;
+    let cells: Vec<&str> = trending
+        .as_array()
+        .with_context(|| format!("no trending row for r1-inlet: {trending}"))?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(cells.len(), 6, "{trending}");
+    assert_eq!(
+        &cells[..4],
+        ["r1-inlet", "R1", "22.0 °C", "27.0 °C"],
+        "{trending}"
+    );
+    assert!(
+        cells[4].len() >= 16 && cells[4] != "—",
+        "expected crossing shown: {trending}"
     );
     save_screenshot(&browser, "dashboard-zone-1280x800.png")?;
 
@@ -462,6 +505,64 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
     save_screenshot(&browser, "dashboard-zone-390x844.png")?;
     open(&browser, &api, &format!("#/problem/{problem}"))?;
     save_screenshot(&browser, "dashboard-problem-390x844.png")?;
+    Ok(())
+}
+
+/// Publishes one open forecast on Z1's `r1-inlet` (rack R1: value 25 °C, limit 27 °C, crossing
+/// in 20 minutes) as a second agent of site lab1, with mosquitto_pub (QoS 1).
+fn publish_forecast(port: u16) -> Result<()> {
+    use coldaisle_core::wire::{Batch, Payload, Record, SCHEMA_VERSION};
+    use coldaisle_core::{
+        Category, EventState, Location, SensorEvent, SensorKind, Severity, Timestamp,
+        FORECAST_DETECTOR,
+    };
+    let ts = Timestamp::now();
+    let event = SensorEvent {
+        sensor: "r1-inlet".into(),
+        kind: SensorKind::InletTemp,
+        location: Location {
+            site: "lab1".into(),
+            zone: "Z1".into(),
+            row: None,
+            rack: Some("R1".into()),
+        },
+        category: Category::Thermal,
+        detector: FORECAST_DETECTOR.into(),
+        state: EventState::Raised,
+        severity: Severity::Warning,
+        value: 25.0,
+        limit: Some(27.0),
+        first_ts: ts,
+        ts,
+        expected_crossing: Some(ts.plus(Duration::from_secs(20 * 60))),
+    };
+    let (site, agent) = ("lab1", "web-forecaster");
+    let batch = Batch {
+        schema: SCHEMA_VERSION,
+        agent: agent.into(),
+        site: site.into(),
+        floor: 1,
+        records: vec![Record {
+            schema: SCHEMA_VERSION,
+            agent: agent.into(),
+            site: site.into(),
+            seq: 1,
+            payload: Payload::SensorEvent(event),
+            instance: None,
+        }],
+        dropped: Vec::new(),
+        instance: None,
+    };
+    let status = std::process::Command::new(coldaisle_testkit::peers::find_executable(
+        "mosquitto_pub",
+        "mosquitto-clients",
+    )?)
+    .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+    .args(["-u", "collector", "-P", "collector-pass", "-q", "1"])
+    .args(["-t", &format!("coldaisle/v1/{site}/{agent}/events"), "-m"])
+    .arg(serde_json::to_string(&batch)?)
+    .status()?;
+    anyhow::ensure!(status.success(), "mosquitto_pub failed: {status}");
     Ok(())
 }
 
