@@ -1,7 +1,7 @@
 //! Shared fixtures of the roll-up benchmarks (`history`, `report`): the benchmarks' "now",
 //! writing folded buckets into a store, and percentiles of measured times.
 
-use coldaisle_collector::rollup::{codec, fold, Level};
+use coldaisle_collector::rollup::{codec, fold, key_time, zone_value, Level};
 use coldaisle_collector::rollup_store::merge_cache::WRITES;
 use coldaisle_core::ReadingSummary;
 use coldaisle_store::{KvStore, WriteBatch};
@@ -17,9 +17,13 @@ pub const NOW: i64 = 1_795_996_800_000;
 /// How the fixtures store bucket values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
-    /// The collector's binary layout (`rollup::codec`), what it writes today.
+    /// One value per zone and bucket (`rollup::zone_value`), what the collector writes today.
     Binary,
-    /// JSON, as collectors wrote before the binary layout (still read).
+    /// One binary value per sensor and bucket (`rollup::codec`), as collectors wrote before
+    /// zone values (still read).
+    PerSensor,
+    /// One JSON value per sensor and bucket, as collectors wrote before the binary layout
+    /// (still read).
     LegacyJson,
 }
 
@@ -43,13 +47,22 @@ pub fn write_buckets_as(
 ) -> anyhow::Result<()> {
     let mut batch = WriteBatch::default();
     let mut starts = Vec::new();
-    for (key, bucket) in fold(summaries, level) {
-        starts.push(bucket.start);
-        let value = match encoding {
-            Encoding::Binary => codec::encode(&bucket)?,
-            Encoding::LegacyJson => serde_json::to_vec(&bucket)?,
-        };
-        batch.insert(key, value);
+    let buckets = fold(summaries, level);
+    if encoding == Encoding::Binary {
+        for (key, zone) in zone_value::group(buckets.into_values()) {
+            starts.extend(key_time(&key));
+            let value = zone_value::encode(&zone)?;
+            batch.insert(key, value);
+        }
+    } else {
+        for (key, bucket) in buckets {
+            starts.push(bucket.start);
+            let value = match encoding {
+                Encoding::LegacyJson => serde_json::to_vec(&bucket)?,
+                _ => codec::encode(&bucket)?,
+            };
+            batch.insert(key, value);
+        }
     }
     kv.apply(level.tree(), batch)?;
     WRITES.record(level, starts);

@@ -26,9 +26,8 @@ use crate::store::{CollectorStore, Deleted};
 use crate::tree_sizes::{Delta, Deltas};
 use coldaisle_config::collector::RetentionConfig;
 use coldaisle_core::Timestamp;
-use coldaisle_store::{visit_from, KvStore, StoreError, WriteBatch};
+use coldaisle_store::{KvStore, StoreError, WriteBatch};
 use serde::Serialize;
-use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -94,6 +93,11 @@ pub struct Compacted {
 /// Removes every expired bucket of every level at `now`. Keys that are not roll-up keys are
 /// kept and logged. `stop` is polled per key: once it answers true the pass deletes what it
 /// has found so far and returns (the rest waits for the next pass), so shutdown is not held up.
+///
+/// A zone's keys run in time order (`site, zone, start`, zone values and older per-sensor
+/// buckets alike: [`crate::rollup::zone_value`]), so the walk reads each zone from its oldest
+/// bucket and leaves it at its first bucket still kept ([`expired_keys`]): a pass reads what
+/// it deletes plus one entry per zone, not the whole level.
 pub fn compact(
     kv: &dyn KvStore,
     policy: &RetentionPolicy,
@@ -103,21 +107,13 @@ pub fn compact(
     let mut out = Compacted::default();
     for (i, level) in Level::ALL.into_iter().enumerate() {
         let tree = level.tree();
-        let mut doomed = Vec::new();
-        visit_from(kv, tree, b"", |key, value| {
-            if stop() {
-                return ControlFlow::Break(());
-            }
-            out.scanned += 1;
-            match key_time(key) {
-                Some(start) if policy.expired(level, start, now) => {
-                    doomed.push((key.to_vec(), value.len()))
-                }
-                Some(_) => {}
-                None => tracing::warn!(tree, key = ?key, "not a roll-up key; kept"),
-            }
-            ControlFlow::Continue(())
-        })?;
+        let doomed = expired_keys(
+            kv,
+            level,
+            |start| policy.expired(level, start, now),
+            stop,
+            &mut out.scanned,
+        )?;
         out.removed[i] = doomed.len() as u64;
         for chunk in doomed.chunks(DELETE_CHUNK) {
             let mut batch = WriteBatch::default();
@@ -132,6 +128,66 @@ pub fn compact(
     }
     kv.flush()?;
     Ok(out)
+}
+
+/// Most entries read per scan while a zone's buckets keep expiring (the first read of a
+/// zone asks for one: most zones have nothing to delete).
+const WALK_CHUNK: usize = 256;
+
+/// The keys (with their value lengths) of `level`'s buckets whose start `expired` accepts,
+/// walking each zone from its oldest bucket to its first kept one, then seeking the next
+/// zone. Counts the entries read in `scanned`; stops early (with what it found) once `stop`
+/// answers true.
+fn expired_keys(
+    kv: &dyn KvStore,
+    level: Level,
+    expired: impl Fn(Timestamp) -> bool,
+    stop: &dyn Fn() -> bool,
+    scanned: &mut u64,
+) -> Result<Vec<(Vec<u8>, usize)>, StoreError> {
+    let tree = level.tree();
+    let mut doomed = Vec::new();
+    let mut from = Vec::new();
+    let mut limit = 1;
+    loop {
+        let chunk = kv.scan(tree, &from, limit)?;
+        let Some((last, _)) = chunk.last() else {
+            return Ok(doomed);
+        };
+        // By default go on right after the chunk, with a longer read.
+        let mut next = last.clone();
+        next.push(0);
+        limit = (limit * 4).min(WALK_CHUNK);
+        for (key, value) in &chunk {
+            if stop() {
+                return Ok(doomed);
+            }
+            *scanned += 1;
+            match key_time(key) {
+                Some(start) if expired(start) => doomed.push((key.clone(), value.len())),
+                Some(_) => {
+                    // The zone's later keys are younger still: seek the next zone.
+                    if let Some(after) = after_zone(key) {
+                        next = after;
+                        limit = 1;
+                        break;
+                    }
+                }
+                None => tracing::warn!(tree, key = ?key, "not a roll-up key; kept"),
+            }
+        }
+        from = next;
+    }
+}
+
+/// The smallest key after every key of `key`'s zone (`site 0x00 zone 0x01`); `None` if `key`
+/// is not a roll-up key.
+fn after_zone(key: &[u8]) -> Option<Vec<u8>> {
+    let site_end = key.iter().position(|&b| b == 0)?;
+    let zone_end = site_end + 1 + key.get(site_end + 1..)?.iter().position(|&b| b == 0)?;
+    let mut after = key[..=zone_end].to_vec();
+    *after.last_mut()? = 1;
+    Some(after)
 }
 
 /// The cut-off of raw records at `now` (pure): records with an event time before it may be
@@ -339,7 +395,9 @@ mod tests {
         }
         let c = compact(&kv, &RetentionPolicy::default(), now, &|| false).expect("compact");
         assert_eq!(c.removed, [1, 1, 0]);
-        assert_eq!(c.scanned, 6);
+        // Minutes and hours: the expired bucket and the kept one after it; days: the first
+        // bucket is kept, so the zone is left there.
+        assert_eq!(c.scanned, 5);
         assert_eq!(kv.len(Level::Minute.tree()).expect("len"), 1);
         assert_eq!(kv.len(Level::Hour.tree()).expect("len"), 1);
         assert_eq!(kv.len(Level::Day.tree()).expect("len"), 2);
@@ -349,6 +407,43 @@ mod tests {
         // A second pass has nothing to do.
         let again = compact(&kv, &RetentionPolicy::default(), now, &|| false).expect("compact");
         assert_eq!(again.removed, [0, 0, 0]);
+    }
+
+    #[test]
+    fn compaction_walks_zone_values_and_per_sensor_buckets_by_zone() {
+        let kv = MemoryStore::default();
+        let now = Timestamp(200 * DAY);
+        let at = |zone: &str, rack: &str, day: i64| ReadingSummary {
+            location: Location {
+                zone: zone.into(),
+                rack: Some(rack.into()),
+                ..summary(0).location
+            },
+            ..summary(day * DAY)
+        };
+        // Three zones of hour buckets (90 days kept): a per-sensor bucket an older collector
+        // wrote, then zone values, 100 and 150 days back (expired) and 10 days back (kept).
+        write(&kv, Level::Hour, &[at("a", "r1", 50), at("c", "r1", 50)]);
+        let mut zoned = Vec::new();
+        for zone in ["a", "b", "c"] {
+            for day in [50, 100, 190] {
+                zoned.push(at(zone, "r1", day));
+                zoned.push(at(zone, "r2", day));
+            }
+        }
+        let refs: Vec<&ReadingSummary> = zoned.iter().collect();
+        crate::rollup_store::add(&kv, &refs).expect("add");
+        assert_eq!(kv.len(Level::Hour.tree()).expect("len"), 2 + 9);
+        let c = compact(&kv, &RetentionPolicy::default(), now, &|| false).expect("compact");
+        assert_eq!(c.removed[1], 2 + 6);
+        let kept = kv.scan(Level::Hour.tree(), b"", 100).expect("scan");
+        let starts: Vec<Option<Timestamp>> = kept.iter().map(|(k, _)| key_time(k)).collect();
+        assert_eq!(starts, vec![Some(Timestamp(190 * DAY)); 3]);
+        // A pass reads the first kept entry of each zone, not more: none of minutes (every
+        // one expired), one of each zone's hours and of its days (3 kept each).
+        let again = compact(&kv, &RetentionPolicy::default(), now, &|| false).expect("compact");
+        assert_eq!(again.removed, [0, 0, 0]);
+        assert_eq!(again.scanned, 3 + 3);
     }
 
     #[test]

@@ -10,11 +10,13 @@
 //! - A summary belongs to the bucket holding its `from` (the first sample), at every level.
 //! - Merging is commutative and associative: `last` is the value with the greatest `last_at`,
 //!   ties broken by the greater value, so the result never depends on arrival order.
-//! - Keys are `site 0x00 zone 0x00 start(8 bytes, big-endian, sign flipped) rack 0x00 sensor`,
-//!   so all of a zone over a time range is one ordered scan. Site and zone ids contain no
-//!   `0x00` (they are printable identifiers).
-//! - Values are [`codec`]'s compact binary layout (the key holds the location strings);
-//!   buckets stored as JSON by earlier collectors still decode.
+//! - A level's tree holds one value per zone and bucket with every sensor of the zone
+//!   ([`zone_value`], key `site 0x00 zone 0x00 start(8 bytes, big-endian, sign flipped)`), so
+//!   all of a zone over a time range is one ordered scan of one value per bucket. Site and
+//!   zone ids contain no `0x00` (they are printable identifiers).
+//! - Stores written by earlier collectors also hold one bucket per sensor, keyed
+//!   `… start rack 0x00 sensor` ([`Rollup::key`]) with a [`codec`] value (binary, or JSON
+//!   before that); they are read beside the zone values and never written again.
 
 use coldaisle_core::{Location, ReadingSummary, SensorKind, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,7 @@ use std::collections::BTreeMap;
 
 pub mod codec;
 pub mod series;
+pub mod zone_value;
 
 /// A roll-up resolution; each has its own store tree and retention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,15 +1,20 @@
 //! The roll-up trees in the store: folding newly stored summaries in, history reads and
 //! per-tree sizes. Everything goes through [`KvStore`], so any backend stores the trees as is.
 //!
-//! Trees: [`Level::tree`] of each level, keys from [`Rollup::key`], values
-//! [`crate::rollup::codec`]'s binary layout (JSON values of earlier versions still decode).
+//! Trees: [`Level::tree`] of each level, one value per zone and bucket
+//! ([`crate::rollup::zone_value`]); per-sensor buckets of stores written by earlier collectors
+//! ([`Rollup::key`], [`crate::rollup::codec`]) are read beside them ([`bucket_reader`]) and
+//! left in place until retention deletes them.
 
+mod bucket_reader;
 pub mod merge_cache;
 
 use crate::retention::RetentionPolicy;
 use crate::rollup::series::{self, Series};
-use crate::rollup::{codec, fold, key_time, per_sensor, serving_level, zone_prefix, zone_time_key};
+use crate::rollup::zone_value::{self, ZoneBucket};
+use crate::rollup::{fold, key_time, per_sensor, serving_level, zone_prefix, zone_time_key};
 use crate::rollup::{Level, Rollup};
+use bucket_reader::BucketReader;
 use coldaisle_core::{ReadingSummary, SensorKind, Timestamp};
 use coldaisle_store::{visit_from, KvStore, StoreError, WriteBatch};
 use merge_cache::{MergeCache, MergeKey, Shape, WriteClock, WRITES};
@@ -17,11 +22,12 @@ use serde::Serialize;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-/// Folds `summaries` into every level: one read and one write per touched bucket, one batch
-/// per level, then the levels' size counts ([`crate::tree_sizes`]). Not durable until the
-/// caller flushes. Callers pass each summary once (ingest passes only newly stored records),
-/// since folding is not idempotent. Each level's write is recorded on [`merge_cache::WRITES`],
-/// so cached merges of buckets it changed are dropped.
+/// Folds `summaries` into every level: one read and one write per touched zone bucket (the
+/// zone's value holds every sensor of the zone: [`zone_value`]), one batch per level, then
+/// the levels' size counts ([`crate::tree_sizes`]). Not durable until the caller flushes.
+/// Callers pass each summary once (ingest passes only newly stored records), since folding is
+/// not idempotent. Each level's write is recorded on [`merge_cache::WRITES`], so cached merges
+/// of buckets it changed are dropped.
 pub fn add(kv: &dyn KvStore, summaries: &[&ReadingSummary]) -> Result<(), StoreError> {
     add_on_clock(kv, summaries, &WRITES)
 }
@@ -61,19 +67,22 @@ fn fold_into_levels(
         let tree = level.tree();
         let mut batch = WriteBatch::default();
         let mut starts = Vec::new();
-        for (key, mut bucket) in fold(summaries.iter().copied(), level) {
-            starts.push(bucket.start);
+        let new = fold(summaries.iter().copied(), level).into_values();
+        for (key, mut zone) in zone_value::group(new) {
+            if let Some(start) = key_time(&key) {
+                starts.push(start);
+            }
             let old = kv.get(tree, &key)?;
             let old_len = old.as_ref().map(Vec::len);
             if let Some(old) = old {
-                match codec::decode(&key, &old) {
-                    Ok(old) => bucket.merge(&old),
+                match zone_value::decode_bucket(&key, &old) {
+                    Ok(old) => merge_into(&mut zone, old),
                     Err(e) => {
-                        tracing::error!(tree, key = ?key, error = %e, "roll-up does not decode; replaced")
+                        tracing::error!(tree, key = ?key, error = %e, "zone roll-up does not decode; replaced")
                     }
                 }
             }
-            let value = codec::encode(&bucket).map_err(|e| StoreError {
+            let value = zone_value::encode(&zone).map_err(|e| StoreError {
                 operation: "encode",
                 tree: tree.into(),
                 message: e.to_string(),
@@ -88,6 +97,19 @@ fn fold_into_levels(
         clock.record(level, starts);
     }
     Ok(sizes)
+}
+
+/// Merges the stored zone bucket `old` into `zone` (the new summaries' buckets), sensor by
+/// sensor.
+fn merge_into(zone: &mut ZoneBucket, old: ZoneBucket) {
+    for (sensor, bucket) in old {
+        match zone.entry(sensor) {
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&bucket),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(bucket);
+            }
+        }
+    }
 }
 
 /// What a history query asks for: one site, optionally narrowed to a zone, a rack and a sensor.
@@ -351,7 +373,10 @@ impl RollupStore {
                 (p.clone(), p)
             }
         };
-        let mut buckets = Vec::new();
+        let mut reader = BucketReader::new(|rack: Option<&str>, sensor: &str| {
+            query.rack.as_deref().is_none_or(|r| rack == Some(r))
+                && query.sensor.as_deref().is_none_or(|s| sensor == s)
+        });
         let zoned = query.zone.is_some();
         visit_from(self.kv.as_ref(), level.tree(), &start, |key, value| {
             if !key.starts_with(&prefix) {
@@ -371,16 +396,12 @@ impl RollupStore {
             if t < from {
                 return ControlFlow::Continue(());
             }
-            match codec::decode(key, value) {
-                Ok(b) if matches(query, &b) => buckets.push(b),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(key = ?key, error = %e, "roll-up does not decode; skipped")
-                }
+            if let Err(e) = reader.push(key, value) {
+                tracing::error!(key = ?key, error = %e, "roll-up does not decode; skipped");
             }
             ControlFlow::Continue(())
         })?;
-        Ok(buckets)
+        Ok(reader.finish())
     }
 }
 
@@ -392,14 +413,6 @@ fn filters(query: &HistoryQuery) -> (String, Option<String>, Option<String>, Opt
         query.rack.clone(),
         query.sensor.clone(),
     )
-}
-
-fn matches(query: &HistoryQuery, bucket: &Rollup) -> bool {
-    query
-        .rack
-        .as_deref()
-        .is_none_or(|r| bucket.location.rack.as_deref() == Some(r))
-        && query.sensor.as_deref().is_none_or(|s| bucket.sensor == s)
 }
 
 /// Entries and an estimate of bytes (keys plus values) of one tree.
@@ -582,14 +595,16 @@ mod tests {
         assert_eq!((h.sensors[0].count, h.sensors[0].max), (121, 30.0));
         let hours = kv.scan(Level::Hour.tree(), b"", 10).expect("scan");
         let tags: Vec<u8> = hours.iter().map(|(_, v)| v[0]).collect();
-        // The touched hour is binary now; the untouched one is still JSON and still read.
-        assert_eq!(tags, vec![codec::FORMAT_V1, b'{']);
-        assert_eq!(
-            codec::decode(&hours[0].0, &hours[0].1)
-                .expect("decode")
-                .count,
-            61
-        );
+        // The touched hour got a zone value (the new summary) beside its JSON bucket, which
+        // is left as it was; the untouched hour is still JSON only. All are read.
+        assert_eq!(tags, vec![zone_value::FORMAT_V2, b'{', b'{']);
+        let zone = zone_value::decode_any(&hours[0].0, &hours[0].1).expect("decode");
+        assert_eq!((zone.len(), zone[0].count), (1, 1));
+        // Read at the hour level, the two shapes of the touched hour are one bucket.
+        let touched = query(Some("a"), now - 3 * 3_600_000, now - 2 * 3_600_000 - 1);
+        let hour = store.buckets_at(&touched, Level::Hour).expect("buckets");
+        assert_eq!(hour.len(), 1);
+        assert_eq!((hour[0].count, hour[0].max), (61, 30.0));
     }
 
     #[test]
@@ -611,3 +626,6 @@ mod tests {
 
 #[cfg(test)]
 mod period_tests;
+
+#[cfg(test)]
+mod layout_tests;

@@ -877,7 +877,9 @@ mod tests {
         assert_eq!(kv.len(Level::Minute.tree()).expect("len"), 2);
         let hours = kv.scan(Level::Hour.tree(), b"", 10).expect("scan");
         assert_eq!(hours.len(), 1);
-        let hour: Rollup = crate::rollup::codec::decode(&hours[0].0, &hours[0].1).expect("decode");
+        let hour: Rollup = crate::rollup::zone_value::decode_any(&hours[0].0, &hours[0].1)
+            .expect("decode")
+            .remove(0);
         assert_eq!((hour.count, hour.summaries), (2, 2));
         assert_eq!((hour.min, hour.max, hour.last), (20.0, 24.0, 24.0));
         assert_eq!(kv.len(Level::Day.tree()).expect("len"), 1);

@@ -25,8 +25,10 @@
 //! (the cache changes no figure).
 //!
 //! Run: `cargo run --release -p coldaisle-benches --bin report [-- [--json] AGENTSxSENSORS ...]`
-//! (default `20x25 40x500 200x500`). `--json` stores the bucket values as JSON, as collectors
-//! wrote them before the binary layout (`rollup::codec`), which the collector still reads.
+//! (default `20x25 40x500 200x500`). By default the store holds one value per zone and day
+//! (`rollup::zone_value`, what the collector writes); `--per-sensor` stores one binary value
+//! per sensor and day (`rollup::codec`) and `--json` one JSON value per sensor and day, as
+//! older collectors wrote them, which the collector still reads.
 
 use anyhow::{Context, Result};
 use coldaisle_benches::rollup_fixture::{percentile, write_buckets_as, Encoding, DAY, HOUR, NOW};
@@ -288,7 +290,7 @@ fn process_cpu() -> Result<Duration> {
     Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
-/// Entries and key+value bytes of the day tree.
+/// Entries (zone values, or per-sensor buckets) and key+value bytes of the day tree.
 fn tree_size(kv: &dyn KvStore) -> Result<(u64, u64)> {
     let sizes = coldaisle_collector::rollup_store::tree_sizes(kv, &[Level::Day.tree()])?;
     Ok(sizes
@@ -312,6 +314,8 @@ fn main() -> Result<()> {
     for arg in std::env::args().skip(1) {
         if arg == "--json" {
             encoding = Encoding::LegacyJson;
+        } else if arg == "--per-sensor" {
+            encoding = Encoding::PerSensor;
         } else {
             args.push(parse_size(&arg)?);
         }
@@ -322,7 +326,7 @@ fn main() -> Result<()> {
         args
     };
     println!(
-        "| agents × sensors | values | day buckets stored | key+value bytes | write time | reads | level | report JSON | CPU per report | read p50 | p50 | p99 |"
+        "| agents × sensors | values | entries stored | key+value bytes | write time | reads | level | report JSON | CPU per report | read p50 | p50 | p99 |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (agents, sensors) in sizes {

@@ -60,6 +60,9 @@ pub enum CodecError {
     /// A row longer than the layout can hold (65,535 bytes).
     #[error("row name of {0} bytes is too long to store")]
     RowTooLong(usize),
+    /// A rack or sensor name longer than the zone layout can hold (65,535 bytes).
+    #[error("{0} name of {1} bytes is too long to store")]
+    NameTooLong(&'static str, usize),
     /// A legacy JSON value that does not parse.
     #[error("legacy JSON bucket: {0}")]
     Json(#[from] serde_json::Error),
@@ -134,13 +137,13 @@ fn split_key(key: &[u8]) -> Option<KeyParts<'_>> {
 }
 
 /// Reads fixed-width and length-prefixed fields off the front of a value.
-struct Reader<'a> {
-    rest: &'a [u8],
-    len: usize,
+pub(super) struct Reader<'a> {
+    pub(super) rest: &'a [u8],
+    pub(super) len: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         if self.rest.len() < n {
             return Err(CodecError::Truncated(self.len));
         }
@@ -149,22 +152,30 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+    pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
         let mut out = [0; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
 
-    fn u64(&mut self) -> Result<u64, CodecError> {
+    pub(super) fn u64(&mut self) -> Result<u64, CodecError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
-    fn f64(&mut self) -> Result<f64, CodecError> {
+    pub(super) fn f64(&mut self) -> Result<f64, CodecError> {
         Ok(f64::from_le_bytes(self.array()?))
     }
 }
 
-fn text(bytes: &[u8], what: &'static str) -> Result<String, CodecError> {
+/// The sensor kind stored under its snake_case name.
+pub(super) fn kind_of(name: &str) -> Result<SensorKind, CodecError> {
+    SensorKind::deserialize(serde::de::value::BorrowedStrDeserializer::<
+        serde::de::value::Error,
+    >::new(name))
+    .map_err(|_| CodecError::Kind(name.to_string()))
+}
+
+pub(super) fn text(bytes: &[u8], what: &'static str) -> Result<String, CodecError> {
     std::str::from_utf8(bytes)
         .map(str::to_string)
         .map_err(|_| CodecError::Utf8(what))
@@ -180,10 +191,7 @@ fn decode_v1(key: &[u8], value: &[u8]) -> Result<Rollup, CodecError> {
     let [kind_len] = r.array()?;
     let kind_name = std::str::from_utf8(r.take(usize::from(kind_len))?)
         .map_err(|_| CodecError::Utf8("kind"))?;
-    let kind = SensorKind::deserialize(serde::de::value::BorrowedStrDeserializer::<
-        serde::de::value::Error,
-    >::new(kind_name))
-    .map_err(|_| CodecError::Kind(kind_name.to_string()))?;
+    let kind = kind_of(kind_name)?;
     let row = if flags & ROW_PRESENT != 0 {
         let len = u16::from_le_bytes(r.array()?);
         Some(text(r.take(usize::from(len))?, "row")?)
