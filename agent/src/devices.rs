@@ -10,6 +10,7 @@
 use crate::poller::{run_device, PollOutcome};
 use coldaisle_config::Device;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -64,7 +65,8 @@ pub type SlotMap = HashMap<usize, usize>;
 
 struct DeviceTask {
     slot: usize,
-    device: Device,
+    /// Shared with the task itself (one copy of the settings per device, not two).
+    device: Arc<Device>,
     stop: watch::Sender<bool>,
     handle: JoinHandle<()>,
 }
@@ -196,6 +198,7 @@ impl DeviceTasks {
             return;
         };
         let (stop, stop_rx) = watch::channel(false);
+        let device = Arc::new(device);
         let handle = tokio::spawn(run_device(
             slot,
             device.clone(),
@@ -305,5 +308,18 @@ profile_point = "probe1_temp"
         tasks.start(pending);
         tasks.stop_all().await;
         assert!(tasks.ended().is_empty());
+    }
+
+    /// One such future lives per device for the agent's life (issue 18): the poll in flight
+    /// is boxed, so the idle task is its ticker, poller and channels, not a few KB of
+    /// protocol state machine. Debug builds lay futures out larger than release ones.
+    #[tokio::test]
+    async fn an_idle_device_task_is_small() {
+        let (tx, _rx) = mpsc::channel(16);
+        let (_stop, stop_rx) = watch::channel(false);
+        let device = Arc::new(devices("").remove(0));
+        let task = run_device(0, device, tx, stop_rx, Default::default());
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1024, "device task future: {size} bytes");
     }
 }

@@ -5,6 +5,7 @@ use crate::modbus::poll::ModbusPoller;
 use crate::snmp::poll::SnmpPoller;
 use coldaisle_config::{Device, Protocol};
 use coldaisle_core::Timestamp;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
@@ -103,9 +104,15 @@ pub async fn poll_with_deadline(
 
 /// Runs one device's poll loop until `shutdown` turns true, sending every outcome to `out`
 /// and counting it in `metrics`.
+///
+/// Memory (issue 18): the task lives as long as the agent, one per device, so its future is
+/// kept small. The device's config is shared with [`crate::devices::DeviceTasks`] (`Arc`),
+/// and the poll in flight (a few KB of protocol state machine) is boxed for its duration
+/// only: an idle task holds its ticker, its poller and its channels, not the largest poll
+/// future of every protocol.
 pub async fn run_device(
     index: usize,
-    device: Device,
+    device: Arc<Device>,
     out: mpsc::Sender<PollOutcome>,
     mut shutdown: watch::Receiver<bool>,
     metrics: crate::poll_metrics::PollMetrics,
@@ -129,7 +136,7 @@ pub async fn run_device(
         }
         let ts = Timestamp::now();
         let started = tokio::time::Instant::now();
-        let result = poll_with_deadline(&mut poller, device.timeout).await;
+        let result = Box::pin(poll_with_deadline(&mut poller, device.timeout)).await;
         metrics.record(&device.id, started.elapsed(), result.as_ref().err());
         if let Err(e) = &result {
             tracing::debug!(device = %device.id, address = %device.address, error = %e, "poll failed");

@@ -29,13 +29,130 @@ const MIN_SAMPLES: usize = 6;
 const MAX_SAMPLES: usize = 60;
 
 /// The forecaster's state (stored across restarts).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+///
+/// In memory a sample is 8 bytes (its time as milliseconds after the state's `base` and
+/// its value as `f32`, ample for a sensor reading), half of a `(Timestamp, f64)` pair: up to
+/// [`MAX_SAMPLES`] of them per inlet sensor. Stored (serde) as before, `samples` a list of
+/// `[millis, value]` pairs, so records of either layout load; a value is stored as the `f64`
+/// of the `f32`'s shortest decimal form (`22.1`, not `22.100000381469727`), the same through
+/// a `serde_json::Value` tree and through the in-place writer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "StoredForecast", into = "StoredForecast")]
 pub struct ForecastState {
-    /// Recent samples, oldest first.
-    samples: VecDeque<(Timestamp, f64)>,
+    /// Time every sample's offset counts from (the first sample kept, after a rebase).
+    base: Timestamp,
+    /// Recent samples, oldest first: (milliseconds after `base`, value).
+    samples: VecDeque<(u32, f32)>,
     /// Open forecast: since, expected crossing.
     raised: Option<(Timestamp, Timestamp)>,
+}
+
+/// The stored form of [`ForecastState`]: the samples with their own timestamps.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct StoredForecast {
+    /// Recent samples, oldest first (loaded as `f32`).
+    samples: Vec<(Timestamp, f64)>,
+    /// Open forecast: since, expected crossing.
+    raised: Option<(Timestamp, Timestamp)>,
+}
+
+impl From<StoredForecast> for ForecastState {
+    fn from(stored: StoredForecast) -> Self {
+        let mut state = ForecastState {
+            raised: stored.raised,
+            ..ForecastState::default()
+        };
+        for (ts, value) in stored.samples {
+            #[allow(clippy::cast_possible_truncation)]
+            state.push(ts, value as f32);
+        }
+        state
+    }
+}
+
+impl From<ForecastState> for StoredForecast {
+    fn from(state: ForecastState) -> Self {
+        StoredForecast {
+            samples: state.iter().map(|(t, v)| (t, shortest_f64(v))).collect(),
+            raised: state.raised,
+        }
+    }
+}
+
+/// The `f64` nearest to the shortest decimal that reads back as `v` (`22.1f32` → `22.1`, where
+/// `f64::from` gives `22.100000381469727`): what a stored sample is written as.
+fn shortest_f64(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or_else(|_| f64::from(v))
+}
+
+impl Default for ForecastState {
+    fn default() -> Self {
+        ForecastState {
+            base: Timestamp(0),
+            samples: VecDeque::new(),
+            raised: None,
+        }
+    }
+}
+
+/// Equal when the samples (with their times) and the open forecast are: the base is a detail.
+impl PartialEq for ForecastState {
+    fn eq(&self, other: &Self) -> bool {
+        self.raised == other.raised && self.iter().eq(other.iter())
+    }
+}
+
+impl ForecastState {
+    /// The samples with their timestamps, oldest first.
+    fn iter(&self) -> impl Iterator<Item = (Timestamp, f32)> + '_ {
+        let base = self.base.millis();
+        self.samples
+            .iter()
+            .map(move |&(offset, v)| (Timestamp(base + i64::from(offset)), v))
+    }
+
+    /// Time of the oldest sample.
+    fn front_time(&self) -> Option<Timestamp> {
+        self.iter().next().map(|(t, _)| t)
+    }
+
+    /// Appends a sample. When `ts` does not fit as an offset from the base (49 days past it,
+    /// or before it: a clock step back), the base moves to the oldest sample; when it still
+    /// does not fit, the older samples are dropped and the trend starts again from `ts`.
+    fn push(&mut self, ts: Timestamp, value: f32) {
+        if self.samples.is_empty() {
+            self.base = ts;
+        }
+        if self.offset(ts).is_none() {
+            if let Some(front) = self.front_time() {
+                self.rebase(front);
+            }
+        }
+        let offset = match self.offset(ts) {
+            Some(offset) => offset,
+            None => {
+                self.samples.clear();
+                self.base = ts;
+                0
+            }
+        };
+        self.samples.push_back((offset, value));
+    }
+
+    /// Milliseconds from the base to `ts`, when they fit.
+    fn offset(&self, ts: Timestamp) -> Option<u32> {
+        u32::try_from(ts.millis().checked_sub(self.base.millis())?).ok()
+    }
+
+    /// Makes `base` (not after the oldest sample) the new base.
+    fn rebase(&mut self, base: Timestamp) {
+        let shift = base.millis() - self.base.millis();
+        for (offset, _) in &mut self.samples {
+            *offset = u32::try_from(i64::from(*offset) - shift).unwrap_or(0);
+        }
+        self.base = base;
+    }
 }
 
 /// One sensor's forecaster against an upper limit.
@@ -101,9 +218,8 @@ impl Forecaster {
     fn project(&self, now: Timestamp) -> Option<(f64, Option<Timestamp>)> {
         let points: Vec<(f64, f64)> = self
             .state
-            .samples
             .iter()
-            .map(|(t, v)| (-now.since(*t).as_secs_f64(), *v))
+            .map(|(t, v)| (-now.since(t).as_secs_f64(), f64::from(v)))
             .collect();
         let (slope, now_value) = theil_sen(&points)?;
         if slope <= 0.0 {
@@ -116,11 +232,13 @@ impl Forecaster {
     /// Feeds one valid sample (time order per sensor).
     pub fn observe(&mut self, ts: Timestamp, value: f64) -> Option<Transition> {
         let st = &mut self.state;
-        st.samples.push_back((ts, value));
+        // Readings are f32 in the window (ample for a sensor); the comparisons below use the
+        // reading as given.
+        #[allow(clippy::cast_possible_truncation)]
+        st.push(ts, value as f32);
         while st
-            .samples
-            .front()
-            .is_some_and(|(t, _)| ts.since(*t) > self.settings.window)
+            .front_time()
+            .is_some_and(|t| ts.since(t) > self.settings.window)
             || st.samples.len() > MAX_SAMPLES
         {
             st.samples.pop_front();
@@ -224,6 +342,56 @@ mod tests {
         assert_eq!(back, d.state);
         let empty: ForecastState = serde_json::from_str("{}").expect("decode");
         assert_eq!(empty, ForecastState::default());
+    }
+
+    #[test]
+    fn a_record_of_the_f64_layout_loads_and_the_stored_shape_is_unchanged() {
+        let old = r#"{"samples":[[1700000000000,22.100000000000001],[1700000030000,22.2]],"raised":[1700000000000,1700000600000]}"#;
+        let state: ForecastState = serde_json::from_str(old).expect("decode");
+        let t0 = Timestamp(1_700_000_000_000);
+        let t1 = Timestamp(1_700_000_030_000);
+        assert_eq!(
+            state.iter().collect::<Vec<_>>(),
+            vec![(t0, 22.1), (t1, 22.2)]
+        );
+        assert_eq!(state.raised, Some((t0, Timestamp(1_700_000_600_000))));
+        let json = serde_json::to_string(&state).expect("encode");
+        assert_eq!(
+            json,
+            r#"{"samples":[[1700000000000,22.1],[1700000030000,22.2]],"raised":[1700000000000,1700000600000]}"#
+        );
+    }
+
+    #[test]
+    fn samples_keep_their_times_across_a_rebase_and_a_clock_step_back() {
+        let mut st = ForecastState::default();
+        st.push(Timestamp(0), 1.0);
+        st.push(Timestamp(1_000), 2.0);
+        st.samples.pop_front();
+        // 49.7 days after the first base: only fits from the oldest sample kept.
+        let far = Timestamp(1_000 + i64::from(u32::MAX));
+        st.push(far, 3.0);
+        assert_eq!(st.base, Timestamp(1_000));
+        assert_eq!(
+            st.iter().collect::<Vec<_>>(),
+            vec![(Timestamp(1_000), 2.0), (far, 3.0)]
+        );
+        // Before the oldest sample (the clock stepped back): the trend starts again.
+        st.push(Timestamp(500), 4.0);
+        assert_eq!(st.iter().collect::<Vec<_>>(), vec![(Timestamp(500), 4.0)]);
+    }
+
+    #[test]
+    fn a_state_equals_its_reload_whatever_its_base() {
+        let mut st = ForecastState::default();
+        for m in 0..5 {
+            st.push(Timestamp(m * 60_000), 20.0 + m as f32);
+        }
+        st.samples.pop_front();
+        let back: ForecastState =
+            serde_json::from_str(&serde_json::to_string(&st).expect("encode")).expect("decode");
+        assert_ne!(back.base, st.base);
+        assert_eq!(back, st);
     }
 
     #[test]
