@@ -505,6 +505,7 @@ impl CollectorStore {
             sizes.add(POSITIONS, Delta::written(8, key.len(), None));
             positions.insert(position_key(next), key.clone());
             if let Some(entry) = scope_key(&record) {
+                sizes.add(SCOPES, Delta::written(entry.len(), key.len(), None));
                 scopes.insert(entry, key.clone());
             }
             batch.insert(key, json);
@@ -744,11 +745,12 @@ impl CollectorStore {
                 out.records += 1;
                 sizes.add(RECORDS, Delta::removed(record_key.len(), value.len()));
                 sizes.add(POSITIONS, Delta::removed(8, record_key.len()));
-                records.remove(record_key);
-                index.remove(position_key);
                 if let Some(entry) = scope_entry {
+                    sizes.add(SCOPES, Delta::removed(entry.len(), record_key.len()));
                     scopes.remove(entry);
                 }
+                records.remove(record_key);
+                index.remove(position_key);
             }
             // The record before its index entries (see the module invariants).
             self.kv.apply_trees(vec![
@@ -853,6 +855,11 @@ impl CollectorStore {
             return Err(e);
         }
         self.kv.apply(SCOPES, batch)?;
+        // Entries already there were overwritten: drop the tree's count, so that it is
+        // counted again by a scan (`crate::tree_sizes`).
+        let mut forget = WriteBatch::default();
+        forget.remove(SCOPES.as_bytes().to_vec());
+        self.kv.apply(crate::tree_sizes::TREE, forget)?;
         self.kv.flush()?;
         Ok(written)
     }
@@ -1354,6 +1361,13 @@ mod scope_index_tests {
         memory.forget_before(&key(cutoff));
         assert_eq!(kv.len(SCOPES).unwrap(), memory.len());
         assert!(assert_same(&store, &memory) > 50);
+        let counted = crate::tree_sizes::read(kv.as_ref()).unwrap();
+        let scopes = counted.iter().find(|t| t.tree == SCOPES).unwrap();
+        let scanned = crate::tree_sizes::scan(kv.as_ref(), SCOPES).unwrap();
+        assert_eq!(
+            (scopes.entries, scopes.bytes),
+            (scanned.entries, scanned.bytes)
+        );
 
         // Records stored before the index existed: drop the index, index them again.
         let mut drop = WriteBatch::default();
