@@ -1340,6 +1340,51 @@ mod scope_index_tests {
     }
 
     #[test]
+    fn an_analysis_scope_reads_exactly_its_own_events_from_the_index() {
+        use crate::analysis::Analysis;
+        use crate::incidents::{fingerprint_of, IncidentRules};
+        use crate::problems::{ProblemRules, ProblemScope};
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::default());
+        let store = CollectorStore::new(kv);
+        let all = events();
+        for e in &all {
+            store
+                .store_batch(&e.agent, "dc1", 1, &[], vec![as_record(e)])
+                .unwrap();
+        }
+        for scope in [ProblemScope::Zone, ProblemScope::Row] {
+            let rules = ProblemRules {
+                scope,
+                ..ProblemRules::default()
+            };
+            let a = Analysis::new(IncidentRules::default(), rules);
+            let mut selectors = Vec::new();
+            for e in &all {
+                let selector = a.history_selector(&fingerprint_of(&e.payload).unwrap());
+                let read = store
+                    .events(&selector, &key(i64::MIN), &key(i64::MAX))
+                    .unwrap();
+                assert!(read.iter().any(|r| r.order_key() == e.order_key()));
+                if !selectors.contains(&selector) {
+                    selectors.push(selector);
+                }
+            }
+            // Each event is read under one scope only.
+            let total: usize = selectors
+                .iter()
+                .map(|s| {
+                    store
+                        .events(s, &key(i64::MIN), &key(i64::MAX))
+                        .unwrap()
+                        .len()
+                })
+                .sum();
+            assert_eq!(total, all.len(), "{scope:?}");
+            assert!(selectors.len() < all.len());
+        }
+    }
+
+    #[test]
     fn the_scope_index_answers_like_memory_through_retention_and_backfill() {
         let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::default());
         let store = CollectorStore::new(kv.clone());
