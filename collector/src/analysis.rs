@@ -33,6 +33,7 @@
 #[cfg(test)]
 mod equivalence_tests;
 mod footprint;
+pub mod history;
 pub mod horizon;
 mod prune;
 #[cfg(test)]
@@ -306,6 +307,16 @@ impl Analysis {
         self.shards
             .entry(scope.to_string())
             .or_insert_with(|| Shard::new(&self.incident_rules, &self.problem_rules))
+    }
+
+    /// Which indexed events ([`history`]) make up the scope of events of `fingerprint`: what
+    /// a replay of that scope reads from a [`history::ScopeHistory`].
+    pub fn history_selector(
+        &self,
+        fingerprint: &coldaisle_core::Fingerprint,
+    ) -> history::ScopeSelector {
+        self.partition
+            .selector(&self.partition.of_fingerprint(fingerprint))
     }
 
     /// The scope an incident or problem id lives in, if it has any input.

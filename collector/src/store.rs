@@ -48,6 +48,14 @@
 //!   The index entry of the last position given is never deleted, so the last position,
 //!   read back from the index at start-up, never goes back. Records stored before the index
 //!   existed have no position and are never deleted.
+//! - **Scope index** (tree `record_scopes`, [`CollectorStore::scope_events`]): index scope
+//!   ([`crate::analysis::history::index_scope`]) + `0x00` + event time (sign-flipped,
+//!   big-endian) + agent + `0x00` + collector seq (big-endian) → record key, for every
+//!   incident-relevant record: what a late event reads to replay its scope from before what
+//!   the analysis holds in memory. Written in the same `apply_trees` call as the records and
+//!   before them, deleted by retention after its record (a crash between leaves an entry
+//!   without record, skipped by readers), like the position index. Records stored before the
+//!   index existed are indexed once by [`CollectorStore::index_unindexed_scopes`].
 //! - A batch only ever reads and writes its own agent's keys (agent ids never hold control
 //!   characters, so one agent's keys are never a prefix-collision of another's).
 
@@ -62,6 +70,55 @@ use std::sync::Arc;
 const RECORDS: &str = "records";
 /// The tree of agent ledgers (key: agent id).
 pub const AGENTS: &str = "agents";
+/// The scope index: index scope, event time, agent, seq → record key (see the module doc).
+pub const SCOPES: &str = "record_scopes";
+
+/// The key of `record` (collector seq) in [`SCOPES`], if it has an index scope.
+fn scope_key(record: &Record) -> Option<Vec<u8>> {
+    let scope = crate::analysis::history::index_scope(&record.payload)?;
+    Some(scope_key_at(
+        &scope,
+        &(record.payload.ts(), record.agent.clone(), record.seq),
+    ))
+}
+
+/// The key of order key `key` under index scope prefix `scope` in [`SCOPES`].
+fn scope_key_at(scope: &str, key: &crate::model::OrderKey) -> Vec<u8> {
+    let (ts, agent, seq) = key;
+    let mut out = Vec::with_capacity(scope.len() + agent.len() + 18);
+    out.extend_from_slice(scope.as_bytes());
+    out.push(0);
+    // Sign bit flipped: byte order equals numeric order for negative times too.
+    let mut time = ts.0.to_be_bytes();
+    time[0] ^= 0x80;
+    out.extend_from_slice(&time);
+    out.extend_from_slice(agent.as_bytes());
+    out.push(0);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out
+}
+
+/// The index scope and order key of a [`SCOPES`] key.
+fn parse_scope_key(key: &[u8]) -> Option<(&str, crate::model::OrderKey)> {
+    let zero = key.iter().position(|b| *b == 0)?;
+    let scope = std::str::from_utf8(&key[..zero]).ok()?;
+    let rest = &key[zero + 1..];
+    let mut time: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+    time[0] ^= 0x80;
+    let rest = &rest[8..];
+    let zero = rest.iter().position(|b| *b == 0)?;
+    let agent = std::str::from_utf8(&rest[..zero]).ok()?.to_string();
+    let seq = key_u64(rest.get(zero + 1..)?)?;
+    Some((
+        scope,
+        (
+            coldaisle_core::Timestamp(i64::from_be_bytes(time)),
+            agent,
+            seq,
+        ),
+    ))
+}
+
 /// The ingest-order index: position → record key.
 const POSITIONS: &str = "record_positions";
 
@@ -395,6 +452,7 @@ impl CollectorStore {
         }
         let mut batch = WriteBatch::default();
         let mut positions = WriteBatch::default();
+        let mut scopes = WriteBatch::default();
         let mut sizes = Deltas::default();
         let mut unflushed = self
             .unflushed
@@ -446,6 +504,10 @@ impl CollectorStore {
             );
             sizes.add(POSITIONS, Delta::written(8, key.len(), None));
             positions.insert(position_key(next), key.clone());
+            if let Some(entry) = scope_key(&record) {
+                sizes.add(SCOPES, Delta::written(entry.len(), key.len(), None));
+                scopes.insert(entry, key.clone());
+            }
             batch.insert(key, json);
             out.new.push(record);
         }
@@ -501,6 +563,7 @@ impl CollectorStore {
         // The index before the records (see the module doc).
         self.kv.apply_trees(vec![
             (POSITIONS, positions),
+            (SCOPES, scopes),
             (RECORDS, batch),
             (AGENTS, ledger_batch),
         ])?;
@@ -642,6 +705,7 @@ impl CollectorStore {
             let keys: Vec<Vec<u8>> = chunk.iter().map(|(_, k)| k.clone()).collect();
             let values = self.kv.get_many(RECORDS, &keys)?;
             let (mut records, mut index) = (WriteBatch::default(), WriteBatch::default());
+            let mut scopes = WriteBatch::default();
             let mut sizes = Deltas::default();
             let mut done = false;
             for ((position_key, record_key), value) in chunk.into_iter().zip(values) {
@@ -659,8 +723,8 @@ impl CollectorStore {
                     index.remove(position_key);
                     continue;
                 };
-                let ts = match serde_json::from_slice::<Record>(&value) {
-                    Ok(record) => record.payload.ts(),
+                let (ts, scope_entry) = match serde_json::from_slice::<Record>(&value) {
+                    Ok(record) => (record.payload.ts(), scope_key(&record)),
                     Err(e) => {
                         out.held += 1;
                         tracing::warn!(key = ?record_key, error = %e, "stored record does not decode; kept");
@@ -681,12 +745,19 @@ impl CollectorStore {
                 out.records += 1;
                 sizes.add(RECORDS, Delta::removed(record_key.len(), value.len()));
                 sizes.add(POSITIONS, Delta::removed(8, record_key.len()));
+                if let Some(entry) = scope_entry {
+                    sizes.add(SCOPES, Delta::removed(entry.len(), record_key.len()));
+                    scopes.remove(entry);
+                }
                 records.remove(record_key);
                 index.remove(position_key);
             }
-            // The record before its index entry (see the module invariants).
-            self.kv
-                .apply_trees(vec![(RECORDS, records), (POSITIONS, index)])?;
+            // The record before its index entries (see the module invariants).
+            self.kv.apply_trees(vec![
+                (RECORDS, records),
+                (POSITIONS, index),
+                (SCOPES, scopes),
+            ])?;
             crate::tree_sizes::add(self.kv.as_ref(), &sizes)?;
             if done {
                 break;
@@ -694,6 +765,103 @@ impl CollectorStore {
         }
         self.kv.flush()?;
         Ok(out)
+    }
+
+    /// The stored records of the analysis scope `scope` with `from <= order key < to`, in
+    /// order-key order, read through the scope index: an exact scope is one range scan, a
+    /// site segment one prefix scan (its fingerprints' entries interleave, so they are
+    /// sorted). Entries whose record is missing or does not decode are skipped (reported).
+    pub fn scope_events(
+        &self,
+        scope: &crate::analysis::history::ScopeSelector,
+        from: &crate::model::OrderKey,
+        to: &crate::model::OrderKey,
+    ) -> Result<Vec<crate::model::StoredEvent>, StoreError> {
+        use crate::analysis::history::ScopeSelector;
+        if from >= to {
+            return Ok(Vec::new());
+        }
+        let prefix = scope.prefix();
+        let (start, exact_end) = match scope {
+            ScopeSelector::Exact(s) => (scope_key_at(s, from), Some(scope_key_at(s, to))),
+            ScopeSelector::Segment(_) | ScopeSelector::All => (prefix.as_bytes().to_vec(), None),
+        };
+        let mut keys: Vec<(crate::model::OrderKey, Vec<u8>)> = Vec::new();
+        visit_from(self.kv.as_ref(), SCOPES, &start, |key, record_key| {
+            if !key.starts_with(prefix.as_bytes()) {
+                return ControlFlow::Break(());
+            }
+            if exact_end.as_deref().is_some_and(|end| key >= end) {
+                return ControlFlow::Break(());
+            }
+            match parse_scope_key(key) {
+                Some((s, order)) if scope.matches(s) && order >= *from && order < *to => {
+                    keys.push((order, record_key.to_vec()));
+                }
+                Some(_) => {}
+                None => tracing::error!(key = ?key, "scope index entry does not decode; skipped"),
+            }
+            ControlFlow::Continue(())
+        })?;
+        keys.sort();
+        let values = self.kv.get_many(
+            RECORDS,
+            &keys.iter().map(|(_, k)| k.clone()).collect::<Vec<_>>(),
+        )?;
+        let mut out = Vec::with_capacity(keys.len());
+        for ((order, record_key), value) in keys.into_iter().zip(values) {
+            let Some(value) = value else {
+                tracing::warn!(key = ?record_key, "scope-indexed record is missing; skipped");
+                continue;
+            };
+            match serde_json::from_slice::<Record>(&value) {
+                Ok(record) => out.push(crate::model::StoredEvent {
+                    agent: order.1,
+                    seq: order.2,
+                    payload: record.payload,
+                }),
+                Err(e) => {
+                    tracing::error!(key = ?record_key, error = %e, "stored record does not decode; kept, skipped");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Indexes by scope every stored record that is not yet (records stored before the scope
+    /// index existed; run once at start-up when the index is empty but records are not, say).
+    /// Idempotent. Returns how many entries it wrote.
+    pub fn index_unindexed_scopes(&self) -> Result<u64, StoreError> {
+        let mut batch = WriteBatch::default();
+        let mut written = 0;
+        let mut failure = None;
+        visit_from(self.kv.as_ref(), RECORDS, b"", |key, value| {
+            let Ok(record) = serde_json::from_slice::<Record>(value) else {
+                return ControlFlow::Continue(());
+            };
+            if let Some(entry) = scope_key(&record) {
+                batch.insert(entry, key.to_vec());
+                written += 1;
+            }
+            if batch.ops.len() >= DELETE_CHUNK {
+                if let Err(e) = self.kv.apply(SCOPES, std::mem::take(&mut batch)) {
+                    failure = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        self.kv.apply(SCOPES, batch)?;
+        // Entries already there were overwritten: drop the tree's count, so that it is
+        // counted again by a scan (`crate::tree_sizes`).
+        let mut forget = WriteBatch::default();
+        forget.remove(SCOPES.as_bytes().to_vec());
+        self.kv.apply(crate::tree_sizes::TREE, forget)?;
+        self.kv.flush()?;
+        Ok(written)
     }
 
     /// Calls `f` with every stored record, in key order. Undecodable entries are reported by
@@ -711,6 +879,21 @@ impl CollectorStore {
             ControlFlow::Continue(())
         })?;
         Ok(bad)
+    }
+}
+
+impl crate::analysis::history::ScopeHistory for CollectorStore {
+    fn events(
+        &self,
+        scope: &crate::analysis::history::ScopeSelector,
+        from: &crate::model::OrderKey,
+        to: &crate::model::OrderKey,
+    ) -> Result<Vec<crate::model::StoredEvent>, crate::analysis::history::HistoryError> {
+        self.scope_events(scope, from, to)
+            .map_err(|e| crate::analysis::history::HistoryError {
+                scope: scope.name().to_string(),
+                source: Box::new(e),
+            })
     }
 }
 
@@ -1056,5 +1239,191 @@ mod tests {
             .store_batch("a1", "s1", 1, &[], vec![record(4)])
             .expect("store");
         assert_eq!((s.new.len(), s.ledger.acked_upto), (1, 4));
+    }
+}
+
+/// The scope index against a history held in memory: same answers for every scope and range,
+/// after retention, and after indexing records stored without the index.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod scope_index_tests {
+    use super::*;
+    use crate::analysis::history::{MemoryHistory, ScopeHistory, ScopeSelector};
+    use crate::incidents::tests::{device, sensor, zone, MIN, T0};
+    use crate::model::{OrderKey, StoredEvent};
+    use coldaisle_core::wire::{Payload, SCHEMA_VERSION};
+    use coldaisle_core::{EventState, Severity, Timestamp};
+    use coldaisle_store::MemoryStore;
+
+    /// Events of two agents over three zones (two sites), some at the same millisecond, some
+    /// before 1970, in event-time order; seqs per agent from 1.
+    fn events() -> Vec<StoredEvent> {
+        let mut out = Vec::new();
+        let mut next = std::collections::HashMap::new();
+        for i in 0..60_i64 {
+            let agent = if i % 3 == 0 { "a2" } else { "a1" };
+            let z = ["Z1", "Z2", "Z10"][(i % 5 % 3) as usize];
+            let ts = if i < 4 { -T0 + i } else { T0 + (i / 2) * MIN };
+            let state = if i % 4 == 0 {
+                EventState::Cleared
+            } else {
+                EventState::Raised
+            };
+            let mut e = match i % 4 {
+                0 | 1 => sensor(agent, 0, z, "r1", state, Severity::Warning, 28.0, ts),
+                2 => zone(agent, 0, z, state, Severity::Warning, &["r1"], ts),
+                _ => device(agent, 0, z, "pdu", state, ts),
+            };
+            if i % 7 == 0 {
+                if let Payload::SensorEvent(s) = &mut e.payload {
+                    s.location.site = "dc1-b".into();
+                }
+            }
+            let seq = next.entry(agent).or_insert(0_u64);
+            *seq += 1;
+            e.seq = *seq;
+            out.push(e);
+        }
+        out
+    }
+
+    fn as_record(e: &StoredEvent) -> Record {
+        Record {
+            schema: SCHEMA_VERSION,
+            agent: e.agent.clone(),
+            site: "dc1".into(),
+            seq: e.seq,
+            payload: e.payload.clone(),
+            instance: None,
+        }
+    }
+
+    fn key(ts: i64) -> OrderKey {
+        (Timestamp(ts), String::new(), 0)
+    }
+
+    fn selectors() -> Vec<ScopeSelector> {
+        let mut out = vec![
+            ScopeSelector::Segment("dc1".into()),
+            ScopeSelector::Segment("dc10".into()),
+            ScopeSelector::All,
+        ];
+        for z in ["z1", "z2", "z10"] {
+            for c in ["thermal", "device"] {
+                out.push(ScopeSelector::Exact(format!("dc1-{z}-{c}")));
+                out.push(ScopeSelector::Exact(format!("dc1-b-{z}-{c}")));
+            }
+        }
+        out
+    }
+
+    fn assert_same(store: &CollectorStore, memory: &MemoryHistory) -> usize {
+        let ranges = [
+            (key(i64::MIN), key(i64::MAX)),
+            (key(-T0 + 1), key(T0 + 10 * MIN)),
+            (
+                key(T0 + 5 * MIN),
+                (Timestamp(T0 + 20 * MIN), "a2".into(), 3),
+            ),
+            (key(T0 + 9 * MIN), key(T0 + 9 * MIN)),
+        ];
+        let mut total = 0;
+        for selector in selectors() {
+            for (from, to) in &ranges {
+                let got = store.events(&selector, from, to).unwrap();
+                let want = memory.events(&selector, from, to).unwrap();
+                let keys =
+                    |v: &[StoredEvent]| v.iter().map(StoredEvent::order_key).collect::<Vec<_>>();
+                assert_eq!(keys(&got), keys(&want), "{selector:?} {from:?}..{to:?}");
+                total += got.len();
+            }
+        }
+        total
+    }
+
+    #[test]
+    fn an_analysis_scope_reads_exactly_its_own_events_from_the_index() {
+        use crate::analysis::Analysis;
+        use crate::incidents::{fingerprint_of, IncidentRules};
+        use crate::problems::{ProblemRules, ProblemScope};
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::default());
+        let store = CollectorStore::new(kv);
+        let all = events();
+        for e in &all {
+            store
+                .store_batch(&e.agent, "dc1", 1, &[], vec![as_record(e)])
+                .unwrap();
+        }
+        for scope in [ProblemScope::Zone, ProblemScope::Row] {
+            let rules = ProblemRules {
+                scope,
+                ..ProblemRules::default()
+            };
+            let a = Analysis::new(IncidentRules::default(), rules);
+            let mut selectors = Vec::new();
+            for e in &all {
+                let selector = a.history_selector(&fingerprint_of(&e.payload).unwrap());
+                let read = store
+                    .events(&selector, &key(i64::MIN), &key(i64::MAX))
+                    .unwrap();
+                assert!(read.iter().any(|r| r.order_key() == e.order_key()));
+                if !selectors.contains(&selector) {
+                    selectors.push(selector);
+                }
+            }
+            // Each event is read under one scope only.
+            let total: usize = selectors
+                .iter()
+                .map(|s| {
+                    store
+                        .events(s, &key(i64::MIN), &key(i64::MAX))
+                        .unwrap()
+                        .len()
+                })
+                .sum();
+            assert_eq!(total, all.len(), "{scope:?}");
+            assert!(selectors.len() < all.len());
+        }
+    }
+
+    #[test]
+    fn the_scope_index_answers_like_memory_through_retention_and_backfill() {
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::default());
+        let store = CollectorStore::new(kv.clone());
+        let mut memory = MemoryHistory::default();
+        for e in events() {
+            store
+                .store_batch(&e.agent, "dc1", 1, &[], vec![as_record(&e)])
+                .unwrap();
+            memory.add(e);
+        }
+        assert_eq!(kv.len(SCOPES).unwrap(), memory.len());
+        assert!(assert_same(&store, &memory) > 100);
+
+        let cutoff = T0 + 10 * MIN;
+        let deleted = store
+            .delete_records_before(Timestamp(cutoff), &|| false)
+            .unwrap();
+        assert!(deleted.records > 10);
+        memory.forget_before(&key(cutoff));
+        assert_eq!(kv.len(SCOPES).unwrap(), memory.len());
+        assert!(assert_same(&store, &memory) > 50);
+        let counted = crate::tree_sizes::read(kv.as_ref()).unwrap();
+        let scopes = counted.iter().find(|t| t.tree == SCOPES).unwrap();
+        let scanned = crate::tree_sizes::scan(kv.as_ref(), SCOPES).unwrap();
+        assert_eq!(
+            (scopes.entries, scopes.bytes),
+            (scanned.entries, scanned.bytes)
+        );
+
+        // Records stored before the index existed: drop the index, index them again.
+        let mut drop = WriteBatch::default();
+        for (k, _) in kv.scan(SCOPES, b"", usize::MAX).unwrap() {
+            drop.remove(k);
+        }
+        kv.apply(SCOPES, drop).unwrap();
+        assert_eq!(assert_same(&store, &MemoryHistory::default()), 0);
+        assert_eq!(store.index_unindexed_scopes().unwrap(), memory.len() as u64);
+        assert!(assert_same(&store, &memory) > 50);
     }
 }

@@ -30,9 +30,10 @@ use std::sync::{Mutex, PoisonError};
 pub const TREE: &str = "store_sizes";
 
 /// The trees whose sizes are kept.
-pub const COUNTED: [&str; 6] = [
+pub const COUNTED: [&str; 7] = [
     "records",
     "record_positions",
+    "record_scopes",
     "agents",
     "rollup_1m",
     "rollup_1h",

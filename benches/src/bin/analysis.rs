@@ -24,6 +24,8 @@
 //! - `--never-resolving`: the fleet before issue 13 part 4, where each thermal zone's raises
 //!   come back within the quiet period, so its one incident never closes (and keeps every
 //!   event); by default each zone rests 2000 s per cycle and its incident resolves.
+//! - `--late-hours H`: the late events arrive H hours late instead of 1 (e.g. 120: five days,
+//!   beyond the checkpoints' one-day span); the size must cover more than H hours.
 //! - `--skip-replays`: no restart rebuild and no backlogs (they read the whole history again,
 //!   which is what the checkpoint avoids; at 3 M they take most of the run).
 
@@ -62,6 +64,8 @@ struct Options {
     skip_replays: bool,
     /// Measure the backlog one by one too.
     backlog_one_by_one: bool,
+    /// How late the measured late events are, hours.
+    late_hours: u64,
 }
 
 impl Options {
@@ -71,6 +75,7 @@ impl Options {
         if let Some(hours) = self.window_hours {
             args.extend(["--window-hours".to_string(), hours.to_string()]);
         }
+        args.extend(["--late-hours".to_string(), self.late_hours.to_string()]);
         let flags = [
             (self.never_resolving, "--never-resolving"),
             (self.skip_replays, "--skip-replays"),
@@ -279,11 +284,18 @@ fn run_one(size: u64, options: Options) -> Result<()> {
     let held = a.event_count();
     print_footprint(size, &a);
 
-    // One hour late: a raise of a sensor never seen, at the latest time minus 3600 s.
+    // `late_hours` late (1 by default): a raise of a sensor never seen, at the latest time
+    // minus that (one event per second: event n is at second n).
     let latest = a.latest_event_time().context("no events")?;
+    let late_s = options.late_hours * 3600;
+    anyhow::ensure!(
+        size > late_s,
+        "size {size} covers less than --late-hours {}",
+        options.late_hours
+    );
     let mut costs = Vec::with_capacity(LATE);
     for k in 0..LATE as u64 {
-        let mut late = event(size - 3600 + k * 7, old);
+        let mut late = event(size - late_s + k * 7, old);
         late.seq = 10_000_000 + k;
         if let Payload::SensorEvent(e) = &mut late.payload {
             e.sensor = format!("late-{k}");
@@ -376,6 +388,7 @@ fn parse(args: &[String]) -> Result<(Options, Vec<u64>)> {
         never_resolving: false,
         skip_replays: false,
         backlog_one_by_one: false,
+        late_hours: 1,
     };
     let mut sizes = Vec::new();
     let mut args = args.iter();
@@ -384,6 +397,10 @@ fn parse(args: &[String]) -> Result<(Options, Vec<u64>)> {
             "--window-hours" => {
                 let hours = args.next().context("--window-hours needs a number")?;
                 options.window_hours = Some(hours.parse().context("--window-hours")?);
+            }
+            "--late-hours" => {
+                let hours = args.next().context("--late-hours needs a number")?;
+                options.late_hours = hours.parse().context("--late-hours")?;
             }
             "--never-resolving" => options.never_resolving = true,
             "--skip-replays" => options.skip_replays = true,
@@ -405,7 +422,7 @@ fn main() -> Result<()> {
         sizes = vec![100_000, 300_000, 1_000_000];
     }
     let flags = options.args();
-    println!("| events ingested | events held | in-order ingest (events/s) | one late event, median | p99 | backlog agent by agent, one by one (events/s) | backlog in batches of {BATCH} (events/s) | backlog in bulks of {COALESCED} (events/s) | restart rebuild (bulk) | copy under the lock | checkpoint encode | checkpoint size | restart from checkpoint (decode + restore) | RSS held | peak RSS | scope replays | incidents held | backlog events too late |");
+    println!("| events ingested | events held | in-order ingest (events/s) | one late event ({} h late), median | p99 | backlog agent by agent, one by one (events/s) | backlog in batches of {BATCH} (events/s) | backlog in bulks of {COALESCED} (events/s) | restart rebuild (bulk) | copy under the lock | checkpoint encode | checkpoint size | restart from checkpoint (decode + restore) | RSS held | peak RSS | scope replays | incidents held | backlog events too late |", options.late_hours);
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let me = std::env::current_exe().context("finding this binary")?;
     for size in sizes {

@@ -17,6 +17,7 @@
 //! the scope is the first `-`-separated segment of the sanitised site, which is also the first
 //! segment of every id after its prefix: ids that can collide (equal strings) share it.
 
+use super::history::ScopeSelector;
 use crate::model::sanitize;
 use crate::problems::{ProblemRules, ProblemScope};
 use coldaisle_core::{Category, Fingerprint};
@@ -61,6 +62,16 @@ impl Partition {
             Partition::SiteSegment => first_segment(&sanitize(&fingerprint.site)).to_string(),
             #[cfg(test)]
             Partition::Whole => String::new(),
+        }
+    }
+
+    /// Which indexed events ([`super::history`]) make up the scope `scope` of this partition.
+    pub(super) fn selector(self, scope: &str) -> ScopeSelector {
+        match self {
+            Partition::Fingerprint => ScopeSelector::Exact(scope.to_string()),
+            Partition::SiteSegment => ScopeSelector::Segment(scope.to_string()),
+            #[cfg(test)]
+            Partition::Whole => ScopeSelector::All,
         }
     }
 
@@ -133,6 +144,30 @@ mod tests {
                     assert_eq!(partition.of_id(&id), scope, "{id}");
                     let suffixed = format!("{}-{:08x}", content_id("prb", f, Timestamp(at)), 0xab);
                     assert_eq!(partition.of_id(&suffixed), scope, "{suffixed}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_selector_of_a_scope_picks_exactly_its_fingerprints() {
+        let cases = [
+            fp("dc1", "Z1", Category::Thermal),
+            fp("dc1", "Z10", Category::Thermal),
+            fp("dc10", "Z1", Category::Thermal),
+            fp("DC 1", "Z-thermal-3", Category::Device),
+            fp("dc-1", "z1", Category::Humidity),
+        ];
+        for partition in [Partition::Fingerprint, Partition::SiteSegment] {
+            for a in &cases {
+                let selector = partition.selector(&partition.of_fingerprint(a));
+                for b in &cases {
+                    let index = sanitize(&format!("{}-{}-{}", b.site, b.zone, b.category));
+                    assert_eq!(
+                        selector.matches(&index),
+                        partition.of_fingerprint(a) == partition.of_fingerprint(b),
+                        "{partition:?} {a:?} {b:?}"
+                    );
                 }
             }
         }
