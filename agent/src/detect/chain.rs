@@ -41,9 +41,10 @@ pub struct Fired {
 }
 
 /// One detector of a slot. Every slot is as large as the largest variant, so a variant much
-/// larger than the others is boxed (the baseline: 344 bytes with its recovery and likelihood
-/// state, `size_of` on 2026-12-07; the next 168), which keeps a sensor's slots at about 1.7 KB
-/// instead of 2.9 KB (BENCHMARKS.md, "The agent at fleet scale").
+/// larger than the others is boxed (the baseline: 400 bytes with its recovery and likelihood
+/// state, `size_of` on 2026-12-07 after the trimmed likelihood, was 344; the next 168), which
+/// keeps a sensor's slots at about 1.7 KB instead of 2.9 KB (BENCHMARKS.md, "The agent at
+/// fleet scale").
 #[derive(Debug, Clone)]
 enum Kind {
     Threshold(ThresholdDetector),

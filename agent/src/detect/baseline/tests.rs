@@ -146,13 +146,42 @@ fn one_glitch_never_fires_and_a_huge_spike_fires_at_once() {
     run(&mut d, 0, 3 * 288, machine);
     let sigma = d.sigma();
     let glitch = |i: i64| machine(i) + if i == 3 * 288 + 5 { 8.0 * sigma } else { 0.0 };
-    assert!(run(&mut d, 3 * 288, 4 * 288, glitch).is_empty());
+    let out = run(&mut d, 3 * 288, 4 * 288, glitch);
+    assert!(out.is_empty(), "{out:?}");
     let spike = |i: i64| machine(i) + if i == 4 * 288 + 5 { 40.0 * sigma } else { 0.0 };
     let out = run(&mut d, 4 * 288, 5 * 288, spike);
     assert_eq!(out.len(), 2, "{out:?}");
     assert_eq!(out[0].0, 4 * 288 + 5);
     assert_eq!(out[0].1.state, EventState::Raised);
     assert_eq!(out[1].1.state, EventState::Cleared);
+}
+
+/// Two samples of three beyond the band on one side raise at the second, at once (no
+/// waiting for `min_duration`, no likelihood needed: the raise's limit is the band's edge).
+#[test]
+fn two_of_three_outside_raise_at_once() {
+    let mut d = BaselineDetector::new(settings());
+    run(&mut d, 0, 4 * 288, machine);
+    let at = 4 * 288 + 5;
+    let out_by = |i: i64| 8.0 * d.sigma_at(Timestamp(i * STEP_MS));
+    let (first, second) = (out_by(at), out_by(at + 2));
+    let (base, width) = d.band_at(Timestamp((at + 2) * STEP_MS)).expect("warm");
+    let pair = |i: i64| {
+        machine(i)
+            + match i - at {
+                0 => first,
+                2 => second,
+                _ => 0.0,
+            }
+    };
+    let out = run(&mut d, 4 * 288, 5 * 288, pair);
+    let raised = out.first().filter(|(_, t)| t.state == EventState::Raised);
+    assert!(raised.is_some_and(|(i, _)| *i == at + 2), "{out:?}");
+    let limit = raised.and_then(|(_, t)| t.limit).unwrap_or(f64::NAN);
+    assert!(
+        (limit - (base + width)).abs() < 0.05 * width,
+        "{limit} {base} {width}"
+    );
 }
 
 /// NAB's `art_daily_perfect_square_wave`: 20 from 18:00 to 09:00, 80 from 09:00 to 18:00, no
@@ -285,7 +314,10 @@ fn state_round_trips_and_an_older_state_decodes() {
     let mut prior = serde_json::to_value(&d.state).expect("encode");
     assert!(prior
         .as_object_mut()
-        .map(|o| ["before_change", "likelihood", "likely"].map(|k| o.remove(k).is_some()))
+        .map(
+            |o| ["before_change", "likelihood", "likely", "recent_outside"]
+                .map(|k| o.remove(k).is_some())
+        )
         .is_some_and(|removed| removed.iter().all(|r| *r)));
     let prior: BaselineState = serde_json::from_value(prior).expect("decode prior");
     assert_eq!(prior.before_change, None);
