@@ -2,13 +2,15 @@
 //! Alertmanager and a recording webhook; operator actions and silences go through the CLI; a
 //! collector restart sends no duplicate trigger.
 
-use crate::support::{binary, collector_head, free_port, get_json, wait_for, DaemonFiles};
+use crate::support::{
+    binary, collector_head, free_port, get_json, publish_batch, wait_for, DaemonFiles,
+};
 use anyhow::{bail, Context, Result};
 use coldaisle_core::wire::{Batch, Payload, Record, SCHEMA_VERSION};
 use coldaisle_core::{
     Category, EventState, Location, SensorEvent, SensorKind, Severity, Timestamp,
 };
-use coldaisle_testkit::peers::{find_executable, Alertmanager, Mosquitto};
+use coldaisle_testkit::peers::{Alertmanager, Mosquitto};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -152,26 +154,7 @@ pub(crate) fn publish_as(
         dropped: Vec::new(),
         instance: None,
     };
-    let status = Command::new(find_executable("mosquitto_pub", "mosquitto-clients")?)
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-u",
-            "collector",
-            "-P",
-            "collector-pass",
-            "-q",
-            "1",
-        ])
-        .args(["-t", &format!("coldaisle/v1/{site}/{agent}/events"), "-m"])
-        .arg(serde_json::to_string(&batch)?)
-        .status()?;
-    if !status.success() {
-        bail!("mosquitto_pub failed: {status}");
-    }
-    Ok(())
+    publish_batch(port, ("collector", "collector-pass"), &batch)
 }
 
 fn cli(api: &str, args: &[&str]) -> Result<String> {

@@ -124,6 +124,46 @@ pub fn acked_upto(api: &str, agent: &str) -> Option<u64> {
     get_json(&format!("{api}/api/v1/agents")).ok()?[agent]["acked_upto"].as_u64()
 }
 
+/// Publishes `batch` on its events topic (`coldaisle/v1/{site}/{agent}/events`) of the broker on
+/// `port` with QoS 1 as `user`.
+pub fn publish_batch(
+    port: u16,
+    user: (&str, &str),
+    batch: &coldaisle_core::wire::Batch,
+) -> anyhow::Result<()> {
+    let topic = format!("coldaisle/v1/{}/{}/events", batch.site, batch.agent);
+    publish_on(port, user, &topic, &serde_json::to_string(batch)?)
+}
+
+/// Publishes `payload` on `topic` of the broker on `port` with QoS 1 as `user` (`mosquitto_pub`).
+pub fn publish_on(
+    port: u16,
+    (user, pass): (&str, &str),
+    topic: &str,
+    payload: &str,
+) -> anyhow::Result<()> {
+    let status = std::process::Command::new(coldaisle_testkit::peers::find_executable(
+        "mosquitto_pub",
+        "mosquitto-clients",
+    )?)
+    .args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-u",
+        user,
+        "-P",
+        pass,
+    ])
+    .args(["-q", "1", "-t", topic, "-m", payload])
+    .status()?;
+    if !status.success() {
+        anyhow::bail!("mosquitto_pub on {topic} failed: {status}");
+    }
+    Ok(())
+}
+
 /// A UDP port free right now (bound, noted, released: the daemon binds it right after).
 pub fn free_udp_port() -> anyhow::Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?
