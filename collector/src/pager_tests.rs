@@ -67,13 +67,16 @@ async fn record(
     }
 }
 
-/// Starts the mock on a free port; returns its base URL.
-async fn mock_server(mock: Arc<Mock>) -> String {
-    let app = axum::Router::new().fallback(record).with_state(mock);
+/// Starts a fresh mock on a free port; returns it and its base URL.
+async fn mock_server() -> (Arc<Mock>, String) {
+    let mock = Arc::new(Mock::default());
+    let app = axum::Router::new()
+        .fallback(record)
+        .with_state(mock.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}")
+    (mock, format!("http://{addr}"))
 }
 
 fn receiver(kind: ReceiverKind, url: &str) -> ReceiverConfig {
@@ -121,8 +124,7 @@ async fn deliver(pager: Arc<dyn Pager>, batch: Vec<Notification>) -> Result<(), 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adapters_send_the_documented_payloads() {
-    let mock = Arc::new(Mock::default());
-    let url = mock_server(mock.clone()).await;
+    let (mock, url) = mock_server().await;
     let all = vec![
         notification(Phase::Firing),
         notification(Phase::Acknowledged),
@@ -225,8 +227,7 @@ async fn adapters_send_the_documented_payloads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_classified() {
-    let mock = Arc::new(Mock::default());
-    let url = mock_server(mock.clone()).await;
+    let (mock, url) = mock_server().await;
     mock.answers
         .lock()
         .unwrap()
@@ -261,6 +262,14 @@ async fn failures_are_classified() {
         deliver(dead, batch).await,
         Err(DeliveryError::Retry { .. })
     ));
+}
+
+/// An analysis with one open incident (default rules): agent `a1`'s seq 1 raises sensor `r1`
+/// of zone Z1 (site dc1) at `severity`, reading `celsius`, at `T0`.
+fn one_raise(severity: Severity, celsius: f64) -> Analysis {
+    let mut a = Analysis::new(IncidentRules::default(), ProblemRules::default());
+    a.ingest(sensor("a1", 1, "Z1", "r1", Raised, severity, celsius, T0));
+    a
 }
 
 /// A notifier over `kv` with one PagerDuty route to `url` and a clock the test moves.
@@ -305,19 +314,8 @@ fn notifier(kv: Arc<dyn KvStore>, analysis: Analysis, url: &str, now: Arc<Mutex<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_pages_only_for_the_sites_it_owns() {
-    let mock = Arc::new(Mock::default());
-    let url = mock_server(mock.clone()).await;
-    let mut a = Analysis::new(IncidentRules::default(), ProblemRules::default());
-    a.ingest(sensor(
-        "a1",
-        1,
-        "Z1",
-        "r1",
-        Raised,
-        Severity::Warning,
-        28.0,
-        T0,
-    ));
+    let (mock, url) = mock_server().await;
+    let a = one_raise(Severity::Warning, 28.0);
     let now = Arc::new(Mutex::new(T0));
     // A partition owning another site sees the incident (fleet-wide view) but plans no page.
     let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
@@ -339,24 +337,13 @@ async fn a_collector_pages_only_for_the_sites_it_owns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_retries_with_backoff_and_never_triggers_twice_across_restarts() {
-    let mock = Arc::new(Mock::default());
-    let url = mock_server(mock.clone()).await;
+    let (mock, url) = mock_server().await;
     mock.answers
         .lock()
         .unwrap()
         .extend([(500, None), (429, Some("30"))]);
     let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
-    let mut a = Analysis::new(IncidentRules::default(), ProblemRules::default());
-    a.ingest(sensor(
-        "a1",
-        1,
-        "Z1",
-        "r1",
-        Raised,
-        Severity::Warning,
-        28.0,
-        T0,
-    ));
+    let a = one_raise(Severity::Warning, 28.0);
     let now = Arc::new(Mutex::new(T0));
     let n = notifier(kv.clone(), a.clone(), &url, now.clone());
     let mut ledger = n.store.ledger().unwrap();
@@ -441,20 +428,9 @@ async fn queue_retries_with_backoff_and_never_triggers_twice_across_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resolved_ledger_entries_are_forgotten_after_a_week_without_resending() {
-    let mock = Arc::new(Mock::default());
-    let url = mock_server(mock.clone()).await;
+    let (mock, url) = mock_server().await;
     let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
-    let mut a = Analysis::new(IncidentRules::default(), ProblemRules::default());
-    a.ingest(sensor(
-        "a1",
-        1,
-        "Z1",
-        "r1",
-        Raised,
-        Severity::Warning,
-        28.0,
-        T0,
-    ));
+    let mut a = one_raise(Severity::Warning, 28.0);
     a.ingest(sensor(
         "a1",
         2,
@@ -583,17 +559,7 @@ async fn https_receiver_with_private_ca_and_a_wrong_ca_is_retried_not_dropped() 
 
     // Through the queue: the wrong CA keeps the job with a clear error, the right one delivers it.
     let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
-    let mut a = Analysis::new(IncidentRules::default(), ProblemRules::default());
-    a.ingest(sensor(
-        "a1",
-        1,
-        "Z1",
-        "r1",
-        Raised,
-        Severity::Warning,
-        28.0,
-        T0,
-    ));
+    let a = one_raise(Severity::Warning, 28.0);
     let now = Arc::new(Mutex::new(T0));
     let mut n = notifier(kv.clone(), a, &url, now.clone());
     n.pagers.insert("pd".into(), with_ca("other-ca.pem"));
@@ -628,21 +594,10 @@ async fn problem_deliveries_reach_its_chronicle_and_a_reopen_is_notified() {
     use crate::actions::{ActionKind, OperatorAction};
     use crate::chronicle::ChronicleKind;
     const DAY: i64 = 24 * 60 * MIN;
-    let mock = Arc::new(Mock::default());
-    let url = mock_server(mock.clone()).await;
+    let (mock, url) = mock_server().await;
     let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
-    let mut a = Analysis::new(IncidentRules::default(), ProblemRules::default());
     // A critical incident opens an SLA problem.
-    a.ingest(sensor(
-        "a1",
-        1,
-        "Z1",
-        "r1",
-        Raised,
-        Severity::Critical,
-        33.0,
-        T0,
-    ));
+    let mut a = one_raise(Severity::Critical, 33.0);
     a.ingest(sensor(
         "a1",
         2,

@@ -93,17 +93,14 @@ pub async fn tree_sizes(state: &SharedState) -> Vec<TreeSize> {
     };
     let read =
         tokio::task::spawn_blocking(move || crate::tree_sizes::read(rollups.kv().as_ref())).await;
-    match read {
-        Ok(Ok(sizes)) => sizes,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "reading tree sizes failed");
-            Vec::new()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "reading tree sizes failed");
-            Vec::new()
-        }
-    }
+    // One log line whichever failed: the store, or the blocking task (panicked or cancelled).
+    let error = match read {
+        Ok(Ok(sizes)) => return sizes,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::error!(%error, "reading tree sizes failed");
+    Vec::new()
 }
 
 /// Who may scrape `/metrics`.

@@ -249,6 +249,17 @@ mod tests {
         }
     }
 
+    /// Stores an empty merge under `k` at `now`, with a ticket taken right before the put
+    /// (no write can fall between them).
+    fn put_empty(cache: &MergeCache, k: &MergeKey, now: Timestamp) {
+        cache.put(
+            k.clone(),
+            cache.ticket(Level::Day),
+            now,
+            Arc::new(Vec::new()),
+        );
+    }
+
     #[test]
     fn a_merge_is_served_until_a_late_write_or_its_age() {
         static CLOCK: WriteClock = WriteClock::new();
@@ -256,12 +267,7 @@ mod tests {
         let now = Timestamp(100 * DAY);
         CLOCK.record(Level::Day, [now]);
         let k = key("a", 69 * DAY);
-        cache.put(
-            k.clone(),
-            cache.ticket(Level::Day),
-            now,
-            Arc::new(Vec::new()),
-        );
+        put_empty(&cache, &k, now);
         assert!(cache.get(&k, now).is_some());
         assert!(cache.get(&key("b", 69 * DAY), now).is_none());
         // Writes to the newest buckets leave it alone.
@@ -270,22 +276,12 @@ mod tests {
         let later = Timestamp(now.0 + MAX_AGE.as_millis() as i64);
         assert!(cache.get(&k, later).is_none(), "too old");
         // Stored again, then a write into an old bucket: gone.
-        cache.put(
-            k.clone(),
-            cache.ticket(Level::Day),
-            now,
-            Arc::new(Vec::new()),
-        );
+        put_empty(&cache, &k, now);
         assert!(cache.get(&k, now).is_some());
         CLOCK.record(Level::Day, [Timestamp(60 * DAY)]);
         assert!(cache.get(&k, now).is_none(), "late write");
         // Other levels' late writes do not count.
-        cache.put(
-            k.clone(),
-            cache.ticket(Level::Day),
-            now,
-            Arc::new(Vec::new()),
-        );
+        put_empty(&cache, &k, now);
         CLOCK.record(Level::Hour, [now, Timestamp(0)]);
         assert!(cache.get(&k, now).is_some());
     }
@@ -297,22 +293,12 @@ mod tests {
         let now = Timestamp(100 * DAY);
         let old = key("o", 50 * DAY);
         // No write seen yet (a standby): nothing is kept.
-        cache.put(
-            old.clone(),
-            cache.ticket(Level::Day),
-            now,
-            Arc::new(Vec::new()),
-        );
+        put_empty(&cache, &old, now);
         assert!(cache.get(&old, now).is_none());
         CLOCK.record(Level::Day, [now]);
         // The range reaches the bucket before the newest: ingest may still add to it.
         let recent = key("r", 99 * DAY);
-        cache.put(
-            recent.clone(),
-            cache.ticket(Level::Day),
-            now,
-            Arc::new(Vec::new()),
-        );
+        put_empty(&cache, &recent, now);
         assert!(cache.get(&recent, now).is_none());
         // A late write between the ticket and the put.
         let ticket = cache.ticket(Level::Day);
@@ -328,8 +314,7 @@ mod tests {
         let now = Timestamp(100 * DAY);
         CLOCK.record(Level::Day, [now]);
         for n in 0..(MAX_ENTRIES + 5) {
-            let k = key(&format!("z{n}"), DAY);
-            cache.put(k, cache.ticket(Level::Day), now, Arc::new(Vec::new()));
+            put_empty(&cache, &key(&format!("z{n}"), DAY), now);
         }
         let len = cache.entries.lock().map(|e| e.len()).unwrap_or(0);
         assert_eq!(len, MAX_ENTRIES);

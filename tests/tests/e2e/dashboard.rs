@@ -11,7 +11,9 @@
 mod webdriver;
 
 use crate::api_access::new_token;
-use crate::support::{free_port, get_json, wait_for, Daemon};
+use crate::support::{
+    collector_head, free_port, get_json, start_daemon, wait_for, wait_until_healthy,
+};
 use anyhow::{Context, Result};
 use coldaisle_testkit::peers::{Mosquitto, SnmpValue, Snmpd, SnmpdOptions};
 use serde_json::{json, Value};
@@ -92,29 +94,13 @@ timeout = "250ms"
 
 fn collector_config(dir: &Path, mqtt_port: u16, http_port: u16, tokens: &Path) -> String {
     format!(
-        r#"collector_id = "web-collector"
-state_dir = "{state}"
-
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt_port}
-username = "collector"
-password = "collector-pass"
-
-[http]
-listen = "127.0.0.1:{http_port}"
-tokens_file = "{tokens}"
-
-[incidents]
-quiet_period = "1s"
-
+        r#"{head}
 # One incident is enough for a problem here, so the page has a chronicle to show.
 [problems]
 min_incidents = 1
 window = "30d"
 "#,
-        state = dir.join("collector-state").display(),
-        tokens = tokens.display(),
+        head = collector_head("web-collector", dir, mqtt_port, http_port, Some(tokens)),
     )
 }
 
@@ -182,34 +168,11 @@ fn dashboard_in_a_real_browser_shows_bands_incidents_and_chronicles() -> Result<
     std::fs::write(dir.path().join("agent.pass"), "agent-pass\n")?;
     let http_port = free_port()?;
     let api = format!("http://127.0.0.1:{http_port}");
-    let collector_toml = dir.path().join("collector.toml");
-    std::fs::write(
-        &collector_toml,
-        collector_config(dir.path(), broker.port(), http_port, &tokens),
-    )?;
-    let agent_toml = dir.path().join("agent.toml");
-    std::fs::write(
-        &agent_toml,
-        agent_config(dir.path(), broker.port(), snmpd.port()),
-    )?;
-    let collector = Daemon::start(
-        "coldaisle-collector",
-        &collector_toml,
-        &dir.path().join("collector.log"),
-    )?;
-    wait_for("collector API", Duration::from_secs(20), || {
-        get_json(&format!("{api}/healthz")).ok().or_else(|| {
-            ureq::get(&format!("{api}/healthz"))
-                .call()
-                .ok()
-                .map(|_| Value::Null)
-        })
-    })?;
-    let agent = Daemon::start(
-        "coldaisle-agent",
-        &agent_toml,
-        &dir.path().join("agent.log"),
-    )?;
+    let collector = collector_config(dir.path(), broker.port(), http_port, &tokens);
+    let collector = start_daemon(dir.path(), "coldaisle-collector", "collector", &collector)?;
+    wait_until_healthy(&api)?;
+    let agent = agent_config(dir.path(), broker.port(), snmpd.port());
+    let agent = start_daemon(dir.path(), "coldaisle-agent", "agent", &agent)?;
 
     // The scenario as the API sees it: three racks read, an open thermal incident, a problem.
     let logs = || {

@@ -5,7 +5,9 @@
 //! nothing), and clears when the climb stops.
 
 use crate::pagers::recording_webhook;
-use crate::support::{free_port, get_json, one_inlet_pdu, wait_for, Daemon, INLET_TEMP_OID};
+use crate::support::{
+    collector_head, free_port, get_json, one_inlet_pdu, start_daemon, wait_for, INLET_TEMP_OID,
+};
 use anyhow::Result;
 use coldaisle_core::Timestamp;
 use coldaisle_testkit::peers::{Mosquitto, SnmpValue, Snmpd, SnmpdOptions};
@@ -41,18 +43,7 @@ min_duration = "500ms"
 
 fn collector_config(dir: &Path, mqtt: u16, http: u16, hook: &str) -> String {
     format!(
-        r#"collector_id = "fc-collector"
-state_dir = "{state}"
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt}
-username = "collector"
-password = "collector-pass"
-[http]
-listen = "127.0.0.1:{http}"
-[incidents]
-quiet_period = "1s"
-[notify]
+        r#"{head}[notify]
 interval = "200ms"
 [[notify.receivers]]
 name = "hook"
@@ -64,7 +55,7 @@ receiver = "hook"
 categories = ["thermal"]
 min_severity = "info"
 "#,
-        state = dir.join("collector-state").display(),
+        head = collector_head("fc-collector", dir, mqtt, http, None),
         secret = dir.join("hook.secret").display(),
     )
 }
@@ -99,26 +90,10 @@ fn a_slow_climb_is_forecast_in_the_report_without_an_incident_or_a_page() -> Res
     std::fs::write(dir.path().join("hook.secret"), "s3cret\n")?;
     let http = free_port()?;
     let api = format!("http://127.0.0.1:{http}");
-    let collector_toml = dir.path().join("collector.toml");
-    std::fs::write(
-        &collector_toml,
-        collector_config(dir.path(), broker.port(), http, &hook_url),
-    )?;
-    let agent_toml = dir.path().join("agent.toml");
-    std::fs::write(
-        &agent_toml,
-        agent_config(dir.path(), broker.port(), snmpd.port()),
-    )?;
-    let _collector = Daemon::start(
-        "coldaisle-collector",
-        &collector_toml,
-        &dir.path().join("collector.log"),
-    )?;
-    let _agent = Daemon::start(
-        "coldaisle-agent",
-        &agent_toml,
-        &dir.path().join("agent.log"),
-    )?;
+    let collector = collector_config(dir.path(), broker.port(), http, &hook_url);
+    let _collector = start_daemon(dir.path(), "coldaisle-collector", "collector", &collector)?;
+    let agent = agent_config(dir.path(), broker.port(), snmpd.port());
+    let _agent = start_daemon(dir.path(), "coldaisle-agent", "agent", &agent)?;
     wait_for("zone report of Z1", Duration::from_secs(30), || {
         let r = get_json(&format!("{api}/api/v1/zones/Z1/report")).ok()?;
         (!r["racks"].as_array()?.is_empty()).then_some(())

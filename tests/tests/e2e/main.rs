@@ -32,7 +32,9 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use support::{free_port, get_json, wait_for, Daemon};
+use support::{
+    collector_head, free_port, get_json, start_daemon, wait_for, wait_until_healthy, DaemonFiles,
+};
 
 const PROBE_TEMP: &str = "1.3.6.1.4.1.318.1.1.26.10.2.2.1.8";
 
@@ -138,26 +140,8 @@ min_duration = "500ms"
 
 fn collector_config(dir: &Path, mqtt_port: u16, http_port: u16) -> String {
     format!(
-        r#"collector_id = "e2e-collector"
-state_dir = "{state}"
-
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt_port}
-username = "collector"
-password = "collector-pass"
-
-[http]
-listen = "127.0.0.1:{http_port}"
-
-[incidents]
-quiet_period = "1s"
-
-[problems]
-min_incidents = 3
-window = "30d"
-"#,
-        state = dir.join("collector-state").display()
+        "{}\n[problems]\nmin_incidents = 3\nwindow = \"30d\"\n",
+        collector_head("e2e-collector", dir, mqtt_port, http_port, None)
     )
 }
 
@@ -213,29 +197,16 @@ fn reading_to_problem_through_real_peers_with_a_collector_restart() -> Result<()
     std::fs::write(dir.path().join("agent.pass"), "agent-pass\n")?;
     let http_port = free_port()?;
     let api = format!("http://127.0.0.1:{http_port}");
-    let collector_toml = dir.path().join("collector.toml");
-    std::fs::write(
-        &collector_toml,
-        collector_config(dir.path(), broker.port(), http_port),
+    let collector_files = DaemonFiles::write(
+        dir.path(),
+        "coldaisle-collector",
+        "collector",
+        &collector_config(dir.path(), broker.port(), http_port),
     )?;
-    let agent_toml = dir.path().join("agent.toml");
-    std::fs::write(&agent_toml, agent_config(dir.path(), broker.port(), &site))?;
-
-    let collector_log = dir.path().join("collector.log");
-    let mut collector = Daemon::start("coldaisle-collector", &collector_toml, &collector_log)?;
-    wait_for("collector API", Duration::from_secs(20), || {
-        get_json(&format!("{api}/healthz")).ok().or_else(|| {
-            ureq::get(&format!("{api}/healthz"))
-                .call()
-                .ok()
-                .map(|_| Value::Null)
-        })
-    })?;
-    let mut agent = Daemon::start(
-        "coldaisle-agent",
-        &agent_toml,
-        &dir.path().join("agent.log"),
-    )?;
+    let mut collector = collector_files.start()?;
+    wait_until_healthy(&api)?;
+    let agent = agent_config(dir.path(), broker.port(), &site);
+    let mut agent = start_daemon(dir.path(), "coldaisle-agent", "agent", &agent)?;
 
     // Readings arrive: the zone report lists the three racks with their inlet temperatures.
     let report = wait_for("zone report with 3 racks", Duration::from_secs(30), || {
@@ -266,7 +237,7 @@ fn reading_to_problem_through_real_peers_with_a_collector_restart() -> Result<()
     std::thread::sleep(Duration::from_secs(3));
     site.set_inlets(22.0)?;
     std::thread::sleep(Duration::from_secs(2));
-    let mut collector = Daemon::start("coldaisle-collector", &collector_toml, &collector_log)?;
+    let mut collector = collector_files.start()?;
     wait_for(
         "incident 2 after the restart",
         Duration::from_secs(30),
@@ -460,7 +431,7 @@ fn reading_to_problem_through_real_peers_with_a_collector_restart() -> Result<()
         get_json(&format!("{api}/api/v1/problems"))?,
     );
     collector.terminate()?;
-    let mut collector = Daemon::start("coldaisle-collector", &collector_toml, &collector_log)?;
+    let mut collector = collector_files.start()?;
     let agents = wait_for(
         "the API after a graceful restart",
         Duration::from_secs(20),
@@ -473,7 +444,7 @@ fn reading_to_problem_through_real_peers_with_a_collector_restart() -> Result<()
         get_json(&format!("{api}/api/v1/problems"))?,
     );
     assert_eq!(after, before);
-    let log = std::fs::read_to_string(&collector_log)?;
+    let log = collector.log();
     assert!(log.contains("checkpoint written"), "{log}");
     let start = log
         .lines()

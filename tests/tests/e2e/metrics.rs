@@ -2,7 +2,7 @@
 //! mosquitto), each body checked by Debian's `promtool check metrics` (any complaint fails),
 //! with values that move; and the collector's OpenAPI document requested path by path.
 
-use super::support::{free_port, get_json, wait_for, Daemon};
+use super::support::{collector_head, free_port, get_json, start_daemon, wait_for};
 use anyhow::{bail, Context, Result};
 use coldaisle_testkit::peers::{Mosquitto, SnmpValue, Snmpd, SnmpdOptions};
 use std::io::Write as _;
@@ -38,21 +38,8 @@ min_duration = "300ms"
 
 fn collector_config(dir: &Path, mqtt: u16, http: u16) -> String {
     format!(
-        r#"collector_id = "metrics-collector"
-state_dir = "{state}"
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt}
-username = "collector"
-password = "collector-pass"
-[http]
-listen = "127.0.0.1:{http}"
-[incidents]
-quiet_period = "1s"
-[problems]
-min_incidents = 1
-"#,
-        state = dir.join("collector-state").display()
+        "{}[problems]\nmin_incidents = 1\n",
+        collector_head("metrics-collector", dir, mqtt, http, None)
     )
 }
 
@@ -129,15 +116,10 @@ fn both_daemons_serve_metrics_promtool_accepts_and_values_move() -> Result<()> {
     let (http, metrics) = (free_port()?, free_port()?);
     let api = format!("http://127.0.0.1:{http}");
     let agent_metrics = format!("http://127.0.0.1:{metrics}/metrics");
-    let c = dir.path().join("collector.toml");
-    std::fs::write(&c, collector_config(dir.path(), broker.port(), http))?;
-    let a = dir.path().join("agent.toml");
-    std::fs::write(
-        &a,
-        agent_config(dir.path(), broker.port(), snmpd.port(), metrics),
-    )?;
-    let mut collector = Daemon::start("coldaisle-collector", &c, &dir.path().join("c.log"))?;
-    let mut agent = Daemon::start("coldaisle-agent", &a, &dir.path().join("a.log"))?;
+    let c = collector_config(dir.path(), broker.port(), http);
+    let mut collector = start_daemon(dir.path(), "coldaisle-collector", "collector", &c)?;
+    let a = agent_config(dir.path(), broker.port(), snmpd.port(), metrics);
+    let mut agent = start_daemon(dir.path(), "coldaisle-agent", "agent", &a)?;
 
     // The agent: polls counted per device, connected, promtool-clean; the count grows.
     let polls = "coldaisle_agent_polls_total{device=\"pdu\"}";

@@ -2,13 +2,15 @@
 //! Alertmanager and a recording webhook; operator actions and silences go through the CLI; a
 //! collector restart sends no duplicate trigger.
 
-use crate::support::{binary, free_port, get_json, wait_for, Daemon};
+use crate::support::{
+    binary, collector_head, free_port, get_json, publish_batch, wait_for, DaemonFiles,
+};
 use anyhow::{bail, Context, Result};
 use coldaisle_core::wire::{Batch, Payload, Record, SCHEMA_VERSION};
 use coldaisle_core::{
     Category, EventState, Location, SensorEvent, SensorKind, Severity, Timestamp,
 };
-use coldaisle_testkit::peers::{find_executable, Alertmanager, Mosquitto};
+use coldaisle_testkit::peers::{Alertmanager, Mosquitto};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -69,21 +71,7 @@ pub(crate) fn recording_webhook() -> Result<(String, Arc<Mutex<Vec<Hook>>>)> {
 
 fn collector_config(dir: &Path, mqtt_port: u16, http_port: u16, am: &str, hook: &str) -> String {
     format!(
-        r#"collector_id = "pagers-collector"
-state_dir = "{state}"
-
-[mqtt]
-host = "127.0.0.1"
-port = {mqtt_port}
-username = "collector"
-password = "collector-pass"
-
-[http]
-listen = "127.0.0.1:{http_port}"
-
-[incidents]
-quiet_period = "1s"
-
+        r#"{head}
 [notify]
 interval = "200ms"
 repeat_interval = "1h"
@@ -106,7 +94,7 @@ receiver = "am"
 receiver = "hook"
 problems = true
 "#,
-        state = dir.join("state").display(),
+        head = collector_head("pagers-collector", dir, mqtt_port, http_port, None),
         secret = dir.join("hook.secret").display(),
     )
 }
@@ -166,26 +154,7 @@ pub(crate) fn publish_as(
         dropped: Vec::new(),
         instance: None,
     };
-    let status = Command::new(find_executable("mosquitto_pub", "mosquitto-clients")?)
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-u",
-            "collector",
-            "-P",
-            "collector-pass",
-            "-q",
-            "1",
-        ])
-        .args(["-t", &format!("coldaisle/v1/{site}/{agent}/events"), "-m"])
-        .arg(serde_json::to_string(&batch)?)
-        .status()?;
-    if !status.success() {
-        bail!("mosquitto_pub failed: {status}");
-    }
-    Ok(())
+    publish_batch(port, ("collector", "collector-pass"), &batch)
 }
 
 fn cli(api: &str, args: &[&str]) -> Result<String> {
@@ -239,13 +208,13 @@ fn incidents_page_alertmanager_and_a_webhook_without_duplicates_across_restarts(
     std::fs::write(dir.path().join("hook.secret"), "hook-secret\n")?;
     let http_port = free_port()?;
     let api = format!("http://127.0.0.1:{http_port}");
-    let config = dir.path().join("collector.toml");
-    std::fs::write(
-        &config,
-        collector_config(dir.path(), broker.port(), http_port, &am.url(), &hook_url),
+    let files = DaemonFiles::write(
+        dir.path(),
+        "coldaisle-collector",
+        "collector",
+        &collector_config(dir.path(), broker.port(), http_port, &am.url(), &hook_url),
     )?;
-    let log = dir.path().join("collector.log");
-    let mut collector = Daemon::start("coldaisle-collector", &config, &log)?;
+    let mut collector = files.start()?;
     wait_for("collector API", Duration::from_secs(20), || {
         get_json(&format!("{api}/api/v1/stats")).ok()
     })?;
@@ -305,7 +274,7 @@ fn incidents_page_alertmanager_and_a_webhook_without_duplicates_across_restarts(
 
     // Restart: the ledger says everything was sent; nothing is sent again.
     collector.terminate()?;
-    let mut collector = Daemon::start("coldaisle-collector", &config, &log)?;
+    let mut collector = files.start()?;
     wait_for(
         "collector API after restart",
         Duration::from_secs(20),

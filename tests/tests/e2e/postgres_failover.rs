@@ -5,7 +5,9 @@
 //! record the agent produced is stored once.
 
 use super::pagers::{recording_webhook, Hook};
-use super::support::{free_port, get_json, wait_for, Daemon};
+use super::support::{
+    acked_upto, free_port, get_json, start_daemon, wait_for, z1_incident_ids, Daemon,
+};
 use anyhow::{Context, Result};
 use coldaisle_testkit::peers::{Mosquitto, SnmpValue, Snmpd, SnmpdOptions};
 use coldaisle_testkit::postgres::Postgres;
@@ -53,21 +55,6 @@ fn role(api: &str) -> Option<String> {
     Some(stats(api)?["cluster"]["role"].as_str()?.to_string())
 }
 
-fn incident_ids(api: &str) -> Option<Vec<String>> {
-    let incidents = get_json(&format!("{api}/api/v1/incidents?zone=Z1")).ok()?;
-    let mut ids: Vec<String> = incidents
-        .as_array()?
-        .iter()
-        .filter_map(|i| i["id"].as_str().map(str::to_string))
-        .collect();
-    ids.sort();
-    Some(ids)
-}
-
-fn acked(api: &str) -> Option<u64> {
-    get_json(&format!("{api}/api/v1/agents")).ok()?[AGENT]["acked_upto"].as_u64()
-}
-
 /// How many times each (subject, phase) was delivered to the webhook.
 fn deliveries(seen: &Mutex<Vec<Hook>>) -> BTreeMap<(String, String), usize> {
     let mut out = BTreeMap::new();
@@ -105,24 +92,16 @@ fn the_standby_takes_over_after_a_sigkill_without_double_pages_or_lost_records()
         format!("http://127.0.0.1:{http_a}"),
         format!("http://127.0.0.1:{http_b}"),
     );
-    let config = |id: &str, http: u16| -> Result<std::path::PathBuf> {
-        let path = dir.path().join(format!("{id}.toml"));
-        std::fs::write(
-            &path,
-            collector(dir.path(), id, broker.port(), http, &pg, &hook_url),
-        )?;
-        Ok(path)
+    let start = |id: &str, http: u16| {
+        let toml = collector(dir.path(), id, broker.port(), http, &pg, &hook_url);
+        start_daemon(dir.path(), "coldaisle-collector", id, &toml)
     };
-    let (config_a, config_b) = (
-        config("collector-a", http_a)?,
-        config("collector-b", http_b)?,
-    );
-    let mut a = Daemon::start("coldaisle-collector", &config_a, &dir.path().join("a.log"))?;
+    let mut a = start("collector-a", http_a)?;
     wait_for("collector a active", Duration::from_secs(30), || {
         (role(&api_a)? == "active").then_some(())
     })
     .with_context(|| a.log_tail())?;
-    let b = Daemon::start("coldaisle-collector", &config_b, &dir.path().join("b.log"))?;
+    let b = start("collector-b", http_b)?;
     let standby = wait_for("collector b standing by", Duration::from_secs(30), || {
         stats(&api_b).filter(|s| s["cluster"]["role"] == "standby")
     })
@@ -132,12 +111,8 @@ fn the_standby_takes_over_after_a_sigkill_without_double_pages_or_lost_records()
         "the standby names the holder"
     );
 
-    let a_file = dir.path().join("agent.toml");
-    std::fs::write(
-        &a_file,
-        super::support::threshold_agent(AGENT, dir.path(), broker.port(), snmpd.port()),
-    )?;
-    let mut agent = Daemon::start("coldaisle-agent", &a_file, &dir.path().join("agent.log"))?;
+    let agent = super::support::threshold_agent(AGENT, dir.path(), broker.port(), snmpd.port());
+    let mut agent = start_daemon(dir.path(), "coldaisle-agent", "agent", &agent)?;
     let logs = |c: &Daemon, b: &Daemon, g: &Daemon| {
         format!(
             "{}\n--- b\n{}\n--- agent\n{}",
@@ -149,16 +124,16 @@ fn the_standby_takes_over_after_a_sigkill_without_double_pages_or_lost_records()
     wait_for(
         "an incident paged by the active collector",
         Duration::from_secs(40),
-        || (has_phase(&hooks, "firing") && acked(&api_a)? >= 5).then_some(()),
+        || (has_phase(&hooks, "firing") && acked_upto(&api_a, AGENT)? >= 5).then_some(()),
     )
     .with_context(|| logs(&a, &b, &agent))?;
-    let incidents = incident_ids(&api_a).context("incidents on a")?;
+    let incidents = z1_incident_ids(&api_a).context("incidents on a")?;
     assert!(!incidents.is_empty());
     // The standby serves the read API from the database (its view is rebuilt every 2 s).
     wait_for(
         "the incident on the standby's API",
         Duration::from_secs(20),
-        || (incident_ids(&api_b)? == incidents).then_some(()),
+        || (z1_incident_ids(&api_b)? == incidents).then_some(()),
     )
     .with_context(|| logs(&a, &b, &agent))?;
     assert_eq!(role(&api_b).as_deref(), Some("standby"));
@@ -166,7 +141,7 @@ fn the_standby_takes_over_after_a_sigkill_without_double_pages_or_lost_records()
         !b.log().contains("notification delivered"),
         "a standby pages nothing"
     );
-    let acked_before = acked(&api_a).context("acked on a")?;
+    let acked_before = acked_upto(&api_a, AGENT).context("acked on a")?;
 
     // kill -9 the active collector: the standby takes the lease and goes on.
     let killed = Instant::now();
@@ -185,7 +160,7 @@ fn the_standby_takes_over_after_a_sigkill_without_double_pages_or_lost_records()
     wait_for(
         "records acked by the new active collector",
         Duration::from_secs(30),
-        || (acked(&api_b)? >= acked_before + 5).then_some(()),
+        || (acked_upto(&api_b, AGENT)? >= acked_before + 5).then_some(()),
     )
     .with_context(|| logs(&a, &b, &agent))?;
 
@@ -199,7 +174,7 @@ fn the_standby_takes_over_after_a_sigkill_without_double_pages_or_lost_records()
     // The agent stops once its records are acked; then every seq it produced is a row, once.
     agent.terminate()?;
     std::thread::sleep(Duration::from_secs(2));
-    let acked_end = acked(&api_b).context("acked on b")?;
+    let acked_end = acked_upto(&api_b, AGENT).context("acked on b")?;
     let row = pg.psql(
         "coldaisle",
         &format!(

@@ -4,11 +4,12 @@
 //! acked. The records and the incident survive a SIGKILL of the collector, because they are in
 //! the database (the state dir holds no store).
 
-use super::support::{free_port, get_json, wait_for, Daemon};
+use super::support::{
+    acked_upto, free_port, start_daemon, wait_for, z1_incident_ids, Daemon, DaemonFiles,
+};
 use anyhow::{Context, Result};
 use coldaisle_testkit::peers::{Mosquitto, SnmpValue, Snmpd, SnmpdOptions};
 use coldaisle_testkit::postgres::Postgres;
-use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,22 +26,6 @@ state_dir = "{state}"
     )
 }
 
-fn incident_ids(api: &str) -> Option<Vec<String>> {
-    let incidents = get_json(&format!("{api}/api/v1/incidents?zone=Z1")).ok()?;
-    let mut ids: Vec<String> = incidents
-        .as_array()?
-        .iter()
-        .filter_map(|i| i["id"].as_str().map(str::to_string))
-        .collect();
-    ids.sort();
-    Some(ids)
-}
-
-fn acked(api: &str) -> Option<u64> {
-    let agents: Value = get_json(&format!("{api}/api/v1/agents")).ok()?;
-    agents.get(AGENT)?["acked_upto"].as_u64()
-}
-
 #[test]
 fn records_and_incidents_survive_a_collector_sigkill_on_postgres() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -50,15 +35,15 @@ fn records_and_incidents_survive_a_collector_sigkill_on_postgres() -> Result<()>
     let snmpd = Snmpd::start(SnmpdOptions::default())?;
     snmpd.set_value(TEMP, SnmpValue::Integer(310))?;
     let http = free_port()?;
-    let c = dir.path().join("collector.toml");
-    std::fs::write(&c, collector(dir.path(), broker.port(), http, &pg))?;
-    let a = dir.path().join("agent.toml");
-    std::fs::write(
-        &a,
-        super::support::threshold_agent(AGENT, dir.path(), broker.port(), snmpd.port()),
+    let collector_files = DaemonFiles::write(
+        dir.path(),
+        "coldaisle-collector",
+        "collector",
+        &collector(dir.path(), broker.port(), http, &pg),
     )?;
-    let mut collector = Daemon::start("coldaisle-collector", &c, &dir.path().join("c.log"))?;
-    let mut agent = Daemon::start("coldaisle-agent", &a, &dir.path().join("a.log"))?;
+    let mut collector = collector_files.start()?;
+    let agent = super::support::threshold_agent(AGENT, dir.path(), broker.port(), snmpd.port());
+    let mut agent = start_daemon(dir.path(), "coldaisle-agent", "agent", &agent)?;
     let api = format!("http://127.0.0.1:{http}");
     let logs = |c: &Daemon, a: &Daemon| format!("{}\n---\n{}", c.log_tail(), a.log_tail());
 
@@ -66,8 +51,8 @@ fn records_and_incidents_survive_a_collector_sigkill_on_postgres() -> Result<()>
         "an incident and acked records",
         Duration::from_secs(30),
         || {
-            let ids = incident_ids(&api)?;
-            (!ids.is_empty() && acked(&api)? >= 5).then_some(())
+            let ids = z1_incident_ids(&api)?;
+            (!ids.is_empty() && acked_upto(&api, AGENT)? >= 5).then_some(())
         },
     )
     .with_context(|| logs(&collector, &agent))?;
@@ -75,11 +60,11 @@ fn records_and_incidents_survive_a_collector_sigkill_on_postgres() -> Result<()>
     // The database goes away: the collector stays up, stores and acks nothing meanwhile.
     pg.stop();
     std::thread::sleep(Duration::from_secs(2));
-    let acked_down = acked(&api).context("acked_upto")?;
+    let acked_down = acked_upto(&api, AGENT).context("acked_upto")?;
     std::thread::sleep(Duration::from_secs(3));
     collector.check_alive()?;
     assert_eq!(
-        acked(&api),
+        acked_upto(&api, AGENT),
         Some(acked_down),
         "nothing acked without the database"
     );
@@ -97,15 +82,15 @@ fn records_and_incidents_survive_a_collector_sigkill_on_postgres() -> Result<()>
     wait_for(
         "acks after the database is back",
         Duration::from_secs(30),
-        || (acked(&api)? > acked_down + 5).then_some(()),
+        || (acked_upto(&api, AGENT)? > acked_down + 5).then_some(()),
     )
     .with_context(|| logs(&collector, &agent))?;
 
     // A steady state: the agent stops (its last batches acked), then the collector dies hard.
     agent.terminate()?;
     std::thread::sleep(Duration::from_secs(1));
-    let acked_before = acked(&api).context("acked_upto")?;
-    let incidents_before = incident_ids(&api).context("incidents")?;
+    let acked_before = acked_upto(&api, AGENT).context("acked_upto")?;
+    let incidents_before = z1_incident_ids(&api).context("incidents")?;
     let rows_before: u64 = pg
         .psql(
             "coldaisle",
@@ -127,11 +112,11 @@ fn records_and_incidents_survive_a_collector_sigkill_on_postgres() -> Result<()>
         collector.log_tail()
     );
 
-    let collector = Daemon::start("coldaisle-collector", &c, &dir.path().join("c.log"))?;
+    let collector = collector_files.start()?;
     let after = wait_for(
         "the restarted collector's API",
         Duration::from_secs(30),
-        || Some((acked(&api)?, incident_ids(&api)?)),
+        || Some((acked_upto(&api, AGENT)?, z1_incident_ids(&api)?)),
     )
     .with_context(|| collector.log_tail())?;
     assert_eq!(

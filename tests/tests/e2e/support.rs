@@ -2,6 +2,87 @@
 
 pub use coldaisle_testkit::procs::*;
 
+use std::path::{Path, PathBuf};
+
+/// One of our daemons set up in an e2e test's directory: the config it runs on and the log it
+/// appends to, kept so that the test can start it again on the same files (a restart; the log
+/// then holds both runs).
+pub struct DaemonFiles {
+    /// The binary, e.g. `coldaisle-collector`.
+    binary: &'static str,
+    /// `dir/{name}.toml`.
+    config: PathBuf,
+    /// `dir/{name}.log`.
+    log: PathBuf,
+}
+
+impl DaemonFiles {
+    /// Writes `toml` to `dir/{name}.toml` for `binary`, which will log to `dir/{name}.log`.
+    pub fn write(dir: &Path, binary: &'static str, name: &str, toml: &str) -> anyhow::Result<Self> {
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(&config, toml)?;
+        Ok(DaemonFiles {
+            binary,
+            config,
+            log: dir.join(format!("{name}.log")),
+        })
+    }
+
+    /// Starts the daemon on these files (returns once the process started, not when it serves).
+    pub fn start(&self) -> anyhow::Result<Daemon> {
+        Daemon::start(self.binary, &self.config, &self.log)
+    }
+}
+
+/// Writes `toml` to `dir/{name}.toml` and starts `binary` on it, logging to `dir/{name}.log`:
+/// [`DaemonFiles`] for a daemon the test starts once.
+pub fn start_daemon(
+    dir: &Path,
+    binary: &'static str,
+    name: &str,
+    toml: &str,
+) -> anyhow::Result<Daemon> {
+    DaemonFiles::write(dir, binary, name, toml)?.start()
+}
+
+/// Waits up to 20 s until the collector API at `api` answers `/healthz` (which needs no token).
+pub fn wait_until_healthy(api: &str) -> anyhow::Result<()> {
+    let url = format!("{api}/healthz");
+    wait_for("collector API", std::time::Duration::from_secs(20), || {
+        ureq::get(&url).call().ok().map(|_| ())
+    })
+}
+
+/// The head of an e2e collector's config: id `id`, state in `dir/collector-state`, the broker
+/// on port `mqtt` as user `collector` (password `collector-pass`), the API on port `http` (with
+/// `tokens_file` when given) and incidents quiet after 1 s. Other tables follow it.
+pub fn collector_head(
+    id: &str,
+    dir: &Path,
+    mqtt: u16,
+    http: u16,
+    tokens_file: Option<&Path>,
+) -> String {
+    let tokens = tokens_file
+        .map(|t| format!("tokens_file = \"{}\"\n", t.display()))
+        .unwrap_or_default();
+    format!(
+        r#"collector_id = "{id}"
+state_dir = "{state}"
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt}
+username = "collector"
+password = "collector-pass"
+[http]
+listen = "127.0.0.1:{http}"
+{tokens}[incidents]
+quiet_period = "1s"
+"#,
+        state = dir.join("collector-state").display(),
+    )
+}
+
 /// Starts a collector named `id` on the broker at `broker_port` (user `collector`, password
 /// `collector-pass`), its API on a free port and incidents quiet after 1 s; returns the daemon
 /// and the API's base URL once the API answers.
@@ -11,17 +92,8 @@ pub fn start_collector(
     broker_port: u16,
 ) -> anyhow::Result<(Daemon, String)> {
     let http_port = free_port()?;
-    let toml = dir.join("collector.toml");
-    std::fs::write(
-        &toml,
-        format!(
-            "collector_id = \"{id}\"\nstate_dir = \"{}\"\n[mqtt]\nhost = \"127.0.0.1\"\n\
-             port = {broker_port}\nusername = \"collector\"\npassword = \"collector-pass\"\n[http]\n\
-             listen = \"127.0.0.1:{http_port}\"\n[incidents]\nquiet_period = \"1s\"\n",
-            dir.join("collector-state").display(),
-        ),
-    )?;
-    let daemon = Daemon::start("coldaisle-collector", &toml, &dir.join("collector.log"))?;
+    let toml = collector_head(id, dir, broker_port, http_port, None);
+    let daemon = start_daemon(dir, "coldaisle-collector", "collector", &toml)?;
     let api = format!("http://127.0.0.1:{http_port}");
     // Callers read the API right away: return once it answers, not when the process started.
     wait_for(
@@ -31,6 +103,65 @@ pub fn start_collector(
     )
     .map_err(|e| anyhow::anyhow!("{e:#}\ncollector log:\n{}", daemon.log_tail()))?;
     Ok((daemon, api))
+}
+
+/// The ids of zone Z1's incidents at the collector API `api`, sorted (`None` while it does
+/// not answer).
+pub fn z1_incident_ids(api: &str) -> Option<Vec<String>> {
+    let incidents = get_json(&format!("{api}/api/v1/incidents?zone=Z1")).ok()?;
+    let mut ids: Vec<String> = incidents
+        .as_array()?
+        .iter()
+        .filter_map(|i| i["id"].as_str().map(str::to_string))
+        .collect();
+    ids.sort();
+    Some(ids)
+}
+
+/// The `acked_upto` of agent `agent` at the collector API `api`: every record of the agent up
+/// to it is stored (`None` while the API does not answer or knows no such agent).
+pub fn acked_upto(api: &str, agent: &str) -> Option<u64> {
+    get_json(&format!("{api}/api/v1/agents")).ok()?[agent]["acked_upto"].as_u64()
+}
+
+/// Publishes `batch` on its events topic (`coldaisle/v1/{site}/{agent}/events`) of the broker on
+/// `port` with QoS 1 as `user`.
+pub fn publish_batch(
+    port: u16,
+    user: (&str, &str),
+    batch: &coldaisle_core::wire::Batch,
+) -> anyhow::Result<()> {
+    let topic = format!("coldaisle/v1/{}/{}/events", batch.site, batch.agent);
+    publish_on(port, user, &topic, &serde_json::to_string(batch)?)
+}
+
+/// Publishes `payload` on `topic` of the broker on `port` with QoS 1 as `user` (`mosquitto_pub`).
+pub fn publish_on(
+    port: u16,
+    (user, pass): (&str, &str),
+    topic: &str,
+    payload: &str,
+) -> anyhow::Result<()> {
+    let status = std::process::Command::new(coldaisle_testkit::peers::find_executable(
+        "mosquitto_pub",
+        "mosquitto-clients",
+    )?)
+    .args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-u",
+        user,
+        "-P",
+        pass,
+    ])
+    .args(["-q", "1", "-t", topic, "-m", payload])
+    .status()?;
+    if !status.success() {
+        anyhow::bail!("mosquitto_pub on {topic} failed: {status}");
+    }
+    Ok(())
 }
 
 /// A UDP port free right now (bound, noted, released: the daemon binds it right after).

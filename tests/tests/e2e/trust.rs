@@ -4,11 +4,11 @@
 //! confines each agent to its site; an agent whose state directory was lost restarts its
 //! seqs and is stored, not dropped as duplicates.
 
-use super::support::{binary, free_port, get_json, wait_for, Daemon};
+use super::support::{binary, free_port, get_json, publish_batch, publish_on, wait_for, Daemon};
 use anyhow::{bail, Context, Result};
 use coldaisle_core::wire::{Batch, Payload, Record, SeqRange, SCHEMA_VERSION};
 use coldaisle_core::{DeviceEvent, EventState, Location, Timestamp};
-use coldaisle_testkit::peers::{find_executable, Mosquitto, SnmpValue, Snmpd, SnmpdOptions};
+use coldaisle_testkit::peers::{Mosquitto, SnmpValue, Snmpd, SnmpdOptions};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -86,33 +86,6 @@ fn batch(agent: &str, site: &str, zone: &str, floor: u64, seqs: &[u64]) -> Batch
     }
 }
 
-/// Publishes `batch` on its events topic with QoS 1 as `user`.
-fn publish(port: u16, user: (&str, &str), batch: &Batch) -> Result<()> {
-    let topic = format!("coldaisle/v1/{}/{}/events", batch.site, batch.agent);
-    publish_on(port, user, &topic, &serde_json::to_string(batch)?)
-}
-
-/// Publishes `payload` on `topic` with QoS 1 as `user`.
-fn publish_on(port: u16, (user, pass): (&str, &str), topic: &str, payload: &str) -> Result<()> {
-    let status = Command::new(find_executable("mosquitto_pub", "mosquitto-clients")?)
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-u",
-            user,
-            "-P",
-            pass,
-        ])
-        .args(["-q", "1", "-t", topic, "-m", payload])
-        .status()?;
-    if !status.success() {
-        bail!("mosquitto_pub on {topic} failed: {status}");
-    }
-    Ok(())
-}
-
 /// A status payload naming `agent`.
 fn status_of(agent: &str) -> String {
     serde_json::json!({
@@ -140,21 +113,21 @@ fn unbounded_claims_and_forged_sites_are_refused_while_an_honest_agent_is_acked(
         from: 2,
         to: u64::MAX,
     }];
-    publish(broker.port(), as_user, &everything)?;
+    publish_batch(broker.port(), as_user, &everything)?;
     // A floor of u64::MAX used to make the collector ack everything.
-    publish(
+    publish_batch(
         broker.port(),
         as_user,
         &batch("a1", "s1", "Z1", u64::MAX, &[1]),
     )?;
-    publish(broker.port(), as_user, &batch("a1", "s1", "Z2", 1, &[1]))?;
-    publish(broker.port(), as_user, &batch("a1", "s2", "Z1", 1, &[1]))?;
-    publish(
+    publish_batch(broker.port(), as_user, &batch("a1", "s1", "Z2", 1, &[1]))?;
+    publish_batch(broker.port(), as_user, &batch("a1", "s2", "Z1", 1, &[1]))?;
+    publish_batch(
         broker.port(),
         as_user,
         &batch("stranger", "s1", "Z1", 1, &[1]),
     )?;
-    publish(broker.port(), as_user, &batch("a2", "s1", "Z9", 1, &[1, 2]))?;
+    publish_batch(broker.port(), as_user, &batch("a2", "s1", "Z9", 1, &[1, 2]))?;
     let all = wait_for(
         "a2 acked and a1 refused 4 times",
         Duration::from_secs(20),
@@ -236,13 +209,13 @@ fn trust_on_first_use_pins_an_agent_to_its_first_site_across_restarts() -> Resul
     let broker = Mosquitto::start(&[(USER, PASS)])?;
     let (mut collector, api) = start_collector(dir.path(), broker.port(), "")?;
     let as_user = (USER, PASS);
-    publish(broker.port(), as_user, &batch("a1", "s1", "Z1", 1, &[1]))?;
+    publish_batch(broker.port(), as_user, &batch("a1", "s1", "Z1", 1, &[1]))?;
     wait_for("a1 acked", Duration::from_secs(20), || {
         (agents(&api)?["a1"]["acked_upto"].as_u64()? == 1).then_some(())
     })
     .with_context(|| collector.log_tail())?;
     assert!(collector.log().contains("agent seen for the first time"));
-    publish(broker.port(), as_user, &batch("a1", "s2", "Z1", 1, &[2]))?;
+    publish_batch(broker.port(), as_user, &batch("a1", "s2", "Z1", 1, &[2]))?;
     wait_for("a1 refused on s2", Duration::from_secs(20), || {
         (agents(&api)?["a1"]["refused"]["wrong_site"].as_u64()? == 1).then_some(())
     })
@@ -250,8 +223,8 @@ fn trust_on_first_use_pins_an_agent_to_its_first_site_across_restarts() -> Resul
     collector.terminate()?;
     drop(collector);
     let (collector, api) = start_collector(dir.path(), broker.port(), "")?;
-    publish(broker.port(), as_user, &batch("a1", "s2", "Z1", 1, &[2]))?;
-    publish(broker.port(), as_user, &batch("a1", "s1", "Z1", 1, &[2]))?;
+    publish_batch(broker.port(), as_user, &batch("a1", "s2", "Z1", 1, &[2]))?;
+    publish_batch(broker.port(), as_user, &batch("a1", "s1", "Z1", 1, &[2]))?;
     let all = wait_for("a1 acked on s1 again", Duration::from_secs(20), || {
         let all = agents(&api)?;
         (all["a1"]["acked_upto"].as_u64()? == 2).then_some(all)
@@ -310,11 +283,11 @@ async fn generated_acl_confines_each_agent_to_its_own_site() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let port = broker.port();
     tokio::task::spawn_blocking(move || -> Result<()> {
-        publish(port, ("a1", "p1"), &batch("a1", "s1", "Z1", 1, &[1]))?;
-        publish(port, ("a1", "p1"), &batch("a1", "s2", "Z1", 1, &[1]))?;
-        publish(port, ("a1", "p1"), &batch("a2", "s2", "Z1", 1, &[1]))?;
-        publish(port, ("a2", "p2"), &batch("a2", "s2", "Z1", 1, &[1]))?;
-        publish(port, ("a2", "p2"), &batch("a2", "s1", "Z1", 1, &[1]))?;
+        publish_batch(port, ("a1", "p1"), &batch("a1", "s1", "Z1", 1, &[1]))?;
+        publish_batch(port, ("a1", "p1"), &batch("a1", "s2", "Z1", 1, &[1]))?;
+        publish_batch(port, ("a1", "p1"), &batch("a2", "s2", "Z1", 1, &[1]))?;
+        publish_batch(port, ("a2", "p2"), &batch("a2", "s2", "Z1", 1, &[1]))?;
+        publish_batch(port, ("a2", "p2"), &batch("a2", "s1", "Z1", 1, &[1]))?;
         Ok(())
     })
     .await??;
@@ -426,7 +399,7 @@ fn a_record_stamped_in_the_future_never_moves_incident_time() -> Result<()> {
     if let Payload::DeviceEvent(e) = &mut fast.records[0].payload {
         e.ts = hour_ahead;
     }
-    publish(broker.port(), (USER, PASS), &fast)?;
+    publish_batch(broker.port(), (USER, PASS), &fast)?;
     let all = wait_for("the future record stored", Duration::from_secs(20), || {
         let all = agents(&api)?;
         (all["fast"]["acked_upto"].as_u64()? == 1).then_some(all)
@@ -464,7 +437,7 @@ fn an_agents_file_is_read_again_on_sighup() -> Result<()> {
     std::fs::write(&file, "[[agents]]\nid = \"a1\"\nsite = \"s1\"\n")?;
     let extra = format!("agents_file = \"{}\"", file.display());
     let (collector, api) = start_collector(dir.path(), broker.port(), &extra)?;
-    publish(
+    publish_batch(
         broker.port(),
         (USER, PASS),
         &batch("a3", "s1", "Z1", 1, &[1]),
@@ -482,7 +455,7 @@ fn an_agents_file_is_read_again_on_sighup() -> Result<()> {
         collector.log().contains("ingest and agents").then_some(())
     })
     .with_context(|| collector.log_tail())?;
-    publish(
+    publish_batch(
         broker.port(),
         (USER, PASS),
         &batch("a3", "s1", "Z1", 1, &[1]),
