@@ -356,9 +356,11 @@ fn an_agent_that_lost_its_state_directory_is_stored_as_a_new_instance() -> Resul
         .to_string();
     agent.terminate()?;
     drop(agent);
-    let before = agents(&api).context("agents")?["agent-ams1"]["records"]
-        .as_u64()
-        .context("records")?;
+    let stopped = agents(&api).context("agents")?["agent-ams1"].clone();
+    let before = stopped["records"].as_u64().context("records")?;
+    // The first instance may have resent a record whose ack was late (at least once, under
+    // load): that duplicate is its own, counted before the new instance starts.
+    let duplicates_before = stopped["duplicates"].as_u64().context("duplicates")?;
     std::fs::remove_dir_all(&state)?;
     let agent = Daemon::start("coldaisle-agent", &toml, &dir.path().join("agent2.log"))?;
     let second = wait_for("the new instance stored", Duration::from_secs(30), || {
@@ -372,8 +374,9 @@ fn an_agent_that_lost_its_state_directory_is_stored_as_a_new_instance() -> Resul
         "the new instance's seqs 1.. are new records: {second}"
     );
     assert_eq!(
-        second["duplicates"], 0,
-        "nothing taken for a duplicate: {second}"
+        second["duplicates"].as_u64(),
+        Some(duplicates_before),
+        "nothing of the new instance taken for a duplicate: {second}"
     );
     assert!(collector
         .log()
