@@ -42,8 +42,14 @@ const LONG_SAMPLES: f64 = 2016.0;
 const PHASE_SAMPLES: f64 = LONG_SAMPLES / PHASES as f64;
 /// Hour-of-day buckets (the baseline's).
 const PHASES: usize = 24;
-/// Samples the long statistics learn before any judgement.
+/// Samples the long statistics learn before any judgement (a day at 5 min)...
 const MIN_SAMPLES: u64 = 288;
+/// ... or fewer on sparse data: judged as soon as every hour-of-day bucket has learned this
+/// many samples (three days of hourly samples, where 288 samples are 12 days; at 5 min the
+/// buckets are full after about as many samples as [`MIN_SAMPLES`]; a sample exactly half
+/// way between two bucket centres counts in both, so samples on the hour fill them in a day
+/// and a half). Time in days, not in samples, is what a daily cycle needs to be learned.
+const MIN_PHASE_SAMPLES: u32 = 3;
 /// A single sample's score is capped here (in robust standard deviations), so one spike
 /// moves the statistics by a bounded amount: spikes are the band's job.
 pub const SCORE_CAP: f64 = 6.0;
@@ -98,7 +104,7 @@ impl Likelihood {
         let trimmed = self.short - self.top;
         let reference = self.mean.max(self.phase_reference(phase));
         let sd = self.var.sqrt().max(SD_FLOOR);
-        let score = (self.n >= MIN_SAMPLES).then(|| (trimmed - reference) / sd);
+        let score = self.warm().then(|| (trimmed - reference) / sd);
         let a = (1.0 / (self.n as f64 + 1.0)).max(1.0 / LONG_SAMPLES);
         let d = trimmed - self.mean;
         self.mean += a * d;
@@ -118,6 +124,14 @@ impl Likelihood {
             }
         }
         score
+    }
+
+    /// Whether the statistics judge: after [`MIN_SAMPLES`] samples, or once every hour of
+    /// day has [`MIN_PHASE_SAMPLES`] (whichever comes first).
+    fn warm(&self) -> bool {
+        self.n >= MIN_SAMPLES
+            || (self.phase_n.len() == PHASES
+                && self.phase_n.iter().all(|n| *n >= MIN_PHASE_SAMPLES))
     }
 
     /// The phase's long mean at `phase` (interpolated), or the global mean while either
@@ -156,13 +170,36 @@ mod tests {
     #[test]
     fn quiet_while_young_then_low_on_stationary_noise() {
         let mut l = Likelihood::default();
-        for i in 0..MIN_SAMPLES {
+        // At 5 min the last hour of day has its samples after about a day (`MIN_SAMPLES`).
+        for i in 0..23 * 12 + u64::from(MIN_PHASE_SAMPLES) - 1 {
             assert_eq!(l.observe(noise(i), phase(i)), None);
         }
         let worst = (MIN_SAMPLES..5000)
             .filter_map(|i| l.observe(noise(i), phase(i)))
             .fold(f64::MIN, f64::max);
         assert!(worst < 5.0, "{worst}");
+    }
+
+    /// Hourly samples: judged once every hour of day has [`MIN_PHASE_SAMPLES`] samples (three
+    /// days, 72 samples), not after [`MIN_SAMPLES`] (twelve days); not a sample earlier.
+    #[test]
+    fn sparse_samples_judge_after_days_not_after_288_samples() {
+        let hourly = |i: u64| {
+            let hour = usize::try_from(i % 24).unwrap_or(0);
+            // A quarter past the bucket's centre: that bucket alone counts the sample.
+            (hour, (hour + 1) % PHASES, 0.25)
+        };
+        let mut l = Likelihood::default();
+        let first = (0..MIN_SAMPLES)
+            .position(|i| l.observe(noise(i), hourly(i)).is_some())
+            .and_then(|p| u64::try_from(p).ok());
+        // The 72nd sample (index 71) completes the third day of the last hour; the score is
+        // computed before a sample is learned, so the 73rd is the first judged.
+        let days = u64::from(MIN_PHASE_SAMPLES);
+        assert_eq!(first, Some(24 * days));
+        // One sample per 5 min for less than a day: every bucket is not yet full.
+        let mut dense = Likelihood::default();
+        assert!((0..250).all(|i| dense.observe(noise(i), phase(i)).is_none()));
     }
 
     #[test]

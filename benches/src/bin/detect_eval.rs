@@ -8,7 +8,7 @@
 //! ```
 //! `--explain` prints, per file, every window (hit or missed) and every raise of the chain
 //! (its detector and whether it fell in a window, in the probationary period or is a false
-//! alarm), to see which rule fires where.
+//! alarm), to see which rule fires where, and each published detector's verdict per window.
 //! `DIR` is a checkout or a bare git mirror (defaults: `/work/.mirror/numenta+NAB/repo`,
 //! `/work/.mirror/waico+SKAB/repo`). Each raise of the chain is one detection on its row; a
 //! published detector detects where its `anomaly_score` reaches its standard-profile threshold
@@ -141,6 +141,12 @@ fn chain_detections(
         .collect();
     if explain {
         print_explain(s, &raises);
+        let clears = replay::detect(&rows, settings)
+            .into_iter()
+            .filter(|f| f.transition.state != EventState::Raised)
+            .map(|f| s.ts.partition_point(|t| *t < f.transition.ts).to_string())
+            .collect::<Vec<_>>();
+        println!("  cleared at rows: {}", clears.join(" "));
     }
     raises.into_iter().map(|(row, _, _)| row).collect()
 }
@@ -177,6 +183,17 @@ fn print_explain(s: &Series, raises: &[(usize, String, f64)]) {
             "  raise row {row} (t {}) {detector} value {value}: {place}",
             at(*row)
         );
+    }
+}
+
+/// Under `--explain`, a published detector's verdict on each window of the file (the first
+/// row it detects inside), to compare window by window with the chain's.
+fn print_published_windows(detector: &str, s: &Series, detected: &[usize]) {
+    for (i, (a, b)) in s.windows.iter().enumerate() {
+        match detected.iter().find(|r| (a..=b).contains(r)) {
+            Some(row) => println!("  {detector} window {i}: hit at row {row}"),
+            None => println!("  {detector} window {i}: MISSED"),
+        }
     }
 }
 
@@ -329,6 +346,9 @@ fn run_nab(
                 let (detected, dev) = published(nab, d, &file, threshold, &s)
                     .with_context(|| format!("{d} on {file}"))?;
                 deviation = deviation.max(dev);
+                if explain {
+                    print_published_windows(d, &s, &detected);
+                }
                 add(&mut table, d, &s, &detected);
             }
         }

@@ -156,6 +156,41 @@ fn one_glitch_never_fires_and_a_huge_spike_fires_at_once() {
     assert_eq!(out[1].1.state, EventState::Cleared);
 }
 
+/// The floor a raise leaves (alarm-rate control) forgets in wall time: on hourly samples it
+/// falls to 1/e in `SURPRISE_TAU` (72 samples), not six times slower (the learning step cap),
+/// so the same spike four days later raises again.
+#[test]
+fn the_floor_a_raise_leaves_forgets_in_wall_time_on_hourly_samples() {
+    const HOUR: i64 = 3_600_000;
+    let flat = |i: i64| 20.0 + 0.6 * noise(i);
+    let mut d = BaselineDetector::new(settings());
+    for i in 0..240 {
+        assert!(d.observe(Timestamp(i * HOUR), flat(i)).is_none(), "{i}");
+    }
+    let spike = 40.0 * d.sigma();
+    let raised = |d: &mut BaselineDetector, i: i64| {
+        d.observe(Timestamp(i * HOUR), flat(i) + spike)
+            .is_some_and(|t| t.state == EventState::Raised)
+    };
+    assert!(raised(&mut d, 240));
+    assert!(
+        d.observe(Timestamp(241 * HOUR), flat(241)).is_some(),
+        "cleared"
+    );
+    let floor = d.state.surprise;
+    assert!(floor > spike, "{floor} {spike}");
+    for i in 242..314 {
+        assert!(d.observe(Timestamp(i * HOUR), flat(i)).is_none(), "{i}");
+    }
+    // 72 samples, 72 hours later: 1/e of it (with the 600 s cap it was e^(−1/6)).
+    let ratio = d.state.surprise / floor;
+    assert!((ratio - (-1.0_f64).exp()).abs() < 1e-6, "{ratio}");
+    for i in 314..336 {
+        d.observe(Timestamp(i * HOUR), flat(i));
+    }
+    assert!(raised(&mut d, 336), "the same spike four days later");
+}
+
 /// Two samples of three beyond the band on one side raise at the second, at once (no
 /// waiting for `min_duration`, no likelihood needed: the raise's limit is the band's edge).
 #[test]
