@@ -563,8 +563,8 @@ fn steady_flow(hours: i64) -> Vec<StoredEvent> {
 /// interval (plus the few inputs between a scope's last checkpoint and the cell's start).
 /// Before the prunes and the sparse checkpoints shared one grid, the floor could move only to
 /// the latest checkpoint of a quarter-horizon bucket before the cutoff, so memory held up to
-/// a whole bucket more: here 3 h 45 min of inputs instead of at most 3 h 22.5 min (with the
-/// default rules 38.9 days instead of 34.9, and nothing at all was pruned at 34.7 days).
+/// a whole bucket more: here up to 4 h 06 min of inputs instead of at most 3 h 22.5 min
+/// (with the default rules up to 38.9 days instead of 34.9).
 #[test]
 fn scope_inputs_span_at_most_the_horizon_plus_one_prune_interval() {
     let (incident_rules, problem_rules) = rules(ProblemScope::Zone);
