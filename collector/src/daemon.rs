@@ -90,6 +90,7 @@ pub fn load_state(
     let store = CollectorStore::new(kv.clone());
     // Once per store (an older store's trees have no size counts yet): a scan, before ingest.
     crate::tree_sizes::ensure_counted(kv.as_ref()).context("counting the store's trees")?;
+    backfill_scope_index(&store).context("indexing stored records by scope")?;
     let action_log = crate::action_log::ActionLog::new(kv.clone());
     let policy = crate::retention::RetentionPolicy::from_config(&config.raw.retention);
     let mut state = empty_state(config);
@@ -113,6 +114,24 @@ pub fn load_state(
         "state rebuilt from the store"
     );
     Ok((state, loaded))
+}
+
+/// Indexes by scope the records of a store written before the scope index
+/// ([`CollectorStore::scope_index_missing`]), once, at start-up before anything reads the
+/// index; logs how many entries it wrote and how long it took. Returns the entries written
+/// (0 when the index was there). Blocking (scans every record).
+pub fn backfill_scope_index(store: &CollectorStore) -> Result<u64, coldaisle_store::StoreError> {
+    if !store.scope_index_missing()? {
+        return Ok(0);
+    }
+    let started = std::time::Instant::now();
+    let entries = store.index_unindexed_scopes()?;
+    tracing::info!(
+        entries,
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "records stored before the scope index indexed by scope"
+    );
+    Ok(entries)
 }
 
 impl RunningCollector {
@@ -565,4 +584,85 @@ async fn run_ingest(
         checkpoint(&state, &intake.store, position, &mut checkpoints).await;
     }
     link.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incidents::tests::{sensor, MIN, T0};
+    use coldaisle_core::wire::{Record, SCHEMA_VERSION};
+    use coldaisle_core::EventState::{Cleared, Raised};
+    use coldaisle_core::Severity::Warning;
+    use coldaisle_store::{MemoryStore, WriteBatch};
+
+    fn config() -> CollectorConfig {
+        let text =
+            "collector_id = \"c1\"\nstate_dir = \"/tmp/unused\"\n[mqtt]\nhost = \"127.0.0.1\"\n";
+        CollectorConfig::from_str(text, std::path::Path::new("collector.toml")).expect("config")
+    }
+
+    /// A store written before the scope index: records of two zones, then the index dropped.
+    fn old_store() -> (Arc<dyn KvStore>, usize) {
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::default());
+        let store = CollectorStore::new(kv.clone());
+        let mut n = 0;
+        for k in 0..4_i64 {
+            for (zone, seq) in [("Z1", 2 * k as u64 + 1), ("Z2", 2 * k as u64 + 2)] {
+                let state = if k % 2 == 0 { Raised } else { Cleared };
+                let e = sensor(
+                    "a1",
+                    seq,
+                    zone,
+                    "r1-inlet",
+                    state,
+                    Warning,
+                    29.0,
+                    T0 + k * MIN,
+                );
+                let record = Record {
+                    schema: SCHEMA_VERSION,
+                    agent: e.agent,
+                    site: "dc1".into(),
+                    seq: e.seq,
+                    payload: e.payload,
+                    instance: None,
+                };
+                store
+                    .store_batch("a1", "dc1", 1, &[], vec![record])
+                    .expect("store");
+                n += 1;
+            }
+        }
+        let mut drop = WriteBatch::default();
+        for (key, _) in kv
+            .scan(crate::store::SCOPES, b"", usize::MAX)
+            .expect("scan")
+        {
+            drop.remove(key);
+        }
+        kv.apply(crate::store::SCOPES, drop)
+            .expect("drop the index");
+        (kv, n)
+    }
+
+    #[test]
+    fn start_up_indexes_an_old_store_by_scope_once() {
+        let (kv, records) = old_store();
+        let store = CollectorStore::new(kv.clone());
+        assert!(store.scope_index_missing().expect("check"));
+
+        let (state, _) = load_state(&config(), &kv).expect("load");
+        assert_eq!(state.analysis.event_count(), records);
+        assert!(!store.scope_index_missing().expect("check"));
+        let indexed = kv
+            .scan(crate::store::SCOPES, b"", usize::MAX)
+            .expect("scan")
+            .len();
+        assert_eq!(indexed, records);
+
+        // The next start finds the index and writes nothing.
+        assert_eq!(backfill_scope_index(&store).expect("backfill"), 0);
+        let (again, _) = load_state(&config(), &kv).expect("load again");
+        assert_eq!(again.analysis.event_count(), records);
+    }
 }

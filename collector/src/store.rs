@@ -828,6 +828,14 @@ impl CollectorStore {
         Ok(out)
     }
 
+    /// True if the store holds records but its scope index is empty: a store written before
+    /// the index existed, which [`CollectorStore::index_unindexed_scopes`] must index before
+    /// anything reads the index. (Also true for a store that holds only reading summaries,
+    /// which have no scope: indexing it then writes nothing.)
+    pub fn scope_index_missing(&self) -> Result<bool, StoreError> {
+        Ok(self.kv.scan(SCOPES, b"", 1)?.is_empty() && !self.kv.scan(RECORDS, b"", 1)?.is_empty())
+    }
+
     /// Indexes by scope every stored record that is not yet (records stored before the scope
     /// index existed; run once at start-up when the index is empty but records are not, say).
     /// Idempotent. Returns how many entries it wrote.

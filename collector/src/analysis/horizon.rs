@@ -20,6 +20,7 @@
 
 use crate::incidents::IncidentRules;
 use crate::problems::ProblemRules;
+use coldaisle_core::Timestamp;
 use std::time::Duration;
 
 /// Added to the longest rule span: late deliveries (clock skew, an outbox backlog) up to it
@@ -49,9 +50,35 @@ pub fn horizon(incidents: &IncidentRules, problems: &ProblemRules) -> Duration {
 }
 
 /// How much event time passes between two prunes: an eighth of the horizon (at least a
-/// minute), so memory holds at most 9/8 of the horizon.
+/// minute), so memory holds at most 9/8 of the horizon (plus the last few inputs of each
+/// scope before its floor's checkpoint).
+///
+/// It is also the *grid* that prunes and the scopes' sparse checkpoints share: cells of this
+/// length counted from the epoch. Each scope keeps its latest checkpoint of every cell, and a
+/// prune runs when the cutoff (`latest − horizon`) enters a new cell ([`next_prune`]), so the
+/// checkpoint the scope's floor moves to is the last one before that cell's start. Without
+/// the shared grid (before issue 13 part 9) the floor could lag the cutoff by a whole sparse
+/// spacing more, and memory held up to 11/8 of the horizon.
 pub fn prune_every(horizon: Duration) -> Duration {
     (horizon / 8).max(Duration::from_secs(60))
+}
+
+/// Event time of the next prune after one at `latest`: when the cutoff `latest − horizon`
+/// reaches the start of the next cell of the [`prune_every`] grid.
+pub fn next_prune(latest: Timestamp, horizon: Duration) -> Timestamp {
+    let horizon_ms = millis(horizon);
+    let every = millis(prune_every(horizon)).max(1);
+    let cutoff = latest.millis().saturating_sub(horizon_ms);
+    let next_cell = cutoff
+        .div_euclid(every)
+        .saturating_add(1)
+        .saturating_mul(every);
+    Timestamp(next_cell.saturating_add(horizon_ms))
+}
+
+/// A duration in whole milliseconds, saturated to `i64`.
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -83,6 +110,29 @@ mod tests {
         assert_eq!(
             prune_every(Duration::from_secs(80)),
             Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn the_next_prune_comes_when_the_cutoff_enters_the_next_grid_cell() {
+        // Horizon 8 h: cells of 1 h, counted from the epoch.
+        let horizon = Duration::from_secs(8 * 3600);
+        let hour = 3_600_000;
+        // Latest at 10:20 → cutoff 02:20 → next cell 03:00 → prune at 11:00.
+        assert_eq!(
+            next_prune(Timestamp(10 * hour + hour / 3), horizon),
+            Timestamp(11 * hour)
+        );
+        // On a cell's start exactly, the next one.
+        assert_eq!(
+            next_prune(Timestamp(10 * hour), horizon),
+            Timestamp(11 * hour)
+        );
+        // Before the epoch (cutoff negative) the grid goes on.
+        assert_eq!(next_prune(Timestamp(hour / 2), horizon), Timestamp(hour));
+        assert_eq!(
+            next_prune(Timestamp(i64::MAX), horizon),
+            Timestamp(i64::MAX)
         );
     }
 }

@@ -109,7 +109,8 @@ impl Analysis {
         pruned
     }
 
-    /// Runs [`Analysis::prune`] if the latest event time has passed the next prune time.
+    /// Runs [`Analysis::prune`] if the latest event time has passed the next prune time, which
+    /// is on the grid the scopes' sparse checkpoints share ([`super::horizon::next_prune`]).
     pub(super) fn prune_if_due(&mut self) {
         if self.bulk.is_some() {
             return;
@@ -121,7 +122,7 @@ impl Analysis {
             return;
         }
         self.prune(latest);
-        self.next_prune = Some(latest.plus(super::horizon::prune_every(self.horizon)));
+        self.next_prune = Some(super::horizon::next_prune(latest, self.horizon));
     }
 
     /// Per `(site, zone)`: [`COOLING_LEAD`] before the opening of its oldest held incident

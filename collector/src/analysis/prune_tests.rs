@@ -543,3 +543,55 @@ fn counted_summaries_keep_one_text_per_kind_and_problems_are_unchanged() {
     assert!(problems.iter().any(|p| p.probable_cause.is_some()));
     assert_eq!(problems, reference.problems());
 }
+
+/// A steady flow in one zone, one event a minute for `hours`: each half hour three sensors
+/// rise over nine minutes and clear from then on, so each incident resolves before the next.
+fn steady_flow(hours: i64) -> Vec<StoredEvent> {
+    (0..hours * 60)
+        .map(|m| {
+            let raised = m % 30 < 9;
+            event(
+                (0, 0, (m % 3) as u8, raised, false, m, 0),
+                "a0",
+                m as u64 + 1,
+            )
+        })
+        .collect()
+}
+
+/// Issue 13 part 9: the scopes' inputs held never span more than the horizon plus one prune
+/// interval (plus the few inputs between a scope's last checkpoint and the cell's start).
+/// Before the prunes and the sparse checkpoints shared one grid, the floor could move only to
+/// the latest checkpoint of a quarter-horizon bucket before the cutoff, so memory held up to
+/// a whole bucket more: here up to 4 h 06 min of inputs instead of at most 3 h 22.5 min
+/// (with the default rules up to 38.9 days instead of 34.9).
+#[test]
+fn scope_inputs_span_at_most_the_horizon_plus_one_prune_interval() {
+    let (incident_rules, problem_rules) = rules(ProblemScope::Zone);
+    let horizon = super::horizon::horizon(&incident_rules, &problem_rules);
+    let every = super::horizon::prune_every(horizon);
+    // CHECKPOINT_EVERY (3) inputs of one a minute, and the minute of the prune's event.
+    let slack = Duration::from_secs(5 * 60);
+    let mut a = Analysis::new(incident_rules, problem_rules);
+    let mut widest = Duration::ZERO;
+    for e in steady_flow(24) {
+        a.ingest(e);
+        let latest = a.latest_event_time().expect("events");
+        if latest.since(Timestamp(T0)) < horizon + 2 * every {
+            continue;
+        }
+        let oldest = a
+            .events
+            .keys()
+            .find(|key| !a.evidence.contains(*key))
+            .expect("inputs held");
+        widest = widest.max(latest.since(oldest.0));
+    }
+    assert!(a.floor().is_some(), "nothing was pruned");
+    assert!(
+        widest <= horizon + every + slack,
+        "inputs held spanned {widest:?}, horizon {horizon:?} + prune interval {every:?}"
+    );
+    // And the bound is not loose: just before a prune they do span more than the horizon.
+    assert!(widest > horizon + every / 2, "spanned only {widest:?}");
+}

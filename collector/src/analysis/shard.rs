@@ -43,11 +43,6 @@ const CHECKPOINT_SPAN_MS: i64 = if cfg!(test) {
     24 * 3_600_000
 };
 
-/// Beyond [`CHECKPOINT_SPAN_MS`], checkpoints are thinned to one per this share of the
-/// horizon (or per span, if longer), so that a checkpoint before the horizon exists when the
-/// scope is pruned, at the cost of a few marks.
-const SPARSE_PARTS: u32 = 4;
-
 /// The engines of a scope as they were after some input: marks to roll the live engines back
 /// to (they cost the changeable fields, not the timelines).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,12 +190,13 @@ impl Shard {
     }
 
     /// Keeps every checkpoint within [`CHECKPOINT_SPAN_MS`] of `latest`; older ones only as the
-    /// latest of each `spacing` of event time, back to the horizon plus two spacings, and the
-    /// floor's always.
+    /// latest of each cell of the prune grid ([`super::horizon::prune_every`]), back to the
+    /// horizon plus two cells, and the floor's always. The prunes run when the cutoff enters
+    /// a new cell, so the checkpoint the floor moves to is the last one before the cell.
     fn thin_checkpoints(&mut self, latest: Timestamp) {
         let horizon = super::horizon::horizon(self.incidents.rules(), self.problems.rules());
-        let horizon_ms = i64::try_from(horizon.as_millis()).unwrap_or(i64::MAX);
-        let spacing = (horizon_ms / i64::from(SPARSE_PARTS)).max(CHECKPOINT_SPAN_MS);
+        let horizon_ms = super::horizon::millis(horizon);
+        let spacing = super::horizon::millis(super::horizon::prune_every(horizon)).max(1);
         let recent = key_at(Timestamp(
             latest.millis().saturating_sub(CHECKPOINT_SPAN_MS),
         ));
