@@ -122,10 +122,12 @@ pub fn load_state(
 /// (0 when the index was there). Blocking (scans every record).
 pub fn backfill_scope_index(store: &CollectorStore) -> Result<u64, coldaisle_store::StoreError> {
     if !store.scope_index_missing()? {
+        store.mark_scope_index_complete()?;
         return Ok(0);
     }
     let started = std::time::Instant::now();
     let entries = store.index_unindexed_scopes()?;
+    store.mark_scope_index_complete()?;
     tracing::info!(
         entries,
         elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -662,6 +664,20 @@ mod tests {
 
         // The next start finds the index and writes nothing.
         assert_eq!(backfill_scope_index(&store).expect("backfill"), 0);
+        // Even once the index is empty again (a store of summaries only looks like that),
+        // the mark says the backfill is done: no rescan at every start.
+        kv.apply(crate::store::SCOPES, {
+            let mut batch = coldaisle_store::WriteBatch::default();
+            for (key, _) in kv
+                .scan(crate::store::SCOPES, b"", usize::MAX)
+                .expect("scan")
+            {
+                batch.remove(key);
+            }
+            batch
+        })
+        .expect("empty the index");
+        assert!(!store.scope_index_missing().expect("check"));
         let (again, _) = load_state(&config(), &kv).expect("load again");
         assert_eq!(again.analysis.event_count(), records);
     }

@@ -72,6 +72,10 @@ const RECORDS: &str = "records";
 pub const AGENTS: &str = "agents";
 /// The scope index: index scope, event time, agent, seq → record key (see the module doc).
 pub const SCOPES: &str = "record_scopes";
+/// Facts about the store's layout that start-up checks once (key → marker value).
+const LAYOUT: &str = "store_layout";
+/// Key in [`LAYOUT`]: every record stored is indexed in [`SCOPES`].
+const SCOPE_INDEX_COMPLETE: &[u8] = b"record_scopes_complete";
 
 /// The key of `record` (collector seq) in [`SCOPES`], if it has an index scope.
 fn scope_key(record: &Record) -> Option<Vec<u8>> {
@@ -828,12 +832,26 @@ impl CollectorStore {
         Ok(out)
     }
 
-    /// True if the store holds records but its scope index is empty: a store written before
-    /// the index existed, which [`CollectorStore::index_unindexed_scopes`] must index before
-    /// anything reads the index. (Also true for a store that holds only reading summaries,
-    /// which have no scope: indexing it then writes nothing.)
+    /// True if the store holds records but its scope index was never completed: a store
+    /// written before the index existed, which [`CollectorStore::index_unindexed_scopes`] must
+    /// index before anything reads the index. Once [`CollectorStore::mark_scope_index_complete`]
+    /// has run (after a backfill, or at the first start of a store whose every record was
+    /// indexed as it was written), this is false without looking at the records again, so a
+    /// store of reading summaries only (no scope to index) is not rescanned at every start.
     pub fn scope_index_missing(&self) -> Result<bool, StoreError> {
+        if self.kv.get(LAYOUT, SCOPE_INDEX_COMPLETE)?.is_some() {
+            return Ok(false);
+        }
         Ok(self.kv.scan(SCOPES, b"", 1)?.is_empty() && !self.kv.scan(RECORDS, b"", 1)?.is_empty())
+    }
+
+    /// Records that every stored record is indexed by scope (see
+    /// [`CollectorStore::scope_index_missing`]); records written from now on are indexed with
+    /// their batch.
+    pub fn mark_scope_index_complete(&self) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.insert(SCOPE_INDEX_COMPLETE, b"1".to_vec());
+        self.kv.apply(LAYOUT, batch)
     }
 
     /// Indexes by scope every stored record that is not yet (records stored before the scope
