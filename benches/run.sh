@@ -110,7 +110,7 @@ rewrite_block() {
 }
 
 # Runs benchmark NAME (command after it) into $RESULTS/NAME.txt unless ONLY excludes it; the
-# Markdown table rows (lines starting with `|`), with the command, go into its block.
+# Markdown table rows (lines starting with `|`) and headings (`#`), with the command, go into its block.
 bench() {
     local name=$1
     shift
@@ -131,7 +131,8 @@ bench() {
         printf '# run.sh, %s; %s cores, %s; %s\n' "$RUN_DATE" "$CORES" "$MEMORY" "$PEERS"
         grep -v '^|' "$out" | head -5 || true
         printf '```\n\n'
-        grep '^|' "$out" || true # some benchmarks print no table
+        # Table rows, and the headings between tables (some benchmarks print several, or none).
+        awk '/^\|/ { print; next } /^#+ / { print ""; print; print "" }' "$out"
     } >"$RESULTS/$name.md"
     rewrite_block "$name" "$RESULTS/$name.md"
 }
