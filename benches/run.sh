@@ -166,7 +166,7 @@ bench step "$BIN/examples/step_bench"
 bench state-save sh -c "for n in 100 500 2000; do $BIN/examples/state_save_bench bytes \$n; done"
 bench ingest-bounds "$BIN/ingest_bounds"
 bench analysis "$BIN/analysis" --window-hours 24 --skip-replays 30000 100000 300000
-bench history "$BIN/history" 10 20 30
+bench history "$BIN/history" 30 60 90 # it checks 30 days of samples: fewer days fail
 bench report "$BIN/report" 4x25 20x25 4x500
 bench retention "$BIN/retention" 30000 100000 300000
 bench store-backends "$BIN/store_backends" --sizes 1000,5000,20000 --refresh 1000,10000
