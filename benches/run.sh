@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
-# Reruns every benchmark of BENCHMARKS.md (release builds), in about 14 minutes on 2 cores
-# after the build (the fleet benchmarks 10 min of it, measured), and rewrites BENCHMARKS.md's machine line and the tables between
-# `<!-- run.sh:NAME -->` and `<!-- /run.sh:NAME -->` markers with this run's output.
+# Reruns every benchmark of BENCHMARKS.md (release builds), at sizes small enough for the whole
+# run to take under 15 minutes on 2 cores after the build (the wall time of the last full run
+# is in BENCHMARKS.md's machine line, measured), and rewrites BENCHMARKS.md's machine line and
+# the tables between `<!-- run.sh:NAME -->` and `<!-- /run.sh:NAME -->` markers with this
+# run's output. Each block starts with the command, the date, the machine (cores, memory) and
+# the peer versions of the run that wrote it.
 #
 #   benches/run.sh            # everything
 #   benches/run.sh fleet      # only the benchmarks whose name contains "fleet"
 #
-# Names: delivery, chaos-outage, modbus, detectors, snmp, notify, fleet, fleet-faults,
-# fleet-peers. The full output of each goes to $RESULTS/NAME.txt (printed at the end); tables
-# without markers in BENCHMARKS.md (the other sections' prose compares several runs) are
-# left as they are: copy figures from the results by hand.
+# Names: delivery, detectors, notify, notify-20k, notify-100k, modbus, snmp, chaos-outage,
+# step, state-save, ingest-bounds, analysis, history, report, retention, store-backends,
+# detect-eval, fleet, fleet-faults, fleet-peers. Three sizes each (smaller than the largest of
+# their sections, which compare runs by hand). The full output of each goes to
+# $RESULTS/NAME.txt (printed at the end); every benchmark's block is in BENCHMARKS.md, either
+# in its own section or in "The last full run of benches/run.sh"; its wall time goes to the
+# `times` block.
 #
 # Never run by ./test.sh or CI: benchmarks assert nothing and take minutes.
 #
 # Peers come from Debian packages, installed only when a command is missing (apt-get update
 # once, then apt-get install -y): snmpd snmp mosquitto socat prometheus-snmp-exporter
 # collectd-core. The Modbus benchmark needs .venv with pymodbus (created like ./test.sh does:
-# python3 -m venv .venv && .venv/bin/pip install pymodbus==3.16.1 pyserial).
+# python3 -m venv .venv && .venv/bin/pip install pymodbus==3.16.1 pyserial); store-backends
+# needs PostgreSQL's binaries (./test.sh installs them); detect-eval the NAB and SKAB mirrors
+# (see its section).
 #
 # Environment: CARGO_TARGET_DIR (default /tmp/release-target), RESULTS (default
-# $CARGO_TARGET_DIR/bench-results/<UTC time>), NO_BUILD=1 to run the binaries already built.
+# $CARGO_TARGET_DIR/bench-results/<UTC time>), NO_BUILD=1 to run the binaries already built,
+# LIMIT (default 600) the seconds after which one benchmark is stopped and counted failed.
 # A benchmark that fails is reported and the others still run; the exit status is then 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +39,8 @@ readonly BIN=$CARGO_TARGET_DIR/release
 RESULTS=${RESULTS:-$CARGO_TARGET_DIR/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 readonly RESULTS
 readonly DOC=BENCHMARKS.md
+# Longest run of one benchmark, s (fleet-peers took over 420 s with a load average of 17).
+readonly LIMIT=${LIMIT:-600}
 
 say() { printf 'run.sh: %s\n' "$*" >&2; }
 
@@ -63,20 +74,27 @@ install_peers() {
     fi
 }
 
-# Versions of everything the figures depend on, one Markdown line.
-machine_line() {
-    local cores mem cpu
-    cores=$(nproc)
-    mem=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-    cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
-    printf 'Last `benches/run.sh%s`: %s; %s cores (%s), %s memory; %s; snmpd %s, mosquitto %s, snmp_exporter %s, collectd %s, pymodbus %s; load average before the run: %s.\n' \
-        "${ONLY:+ $ONLY}" "$(date -u '+%Y-%m-%d %H:%M UTC')" "$cores" "$cpu" "$mem" "$(rustc --version)" \
+# What the figures depend on, read once: date, machine and peer versions.
+read_versions() {
+    RUN_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+    CORES=$(nproc)
+    MEMORY=$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+    CPU=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
+    PEERS=$(printf 'snmpd %s, mosquitto %s, snmp_exporter %s, collectd %s, pymodbus %s' \
         "$(snmpd -v 2>/dev/null | awk '/version/ { print $NF; exit }')" \
         "$(mosquitto -h 2>/dev/null | awk '/version/ { print $3; exit }')" \
         "$(prometheus-snmp-exporter --version 2>&1 | awk '{ print $3; exit }')" \
         "$(dpkg-query -W -f='${Version}' collectd-core 2>/dev/null || echo absent)" \
-        "$(.venv/bin/python -c 'import pymodbus; print(pymodbus.__version__)' 2>/dev/null || echo absent)" \
-        "$(cut -d' ' -f1-3 /proc/loadavg)"
+        "$(.venv/bin/python -c 'import pymodbus; print(pymodbus.__version__)' 2>/dev/null || echo absent)")
+    LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+}
+
+# The machine line: versions of everything the figures depend on and this run's wall time.
+machine_line() {
+    printf 'Last `benches/run.sh%s`: %s; %s cores (%s), %s memory; %s; %s; load average before the run: %s, after: %s; wall time %s s (build %s s, benchmarks %s s)%s.\n' \
+        "${ONLY:+ $ONLY}" "$RUN_DATE" "$CORES" "$CPU" "$MEMORY" "$(rustc --version)" "$PEERS" \
+        "$LOAD_BEFORE" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(($(date +%s) - run_started))" \
+        "$build_s" "$(($(date +%s) - started))" "${failed:+; failed:$failed}"
 }
 
 # Replaces the lines between `<!-- run.sh:NAME -->` and `<!-- /run.sh:NAME -->` with FILE.
@@ -92,7 +110,7 @@ rewrite_block() {
 }
 
 # Runs benchmark NAME (command after it) into $RESULTS/NAME.txt unless ONLY excludes it; the
-# Markdown table rows (lines starting with `|`), with the command, go into its block.
+# Markdown table rows (lines starting with `|`) and headings (`#`), with the command, go into its block.
 bench() {
     local name=$1
     shift
@@ -100,32 +118,41 @@ bench() {
     local out=$RESULTS/$name.txt start
     start=$(date +%s)
     say "$name: $*"
-    if ! timeout 420 "$@" >"$out" 2>"$RESULTS/$name.err"; then
-        say "$name failed or took over 7 min; see $out and $RESULTS/$name.err"
+    if ! timeout "$LIMIT" "$@" >"$out" 2>"$RESULTS/$name.err"; then
+        say "$name failed or took over $LIMIT s; see $out and $RESULTS/$name.err"
         failed="$failed $name"
         return 0
     fi
-    say "$name: $(($(date +%s) - start)) s"
+    local took=$(($(date +%s) - start))
+    say "$name: $took s"
+    printf '| %s | %s |\n' "$name" "$took" >>"$RESULTS/times.rows"
     {
         printf '```\n%s\n' "${*#"$BIN"/}"
+        printf '# run.sh, %s; %s cores, %s; %s\n' "$RUN_DATE" "$CORES" "$MEMORY" "$PEERS"
         grep -v '^|' "$out" | head -5 || true
         printf '```\n\n'
-        grep '^|' "$out" || true # some benchmarks print no table
+        # Table rows, and the headings between tables (some benchmarks print several, or none).
+        awk '/^\|/ { print; next } /^#+ / { print ""; print; print "" }' "$out"
     } >"$RESULTS/$name.md"
     rewrite_block "$name" "$RESULTS/$name.md"
 }
 
+run_started=$(date +%s)
 install_peers
+read_versions
 mkdir -p "$RESULTS"
+build_s=0
 if [ "${NO_BUILD:-}" != 1 ]; then
     say "building (release) into $CARGO_TARGET_DIR"
     # One invocation: separate ones unify dependency features differently and rebuild each other.
     cargo build --release -q -p coldaisle-agent -p coldaisle-collector -p coldaisle-testkit \
-        -p coldaisle-benches --bins --example detector_bench --example notify_bench
+        -p coldaisle-benches --bins --example detector_bench --example notify_bench \
+        --example step_bench --example state_save_bench
+    build_s=$(($(date +%s) - run_started))
 fi
 failed=""
-machine_line >"$RESULTS/machine.md"
 started=$(date +%s)
+: >"$RESULTS/times.rows"
 
 bench delivery "$BIN/delivery" --records 20000
 bench detectors "$BIN/examples/detector_bench"
@@ -133,14 +160,29 @@ bench notify "$BIN/examples/notify_bench" 10000 500
 bench notify-20k "$BIN/examples/notify_bench" 20000 500
 bench notify-100k "$BIN/examples/notify_bench" 100000 500
 bench modbus "$BIN/coldaisle-modbus-bench" 60 5
-bench snmp "$BIN/coldaisle-snmp-bench" 200 5
+bench snmp "$BIN/coldaisle-snmp-bench" 200 3
 bench chaos-outage "$BIN/coldaisle-chaos" --rounds 1 --outage 30
+bench step "$BIN/examples/step_bench"
+bench state-save sh -c "for n in 100 500 2000; do $BIN/examples/state_save_bench bytes \$n; done"
+bench ingest-bounds "$BIN/ingest_bounds"
+bench analysis "$BIN/analysis" --window-hours 24 --skip-replays 30000 100000 300000
+bench history "$BIN/history" 30 60 90 # it checks 30 days of samples: fewer days fail
+bench report "$BIN/report" 4x25 20x25 4x500
+bench retention "$BIN/retention" 30000 100000 300000
+bench store-backends "$BIN/store_backends" --sizes 1000,5000,20000 --refresh 1000,10000
+bench detect-eval "$BIN/detect_eval"
 bench fleet "$BIN/coldaisle-fleet-bench" --devices 100,500,2000 --warmup 20 --window 30
 bench fleet-faults "$BIN/coldaisle-fleet-bench" --devices 100,500,1000 --faults --warmup 20 --window 40
 bench fleet-peers "$BIN/coldaisle-fleet-bench" peers --devices 10,20,40 --warmup 5 --window 15
 
+{
+    printf '| benchmark | wall time s |\n|---|---|\n'
+    cat "$RESULTS/times.rows"
+} >"$RESULTS/times.md"
+rewrite_block times "$RESULTS/times.md"
+machine_line >"$RESULTS/machine.md"
 rewrite_block machine "$RESULTS/machine.md"
-say "all benchmarks: $(($(date +%s) - started)) s; results in $RESULTS"
+say "all benchmarks: $(($(date +%s) - started)) s (with the build: $(($(date +%s) - run_started)) s); results in $RESULTS"
 if [ -n "$failed" ]; then
     say "failed:$failed"
     exit 1

@@ -22,7 +22,7 @@
 //!
 //! `coldaisle-fleet-bench peers [--devices 10,20,40] [--points 200] [--interval SECS] …` runs
 //! the peers side by side instead ([`peers`]: our daemon, snmp_exporter and collectd on the same
-//! snmpd and objects).
+//! snmpd and objects; our daemon's window grows until it used `--min-cpu`, default 0.25 s).
 //!
 //! Prints one Markdown row per size (per poller in `peers` mode); asserts no timing.
 
@@ -57,11 +57,13 @@ struct Args {
     peers: bool,
     /// Objects per target in `peers` mode.
     points: usize,
+    /// `peers` mode: our daemon's window grows until it used this much CPU ([`peers::Load`]).
+    min_cpu: Duration,
 }
 
 const USAGE: &str = "usage: coldaisle-fleet-bench [peers] [--devices 100,500,2000] \
                      [--interval SECS] [--timeout SECS] [--warmup SECS] [--window SECS] [--faults] \
-                     [--points N (peers)]";
+                     [--points N (peers)] [--min-cpu SECS (peers, default 0.25)]";
 
 fn parse_args() -> Result<Args> {
     let mut it = std::env::args().skip(1).peekable();
@@ -76,6 +78,7 @@ fn parse_args() -> Result<Args> {
             faults: false,
             peers,
             points: 200,
+            min_cpu: Duration::from_millis(250),
         }
     } else {
         Args {
@@ -87,6 +90,7 @@ fn parse_args() -> Result<Args> {
             faults: false,
             peers,
             points: 0,
+            min_cpu: Duration::ZERO,
         }
     };
     let seconds = |value: Option<String>, flag: &str| -> Result<Duration> {
@@ -112,6 +116,7 @@ fn parse_args() -> Result<Args> {
             "--warmup" => args.warmup = seconds(it.next(), "--warmup")?,
             "--window" => args.window = seconds(it.next(), "--window")?,
             "--faults" => args.faults = true,
+            "--min-cpu" => args.min_cpu = seconds(it.next(), "--min-cpu")?,
             "--points" => {
                 let n = it.next().context(USAGE)?;
                 args.points = n
@@ -156,10 +161,13 @@ fn main() -> Result<()> {
     let args = parse_args()?;
     if args.peers {
         println!(
-            "every target polled every {} s, all on one snmpd; window {} s after {} s warm-up",
+            "every target polled every {} s, all on one snmpd; window {} s after {} s warm-up \
+             (our daemon's: longer, up to {} s, until it used {} s of CPU)",
             args.interval.as_secs_f64(),
             args.window.as_secs_f64(),
-            args.warmup.as_secs_f64()
+            args.warmup.as_secs_f64(),
+            args.window.as_secs_f64() * f64::from(peers::MAX_WINDOW_FACTOR),
+            args.min_cpu.as_secs_f64()
         );
         peers::print_header();
         for &targets in &args.devices {
@@ -169,6 +177,7 @@ fn main() -> Result<()> {
                 interval: args.interval,
                 warmup: args.warmup,
                 window: args.window,
+                min_cpu: args.min_cpu,
             })?;
         }
         return Ok(());
