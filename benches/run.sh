@@ -135,7 +135,7 @@ bench notify-100k "$BIN/examples/notify_bench" 100000 500
 bench modbus "$BIN/coldaisle-modbus-bench" 60 5
 bench snmp "$BIN/coldaisle-snmp-bench" 200 5
 bench chaos-outage "$BIN/coldaisle-chaos" --rounds 1 --outage 30
-bench fleet "$BIN/coldaisle-fleet-bench" --devices 100,500,2000 --warmup 20 --window 30
+bench fleet "$BIN/coldaisle-fleet-bench" --devices 100,500,2000 --warmup 70 --window 30
 bench fleet-faults "$BIN/coldaisle-fleet-bench" --devices 100,500,1000 --faults --warmup 20 --window 40
 bench fleet-peers "$BIN/coldaisle-fleet-bench" peers --devices 10,20,40 --warmup 5 --window 15
 

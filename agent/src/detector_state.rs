@@ -1,16 +1,40 @@
 //! Detector state across restarts: the pipeline's [`PipelineState`] (learned bands, open
-//! raises, flap gates, the zone correlator) as one JSON value in the tree `detector_state` of
-//! the agent's store (the outbox owns the tree `outbox` of the same store).
+//! raises, flap gates, the zone correlator) in the tree `detector_state` of the agent's store
+//! (the outbox owns the tree `outbox` of the same store).
+//!
+//! Layout (issue 18, part 5): one JSON record per sensor under `sensor/<sensor id>` (its
+//! detectors' states by name), `devices` (reachability by device id) and `correlator`. Before
+//! it, the whole state was one record, `pipeline`, a `PipelineState` of every sensor: at 500
+//! devices a 6 MiB buffer built on every save, whose memory glibc kept. The loader reads both
+//! (the old record first, the per-sensor records over it); a save writes the new layout and
+//! then removes the old record and the records of sensors the pipeline no longer has (a
+//! removed device's). A save is written in batches of [`SENSORS_PER_BATCH`] sensors, so a
+//! crash mid-save leaves some sensors at the previous save's state: each record is whole, and
+//! the detectors of a sensor only depend on their own record. (The code before this layout
+//! reads no `pipeline` record after a save by this one: its detectors would start fresh.)
 //!
 //! The daemon saves it periodically and on shutdown and restores it at start. A state that
 //! does not decode is reported and ignored: the detectors then start fresh, which costs
 //! re-learning, never correctness of the outbox.
 
-use crate::pipeline::PipelineState;
+use crate::pipeline::{PipelineState, StatePart};
 use coldaisle_store::{KvStore, StoreError, WriteBatch};
+use std::collections::HashSet;
+use std::ops::ControlFlow;
 
 const TREE: &str = "detector_state";
-const KEY: &[u8] = b"pipeline";
+/// The single record of the layout before part 5 (read, removed on the next save).
+const OLD_KEY: &[u8] = b"pipeline";
+/// Prefix of the per-sensor records; the sensor id follows.
+const SENSOR_PREFIX: &[u8] = b"sensor/";
+/// The record of device reachability.
+const DEVICES_KEY: &[u8] = b"devices";
+/// The record of the zone correlator.
+const CORRELATOR_KEY: &[u8] = b"correlator";
+
+/// Sensor records per batch applied to the store: bounds the save's transient to this many
+/// records (≈ 3 KB each for an inlet sensor with a full forecast window).
+pub const SENSORS_PER_BATCH: usize = 64;
 
 /// Failures loading or storing the state.
 #[derive(Debug, thiserror::Error)]
@@ -18,52 +42,149 @@ pub enum StateError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The stored JSON does not decode.
+    /// A stored record does not decode.
     #[error("stored detector state (tree `{TREE}`) does not decode: {0}")]
     Corrupt(String),
-    /// A detector state does not serialise (nothing was stored).
+    /// A detector state does not serialise (nothing more was stored).
     #[error("detector state does not encode: {0}")]
     Encode(String),
 }
 
-/// Loads the stored state, if any.
+impl From<serde_json::Error> for StateError {
+    fn from(e: serde_json::Error) -> Self {
+        StateError::Encode(e.to_string())
+    }
+}
+
+fn corrupt(key: &[u8], e: &serde_json::Error) -> StateError {
+    StateError::Corrupt(format!("record `{}`: {e}", String::from_utf8_lossy(key)))
+}
+
+/// Loads the stored state, if any: the old single record, then the per-sensor records (and
+/// `devices`, `correlator`) over it.
 pub fn load(store: &dyn KvStore) -> Result<Option<PipelineState>, StateError> {
-    let Some(bytes) = store.get(TREE, KEY)? else {
-        return Ok(None);
+    let mut state = match store.get(TREE, OLD_KEY)? {
+        Some(bytes) => Some(
+            serde_json::from_slice::<PipelineState>(&bytes).map_err(|e| corrupt(OLD_KEY, &e))?,
+        ),
+        None => None,
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| StateError::Corrupt(e.to_string()))
+    let mut failed = None;
+    visit_sensor_records(store, |key, value| {
+        let id = key.strip_prefix(SENSOR_PREFIX).unwrap_or(key);
+        match serde_json::from_slice(value) {
+            Ok(detectors) => {
+                let id = String::from_utf8_lossy(id).into_owned();
+                state
+                    .get_or_insert_with(PipelineState::default)
+                    .sensors
+                    .insert(id, detectors);
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                failed = Some(corrupt(key, &e));
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if let Some(bytes) = store.get(TREE, DEVICES_KEY)? {
+        state.get_or_insert_with(PipelineState::default).devices =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(DEVICES_KEY, &e))?;
+    }
+    if let Some(bytes) = store.get(TREE, CORRELATOR_KEY)? {
+        state.get_or_insert_with(PipelineState::default).correlator =
+            serde_json::from_slice(&bytes).map_err(|e| corrupt(CORRELATOR_KEY, &e))?;
+    }
+    Ok(state)
 }
 
-/// Stores `state` and flushes. Returns the bytes written.
-pub fn save(store: &dyn KvStore, state: &PipelineState) -> Result<usize, StateError> {
-    let bytes = serde_json::to_vec(state).map_err(|e| StateError::Encode(e.to_string()))?;
-    put(store, bytes)
+/// Stores `state` in the layout before part 5 (one record, `pipeline`) and flushes. Returns
+/// the bytes written. Only for tests of the loader's compatibility.
+#[cfg(test)]
+pub(crate) fn save_single_record(
+    store: &dyn KvStore,
+    state: &PipelineState,
+) -> Result<usize, StateError> {
+    let bytes = serde_json::to_vec(state)?;
+    let len = bytes.len();
+    let mut batch = WriteBatch::default();
+    batch.insert(OLD_KEY, bytes);
+    store.apply(TREE, batch)?;
+    store.flush()?;
+    Ok(len)
 }
 
-/// Stores `pipeline`'s state, serialised straight from the pipeline
-/// ([`crate::pipeline::Pipeline::write_state`]: no `serde_json::Value` tree of every sensor),
-/// and flushes. Returns the bytes written. Reads back with [`load`] like [`save`]'s record.
+/// Visits the per-sensor records in key order, [`SENSORS_PER_BATCH`] read at a time (not
+/// `coldaisle_store::visit_from`'s 4,096: that would hold most of the state at once), until
+/// `visit` breaks or the records end.
+fn visit_sensor_records(
+    store: &dyn KvStore,
+    mut visit: impl FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+) -> Result<(), StoreError> {
+    let mut from = SENSOR_PREFIX.to_vec();
+    loop {
+        let chunk = store.scan(TREE, &from, SENSORS_PER_BATCH)?;
+        for (key, value) in &chunk {
+            if !key.starts_with(SENSOR_PREFIX) || visit(key, value).is_break() {
+                return Ok(());
+            }
+        }
+        let Some((last, _)) = chunk.last() else {
+            return Ok(());
+        };
+        // The smallest key after `last`.
+        from.clone_from(last);
+        from.push(0);
+    }
+}
+
+/// The key of a sensor's record.
+fn sensor_key(id: &str) -> Vec<u8> {
+    [SENSOR_PREFIX, id.as_bytes()].concat()
+}
+
+/// Stores `pipeline`'s state, one record per sensor ([`crate::pipeline::Pipeline::write_state_parts`],
+/// each encoded into one reused buffer), applied in batches of [`SENSORS_PER_BATCH`]; then
+/// removes the old single record and the records of sensors the pipeline no longer has, and
+/// flushes. Returns the bytes of the records written. Reads back with [`load`].
 pub fn save_pipeline(
     store: &dyn KvStore,
     pipeline: &crate::pipeline::Pipeline,
 ) -> Result<usize, StateError> {
-    let mut bytes = Vec::new();
-    pipeline
-        .write_state(&mut bytes)
-        .map_err(|e| StateError::Encode(e.to_string()))?;
-    put(store, bytes)
-}
-
-/// Writes the encoded state as the one record of the tree and flushes.
-fn put(store: &dyn KvStore, bytes: Vec<u8>) -> Result<usize, StateError> {
-    let len = bytes.len();
+    let mut buf = Vec::new();
     let mut batch = WriteBatch::default();
-    batch.insert(KEY, bytes);
+    let mut kept: HashSet<Vec<u8>> = HashSet::new();
+    let mut written = 0;
+    pipeline.write_state_parts(&mut buf, |part, bytes| {
+        let key = match part {
+            StatePart::Sensor(id) => {
+                let key = sensor_key(id);
+                kept.insert(key.clone());
+                key
+            }
+            StatePart::Devices => DEVICES_KEY.to_vec(),
+            StatePart::Correlator => CORRELATOR_KEY.to_vec(),
+        };
+        written += bytes.len();
+        batch.insert(key, bytes);
+        if batch.ops.len() >= SENSORS_PER_BATCH {
+            store.apply(TREE, std::mem::take(&mut batch))?;
+        }
+        Ok::<_, StateError>(())
+    })?;
+    batch.remove(OLD_KEY);
+    visit_sensor_records(store, |key, _| {
+        if !kept.contains(key) {
+            batch.remove(key);
+        }
+        ControlFlow::Continue(())
+    })?;
     store.apply(TREE, batch)?;
     store.flush()?;
-    Ok(len)
+    Ok(written)
 }
 
 /// How often the daemon stores the detector state while running.
@@ -161,6 +282,140 @@ high = 27.0
         );
     }
 
+    /// A config of `devices` SNMP devices with 4 inlet sensors each (`d{i}.r{j}`).
+    fn config(devices: usize) -> coldaisle_config::AgentConfig {
+        let mut toml = String::from(
+            "agent_id = \"a1\"\nsite = \"s1\"\nstate_dir = \"/tmp/unused\"\n[mqtt]\nhost = \"127.0.0.1\"\n",
+        );
+        for i in 0..devices {
+            toml.push_str(&format!(
+                "[[devices]]\nid = \"d{i}\"\nprotocol = \"snmp\"\naddress = \"127.0.0.1\"\nzone = \"Z1\"\n"
+            ));
+            for j in 0..4 {
+                toml.push_str(&format!(
+                    "[[devices.points]]\nsensor = \"d{i}.r{j}\"\nkind = \"inlet_temp\"\noid = \"1.3.6.1.4.1.1.{j}\"\n"
+                ));
+            }
+        }
+        coldaisle_config::AgentConfig::from_str(&toml, std::path::Path::new("t.toml"))
+            .expect("config")
+    }
+
+    /// The pipeline of `config` after a few polls of every device (values rising, so the
+    /// detectors hold state).
+    fn polled(config: &coldaisle_config::AgentConfig) -> crate::pipeline::Pipeline {
+        let mut p = crate::pipeline::Pipeline::new(config);
+        for t in 0..8_i64 {
+            for device in 0..config.devices.len() {
+                p.observe(&crate::poller::PollOutcome {
+                    device,
+                    ts: coldaisle_core::Timestamp(t * 30_000),
+                    result: Ok(vec![Ok(20.0 + t as f64 * 0.5); 4]),
+                });
+            }
+        }
+        p
+    }
+
+    fn sensor_records(store: &dyn KvStore) -> Vec<String> {
+        let mut ids = Vec::new();
+        visit_sensor_records(store, |key, _| {
+            ids.push(String::from_utf8_lossy(key).into_owned());
+            ControlFlow::Continue(())
+        })
+        .expect("scan");
+        ids
+    }
+
+    #[test]
+    fn one_record_per_sensor_in_batches_reads_back_as_the_exported_state() {
+        // 25 devices: 100 sensor records, more than one batch and one scan chunk.
+        let p = polled(&config(25));
+        let store = MemoryStore::default();
+        let written = save_pipeline(&store, &p).expect("saved");
+        assert!(written > 100 * 100, "{written}");
+        assert_eq!(sensor_records(&store).len(), 100);
+        assert_eq!(store.get(TREE, OLD_KEY).expect("get"), None);
+        assert_eq!(load(&store).expect("loads"), Some(p.export_state()));
+    }
+
+    #[test]
+    fn an_old_single_record_loads_and_the_next_save_replaces_it() {
+        let p = polled(&config(3));
+        let store = MemoryStore::default();
+        save_single_record(&store, &p.export_state()).expect("old save");
+        assert!(sensor_records(&store).is_empty());
+        assert_eq!(load(&store).expect("loads"), Some(p.export_state()));
+        // The new layout over it: the old record is removed, the state reads the same.
+        save_pipeline(&store, &p).expect("new save");
+        assert_eq!(store.get(TREE, OLD_KEY).expect("get"), None);
+        assert_eq!(sensor_records(&store).len(), 12);
+        assert_eq!(load(&store).expect("loads"), Some(p.export_state()));
+    }
+
+    #[test]
+    fn per_sensor_records_override_an_old_record_left_by_an_interrupted_save() {
+        let store = MemoryStore::default();
+        let older = polled(&config(2));
+        save_single_record(&store, &older.export_state()).expect("old save");
+        // A save that stopped after its first batch: one sensor newer, the old record kept.
+        let mut newer = polled(&config(2));
+        newer.observe(&crate::poller::PollOutcome {
+            device: 0,
+            ts: coldaisle_core::Timestamp(300_000),
+            result: Ok(vec![Ok(26.0); 4]),
+        });
+        let fresh = newer.export_state();
+        let mut batch = WriteBatch::default();
+        let one = serde_json::to_vec(&fresh.sensors["d0.r0"]).expect("encode");
+        batch.insert(sensor_key("d0.r0"), one);
+        store.apply(TREE, batch).expect("apply");
+        let loaded = load(&store).expect("loads").expect("stored");
+        assert_eq!(loaded.sensors["d0.r0"], fresh.sensors["d0.r0"]);
+        assert_ne!(
+            loaded.sensors["d0.r0"],
+            older.export_state().sensors["d0.r0"]
+        );
+        assert_eq!(
+            loaded.sensors["d1.r0"],
+            older.export_state().sensors["d1.r0"]
+        );
+        assert_eq!(loaded.sensors.len(), 8);
+    }
+
+    #[test]
+    fn a_removed_devices_records_are_deleted_on_the_next_save() {
+        let store = MemoryStore::default();
+        save_pipeline(&store, &polled(&config(3))).expect("three devices");
+        assert_eq!(sensor_records(&store).len(), 12);
+        let two = polled(&config(2));
+        save_pipeline(&store, &two).expect("two devices");
+        let records = sensor_records(&store);
+        assert_eq!(records.len(), 8, "{records:?}");
+        assert!(
+            !records.iter().any(|k| k.starts_with("sensor/d2.")),
+            "{records:?}"
+        );
+        let loaded = load(&store).expect("loads").expect("stored");
+        assert_eq!(loaded, two.export_state());
+        assert!(!loaded.devices.contains_key("d2"));
+    }
+
+    #[test]
+    fn a_corrupt_sensor_record_is_reported_with_its_key() {
+        let store = MemoryStore::default();
+        save_pipeline(&store, &polled(&config(1))).expect("saved");
+        let mut batch = WriteBatch::default();
+        batch.insert(sensor_key("d0.r1"), b"{not json".to_vec());
+        store.apply(TREE, batch).expect("apply");
+        match load(&store) {
+            Err(StateError::Corrupt(message)) => {
+                assert!(message.contains("sensor/d0.r1"), "{message}");
+            }
+            other => panic!("expected a corrupt record: {other:?}"),
+        }
+    }
+
     #[test]
     fn round_trip_and_corruption_is_reported() {
         let store = MemoryStore::default();
@@ -170,10 +425,10 @@ high = 27.0
             "threshold".into(),
             serde_json::json!({"Raised": {"since": 5, "side": "High"}}),
         );
-        assert!(save(&store, &state).expect("saved") > 10);
+        assert!(save_single_record(&store, &state).expect("saved") > 10);
         assert_eq!(load(&store).expect("loads"), Some(state));
         let mut batch = WriteBatch::default();
-        batch.insert(KEY, b"{not json".to_vec());
+        batch.insert(OLD_KEY, b"{not json".to_vec());
         store.apply(TREE, batch).expect("apply");
         assert!(matches!(load(&store), Err(StateError::Corrupt(_))));
     }

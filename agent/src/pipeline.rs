@@ -84,6 +84,17 @@ pub struct PipelineState {
     pub correlator: serde_json::Value,
 }
 
+/// One part of the stored state ([`Pipeline::write_state_parts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatePart<'a> {
+    /// One sensor's detector states, by detector name (derived signals included).
+    Sensor(&'a str),
+    /// Device reachability by device id ([`PipelineState::devices`]).
+    Devices,
+    /// The zone correlator ([`PipelineState::correlator`]).
+    Correlator,
+}
+
 /// The agent's detection pipeline.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -350,6 +361,39 @@ impl Pipeline {
     /// A state that fails to serialise, or `out` failing.
     pub fn write_state<W: std::io::Write>(&self, out: W) -> serde_json::Result<()> {
         serde::Serialize::serialize(&StateView(self), &mut serde_json::Serializer::new(out))
+    }
+
+    /// Writes the state of [`Pipeline::write_state`] part by part, for a store of one record
+    /// per sensor: each sensor's detector object (a value of [`PipelineState::sensors`]), then
+    /// the `devices` map, then the `correlator`, each encoded into `buf` (cleared first) and
+    /// handed to `sink` with its part. The transient is one part, never the whole state.
+    ///
+    /// # Errors
+    /// A part that fails to serialise, or `sink`'s error.
+    pub fn write_state_parts<E: From<serde_json::Error>>(
+        &self,
+        buf: &mut Vec<u8>,
+        mut sink: impl FnMut(StatePart<'_>, &[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let devices = self.devices.iter().flat_map(|d| {
+            d.device
+                .sensors
+                .iter()
+                .zip(&d.sensors)
+                .map(|(s, state)| (&s.id, &state.detectors))
+        });
+        let derived = self.derived.iter().map(|d| (&d.id, &d.detectors));
+        for (id, detectors) in devices.chain(derived) {
+            buf.clear();
+            serde_json::to_writer(&mut *buf, &detectors.export_view())?;
+            sink(StatePart::Sensor(id), buf)?;
+        }
+        buf.clear();
+        serde_json::to_writer(&mut *buf, &DevicesView(self))?;
+        sink(StatePart::Devices, buf)?;
+        buf.clear();
+        serde_json::to_writer(&mut *buf, &self.correlator.export())?;
+        sink(StatePart::Correlator, buf)
     }
 
     /// Restores a stored state: detectors found by sensor id and name take their stored state,

@@ -532,14 +532,14 @@ fn the_state_written_in_place_decodes_as_the_exported_state() {
 
 #[test]
 fn a_state_stored_by_the_value_tree_save_still_restores() {
-    use crate::detector_state::{load, save, save_pipeline};
+    use crate::detector_state::{load, save_pipeline, save_single_record};
     let mut before = pipeline();
     for t in 0..4 {
         before.observe(&outcome(t, 29.0, 29.0));
     }
     // The record as the code before `write_state` stored it: the `Value` tree, encoded.
     let old = coldaisle_store::MemoryStore::default();
-    save(&old, &before.export_state()).expect("old save");
+    save_single_record(&old, &before.export_state()).expect("old save");
     let new = coldaisle_store::MemoryStore::default();
     save_pipeline(&new, &before).expect("new save");
     let from_old = load(&old).expect("loads").expect("stored");
