@@ -1,8 +1,11 @@
 //! What saving the detector state costs: the periodic save (`detector_state::SAVE_EVERY`)
 //! of a pipeline with N devices × 4 inlet sensors, by the `serde_json::Value` tree
-//! (`export_state`, then bytes) or written in place (`write_state`).
+//! (`export_state`, then bytes), written in place as one record (`write_state`), encoded one
+//! record per sensor into a reused buffer (`records`: `write_state_parts`), or the daemon's
+//! whole save into a sled store in a temporary directory (`sled`: `detector_state::save_pipeline`,
+//! per-sensor records in batches, flushed; sled's own buffers count).
 //!
-//! `cargo run --release -p coldaisle-agent --example state_save_bench -- tree|bytes N`
+//! `cargo run --release -p coldaisle-agent --example state_save_bench -- tree|bytes|records|sled N`
 //!
 //! One save per process: the peak resident set (`VmHWM`) grows by the save's transient, as
 //! the pipeline was built before and its own peak is read just before the save.
@@ -61,25 +64,44 @@ fn main() -> anyhow::Result<()> {
             });
         }
     }
+    // Opened (for `sled`, with the agent's page cache) before the peak is read, so its
+    // start-up is not counted as the save's.
+    let dir = tempfile::tempdir()?;
+    let sled = coldaisle_store::SledStore::open_with_cache(
+        dir.path(),
+        coldaisle_agent::outbox::STORE_CACHE_BYTES,
+    )?;
     let rss = status_kb("VmRSS:");
     let hwm = status_kb("VmHWM:");
     let start = Instant::now();
-    let bytes = match mode.as_str() {
-        "tree" => serde_json::to_vec(&pipeline.export_state())?,
+    let len = match mode.as_str() {
+        "tree" => serde_json::to_vec(&pipeline.export_state())?.len(),
         "bytes" => {
             let mut out = Vec::new();
             pipeline.write_state(&mut out)?;
-            out
+            out.len()
         }
-        other => anyhow::bail!("mode is tree or bytes, not {other}"),
+        "records" => {
+            // The encoding of the per-sensor layout alone: one reused buffer, one record at a time.
+            let mut buf = Vec::new();
+            let mut total = 0;
+            pipeline.write_state_parts(&mut buf, |_, record| {
+                total += record.len();
+                Ok::<_, serde_json::Error>(())
+            })?;
+            total
+        }
+        // The whole save as the daemon runs it: per-sensor records in batches into sled, flushed.
+        "sled" => coldaisle_agent::detector_state::save_pipeline(&sled, &pipeline)?,
+        other => anyhow::bail!("mode is tree, bytes, records or sled, not {other}"),
     };
     let secs = start.elapsed().as_secs_f64();
     let grew = status_kb("VmHWM:") - hwm;
     println!(
-        "{mode:<5} devices {devices:>5}  sensors {:>5}  record {:>6.2} MiB  save {:>7.1} ms  \
+        "{mode:<7} devices {devices:>5}  sensors {:>5}  record {:>6.2} MiB  save {:>7.1} ms  \
          RSS before {:>6.1} MiB  peak RSS growth {:>6.1} MiB",
         devices * 4,
-        bytes.len() as f64 / 1048576.0,
+        len as f64 / 1048576.0,
         secs * 1e3,
         rss as f64 / 1048576.0,
         grew as f64 / 1048576.0,
