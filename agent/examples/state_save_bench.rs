@@ -3,9 +3,10 @@
 //! (`export_state`, then bytes), written in place as one record (`write_state`), encoded one
 //! record per sensor into a reused buffer (`records`: `write_state_parts`), or the daemon's
 //! whole save into a sled store in a temporary directory (`sled`: `detector_state::save_pipeline`,
-//! per-sensor records in batches, flushed; sled's own buffers count).
+//! per-sensor records in batches, flushed; sled's own buffers count), or the save before it
+//! into sled (`sled-one`: the one record of `write_state`, flushed).
 //!
-//! `cargo run --release -p coldaisle-agent --example state_save_bench -- tree|bytes|records|sled N`
+//! `cargo run --release -p coldaisle-agent --example state_save_bench -- tree|bytes|records|sled-one|sled N`
 //!
 //! One save per process: the peak resident set (`VmHWM`) grows by the save's transient, as
 //! the pipeline was built before and its own peak is read just before the save.
@@ -91,9 +92,21 @@ fn main() -> anyhow::Result<()> {
             })?;
             total
         }
+        // The save before part 5: the whole state as one record into sled, flushed.
+        "sled-one" => {
+            use coldaisle_store::KvStore as _;
+            let mut out = Vec::new();
+            pipeline.write_state(&mut out)?;
+            let len = out.len();
+            let mut batch = coldaisle_store::WriteBatch::default();
+            batch.insert(b"pipeline".to_vec(), out);
+            sled.apply("detector_state", batch)?;
+            sled.flush()?;
+            len
+        }
         // The whole save as the daemon runs it: per-sensor records in batches into sled, flushed.
         "sled" => coldaisle_agent::detector_state::save_pipeline(&sled, &pipeline)?,
-        other => anyhow::bail!("mode is tree, bytes, records or sled, not {other}"),
+        other => anyhow::bail!("mode is tree, bytes, records, sled-one or sled, not {other}"),
     };
     let secs = start.elapsed().as_secs_f64();
     let grew = status_kb("VmHWM:") - hwm;
