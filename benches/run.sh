@@ -171,7 +171,7 @@ bench report "$BIN/report" 4x25 20x25 4x500
 bench retention "$BIN/retention" 30000 100000 300000
 bench store-backends "$BIN/store_backends" --sizes 1000,5000,20000 --refresh 1000,10000
 bench detect-eval "$BIN/detect_eval"
-bench fleet "$BIN/coldaisle-fleet-bench" --devices 100,500,2000 --warmup 20 --window 30
+bench fleet "$BIN/coldaisle-fleet-bench" --devices 100,500,2000 --warmup 70 --window 30
 bench fleet-faults "$BIN/coldaisle-fleet-bench" --devices 100,500,1000 --faults --warmup 20 --window 40
 bench fleet-peers "$BIN/coldaisle-fleet-bench" peers --devices 10,20,40 --warmup 5 --window 15
 

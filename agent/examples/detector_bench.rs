@@ -10,7 +10,7 @@
 use coldaisle_agent::detect::band::BandDetector;
 use coldaisle_agent::detect::chain::SensorDetectors;
 use coldaisle_agent::detect::fault::ImpossibleValue;
-use coldaisle_agent::detect::forecast::{ForecastSettings, Forecaster};
+use coldaisle_agent::detect::forecast::{theil_sen, ForecastSettings, Forecaster};
 use coldaisle_agent::detect::rate::RateDetector;
 use coldaisle_agent::detect::stuck::StuckDetector;
 use coldaisle_agent::detect::threshold::ThresholdDetector;
@@ -108,6 +108,36 @@ fn main() {
             start.elapsed().as_secs_f64() * 1e6 / n as f64
         );
     }
+    // The fit alone, as it is (medians by selection in a reused buffer) and as it was (medians
+    // by sorting fresh vectors), on the same windows of the series: the before/after of the
+    // forecast's cost in one run.
+    for samples in [15_usize, 30, 60] {
+        let windows: Vec<Vec<(f64, f64)>> = (0..1000)
+            .map(|k| {
+                (0..samples)
+                    .map(|i| (-30.0 * (samples - 1 - i) as f64, values[k * 7 + i]))
+                    .collect()
+            })
+            .collect();
+        let n = N / (10 * samples);
+        for (name, fit) in [
+            (
+                "selection",
+                theil_sen as fn(&[(f64, f64)]) -> Option<(f64, f64)>,
+            ),
+            ("sorted (before)", theil_sen_sorted),
+        ] {
+            let start = Instant::now();
+            for i in 0..n {
+                black_box(fit(black_box(&windows[i % windows.len()])));
+            }
+            println!(
+                "{:<28} {:>8.2} µs per fit",
+                format!("fit {samples}, {name}"),
+                start.elapsed().as_secs_f64() * 1e6 / n as f64
+            );
+        }
+    }
     let mut chain = SensorDetectors::new(inlet, None, d.flap_window, d.stale_after);
     measure("full inlet chain", &values, N / 10, |ts, v| {
         black_box(chain.observe(ts, v * 10.0, v)).len()
@@ -131,4 +161,28 @@ fn main() {
         "memory: {:.0} bytes per inlet sensor (RSS growth over {SENSORS} chains after 2 h of samples); stored state {state} bytes of JSON",
         (after - before) as f64 / SENSORS as f64
     );
+}
+
+/// The Theil–Sen fit as it was before issue 18 part 5: each median by sorting a fresh vector.
+fn theil_sen_sorted(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    fn median(mut v: Vec<f64>) -> Option<f64> {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(v[n / 2]),
+            _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+        }
+    }
+    let mut slopes = Vec::with_capacity(points.len() * points.len() / 2);
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            if b.0 != a.0 {
+                slopes.push((b.1 - a.1) / (b.0 - a.0));
+            }
+        }
+    }
+    let slope = median(slopes)?;
+    let intercept = median(points.iter().map(|p| p.1 - slope * p.0).collect())?;
+    Some((slope, intercept))
 }

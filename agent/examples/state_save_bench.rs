@@ -1,8 +1,12 @@
 //! What saving the detector state costs: the periodic save (`detector_state::SAVE_EVERY`)
 //! of a pipeline with N devices × 4 inlet sensors, by the `serde_json::Value` tree
-//! (`export_state`, then bytes) or written in place (`write_state`).
+//! (`export_state`, then bytes), written in place as one record (`write_state`), or into a
+//! sled store in a temporary directory, flushed, sled's own buffers counted: the daemon's save
+//! (`sled`: `detector_state::save_pipeline`) or the one record of `write_state` applied by
+//! hand (`sled-one`). (A per-sensor record layout was measured in BENCHMARKS.md "Memory,
+//! part 5" and not kept: its peak was higher.)
 //!
-//! `cargo run --release -p coldaisle-agent --example state_save_bench -- tree|bytes N`
+//! `cargo run --release -p coldaisle-agent --example state_save_bench -- tree|bytes|sled-one|sled N`
 //!
 //! One save per process: the peak resident set (`VmHWM`) grows by the save's transient, as
 //! the pipeline was built before and its own peak is read just before the save.
@@ -61,25 +65,46 @@ fn main() -> anyhow::Result<()> {
             });
         }
     }
+    // Opened (for `sled`, with the agent's page cache) before the peak is read, so its
+    // start-up is not counted as the save's.
+    let dir = tempfile::tempdir()?;
+    let sled = coldaisle_store::SledStore::open_with_cache(
+        dir.path(),
+        coldaisle_agent::outbox::STORE_CACHE_BYTES,
+    )?;
     let rss = status_kb("VmRSS:");
     let hwm = status_kb("VmHWM:");
     let start = Instant::now();
-    let bytes = match mode.as_str() {
-        "tree" => serde_json::to_vec(&pipeline.export_state())?,
+    let len = match mode.as_str() {
+        "tree" => serde_json::to_vec(&pipeline.export_state())?.len(),
         "bytes" => {
             let mut out = Vec::new();
             pipeline.write_state(&mut out)?;
-            out
+            out.len()
         }
-        other => anyhow::bail!("mode is tree or bytes, not {other}"),
+        // The save before part 5: the whole state as one record into sled, flushed.
+        "sled-one" => {
+            use coldaisle_store::KvStore as _;
+            let mut out = Vec::new();
+            pipeline.write_state(&mut out)?;
+            let len = out.len();
+            let mut batch = coldaisle_store::WriteBatch::default();
+            batch.insert(b"pipeline".to_vec(), out);
+            sled.apply("detector_state", batch)?;
+            sled.flush()?;
+            len
+        }
+        // The whole save as the daemon runs it (`detector_state::save_pipeline`), flushed.
+        "sled" => coldaisle_agent::detector_state::save_pipeline(&sled, &pipeline)?,
+        other => anyhow::bail!("mode is tree, bytes, sled-one or sled, not {other}"),
     };
     let secs = start.elapsed().as_secs_f64();
     let grew = status_kb("VmHWM:") - hwm;
     println!(
-        "{mode:<5} devices {devices:>5}  sensors {:>5}  record {:>6.2} MiB  save {:>7.1} ms  \
+        "{mode:<7} devices {devices:>5}  sensors {:>5}  record {:>6.2} MiB  save {:>7.1} ms  \
          RSS before {:>6.1} MiB  peak RSS growth {:>6.1} MiB",
         devices * 4,
-        bytes.len() as f64 / 1048576.0,
+        len as f64 / 1048576.0,
         secs * 1e3,
         rss as f64 / 1048576.0,
         grew as f64 / 1048576.0,

@@ -7,7 +7,7 @@
 //! CARGO_TARGET_DIR=/tmp/release-target cargo build --release -p coldaisle-agent \
 //!     -p coldaisle-collector -p coldaisle-testkit --bins
 //! /tmp/release-target/release/coldaisle-fleet-bench [--devices 100,500,2000] [--interval SECS]
-//!     [--timeout SECS] [--warmup SECS] [--window SECS] [--faults]
+//!     [--timeout SECS] [--warmup SECS] [--window SECS] [--faults] [--unit-env]
 //! ```
 //!
 //! Per size: the simulated site ([`site::Site`]: 4 in 5 devices SNMP, each its own simulator
@@ -18,7 +18,9 @@
 //! Every SNMP simulator logs the arrival of each request; one GET per poll (4 points), so the
 //! gaps between arrivals are the poll intervals a device sees ([`jitter::Jitter`]).
 //! `--faults` makes 1 SNMP device in 10 dead and 1 in 10 slow (answering at 80 % of the
-//! request timeout) and reports the jitter of the healthy ones.
+//! request timeout) and reports the jitter of the healthy ones. `--unit-env` runs the agent
+//! with the `Environment=` of its systemd unit (`deploy/systemd/coldaisle-agent.service`: the
+//! glibc malloc settings), as installed.
 //!
 //! `coldaisle-fleet-bench peers [--devices 10,20,40] [--points 200] [--interval SECS] …` runs
 //! the peers side by side instead ([`peers`]: our daemon, snmp_exporter and collectd on the same
@@ -53,6 +55,8 @@ struct Args {
     window: Duration,
     /// 10 % of the SNMP devices dead and 10 % slow.
     faults: bool,
+    /// Run the agent with its systemd unit's environment (the glibc malloc settings).
+    unit_env: bool,
     /// `peers` mode: the peers side by side ([`peers`]), `devices` are its target counts.
     peers: bool,
     /// Objects per target in `peers` mode.
@@ -63,7 +67,7 @@ struct Args {
 
 const USAGE: &str = "usage: coldaisle-fleet-bench [peers] [--devices 100,500,2000] \
                      [--interval SECS] [--timeout SECS] [--warmup SECS] [--window SECS] [--faults] \
-                     [--points N (peers)] [--min-cpu SECS (peers, default 0.25)]";
+                     [--unit-env] [--points N (peers)] [--min-cpu SECS (peers, default 0.25)]";
 
 fn parse_args() -> Result<Args> {
     let mut it = std::env::args().skip(1).peekable();
@@ -76,6 +80,7 @@ fn parse_args() -> Result<Args> {
             warmup: Duration::from_secs(5),
             window: Duration::from_secs(30),
             faults: false,
+            unit_env: false,
             peers,
             points: 200,
             min_cpu: Duration::from_millis(250),
@@ -88,6 +93,7 @@ fn parse_args() -> Result<Args> {
             warmup: Duration::from_secs(25),
             window: Duration::from_secs(60),
             faults: false,
+            unit_env: false,
             peers,
             points: 0,
             min_cpu: Duration::ZERO,
@@ -117,6 +123,7 @@ fn parse_args() -> Result<Args> {
             "--window" => args.window = seconds(it.next(), "--window")?,
             "--faults" => args.faults = true,
             "--min-cpu" => args.min_cpu = seconds(it.next(), "--min-cpu")?,
+            "--unit-env" => args.unit_env = true,
             "--points" => {
                 let n = it.next().context(USAGE)?;
                 args.points = n
@@ -188,11 +195,16 @@ fn main() -> Result<()> {
         .build()
         .context("building the simulators' runtime")?;
     println!(
-        "interval {} s, timeout {} s, warm-up {} s, window {} s, faults: {}",
+        "interval {} s, timeout {} s, warm-up {} s, window {} s, agent environment: {}, faults: {}",
         args.interval.as_secs_f64(),
         args.timeout.as_secs_f64(),
         args.warmup.as_secs_f64(),
         args.window.as_secs_f64(),
+        if args.unit_env {
+            "the systemd unit's"
+        } else {
+            "none added"
+        },
         if args.faults {
             "1 in 10 SNMP devices dead, 1 in 10 slow (80 % of the request timeout)"
         } else {
@@ -254,7 +266,7 @@ async fn run(args: &Args, devices: usize) -> Result<Row> {
         Faults::NONE
     };
     site.apply(faults);
-    let mut agent = stack.start_agent(&text)?;
+    let mut agent = stack.start_agent(&text, args.unit_env)?;
     let pid = agent.pid().context("agent has no pid")?;
 
     tokio::time::sleep(args.warmup).await;

@@ -186,7 +186,7 @@ fn ours(snmpd: &Snmpd, load: &Load, max_oids: Option<usize>) -> Result<Option<Ca
             );
         }
     }
-    let mut agent = stack.start_agent(&text)?;
+    let mut agent = stack.start_agent(&text, false)?;
     let pid = agent.pid().context("agent has no pid")?;
     std::thread::sleep(load.warmup);
     agent.check_alive()?;

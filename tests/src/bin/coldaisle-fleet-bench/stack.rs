@@ -67,13 +67,18 @@ impl Stack {
     /// Starts the agent with config `text` ([`AGENT_ID`], user `agent`). With
     /// [`HEAPTRACK_ENV`] set to a directory, the agent runs under heaptrack's preload library
     /// (see [`heaptrack_env`]); its figures are then the profiled process's, not production's.
-    pub fn start_agent(&self, text: &str) -> Result<Daemon> {
+    /// With `unit_env`, the agent also gets the `Environment=` of the packaged systemd unit
+    /// ([`unit_env`]), so its figures are those of the agent as installed.
+    pub fn start_agent(&self, text: &str, unit_env: bool) -> Result<Daemon> {
         let config = self.dir.path().join("agent.toml");
         std::fs::write(&config, text).context("writing the agent config")?;
-        let env = match std::env::var_os(HEAPTRACK_ENV) {
+        let mut env = match std::env::var_os(HEAPTRACK_ENV) {
             Some(dir) => heaptrack_env(Path::new(&dir))?,
             None => Vec::new(),
         };
+        if unit_env {
+            env.extend(self::unit_env());
+        }
         Daemon::start_with_env(
             "coldaisle-agent",
             &config,
@@ -103,6 +108,25 @@ impl Stack {
         drop(self.broker);
         Ok(())
     }
+}
+
+/// The agent's packaged systemd unit, read at build time: [`unit_env`] applies its environment.
+const AGENT_UNIT: &str = include_str!("../../../../deploy/systemd/coldaisle-agent.service");
+
+/// The variables the agent's systemd unit sets (`Environment=NAME=VALUE …` lines, unquoted:
+/// the glibc malloc settings), so the bench can run the agent as the unit does.
+pub fn unit_env() -> Vec<(String, String)> {
+    parse_unit_env(AGENT_UNIT)
+}
+
+/// The `NAME=VALUE` pairs of a unit's `Environment=` lines (space-separated, no quoting).
+fn parse_unit_env(unit: &str) -> Vec<(String, String)> {
+    unit.lines()
+        .filter_map(|line| line.trim().strip_prefix("Environment="))
+        .flat_map(str::split_whitespace)
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
 }
 
 /// Environment variable naming a directory: when set, every agent runs under heaptrack.
@@ -152,4 +176,24 @@ pub fn warnings(log: &str) -> Vec<&str> {
             .any(|level| line.contains(level))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_units_malloc_settings_are_read() {
+        let env = super::unit_env();
+        assert!(
+            env.contains(&("MALLOC_TRIM_THRESHOLD_".into(), "65536".into())),
+            "{env:?}"
+        );
+        assert!(
+            env.contains(&("MALLOC_TOP_PAD_".into(), "0".into())),
+            "{env:?}"
+        );
+        assert_eq!(
+            super::parse_unit_env("[Service]\n# Environment=NO=1\nEnvironment=A=1 B=x=y\n"),
+            vec![("A".into(), "1".into()), ("B".into(), "x=y".into())]
+        );
+    }
 }
