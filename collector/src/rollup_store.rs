@@ -7,6 +7,7 @@
 //! left in place until retention deletes them.
 
 mod bucket_reader;
+pub mod compact;
 pub mod merge_cache;
 
 use crate::retention::RetentionPolicy;
@@ -211,6 +212,11 @@ impl RollupStore {
     /// The store behind these roll-ups.
     pub fn kv(&self) -> &Arc<dyn KvStore> {
         &self.kv
+    }
+
+    /// Reads served from the [`MergeCache`] so far ([`MergeCache::hits`]).
+    pub fn cache_hits(&self) -> u64 {
+        self.cache.hits()
     }
 
     /// Answers `query` at `now` from the level [`serving_level`] picks. Blocking: call it off

@@ -77,3 +77,76 @@ fn sled_open_names_a_lock_held_by_a_live_handle() {
     drop(held);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A store that counts the entries its `scan` calls return.
+struct CountingScans {
+    inner: MemoryStore,
+    scanned: std::sync::atomic::AtomicUsize,
+}
+
+impl KvStore for CountingScans {
+    fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(tree, key)
+    }
+    fn apply(&self, tree: &str, batch: WriteBatch) -> Result<(), StoreError> {
+        self.inner.apply(tree, batch)
+    }
+    fn scan(&self, tree: &str, from: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let out = self.inner.scan(tree, from, limit)?;
+        self.scanned
+            .fetch_add(out.len(), std::sync::atomic::Ordering::SeqCst);
+        Ok(out)
+    }
+    fn last(&self, tree: &str) -> Result<Option<Entry>, StoreError> {
+        self.inner.last(tree)
+    }
+    fn len(&self, tree: &str) -> Result<usize, StoreError> {
+        self.inner.len(tree)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
+}
+
+#[test]
+fn a_visit_that_stops_early_copies_few_entries_past_it() {
+    let store = CountingScans {
+        inner: MemoryStore::new(),
+        scanned: Default::default(),
+    };
+    let mut batch = WriteBatch::default();
+    for n in 0..10_000u64 {
+        batch.insert(u64_key(n).to_vec(), vec![0u8; 8]);
+    }
+    store.apply("t", batch).expect("apply");
+    let scanned = || store.scanned.load(std::sync::atomic::Ordering::SeqCst);
+    // Three entries visited: one first chunk read.
+    let mut seen = 0;
+    visit_from(&store, "t", &u64_key(100), |_, _| {
+        seen += 1;
+        if seen == 3 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .expect("visit");
+    assert_eq!((seen, scanned()), (3, FIRST_CHUNK));
+    // Forty entries: chunks of 16 and 32, fewer than twice what was visited.
+    let before = scanned();
+    seen = 0;
+    visit_from(&store, "t", &u64_key(100), |_, _| {
+        seen += 1;
+        if seen == 40 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .expect("visit");
+    assert_eq!(scanned() - before, FIRST_CHUNK + 2 * FIRST_CHUNK);
+    // A whole visit reads every entry once.
+    let before = scanned();
+    visit_from(&store, "t", b"", |_, _| ControlFlow::Continue(())).expect("visit");
+    assert_eq!(scanned() - before, 10_000);
+}

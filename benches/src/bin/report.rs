@@ -232,6 +232,7 @@ fn run(agents: u64, sensors: u64, encoding: Encoding) -> Result<()> {
         let mut times = Vec::with_capacity(REPORTS);
         let mut reads = Vec::with_capacity(REPORTS);
         let (mut buckets, mut bytes, mut level) = (0, 0, Level::Minute);
+        let hits_before = shared.cache_hits();
         let cpu_before = process_cpu()?;
         for i in 0..REPORTS {
             let zone = format!("Z{:03}", (i as u64 * 7) % agents);
@@ -248,6 +249,8 @@ fn run(agents: u64, sensors: u64, encoding: Encoding) -> Result<()> {
             reads.push(m.read);
         }
         let cpu = (process_cpu()? - cpu_before) / REPORTS as u32;
+        // Cache reads served over the run (two per warm report when both periods hit).
+        let hits = shared.cache_hits() - hits_before;
         // The period's 31 day buckets per sensor (its end, NOW, starts a bucket).
         anyhow::ensure!(
             buckets as u64 == sensors * 31,
@@ -256,7 +259,7 @@ fn run(agents: u64, sensors: u64, encoding: Encoding) -> Result<()> {
         times.sort();
         reads.sort();
         println!(
-            "| {agents} × {sensors} | {encoding:?} | {entries} | {:.0} MB | {:.1} s | {mode:?} | {level:?} | {} kB | {:.1} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
+            "| {agents} × {sensors} | {encoding:?} | {entries} | {:.0} MB | {:.1} s | {mode:?} | {level:?} | {} kB | {hits} | {:.1} ms | {:.2} ms | {:.2} ms | {:.2} ms |",
             bytes_stored as f64 / 1e6,
             fill_time.as_secs_f64(),
             bytes / 1000,
@@ -326,9 +329,9 @@ fn main() -> Result<()> {
         args
     };
     println!(
-        "| agents × sensors | values | entries stored | key+value bytes | write time | reads | level | report JSON | CPU per report | read p50 | p50 | p99 |"
+        "| agents × sensors | values | entries stored | key+value bytes | write time | reads | level | report JSON | cache hits | CPU per report | read p50 | p50 | p99 |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (agents, sensors) in sizes {
         run(agents, sensors, encoding)?;
     }

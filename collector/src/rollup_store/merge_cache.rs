@@ -26,9 +26,12 @@
 //! - **Compaction is not a write**: `retention.rs` deletes expired buckets without the clock;
 //!   a merge that still counts them is served at most [`MAX_AGE`] longer (only periods at a
 //!   level's retention edge have such buckets).
-//! - **Bounded**: at most [`MAX_ENTRIES`] entries and [`MAX_ROLLUPS`] merged roll-ups in all;
-//!   the oldest entry goes first.
+//! - **Bounded**: at most [`MAX_ENTRIES`] entries and [`MAX_BYTES`] in all, entries held in
+//!   their compact form ([`CompactRollups`]: names once, numbers per roll-up), so the budget
+//!   holds every zone of a 200-agent fleet; the oldest entry goes first. A hit expands the
+//!   entry back into roll-ups (one allocation per string, no decoding, no store read).
 
+use super::compact::CompactRollups;
 use crate::rollup::{Level, Rollup};
 use coldaisle_core::Timestamp;
 use std::collections::VecDeque;
@@ -36,12 +39,16 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Most entries kept.
-pub const MAX_ENTRIES: usize = 64;
-/// Most roll-ups kept over all entries (about 250 bytes each, so about 50 MB): a 30-day
-/// report of a 500-sensor zone keeps about 15,000 (29 closed days and the previous period's
-/// merge), so about thirteen such zones' reports are served from the cache at once.
-pub const MAX_ROLLUPS: usize = 200_000;
+/// Most entries kept: two per zone a report reads (its closed days and its previous period's
+/// merge), for a fleet of 500 zones.
+pub const MAX_ENTRIES: usize = 1024;
+/// Most bytes kept over all entries ([`CompactRollups::bytes`]): a 30-day report of a
+/// 500-sensor zone keeps about 15,000 roll-ups (29 closed days and the previous period's
+/// merge) in about 1.2 MB, so about 50 such zones are served from the cache at once. Kept
+/// well under the collector's memory budget (issue 13: ≤ 200 MB in all); a miss costs a cold
+/// read, which meets the report's latency goal on its own (BENCHMARKS.md, facility report
+/// part 7: p99 32 ms cold at 200 × 500).
+pub const MAX_BYTES: usize = 64 << 20;
 /// How long an entry is served, by the caller's clock, whatever the generation says.
 pub const MAX_AGE: Duration = Duration::from_secs(600);
 
@@ -156,13 +163,17 @@ struct Entry {
     key: MergeKey,
     ticket: Ticket,
     made_at: Timestamp,
-    merged: Arc<Vec<Rollup>>,
+    merged: Arc<CompactRollups>,
 }
 
 /// The cache (see the module invariants).
 pub struct MergeCache {
     clock: &'static WriteClock,
+    /// Most bytes kept ([`MAX_BYTES`] unless a test sets less).
+    max_bytes: usize,
     entries: Mutex<VecDeque<Entry>>,
+    /// Entries served so far.
+    hits: AtomicU64,
 }
 
 impl Default for MergeCache {
@@ -182,10 +193,23 @@ impl std::fmt::Debug for MergeCache {
 impl MergeCache {
     /// An empty cache judged by `clock`.
     pub fn with_clock(clock: &'static WriteClock) -> Self {
+        MergeCache::with_budget(clock, MAX_BYTES)
+    }
+
+    /// An empty cache judged by `clock` that keeps at most `max_bytes`.
+    pub fn with_budget(clock: &'static WriteClock, max_bytes: usize) -> Self {
         MergeCache {
             clock,
+            max_bytes,
             entries: Mutex::new(VecDeque::new()),
+            hits: AtomicU64::new(0),
         }
+    }
+
+    /// How many times [`Self::get`] served an entry (a hit gives a new copy of the roll-ups,
+    /// so this is how callers and tests tell a hit from a read).
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
     /// Reads the clock of `level`; take it before reading the buckets to [`Self::put`].
@@ -200,7 +224,10 @@ impl MergeCache {
         let e = &entries[at];
         let young = now.0.saturating_sub(e.made_at.0) < MAX_AGE.as_millis() as i64;
         if young && self.clock.current(&e.ticket) {
-            Some(e.merged.clone())
+            let compact = e.merged.clone();
+            drop(entries);
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            Some(Arc::new(compact.expand()))
         } else {
             entries.remove(at);
             None
@@ -210,17 +237,22 @@ impl MergeCache {
     /// Keeps `merged`, read for `key` after `ticket` was taken, if the invariants allow it.
     pub fn put(&self, key: MergeKey, ticket: Ticket, now: Timestamp, merged: Arc<Vec<Rollup>>) {
         let old_enough = key.last.0 < ticket.newest.saturating_sub(key.level.bucket_ms());
-        if !old_enough || !self.clock.current(&ticket) || merged.len() > MAX_ROLLUPS {
+        if !old_enough || !self.clock.current(&ticket) {
+            return;
+        }
+        let merged = Arc::new(CompactRollups::of(&merged));
+        let size = merged.bytes();
+        if size > self.max_bytes {
             return;
         }
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
         entries.retain(|e| e.key != key);
-        let mut held: usize = entries.iter().map(|e| e.merged.len()).sum();
-        while entries.len() >= MAX_ENTRIES || held + merged.len() > MAX_ROLLUPS {
+        let mut held: usize = entries.iter().map(|e| e.merged.bytes()).sum();
+        while entries.len() >= MAX_ENTRIES || held + size > self.max_bytes {
             match entries.pop_front() {
-                Some(e) => held -= e.merged.len(),
+                Some(e) => held -= e.merged.bytes(),
                 None => break,
             }
         }
@@ -322,15 +354,17 @@ mod tests {
         assert!(cache
             .get(&key(&format!("z{}", MAX_ENTRIES + 4), DAY), now)
             .is_some());
-        // A merge larger than the whole budget is not kept.
+    }
+
+    fn rollups(zone: &str, n: usize) -> Arc<Vec<Rollup>> {
         let one = Rollup {
             sensor: "t".into(),
             kind: coldaisle_core::SensorKind::InletTemp,
             location: coldaisle_core::Location {
                 site: "s".into(),
-                zone: "big".into(),
+                zone: zone.into(),
                 row: None,
-                rack: None,
+                rack: Some("r1".into()),
             },
             start: Timestamp(0),
             count: 1,
@@ -341,8 +375,53 @@ mod tests {
             last_at: Timestamp(0),
             summaries: 1,
         };
-        let big = Arc::new(vec![one; MAX_ROLLUPS + 1]);
-        cache.put(key("big", DAY), cache.ticket(Level::Day), now, big);
+        Arc::new(
+            (0..n)
+                .map(|i| Rollup {
+                    start: Timestamp(i as i64 * DAY),
+                    sum: i as f64,
+                    ..one.clone()
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_the_oldest_and_hits_give_back_the_same_rollups() {
+        static CLOCK: WriteClock = WriteClock::new();
+        let now = Timestamp(100 * DAY);
+        CLOCK.record(Level::Day, [now]);
+        let size = CompactRollups::of(&rollups("a", 100)).bytes();
+        // Room for two entries of 100 roll-ups, not three.
+        let cache = MergeCache::with_budget(&CLOCK, 2 * size + size / 2);
+        for zone in ["a", "b"] {
+            cache.put(
+                key(zone, DAY),
+                cache.ticket(Level::Day),
+                now,
+                rollups(zone, 100),
+            );
+        }
+        assert_eq!(cache.get(&key("a", DAY), now), Some(rollups("a", 100)));
+        assert_eq!(cache.hits(), 1);
+        cache.put(
+            key("c", DAY),
+            cache.ticket(Level::Day),
+            now,
+            rollups("c", 100),
+        );
+        assert!(cache.get(&key("a", DAY), now).is_none(), "oldest evicted");
+        assert_eq!(cache.get(&key("b", DAY), now), Some(rollups("b", 100)));
+        assert_eq!(cache.get(&key("c", DAY), now), Some(rollups("c", 100)));
+        // A merge larger than the whole budget is not kept, and evicts nothing.
+        cache.put(
+            key("big", DAY),
+            cache.ticket(Level::Day),
+            now,
+            rollups("big", 300),
+        );
+        assert!(cache.get(&key("big", DAY), now).is_none());
+        assert!(cache.get(&key("c", DAY), now).is_some());
         assert!(cache.get(&key("big", DAY), now).is_none());
     }
 }

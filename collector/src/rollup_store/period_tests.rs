@@ -153,21 +153,21 @@ fn closed_buckets_come_from_the_cache_until_a_late_write() {
     assert_eq!(first.level, Level::Day);
     // 31 day buckets: all but the newest two closed.
     assert_eq!((first.closed.len(), first.tail.len()), (29, 2));
+    assert_eq!(store.cache_hits(), 0);
     let again = store.period(&q, Timestamp(NOW)).expect("period");
-    assert!(
-        Arc::ptr_eq(&first.closed, &again.closed),
-        "served from the cache"
-    );
+    assert_eq!(store.cache_hits(), 1, "served from the cache");
+    assert_eq!(again.closed, first.closed);
     // A write to today leaves the closed days cached; the tail sees it.
     let today = summary(0, 0, NOW, 99.0);
     add_on_clock(kv.as_ref(), &[&today], &OWN).expect("add");
     let after = store.period(&q, Timestamp(NOW)).expect("period");
-    assert!(Arc::ptr_eq(&first.closed, &after.closed));
+    assert_eq!(store.cache_hits(), 2);
+    assert_eq!(after.closed, first.closed);
     assert_eq!(after.tail.last().map(|b| b.max), Some(99.0));
     // A late summary, 20 days back: the closed days are read again and hold it.
     let late = summary(0, 0, NOW - 20 * DAY, 98.0);
     add_on_clock(kv.as_ref(), &[&late], &OWN).expect("add");
     let reread = store.period(&q, Timestamp(NOW)).expect("period");
-    assert!(!Arc::ptr_eq(&first.closed, &reread.closed));
+    assert_eq!(store.cache_hits(), 2, "read again");
     assert!(reread.closed.iter().any(|b| b.max == 98.0));
 }
