@@ -10,7 +10,9 @@
 use coldaisle_agent::detect::band::BandDetector;
 use coldaisle_agent::detect::chain::SensorDetectors;
 use coldaisle_agent::detect::fault::ImpossibleValue;
-use coldaisle_agent::detect::forecast::{theil_sen, ForecastSettings, Forecaster};
+use coldaisle_agent::detect::forecast::{
+    theil_sen, theil_sen_by_sorting, ForecastSettings, Forecaster,
+};
 use coldaisle_agent::detect::rate::RateDetector;
 use coldaisle_agent::detect::stuck::StuckDetector;
 use coldaisle_agent::detect::threshold::ThresholdDetector;
@@ -125,7 +127,7 @@ fn main() {
                 "selection",
                 theil_sen as fn(&[(f64, f64)]) -> Option<(f64, f64)>,
             ),
-            ("sorted (before)", theil_sen_sorted),
+            ("sorted (before)", theil_sen_by_sorting),
         ] {
             let start = Instant::now();
             for i in 0..n {
@@ -161,28 +163,4 @@ fn main() {
         "memory: {:.0} bytes per inlet sensor (RSS growth over {SENSORS} chains after 2 h of samples); stored state {state} bytes of JSON",
         (after - before) as f64 / SENSORS as f64
     );
-}
-
-/// The Theil–Sen fit as it was before issue 18 part 5: each median by sorting a fresh vector.
-fn theil_sen_sorted(points: &[(f64, f64)]) -> Option<(f64, f64)> {
-    fn median(mut v: Vec<f64>) -> Option<f64> {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        match n {
-            0 => None,
-            _ if n % 2 == 1 => Some(v[n / 2]),
-            _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
-        }
-    }
-    let mut slopes = Vec::with_capacity(points.len() * points.len() / 2);
-    for (i, a) in points.iter().enumerate() {
-        for b in &points[i + 1..] {
-            if b.0 != a.0 {
-                slopes.push((b.1 - a.1) / (b.0 - a.0));
-            }
-        }
-    }
-    let slope = median(slopes)?;
-    let intercept = median(points.iter().map(|p| p.1 - slope * p.0).collect())?;
-    Some((slope, intercept))
 }

@@ -172,6 +172,32 @@ thread_local! {
     static SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
 }
 
+/// [`theil_sen`] as it was before selection: each median by sorting a fresh vector. The
+/// reference the selection is checked against (bit for bit) and benchmarked against
+/// (`examples/detector_bench.rs`); the detectors do not call it.
+pub fn theil_sen_by_sorting(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    fn median_sorted(mut v: Vec<f64>) -> Option<f64> {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(v[n / 2]),
+            _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+        }
+    }
+    let mut slopes = Vec::with_capacity(points.len() * points.len() / 2);
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            if b.0 != a.0 {
+                slopes.push((b.1 - a.1) / (b.0 - a.0));
+            }
+        }
+    }
+    let slope = median_sorted(slopes)?;
+    let intercept = median_sorted(points.iter().map(|p| p.1 - slope * p.0).collect())?;
+    Some((slope, intercept))
+}
+
 /// Theil–Sen fit of `(x, y)` points: slope (median of pairwise slopes) and intercept (median of
 /// `y − slope·x`). `None` with fewer than two distinct x.
 ///
@@ -303,30 +329,6 @@ mod tests {
         assert!(theil_sen(&[(1.0, 1.0)]).is_none());
     }
 
-    /// The fit as it was before selection: every median by sorting a fresh vector.
-    fn theil_sen_sorted(points: &[(f64, f64)]) -> Option<(f64, f64)> {
-        fn median_sorted(mut v: Vec<f64>) -> Option<f64> {
-            v.sort_by(f64::total_cmp);
-            let n = v.len();
-            match n {
-                0 => None,
-                _ if n % 2 == 1 => Some(v[n / 2]),
-                _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
-            }
-        }
-        let mut slopes = Vec::new();
-        for (i, a) in points.iter().enumerate() {
-            for b in &points[i + 1..] {
-                if b.0 != a.0 {
-                    slopes.push((b.1 - a.1) / (b.0 - a.0));
-                }
-            }
-        }
-        let slope = median_sorted(slopes)?;
-        let intercept = median_sorted(points.iter().map(|p| p.1 - slope * p.0).collect())?;
-        Some((slope, intercept))
-    }
-
     #[test]
     fn selection_gives_the_sorted_medians_bit_for_bit() {
         // xorshift: windows of 2..=60 points, readings with 0.1 °C steps (many equal slopes
@@ -352,7 +354,7 @@ mod tests {
                 })
                 .collect();
             let got = theil_sen(&points);
-            let want = theil_sen_sorted(&points);
+            let want = theil_sen_by_sorting(&points);
             let bits = |f: Option<(f64, f64)>| f.map(|(s, i)| (s.to_bits(), i.to_bits()));
             assert_eq!(bits(got), bits(want), "{points:?}");
             fits += usize::from(got.is_some());
