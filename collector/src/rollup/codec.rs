@@ -92,13 +92,43 @@ pub fn encode(bucket: &Rollup) -> Result<Vec<u8>, CodecError> {
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(row);
     }
+    push_numbers(&mut out, bucket);
+    Ok(out)
+}
+
+/// Appends a bucket's numbers in their stored order (the last row of the layout table), the
+/// same in this layout and in a zone value's entries.
+pub(super) fn push_numbers(out: &mut Vec<u8>, bucket: &Rollup) {
     out.extend_from_slice(&bucket.count.to_le_bytes());
     for v in [bucket.sum, bucket.min, bucket.max, bucket.last] {
         out.extend_from_slice(&v.to_le_bytes());
     }
     out.extend_from_slice(&bucket.last_at.0.to_le_bytes());
     out.extend_from_slice(&bucket.summaries.to_le_bytes());
-    Ok(out)
+}
+
+/// The bucket of `sensor` (`kind`, at `location`) starting at `start`, its numbers read from
+/// `r` in the order [`push_numbers`] writes them.
+pub(super) fn read_bucket(
+    r: &mut Reader<'_>,
+    sensor: String,
+    kind: SensorKind,
+    location: Location,
+    start: Timestamp,
+) -> Result<Rollup, CodecError> {
+    Ok(Rollup {
+        sensor,
+        kind,
+        location,
+        start,
+        count: r.u64()?,
+        sum: r.f64()?,
+        min: r.f64()?,
+        max: r.f64()?,
+        last: r.f64()?,
+        last_at: Timestamp(i64::from_le_bytes(r.array()?)),
+        summaries: r.u64()?,
+    })
 }
 
 /// The bucket stored under `key` with `value`, in either format (see the invariants).
@@ -203,24 +233,14 @@ fn decode_v1(key: &[u8], value: &[u8]) -> Result<Rollup, CodecError> {
     } else {
         None
     };
-    Ok(Rollup {
-        sensor: text(parts.sensor, "sensor")?,
-        kind,
-        location: Location {
-            site: text(parts.site, "site")?,
-            zone: text(parts.zone, "zone")?,
-            row,
-            rack,
-        },
-        start: parts.start,
-        count: r.u64()?,
-        sum: r.f64()?,
-        min: r.f64()?,
-        max: r.f64()?,
-        last: r.f64()?,
-        last_at: Timestamp(i64::from_le_bytes(r.array()?)),
-        summaries: r.u64()?,
-    })
+    let sensor = text(parts.sensor, "sensor")?;
+    let location = Location {
+        site: text(parts.site, "site")?,
+        zone: text(parts.zone, "zone")?,
+        row,
+        rack,
+    };
+    read_bucket(&mut r, sensor, kind, location, parts.start)
 }
 
 #[cfg(test)]

@@ -33,9 +33,9 @@
 //!   pair), so a zone value decodes into the buckets, in the order, that per-sensor keys gave.
 //! - Site, zone and bucket start are in the key only.
 
-use super::codec::{kind_of, text, CodecError, Reader};
+use super::codec::{kind_of, push_numbers, read_bucket, text, CodecError, Reader};
 use super::{key_time, zone_time_key, Rollup};
-use coldaisle_core::{Location, Timestamp};
+use coldaisle_core::Location;
 use std::collections::BTreeMap;
 
 /// Tag of the zone layout described in the module documentation.
@@ -128,12 +128,7 @@ pub fn encode(bucket: &ZoneBucket) -> Result<Vec<u8>, CodecError> {
         if let Some(row) = &b.location.row {
             push_name(&mut out, row, "row")?;
         }
-        out.extend_from_slice(&b.count.to_le_bytes());
-        for v in [b.sum, b.min, b.max, b.last] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.extend_from_slice(&b.last_at.0.to_le_bytes());
-        out.extend_from_slice(&b.summaries.to_le_bytes());
+        push_numbers(&mut out, b);
     }
     Ok(out)
 }
@@ -188,24 +183,20 @@ pub fn decode_into(
             rest: numbers,
             len: value.len(),
         };
-        out.push(Rollup {
-            sensor: sensor.to_string(),
-            kind: kind_of(kind_name)?,
-            location: Location {
-                site: site.clone(),
-                zone: zone.clone(),
-                row: row.map(|row| text(row, "row")).transpose()?,
-                rack: rack.map(str::to_string),
-            },
+        let kind = kind_of(kind_name)?;
+        let location = Location {
+            site: site.clone(),
+            zone: zone.clone(),
+            row: row.map(|row| text(row, "row")).transpose()?,
+            rack: rack.map(str::to_string),
+        };
+        out.push(read_bucket(
+            &mut n,
+            sensor.to_string(),
+            kind,
+            location,
             start,
-            count: n.u64()?,
-            sum: n.f64()?,
-            min: n.f64()?,
-            max: n.f64()?,
-            last: n.f64()?,
-            last_at: Timestamp(i64::from_le_bytes(n.array()?)),
-            summaries: n.u64()?,
-        });
+        )?);
     }
     Ok(())
 }
@@ -232,7 +223,7 @@ pub fn decode_any(key: &[u8], value: &[u8]) -> Result<Vec<Rollup>, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use coldaisle_core::SensorKind;
+    use coldaisle_core::{SensorKind, Timestamp};
 
     fn bucket(rack: Option<&str>, sensor: &str, row: Option<&str>, value: f64) -> Rollup {
         Rollup {
