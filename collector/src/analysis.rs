@@ -26,6 +26,12 @@
 //!   nothing. The results above therefore hold for everything that depends only on inputs
 //!   from the floor on (held incidents, problems, their causes and signatures).
 //!
+//! - With a hot span ([`hot`]), event bodies older than it leave memory (the store keeps them,
+//!   indexed by scope); the engines do not change, a late event before the hot floor replays
+//!   its scope reading the events before the hot floor through a [`history::ScopeHistory`],
+//!   and the read side uses summaries frozen when the incidents became final before the hot
+//!   floor. The results above are unchanged.
+//!
 //! Because incident and problem ids come from their content, a late event that moves an
 //! incident's opening time earlier also changes its id; consumers that need to track changes
 //! should diff [`Analysis::incidents`] before and after an ingest that returned `true`.
@@ -35,6 +41,9 @@ mod equivalence_tests;
 mod footprint;
 pub mod history;
 pub mod horizon;
+pub mod hot;
+#[cfg(test)]
+mod hot_tests;
 mod prune;
 #[cfg(test)]
 mod prune_tests;
@@ -51,8 +60,9 @@ use crate::model::{ActionError, OrderKey, ENGINE_ACTOR};
 use crate::problems::{Problem, ProblemRules};
 use coldaisle_core::wire::Payload;
 use coldaisle_core::Timestamp;
+use history::ScopeHistory;
 use scope::Partition;
-use shard::{Inputs, Shard};
+use shard::{Cold, Inputs, Shard};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 pub use crate::model::StoredEvent;
@@ -134,9 +144,21 @@ pub struct Analysis {
     too_late: u64,
     /// Summaries of incidents final before the floor, by id ([`prune::ArchivedIncident`]).
     archive: BTreeMap<String, prune::ArchivedIncident>,
-    /// Events kept in `events` past their scope's floor only as evidence ([`prune`]): zone
-    /// evidence of held incidents, density evidence of problems.
+    /// Events kept in `events` past their scope's floor (or cold boundary) only as evidence
+    /// ([`prune`], [`hot`]): zone evidence of held incidents, density evidence of problems.
     evidence: BTreeSet<OrderKey>,
+    /// How much event time before the latest event the scopes' event bodies stay in memory
+    /// ([`hot`]); `None`: all of them within the horizon.
+    hot_span: Option<std::time::Duration>,
+    /// Scope events before it have left memory ([`hot`]); `None` until the first trim.
+    hot_floor: Option<Timestamp>,
+    /// Event time of the next automatic trim.
+    next_trim: Option<Timestamp>,
+    /// Failed reads of the stored history ([`hot`]).
+    history_errors: u64,
+    /// `(site, zone)` of events before the hot floor ingested since the last catch-up, with
+    /// the earliest event time of each: their zones' frozen summaries may change ([`hot`]).
+    cold_places: BTreeMap<(String, String), Timestamp>,
 }
 
 impl Analysis {
@@ -164,6 +186,11 @@ impl Analysis {
             too_late: 0,
             archive: BTreeMap::new(),
             evidence: BTreeSet::new(),
+            hot_span: None,
+            hot_floor: None,
+            next_trim: None,
+            history_errors: 0,
+            cold_places: BTreeMap::new(),
         }
     }
 
@@ -195,24 +222,82 @@ impl Analysis {
 
     /// Ends loading in bulk: brings every scope that got inputs since [`Analysis::begin_bulk`]
     /// up to date (going back to a checkpoint only if some input came before its last one). Returns how many actions matched nothing at their time.
+    /// For an analysis without a hot span; see [`Analysis::end_bulk_with_history`].
     pub fn end_bulk(&mut self) -> usize {
+        self.end_bulk_with_history(&hot::NoHistory)
+    }
+
+    /// [`Analysis::end_bulk`], reading the scopes' events before the hot floor from `history`
+    /// when a replay needs them ([`hot`]).
+    pub fn end_bulk_with_history(&mut self, history: &dyn ScopeHistory) -> usize {
         if let Some(touched) = self.bulk.take() {
-            let all = Inputs {
-                events: &self.events,
-                actions: &self.actions,
-            };
-            for scope in touched {
-                if let Some(shard) = self.shards.get_mut(&scope) {
-                    let before: Vec<u64> = shard.unmatched.keys().copied().collect();
-                    if shard.catch_up(&all) {
-                        self.rebuilds += 1;
-                    }
-                    sync_unmatched(&mut self.unmatched, &before, &shard.unmatched);
-                }
-            }
+            self.catch_up_scopes(touched.into_iter().collect(), history);
         }
         self.prune_if_due();
+        self.trim_if_due();
         self.unmatched.len()
+    }
+
+    /// Brings `scopes` up to date (each applies its pending inputs, or goes back and replays),
+    /// keeping the unmatched list in step; around replays that reach before the hot floor,
+    /// drops and recomputes the frozen summaries they can change ([`hot`]).
+    fn catch_up_scopes(&mut self, scopes: Vec<String>, history: &dyn ScopeHistory) {
+        let deep: Vec<(String, Timestamp)> = scopes
+            .iter()
+            .filter_map(|scope| {
+                let shard = self.shards.get(scope)?;
+                let from = shard.pending().filter(|p| shard.is_cold(p))?;
+                Some((scope.clone(), from.0))
+            })
+            .collect();
+        let deep_replay = !deep.is_empty() || !self.cold_places.is_empty();
+        let unfreeze = if deep_replay {
+            self.summaries_a_deep_replay_can_change(&deep)
+        } else {
+            Vec::new()
+        };
+        let all = Inputs {
+            events: &self.events,
+            actions: &self.actions,
+        };
+        let mut errors = Vec::new();
+        let mut failed: HashSet<String> = HashSet::new();
+        for scope in scopes {
+            let Some(shard) = self.shards.get_mut(&scope) else {
+                continue;
+            };
+            let cold = Cold {
+                history,
+                selector: self.partition.selector(&scope),
+            };
+            let before: Vec<u64> = shard.unmatched.keys().copied().collect();
+            match shard.catch_up(&all, &cold) {
+                Ok(true) => self.rebuilds += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    errors.push(e);
+                    failed.insert(scope.clone());
+                }
+            }
+            sync_unmatched(&mut self.unmatched, &before, &shard.unmatched);
+        }
+        for e in &errors {
+            self.note_history_error(e);
+        }
+        if deep_replay {
+            // A scope whose replay failed is as it was: its summaries stay, and its retry
+            // (still a deep replay) drops and recomputes them.
+            for (scope, id) in unfreeze {
+                if !failed.contains(&scope) {
+                    self.archive.remove(&id);
+                }
+            }
+            let replayed: Vec<(String, Timestamp)> = deep
+                .into_iter()
+                .filter(|(scope, _)| !failed.contains(scope))
+                .collect();
+            self.refreeze_after_deep_replay(&replayed, history);
+        }
     }
 
     /// An empty analysis that keeps everything in one scope: what the split must equal.
@@ -226,8 +311,16 @@ impl Analysis {
 
     /// Adds one event. Returns `true` if it changed the input set; `false` for a duplicate
     /// `(agent, seq)`, a reading summary, or an event before the floor (counted as too late),
-    /// which change nothing.
+    /// which change nothing. For an analysis without a hot span; see
+    /// [`Analysis::ingest_with_history`].
     pub fn ingest(&mut self, ev: StoredEvent) -> bool {
+        self.ingest_with_history(ev, &hot::NoHistory)
+    }
+
+    /// [`Analysis::ingest`], reading the scope's events before the hot floor from `history`
+    /// if the event is late enough to need them ([`hot`]). `history` must already hold `ev`
+    /// (the daemon stores a record before it applies it).
+    pub fn ingest_with_history(&mut self, ev: StoredEvent, history: &dyn ScopeHistory) -> bool {
         if ev.payload.is_summary() || self.seen.contains(&(ev.agent.clone(), ev.seq)) {
             return false;
         }
@@ -237,12 +330,18 @@ impl Analysis {
         self.seen.insert((ev.agent.clone(), ev.seq));
         let key = ev.order_key();
         let scope = fingerprint_of(&ev.payload).map(|f| self.partition.of_fingerprint(&f));
+        if self.is_cold(key.0) && scope.is_some() {
+            // Read from the history by its scope's replay; held only while it is evidence.
+            self.note_cold_event(&ev);
+            self.evidence.insert(key.clone());
+        }
         self.by_zone.insert(&key, &ev);
         self.events.insert(key.clone(), ev);
         if let Some(scope) = scope {
-            self.add_input(scope, event_input_key(&key));
+            self.add_input(scope, event_input_key(&key), history);
         }
         self.prune_if_due();
+        self.trim_if_due();
         true
     }
 
@@ -251,6 +350,16 @@ impl Analysis {
     /// matched nothing at its time (it is kept all the same, so a later rebuild sees the same
     /// inputs).
     pub fn ingest_action(&mut self, action: OperatorAction) -> Result<bool, ActionError> {
+        self.ingest_action_with_history(action, &hot::NoHistory)
+    }
+
+    /// [`Analysis::ingest_action`], reading the scope's events before the hot floor from
+    /// `history` if the action is late enough to need them ([`hot`]).
+    pub fn ingest_action_with_history(
+        &mut self,
+        action: OperatorAction,
+        history: &dyn ScopeHistory,
+    ) -> Result<bool, ActionError> {
         if self.action_ids.contains(&action.id) || self.is_too_late(action.at) {
             return Ok(false);
         }
@@ -259,7 +368,7 @@ impl Analysis {
         let id = action.id;
         let scope = self.partition.of_id(target_of(&action.kind));
         self.actions.insert(key, action);
-        self.add_input(scope, action_input_key(&key));
+        self.add_input(scope, action_input_key(&key), history);
         match self.unmatched.get(&id) {
             Some(e) => Err(e.clone()),
             None => Ok(true),
@@ -282,24 +391,14 @@ impl Analysis {
 
     /// Adds one input (already in `events` or `actions`) to its scope, applying it or replaying
     /// the scope, and keeps the unmatched list in step.
-    fn add_input(&mut self, scope: String, key: InputKey) {
+    fn add_input(&mut self, scope: String, key: InputKey, history: &dyn ScopeHistory) {
         if let Some(touched) = &mut self.bulk {
             touched.insert(scope.clone());
             self.shard_mut(&scope).add_unapplied(key);
             return;
         }
-        self.shard_mut(&scope);
-        let all = Inputs {
-            events: &self.events,
-            actions: &self.actions,
-        };
-        if let Some(shard) = self.shards.get_mut(&scope) {
-            let before: Vec<u64> = shard.unmatched.keys().copied().collect();
-            if shard.add(key, &all) {
-                self.rebuilds += 1;
-            }
-            sync_unmatched(&mut self.unmatched, &before, &shard.unmatched);
-        }
+        self.shard_mut(&scope).add_unapplied(key);
+        self.catch_up_scopes(vec![scope], history);
     }
 
     /// The scope `scope`, created empty if new.

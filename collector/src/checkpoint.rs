@@ -1,8 +1,9 @@
 //! Durable checkpoints of the collector's derived state, so that start-up replays only the
 //! records stored after the last one (its *tail*) instead of the whole store.
 //!
-//! A checkpoint holds the analysis ([`crate::analysis::Snapshot`]: events, actions, every
-//! scope's engines and rollback marks), the in-memory reading summaries, the latest event time
+//! A checkpoint holds the analysis ([`crate::analysis::Snapshot`]: the events of its hot span
+//! and their evidence ([`crate::analysis::hot`]), actions, every scope's engines and rollback
+//! marks), the in-memory reading summaries, the latest event time
 //! and each agent's record count, together with the store position it covers
 //! ([`crate::store`], "Positions"). It goes through the [`KvStore`] trait, so every backend
 //! keeps it.
@@ -248,7 +249,8 @@ fn restore(state: &mut CollectorState, body: Body) -> Result<(), CheckpointError
         state.analysis.incident_rules(),
         state.analysis.problem_rules(),
     )?
-    .with_signature_settings(*state.analysis.signature_settings());
+    .with_signature_settings(*state.analysis.signature_settings())
+    .with_hot_span(state.analysis.hot_span());
     state.analysis = analysis;
     state.latest_event = body.latest_event;
     for summary in body.summaries {
@@ -350,7 +352,9 @@ fn load(
         None => store.for_each_record(&mut apply)?,
     };
     state.analysis.ingest_actions(actions);
-    let unmatched = state.analysis.end_bulk();
+    // The tail's late events may replay their scopes from before the checkpoint's hot floor:
+    // they read the store's scope index (the tail is indexed already).
+    let unmatched = state.end_bulk();
     if unmatched > 0 {
         tracing::warn!(
             unmatched,

@@ -22,6 +22,7 @@ fn empty() -> CollectorState {
         stats: Default::default(),
         latest_event: Timestamp(0),
         notify: Default::default(),
+        history: None,
     }
 }
 
@@ -228,4 +229,66 @@ fn a_checkpoint_is_due_after_enough_records_or_time_once_something_changed() {
     s.written(110, start + Duration::from_secs(5));
     assert!(!s.due(110, start + Duration::from_secs(600)));
     assert!(!s.due(111, start + Duration::from_secs(64)));
+}
+
+/// An empty state whose analysis keeps one hour of event bodies and reads older ones from
+/// `store`'s scope index, as the daemon's does with its day.
+fn hot_empty(store: &CollectorStore) -> CollectorState {
+    let mut state = empty();
+    state.history = Some(crate::state::StoredHistory(Arc::new(store.clone())));
+    state.analysis.set_hot_span(Some(Duration::from_secs(3600)));
+    state
+}
+
+/// Twelve hourly overheats, alternating between zones Z1 and Z2, seqs 1..=24.
+fn half_a_day() -> Vec<StoredEvent> {
+    (0..12_i64)
+        .flat_map(|h| {
+            let at = T0 + h * 60 * MIN;
+            let zone = if h % 2 == 0 { "Z1" } else { "Z2" };
+            let seq = 2 * h as u64;
+            [
+                sensor("a1", seq + 1, zone, "r1-inlet", Raised, Warning, 29.0, at),
+                sensor(
+                    "a1",
+                    seq + 2,
+                    zone,
+                    "r1-inlet",
+                    Cleared,
+                    Warning,
+                    26.0,
+                    at + 5 * MIN,
+                ),
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn a_hot_checkpoint_holds_the_hot_span_and_its_tail_with_a_deep_late_event_equals_a_full_rebuild() {
+    let store = CollectorStore::new(Arc::new(MemoryStore::new()));
+    let mut events = half_a_day();
+    // A raise of hour 3, delivered after hour 11: eight hours before the hot floor.
+    let late = events.remove(6);
+    let tail = events.split_off(16);
+    let head_count = events.len();
+    store_all(&store, events);
+    let mut state = hot_empty(&store);
+    let loaded = load_state(&mut state, &store, Vec::new()).expect("load");
+    assert!(state.analysis.hot_floor().is_some());
+    let held = state.analysis.event_count();
+    assert!(held * 2 < head_count, "{held} of {head_count} events held");
+    let body = encode(&state).expect("encode");
+    write(store.kv().as_ref(), loaded.position, &body).expect("write");
+
+    store_all(&store, tail);
+    store_all(&store, vec![late]);
+    let mut state = hot_empty(&store);
+    let loaded = load_state(&mut state, &store, Vec::new()).expect("load");
+    assert_eq!((loaded.checkpoint, loaded.replayed), (head_count as u64, 8));
+    assert_eq!(state.analysis.history_errors(), 0);
+    assert!(state.analysis.rebuilds() >= 1);
+    let full = rebuilt(&store);
+    assert_eq!(full.analysis.problems().len(), 2);
+    assert_eq!(observed(&state), observed(&full));
 }

@@ -76,6 +76,7 @@ pub fn empty_state(config: &CollectorConfig) -> CollectorState {
         stats: Default::default(),
         notify: Default::default(),
         latest_event: Timestamp(0),
+        history: None,
     }
 }
 
@@ -95,6 +96,14 @@ pub fn load_state(
     let policy = crate::retention::RetentionPolicy::from_config(&config.raw.retention);
     let mut state = empty_state(config);
     state.rollups = Some(crate::rollup_store::RollupStore::new(kv.clone(), policy));
+    state.history = Some(crate::state::StoredHistory(Arc::new(store.clone())));
+    if config.raw.cluster.is_none() {
+        // Event bodies of the last day in memory, older ones read from the scope index. Not
+        // in a cluster: records followed from other partitions are not in this store's index.
+        state
+            .analysis
+            .set_hot_span(Some(crate::analysis::hot::DEFAULT_HOT_SPAN));
+    }
     let actions = action_log.all().context("reading operator actions")?;
     let loaded = if config.raw.cluster.is_some() {
         crate::checkpoint::rebuild_state(&mut state, &store, actions)
@@ -446,7 +455,7 @@ async fn run_ingest(
     loop {
         // Close the bulk once no message waits or it is large enough; then checkpoint if due.
         if open_bulk.is_some_and(|n| n >= COALESCE_RECORDS || link.events.is_empty()) {
-            state.write().await.analysis.end_bulk();
+            state.write().await.end_bulk();
             open_bulk = None;
             if checkpoints.due(position, std::time::Instant::now()) {
                 checkpoint(&state, &intake.store, position, &mut checkpoints).await;
@@ -580,7 +589,7 @@ async fn run_ingest(
         }
     }
     if open_bulk.is_some() {
-        state.write().await.analysis.end_bulk();
+        state.write().await.end_bulk();
     }
     if checkpoints.behind(position) {
         checkpoint(&state, &intake.store, position, &mut checkpoints).await;

@@ -645,6 +645,16 @@ impl IncidentEngine {
             .map(|s| (&s.incident.fingerprint, s.incident.opened_at))
     }
 
+    /// Ids of the incidents held that are not final before `until`, with their fingerprints:
+    /// the ones an input at `until` or later can still change.
+    pub fn unfinal_ids(&self, until: Timestamp) -> impl Iterator<Item = (&str, &Fingerprint)> {
+        let quiet = self.rules.quiet_period;
+        self.incidents
+            .iter()
+            .filter(move |s| !s.is_final_before(until, quiet))
+            .map(|s| (s.incident.id.as_str(), &s.incident.fingerprint))
+    }
+
     /// Every incident held that is final before `until` and not `skip`ped (by id), as
     /// reported then.
     pub fn final_before(&self, until: Timestamp, skip: impl Fn(&str) -> bool) -> Vec<Incident> {

@@ -359,11 +359,20 @@ pub fn apply_record(state: &mut CollectorState, record: Record) {
     match record.payload {
         Payload::ReadingSummary(summary) => state.summaries.add(summary),
         payload => {
-            state.analysis.ingest(StoredEvent {
-                agent: record.agent,
-                seq: record.seq,
-                payload,
-            });
+            // The record is stored (and indexed by scope) before it is applied, so the
+            // history already holds it, as `ingest_with_history` requires.
+            let history: &dyn crate::analysis::history::ScopeHistory = match &state.history {
+                Some(h) => h.0.as_ref(),
+                None => &crate::analysis::hot::NoHistory,
+            };
+            state.analysis.ingest_with_history(
+                StoredEvent {
+                    agent: record.agent,
+                    seq: record.seq,
+                    payload,
+                },
+                history,
+            );
         }
     }
 }

@@ -709,6 +709,7 @@ pub(crate) mod tests {
             stats: IngestStats::default(),
             notify: Default::default(),
             latest_event: latest,
+            history: None,
         }
     }
 

@@ -141,7 +141,8 @@ impl RuleSwitch {
                 problems = rebuilt.problems().len(),
                 "analysis rebuilt with the new incident and problem rules"
             );
-            state.analysis = rebuilt;
+            // Rebuilt in one bulk (all in memory); the hot span trims it at the next input.
+            state.analysis = rebuilt.with_hot_span(state.analysis.hot_span());
             applied.push("incidents/problems");
         }
         Ok(applied)

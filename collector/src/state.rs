@@ -1,6 +1,7 @@
 //! The collector's in-memory view, rebuilt from the store at startup and updated by ingest.
 //! The HTTP API and reports read it; only ingest writes it.
 
+use crate::analysis::history::ScopeHistory;
 use crate::analysis::Analysis;
 use coldaisle_core::wire::Status;
 use coldaisle_core::{ReadingSummary, Timestamp};
@@ -112,6 +113,40 @@ pub struct CollectorState {
     pub notify: NotifyFigures,
     /// Latest event time seen (used as "now" for incident status when replaying).
     pub latest_event: Timestamp,
+    /// The stored events by scope, which the analysis reads when a late event replays its
+    /// scope from before its hot span ([`crate::analysis::hot`]); `None` without a store.
+    pub history: Option<StoredHistory>,
+}
+
+/// The store's scope index as the analysis reads it ([`ScopeHistory`]), shared.
+#[derive(Clone)]
+pub struct StoredHistory(pub Arc<dyn ScopeHistory + Send + Sync>);
+
+impl std::fmt::Debug for StoredHistory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredHistory")
+    }
+}
+
+impl CollectorState {
+    /// What the analysis reads its scopes' stored events from: the store, or nothing (an
+    /// analysis without a hot span never reads it).
+    pub fn history(&self) -> &dyn ScopeHistory {
+        match &self.history {
+            Some(h) => h.0.as_ref(),
+            None => &crate::analysis::hot::NoHistory,
+        }
+    }
+
+    /// Ends the analysis's bulk load ([`Analysis::end_bulk_with_history`]) with the state's
+    /// history. Returns how many actions matched nothing at their time.
+    pub fn end_bulk(&mut self) -> usize {
+        let history: &dyn ScopeHistory = match &self.history {
+            Some(h) => h.0.as_ref(),
+            None => &crate::analysis::hot::NoHistory,
+        };
+        self.analysis.end_bulk_with_history(history)
+    }
 }
 
 /// Shared handle: ingest writes, the API reads.

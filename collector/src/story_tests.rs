@@ -446,6 +446,7 @@ async fn the_problem_api_answers_the_signature_and_the_verification_figures() {
         stats: Default::default(),
         notify: Default::default(),
         latest_event: coldaisle_core::Timestamp(0),
+        history: None,
     };
     let now = coldaisle_core::Timestamp(AFTERNOON + 18 * DAY);
     let app = crate::http::router(crate::http::ApiOptions::new(

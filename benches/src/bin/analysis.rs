@@ -28,12 +28,22 @@
 //!   beyond the checkpoints' one-day span); the size must cover more than H hours.
 //! - `--skip-replays`: no restart rebuild and no backlogs (they read the whole history again,
 //!   which is what the checkpoint avoids; at 3 M they take most of the run).
+//! - `--hot-hours H`: the analysis keeps event bodies for H hours only (the daemon runs with
+//!   24, `analysis::hot`) and reads older ones from a real store: every event is first
+//!   written to a sled `CollectorStore` in a temporary directory (records and scope index, in
+//!   per-agent batches, before the in-order ingest: the daemon stores a record before it
+//!   applies it), and each late event is stored before it is ingested. The store write is
+//!   timed apart (stderr) and not in the ingest rate; the RSS includes sled's page cache,
+//!   bounded to 64 MB. Implies `--skip-replays`.
 
 use anyhow::{Context, Result};
+use coldaisle_collector::analysis::history::ScopeHistory;
+use coldaisle_collector::analysis::hot::NoHistory;
 use coldaisle_collector::analysis::{Analysis, Snapshot, StoredEvent};
 use coldaisle_collector::incidents::IncidentRules;
 use coldaisle_collector::problems::ProblemRules;
-use coldaisle_core::wire::Payload;
+use coldaisle_collector::store::CollectorStore;
+use coldaisle_core::wire::{Payload, Record, SCHEMA_VERSION};
 use coldaisle_core::{
     Category, DeviceEvent, EventState, Location, SensorEvent, SensorKind, Severity, Timestamp,
 };
@@ -66,6 +76,8 @@ struct Options {
     backlog_one_by_one: bool,
     /// How late the measured late events are, hours.
     late_hours: u64,
+    /// Hot span in hours, with a sled store as the history (`None`: every event held).
+    hot_hours: Option<u64>,
 }
 
 impl Options {
@@ -76,6 +88,9 @@ impl Options {
             args.extend(["--window-hours".to_string(), hours.to_string()]);
         }
         args.extend(["--late-hours".to_string(), self.late_hours.to_string()]);
+        if let Some(hours) = self.hot_hours {
+            args.extend(["--hot-hours".to_string(), hours.to_string()]);
+        }
         let flags = [
             (self.never_resolving, "--never-resolving"),
             (self.skip_replays, "--skip-replays"),
@@ -175,6 +190,48 @@ fn problem_rules(options: Options) -> ProblemRules {
 
 fn analysis(options: Options) -> Analysis {
     Analysis::new(IncidentRules::default(), problem_rules(options))
+        .with_hot_span(options.hot_hours.map(|h| Duration::from_secs(h * 3600)))
+}
+
+/// sled's page cache in the hot runs: the collector's memory goal is 200 MB in all.
+const SLED_CACHE: u64 = 64 << 20;
+
+/// The record of a fleet event, as its agent sends it.
+fn record(e: StoredEvent) -> Record {
+    Record {
+        schema: SCHEMA_VERSION,
+        agent: e.agent,
+        site: "dc1".into(),
+        seq: e.seq,
+        payload: e.payload,
+        instance: None,
+    }
+}
+
+/// A sled store in `dir` holding the fleet's first `size` events, written agent by agent in
+/// batches of up to 5,000 records (one flush each); prints the time it took on stderr.
+fn stored_fleet(dir: &std::path::Path, size: u64, never_resolving: bool) -> Result<CollectorStore> {
+    let kv =
+        coldaisle_store::SledStore::open_with_cache(dir, SLED_CACHE).context("opening sled")?;
+    let store = CollectorStore::new(std::sync::Arc::new(kv));
+    let start = Instant::now();
+    for agent in 0..AGENTS {
+        let events: Vec<u64> = (agent..size).step_by(AGENTS as usize).collect();
+        for chunk in events.chunks(5_000) {
+            let records = chunk
+                .iter()
+                .map(|&n| record(event(n, never_resolving)))
+                .collect();
+            store
+                .store_batch(&format!("agent-{agent:03}"), "dc1", 1, &[], records)
+                .map_err(|e| anyhow::anyhow!("storing the fleet: {e}"))?;
+        }
+    }
+    eprintln!(
+        "stored {size} events in sled (records and scope index) in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(store)
 }
 
 /// Resident and peak resident memory of this process, in MB.
@@ -198,12 +255,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// Ingests `events` one by one; returns events/s. Prints the rate of every 250,000 events on
 /// stderr (to see whether it falls with history).
-fn ingest_one_by_one(a: &mut Analysis, events: impl Iterator<Item = StoredEvent>) -> f64 {
+fn ingest_one_by_one(
+    a: &mut Analysis,
+    events: impl Iterator<Item = StoredEvent>,
+    history: &dyn ScopeHistory,
+) -> f64 {
     let start = Instant::now();
     let mut n = 0u64;
     let mut lap = Instant::now();
     for e in events {
-        a.ingest(e);
+        a.ingest_with_history(e, history);
         n += 1;
         if n % 250_000 == 0 {
             eprintln!(
@@ -278,8 +339,17 @@ fn print_footprint(size: u64, a: &Analysis) {
 /// One size, in this process: prints one Markdown table row.
 fn run_one(size: u64, options: Options) -> Result<()> {
     let old = options.never_resolving;
+    let dir = tempfile::tempdir().context("temporary directory")?;
+    let store = match options.hot_hours {
+        Some(_) => Some(stored_fleet(dir.path(), size, old)?),
+        None => None,
+    };
+    let history: &dyn ScopeHistory = match &store {
+        Some(store) => store,
+        None => &NoHistory,
+    };
     let mut a = analysis(options);
-    let in_order = ingest_one_by_one(&mut a, (0..size).map(|n| event(n, old)));
+    let in_order = ingest_one_by_one(&mut a, (0..size).map(|n| event(n, old)), history);
     let (rss, _) = rss_mb();
     let held = a.event_count();
     print_footprint(size, &a);
@@ -301,11 +371,29 @@ fn run_one(size: u64, options: Options) -> Result<()> {
             e.sensor = format!("late-{k}");
         }
         debug_assert!(late.payload.ts() < latest);
+        if let Some(store) = &store {
+            // Stored (and indexed) before it is applied, as the daemon does; not timed.
+            store
+                .store_batch(&late.agent, "dc1", 1, &[], vec![record(late.clone())])
+                .map_err(|e| anyhow::anyhow!("storing a late event: {e}"))?;
+        }
         let start = Instant::now();
-        a.ingest(late);
+        a.ingest_with_history(late, history);
         costs.push(start.elapsed());
     }
     costs.sort();
+    anyhow::ensure!(
+        a.history_errors() == 0,
+        "{} history reads failed",
+        a.history_errors()
+    );
+    eprintln!(
+        "late events at {size}: median {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} events held after them",
+        percentile(&costs, 0.5).as_secs_f64() * 1e3,
+        percentile(&costs, 0.99).as_secs_f64() * 1e3,
+        costs.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        a.event_count()
+    );
     let replays = a.rebuilds();
     let scopes_now = a.incidents(latest).len();
 
@@ -323,7 +411,8 @@ fn run_one(size: u64, options: Options) -> Result<()> {
     let start = Instant::now();
     let snapshot: Snapshot = serde_json::from_slice(&written)?;
     let restored = Analysis::restore(snapshot, &IncidentRules::default(), &problem_rules(options))
-        .context("restore")?;
+        .context("restore")?
+        .with_hot_span(options.hot_hours.map(|h| Duration::from_secs(h * 3600)));
     let restore = start.elapsed();
     anyhow::ensure!(
         restored.incidents(latest).len() == expected,
@@ -336,7 +425,7 @@ fn run_one(size: u64, options: Options) -> Result<()> {
     let encode_ms = encode.as_secs_f64() * 1e3;
     let restore_ms = restore.as_secs_f64() * 1e3;
     let (_, peak_before_replays) = rss_mb();
-    if options.skip_replays {
+    if options.skip_replays || options.hot_hours.is_some() {
         println!(
             "| {size} | {held} | {in_order:.0} | {:.2} ms | {:.2} ms | not run | not run | not run | not run | {copy_ms:.1} ms | {encode_ms:.1} ms | {checkpoint_mb:.1} MB | {restore_ms:.1} ms | {rss:.0} MB | {peak_before_replays:.0} MB | {replays} | {scopes_now} | - |",
             percentile(&costs, 0.5).as_secs_f64() * 1e3,
@@ -366,7 +455,7 @@ fn run_one(size: u64, options: Options) -> Result<()> {
     let backlog_single = if options.backlog_one_by_one {
         format!(
             "{:.0}",
-            ingest_one_by_one(&mut analysis(options), by_agent(size, old))
+            ingest_one_by_one(&mut analysis(options), by_agent(size, old), &NoHistory)
         )
     } else {
         "not run".to_string()
@@ -389,6 +478,7 @@ fn parse(args: &[String]) -> Result<(Options, Vec<u64>)> {
         skip_replays: false,
         backlog_one_by_one: false,
         late_hours: 1,
+        hot_hours: None,
     };
     let mut sizes = Vec::new();
     let mut args = args.iter();
@@ -401,6 +491,10 @@ fn parse(args: &[String]) -> Result<(Options, Vec<u64>)> {
             "--late-hours" => {
                 let hours = args.next().context("--late-hours needs a number")?;
                 options.late_hours = hours.parse().context("--late-hours")?;
+            }
+            "--hot-hours" => {
+                let hours = args.next().context("--hot-hours needs a number")?;
+                options.hot_hours = Some(hours.parse().context("--hot-hours")?);
             }
             "--never-resolving" => options.never_resolving = true,
             "--skip-replays" => options.skip_replays = true,

@@ -78,6 +78,15 @@ pub fn index_scope(payload: &Payload) -> Option<String> {
     fingerprint_of(payload).map(|f| sanitize(&format!("{}-{}-{}", f.site, f.zone, f.category)))
 }
 
+/// The index scopes of every category of `(site, zone)`: a zone's events are read as one
+/// range scan per category, then filtered to the exact place (sanitising is lossy).
+pub fn zone_selectors(site: &str, zone: &str) -> Vec<ScopeSelector> {
+    super::scope::CATEGORIES
+        .iter()
+        .map(|c| ScopeSelector::Exact(sanitize(&format!("{site}-{zone}-{c}"))))
+        .collect()
+}
+
 /// The stored events of a scope, read when a late event replays it from before what memory
 /// holds.
 pub trait ScopeHistory {

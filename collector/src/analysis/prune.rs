@@ -102,7 +102,8 @@ impl Analysis {
                 );
             }
         }
-        pruned.events += self.sweep_evidence(floor);
+        let pin_at = self.hot_floor.map_or(floor, |hot| hot.max(floor));
+        pruned.events += self.sweep_evidence(pin_at, Some(floor));
         self.forget_unneeded_summaries(floor);
         self.slim_counted_summaries();
         self.floor = Some(floor);
@@ -143,7 +144,7 @@ impl Analysis {
 
     /// Summarises every held incident final before `floor` that has no summary yet, while all
     /// the events it reads are held.
-    fn archive_final_before(&mut self, floor: Timestamp) {
+    pub(super) fn archive_final_before(&mut self, floor: Timestamp) {
         let newly: Vec<Incident> = self
             .shards
             .values()
@@ -168,13 +169,18 @@ impl Analysis {
     }
 
     /// Drops the events forgotten by their scopes that no held incident or problem reads any
-    /// more: zone evidence older than its zone's pin ([`Analysis::zone_pins`]), density
-    /// evidence older than `density_lookback` before the floor and outside every problem's
-    /// look-back. Returns how many events it dropped.
-    fn sweep_evidence(&mut self, floor: Timestamp) -> usize {
-        let pins = self.zone_pins(floor);
+    /// more: zone evidence older than its zone's pin ([`Analysis::zone_pins`] as of `pin_at`:
+    /// the floor, or the hot floor when it is later), density evidence older than
+    /// `density_lookback` before `density_floor` (the horizon floor; `None` keeps it all) and
+    /// outside every problem's look-back. Returns how many events it dropped.
+    pub(super) fn sweep_evidence(
+        &mut self,
+        pin_at: Timestamp,
+        density_floor: Option<Timestamp>,
+    ) -> usize {
+        let pins = self.zone_pins(pin_at);
         let lookback = self.problem_rules.density_lookback;
-        let keep_from = floor.minus(lookback);
+        let keep_from = density_floor.map_or(Timestamp(i64::MIN), |f| f.minus(lookback));
         let windows: Vec<(Timestamp, Timestamp)> = self
             .shards
             .values()

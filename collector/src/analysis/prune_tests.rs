@@ -12,12 +12,12 @@ use proptest::prelude::*;
 use std::time::Duration;
 
 /// 2025-11-25T12:00:00Z.
-const T0: i64 = 1_764_072_000_000;
-const MIN: i64 = 60_000;
+pub(super) const T0: i64 = 1_764_072_000_000;
+pub(super) const MIN: i64 = 60_000;
 
 /// Short rules, so that a test spans several horizons: window 2 h, verification 1 h, density
 /// look-back 1 h; the horizon is 2 h + the test margin (1 h) = 3 h.
-fn rules(scope: ProblemScope) -> (IncidentRules, ProblemRules) {
+pub(super) fn rules(scope: ProblemScope) -> (IncidentRules, ProblemRules) {
     (
         IncidentRules {
             quiet_period: Duration::from_secs(15 * 60),
@@ -36,9 +36,9 @@ fn rules(scope: ProblemScope) -> (IncidentRules, ProblemRules) {
 
 /// One generated event: zone (of two, one site), kind (0..3 rack inlets, 3 zone event,
 /// 4 device), source, raised, critical, minute after T0, value.
-type Spec = (u8, u8, u8, bool, bool, i64, u8);
+pub(super) type Spec = (u8, u8, u8, bool, bool, i64, u8);
 
-fn event(
+pub(super) fn event(
     (zone, kind, source, raised, critical, minute, value): Spec,
     agent: &str,
     seq: u64,
@@ -103,7 +103,7 @@ fn event(
 /// Events in event-time order with per-agent seqs (agent per zone). Every raise is cleared
 /// again 5 to 43 minutes later (by its value), so incidents resolve (a zone whose incident
 /// never resolves keeps everything, see the horizon's module doc).
-fn events(specs: &[Spec]) -> Vec<StoredEvent> {
+pub(super) fn events(specs: &[Spec]) -> Vec<StoredEvent> {
     let mut specs = specs.to_vec();
     let clears: Vec<Spec> = specs
         .iter()
@@ -134,7 +134,10 @@ fn events(specs: &[Spec]) -> Vec<StoredEvent> {
 }
 
 /// An analysis that never prunes: the full rebuild the pruned ones are compared with.
-fn never_pruning(incident_rules: &IncidentRules, problem_rules: &ProblemRules) -> Analysis {
+pub(super) fn never_pruning(
+    incident_rules: &IncidentRules,
+    problem_rules: &ProblemRules,
+) -> Analysis {
     let mut a = Analysis::new(incident_rules.clone(), problem_rules.clone());
     a.next_prune = Some(Timestamp(i64::MAX));
     a
@@ -144,7 +147,7 @@ fn never_pruning(incident_rules: &IncidentRules, problem_rules: &ProblemRules) -
 /// reference that is not final before its floor, each equal to the reference's (timeline,
 /// cause, chronicle), and only incidents the reference has; every problem is equal (linked
 /// incidents, history, probable cause, signature).
-fn check_within_horizon(
+pub(super) fn check_within_horizon(
     pruned: &Analysis,
     reference: &Analysis,
     end: Timestamp,
@@ -174,7 +177,7 @@ fn check_within_horizon(
     Ok(())
 }
 
-fn spec() -> impl Strategy<Value = Spec> {
+pub(super) fn spec() -> impl Strategy<Value = Spec> {
     (
         0..2_u8,
         0..5_u8,
@@ -402,7 +405,14 @@ fn indexed_cause_check_compares_incidents_after_prunes() {
 
 /// A step change of rack power (density evidence) of agent `p0`: rack `A{rack}` of zone
 /// `Z{zone}` (row `R{rack % 2}`) goes from `before` to `after` kW at `minute` after T0.
-fn step(zone: u8, rack: u8, minute: i64, before: f64, after: f64, seq: u64) -> StoredEvent {
+pub(super) fn step(
+    zone: u8,
+    rack: u8,
+    minute: i64,
+    before: f64,
+    after: f64,
+    seq: u64,
+) -> StoredEvent {
     let ts = Timestamp(T0 + minute * MIN);
     StoredEvent {
         agent: "p0".into(),
@@ -431,7 +441,7 @@ fn step(zone: u8, rack: u8, minute: i64, before: f64, after: f64, seq: u64) -> S
 
 /// Step changes from `(zone, rack, minute, change in tenths of kW)`, with seqs in event-time
 /// order, as an agent sends them.
-fn steps(specs: &[(u8, u8, i64, i8)]) -> Vec<StoredEvent> {
+pub(super) fn steps(specs: &[(u8, u8, i64, i8)]) -> Vec<StoredEvent> {
     let mut specs = specs.to_vec();
     specs.sort_by_key(|s| s.2);
     specs

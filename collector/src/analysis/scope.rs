@@ -35,7 +35,7 @@ pub(super) enum Partition {
 }
 
 /// Every category's name, to find where an id's fingerprint part ends.
-const CATEGORIES: [Category; 5] = [
+pub(super) const CATEGORIES: [Category; 5] = [
     Category::Thermal,
     Category::Humidity,
     Category::Cooling,

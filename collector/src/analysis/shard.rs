@@ -12,7 +12,16 @@
 //! inputs up to it and the incidents final before it are forgotten, and the checkpoint stays
 //! as the base every later rollback can reach. Inputs at or before the floor are refused by
 //! the analysis before they get here, so the engines never have to go back past it.
+//!
+//! The hot span ([`Shard::trim_cold`]): event inputs before the scope's *cold boundary* have
+//! left memory (their keys too); the store holds them. A replay whose base is before the
+//! boundary reads the scope's events between the base and the boundary from a
+//! [`ScopeHistory`] (one range scan) and the rest from memory; event keys below the boundary
+//! that are still in `inputs` (a late event just added) are read from the history, not from
+//! memory, so each event is applied once. Actions never leave `inputs` (they are few). The
+//! rollback marks are untouched by a trim: they describe the engines, not the inputs.
 
+use super::history::{HistoryError, ScopeHistory, ScopeSelector};
 use super::InputKey;
 use crate::actions::{ActionKey, OperatorAction};
 use crate::incidents::{IncidentChange, IncidentEngine, IncidentMark, IncidentRules};
@@ -85,6 +94,19 @@ pub(super) struct Shard {
     /// checkpoint itself is never dropped (the base of every rollback).
     #[serde(default)]
     floor: Option<InputKey>,
+    /// Event inputs with a key below it are no longer in `inputs` nor in the analysis's
+    /// events: a replay reads them from the [`ScopeHistory`] (see the module doc). `None`
+    /// until the first trim.
+    #[serde(default)]
+    cold_before: Option<InputKey>,
+}
+
+/// Where a scope's events before its cold boundary are read from during a replay.
+pub(super) struct Cold<'a> {
+    /// The store's scope index (or a test's in-memory copy).
+    pub history: &'a dyn ScopeHistory,
+    /// Which indexed events make up this scope.
+    pub selector: ScopeSelector,
 }
 
 /// What one prune of a scope forgot.
@@ -108,14 +130,40 @@ impl Shard {
             checkpoints: BTreeMap::new(),
             since_checkpoint: 0,
             floor: None,
+            cold_before: None,
         }
     }
 
-    /// Adds the input `key` (already in `all`) and brings the engines up to date. Returns
-    /// `true` if it had to go back (a late input).
-    pub fn add(&mut self, key: InputKey, all: &Inputs<'_>) -> bool {
-        self.add_unapplied(key);
-        self.catch_up(all)
+    /// The smallest input added and not applied yet, if any.
+    pub fn pending(&self) -> Option<&InputKey> {
+        self.pending.as_ref()
+    }
+
+    /// True if a replay from before `key` has to read the history (see the module doc).
+    pub fn is_cold(&self, key: &InputKey) -> bool {
+        self.cold_before.as_ref().is_some_and(|cold| key < cold)
+    }
+
+    /// Moves the cold boundary up to event time `hot` (the analysis's hot floor): forgets the
+    /// keys of the event inputs before it and returns them as order keys, for the analysis
+    /// to drop the events (or keep them as evidence). Does nothing while an input is pending
+    /// (a replay that failed to read its history keeps everything until it succeeds).
+    pub fn trim_cold(&mut self, hot: Timestamp) -> Vec<OrderKey> {
+        let limit = key_at(hot);
+        if self.pending.is_some() || self.cold_before.as_ref().is_some_and(|c| *c >= limit) {
+            return Vec::new();
+        }
+        self.cold_before = Some(limit.clone());
+        let old: Vec<InputKey> = self
+            .inputs
+            .range(..&limit)
+            .filter(|(_, kind, _, _)| *kind == 0)
+            .cloned()
+            .collect();
+        old.into_iter()
+            .filter_map(|key| self.inputs.take(&key))
+            .map(|(ts, _, agent, seq)| (ts, agent, seq))
+            .collect()
     }
 
     /// Adds the input `key` without applying it: the caller calls [`Shard::catch_up`] after a
@@ -130,11 +178,32 @@ impl Shard {
     /// Applies the inputs added since the last catch-up. If the earliest of them comes before
     /// the last input applied, the engines go back to the latest checkpoint before it (or to
     /// empty) and replay from there. Returns `true` if they went back.
-    pub fn catch_up(&mut self, all: &Inputs<'_>) -> bool {
+    ///
+    /// A replay from before the cold boundary reads the history first; if that read fails,
+    /// nothing changes: the engines stay as they were (without the new inputs), the inputs stay
+    /// pending, and the next catch-up of this scope (its next input, or the next bulk's end)
+    /// retries the read. The error is returned for the caller to count and log.
+    pub fn catch_up(&mut self, all: &Inputs<'_>, cold: &Cold<'_>) -> Result<bool, HistoryError> {
         let Some(from) = self.pending.take() else {
-            return false;
+            return Ok(false);
         };
         let late = self.last_applied.as_ref().is_some_and(|last| from <= *last);
+        // The replay's base: the latest checkpoint before `from` (or nothing) when late.
+        let base: Option<InputKey> = if late {
+            self.checkpoints
+                .range(..&from)
+                .next_back()
+                .map(|(key, _)| key.clone())
+        } else {
+            self.last_applied.clone()
+        };
+        let cold_events = match self.read_cold(base.as_ref(), cold) {
+            Ok(events) => events,
+            Err(e) => {
+                self.pending = Some(from);
+                return Err(e);
+            }
+        };
         if late {
             // Checkpoints at or after `from` miss it.
             drop(self.checkpoints.split_off(&from));
@@ -159,12 +228,79 @@ impl Shard {
             Some(last) => Bound::Excluded(last.clone()),
             None => Bound::Unbounded,
         };
-        for key in inputs.range((start, Bound::Unbounded)) {
-            self.apply_input(key, all);
+        let cold_before = self.cold_before.clone();
+        let mut held = inputs
+            .range((start, Bound::Unbounded))
+            .filter(|key| key.1 != 0 || cold_before.as_ref().is_none_or(|c| *key >= c))
+            .peekable();
+        let mut stored = cold_events
+            .iter()
+            .map(|ev| (super::event_input_key(&ev.order_key()), ev))
+            .peekable();
+        loop {
+            let take_stored = match (held.peek(), stored.peek()) {
+                (None, None) => break,
+                (Some(h), Some((s, _))) => s < *h,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+            };
+            if take_stored {
+                if let Some((key, ev)) = stored.next() {
+                    apply_event(&mut self.incidents, &mut self.problems, ev);
+                    self.last_applied = Some(key);
+                }
+            } else if let Some(key) = held.next() {
+                self.apply_input(key, all);
+            }
             self.checkpoint_if_due();
         }
         self.inputs = inputs;
-        late
+        if self.is_cold(&from) {
+            self.drop_cold_event_keys();
+        }
+        Ok(late)
+    }
+
+    /// The scope's stored events after `base` (exclusive) and before the cold boundary, in
+    /// order; none if the base is at or after the boundary.
+    fn read_cold(
+        &self,
+        base: Option<&InputKey>,
+        cold: &Cold<'_>,
+    ) -> Result<Vec<StoredEvent>, HistoryError> {
+        let Some(boundary) = &self.cold_before else {
+            return Ok(Vec::new());
+        };
+        if base.is_some_and(|b| b >= boundary) {
+            return Ok(Vec::new());
+        }
+        let from: OrderKey = match base {
+            Some((ts, _, _, _)) => (*ts, String::new(), 0),
+            None => (Timestamp(i64::MIN), String::new(), 0),
+        };
+        let to: OrderKey = (boundary.0, boundary.2.clone(), boundary.3);
+        let mut events = cold.history.events(&cold.selector, &from, &to)?;
+        if let Some(base) = base {
+            events.retain(|ev| super::event_input_key(&ev.order_key()) > *base);
+        }
+        Ok(events)
+    }
+
+    /// Forgets the keys of event inputs below the cold boundary (late events just replayed
+    /// from the history): memory holds only the hot span's.
+    fn drop_cold_event_keys(&mut self) {
+        let Some(boundary) = &self.cold_before else {
+            return;
+        };
+        let old: Vec<InputKey> = self
+            .inputs
+            .range(..boundary)
+            .filter(|(_, kind, _, _)| *kind == 0)
+            .cloned()
+            .collect();
+        for key in old {
+            self.inputs.remove(&key);
+        }
     }
 
     /// Keeps a checkpoint every [`CHECKPOINT_EVERY`] inputs and forgets those older than

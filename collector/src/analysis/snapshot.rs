@@ -2,9 +2,10 @@
 //! analysis part ([`crate::checkpoint`]).
 //!
 //! Invariants:
-//! - A snapshot holds every input held (events from the floor on, density evidence, actions),
+//! - A snapshot holds every input held (events from the floor on, or from the hot floor on
+//!   with a hot span ([`super::hot`]), evidence, actions),
 //!   every scope's engines, rollback marks, applied position and floor, the floor itself and
-//!   the summaries of incidents before it ([`super::prune`]), so an analysis restored from it answers exactly as the one it was
+//!   the summaries of incidents before it ([`super::prune`]) and the hot floor, so an analysis restored from it answers exactly as the one it was
 //!   taken from, and goes on to the same state for any further inputs (late ones included).
 //!   The equivalence tests check this for random event sets and split points.
 //! - It is taken only outside bulk loading, when every scope is up to date.
@@ -12,6 +13,9 @@
 //!   other rules (the caller rebuilds from the store instead).
 //! - Pager deliveries (chronicle notifications) are not part of it: the notifier records them
 //!   again as it does after a full rebuild.
+//! - Nor is the hot span (a setting, like the signature settings): the caller sets it on the
+//!   restored analysis ([`Analysis::with_hot_span`]). With a hot floor in the snapshot, the
+//!   restored analysis needs the stored history for its deep replays, as the original did.
 
 use super::prune::ArchivedIncident;
 use super::shard::Shard;
@@ -50,6 +54,9 @@ pub struct SnapshotRef<'a> {
     too_late: u64,
     archive: &'a BTreeMap<String, ArchivedIncident>,
     evidence: Vec<&'a OrderKey>,
+    hot_floor: Option<Timestamp>,
+    next_trim: Option<Timestamp>,
+    history_errors: u64,
 }
 
 /// The analysis as read back; turn it into an [`Analysis`] with [`Analysis::restore`].
@@ -67,6 +74,12 @@ pub struct Snapshot {
     too_late: u64,
     archive: BTreeMap<String, ArchivedIncident>,
     evidence: Vec<OrderKey>,
+    #[serde(default)]
+    hot_floor: Option<Timestamp>,
+    #[serde(default)]
+    next_trim: Option<Timestamp>,
+    #[serde(default)]
+    history_errors: u64,
 }
 
 impl Analysis {
@@ -88,6 +101,9 @@ impl Analysis {
             too_late: self.too_late,
             archive: &self.archive,
             evidence: self.evidence.iter().collect(),
+            hot_floor: self.hot_floor,
+            next_trim: self.next_trim,
+            history_errors: self.history_errors,
         })
     }
 
@@ -132,6 +148,11 @@ impl Analysis {
             too_late: snapshot.too_late,
             archive: snapshot.archive,
             evidence: snapshot.evidence.into_iter().collect(),
+            hot_span: None,
+            hot_floor: snapshot.hot_floor,
+            next_trim: snapshot.next_trim,
+            history_errors: snapshot.history_errors,
+            cold_places: BTreeMap::new(),
             // Read-side settings, not state: the caller keeps its own (see
             // `Analysis::signature_settings`).
             signature: crate::recurrence::SignatureSettings::default(),

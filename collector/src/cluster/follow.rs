@@ -276,6 +276,7 @@ mod tests {
             stats: Default::default(),
             latest_event: Timestamp(0),
             notify: Default::default(),
+            history: None,
         }
     }
 

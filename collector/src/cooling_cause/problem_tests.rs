@@ -340,6 +340,7 @@ fn state_of(analysis: Analysis) -> crate::state::CollectorState {
         stats: Default::default(),
         notify: Default::default(),
         latest_event: Timestamp(0),
+        history: None,
     }
 }
 
