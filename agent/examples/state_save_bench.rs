@@ -1,20 +1,27 @@
 //! What saving the detector state costs: the periodic save (`detector_state::SAVE_EVERY`)
 //! of a pipeline with N devices × 4 inlet sensors, by the `serde_json::Value` tree
-//! (`export_state`, then bytes), written in place as one record (`write_state`), or into a
-//! sled store in a temporary directory, flushed, sled's own buffers counted: the daemon's save
-//! (`sled`: `detector_state::save_pipeline`) or the one record of `write_state` applied by
-//! hand (`sled-one`). (A per-sensor record layout was measured in BENCHMARKS.md "Memory,
-//! part 5" and not kept: its peak was higher.)
+//! (`tree`: `export_state`, then bytes), written in place into a vector (`bytes`:
+//! `write_state`), as one record into a sled store in a temporary directory, flushed, sled's
+//! own buffers counted (`sled-one`: the daemon's save before the state file), or as the
+//! daemon saves it now (`detector_state::StateStore::save`: the state file through a
+//! buffered writer, synced and renamed), once the old sled record is gone (`file`) or the
+//! first save after an upgrade, which also removes the old record from sled (`file-upgrade`).
+//! (A per-sensor record layout was measured in BENCHMARKS.md "Memory, part 5" and not kept:
+//! its peak was higher.)
 //!
-//! `cargo run --release -p coldaisle-agent --example state_save_bench -- tree|bytes|sled-one|sled N`
+//! `cargo run --release -p coldaisle-agent --example state_save_bench -- MODE N`, MODE one of
+//! `tree`, `bytes`, `sled-one`, `file`, `file-upgrade`.
 //!
 //! One save per process: the peak resident set (`VmHWM`) grows by the save's transient, as
 //! the pipeline was built before and its own peak is read just before the save.
 
+use coldaisle_agent::detector_state::StateStore;
 use coldaisle_agent::pipeline::Pipeline;
 use coldaisle_agent::poller::PollOutcome;
 use coldaisle_config::AgentConfig;
 use coldaisle_core::Timestamp;
+use coldaisle_store::{KvStore, MemoryStore, SledStore};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A field of `/proc/self/status` in bytes, 0 if unknown.
@@ -65,13 +72,24 @@ fn main() -> anyhow::Result<()> {
             });
         }
     }
-    // Opened (for `sled`, with the agent's page cache) before the peak is read, so its
-    // start-up is not counted as the save's.
+    // Opened (with the agent's page cache) before the peak is read, so its start-up is not
+    // counted as the save's; `file-upgrade` also finds the old record there.
     let dir = tempfile::tempdir()?;
-    let sled = coldaisle_store::SledStore::open_with_cache(
-        dir.path(),
+    let sled = Arc::new(SledStore::open_with_cache(
+        &dir.path().join("outbox"),
         coldaisle_agent::outbox::STORE_CACHE_BYTES,
-    )?;
+    )?);
+    let mut state = match mode.as_str() {
+        "file-upgrade" => {
+            let mut old = Vec::new();
+            pipeline.write_state(&mut old)?;
+            coldaisle_agent::detector_state::save_record(sled.as_ref(), old)?;
+            let store: Arc<dyn KvStore> = sled.clone();
+            StateStore::new(dir.path(), store)
+        }
+        // The steady case: the old record was removed by an earlier save (nothing to do).
+        _ => StateStore::new(dir.path(), Arc::new(MemoryStore::default())),
+    };
     let rss = status_kb("VmRSS:");
     let hwm = status_kb("VmHWM:");
     let start = Instant::now();
@@ -82,26 +100,24 @@ fn main() -> anyhow::Result<()> {
             pipeline.write_state(&mut out)?;
             out.len()
         }
-        // The save before part 5: the whole state as one record into sled, flushed.
+        // The save before the state file: the whole state as one record into sled, flushed.
         "sled-one" => {
-            use coldaisle_store::KvStore as _;
             let mut out = Vec::new();
             pipeline.write_state(&mut out)?;
             let len = out.len();
-            let mut batch = coldaisle_store::WriteBatch::default();
-            batch.insert(b"pipeline".to_vec(), out);
-            sled.apply("detector_state", batch)?;
-            sled.flush()?;
+            coldaisle_agent::detector_state::save_record(sled.as_ref(), out)?;
             len
         }
-        // The whole save as the daemon runs it (`detector_state::save_pipeline`), flushed.
-        "sled" => coldaisle_agent::detector_state::save_pipeline(&sled, &pipeline)?,
-        other => anyhow::bail!("mode is tree, bytes, sled-one or sled, not {other}"),
+        // The daemon's save (`StateStore::save`).
+        "file" | "file-upgrade" => usize::try_from(state.save(&pipeline)?)?,
+        other => {
+            anyhow::bail!("mode is tree, bytes, sled-one, file or file-upgrade, not {other}")
+        }
     };
     let secs = start.elapsed().as_secs_f64();
     let grew = status_kb("VmHWM:") - hwm;
     println!(
-        "{mode:<7} devices {devices:>5}  sensors {:>5}  record {:>6.2} MiB  save {:>7.1} ms  \
+        "{mode:<12} devices {devices:>5}  sensors {:>5}  record {:>6.2} MiB  save {:>7.1} ms  \
          RSS before {:>6.1} MiB  peak RSS growth {:>6.1} MiB",
         devices * 4,
         len as f64 / 1048576.0,

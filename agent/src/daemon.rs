@@ -70,7 +70,8 @@ impl RunningAgent {
             "agent starting"
         );
         let mut pipeline = Pipeline::new(&config);
-        crate::detector_state::restore_into(&mut pipeline, store.as_ref());
+        let state = crate::detector_state::StateStore::new(&config.state_dir, store);
+        state.restore_into(&mut pipeline);
         let outbox: SharedOutbox = Arc::new(Mutex::new(outbox));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -89,7 +90,7 @@ impl RunningAgent {
         );
         tasks.spawn(run_pipeline(
             PipelineSwap { pipeline, slots },
-            store,
+            state,
             poll_rx,
             swaps_rx,
             outbox.clone(),
@@ -268,7 +269,7 @@ impl RunningAgent {
 /// task has ended (shutdown), then ends.
 async fn run_pipeline(
     current: PipelineSwap,
-    store: Arc<dyn KvStore>,
+    mut state: crate::detector_state::StateStore,
     mut outcomes: mpsc::Receiver<PollOutcome>,
     mut swaps: mpsc::UnboundedReceiver<PipelineSwap>,
     outbox: SharedOutbox,
@@ -329,7 +330,7 @@ async fn run_pipeline(
         }
         if saved_at.elapsed() >= crate::detector_state::SAVE_EVERY {
             saved_at = tokio::time::Instant::now();
-            crate::detector_state::save_logged(&pipeline, store.as_ref());
+            state.save_logged(&pipeline);
         }
         if payloads.is_empty() {
             continue;
@@ -342,7 +343,7 @@ async fn run_pipeline(
         tracing::error!("outbox writes still failing at shutdown: held readings are lost");
     }
     // Every device task has ended (shutdown): keep what the detectors know.
-    crate::detector_state::save_logged(&pipeline, store.as_ref());
+    state.save_logged(&pipeline);
 }
 
 /// Replaces the pipeline, carrying over the detector state of every sensor (and device

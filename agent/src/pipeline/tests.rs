@@ -532,18 +532,28 @@ fn the_state_written_in_place_decodes_as_the_exported_state() {
 
 #[test]
 fn a_state_stored_by_the_value_tree_save_still_restores() {
-    use crate::detector_state::{load, save, save_pipeline};
+    use crate::detector_state::{save_record, Source, StateStore};
     let mut before = pipeline();
     for t in 0..4 {
         before.observe(&outcome(t, 29.0, 29.0));
     }
-    // The record as the code before `write_state` stored it: the `Value` tree, encoded.
-    let old = coldaisle_store::MemoryStore::default();
-    save(&old, &before.export_state()).expect("old save");
-    let new = coldaisle_store::MemoryStore::default();
-    save_pipeline(&new, &before).expect("new save");
-    let from_old = load(&old).expect("loads").expect("stored");
-    let from_new = load(&new).expect("loads").expect("stored");
+    // The record as the code before `write_state` stored it: the `Value` tree, encoded, in
+    // the sled tree of the agents before the state file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old: std::sync::Arc<dyn coldaisle_store::KvStore> =
+        std::sync::Arc::new(coldaisle_store::MemoryStore::default());
+    let bytes = serde_json::to_vec(&before.export_state()).expect("json");
+    save_record(old.as_ref(), bytes).expect("old save");
+    let from_old = StateStore::new(dir.path(), old).load().expect("loads");
+    let new_dir = tempfile::tempdir().expect("tempdir");
+    let mut new = StateStore::new(
+        new_dir.path(),
+        std::sync::Arc::new(coldaisle_store::MemoryStore::default()),
+    );
+    new.save(&before).expect("new save");
+    let (from_old, old_source) = from_old.expect("stored");
+    let (from_new, new_source) = new.load().expect("loads").expect("stored");
+    assert_eq!((old_source, new_source), (Source::SledRecord, Source::File));
     assert_eq!(from_old, from_new);
     let mut after = pipeline();
     let restored = after.restore_state(&from_old);
