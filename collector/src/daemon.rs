@@ -80,13 +80,23 @@ pub fn empty_state(config: &CollectorConfig) -> CollectorState {
     }
 }
 
-/// The collector's state loaded from the store: from the last checkpoint and the records after
-/// it, or from every record (always in a cluster: see [`crate::checkpoint::rebuild_state`]);
-/// then operator actions and agent ledgers. Blocking (reads the store). Also says where the
-/// state stands ([`crate::checkpoint::Loaded`]).
+/// The collector's state loaded from the store ([`crate::start_up`]): from the last
+/// checkpoint and the records after it, or, without a usable one (and always in a cluster),
+/// from every record streamed in event-time order ([`crate::stream_rebuild`]); then operator
+/// actions and agent ledgers. Blocking (reads the store). Also says where the state stands
+/// ([`crate::checkpoint::Loaded`]); the start-up report is in `state.stats.last_start`.
 pub fn load_state(
     config: &CollectorConfig,
     kv: &Arc<dyn KvStore>,
+) -> anyhow::Result<(CollectorState, crate::checkpoint::Loaded)> {
+    load_state_since(config, kv, std::time::Instant::now())
+}
+
+/// [`load_state`] for a start-up that began at `began` (the report's `total_ms`).
+fn load_state_since(
+    config: &CollectorConfig,
+    kv: &Arc<dyn KvStore>,
+    began: std::time::Instant,
 ) -> anyhow::Result<(CollectorState, crate::checkpoint::Loaded)> {
     let store = CollectorStore::new(kv.clone());
     // Once per store (an older store's trees have no size counts yet): a scan, before ingest.
@@ -105,23 +115,19 @@ pub fn load_state(
             .set_hot_span(Some(crate::analysis::hot::DEFAULT_HOT_SPAN));
     }
     let actions = action_log.all().context("reading operator actions")?;
-    let loaded = if config.raw.cluster.is_some() {
-        crate::checkpoint::rebuild_state(&mut state, &store, actions)
-    } else {
-        crate::checkpoint::load_state(&mut state, &store, actions)
-    }
-    .context("reading stored records")?;
+    let clustered = config.raw.cluster.is_some();
+    let report = crate::start_up::load(&mut state, &store, actions, clustered, began)
+        .context("reading stored records")?;
     for (agent, ledger) in store.ledgers().context("reading agent ledgers")? {
         crate::cluster::follow::restore_ledger(state.agents.entry(agent).or_default(), &ledger);
     }
-    tracing::info!(
-        records = loaded.replayed,
-        checkpoint = loaded.checkpoint,
-        undecodable = loaded.undecodable,
-        incidents = state.analysis.incidents(state.latest_event).len(),
-        problems = state.analysis.problems().len(),
-        "state rebuilt from the store"
-    );
+    let loaded = crate::checkpoint::Loaded {
+        checkpoint: report.checkpoint,
+        position: report.position,
+        replayed: report.records,
+        undecodable: report.undecodable,
+    };
+    state.stats.last_start = Some(report);
     Ok((state, loaded))
 }
 
@@ -149,6 +155,7 @@ impl RunningCollector {
     /// Opens the store, rebuilds incidents and problems from it, binds the HTTP API and
     /// starts ingest. Returns once the API is listening.
     pub async fn start(config: CollectorConfig) -> anyhow::Result<RunningCollector> {
+        let began = std::time::Instant::now();
         let raw = &config.raw;
         let kv: Arc<dyn KvStore> = crate::store_backend::open(&config)?;
         let action_log = crate::action_log::ActionLog::new(kv.clone());
@@ -182,9 +189,10 @@ impl RunningCollector {
             None => (None, None),
         };
         let loader = (config.clone(), kv.clone());
-        let (state, loaded) = tokio::task::spawn_blocking(move || load_state(&loader.0, &loader.1))
-            .await
-            .context("the state rebuild task failed")??;
+        let (state, loaded) =
+            tokio::task::spawn_blocking(move || load_state_since(&loader.0, &loader.1, began))
+                .await
+                .context("the state rebuild task failed")??;
         let checkpoints = if raw.cluster.is_some() {
             crate::checkpoint::Schedule::never()
         } else {
@@ -336,7 +344,12 @@ impl RunningCollector {
                 tasks.spawn(ingest());
             }
         }
-        tracing::info!(http = %http_addr, tls = raw.http.tls.is_some(), "collector started");
+        tracing::info!(
+            http = %http_addr,
+            tls = raw.http.tls.is_some(),
+            start_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "collector started"
+        );
         Ok(RunningCollector {
             state,
             http_addr,

@@ -78,6 +78,10 @@ pub struct IngestStats {
     pub refused: BTreeMap<&'static str, u64>,
     /// Records stamped beyond `ingest.max_clock_skew` ahead of our clock (stored, time moved back).
     pub ahead_of_clock: u64,
+    /// How the last start-up loaded the state, and how long it took ([`crate::start_up`]);
+    /// `None` for a state not loaded from a store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_start: Option<crate::start_up::StartUp>,
 }
 
 /// What the notifier did since start, for `/metrics` (labels: receiver names of the config,

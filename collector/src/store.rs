@@ -131,6 +131,18 @@ fn position_key(position: u64) -> [u8; 8] {
     position.to_be_bytes()
 }
 
+/// One chunk of an agent's records ([`CollectorStore::agent_records`]).
+#[derive(Debug, Default)]
+pub struct AgentChunk {
+    /// The records that decoded, in seq order.
+    pub records: Vec<Record>,
+    /// Records in the chunk that did not decode (skipped).
+    pub undecodable: u64,
+    /// The collector seq to read on after, when the agent may have more records (the chunk
+    /// was full); `None` once its last record was read.
+    pub last: Option<u64>,
+}
+
 /// Index entries read (and records looked up) per chunk of a deletion pass.
 const DELETE_CHUNK: usize = 1024;
 
@@ -888,6 +900,66 @@ impl CollectorStore {
         self.kv.apply(crate::tree_sizes::TREE, forget)?;
         self.kv.flush()?;
         Ok(written)
+    }
+
+    /// The agents that have records stored, in key order: one short scan per agent (each
+    /// scan starts just past the previous agent's keys), so O(agents), not O(records).
+    pub fn record_agents(&self) -> Result<Vec<String>, StoreError> {
+        let mut agents = Vec::new();
+        let mut from: Vec<u8> = Vec::new();
+        while let Some((key, _)) = self.kv.scan(RECORDS, &from, 1)?.into_iter().next() {
+            let end = key.iter().position(|b| *b == 0).unwrap_or(key.len());
+            let agent = &key[..end];
+            match std::str::from_utf8(agent) {
+                Ok(name) => agents.push(name.to_string()),
+                Err(_) => tracing::error!(key = ?key, "record key without a UTF-8 agent; skipped"),
+            }
+            // The smallest key after every `agent + 0x00 + seq` key.
+            from = agent.to_vec();
+            from.push(1);
+        }
+        Ok(agents)
+    }
+
+    /// Up to `limit` stored records of `agent` with collector seq above `after`, in seq order
+    /// (one range scan): what a reader that walks one agent's records a chunk at a time, such
+    /// as the streamed rebuild ([`crate::stream_rebuild`]), calls. Undecodable records are
+    /// reported, counted and skipped.
+    pub fn agent_records(
+        &self,
+        agent: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<AgentChunk, StoreError> {
+        let mut chunk = AgentChunk::default();
+        let Some(first) = after.checked_add(1) else {
+            return Ok(chunk);
+        };
+        let mut prefix = agent.as_bytes().to_vec();
+        prefix.push(0);
+        let entries = self
+            .kv
+            .scan(RECORDS, &record_key(agent, first), limit.max(1))?;
+        let full = entries.len() >= limit.max(1);
+        for (key, value) in entries {
+            let Some(seq) = key.strip_prefix(prefix.as_slice()).and_then(key_u64) else {
+                // Past this agent's keys: nothing more of it.
+                chunk.last = None;
+                return Ok(chunk);
+            };
+            chunk.last = Some(seq);
+            match serde_json::from_slice::<Record>(&value) {
+                Ok(record) => chunk.records.push(record),
+                Err(e) => {
+                    chunk.undecodable += 1;
+                    tracing::error!(key = ?key, error = %e, "stored record does not decode; kept, skipped");
+                }
+            }
+        }
+        if !full {
+            chunk.last = None;
+        }
+        Ok(chunk)
     }
 
     /// Calls `f` with every stored record, in key order. Undecodable entries are reported by
