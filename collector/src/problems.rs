@@ -1011,6 +1011,69 @@ mod tests {
         );
     }
 
+    /// A final incident of [`inc`]'s form, counted with an airflow cause.
+    fn counted(id: &str) -> Option<CountedIncident> {
+        let t: i64 = id.rsplit('-').next()?.parse().ok()?;
+        Some(CountedIncident {
+            opened_at: Timestamp(t),
+            cause: ProbableCause {
+                kind: crate::cause::CauseKind::Airflow,
+                summary: format!("airflow {t}"),
+                evidence: Vec::new(),
+            },
+            point: crate::recurrence::IncidentPoint {
+                opened_at: Timestamp(t),
+                racks: Vec::new(),
+            },
+        })
+    }
+
+    #[test]
+    fn a_tally_counts_only_what_every_mark_holds_and_no_rollback_undoes_it() {
+        let mut e = engine();
+        observe(&mut e, &[T0, T0 + DAY]);
+        let before_problem = e.mark();
+        observe(&mut e, &[T0 + 2 * DAY]);
+        let opened = e.mark();
+        observe(&mut e, &[T0 + 3 * DAY, T0 + 4 * DAY]);
+        let id = e.problems()[0].id.clone();
+        // No mark, or a mark from before the problem: nothing can be counted.
+        assert_eq!(e.fold_final(counted, &[]), 0);
+        assert_eq!(e.fold_final(counted, &[&before_problem, &opened]), 0);
+        assert!(e.tally(&id).is_none());
+        // Up to the shortest list any mark holds (3 ids when it opened), in list order.
+        assert_eq!(e.fold_final(counted, &[&opened]), 3);
+        let tally = e.tally(&id).unwrap();
+        assert_eq!(
+            (tally.folded(), tally.first_opened()),
+            (3, Some(Timestamp(T0)))
+        );
+        assert_eq!(
+            e.unfolded_incidents().cloned().collect::<Vec<_>>(),
+            vec![inc(T0 + 3 * DAY), inc(T0 + 4 * DAY)]
+        );
+        // A rollback to that mark keeps the tally; the next fold stops at the first incident
+        // that is not final.
+        e.rollback(&opened);
+        assert_eq!(e.tally(&id).map(ProblemTally::folded), Some(3));
+        observe(&mut e, &[T0 + 3 * DAY, T0 + 4 * DAY, T0 + 5 * DAY]);
+        let later = e.mark();
+        let not_final = inc(T0 + 4 * DAY);
+        let final_of = |i: &str| (i != not_final).then(|| counted(i)).flatten();
+        assert_eq!(e.fold_final(final_of, &[&later]), 1);
+        assert_eq!(e.tally(&id).map(ProblemTally::folded), Some(4));
+        // Through JSON (a checkpoint) the tally stays; without it (an older checkpoint) the
+        // engine loads with none.
+        let json = serde_json::to_value(&e).unwrap();
+        let back: ProblemEngine = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back.tally(&id), e.tally(&id));
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("tallies");
+        let old: ProblemEngine = serde_json::from_value(old).unwrap();
+        assert!(old.tally(&id).is_none());
+        assert_eq!(old.problems(), e.problems());
+    }
+
     #[test]
     fn rules_serialise_with_humantime_durations() {
         let json = serde_json::to_string(&ProblemRules::default()).unwrap();

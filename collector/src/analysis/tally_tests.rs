@@ -158,6 +158,9 @@ fn summaries_stay_flat_while_a_problem_stays_open_and_problems_equal_a_full_rebu
     // with them: from a tenth of the run to its end (24 → 240 incidents) they stay within a
     // problem window and a horizon's worth (before the tallies, every counted one was held).
     assert!(folded(&pruned) >= 230, "folded {}", folded(&pruned));
+    // Raw-record retention still keeps everything from the first counted incident on.
+    assert_eq!(pruned.oldest_needed_time(), Some(Timestamp(T0)));
+    assert_eq!(pruned.oldest_needed_time(), reference.oldest_needed_time());
     assert!(
         archived_at.iter().all(|n| *n <= 10),
         "summaries held over the run: {archived_at:?}"
