@@ -50,6 +50,8 @@ mod prune_tests;
 mod scope;
 mod shard;
 mod snapshot;
+#[cfg(test)]
+mod tally_tests;
 mod zone_index;
 
 use crate::actions::{ActionKey, ActionKind, ActionRecord, OperatorAction, ProblemStatus};
@@ -570,27 +572,32 @@ impl Analysis {
         Ok(compared)
     }
 
-    /// A problem with its probable cause filled in from its incidents (held ones from their
+    /// A problem with its probable cause and signature filled in from its incidents: the
+    /// final head of its list from its tally, the others one by one (held ones from their
     /// events, the others from their summaries).
     fn with_cause(&self, shard: &Shard, problem: &Problem) -> Problem {
-        let (causes, points): (Vec<ProbableCause>, Vec<crate::recurrence::IncidentPoint>) = problem
+        let tally = shard.problems.tally(&problem.id);
+        let rest = problem
             .incidents
             .iter()
-            .filter_map(|id| {
+            .enumerate()
+            .skip(tally.map_or(0, crate::problems::ProblemTally::folded))
+            .filter_map(|(position, id)| {
                 if let Some(summary) = self.archive.get(id) {
-                    return Some((summary.cause.clone(), summary.point()));
+                    return Some((position, summary.cause.clone(), summary.point()));
                 }
                 let incident = shard.incidents.incident(id, Timestamp(i64::MAX))?;
                 Some((
+                    position,
                     self.cause_from_events(&incident),
                     self.point_from_events(&incident),
                 ))
-            })
-            .unzip();
+            });
+        let (cause, signature) = crate::problems::ProblemTally::read(tally, rest, &self.signature);
         let mut problem = problem.clone();
-        problem.probable_cause = crate::cause::of_problem(&causes)
-            .map(|cause| crate::cause::with_density(cause, &self.density_before(&problem)));
-        problem.signature = Some(crate::recurrence::signature(&points, &self.signature));
+        problem.probable_cause =
+            cause.map(|cause| crate::cause::with_density(cause, &self.density_before(&problem)));
+        problem.signature = Some(signature);
         let delivered = self
             .notifications
             .get(&problem.id)
@@ -792,6 +799,13 @@ impl Analysis {
                     continue;
                 }
                 need(problem.opened_at);
+                if let Some(t) = shard
+                    .problems
+                    .tally(&problem.id)
+                    .and_then(|t| t.first_opened())
+                {
+                    need(t);
+                }
                 for id in &problem.incidents {
                     // An incident past the floor is held only as its summary.
                     let held = opened.get(id.as_str()).copied();

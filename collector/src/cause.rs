@@ -3,6 +3,9 @@
 //! Pure: decides from the events of the incident (their sensor kinds, locations, values, limits
 //! and times), never from the clock.
 
+mod tally;
+pub use tally::CauseTally;
+
 use serde::{Deserialize, Serialize};
 
 /// The kinds of cause the collector can tell apart.
@@ -233,29 +236,9 @@ fn unknown(why: &str) -> ProbableCause {
 /// The probable cause of a problem: the most frequent cause of its incidents (ties: the first
 /// in [`CauseKind`] order of appearance), with the count as evidence.
 pub fn of_problem(causes: &[ProbableCause]) -> Option<ProbableCause> {
-    let mut counts: Vec<(CauseKind, usize, &ProbableCause)> = Vec::new();
-    for c in causes {
-        match counts.iter_mut().find(|(k, _, _)| *k == c.kind) {
-            Some(entry) => entry.1 += 1,
-            None => counts.push((c.kind, 1, c)),
-        }
-    }
-    let (kind, n, example) = counts
-        .iter()
-        .filter(|(k, _, _)| *k != CauseKind::Unknown)
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp_rank().cmp(&a.0.cmp_rank())))
-        .or_else(|| counts.first())
-        .copied()?;
-    let mut evidence = vec![format!(
-        "{n} of {} linked incidents point to this cause",
-        causes.len()
-    )];
-    evidence.extend(example.evidence.iter().cloned());
-    Some(ProbableCause {
-        kind,
-        summary: example.summary.clone(),
-        evidence,
-    })
+    let mut tally = CauseTally::default();
+    causes.iter().for_each(|c| tally.add(c));
+    tally.problem_cause()
 }
 
 impl CauseKind {

@@ -27,12 +27,15 @@
 //!
 //! Problem ids depend only on content (fingerprint and opening time).
 
+mod tally;
+pub use tally::{CountedIncident, ProblemTally};
+
 use crate::actions::{ActionKind, ActionRecord, OperatorAction, ProblemStatus};
 use crate::cause::ProbableCause;
 use crate::model::{content_id, fnv1a32, ActionError, ENGINE_ACTOR};
 use coldaisle_core::{Fingerprint, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 /// Configuration of the problem engine.
@@ -325,6 +328,11 @@ pub struct ProblemEngine {
     links: HashMap<String, String>,
     /// Row of the event that opened each incident (row scope only).
     rows: HashMap<String, String>,
+    /// Running counts of the final head of each problem's incident list, by index into
+    /// `problems` (see [`ProblemEngine::fold_final`]); never rolled back. Absent in
+    /// checkpoints written before issue 13 part 11: every incident is then read one by one.
+    #[serde(default)]
+    tallies: BTreeMap<usize, ProblemTally>,
 }
 
 impl ProblemEngine {
@@ -338,6 +346,7 @@ impl ProblemEngine {
             observed: HashSet::new(),
             links: HashMap::new(),
             rows: HashMap::new(),
+            tallies: BTreeMap::new(),
         }
     }
 
@@ -533,6 +542,8 @@ impl ProblemEngine {
         {
             self.by_id.remove(&problem.id);
         }
+        // Never more than nothing: a tally only covers problems every mark knows.
+        self.tallies.retain(|index, _| *index < mark.problems.len());
         for (problem, fields) in self.problems.iter_mut().zip(&mark.problems) {
             problem.status = fields.status;
             problem.resolved_at = fields.resolved_at;
@@ -564,6 +575,61 @@ impl ProblemEngine {
         for mark in marks.iter_mut() {
             forget(&mut mark.observed, &mut mark.links, &mut mark.rows);
         }
+    }
+
+    /// Counts into each problem's tally ([`ProblemTally`]) the head of its incident list that
+    /// is final and that no rollback can undo: ids before the list length that every mark in
+    /// `marks` recorded for it (a problem some mark does not know is skipped), while `final_of`
+    /// knows the incident (the first one it does not know ends the head, which stays in list
+    /// order). `marks` must be every rollback mark the engine can still go back to, and not
+    /// empty (without a mark the scope can restart from nothing, so nothing is counted).
+    /// Returns how many incidents it counted.
+    pub fn fold_final(
+        &mut self,
+        final_of: impl Fn(&str) -> Option<CountedIncident>,
+        marks: &[&ProblemMark],
+    ) -> usize {
+        if marks.is_empty() {
+            return 0;
+        }
+        let mut counted = 0;
+        for (index, problem) in self.problems.iter().enumerate() {
+            let Some(limit) = marks
+                .iter()
+                .map(|m| m.problems.get(index).map(|f| f.incidents))
+                .min()
+                .flatten()
+            else {
+                continue;
+            };
+            let limit = limit.min(problem.incidents.len());
+            let start = self.tallies.get(&index).map_or(0, ProblemTally::folded);
+            for id in problem.incidents.get(start..limit).unwrap_or_default() {
+                let Some(incident) = final_of(id) else {
+                    break;
+                };
+                self.tallies.entry(index).or_default().fold(&incident);
+                counted += 1;
+            }
+        }
+        counted
+    }
+
+    /// The running counts of the final head of problem `id`'s incident list, if any.
+    pub fn tally(&self, id: &str) -> Option<&ProblemTally> {
+        self.by_id.get(id).and_then(|i| self.tallies.get(i))
+    }
+
+    /// The ids of every problem's incidents that its tally does not count yet (their summaries
+    /// are still read one by one).
+    pub fn unfolded_incidents(&self) -> impl Iterator<Item = &String> {
+        self.problems
+            .iter()
+            .enumerate()
+            .flat_map(|(index, problem)| {
+                let folded = self.tallies.get(&index).map_or(0, ProblemTally::folded);
+                problem.incidents.get(folded..).unwrap_or_default()
+            })
     }
 
     /// Every problem, ordered by opening time then id.
@@ -943,6 +1009,69 @@ mod tests {
             e.observe_opened(&inc(T0), &fp("Z1"), Timestamp(T0), Critical),
             None
         );
+    }
+
+    /// A final incident of [`inc`]'s form, counted with an airflow cause.
+    fn counted(id: &str) -> Option<CountedIncident> {
+        let t: i64 = id.rsplit('-').next()?.parse().ok()?;
+        Some(CountedIncident {
+            opened_at: Timestamp(t),
+            cause: ProbableCause {
+                kind: crate::cause::CauseKind::Airflow,
+                summary: format!("airflow {t}"),
+                evidence: Vec::new(),
+            },
+            point: crate::recurrence::IncidentPoint {
+                opened_at: Timestamp(t),
+                racks: Vec::new(),
+            },
+        })
+    }
+
+    #[test]
+    fn a_tally_counts_only_what_every_mark_holds_and_no_rollback_undoes_it() {
+        let mut e = engine();
+        observe(&mut e, &[T0, T0 + DAY]);
+        let before_problem = e.mark();
+        observe(&mut e, &[T0 + 2 * DAY]);
+        let opened = e.mark();
+        observe(&mut e, &[T0 + 3 * DAY, T0 + 4 * DAY]);
+        let id = e.problems()[0].id.clone();
+        // No mark, or a mark from before the problem: nothing can be counted.
+        assert_eq!(e.fold_final(counted, &[]), 0);
+        assert_eq!(e.fold_final(counted, &[&before_problem, &opened]), 0);
+        assert!(e.tally(&id).is_none());
+        // Up to the shortest list any mark holds (3 ids when it opened), in list order.
+        assert_eq!(e.fold_final(counted, &[&opened]), 3);
+        let tally = e.tally(&id).unwrap();
+        assert_eq!(
+            (tally.folded(), tally.first_opened()),
+            (3, Some(Timestamp(T0)))
+        );
+        assert_eq!(
+            e.unfolded_incidents().cloned().collect::<Vec<_>>(),
+            vec![inc(T0 + 3 * DAY), inc(T0 + 4 * DAY)]
+        );
+        // A rollback to that mark keeps the tally; the next fold stops at the first incident
+        // that is not final.
+        e.rollback(&opened);
+        assert_eq!(e.tally(&id).map(ProblemTally::folded), Some(3));
+        observe(&mut e, &[T0 + 3 * DAY, T0 + 4 * DAY, T0 + 5 * DAY]);
+        let later = e.mark();
+        let not_final = inc(T0 + 4 * DAY);
+        let final_of = |i: &str| (i != not_final).then(|| counted(i)).flatten();
+        assert_eq!(e.fold_final(final_of, &[&later]), 1);
+        assert_eq!(e.tally(&id).map(ProblemTally::folded), Some(4));
+        // Through JSON (a checkpoint) the tally stays; without it (an older checkpoint) the
+        // engine loads with none.
+        let json = serde_json::to_value(&e).unwrap();
+        let back: ProblemEngine = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back.tally(&id), e.tally(&id));
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("tallies");
+        let old: ProblemEngine = serde_json::from_value(old).unwrap();
+        assert!(old.tally(&id).is_none());
+        assert_eq!(old.problems(), e.problems());
     }
 
     #[test]

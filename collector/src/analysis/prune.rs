@@ -14,6 +14,9 @@
 //!   summary of its cause's kind in its problem's incident list (what the problem's probable
 //!   cause can quote); the others keep the kind (what the problem's cause counts). The
 //!   problem's cause is therefore the same as from full summaries.
+//! - Once a problem's tally counts a summary (`crate::problems::ProblemEngine::fold_final`,
+//!   after the scopes moved their floors), the problem no longer reads it: it is forgotten
+//!   like an uncounted one, so the summaries held do not grow while a problem stays open.
 //! - Idempotence without the old keys: the `(agent, seq)` of a forgotten event is forgotten
 //!   too. A second copy of it carries the same event time, before the floor, so it is refused
 //!   as too late and changes nothing; the store, which keys records by `(agent, seq)`, never
@@ -50,6 +53,15 @@ impl ArchivedIncident {
     /// True if its cause's text was dropped (or was empty).
     pub(super) fn is_slim(&self) -> bool {
         self.cause.summary.is_empty() && self.cause.evidence.is_empty()
+    }
+
+    /// The incident as its problem's tally counts it (`crate::problems::ProblemTally`).
+    fn counted(&self) -> crate::problems::CountedIncident {
+        crate::problems::CountedIncident {
+            opened_at: self.opened_at,
+            cause: self.cause.clone(),
+            point: self.point(),
+        }
     }
 
     /// The incident as the recurrence signature reads it.
@@ -101,6 +113,10 @@ impl Analysis {
                         .map(|(ts, _, agent, seq)| (ts, agent, seq)),
                 );
             }
+        }
+        let archive = &self.archive;
+        for shard in self.shards.values_mut() {
+            shard.fold_final(|id| archive.get(id).map(ArchivedIncident::counted));
         }
         let pin_at = self.hot_floor.map_or(floor, |hot| hot.max(floor));
         pruned.events += self.sweep_evidence(pin_at, Some(floor));
@@ -210,15 +226,15 @@ impl Analysis {
         before - self.evidence.len()
     }
 
-    /// Drops the summaries of incidents no longer held that no problem counts and none can
-    /// count any more (opened a whole problem window before the floor).
+    /// Drops the summaries of incidents no longer held that no problem counts one by one
+    /// (a problem's tally counts the head of its list) and none can count any more (opened a
+    /// whole problem window before the floor).
     fn forget_unneeded_summaries(&mut self, floor: Timestamp) {
         let counted: HashSet<&str> = self
             .shards
             .values()
-            .flat_map(|s| s.problems.problems())
-            .flat_map(|p| p.incidents)
-            .filter_map(|id| self.archive.get_key_value(&id).map(|(k, _)| k.as_str()))
+            .flat_map(|s| s.problems.unfolded_incidents())
+            .filter_map(|id| self.archive.get_key_value(id).map(|(k, _)| k.as_str()))
             .collect();
         let window_start = floor.minus(self.problem_rules.window);
         let drop: Vec<String> = self

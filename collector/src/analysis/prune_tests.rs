@@ -545,10 +545,12 @@ fn counted_summaries_keep_one_text_per_kind_and_problems_are_unchanged() {
         pruned.ingest(e.clone());
         reference.ingest(e.clone());
     }
+    // Since part 11 the summaries a problem's tally counts are forgotten, so few are left:
+    // of those, at most one per problem and cause kind keeps its text.
     let slim = pruned.archive.values().filter(|a| a.is_slim()).count();
     let full = pruned.archive.len() - slim;
     assert!(full >= 1, "no summary kept its text");
-    assert!(slim > full, "{slim} slim summaries, {full} full");
+    assert!(full <= 2 * 5, "{slim} slim summaries, {full} full");
     let problems = pruned.problems();
     assert!(problems.iter().any(|p| p.probable_cause.is_some()));
     assert_eq!(problems, reference.problems());

@@ -405,6 +405,20 @@ impl Shard {
         Some(Pruned { inputs, incidents })
     }
 
+    /// Counts the final, no longer undoable head of each problem's incident list into its
+    /// tally ([`ProblemEngine::fold_final`]): only once the scope has a floor, whose
+    /// checkpoint stays the base of every rollback. Returns how many incidents it counted.
+    pub fn fold_final(
+        &mut self,
+        final_of: impl Fn(&str) -> Option<crate::problems::CountedIncident>,
+    ) -> usize {
+        if self.floor.is_none() {
+            return 0;
+        }
+        let marks: Vec<&ProblemMark> = self.checkpoints.values().map(|c| &c.problems).collect();
+        self.problems.fold_final(final_of, &marks)
+    }
+
     /// Applies one input by key.
     fn apply_input(&mut self, key: &InputKey, all: &Inputs<'_>) {
         let (ts, kind, agent, n) = key;
