@@ -49,6 +49,7 @@ fn empty() -> CollectorState {
         stats: Default::default(),
         latest_event: Timestamp(0),
         notify: Default::default(),
+        history: None,
     }
 }
 
