@@ -4,7 +4,7 @@
 //!
 //! The daemon saves it periodically ([`SAVE_EVERY`]) and on shutdown, and restores it at
 //! start. Invariants:
-//! - A save replaces the file crash-safely ([`atomic_file`]: temporary file through a buffered
+//! - A save replaces the file crash-safely (`atomic_file.rs`: temporary file through a buffered
 //!   writer, `fsync`, rename, `fsync` of the directory): after a crash the file holds the
 //!   previous save or this one, whole. A stray temporary file is removed at load.
 //! - The state is written straight from the pipeline ([`Pipeline::write_state`], no

@@ -1,6 +1,7 @@
 //! `coldaisle-fleet-bench`: the real `coldaisle-agent` daemon polling a simulated site of N
 //! devices on loopback, and what it costs: CPU (utime + stime over a steady window, share of
-//! one core) and memory (VmRSS at the end, VmHWM the peak), with the poll-interval jitter the
+//! one core) and memory (VmRSS at the end, split into anonymous and file-backed pages, VmHWM
+//! the peak), with the poll-interval jitter the
 //! healthy devices see.
 //!
 //! ```text
@@ -149,6 +150,9 @@ struct Row {
     points_per_s: f64,
     cpu_pct: f64,
     rss_mib: f64,
+    /// RssAnon and RssFile, the parts of `rss_mib` (see [`proc_stat::Memory`]).
+    anon_mib: f64,
+    file_mib: f64,
     hwm_mib: f64,
     /// SNMP requests the healthy simulators saw in the window ÷ the polls expected.
     polls_seen: u64,
@@ -212,19 +216,21 @@ fn main() -> Result<()> {
         }
     );
     println!(
-        "| devices (SNMP + Modbus) | points/s | agent CPU, % of one core | RSS MiB | peak RSS (VmHWM) MiB | SNMP polls seen / expected | acked up to seq | agent warnings | jitter p50 | jitter p99 | jitter max | gaps |"
+        "| devices (SNMP + Modbus) | points/s | agent CPU, % of one core | RSS MiB | of it anon / file MiB | peak RSS (VmHWM) MiB | SNMP polls seen / expected | acked up to seq | agent warnings | jitter p50 | jitter p99 | jitter max | gaps |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &devices in &args.devices {
         let row = runtime.block_on(run(&args, devices))?;
         println!(
-            "| {} ({} + {}) | {:.0} | {:.2} % | {:.1} | {:.1} | {} / {} | {} | {} | {:.2} % | {:.2} % | {:.2} % | {} |",
+            "| {} ({} + {}) | {:.0} | {:.2} % | {:.1} | {:.1} / {:.1} | {:.1} | {} / {} | {} | {} | {:.2} % | {:.2} % | {:.2} % | {} |",
             row.devices,
             row.snmp,
             row.modbus,
             row.points_per_s,
             row.cpu_pct,
             row.rss_mib,
+            row.anon_mib,
+            row.file_mib,
             row.hwm_mib,
             row.polls_seen,
             row.polls_expected,
@@ -319,6 +325,8 @@ async fn run(args: &Args, devices: usize) -> Result<Row> {
         cpu_pct: (cpu1 - cpu0) / elapsed * 100.0,
         rss_mib: memory.rss_kib as f64 / 1024.0,
         hwm_mib: memory.hwm_kib as f64 / 1024.0,
+        anon_mib: memory.anon_kib as f64 / 1024.0,
+        file_mib: memory.file_kib as f64 / 1024.0,
         polls_seen,
         polls_expected,
         acked,

@@ -47,6 +47,12 @@ pub struct Memory {
     pub rss_kib: u64,
     /// VmHWM: the largest resident size since the process started.
     pub hwm_kib: u64,
+    /// RssAnon: the part of VmRSS that is anonymous memory (heap, stacks): what the agent's
+    /// data costs.
+    pub anon_kib: u64,
+    /// RssFile: the part of VmRSS mapped from files (the binary's code, the shared libraries):
+    /// fixed, whatever the number of devices.
+    pub file_kib: u64,
 }
 
 /// [`Memory`] of process `pid`.
@@ -56,7 +62,7 @@ pub fn memory(pid: u32) -> Result<Memory> {
     parse_memory(&text).with_context(|| format!("no VmRSS/VmHWM in {path}"))
 }
 
-/// VmRSS and VmHWM of a `/proc/PID/status` text.
+/// VmRSS, VmHWM, RssAnon and RssFile of a `/proc/PID/status` text.
 pub fn parse_memory(status: &str) -> Option<Memory> {
     let field = |name: &str| -> Option<u64> {
         status
@@ -67,6 +73,8 @@ pub fn parse_memory(status: &str) -> Option<Memory> {
     Some(Memory {
         rss_kib: field("VmRSS:")?,
         hwm_kib: field("VmHWM:")?,
+        anon_kib: field("RssAnon:")?,
+        file_kib: field("RssFile:")?,
     })
 }
 
@@ -84,14 +92,17 @@ mod tests {
     }
 
     #[test]
-    fn memory_reads_rss_and_peak() {
+    fn memory_reads_rss_peak_and_its_parts() {
         let status = "Name:\tcoldaisle-agent\nVmPeak:\t  99999 kB\nVmHWM:\t   12345 kB\n\
-                      VmRSS:\t   11111 kB\nThreads:\t3\n";
+                      VmRSS:\t   11111 kB\nRssAnon:\t    4000 kB\nRssFile:\t    7000 kB\n\
+                      RssShmem:\t     111 kB\nThreads:\t3\n";
         assert_eq!(
             parse_memory(status),
             Some(Memory {
                 rss_kib: 11111,
-                hwm_kib: 12345
+                hwm_kib: 12345,
+                anon_kib: 4000,
+                file_kib: 7000,
             })
         );
         assert_eq!(parse_memory("Name:\tx\n"), None);

@@ -191,6 +191,10 @@ mod tests {
             env.contains(&("MALLOC_TOP_PAD_".into(), "0".into())),
             "{env:?}"
         );
+        assert!(
+            env.contains(&("MALLOC_ARENA_MAX".into(), "1".into())),
+            "{env:?}"
+        );
         assert_eq!(
             super::parse_unit_env("[Service]\n# Environment=NO=1\nEnvironment=A=1 B=x=y\n"),
             vec![("A".into(), "1".into()), ("B".into(), "x=y".into())]
