@@ -1,6 +1,8 @@
 //! Detector throughput and memory per sensor (BENCHMARKS.md records the numbers).
 //!
-//! `cargo run --release -p coldaisle-agent --example detector_bench`
+//! `cargo run --release -p coldaisle-agent --example detector_bench [SAMPLES] [SENSORS]`
+//! (defaults 20,000,000 samples per detector and 100,000 sensors for the memory; `benches/run.sh`
+//! runs fewer, to fit its time budget)
 //!
 //! One core: each detector alone (the forecast at windows of 15, 30 and 60 samples), then the
 //! whole per-sensor chain of an inlet temperature (impossible value, two limit levels, two rate
@@ -33,7 +35,10 @@ fn rss() -> i64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-const N: usize = 20_000_000;
+/// Samples per detector unless the first argument says otherwise.
+const DEFAULT_SAMPLES: usize = 20_000_000;
+/// Sensors of the memory measurement unless the second argument says otherwise.
+const DEFAULT_SENSORS: usize = 100_000;
 const STEP_MS: i64 = 30_000;
 
 fn series(len: usize) -> Vec<f64> {
@@ -63,29 +68,40 @@ fn measure(name: &str, values: &[f64], n: usize, mut f: impl FnMut(Timestamp, f6
     );
 }
 
+/// The `i`-th argument as a positive count, or `default`.
+fn count_arg(i: usize, default: usize) -> usize {
+    std::env::args()
+        .nth(i)
+        .and_then(|a| a.replace('_', "").parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(default)
+}
+
 fn main() {
+    let n_samples = count_arg(1, DEFAULT_SAMPLES);
+    let sensors = count_arg(2, DEFAULT_SENSORS);
     let d = DetectionConfig::default();
     let inlet = d.for_kind(SensorKind::InletTemp);
     let values = series(2880 * 22); // whole days: the daily cycle wraps without a jump
     println!("one core, inlet_temp presets, 30 s samples with a daily cycle and noise");
     let mut t = ThresholdDetector::new(inlet.levels[0].clone());
-    measure("threshold (one level)", &values, N, |ts, v| {
+    measure("threshold (one level)", &values, n_samples, |ts, v| {
         black_box(t.observe(ts, v)).is_some() as usize
     });
     let mut r = RateDetector::new(inlet.rates[0].clone());
-    measure("rate_of_change_15m", &values, N / 4, |ts, v| {
+    measure("rate_of_change_15m", &values, n_samples / 4, |ts, v| {
         black_box(r.observe(ts, v)).is_some() as usize
     });
     let mut s = StuckDetector::new(inlet.stuck.clone().expect("preset"));
-    measure("stuck", &values, N, |ts, v| {
+    measure("stuck", &values, n_samples, |ts, v| {
         black_box(s.observe(ts, v)).is_some() as usize
     });
     let mut b = BandDetector::new(inlet.band.clone().expect("preset"));
-    measure("learned_band", &values, N / 4, |ts, v| {
+    measure("learned_band", &values, n_samples / 4, |ts, v| {
         black_box(b.observe(ts, v)).is_some() as usize
     });
     let mut iv = ImpossibleValue::new(inlet.valid_range, inlet.sentinels.clone());
-    measure("impossible_value", &values, N, |ts, v| {
+    measure("impossible_value", &values, n_samples, |ts, v| {
         black_box(iv.observe(ts, v * 10.0, v)).1.is_some() as usize
     });
     // The forecast slot: a Theil–Sen fit over the window on every sample, quadratic in the
@@ -96,7 +112,7 @@ fn main() {
             ..ForecastSettings::default()
         };
         let mut f = Forecaster::new(settings, 27.0);
-        let n = N / (10 * samples as usize);
+        let n = n_samples / (10 * samples as usize);
         let start = Instant::now();
         measure(
             &format!("forecast ({samples} samples)"),
@@ -121,7 +137,7 @@ fn main() {
                     .collect()
             })
             .collect();
-        let n = N / (10 * samples);
+        let n = n_samples / (10 * samples);
         for (name, fit) in [
             (
                 "selection",
@@ -141,14 +157,13 @@ fn main() {
         }
     }
     let mut chain = SensorDetectors::new(inlet, None, d.flap_window, d.stale_after);
-    measure("full inlet chain", &values, N / 10, |ts, v| {
+    measure("full inlet chain", &values, n_samples / 10, |ts, v| {
         black_box(chain.observe(ts, v * 10.0, v)).len()
     });
 
     // Memory per sensor.
-    const SENSORS: usize = 100_000;
     let before = rss();
-    let mut chains: Vec<SensorDetectors> = (0..SENSORS)
+    let mut chains: Vec<SensorDetectors> = (0..sensors)
         .map(|_| SensorDetectors::new(inlet, None, d.flap_window, d.stale_after))
         .collect();
     for i in 0..240 {
@@ -160,7 +175,7 @@ fn main() {
     let after = rss();
     let state = serde_json::to_vec(&chains[0].export()).map_or(0, |v| v.len());
     println!(
-        "memory: {:.0} bytes per inlet sensor (RSS growth over {SENSORS} chains after 2 h of samples); stored state {state} bytes of JSON",
-        (after - before) as f64 / SENSORS as f64
+        "memory: {:.0} bytes per inlet sensor (RSS growth over {sensors} chains after 2 h of samples); stored state {state} bytes of JSON",
+        (after - before) as f64 / sensors as f64
     );
 }

@@ -7,8 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Path of one of the workspace's binaries (built by `cargo build --workspace --bins`, which
-/// `./test.sh` runs before the tests).
+/// `./test.sh` runs before the tests). An absolute path is taken as it is (a benchmark
+/// measuring another build of a binary, e.g. `--profile dist`).
 pub fn binary(name: &str) -> Result<PathBuf> {
+    if Path::new(name).is_absolute() {
+        return Ok(PathBuf::from(name));
+    }
     let exe = std::env::current_exe().context("locating the running binary")?;
     // A test runs from target/debug/deps/, a binary such as coldaisle-chaos from target/debug/.
     let here = exe.parent().context("running binary has no directory")?;

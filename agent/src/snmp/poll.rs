@@ -2,6 +2,9 @@
 //! most the device's `max_oids_per_request` OIDs, through one [`SnmpClient`] that keeps the
 //! session (and the SNMPv3 engine and keys) from poll to poll. A point the device lacks
 //! (noSuchObject, noSuchInstance, endOfMibView, v1 noSuchName) fails only that point.
+//! A device whose answers must be smaller (tooBig, or silence to a large GET while one OID is
+//! answered) gets smaller GETs from then on ([`GetSize`]; one warning per change, with the
+//! device id); after a tooBig the same OIDs are asked again in halves, so no point is lost.
 //! With `max_concurrent_requests` = N > 1 the GETs of a poll run at once over N clients (the
 //! first one plus N-1 more, each its own session and socket): each client takes the next GET
 //! not yet asked as soon as its previous one is answered, so a slow answer holds back no GET
@@ -18,6 +21,7 @@
 //! for again (one walk) at the next poll. Further columns of the row a decode needs
 //! (ENTITY-SENSOR-MIB scale/precision/status, decimal digits, units) ride in the same GETs.
 
+use super::get_size::GetSize;
 use super::row::{decode, find_row};
 use super::session::{error_status_name, Response, SnmpClient, SnmpError, Target};
 use super::value::{format_oid, VarValue};
@@ -28,6 +32,7 @@ use coldaisle_config::{Device, SensorSource};
 use snmp2::Oid;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// error-status noSuchName (SNMPv1's answer for a missing object).
 const NO_SUCH_NAME: u32 = 2;
@@ -72,8 +77,12 @@ pub struct SnmpPoller {
     device: String,
     /// One plan per sensor, in the device's sensor order.
     plans: Vec<Plan>,
-    /// Most OIDs per GET.
-    max_oids: usize,
+    /// Most OIDs per GET: `max_oids_per_request`, lowered when the device shows it must be.
+    /// A mutex only so that the concurrent GETs of one poll (futures on one task, never
+    /// holding it across an await) can all record what they saw.
+    size: Mutex<GetSize>,
+    /// The GET size the current `batches` were split by.
+    batch_size: usize,
     /// The device conversation.
     client: SnmpClient,
     /// Further conversations for concurrent GETs (`max_concurrent_requests` - 1).
@@ -147,7 +156,8 @@ impl SnmpPoller {
         Ok(SnmpPoller {
             device: device.id.clone(),
             plans,
-            max_oids: device.snmp.max_oids_per_request.max(1),
+            size: Mutex::new(GetSize::new(device.snmp.max_oids_per_request)),
+            batch_size: 0,
             client: SnmpClient::new(target),
             extra,
             batches: None,
@@ -176,26 +186,65 @@ impl SnmpPoller {
     /// so the SNMPv3 engine and keys need not be rediscovered for every missed poll.
     pub fn reset(&mut self) {}
 
+    /// Most OIDs per GET now (`max_oids_per_request`, or less once the device showed it must).
+    #[must_use]
+    pub fn get_size(&self) -> usize {
+        lock(&self.size).current()
+    }
+
     /// Reads every point. A device-level failure (no answer, rejected credentials) is an
     /// `Err`; a point the device lacks is an `Err` inside that point's reading only.
     pub async fn poll(&mut self) -> Result<Vec<PointReading>, PollError> {
+        // Also here: a poll cut short by the deadline could not report its own lowering.
+        self.report_lowered();
+        let result = self.poll_points().await;
+        self.report_lowered();
+        result
+    }
+
+    /// One warning per change of the GET size, with the device id.
+    fn report_lowered(&mut self) {
+        let size = self.size.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(lowered) = size.take_lowered() {
+            tracing::warn!(
+                device = %self.device,
+                from = lowered.from,
+                to = lowered.to,
+                configured = size.configured(),
+                cause = lowered.cause.as_str(),
+                "SNMP device needs smaller GETs: asking at most {} OIDs per GET from now on \
+                 (until a restart or reload); set max_oids_per_request = {} for it to skip this",
+                lowered.to,
+                lowered.to
+            );
+        }
+    }
+
+    /// [`SnmpPoller::poll`] without the report.
+    async fn poll_points(&mut self) -> Result<Vec<PointReading>, PollError> {
         let mut failed: HashMap<usize, String> = HashMap::new();
         self.resolve_rows(&mut failed).await?;
         if self.batches.is_none() {
+            self.batches = Some(self.build_batches()?);
+        }
+        self.probe_if_marked().await?;
+        if self.batch_size != self.get_size() {
             self.batches = Some(self.build_batches()?);
         }
         let SnmpPoller {
             client,
             extra,
             batches,
+            size,
             ..
         } = self;
+        let size = &*size;
         let batches = batches.as_deref().unwrap_or_default();
         let mut values: Vec<Result<VarValue, String>> =
             Vec::with_capacity(batches.iter().map(|b| b.arcs.len()).sum());
         if extra.is_empty() || batches.len() < 2 {
             for batch in batches {
-                values.extend(get_chunk(client, batch).await?);
+                values.extend(get_chunk(client, batch, size).await?);
             }
         } else {
             // Every client takes the next GET not yet asked until none is left.
@@ -210,7 +259,7 @@ impl SnmpPoller {
                         loop {
                             let k = next.fetch_add(1, Ordering::Relaxed);
                             let Some(batch) = batches.get(k) else { break };
-                            match get_chunk(client, batch).await {
+                            match get_chunk(client, batch, size).await {
                                 Ok(values) => got.push((k, values)),
                                 Err(e) => {
                                     // The poll fails: the other sessions ask nothing more.
@@ -262,9 +311,30 @@ impl SnmpPoller {
         Ok(readings)
     }
 
+    /// After a GET larger than any answered went unanswered ([`GetSize::probe_first`]): one
+    /// GET of the first OID. Answered, the size is halved; unanswered, the poll fails as any
+    /// poll of a silent device does.
+    async fn probe_if_marked(&mut self) -> Result<(), PollError> {
+        if !lock(&self.size).probe_first() {
+            return Ok(());
+        }
+        let first = self
+            .batches
+            .as_deref()
+            .and_then(|b| b.first())
+            .and_then(|b| b.oids.first())
+            .cloned();
+        if let Some(oid) = first {
+            self.client.get(std::slice::from_ref(&oid)).await?;
+            lock(&self.size).probe_answered();
+        }
+        Ok(())
+    }
+
     /// The GETs of every point whose row index is known, in sensor order (the value column,
-    /// then the extra columns of each point), split by `max_oids_per_request`.
-    fn build_batches(&self) -> Result<Vec<Batch>, PollError> {
+    /// then the extra columns of each point), split by the current GET size.
+    fn build_batches(&mut self) -> Result<Vec<Batch>, PollError> {
+        self.batch_size = self.get_size();
         let mut arcs: Vec<Vec<u64>> = Vec::new();
         for plan in &self.plans {
             let Some(index) = &plan.index else { continue };
@@ -275,7 +345,7 @@ impl SnmpPoller {
                 arcs.push(oid);
             }
         }
-        arcs.chunks(self.max_oids)
+        arcs.chunks(self.batch_size)
             .map(|chunk| {
                 let oids = chunk
                     .iter()
@@ -384,26 +454,32 @@ fn no_such_name(response: &Response, asked: usize) -> Option<usize> {
     (response.error_status == NO_SUCH_NAME && (1..=asked).contains(&failed)).then(|| failed - 1)
 }
 
+/// The GET size, also after a panic elsewhere (it holds plain numbers, always consistent).
+fn lock(size: &Mutex<GetSize>) -> MutexGuard<'_, GetSize> {
+    size.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// One GET of `batch`, each answered value or why not. When a v1 agent names a missing OID
 /// (noSuchName), that OID fails and the others are asked again without it, as net-snmp's
 /// tools do. When the answer would not fit the device's message size (tooBig), the batch is
-/// asked in halves (down to single OIDs) and a warning says to lower `max_oids_per_request`.
+/// asked in halves (down to single OIDs) and `size` remembers it; a batch larger than `size`
+/// allows is split before it is sent.
 async fn get_chunk(
     client: &mut SnmpClient,
     batch: &Batch,
+    size: &Mutex<GetSize>,
 ) -> Result<Vec<Result<VarValue, String>>, PollError> {
-    let response = client.get(&batch.oids).await?;
-    if response.error_status == TOO_BIG && batch.arcs.len() > 1 {
-        tracing::warn!(
-            device = %client.target().address,
-            oids = batch.arcs.len(),
-            "device answered tooBig: asking in halves; lower max_oids_per_request for this device"
-        );
-        let (first, second) = batch.halves();
-        let mut values = Box::pin(get_chunk(client, &first)).await?;
-        values.extend(Box::pin(get_chunk(client, &second)).await?);
-        return Ok(values);
+    let n = batch.arcs.len();
+    if n > 1 && n > lock(size).current() {
+        return get_halves(client, batch, size).await;
     }
+    lock(size).sending(n);
+    let response = client.get(&batch.oids).await?;
+    if response.error_status == TOO_BIG && n > 1 {
+        lock(size).too_big(n);
+        return get_halves(client, batch, size).await;
+    }
+    lock(size).answered(n);
     let Some(mut missing) = no_such_name(&response, batch.arcs.len()) else {
         return Ok(answered_values(&response, &batch.arcs));
     };
@@ -436,6 +512,18 @@ async fn get_chunk(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err("not asked".to_string())))
         .collect())
+}
+
+/// [`get_chunk`] of each half of `batch`, values in order.
+async fn get_halves(
+    client: &mut SnmpClient,
+    batch: &Batch,
+    size: &Mutex<GetSize>,
+) -> Result<Vec<Result<VarValue, String>>, PollError> {
+    let (first, second) = batch.halves();
+    let mut values = Box::pin(get_chunk(client, &first, size)).await?;
+    values.extend(Box::pin(get_chunk(client, &second, size)).await?);
+    Ok(values)
 }
 
 /// The value answered for each OID `asked` in one GET response (pure); exceptions

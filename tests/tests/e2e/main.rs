@@ -20,6 +20,7 @@ mod postgres_store;
 mod rack_power;
 mod service;
 mod snmp;
+mod snmp_get_size;
 mod snmp_traps;
 mod snmp_v3_traps;
 mod tls;

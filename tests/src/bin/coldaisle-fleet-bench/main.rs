@@ -64,11 +64,14 @@ struct Args {
     points: usize,
     /// `peers` mode: our daemon's window grows until it used this much CPU ([`peers::Load`]).
     min_cpu: Duration,
+    /// `peers` mode: our daemon also at this `max_oids_per_request` (beside the default).
+    compare_oids: Option<usize>,
 }
 
 const USAGE: &str = "usage: coldaisle-fleet-bench [peers] [--devices 100,500,2000] \
                      [--interval SECS] [--timeout SECS] [--warmup SECS] [--window SECS] [--faults] \
-                     [--unit-env] [--points N (peers)] [--min-cpu SECS (peers, default 0.25)]";
+                     [--unit-env] [--points N (peers)] [--min-cpu SECS (peers, default 0.25)] \
+                     [--compare-oids N (peers: our daemon also at N OIDs per GET)]";
 
 fn parse_args() -> Result<Args> {
     let mut it = std::env::args().skip(1).peekable();
@@ -85,6 +88,7 @@ fn parse_args() -> Result<Args> {
             peers,
             points: 200,
             min_cpu: Duration::from_millis(250),
+            compare_oids: None,
         }
     } else {
         Args {
@@ -98,6 +102,7 @@ fn parse_args() -> Result<Args> {
             peers,
             points: 0,
             min_cpu: Duration::ZERO,
+            compare_oids: None,
         }
     };
     let seconds = |value: Option<String>, flag: &str| -> Result<Duration> {
@@ -125,6 +130,13 @@ fn parse_args() -> Result<Args> {
             "--faults" => args.faults = true,
             "--min-cpu" => args.min_cpu = seconds(it.next(), "--min-cpu")?,
             "--unit-env" => args.unit_env = true,
+            "--compare-oids" => {
+                let n = it.next().context(USAGE)?;
+                args.compare_oids = Some(
+                    n.parse()
+                        .with_context(|| format!("--compare-oids takes a number: {n:?}"))?,
+                );
+            }
             "--points" => {
                 let n = it.next().context(USAGE)?;
                 args.points = n
@@ -189,6 +201,7 @@ fn main() -> Result<()> {
                 warmup: args.warmup,
                 window: args.window,
                 min_cpu: args.min_cpu,
+                compare_oids: args.compare_oids,
             })?;
         }
         return Ok(());

@@ -13,7 +13,8 @@
 //!
 //! - `coldaisle-agent`: the real daemon (pipeline, outbox, MQTT to mosquitto and the real
 //!   collector, see [`crate::stack`]), one device per target with one point per object, GET
-//!   by OID; once at the default `max_oids_per_request` (16) and once at 50.
+//!   by OID; at the default `max_oids_per_request` ([`DEFAULT_MAX_OIDS`]) and, with
+//!   `--compare-oids N`, once more at N.
 //! - `snmp_exporter`: a module that walks the objects' column (`max_repetitions` left at its
 //!   default, 25), one gauge per row, scraped by this bench for every target each interval,
 //!   every scrape checked to hold all the points.
@@ -25,6 +26,7 @@
 use crate::proc_stat;
 use crate::stack::{self, Stack};
 use anyhow::{bail, ensure, Context, Result};
+use coldaisle_config::snmp::DEFAULT_MAX_OIDS;
 use coldaisle_testkit::peers::{Snmpd, SnmpdOptions};
 use coldaisle_testkit::snmp_exporter::SnmpExporter;
 use std::fmt::Write as _;
@@ -52,6 +54,8 @@ pub struct Load {
     /// Our daemon's window is extended (up to [`MAX_WINDOW_FACTOR`] × `window`) until it has
     /// used this much CPU, so its figure is not a few 10 ms ticks at the smallest size.
     pub min_cpu: Duration,
+    /// Our daemon also at this `max_oids_per_request` (None: only at the default).
+    pub compare_oids: Option<usize>,
 }
 
 /// The longest window of our daemon, as a multiple of [`Load::window`].
@@ -86,7 +90,10 @@ pub fn run(load: &Load) -> Result<()> {
     let snmpd = Snmpd::start(options)?;
     let cases = [
         ours(&snmpd, load, None)?,
-        ours(&snmpd, load, Some(50))?,
+        match load.compare_oids {
+            Some(n) => ours(&snmpd, load, Some(n))?,
+            None => None,
+        },
         snmp_exporter(&snmpd, load)?,
         collectd(&snmpd, load)?,
     ];
@@ -192,7 +199,7 @@ fn ours(snmpd: &Snmpd, load: &Load, max_oids: Option<usize>) -> Result<Option<Ca
     agent.check_alive()?;
     stack.check_alive()?;
     let label = match max_oids {
-        None => "coldaisle-agent, 16 OIDs/GET (default)".to_owned(),
+        None => format!("coldaisle-agent, {DEFAULT_MAX_OIDS} OIDs/GET (default)"),
         Some(n) => format!("coldaisle-agent, {n} OIDs/GET"),
     };
     let case = measure(label, pid, snmpd, load, |deadline| {

@@ -8,6 +8,10 @@ use coldaisle_testkit::procs::{free_port, get_json, Daemon};
 use std::path::Path;
 use tempfile::TempDir;
 
+/// Environment variable naming the agent binary to measure by its absolute path (default:
+/// the `coldaisle-agent` next to the bench), e.g. `target/dist/coldaisle-agent`.
+pub const AGENT_ENV: &str = "COLDAISLE_FLEET_AGENT";
+
 /// Agent id every generated agent config uses.
 pub const AGENT_ID: &str = "fleet-agent";
 
@@ -79,12 +83,10 @@ impl Stack {
         if unit_env {
             env.extend(self::unit_env());
         }
-        Daemon::start_with_env(
-            "coldaisle-agent",
-            &config,
-            &self.dir.path().join("agent.log"),
-            &env,
-        )
+        // [`AGENT_ENV`]: another build of the agent (e.g. `--profile dist`) than the one
+        // next to this binary.
+        let agent = std::env::var(AGENT_ENV).unwrap_or_else(|_| "coldaisle-agent".to_owned());
+        Daemon::start_with_env(&agent, &config, &self.dir.path().join("agent.log"), &env)
     }
 
     /// Records of the agent the collector has acknowledged (0 before its first batch).
