@@ -161,6 +161,9 @@ pub struct Analysis {
     /// `(site, zone)` of events before the hot floor ingested since the last catch-up, with
     /// the earliest event time of each: their zones' frozen summaries may change ([`hot`]).
     cold_places: BTreeMap<(String, String), Timestamp>,
+    /// Events that left memory with the hot span, by minute of event time (from the floor
+    /// on): what [`Analysis::events_between`] adds to the events held.
+    cold_counts: BTreeMap<i64, u64>,
 }
 
 impl Analysis {
@@ -193,6 +196,7 @@ impl Analysis {
             next_trim: None,
             history_errors: 0,
             cold_places: BTreeMap::new(),
+            cold_counts: BTreeMap::new(),
         }
     }
 
@@ -677,12 +681,17 @@ impl Analysis {
         crate::recurrence::IncidentPoint::of_events(incident.opened_at, &events)
     }
 
-    /// Events held with event time in `[from, to)`.
+    /// Incident-relevant events with event time in `[from, to)` since the floor: those held,
+    /// and those that left memory with the hot span ([`hot`]), counted per minute (so the
+    /// latter are counted by the minute they fall in: a window's edge before the hot floor is
+    /// rounded to the minute).
     pub fn events_between(&self, from: Timestamp, to: Timestamp) -> usize {
-        self.events
+        let held = self
+            .events
             .range((from, String::new(), 0)..)
             .take_while(|((ts, _, _), _)| *ts < to)
-            .count()
+            .count();
+        held + hot::cold_count_between(&self.cold_counts, from, to)
     }
 
     /// Trigger notifications delivered in `[from, to)` (pages).

@@ -277,6 +277,39 @@ impl Analysis {
     }
 }
 
+/// One minute of event time, ms: the resolution of the counts of events that left memory.
+const COUNT_BUCKET_MS: i64 = 60_000;
+
+/// Counts one event at `ts` that left memory.
+pub(super) fn count_cold(counts: &mut BTreeMap<i64, u64>, ts: Timestamp) {
+    *counts
+        .entry(ts.millis().div_euclid(COUNT_BUCKET_MS))
+        .or_default() += 1;
+}
+
+/// Forgets the counts of minutes wholly before `floor` (events before it are not counted).
+pub(super) fn forget_cold_counts_before(counts: &mut BTreeMap<i64, u64>, floor: Timestamp) {
+    let first = floor.millis().div_euclid(COUNT_BUCKET_MS);
+    *counts = counts.split_off(&first);
+}
+
+/// Events that left memory in the minutes whose start is in `[from, to)`.
+pub(super) fn cold_count_between(
+    counts: &BTreeMap<i64, u64>,
+    from: Timestamp,
+    to: Timestamp,
+) -> usize {
+    let first = from.millis().div_euclid(COUNT_BUCKET_MS)
+        + i64::from(from.millis().rem_euclid(COUNT_BUCKET_MS) != 0);
+    let end = to.millis().div_euclid(COUNT_BUCKET_MS)
+        + i64::from(to.millis().rem_euclid(COUNT_BUCKET_MS) != 0);
+    if first >= end {
+        return 0;
+    }
+    let sum: u64 = counts.range(first..end).map(|(_, n)| n).sum();
+    usize::try_from(sum).unwrap_or(usize::MAX)
+}
+
 /// The summary of `incident` (final before the hot floor) from the stored events of its zone
 /// over its cause window: what [`Analysis::cause_from_events`] and the recurrence point read
 /// while the events were held.

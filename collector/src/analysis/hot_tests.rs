@@ -5,7 +5,7 @@
 
 use super::history::MemoryHistory;
 use super::prune_tests::{
-    check_within_horizon, event, events, never_pruning, rules, spec, steps, MIN, T0,
+    check_within_horizon, event, events, never_pruning, overheats, rules, spec, steps, MIN, T0,
 };
 use super::*;
 use crate::problems::ProblemScope;
@@ -227,4 +227,44 @@ fn a_history_read_error_leaves_the_scope_pending_and_a_retry_applies_it() {
     assert_eq!(a.history_errors(), 1);
     let end = Timestamp(T0 + 200 * MIN);
     assert_eq!(observed(&a, end), observed(&holding, end));
+}
+
+/// The events → incidents funnel still counts the events that left memory: with the hot span
+/// `events_between` gives the holding analysis's counts over windows from the floor on,
+/// before and across the hot floor (on minute boundaries), also after a checkpoint.
+#[test]
+fn events_between_counts_the_events_that_left_memory() {
+    let (incident_rules, problem_rules) = rules(ProblemScope::Zone);
+    // Hourly 20-minute overheats with a CRAC that stops answering: 4 events an hour.
+    let events = overheats(10);
+    let holding = feed(None, &events, &incident_rules, &problem_rules, 1, None);
+    let hot = feed(Some(HOT), &events, &incident_rules, &problem_rules, 1, None);
+    let restored = feed(
+        Some(HOT),
+        &events,
+        &incident_rules,
+        &problem_rules,
+        1,
+        Some(30),
+    );
+    assert!(hot.event_count() < 20, "{} held", hot.event_count());
+    // From the floor on (to the minute): what the analysis counts.
+    let floor = hot.floor().expect("pruned").millis();
+    assert_eq!(holding.floor().map(Timestamp::millis), Some(floor));
+    let floor = floor.max(restored.floor().expect("pruned").millis());
+    let first = (floor.div_euclid(MIN) + 1) * MIN - T0;
+    for (from, to) in [(0, 600), (0, 30), (20, 90), (30, 150), (0, 1)] {
+        let (from, to) = (
+            Timestamp(T0 + first + from * MIN),
+            Timestamp(T0 + first + to * MIN),
+        );
+        let expected = holding.events_between(from, to);
+        assert_eq!(hot.events_between(from, to), expected, "{from:?}..{to:?}");
+        assert_eq!(
+            restored.events_between(from, to),
+            expected,
+            "{from:?}..{to:?}"
+        );
+    }
+    assert!(holding.events_between(Timestamp(T0 + first), Timestamp(i64::MAX)) > 10);
 }

@@ -121,6 +121,7 @@ impl Analysis {
         let pin_at = self.hot_floor.map_or(floor, |hot| hot.max(floor));
         pruned.events += self.sweep_evidence(pin_at, Some(floor));
         self.forget_unneeded_summaries(floor);
+        super::hot::forget_cold_counts_before(&mut self.cold_counts, floor);
         self.slim_counted_summaries();
         self.floor = Some(floor);
         pruned
@@ -204,6 +205,7 @@ impl Analysis {
             .map(|p| (p.opened_at.minus(lookback), p.opened_at))
             .collect();
         let (events, seen, by_zone) = (&mut self.events, &mut self.seen, &mut self.by_zone);
+        let (cold_counts, floor) = (&mut self.cold_counts, self.floor);
         let before = self.evidence.len();
         self.evidence.retain(|key| {
             let Some(ev) = events.get(key) else {
@@ -219,6 +221,9 @@ impl Analysis {
                 if let Some(ev) = events.remove(key) {
                     by_zone.remove(key, &ev);
                     seen.remove(&(ev.agent, ev.seq));
+                    if floor.is_none_or(|f| ts >= f) {
+                        super::hot::count_cold(cold_counts, ts);
+                    }
                 }
             }
             zone || density

@@ -259,7 +259,7 @@ proptest! {
 }
 
 /// A zone that overheats for 20 minutes every hour for three days, under 1-hour rules.
-fn overheats(hours: i64) -> Vec<StoredEvent> {
+pub(super) fn overheats(hours: i64) -> Vec<StoredEvent> {
     let mut out = Vec::new();
     for h in 0..hours {
         let base = h * 60;

@@ -57,6 +57,7 @@ pub struct SnapshotRef<'a> {
     hot_floor: Option<Timestamp>,
     next_trim: Option<Timestamp>,
     history_errors: u64,
+    cold_counts: &'a BTreeMap<i64, u64>,
 }
 
 /// The analysis as read back; turn it into an [`Analysis`] with [`Analysis::restore`].
@@ -80,6 +81,8 @@ pub struct Snapshot {
     next_trim: Option<Timestamp>,
     #[serde(default)]
     history_errors: u64,
+    #[serde(default)]
+    cold_counts: BTreeMap<i64, u64>,
 }
 
 impl Analysis {
@@ -104,6 +107,7 @@ impl Analysis {
             hot_floor: self.hot_floor,
             next_trim: self.next_trim,
             history_errors: self.history_errors,
+            cold_counts: &self.cold_counts,
         })
     }
 
@@ -153,6 +157,7 @@ impl Analysis {
             next_trim: snapshot.next_trim,
             history_errors: snapshot.history_errors,
             cold_places: BTreeMap::new(),
+            cold_counts: snapshot.cold_counts,
             // Read-side settings, not state: the caller keeps its own (see
             // `Analysis::signature_settings`).
             signature: crate::recurrence::SignatureSettings::default(),
