@@ -38,8 +38,23 @@ use std::time::{Duration, Instant};
 /// The tree holding the checkpoint.
 pub const TREE: &str = "checkpoint";
 
-/// Version of the checkpoint format; a checkpoint of another version is ignored (rebuild).
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the checkpoint format this collector writes. A checkpoint of a version it does
+/// not read ([`reads_version`]) is ignored (rebuild).
+///
+/// 3: the snapshot may hold only the hot span's events (`analysis::hot`) and the problems'
+/// running tallies, with the summaries they folded in forgotten. A collector that reads only
+/// version 2 would take such a checkpoint for the whole state and count fewer incidents or
+/// miss events, so it must rebuild instead: hence the new number. Version 2 checkpoints still
+/// load (their snapshot's new fields take their defaults: no hot floor, no tallies yet).
+pub const FORMAT_VERSION: u32 = 3;
+
+/// Oldest checkpoint format version this collector still reads.
+pub const OLDEST_READ_VERSION: u32 = 2;
+
+/// True if this collector reads a checkpoint of format `version`.
+pub fn reads_version(version: u32) -> bool {
+    (OLDEST_READ_VERSION..=FORMAT_VERSION).contains(&version)
+}
 
 /// Largest chunk of the body stored under one key.
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -65,7 +80,7 @@ pub enum CheckpointError {
     #[error("checkpoint: does not decode: {0}")]
     Decode(serde_json::Error),
     /// The stored checkpoint has another format version.
-    #[error("checkpoint: format version {found}, this collector reads {FORMAT_VERSION}")]
+    #[error("checkpoint: format version {found}, this collector reads {OLDEST_READ_VERSION} to {FORMAT_VERSION}")]
     Version {
         /// Version found.
         found: u32,
@@ -217,7 +232,7 @@ fn read(kv: &dyn KvStore) -> Result<Option<(u64, Body)>, CheckpointError> {
     let Some(head) = read_head(kv)? else {
         return Ok(None);
     };
-    if head.version != FORMAT_VERSION {
+    if !reads_version(head.version) {
         return Err(CheckpointError::Version {
             found: head.version,
         });

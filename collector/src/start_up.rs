@@ -87,10 +87,11 @@ fn usable_head(kv: &dyn KvStore, position: u64) -> Result<Option<Head>, StoreErr
             return Ok(None);
         }
     };
-    if head.version != crate::checkpoint::FORMAT_VERSION {
+    if !crate::checkpoint::reads_version(head.version) {
         tracing::warn!(
             found = head.version,
-            reads = crate::checkpoint::FORMAT_VERSION,
+            reads_from = crate::checkpoint::OLDEST_READ_VERSION,
+            reads_to = crate::checkpoint::FORMAT_VERSION,
             "checkpoint of another format version; rebuilding from every record"
         );
         return Ok(None);
@@ -204,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn a_head_is_usable_only_of_this_version_and_not_ahead_of_the_store() {
+    fn a_head_is_usable_only_of_a_version_it_reads_and_not_ahead_of_the_store() {
         let v = crate::checkpoint::FORMAT_VERSION;
         assert_eq!(usable_head(&MemoryStore::new(), 5).expect("read"), None);
         let kv = with_head(head(v, 5));
@@ -219,6 +220,18 @@ mod tests {
         );
         assert_eq!(
             usable_head(&with_head(head(v + 1, 1)), 5).expect("read"),
+            None
+        );
+        let older = crate::checkpoint::OLDEST_READ_VERSION;
+        assert_eq!(
+            usable_head(&with_head(head(older, 3)), 5)
+                .expect("read")
+                .map(|h| h.position),
+            Some(3),
+            "a version 2 checkpoint (before the hot span and the tallies) still loads"
+        );
+        assert_eq!(
+            usable_head(&with_head(head(older - 1, 1)), 5).expect("read"),
             None
         );
         assert_eq!(
