@@ -26,6 +26,12 @@
 //!   computed from the history (their zone over the cause window), and the zone events that
 //!   the replayed scope's unfinal incidents read are loaded back from the history as evidence.
 //!
+//! A problem's tally never counts a summary that a deep replay can change: it counts only
+//! incidents their scope has forgotten, final before the horizon floor
+//! (`Shard::fold_final`), and a deep replay drops only summaries of held incidents. An
+//! incident final before the hot floor but not before the horizon floor keeps its summary
+//! outside any tally (read one by one) until the prune that forgets it.
+//!
 //! A history read error leaves the scope consistent: the replay does not start (the engines
 //! keep their state without the late input), the input stays pending and the next catch-up of
 //! that scope retries; the error is counted ([`Analysis::history_errors`]) and logged with the

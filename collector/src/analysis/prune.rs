@@ -17,6 +17,9 @@
 //! - Once a problem's tally counts a summary (`crate::problems::ProblemEngine::fold_final`,
 //!   after the scopes moved their floors), the problem no longer reads it: it is forgotten
 //!   like an uncounted one, so the summaries held do not grow while a problem stays open.
+//!   A tally counts only summaries of incidents their scope no longer holds (final before
+//!   its floor, `Shard::fold_final`): with a hot span, a held incident's summary can still be
+//!   dropped and recomputed by a deep replay ([`super::hot`]), a counted one never is.
 //! - Idempotence without the old keys: the `(agent, seq)` of a forgotten event is forgotten
 //!   too. A second copy of it carries the same event time, before the floor, so it is refused
 //!   as too late and changes nothing; the store, which keys records by `(agent, seq)`, never

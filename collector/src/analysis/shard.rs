@@ -407,7 +407,16 @@ impl Shard {
 
     /// Counts the final, no longer undoable head of each problem's incident list into its
     /// tally ([`ProblemEngine::fold_final`]): only once the scope has a floor, whose
-    /// checkpoint stays the base of every rollback. Returns how many incidents it counted.
+    /// checkpoint stays the base of every rollback.
+    ///
+    /// Invariant: a tally counts only incidents this scope has forgotten (final before its
+    /// floor, which is at or before the analysis's horizon floor), so no input the analysis
+    /// still accepts, late or not, can change their summaries. An incident still held can
+    /// have a summary already (the hot span freezes one once it is final before the hot
+    /// floor, [`super::hot`]), but a late event between the horizon floor and the hot floor
+    /// can still change it: a deep replay drops it and computes it again, which a tally,
+    /// never rolled back, could not follow. The first held incident in a list ends its head.
+    /// Returns how many incidents it counted.
     pub fn fold_final(
         &mut self,
         final_of: impl Fn(&str) -> Option<crate::problems::CountedIncident>,
@@ -416,7 +425,11 @@ impl Shard {
             return 0;
         }
         let marks: Vec<&ProblemMark> = self.checkpoints.values().map(|c| &c.problems).collect();
-        self.problems.fold_final(final_of, &marks)
+        let held = &self.incidents;
+        self.problems.fold_final(
+            |id| if held.holds(id) { None } else { final_of(id) },
+            &marks,
+        )
     }
 
     /// Applies one input by key.

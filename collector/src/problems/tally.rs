@@ -9,7 +9,10 @@
 //!   cause and signature equal those of the whole list read one by one.
 //! - The head only grows, and only over incidents that are final (their cause and peaks can no
 //!   longer change) and whose link no rollback can undo (before every rollback mark of the
-//!   scope, see [`super::ProblemEngine::fold_final`]): a tally is never rolled back.
+//!   scope, see [`super::ProblemEngine::fold_final`]): a tally is never rolled back. "Final"
+//!   is the caller's to ensure: the analysis offers only incidents their scope has forgotten
+//!   (final before the horizon floor), never a summary the hot span froze that a late event
+//!   can still change (`crate::analysis` `Shard::fold_final`).
 
 use crate::cause::{CauseTally, ProbableCause};
 use crate::recurrence::{IncidentPoint, Signature, SignatureSettings, SignatureTally};
