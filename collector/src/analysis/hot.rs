@@ -38,6 +38,10 @@
 //! scope. A read error while recomputing a summary after a deep replay is counted and logged
 //! the same way; that incident's cause then comes from what memory holds.
 //!
+//! Known gap: the orphan-clear count ([`Analysis::orphan_clears`], a `/metrics` figure) can
+//! come out one lower than an analysis holding every event after a deep replay (found by
+//! `hot_tests` at 500 cases; not investigated yet). Incidents and problems do not depend on it.
+//!
 //! Duplicates: the daemon hands each stored `(agent, seq)` to the analysis once: the store
 //! keys records by it and returns only the records it had not stored
 //! (`CollectorStore::store_claimed`, `Stored::new`; a found key or a seq at or below the ack is
