@@ -23,7 +23,7 @@
 //!
 //! Run: `cargo build --release -p coldaisle-benches --bin restart &&
 //! target/release/restart [--sizes 1000000,3000000,10000000] [--keep DIR] [--no-bulk]
-//! [--window-hours H] [--sensors N]`
+//! [--window-hours H] [--sensors N] [--zones N]`
 
 use anyhow::{Context, Result};
 use coldaisle_collector::store::{Claims, CollectorStore};
@@ -46,7 +46,7 @@ const SENSORS: u64 = 8;
 const BATCH_MINUTES: u64 = 60;
 /// Minutes between two raises of one agent.
 const EVENT_EVERY: u64 = 30;
-/// Zones of the site (agent `a` is in zone `a % ZONES`).
+/// Zones of the site (agent `a` is in zone `a % zones`; `--zones N` changes it).
 const ZONES: u64 = 20;
 /// 2026-11-01T00:00:00Z.
 const T0: i64 = 1_793_491_200_000;
@@ -63,10 +63,23 @@ struct Written {
     sensors: Option<u64>,
 }
 
+/// `--zones N`, else [`ZONES`]. With 20 zones a zone's 10 agents raise every 10 minutes
+/// between them, inside the 15-minute quiet period, so its incident never resolves (and
+/// pins its events); with 200 each agent has its own zone and its incidents resolve.
+fn zones() -> u64 {
+    static ZONE_COUNT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ZONE_COUNT.get_or_init(|| {
+        flag("--zones")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(ZONES)
+            .max(1)
+    })
+}
+
 fn location(agent: u64) -> Location {
     Location {
         site: "s1".into(),
-        zone: format!("Z{:02}", agent % ZONES),
+        zone: format!("Z{:02}", agent % zones()),
         row: None,
         rack: Some(format!("R{agent}")),
     }
@@ -327,6 +340,7 @@ fn child(mode: &str, dir: &Path) -> Result<Measured> {
     if let Some(h) = window_hours()? {
         command.args(["--window-hours", &h.to_string()]);
     }
+    // The fleet options are the kept store's; the child only reads it.
     let out = command.output().context("running a child")?;
     anyhow::ensure!(
         out.status.success(),
@@ -413,9 +427,10 @@ fn main() -> Result<()> {
         written.sensors
     );
     println!(
-        "fleet: {AGENTS} agents × {} sensors, 1-minute summaries + events, one batch per \
+        "fleet: {AGENTS} agents × {} sensors in {} zones, 1-minute summaries + events, one batch per \
          agent and {BATCH_MINUTES} min; store in {}; rules: {}",
         sensors()?,
+        zones(),
         dir.display(),
         window_hours()?.map_or("default".into(), |h| format!("problem window {h} h"))
     );
