@@ -50,21 +50,19 @@ pub fn changed_rules(old: &CollectorConfig, new: &CollectorConfig) -> (bool, boo
     (analysis, notify)
 }
 
-/// The analysis of `config`'s rules rebuilt from the stored events and operator actions.
+/// The analysis of `config`'s rules rebuilt from the stored events and operator actions,
+/// streamed in event-time order ([`crate::stream_rebuild`]: its memory follows the rules'
+/// horizon, not the store).
 pub fn rebuild_analysis(
     config: &CollectorConfig,
     kv: &Arc<dyn KvStore>,
 ) -> anyhow::Result<Analysis> {
     let mut state = crate::daemon::empty_state(config);
-    state.analysis.begin_bulk();
-    CollectorStore::new(kv.clone())
-        .for_each_record(|r| crate::ingest::apply_record(&mut state, r))
-        .context("reading stored records")?;
     let actions = crate::action_log::ActionLog::new(kv.clone())
         .all()
         .context("reading operator actions")?;
-    state.analysis.ingest_actions(actions);
-    state.analysis.end_bulk();
+    crate::stream_rebuild::rebuild(&mut state, &CollectorStore::new(kv.clone()), actions)
+        .context("reading stored records")?;
     Ok(state.analysis)
 }
 

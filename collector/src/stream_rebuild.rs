@@ -39,8 +39,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
 
-/// Records read per agent and range scan.
-pub const CHUNK: usize = 256;
+/// Records read per agent and range scan (decoded records buffered: agents × this).
+pub const CHUNK: usize = 64;
 
 /// Records applied between two progress lines in the log.
 const PROGRESS_EVERY: u64 = 1_000_000;

@@ -116,8 +116,10 @@ fn history(n: usize) -> Vec<Record> {
         }
     }
     if n == 2 {
-        // Its first chunk ([`CHUNK`] records, ~10 per 9 minutes) ends near minute 243.
-        let late = T0 + 200 * MIN + 30_000;
+        // Half a minute after a record of the chunk before its last: when the last chunk is
+        // read, the merge has passed that time (by less than the horizon).
+        let before = (payloads.len() / CHUNK) * CHUNK - 8;
+        let late = payloads[before].ts().0 + 30_000;
         let e = sensor(&agent, 0, zone, "a2-late", Raised, Warning, 30.0, late);
         payloads.push(e.payload);
     }

@@ -22,7 +22,8 @@
 //!   order in one bulk, `checkpoint::rebuild_state`), alone, timed with its peak RSS.
 //!
 //! Run: `cargo build --release -p coldaisle-benches --bin restart &&
-//! target/release/restart [--sizes 1000000,3000000,10000000] [--keep DIR] [--no-bulk]`
+//! target/release/restart [--sizes 1000000,3000000,10000000] [--keep DIR] [--no-bulk]
+//! [--window-hours H] [--sensors N] [--zones N]`
 
 use anyhow::{Context, Result};
 use coldaisle_collector::store::{Claims, CollectorStore};
@@ -39,13 +40,13 @@ use std::time::{Duration, Instant};
 
 /// Agents in the fleet.
 const AGENTS: u64 = 200;
-/// Inlet sensors per agent.
+/// Inlet sensors per agent (`--sensors N` changes it).
 const SENSORS: u64 = 8;
 /// Minutes of summaries per batch.
 const BATCH_MINUTES: u64 = 60;
 /// Minutes between two raises of one agent.
 const EVENT_EVERY: u64 = 30;
-/// Zones of the site (agent `a` is in zone `a % ZONES`).
+/// Zones of the site (agent `a` is in zone `a % zones`; `--zones N` changes it).
 const ZONES: u64 = 20;
 /// 2026-11-01T00:00:00Z.
 const T0: i64 = 1_793_491_200_000;
@@ -58,21 +59,43 @@ struct Written {
     windows: u64,
     /// Records stored.
     records: u64,
+    /// Sensors per agent of the fleet written (`None`: nothing written yet).
+    sensors: Option<u64>,
+}
+
+/// `--zones N`, else [`ZONES`]. With 20 zones a zone's 10 agents raise every 10 minutes
+/// between them, inside the 15-minute quiet period, so its incident never resolves (and
+/// pins its events); with 200 each agent has its own zone and its incidents resolve.
+fn zones() -> u64 {
+    static ZONE_COUNT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ZONE_COUNT.get_or_init(|| {
+        flag("--zones")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(ZONES)
+            .max(1)
+    })
 }
 
 fn location(agent: u64) -> Location {
     Location {
         site: "s1".into(),
-        zone: format!("Z{:02}", agent % ZONES),
+        zone: format!("Z{:02}", agent % zones()),
         row: None,
         rack: Some(format!("R{agent}")),
     }
 }
 
-/// The payloads agent `agent` produces in minute `minute`.
-fn minute(agent: u64, minute: u64) -> Vec<Payload> {
+/// `--sensors N`, else [`SENSORS`].
+fn sensors() -> Result<u64> {
+    flag("--sensors").map_or(Ok(SENSORS), |n| {
+        n.parse().context("--sensors takes a number")
+    })
+}
+
+/// The payloads agent `agent` with `sensors` sensors produces in minute `minute`.
+fn minute(agent: u64, sensors: u64, minute: u64) -> Vec<Payload> {
     let from = Timestamp(T0 + minute as i64 * MINUTE);
-    let mut out: Vec<Payload> = (0..SENSORS)
+    let mut out: Vec<Payload> = (0..sensors)
         .map(|s| {
             let base = 22.0 + (agent % 5) as f64 + s as f64 * 0.1;
             Payload::ReadingSummary(ReadingSummary {
@@ -93,7 +116,7 @@ fn minute(agent: u64, minute: u64) -> Vec<Payload> {
     if phase == 0 || phase == 5 {
         let raised = phase == 0;
         out.push(Payload::SensorEvent(SensorEvent {
-            sensor: format!("a{agent}-s{}", (minute / EVENT_EVERY) % SENSORS),
+            sensor: format!("a{agent}-s{}", (minute / EVENT_EVERY) % sensors.max(1)),
             kind: SensorKind::InletTemp,
             location: location(agent),
             category: Category::Thermal,
@@ -116,10 +139,10 @@ fn minute(agent: u64, minute: u64) -> Vec<Payload> {
 
 /// Agent `agent`'s batch of window `window`: its records, seqs following its earlier windows
 /// (every window of an agent holds the same number of records).
-fn batch(agent: u64, window: u64) -> Vec<Record> {
+fn batch(agent: u64, sensors: u64, window: u64) -> Vec<Record> {
     let first = window * BATCH_MINUTES;
     let payloads: Vec<Payload> = (first..first + BATCH_MINUTES)
-        .flat_map(|m| minute(agent, m))
+        .flat_map(|m| minute(agent, sensors, m))
         .collect();
     let per_window = payloads.len() as u64;
     let id = format!("agent-{agent:03}");
@@ -145,6 +168,7 @@ fn grow(dir: &Path, written: &mut Written, target: u64) -> Result<Duration> {
     }
     let kv = open(dir)?;
     let store = CollectorStore::new(kv.clone());
+    let sensors = sensors()?;
     let claims = Claims {
         floor: 1,
         dropped: &[],
@@ -154,7 +178,7 @@ fn grow(dir: &Path, written: &mut Written, target: u64) -> Result<Duration> {
     };
     while written.records < target {
         for agent in 0..AGENTS {
-            let records = batch(agent, written.windows);
+            let records = batch(agent, sensors, written.windows);
             let (n, last) = (records.len() as u64, records.last().map_or(0, |r| r.seq));
             let id = format!("agent-{agent:03}");
             let out = store
@@ -174,20 +198,33 @@ fn grow(dir: &Path, written: &mut Written, target: u64) -> Result<Duration> {
         }
     }
     kv.flush().context("flush")?;
-    let saved = serde_json::json!({"windows": written.windows, "records": written.records});
+    let saved = serde_json::json!({
+        "windows": written.windows,
+        "records": written.records,
+        "sensors": sensors,
+    });
     std::fs::write(dir.join("fleet.json"), serde_json::to_vec(&saved)?)?;
     Ok(started.elapsed())
 }
 
 /// The collector config on the store in `dir`: sled, API on a free loopback port, a broker
-/// port nobody listens on.
+/// port nobody listens on; with `--window-hours H`, problem window, verification window and
+/// density look-back of H hours (the analysis's horizon is then H + 24 hours instead of 31
+/// days), otherwise the default rules.
 fn config(dir: &Path) -> Result<CollectorConfig> {
     let mqtt = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
+    let problems = match window_hours()? {
+        Some(h) => format!(
+            "[problems]\nwindow = \"{h}h\"\nverification_window = \"{h}h\"\n\
+             density_lookback = \"{h}h\"\n"
+        ),
+        None => String::new(),
+    };
     let text = format!(
         "collector_id = \"bench\"\nstate_dir = \"{}\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt}\n\
-         [http]\nlisten = \"127.0.0.1:0\"\n[store]\nkind = \"sled\"\n",
+         [http]\nlisten = \"127.0.0.1:0\"\n[store]\nkind = \"sled\"\n{problems}",
         dir.join("state").display()
     );
     Ok(CollectorConfig::from_str(
@@ -298,11 +335,13 @@ fn child_bulk(dir: &Path) -> Result<Measured> {
 /// Runs this binary as a child measuring `mode` on `dir`; returns what it printed.
 fn child(mode: &str, dir: &Path) -> Result<Measured> {
     let exe = std::env::current_exe()?;
-    let out = Command::new(exe)
-        .args(["--child", mode])
-        .arg(dir)
-        .output()
-        .context("running a child")?;
+    let mut command = Command::new(exe);
+    command.args(["--child", mode]).arg(dir);
+    if let Some(h) = window_hours()? {
+        command.args(["--window-hours", &h.to_string()]);
+    }
+    // The fleet options are the kept store's; the child only reads it.
+    let out = command.output().context("running a child")?;
     anyhow::ensure!(
         out.status.success(),
         "child {mode} failed: {}",
@@ -320,6 +359,13 @@ fn child(mode: &str, dir: &Path) -> Result<Measured> {
         hwm_mb: v["hwm_mb"].as_f64().unwrap_or(0.0),
         stop_ms: v["stop_ms"].as_u64(),
     })
+}
+
+/// `--window-hours H`, if given.
+fn window_hours() -> Result<Option<u64>> {
+    flag("--window-hours")
+        .map(|h| h.parse().context("--window-hours takes a number"))
+        .transpose()
 }
 
 fn flag(name: &str) -> Option<String> {
@@ -371,11 +417,22 @@ fn main() -> Result<()> {
         .map_or_else(Written::default, |saved| Written {
             windows: saved["windows"].as_u64().unwrap_or(0),
             records: saved["records"].as_u64().unwrap_or(0),
+            sensors: saved["sensors"].as_u64(),
         });
+    let fleet_sensors = sensors()?;
+    anyhow::ensure!(
+        written.sensors.is_none_or(|n| n == fleet_sensors),
+        "{} holds a fleet of {:?} sensors per agent; pass that --sensors or another --keep",
+        dir.display(),
+        written.sensors
+    );
     println!(
-        "fleet: {AGENTS} agents × {SENSORS} sensors, 1-minute summaries + events, one batch per \
-         agent and {BATCH_MINUTES} min; store in {}",
-        dir.display()
+        "fleet: {AGENTS} agents × {} sensors in {} zones, 1-minute summaries + events, one batch per \
+         agent and {BATCH_MINUTES} min; store in {}; rules: {}",
+        sensors()?,
+        zones(),
+        dir.display(),
+        window_hours()?.map_or("default".into(), |h| format!("problem window {h} h"))
     );
     println!(
         "| records stored (days) | written now (records/s) | start without checkpoint: ready | \
@@ -395,6 +452,7 @@ fn main() -> Result<()> {
             )
         };
         let days = (written.windows * BATCH_MINUTES) as f64 / 1440.0;
+        written.sensors = Some(sensors()?);
         drop_checkpoint(&dir)?;
         let rebuilt = child("daemon", &dir)?;
         let restored = child("daemon", &dir)?;
@@ -416,7 +474,7 @@ fn main() -> Result<()> {
             ("not run".into(), "not run".into())
         };
         println!(
-            "| {} ({days:.1}) | {rate} | {} ms | {} | {:.0} MB | {:.0} MB | {} ms | {} ms | {} | {:.0} MB | {:.0} MB | {} | {bulk_ms} | {bulk_hwm} |",
+            "| {} ({days:.2}) | {rate} | {} ms | {} | {:.0} MB | {:.0} MB | {} ms | {} ms | {} | {:.0} MB | {:.0} MB | {} | {bulk_ms} | {bulk_hwm} |",
             written.records,
             rebuilt.ready_ms,
             load(&rebuilt),
