@@ -75,9 +75,9 @@ fn main() -> anyhow::Result<()> {
     // Opened (with the agent's page cache) before the peak is read, so its start-up is not
     // counted as the save's; `file-upgrade` also finds the old record there.
     let dir = tempfile::tempdir()?;
-    let sled = Arc::new(SledStore::open_with_cache(
+    let sled = Arc::new(SledStore::open_with(
         &dir.path().join("outbox"),
-        coldaisle_agent::outbox::STORE_CACHE_BYTES,
+        &coldaisle_agent::outbox::STORE_SETTINGS,
     )?);
     let mut state = match mode.as_str() {
         "file-upgrade" => {

@@ -55,7 +55,7 @@ impl RunningAgent {
         std::fs::create_dir_all(&store_dir)
             .with_context(|| format!("creating state directory {}", store_dir.display()))?;
         let store: Arc<dyn KvStore> = Arc::new(
-            SledStore::open_with_cache(&store_dir, crate::outbox::STORE_CACHE_BYTES)
+            SledStore::open_with(&store_dir, &crate::outbox::STORE_SETTINGS)
                 .with_context(|| format!("opening the outbox in {}", store_dir.display()))?,
         );
         let outbox = Outbox::open(store.clone(), &config.agent_id, &config.site)

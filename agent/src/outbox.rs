@@ -29,7 +29,7 @@
 //! `m:next_seq`, `m:acked` → u64; `m:dropped` → JSON list of [`SeqRange`]s above the last ack.
 
 use coldaisle_core::wire::{Payload, Record, SeqRange, SCHEMA_VERSION};
-use coldaisle_store::{key_u64, visit_from, KvStore, StoreError, WriteBatch};
+use coldaisle_store::{key_u64, visit_from, KvStore, SledSettings, StoreError, WriteBatch};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
@@ -45,11 +45,17 @@ const HEADER: usize = 5;
 /// Default quota: enough for days of events from a large site while the link is down.
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
-/// sled's page cache for the agent's store (outbox and detector state), instead of sled's
-/// default 1 GiB: the live data is what the collector has not acknowledged yet plus one
-/// detector-state record, and an edge box has little memory (BENCHMARKS.md, "The agent at
-/// fleet scale"). Pages beyond it are read back from disk when needed.
-pub const STORE_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+/// The sled settings of the agent's store (the outbox, and the detector-state record of agents
+/// before the state file, read once on upgrade). Its live data is what the collector has not
+/// acknowledged yet, so sled's 1 GiB default cache is bounded to 1 MiB: pages beyond it are
+/// read back from disk when a long outage is resent (BENCHMARKS.md, "Memory, part 7"). The
+/// segment stays sled's default (512 KiB): sled stores it in the database and refuses another
+/// value, so a smaller one would stop an older agent from opening its outbox after a
+/// downgrade, for no measured gain in the resident set (part 7).
+pub const STORE_SETTINGS: SledSettings = SledSettings {
+    cache_bytes: 1024 * 1024,
+    segment_bytes: None,
+};
 
 /// Outbox failures.
 #[derive(Debug, thiserror::Error)]

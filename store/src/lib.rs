@@ -19,7 +19,7 @@ use std::ops::ControlFlow;
 pub use faulty::{FaultyStore, FAIL_ALWAYS};
 pub use memory::MemoryStore;
 pub use next_id::{insert_with_next_id, NEXT_ID_ATTEMPTS};
-pub use sled_store::{SledStore, LOCK_WAIT};
+pub use sled_store::{SledSettings, SledStore, LOCK_WAIT};
 
 /// A storage failure, with the operation and tree that failed.
 #[derive(Debug, thiserror::Error)]

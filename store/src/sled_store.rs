@@ -8,6 +8,22 @@ use std::path::Path;
 /// on a loaded 2-core machine (a cold CI build next to the tests) 2 s was once not enough.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How a database is opened ([`SledStore::open_with`]): the sled settings that are ours to
+/// choose for a database whose live data is small (the agent's outbox).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SledSettings {
+    /// Bound of sled's page cache, in bytes (sled's default: 1 GiB). Pages beyond it are read
+    /// back from disk when needed.
+    pub cache_bytes: u64,
+    /// sled's segment size, which is also the size of each of its I/O buffers, in bytes: a
+    /// power of two from 256 bytes to 16 MiB; `None` keeps sled's default (512 KiB in sled
+    /// 0.34). sled writes it into the database and refuses to open the database with another
+    /// value, so [`SledStore::open_with`] opens a database created with sled's default with
+    /// the default. An item larger than a quarter of a segment is written to a file of its own
+    /// under `blobs/` (one more file and fsync per such write).
+    pub segment_bytes: Option<usize>,
+}
+
 /// A sled database directory.
 #[derive(Debug, Clone)]
 pub struct SledStore {
@@ -41,24 +57,44 @@ impl SledStore {
     /// default 1 GiB (the agent's outbox, whose live data is small: see BENCHMARKS.md, "The
     /// agent at fleet scale").
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
-        Self::open_config(dir, LOCK_WAIT, Some(cache_bytes))
+        Self::open_config(dir, LOCK_WAIT, Some(cache_bytes), None)
+    }
+
+    /// [`SledStore::open`] with `settings` instead of sled's defaults (the agent's outbox).
+    ///
+    /// A database that sled created with its default segment size (every agent's outbox before
+    /// `segment_bytes` was set) is opened with that size: sled cannot change it in place.
+    pub fn open_with(dir: &Path, settings: &SledSettings) -> Result<SledStore, StoreError> {
+        let Some(segment) = settings.segment_bytes else {
+            return Self::open_config(dir, LOCK_WAIT, Some(settings.cache_bytes), None);
+        };
+        match Self::open_config(dir, LOCK_WAIT, Some(settings.cache_bytes), Some(segment)) {
+            Err(e) if e.message.contains(SEGMENT_SIZE_CHANGED) => {
+                Self::open_config(dir, LOCK_WAIT, Some(settings.cache_bytes), None)
+            }
+            other => other,
+        }
     }
 
     /// [`SledStore::open`] waiting at most `wait` for a lock held by a live handle.
     pub fn open_waiting(dir: &Path, wait: std::time::Duration) -> Result<SledStore, StoreError> {
-        Self::open_config(dir, wait, None)
+        Self::open_config(dir, wait, None, None)
     }
 
-    /// Opens, waiting at most `wait` for the lock; `cache_bytes` bounds sled's page cache
-    /// (`None`: sled's default).
+    /// Opens, waiting at most `wait` for the lock; `cache_bytes` bounds sled's page cache and
+    /// `segment_bytes` sets its segment size (`None`: sled's defaults).
     fn open_config(
         dir: &Path,
         wait: std::time::Duration,
         cache_bytes: Option<u64>,
+        segment_bytes: Option<usize>,
     ) -> Result<SledStore, StoreError> {
         let mut config = sled::Config::new().path(dir);
         if let Some(bytes) = cache_bytes {
             config = config.cache_capacity(bytes);
+        }
+        if let Some(bytes) = segment_bytes {
+            config = config.segment_size(bytes);
         }
         let deadline = std::time::Instant::now() + wait;
         let mut collected = false;
@@ -103,6 +139,10 @@ impl SledStore {
         self.db.open_tree(name).map_err(|e| error("open", name, e))
     }
 }
+
+/// The start of sled 0.34's `Unsupported` error for a segment size other than the one the
+/// database was created with.
+const SEGMENT_SIZE_CHANGED: &str = "cannot change the io buffer size";
 
 /// sled reports a held lock as an `Other` I/O error whose text says so (its `try_lock` wraps
 /// fs2's `WouldBlock`), so the kind alone cannot tell it apart.

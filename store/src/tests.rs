@@ -150,3 +150,50 @@ fn a_visit_that_stops_early_copies_few_entries_past_it() {
     visit_from(&store, "t", b"", |_, _| ControlFlow::Continue(())).expect("visit");
     assert_eq!(scanned() - before, 10_000);
 }
+
+#[test]
+fn sled_open_with_sets_the_segment_of_a_new_database_and_keeps_an_old_ones() {
+    let small = SledSettings {
+        cache_bytes: 1024 * 1024,
+        segment_bytes: Some(64 * 1024),
+    };
+    let conf = |dir: &std::path::Path| std::fs::read(dir.join("conf")).expect("sled's conf");
+    let says = |bytes: &[u8], text: &str| String::from_utf8_lossy(bytes).contains(text);
+
+    // A new database gets the setting, and reopens with it.
+    let fresh = tempdir();
+    {
+        let store = SledStore::open_with(&fresh, &small).expect("open new");
+        exercise(&store);
+    }
+    assert!(says(&conf(&fresh), "segment_size: 65536"));
+    let reopened = SledStore::open_with(&fresh, &small).expect("reopen");
+    assert_eq!(reopened.len("t").expect("len"), 3);
+    drop(reopened);
+
+    // One created with sled's default (an outbox before the setting) opens with its own.
+    let old = tempdir();
+    {
+        let store = SledStore::open(&old).expect("open with defaults");
+        exercise(&store);
+    }
+    let upgraded = SledStore::open_with(&old, &small).expect("open an old database");
+    assert_eq!(upgraded.len("t").expect("len"), 3, "its data is kept");
+    assert!(says(&conf(&old), "segment_size: 524288"));
+    drop(upgraded);
+
+    // A size sled does not accept is an error, not a panic.
+    let odd = tempdir();
+    let err = SledStore::open_with(
+        &odd,
+        &SledSettings {
+            cache_bytes: 1024 * 1024,
+            segment_bytes: Some(100_000),
+        },
+    )
+    .expect_err("not a power of two");
+    assert!(err.message.contains("power of 2"), "{}", err.message);
+    for dir in [fresh, old, odd] {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -33,6 +33,7 @@ mod jitter;
 mod peers;
 mod proc_stat;
 mod site;
+mod smaps;
 mod stack;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -300,6 +301,7 @@ async fn run(args: &Args, devices: usize) -> Result<Row> {
     let cpu1 = proc_stat::cpu_seconds(pid)?;
     let elapsed = started.elapsed().as_secs_f64();
     let memory = proc_stat::memory(pid)?;
+    report_anon_mappings(devices, pid)?;
     let acked = stack.acked();
     agent.check_alive()?;
 
@@ -349,4 +351,28 @@ async fn run(args: &Args, devices: usize) -> Result<Row> {
         jitter_max: jitter.max_percent(),
         gaps: jitter.gaps(),
     })
+}
+
+/// Prints (stderr) where the agent's resident anonymous pages are, by kind of mapping, and its
+/// largest unnamed mappings ([`smaps`]).
+fn report_anon_mappings(devices: usize, pid: u32) -> Result<()> {
+    let mappings = smaps::read(pid)?;
+    let s = smaps::split(&mappings);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let top: Vec<String> = smaps::top_unnamed(&mappings, 8)
+        .iter()
+        .map(|(size, rss)| format!("{size}/{rss}"))
+        .collect();
+    eprintln!(
+        "{devices} devices: resident anonymous MiB: [heap] {:.1}, thread arenas {:.1}, \
+         1-60 MiB mappings {:.1}, under 1 MiB mappings {:.1}, other {:.1}; \
+         largest unnamed (size/resident KiB): {}",
+        mib(s.heap_kib),
+        mib(s.arenas_kib),
+        mib(s.large_kib),
+        mib(s.small_kib),
+        mib(s.other_kib),
+        top.join(" ")
+    );
+    Ok(())
 }

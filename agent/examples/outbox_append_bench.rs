@@ -1,0 +1,122 @@
+//! What the agent's sled settings cost the outbox: durable appends per second, bytes written
+//! to disk per byte of record (write amplification, from `/proc/self/io`), and the resident
+//! set, for N records appended in group commits of `per_append` (a poll round's records) and
+//! acknowledged as they go (at most `KEEP` pending, as with a connected collector).
+//!
+//! `cargo run --release -p coldaisle-agent --example outbox_append_bench -- MODE N PER_APPEND`,
+//! MODE one of `agent` (the agent's settings, [`coldaisle_agent::outbox::STORE_SETTINGS`]),
+//! `cache8m` (the agent's settings before BENCHMARKS.md "Memory, part 7": sled's default
+//! segment, an 8 MiB cache), `seg64k` (the agent's settings with a 64 KiB segment, measured and
+//! not kept) or `default` (sled's defaults, as the collector opens its store).
+//! One mode per process, so the resident figures are the mode's own.
+
+use coldaisle_agent::outbox::{Outbox, STORE_SETTINGS};
+use coldaisle_core::wire::Payload;
+use coldaisle_core::{
+    Category, EventState, Location, SensorEvent, SensorKind, Severity, Timestamp,
+};
+use coldaisle_store::{KvStore, SledSettings, SledStore};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Records left unacknowledged while appending.
+const KEEP: u64 = 1_000;
+
+/// A field of `/proc/self/status` (kB), 0 if unknown.
+fn status_kib(field: &str) -> u64 {
+    proc_field("/proc/self/status", field)
+}
+
+/// The `field` of a `/proc` file of `Key: value` lines, 0 if unknown.
+fn proc_field(path: &str, field: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A sensor event of about 280 bytes of JSON (the delivery bench's).
+fn event(n: u64) -> Payload {
+    Payload::SensorEvent(SensorEvent {
+        sensor: format!("r{:02}-inlet", n % 40),
+        kind: SensorKind::InletTemp,
+        location: Location {
+            site: "bench".into(),
+            zone: format!("Z{}", n % 4),
+            row: Some("A".into()),
+            rack: Some(format!("R{:02}", n % 40)),
+        },
+        category: Category::Thermal,
+        detector: "threshold".into(),
+        state: if n % 2 == 0 {
+            EventState::Raised
+        } else {
+            EventState::Cleared
+        },
+        severity: Severity::Warning,
+        value: 27.5,
+        limit: Some(27.0),
+        first_ts: Timestamp(1_700_000_000_000 + n as i64),
+        ts: Timestamp(1_700_000_000_000 + n as i64),
+        expected_crossing: None,
+    })
+}
+
+fn open(mode: &str, dir: &std::path::Path) -> anyhow::Result<SledStore> {
+    Ok(match mode {
+        "agent" => SledStore::open_with(dir, &STORE_SETTINGS)?,
+        "seg64k" => SledStore::open_with(
+            dir,
+            &SledSettings {
+                segment_bytes: Some(64 * 1024),
+                ..STORE_SETTINGS
+            },
+        )?,
+        "cache8m" => SledStore::open_with_cache(dir, 8 * 1024 * 1024)?,
+        "default" => SledStore::open(dir)?,
+        other => anyhow::bail!("unknown mode {other}: agent, seg64k, cache8m or default"),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [mode, records, per_append] = args.as_slice() else {
+        anyhow::bail!("usage: outbox_append_bench agent|seg64k|cache8m|default N PER_APPEND");
+    };
+    let records: u64 = records.parse()?;
+    let per_append: u64 = per_append.parse()?;
+    anyhow::ensure!(per_append > 0, "PER_APPEND must be positive");
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn KvStore> = Arc::new(open(mode, dir.path())?);
+    let mut outbox = Outbox::open(store, "bench", "bench")?;
+    let record_bytes: u64 = (0..records)
+        .map(|n| serde_json::to_vec(&event(n)).map_or(0, |v| v.len() as u64))
+        .sum();
+    let rss_before = status_kib("VmRSS:");
+    let written_before = proc_field("/proc/self/io", "write_bytes:");
+    let start = Instant::now();
+    let mut n = 0;
+    while n < records {
+        let batch: Vec<Payload> = (n..(n + per_append).min(records)).map(event).collect();
+        n += batch.len() as u64;
+        let appended = outbox.append(batch)?;
+        if appended.end > KEEP {
+            outbox.ack(appended.end - KEEP)?;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let written = proc_field("/proc/self/io", "write_bytes:").saturating_sub(written_before);
+    println!(
+        "| {mode} | {records} | {per_append} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} |",
+        records as f64 / seconds,
+        (records as f64 / per_append as f64) / seconds,
+        written as f64 / record_bytes.max(1) as f64,
+        rss_before as f64 / 1024.0,
+        status_kib("VmRSS:") as f64 / 1024.0,
+    );
+    Ok(())
+}
