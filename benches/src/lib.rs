@@ -3,3 +3,4 @@
 
 pub mod eval;
 pub mod rollup_fixture;
+pub mod store_fleet;

@@ -4,7 +4,7 @@
 //!
 //! The fleet is the store benchmarks' (`store_backends`): [`AGENTS`] agents × [`SENSORS`]
 //! inlet sensors, one 1-minute reading summary per sensor and minute, plus threshold events
-//! (each agent raises one sensor every [`EVENT_EVERY`] minutes and clears it 5 minutes
+//! (each agent raises one sensor every [`EVENT_EVERY`](coldaisle_benches::store_fleet::EVENT_EVERY) minutes and clears it 5 minutes
 //! later), in 20 zones of one site. Each agent sends one batch per [`BATCH_MINUTES`] minutes,
 //! stored through `CollectorStore::store_claimed` as the ingest loop stores it (records,
 //! position and scope indexes, ledger, roll-ups, flush). The store grows from one size to the
@@ -26,12 +26,10 @@
 //! [--window-hours H] [--sensors N] [--zones N]`
 
 use anyhow::{Context, Result};
+use coldaisle_benches::store_fleet::{Shape, SITE};
 use coldaisle_collector::store::{Claims, CollectorStore};
 use coldaisle_config::CollectorConfig;
 use coldaisle_core::wire::{Payload, Record, SCHEMA_VERSION};
-use coldaisle_core::{
-    Category, EventState, Location, ReadingSummary, SensorEvent, SensorKind, Severity, Timestamp,
-};
 use coldaisle_store::{KvStore, WriteBatch};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,13 +42,8 @@ const AGENTS: u64 = 200;
 const SENSORS: u64 = 8;
 /// Minutes of summaries per batch.
 const BATCH_MINUTES: u64 = 60;
-/// Minutes between two raises of one agent.
-const EVENT_EVERY: u64 = 30;
 /// Zones of the site (agent `a` is in zone `a % zones`; `--zones N` changes it).
 const ZONES: u64 = 20;
-/// 2026-11-01T00:00:00Z.
-const T0: i64 = 1_793_491_200_000;
-const MINUTE: i64 = 60_000;
 
 /// Where the fleet stopped writing (saved in the kept directory as `fleet.json`).
 #[derive(Debug, Default)]
@@ -76,15 +69,6 @@ fn zones() -> u64 {
     })
 }
 
-fn location(agent: u64) -> Location {
-    Location {
-        site: "s1".into(),
-        zone: format!("Z{:02}", agent % zones()),
-        row: None,
-        rack: Some(format!("R{agent}")),
-    }
-}
-
 /// `--sensors N`, else [`SENSORS`].
 fn sensors() -> Result<u64> {
     flag("--sensors").map_or(Ok(SENSORS), |n| {
@@ -92,49 +76,12 @@ fn sensors() -> Result<u64> {
     })
 }
 
-/// The payloads agent `agent` with `sensors` sensors produces in minute `minute`.
-fn minute(agent: u64, sensors: u64, minute: u64) -> Vec<Payload> {
-    let from = Timestamp(T0 + minute as i64 * MINUTE);
-    let mut out: Vec<Payload> = (0..sensors)
-        .map(|s| {
-            let base = 22.0 + (agent % 5) as f64 + s as f64 * 0.1;
-            Payload::ReadingSummary(ReadingSummary {
-                sensor: format!("a{agent}-s{s}"),
-                kind: SensorKind::InletTemp,
-                location: location(agent),
-                from,
-                to: Timestamp(from.0 + MINUTE),
-                count: 6,
-                min: base,
-                max: base + 0.4,
-                sum: 6.0 * (base + 0.2),
-                last: base + 0.1,
-            })
-        })
-        .collect();
-    let phase = (minute + agent) % EVENT_EVERY;
-    if phase == 0 || phase == 5 {
-        let raised = phase == 0;
-        out.push(Payload::SensorEvent(SensorEvent {
-            sensor: format!("a{agent}-s{}", (minute / EVENT_EVERY) % sensors.max(1)),
-            kind: SensorKind::InletTemp,
-            location: location(agent),
-            category: Category::Thermal,
-            detector: "threshold".into(),
-            state: if raised {
-                EventState::Raised
-            } else {
-                EventState::Cleared
-            },
-            severity: Severity::Warning,
-            value: if raised { 28.5 } else { 25.0 },
-            limit: Some(27.0),
-            expected_crossing: None,
-            first_ts: from,
-            ts: from,
-        }));
+/// The fleet's layout: `sensors` per agent, [`zones`] zones.
+fn shape(sensors: u64) -> Shape {
+    Shape {
+        sensors,
+        zones: zones(),
     }
-    out
 }
 
 /// Agent `agent`'s batch of window `window`: its records, seqs following its earlier windows
@@ -142,7 +89,7 @@ fn minute(agent: u64, sensors: u64, minute: u64) -> Vec<Payload> {
 fn batch(agent: u64, sensors: u64, window: u64) -> Vec<Record> {
     let first = window * BATCH_MINUTES;
     let payloads: Vec<Payload> = (first..first + BATCH_MINUTES)
-        .flat_map(|m| minute(agent, sensors, m))
+        .flat_map(|m| shape(sensors).minute(agent, m))
         .collect();
     let per_window = payloads.len() as u64;
     let id = format!("agent-{agent:03}");
@@ -152,7 +99,7 @@ fn batch(agent: u64, sensors: u64, window: u64) -> Vec<Record> {
         .map(|(i, payload)| Record {
             schema: SCHEMA_VERSION,
             agent: id.clone(),
-            site: "s1".into(),
+            site: SITE.into(),
             seq: window * per_window + i as u64 + 1,
             payload,
             instance: None,
@@ -182,7 +129,7 @@ fn grow(dir: &Path, written: &mut Written, target: u64) -> Result<Duration> {
             let (n, last) = (records.len() as u64, records.last().map_or(0, |r| r.seq));
             let id = format!("agent-{agent:03}");
             let out = store
-                .store_claimed(&id, "s1", &claims, records)
+                .store_claimed(&id, SITE, &claims, records)
                 .context("storing a batch")?;
             anyhow::ensure!(out.ledger.acked_upto == last, "ack did not reach the end");
             written.records += n;

@@ -1,7 +1,7 @@
 //! The collector's store on sled and on PostgreSQL, in one run (issue 17), on a fleet like the
 //! bounded-state benchmarks': [`AGENTS`] agents × [`SENSORS`] inlet sensors, one 1-minute
 //! reading summary per sensor and minute (so the roll-up trees are written too), plus
-//! threshold events (each agent raises one sensor every [`EVENT_EVERY`] minutes and clears it
+//! threshold events (each agent raises one sensor every [`EVENT_EVERY`](coldaisle_benches::store_fleet::EVENT_EVERY) minutes and clears it
 //! five minutes later). Each agent sends one batch per [`BATCH_MINUTES`] minutes.
 //!
 //! Per size (records stored) and backend it measures:
@@ -26,14 +26,12 @@
 //! target/release/store_backends [--sizes 20000,100000,300000] [--refresh 1000,10000]`
 
 use anyhow::{Context, Result};
+use coldaisle_benches::store_fleet::{Shape, SITE};
 use coldaisle_collector::cluster::follow::{self, Follower};
 use coldaisle_collector::state::CollectorState;
 use coldaisle_collector::store::{Claims, CollectorStore};
 use coldaisle_config::CollectorConfig;
-use coldaisle_core::wire::{Payload, Record, SCHEMA_VERSION};
-use coldaisle_core::{
-    Category, EventState, Location, ReadingSummary, SensorEvent, SensorKind, Severity, Timestamp,
-};
+use coldaisle_core::wire::{Record, SCHEMA_VERSION};
 use coldaisle_store::{KvStore, SledStore};
 use coldaisle_store_pg::{PgOptions, PgStore, TailStep};
 use coldaisle_testkit::postgres::Postgres;
@@ -47,13 +45,13 @@ const AGENTS: u64 = 200;
 const SENSORS: u64 = 8;
 /// Minutes of summaries per batch.
 const BATCH_MINUTES: u64 = 10;
-/// Minutes between two raises of one agent.
-const EVENT_EVERY: u64 = 30;
 /// Zones of the site (agent `a` is in zone `a % ZONES`).
 const ZONES: u64 = 20;
-/// 2026-11-01T00:00:00Z.
-const T0: i64 = 1_793_491_200_000;
-const MINUTE: i64 = 60_000;
+/// The fleet's layout.
+const SHAPE: Shape = Shape {
+    sensors: SENSORS,
+    zones: ZONES,
+};
 
 /// The fleet's records in the order the agents send them, as batches.
 struct Fleet {
@@ -74,60 +72,6 @@ impl Fleet {
         }
     }
 
-    fn location(agent: u64) -> Location {
-        Location {
-            site: "s1".into(),
-            zone: format!("Z{:02}", agent % ZONES),
-            row: None,
-            rack: Some(format!("R{agent}")),
-        }
-    }
-
-    /// The payloads agent `agent` produces in minute `minute`.
-    fn minute(agent: u64, minute: u64) -> Vec<Payload> {
-        let from = Timestamp(T0 + minute as i64 * MINUTE);
-        let mut out: Vec<Payload> = (0..SENSORS)
-            .map(|s| {
-                let base = 22.0 + (agent % 5) as f64 + s as f64 * 0.1;
-                Payload::ReadingSummary(ReadingSummary {
-                    sensor: format!("a{agent}-s{s}"),
-                    kind: SensorKind::InletTemp,
-                    location: Fleet::location(agent),
-                    from,
-                    to: Timestamp(from.0 + MINUTE),
-                    count: 6,
-                    min: base,
-                    max: base + 0.4,
-                    sum: 6.0 * (base + 0.2),
-                    last: base + 0.1,
-                })
-            })
-            .collect();
-        let phase = (minute + agent) % EVENT_EVERY;
-        if phase == 0 || phase == 5 {
-            let raised = phase == 0;
-            out.push(Payload::SensorEvent(SensorEvent {
-                sensor: format!("a{agent}-s{}", (minute / EVENT_EVERY) % SENSORS),
-                kind: SensorKind::InletTemp,
-                location: Fleet::location(agent),
-                category: Category::Thermal,
-                detector: "threshold".into(),
-                state: if raised {
-                    EventState::Raised
-                } else {
-                    EventState::Cleared
-                },
-                severity: Severity::Warning,
-                value: if raised { 28.5 } else { 25.0 },
-                limit: Some(27.0),
-                expected_crossing: None,
-                first_ts: from,
-                ts: from,
-            }));
-        }
-        out
-    }
-
     /// The next batch, as `(agent id, records)`: agent after agent, window after window.
     fn next_batch(&mut self) -> (String, Vec<Record>) {
         if self.pending.is_empty() {
@@ -146,12 +90,12 @@ impl Fleet {
                 let agent = format!("agent-{a:03}");
                 let seq = &mut self.next_seq[a as usize];
                 let records = (first..first + BATCH_MINUTES)
-                    .flat_map(|m| Fleet::minute(a, m))
+                    .flat_map(|m| SHAPE.minute(a, m))
                     .map(|payload| {
                         let record = Record {
                             schema: SCHEMA_VERSION,
                             agent: agent.clone(),
-                            site: "s1".into(),
+                            site: SITE.into(),
                             seq: *seq,
                             payload,
                             instance: None,
@@ -183,7 +127,7 @@ fn ingest(kv: &Arc<dyn KvStore>, fleet: &mut Fleet, total: u64) -> Result<(u64, 
             clock: None,
         };
         let out = store
-            .store_claimed(&agent, "s1", &claims, records)
+            .store_claimed(&agent, SITE, &claims, records)
             .context("storing a batch")?;
         anyhow::ensure!(out.ledger.acked_upto == last, "ack did not reach the end");
         kv.flush().context("flush")?;
