@@ -4,32 +4,11 @@
 //! signature) equals a full rebuild that forgot nothing; through a checkpoint, and from a
 //! checkpoint written before the tallies existed.
 
+use super::prune_tests::{rules, MIN, T0};
 use super::*;
 use crate::problems::ProblemScope;
 use coldaisle_core::{Category, EventState, Location, SensorEvent, SensorKind, Severity};
 use std::time::Duration;
-
-/// 2025-11-25T12:00:00Z.
-const T0: i64 = 1_764_072_000_000;
-const MIN: i64 = 60_000;
-
-/// Short rules (as in `prune_tests.rs`): window 2 h; the horizon is 3 h.
-fn rules() -> (IncidentRules, ProblemRules) {
-    (
-        IncidentRules {
-            quiet_period: Duration::from_secs(15 * 60),
-            sustained_after: Some(Duration::from_secs(30 * 60)),
-        },
-        ProblemRules {
-            min_incidents: 2,
-            window: Duration::from_secs(2 * 3600),
-            sla_severity: Some(Severity::Critical),
-            scope: ProblemScope::Zone,
-            density_lookback: Duration::from_secs(3600),
-            verification_window: Duration::from_secs(3600),
-        },
-    )
-}
 
 /// An inlet event of rack `A{rack}` in zone Z0 at `minute` after [`T0`].
 fn inlet(rack: i64, raised: bool, minute: i64, value: f64, seq: u64) -> StoredEvent {
@@ -133,7 +112,7 @@ fn through_checkpoint(a: &Analysis, drop_tallies: bool) -> Analysis {
 
 #[test]
 fn summaries_stay_flat_while_a_problem_stays_open_and_problems_equal_a_full_rebuild() {
-    let (incident_rules, problem_rules) = rules();
+    let (incident_rules, problem_rules) = rules(ProblemScope::Zone);
     let events = overheats(240);
     let mut pruned = Analysis::new(incident_rules.clone(), problem_rules.clone());
     let mut reference = never_pruning(&incident_rules, &problem_rules);
@@ -219,7 +198,7 @@ fn folds_a_held_incident(a: &Analysis) -> bool {
 /// included) equal a full rebuild's.
 #[test]
 fn a_tally_counts_no_summary_a_deep_replay_can_change() {
-    let (incident_rules, problem_rules) = rules();
+    let (incident_rules, problem_rules) = rules(ProblemScope::Zone);
     let mut timed: Vec<(i64, StoredEvent)> = Vec::new();
     for h in 0..14 {
         let start = h * 60 + (h * 7) % 25;
