@@ -361,10 +361,7 @@ pub fn apply_record(state: &mut CollectorState, record: Record) {
         payload => {
             // The record is stored (and indexed by scope) before it is applied, so the
             // history already holds it, as `ingest_with_history` requires.
-            let history: &dyn crate::analysis::history::ScopeHistory = match &state.history {
-                Some(h) => h.0.as_ref(),
-                None => &crate::analysis::hot::NoHistory,
-            };
+            let history = crate::state::history_of(&state.history);
             state.analysis.ingest_with_history(
                 StoredEvent {
                     agent: record.agent,

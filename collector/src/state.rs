@@ -142,24 +142,27 @@ impl std::fmt::Debug for StoredHistory {
     }
 }
 
+/// What the analysis reads its scopes' stored events from: the store, or nothing (an
+/// analysis without a hot span never reads it). A function of the field, not of the state, so
+/// that callers can borrow the analysis mutably beside it.
+pub fn history_of(history: &Option<StoredHistory>) -> &dyn ScopeHistory {
+    match history {
+        Some(h) => h.0.as_ref(),
+        None => &crate::analysis::hot::NoHistory,
+    }
+}
+
 impl CollectorState {
-    /// What the analysis reads its scopes' stored events from: the store, or nothing (an
-    /// analysis without a hot span never reads it).
+    /// What the analysis reads its scopes' stored events from ([`history_of`]).
     pub fn history(&self) -> &dyn ScopeHistory {
-        match &self.history {
-            Some(h) => h.0.as_ref(),
-            None => &crate::analysis::hot::NoHistory,
-        }
+        history_of(&self.history)
     }
 
     /// Ends the analysis's bulk load ([`Analysis::end_bulk_with_history`]) with the state's
     /// history. Returns how many actions matched nothing at their time.
     pub fn end_bulk(&mut self) -> usize {
-        let history: &dyn ScopeHistory = match &self.history {
-            Some(h) => h.0.as_ref(),
-            None => &crate::analysis::hot::NoHistory,
-        };
-        self.analysis.end_bulk_with_history(history)
+        self.analysis
+            .end_bulk_with_history(history_of(&self.history))
     }
 }
 
