@@ -2,5 +2,6 @@
 //! binary in `src/bin/` measures one part and prints its figures; none of them asserts timings.
 
 pub mod eval;
+pub mod outbox_event;
 pub mod rollup_fixture;
 pub mod store_fleet;

@@ -8,12 +8,10 @@
 use anyhow::{bail, Context, Result};
 use coldaisle_agent::outbox::Outbox;
 use coldaisle_agent::publisher::{self, PublisherSettings};
+use coldaisle_benches::outbox_event::event;
 use coldaisle_collector::RunningCollector;
 use coldaisle_config::CollectorConfig;
 use coldaisle_core::wire::{Payload, Topics};
-use coldaisle_core::{
-    Category, EventState, Location, SensorEvent, SensorKind, Severity, Timestamp,
-};
 use coldaisle_mqtt::{LinkOptions, MqttLink};
 use coldaisle_store::{KvStore, SledStore};
 use coldaisle_testkit::peers::Mosquitto;
@@ -21,32 +19,6 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn event(n: u64) -> Payload {
-    Payload::SensorEvent(SensorEvent {
-        sensor: format!("r{:02}-inlet", n % 40),
-        kind: SensorKind::InletTemp,
-        location: Location {
-            site: "bench".into(),
-            zone: format!("Z{}", n % 4),
-            row: Some("A".into()),
-            rack: Some(format!("R{:02}", n % 40)),
-        },
-        category: Category::Thermal,
-        detector: "threshold".into(),
-        state: if n % 2 == 0 {
-            EventState::Raised
-        } else {
-            EventState::Cleared
-        },
-        severity: Severity::Warning,
-        value: 27.5,
-        limit: Some(27.0),
-        first_ts: Timestamp(1_700_000_000_000 + n as i64),
-        ts: Timestamp(1_700_000_000_000 + n as i64),
-        expected_crossing: None,
-    })
-}
 
 fn appends(records: u64, per_append: u64) -> Result<f64> {
     let dir = tempfile::tempdir()?;

@@ -3,7 +3,7 @@
 //! set, for N records appended in group commits of `per_append` (a poll round's records) and
 //! acknowledged as they go (at most `KEEP` pending, as with a connected collector).
 //!
-//! `cargo run --release -p coldaisle-agent --example outbox_append_bench -- MODE N PER_APPEND`,
+//! `cargo run --release -p coldaisle-benches --bin outbox_append -- MODE N PER_APPEND`,
 //! MODE one of `agent` (the agent's settings, [`coldaisle_agent::outbox::STORE_SETTINGS`]),
 //! `cache8m` (the agent's settings before BENCHMARKS.md "Memory, part 7": sled's default
 //! segment, an 8 MiB cache), `seg64k` (the agent's settings with a 64 KiB segment, measured and
@@ -11,10 +11,8 @@
 //! One mode per process, so the resident figures are the mode's own.
 
 use coldaisle_agent::outbox::{Outbox, STORE_SETTINGS};
+use coldaisle_benches::outbox_event::event;
 use coldaisle_core::wire::Payload;
-use coldaisle_core::{
-    Category, EventState, Location, SensorEvent, SensorKind, Severity, Timestamp,
-};
 use coldaisle_store::{KvStore, SledSettings, SledStore};
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,33 +37,6 @@ fn proc_field(path: &str, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// A sensor event of about 280 bytes of JSON (the delivery bench's).
-fn event(n: u64) -> Payload {
-    Payload::SensorEvent(SensorEvent {
-        sensor: format!("r{:02}-inlet", n % 40),
-        kind: SensorKind::InletTemp,
-        location: Location {
-            site: "bench".into(),
-            zone: format!("Z{}", n % 4),
-            row: Some("A".into()),
-            rack: Some(format!("R{:02}", n % 40)),
-        },
-        category: Category::Thermal,
-        detector: "threshold".into(),
-        state: if n % 2 == 0 {
-            EventState::Raised
-        } else {
-            EventState::Cleared
-        },
-        severity: Severity::Warning,
-        value: 27.5,
-        limit: Some(27.0),
-        first_ts: Timestamp(1_700_000_000_000 + n as i64),
-        ts: Timestamp(1_700_000_000_000 + n as i64),
-        expected_crossing: None,
-    })
-}
-
 fn open(mode: &str, dir: &std::path::Path) -> anyhow::Result<SledStore> {
     Ok(match mode {
         "agent" => SledStore::open_with(dir, &STORE_SETTINGS)?,
@@ -85,7 +56,7 @@ fn open(mode: &str, dir: &std::path::Path) -> anyhow::Result<SledStore> {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [mode, records, per_append] = args.as_slice() else {
-        anyhow::bail!("usage: outbox_append_bench agent|seg64k|cache8m|default N PER_APPEND");
+        anyhow::bail!("usage: outbox_append agent|seg64k|cache8m|default N PER_APPEND");
     };
     let records: u64 = records.parse()?;
     let per_append: u64 = per_append.parse()?;
