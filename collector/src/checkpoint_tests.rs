@@ -7,7 +7,6 @@ use crate::incidents::IncidentRules;
 use crate::model::StoredEvent;
 use crate::problems::ProblemRules;
 use crate::state::SummaryIndex;
-use coldaisle_core::wire::{Record, SCHEMA_VERSION};
 use coldaisle_core::EventState::{Cleared, Raised};
 use coldaisle_core::Severity::Warning;
 use coldaisle_store::MemoryStore;
@@ -26,22 +25,11 @@ fn empty() -> CollectorState {
     }
 }
 
-fn record(e: StoredEvent) -> Record {
-    Record {
-        schema: SCHEMA_VERSION,
-        agent: e.agent,
-        site: "dc1".into(),
-        seq: e.seq,
-        payload: e.payload,
-        instance: None,
-    }
-}
-
 /// Stores `events` of agent a1 as one batch each.
 fn store_all(store: &CollectorStore, events: Vec<StoredEvent>) {
     for e in events {
         store
-            .store_batch("a1", "dc1", 1, &[], vec![record(e)])
+            .store_batch("a1", "dc1", 1, &[], vec![e.into_record("dc1")])
             .expect("store");
     }
 }

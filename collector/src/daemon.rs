@@ -614,7 +614,6 @@ async fn run_ingest(
 mod tests {
     use super::*;
     use crate::incidents::tests::{sensor, MIN, T0};
-    use coldaisle_core::wire::{Record, SCHEMA_VERSION};
     use coldaisle_core::EventState::{Cleared, Raised};
     use coldaisle_core::Severity::Warning;
     use coldaisle_store::{MemoryStore, WriteBatch};
@@ -643,16 +642,8 @@ mod tests {
                     29.0,
                     T0 + k * MIN,
                 );
-                let record = Record {
-                    schema: SCHEMA_VERSION,
-                    agent: e.agent,
-                    site: "dc1".into(),
-                    seq: e.seq,
-                    payload: e.payload,
-                    instance: None,
-                };
                 store
-                    .store_batch("a1", "dc1", 1, &[], vec![record])
+                    .store_batch("a1", "dc1", 1, &[], vec![e.into_record("dc1")])
                     .expect("store");
                 n += 1;
             }

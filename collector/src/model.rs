@@ -5,7 +5,7 @@
 //! module on none of them, so dependencies run one way:
 //! model → engines → analysis → report / notify.
 
-use coldaisle_core::wire::Payload;
+use coldaisle_core::wire::{Payload, Record, SCHEMA_VERSION};
 use coldaisle_core::{Fingerprint, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,19 @@ impl StoredEvent {
     /// The key this event is applied in order of.
     pub fn order_key(&self) -> OrderKey {
         (self.payload.ts(), self.agent.clone(), self.seq)
+    }
+
+    /// The record its agent sends for it (current schema, no instance id), from `site`: how
+    /// tests and benchmarks store an event they made.
+    pub fn into_record(self, site: &str) -> Record {
+        Record {
+            schema: SCHEMA_VERSION,
+            agent: self.agent,
+            site: site.into(),
+            seq: self.seq,
+            payload: self.payload,
+            instance: None,
+        }
     }
 }
 

@@ -170,8 +170,9 @@ impl RuleSwitch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::StoredEvent;
     use crate::report::tests::{inlet_event, location};
-    use coldaisle_core::wire::{Record, SCHEMA_VERSION};
+    use coldaisle_core::wire::Record;
     use coldaisle_core::{EventState, Severity};
     use coldaisle_store::MemoryStore;
     use std::path::Path;
@@ -211,13 +212,12 @@ mod tests {
                 ]
             })
             .enumerate()
-            .map(|(i, e)| Record {
-                schema: SCHEMA_VERSION,
-                agent: "a1".into(),
-                site: "dc1".into(),
-                seq: i as u64 + 1,
-                payload: e.payload,
-                instance: None,
+            .map(|(i, e)| {
+                StoredEvent {
+                    seq: i as u64 + 1,
+                    ..e
+                }
+                .into_record("dc1")
             })
             .collect();
         CollectorStore::new(kv.clone())

@@ -43,7 +43,7 @@ use coldaisle_collector::analysis::{Analysis, Snapshot, StoredEvent};
 use coldaisle_collector::incidents::IncidentRules;
 use coldaisle_collector::problems::ProblemRules;
 use coldaisle_collector::store::CollectorStore;
-use coldaisle_core::wire::{Payload, Record, SCHEMA_VERSION};
+use coldaisle_core::wire::Payload;
 use coldaisle_core::{
     Category, DeviceEvent, EventState, Location, SensorEvent, SensorKind, Severity, Timestamp,
 };
@@ -196,18 +196,6 @@ fn analysis(options: Options) -> Analysis {
 /// sled's page cache in the hot runs: the collector's memory goal is 200 MB in all.
 const SLED_CACHE: u64 = 64 << 20;
 
-/// The record of a fleet event, as its agent sends it.
-fn record(e: StoredEvent) -> Record {
-    Record {
-        schema: SCHEMA_VERSION,
-        agent: e.agent,
-        site: "dc1".into(),
-        seq: e.seq,
-        payload: e.payload,
-        instance: None,
-    }
-}
-
 /// A sled store in `dir` holding the fleet's first `size` events, written agent by agent in
 /// batches of up to 5,000 records (one flush each); prints the time it took on stderr.
 fn stored_fleet(dir: &std::path::Path, size: u64, never_resolving: bool) -> Result<CollectorStore> {
@@ -220,7 +208,7 @@ fn stored_fleet(dir: &std::path::Path, size: u64, never_resolving: bool) -> Resu
         for chunk in events.chunks(5_000) {
             let records = chunk
                 .iter()
-                .map(|&n| record(event(n, never_resolving)))
+                .map(|&n| event(n, never_resolving).into_record("dc1"))
                 .collect();
             store
                 .store_batch(&format!("agent-{agent:03}"), "dc1", 1, &[], records)
@@ -374,7 +362,13 @@ fn run_one(size: u64, options: Options) -> Result<()> {
         if let Some(store) = &store {
             // Stored (and indexed) before it is applied, as the daemon does; not timed.
             store
-                .store_batch(&late.agent, "dc1", 1, &[], vec![record(late.clone())])
+                .store_batch(
+                    &late.agent,
+                    "dc1",
+                    1,
+                    &[],
+                    vec![late.clone().into_record("dc1")],
+                )
                 .map_err(|e| anyhow::anyhow!("storing a late event: {e}"))?;
         }
         let start = Instant::now();

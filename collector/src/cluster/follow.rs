@@ -281,7 +281,7 @@ mod tests {
     }
 
     fn event(agent: &str, site: &str, seq: u64) -> Record {
-        let e = sensor(
+        sensor(
             agent,
             seq,
             "Z1",
@@ -290,15 +290,8 @@ mod tests {
             Warning,
             29.0,
             T0 + seq as i64 * MIN,
-        );
-        Record {
-            schema: SCHEMA_VERSION,
-            agent: e.agent,
-            site: site.into(),
-            seq,
-            payload: e.payload,
-            instance: None,
-        }
+        )
+        .into_record(site)
     }
 
     fn summary(agent: &str, site: &str, seq: u64) -> Record {
