@@ -6,6 +6,7 @@ use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
 use crate::poller::PollOutcome;
 use crate::publisher::{self, PublisherSettings, SharedOutbox};
+use crate::reload::RetainedConfig;
 use crate::status::StatusReporter;
 use anyhow::Context as _;
 use coldaisle_config::AgentConfig;
@@ -28,8 +29,8 @@ pub struct RunningAgent {
     devices: DeviceTasks,
     /// New pipelines (and slot maps) for the pipeline task, on reload.
     swaps: mpsc::UnboundedSender<PipelineSwap>,
-    /// The config in force (compared with the next one on reload).
-    config: AgentConfig,
+    /// The config in force (compared with the next one on reload), devices shared.
+    config: RetainedConfig,
     /// Tasks in `tasks` at start (a health check fails when fewer are left).
     started_tasks: usize,
     /// The retained status: poll counts, config hash (replaced on reload).
@@ -69,7 +70,8 @@ impl RunningAgent {
             pending = outbox.pending_count(),
             "agent starting"
         );
-        let mut pipeline = Pipeline::new(&config);
+        let shared = crate::devices::share(&config.devices, &[]);
+        let mut pipeline = Pipeline::with_devices(&config, &shared);
         let state = crate::detector_state::StateStore::new(&config.state_dir, store);
         state.restore_into(&mut pipeline);
         let outbox: SharedOutbox = Arc::new(Mutex::new(outbox));
@@ -79,7 +81,7 @@ impl RunningAgent {
         let (poll_tx, poll_rx) = mpsc::channel::<PollOutcome>(1024);
         let polls = crate::poll_metrics::PollMetrics::default();
         let mut devices = DeviceTasks::new(poll_tx, polls.clone());
-        let slots = devices.start_all(&config.devices);
+        let slots = devices.start_all(&shared);
         let (swaps, swaps_rx) = mpsc::unbounded_channel();
 
         let appended = Arc::new(Notify::new());
@@ -144,7 +146,7 @@ impl RunningAgent {
             outbox,
             devices,
             swaps,
-            config,
+            config: RetainedConfig::new(config, shared),
             status,
             traps,
             polls,
@@ -203,16 +205,17 @@ impl RunningAgent {
     /// (agent id, site, state dir, broker, outbox) are reported and not applied. Returns a
     /// one-line summary.
     pub fn reload(&mut self, config: AgentConfig) -> anyhow::Result<String> {
-        let restart_only = crate::reload::restart_only_changes(&self.config, &config);
+        let restart_only = crate::reload::restart_only_changes(self.config.settings(), &config);
         for key in &restart_only {
             tracing::warn!(key = %key, "changed in the config but needs a restart; not applied");
         }
-        let plan = plan_reload(&self.config.devices, &config.devices);
-        let pending = self.devices.prepare(&plan, &config.devices);
-        let slots = self.devices.slots_with(&config.devices, &pending);
+        let shared = crate::devices::share(&config.devices, self.config.devices());
+        let plan = plan_reload(self.config.devices(), &shared);
+        let pending = self.devices.prepare(&plan, &shared);
+        let slots = self.devices.slots_with(&shared, &pending);
         self.swaps
             .send(PipelineSwap {
-                pipeline: Pipeline::new(&config),
+                pipeline: Pipeline::with_devices(&config, &shared),
                 slots,
             })
             .map_err(|_| anyhow::anyhow!("the pipeline task has ended"))?;
@@ -233,7 +236,7 @@ impl RunningAgent {
             .config_changed(&config.config_hash, config.devices.len());
         self.polls
             .retain(|id| config.devices.iter().any(|d| d.id == id));
-        self.config = config;
+        self.config = RetainedConfig::new(config, shared);
         let mut summary = plan.summary();
         if !restart_only.is_empty() {
             summary.push_str(&format!("; needs restart: {}", restart_only.join(", ")));

@@ -6,9 +6,14 @@
 //! runs on ([`SlotMap`]). An outcome of a stopped slot (a removed or restarted device, still in
 //! flight) maps to nothing and is dropped, so it can never be taken for another device.
 //! [`plan_reload`] is the pure diff of two device lists.
+//!
+//! Memory (issue 18): a device's settings are one `Arc<Device>`, shared by its task, this
+//! table and the pipeline ([`crate::pipeline::Pipeline::with_devices`]); nothing here clones a
+//! [`Device`].
 
 use crate::poller::{run_device, PollOutcome};
 use coldaisle_config::Device;
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -40,24 +45,43 @@ impl ReloadPlan {
     }
 }
 
-/// Compares two device lists by id.
-pub fn plan_reload(old: &[Device], new: &[Device]) -> ReloadPlan {
-    let old_by_id: HashMap<&str, &Device> = old.iter().map(|d| (d.id.as_str(), d)).collect();
+/// Compares two device lists by id (devices as they are, or shared).
+pub fn plan_reload<D: Borrow<Device>>(old: &[D], new: &[D]) -> ReloadPlan {
+    let old_by_id: HashMap<&str, &Device> = old
+        .iter()
+        .map(|d| (d.borrow().id.as_str(), d.borrow()))
+        .collect();
     let mut plan = ReloadPlan::default();
-    for d in new {
+    for d in new.iter().map(Borrow::borrow) {
         match old_by_id.get(d.id.as_str()) {
             None => plan.added.push(d.id.clone()),
             Some(o) if *o == d => plan.kept.push(d.id.clone()),
             Some(_) => plan.changed.push(d.id.clone()),
         }
     }
-    let new_ids: std::collections::HashSet<&str> = new.iter().map(|d| d.id.as_str()).collect();
+    let new_ids: std::collections::HashSet<&str> =
+        new.iter().map(|d| d.borrow().id.as_str()).collect();
     plan.removed = old
         .iter()
+        .map(Borrow::borrow)
         .filter(|d| !new_ids.contains(d.id.as_str()))
         .map(|d| d.id.clone())
         .collect();
     plan
+}
+
+/// Each device of `new` once, as an `Arc` to share between the pipeline and the device tasks.
+/// A device whose settings equal a device of `old` (the devices in force) takes that `Arc`,
+/// which its running task holds, so after a reload a kept device is still one copy.
+#[must_use]
+pub fn share(new: &[Device], old: &[Arc<Device>]) -> Vec<Arc<Device>> {
+    let old_by_id: HashMap<&str, &Arc<Device>> = old.iter().map(|d| (d.id.as_str(), d)).collect();
+    new.iter()
+        .map(|d| match old_by_id.get(d.id.as_str()) {
+            Some(&o) if **o == *d => Arc::clone(o),
+            _ => Arc::new(d.clone()),
+        })
+        .collect()
 }
 
 /// Slot → index of the device in the pipeline's config.
@@ -65,7 +89,7 @@ pub type SlotMap = HashMap<usize, usize>;
 
 struct DeviceTask {
     slot: usize,
-    /// Shared with the task itself (one copy of the settings per device, not two).
+    /// Shared with the task itself and the pipeline (one copy of the settings per device).
     device: Arc<Device>,
     stop: watch::Sender<bool>,
     handle: JoinHandle<()>,
@@ -107,15 +131,15 @@ impl DeviceTasks {
     }
 
     /// Starts a task for every device of `devices` and returns the slot map for them.
-    pub fn start_all(&mut self, devices: &[Device]) -> SlotMap {
+    pub fn start_all(&mut self, devices: &[Arc<Device>]) -> SlotMap {
         for d in devices {
-            self.spawn(d.clone());
+            self.spawn(Arc::clone(d));
         }
         self.slots(devices)
     }
 
     /// The slot map for `devices` (each must have a running task).
-    pub fn slots(&self, devices: &[Device]) -> SlotMap {
+    pub fn slots(&self, devices: &[Arc<Device>]) -> SlotMap {
         devices
             .iter()
             .enumerate()
@@ -126,7 +150,7 @@ impl DeviceTasks {
     /// Stops the tasks of removed and changed devices and assigns fresh slots to changed and
     /// added ones, without starting them yet: returns their devices, to pass to
     /// [`DeviceTasks::start`] once the pipeline knows the new slots.
-    pub fn prepare(&mut self, plan: &ReloadPlan, new: &[Device]) -> Vec<(usize, Device)> {
+    pub fn prepare(&mut self, plan: &ReloadPlan, new: &[Arc<Device>]) -> Vec<(usize, Arc<Device>)> {
         for id in plan.removed.iter().chain(&plan.changed) {
             if let Some(task) = self.tasks.remove(id) {
                 let _ = task.stop.send(true);
@@ -136,14 +160,14 @@ impl DeviceTasks {
         let mut pending = Vec::new();
         for d in new {
             if plan.added.contains(&d.id) || plan.changed.contains(&d.id) {
-                pending.push((self.take_slot(), d.clone()));
+                pending.push((self.take_slot(), Arc::clone(d)));
             }
         }
         pending
     }
 
     /// The slot map for `new` where `pending` devices have their reserved slots.
-    pub fn slots_with(&self, new: &[Device], pending: &[(usize, Device)]) -> SlotMap {
+    pub fn slots_with(&self, new: &[Arc<Device>], pending: &[(usize, Arc<Device>)]) -> SlotMap {
         let mut map = self.slots(new);
         for (slot, d) in pending {
             if let Some(index) = new.iter().position(|n| n.id == d.id) {
@@ -154,7 +178,7 @@ impl DeviceTasks {
     }
 
     /// Starts the prepared tasks.
-    pub fn start(&mut self, pending: Vec<(usize, Device)>) {
+    pub fn start(&mut self, pending: Vec<(usize, Arc<Device>)>) {
         for (slot, device) in pending {
             self.spawn_in(slot, device);
         }
@@ -188,17 +212,16 @@ impl DeviceTasks {
         slot
     }
 
-    fn spawn(&mut self, device: Device) {
+    fn spawn(&mut self, device: Arc<Device>) {
         let slot = self.take_slot();
         self.spawn_in(slot, device);
     }
 
-    fn spawn_in(&mut self, slot: usize, device: Device) {
+    fn spawn_in(&mut self, slot: usize, device: Arc<Device>) {
         let Some(out) = self.out.clone() else {
             return;
         };
         let (stop, stop_rx) = watch::channel(false);
-        let device = Arc::new(device);
         let handle = tokio::spawn(run_device(
             slot,
             device.clone(),
@@ -291,12 +314,13 @@ profile_point = "probe1_temp"
     async fn slots_follow_devices_across_a_reload() {
         let (tx, _rx) = mpsc::channel(16);
         let mut tasks = DeviceTasks::new(tx, Default::default());
-        let old = devices("");
+        let old: Vec<Arc<Device>> = devices("").into_iter().map(Arc::new).collect();
         let map = tasks.start_all(&old);
         assert_eq!(map, SlotMap::from([(0, 0), (1, 1)]));
         // pdu1 removed, pdu2 kept (now at index 0), pdu2b added.
-        let mut new = vec![old[1].clone(), old[1].clone()];
-        new[1].id = "pdu2b".into();
+        let mut added = (*old[1]).clone();
+        added.id = "pdu2b".into();
+        let new = vec![Arc::clone(&old[1]), Arc::new(added)];
         let plan = plan_reload(&old, &new);
         let pending = tasks.prepare(&plan, &new);
         let map = tasks.slots_with(&new, &pending);
@@ -308,6 +332,42 @@ profile_point = "probe1_temp"
         tasks.start(pending);
         tasks.stop_all().await;
         assert!(tasks.ended().is_empty());
+    }
+
+    /// The settings are shared, never copied (issue 18): the table and the task hold the
+    /// caller's `Arc`, and a reload hands a changed device's new `Arc` on as it is.
+    #[tokio::test]
+    async fn device_tasks_share_the_callers_settings() {
+        let (tx, _rx) = mpsc::channel(16);
+        let mut tasks = DeviceTasks::new(tx, Default::default());
+        let old: Vec<Arc<Device>> = devices("").into_iter().map(Arc::new).collect();
+        tasks.start_all(&old);
+        for d in &old {
+            let task = tasks.tasks.get(&d.id).expect("started");
+            assert!(Arc::ptr_eq(&task.device, d), "{} copied", d.id);
+        }
+        let mut reloaded = devices("");
+        reloaded[0].address = "127.0.0.1:2161".into();
+        let new = share(&reloaded, &old);
+        assert!(
+            Arc::ptr_eq(&new[1], &old[1]),
+            "the kept device keeps its Arc"
+        );
+        assert!(!Arc::ptr_eq(&new[0], &old[0]));
+        assert_eq!(*new[0], reloaded[0]);
+        let plan = plan_reload(&old, &new);
+        assert_eq!((plan.changed.len(), plan.kept.len()), (1, 1));
+        let pending = tasks.prepare(&plan, &new);
+        assert!(Arc::ptr_eq(&pending[0].1, &new[0]));
+        tasks.start(pending);
+        for d in &new {
+            assert!(
+                Arc::ptr_eq(&tasks.tasks[&d.id].device, d),
+                "{} copied",
+                d.id
+            );
+        }
+        tasks.stop_all().await;
     }
 
     /// One such future lives per device for the agent's life (issue 18): the poll in flight

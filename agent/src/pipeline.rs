@@ -25,6 +25,7 @@ use coldaisle_core::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug)]
@@ -39,7 +40,8 @@ struct SensorState {
 
 #[derive(Debug)]
 struct DeviceState {
-    device: Device,
+    /// Shared with the device's task in the daemon (one copy of its settings, issue 18).
+    device: Arc<Device>,
     reachability: Reachability,
     sensors: Vec<SensorState>,
 }
@@ -138,13 +140,30 @@ pub fn sensor_detectors(config: &AgentConfig, i: usize, j: usize) -> SensorDetec
 impl Pipeline {
     /// A pipeline for every device of `config`, all detectors in their initial state.
     pub fn new(config: &AgentConfig) -> Pipeline {
+        Pipeline::with_devices(config, &crate::devices::share(&config.devices, &[]))
+    }
+
+    /// Same as [`Pipeline::new`], holding `devices` instead of a copy of each device's
+    /// settings: `devices` is [`crate::devices::share`] of `config.devices` (the daemon shares
+    /// them with the device tasks).
+    ///
+    /// # Panics
+    /// When `devices` is not `config.devices` (another length or another device at an index).
+    pub fn with_devices(config: &AgentConfig, devices: &[Arc<Device>]) -> Pipeline {
+        assert!(
+            devices.len() == config.devices.len()
+                && devices
+                    .iter()
+                    .zip(&config.devices)
+                    .all(|(a, b)| a.id == b.id),
+            "the shared devices are not the config's"
+        );
         let detection = &config.detection;
-        let devices: Vec<DeviceState> = config
-            .devices
+        let devices: Vec<DeviceState> = devices
             .iter()
             .enumerate()
             .map(|(i, device)| DeviceState {
-                device: device.clone(),
+                device: Arc::clone(device),
                 reachability: Reachability::default(),
                 sensors: device
                     .sensors

@@ -55,18 +55,65 @@ enum Kind {
     Step(StepDetector),
 }
 
+/// One detector and its flap gate. Its name is not stored: [`Slot::name`] derives it from the
+/// detector (issue 18: a `String` per slot was 24 bytes and an allocation, 7 per inlet).
 #[derive(Debug, Clone)]
 struct Slot {
-    name: String,
     severity: Severity,
     fault: bool,
     detector: Kind,
     gate: FlapGate,
 }
 
+/// A slot's detector name, written without allocating (`threshold`, `rate_of_change_15m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotName {
+    /// A fixed name.
+    Fixed(&'static str),
+    /// `rate_of_change_` and the window in humantime's form ([`RateDetector::name`]).
+    Rate(Duration),
+}
+
+impl std::fmt::Display for SlotName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlotName::Fixed(name) => f.write_str(name),
+            SlotName::Rate(window) => {
+                write!(f, "rate_of_change_{}", humantime::format_duration(*window))
+            }
+        }
+    }
+}
+
+impl SlotName {
+    /// The name as a string (allocates only for a rate).
+    fn to_cow(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            SlotName::Fixed(name) => name.into(),
+            SlotName::Rate(_) => self.to_string().into(),
+        }
+    }
+}
+
+impl Slot {
+    /// The detector's name (what events and the stored state call it).
+    fn name(&self) -> SlotName {
+        match &self.detector {
+            Kind::Threshold(_) => SlotName::Fixed(level_name(self.severity)),
+            Kind::Rate(d) => SlotName::Rate(d.window()),
+            Kind::Stuck(_) => SlotName::Fixed("stuck"),
+            Kind::Band(_) => SlotName::Fixed("learned_band"),
+            Kind::Baseline(_) => SlotName::Fixed("learned_baseline"),
+            Kind::Step(_) => SlotName::Fixed("step_change"),
+        }
+    }
+}
+
 /// Every detector of one sensor.
 #[derive(Debug, Clone)]
 pub struct SensorDetectors {
+    /// Every gate's window (`flap_window`): one per sensor, not one per gate.
+    flap_window: Duration,
     impossible: ImpossibleValue,
     impossible_gate: FlapGate,
     stale: Stale,
@@ -103,17 +150,15 @@ impl SensorDetectors {
                 None => levels.push(p.clone().into()),
             }
         }
-        let slot = |name: String, severity, fault, detector| Slot {
-            name,
+        let slot = |severity, fault, detector| Slot {
             severity,
             fault,
             detector,
-            gate: FlapGate::new(flap_window),
+            gate: FlapGate::new(),
         };
         let mut slots = Vec::new();
         for level in levels {
             slots.push(slot(
-                level_name(level.severity).to_string(),
                 level.severity,
                 false,
                 Kind::Threshold(ThresholdDetector::new(level)),
@@ -121,11 +166,10 @@ impl SensorDetectors {
         }
         for rate in &kind.rates {
             let d = RateDetector::new(rate.clone());
-            slots.push(slot(d.name(), Severity::Warning, false, Kind::Rate(d)));
+            slots.push(slot(Severity::Warning, false, Kind::Rate(d)));
         }
         if let Some(stuck) = &kind.stuck {
             slots.push(slot(
-                "stuck".into(),
                 Severity::Warning,
                 true,
                 Kind::Stuck(StuckDetector::new(stuck.clone())),
@@ -133,7 +177,6 @@ impl SensorDetectors {
         }
         if let Some(band) = &kind.band {
             slots.push(slot(
-                "learned_band".into(),
                 band.severity,
                 false,
                 Kind::Band(BandDetector::new(band.clone())),
@@ -141,7 +184,6 @@ impl SensorDetectors {
         }
         if let Some(baseline) = &kind.baseline {
             slots.push(slot(
-                "learned_baseline".into(),
                 baseline.severity,
                 false,
                 Kind::Baseline(Box::new(BaselineDetector::new(baseline.clone()))),
@@ -150,7 +192,6 @@ impl SensorDetectors {
         if let Some(step) = &kind.step {
             // A level shift is a density change, not an alarm: always `info`.
             slots.push(slot(
-                "step_change".into(),
                 Severity::Info,
                 false,
                 Kind::Step(StepDetector::new(step.clone())),
@@ -164,8 +205,9 @@ impl SensorDetectors {
         // Held for the agent's lifetime, one per sensor: no spare capacity.
         slots.shrink_to_fit();
         SensorDetectors {
+            flap_window,
             impossible: ImpossibleValue::new(kind.valid_range, kind.sentinels.clone()),
-            impossible_gate: FlapGate::new(flap_window),
+            impossible_gate: FlapGate::new(),
             stale: Stale::new(stale_after),
             slots,
             forecast,
@@ -173,13 +215,13 @@ impl SensorDetectors {
     }
 
     /// Names of the detectors that run, in order.
-    pub fn detector_names(&self) -> Vec<&str> {
-        let mut names = vec!["impossible_value"];
-        names.extend(self.slots.iter().map(|s| s.name.as_str()));
+    pub fn detector_names(&self) -> Vec<String> {
+        let mut names = vec!["impossible_value".to_string()];
+        names.extend(self.slots.iter().map(|s| s.name().to_string()));
         if self.forecast.is_some() {
-            names.push(FORECAST_DETECTOR);
+            names.push(FORECAST_DETECTOR.to_string());
         }
-        names.push("stale");
+        names.push("stale".to_string());
         names
     }
 
@@ -194,11 +236,12 @@ impl SensorDetectors {
         if let Some(t) = self.stale.observe(ts, true, value) {
             out.push(fault("stale", t));
         }
+        let window = self.flap_window;
         let (valid, t) = self.impossible.observe(ts, raw, value);
-        if let Some(t) = t.and_then(|t| self.impossible_gate.filter(t)) {
+        if let Some(t) = t.and_then(|t| self.impossible_gate.filter(t, window)) {
             out.push(fault("impossible_value", t));
         }
-        if let Some(t) = self.impossible_gate.tick(ts, value) {
+        if let Some(t) = self.impossible_gate.tick(ts, value, window) {
             out.push(fault("impossible_value", t));
         }
         if !valid {
@@ -222,10 +265,10 @@ impl SensorDetectors {
                     t
                 }
             };
-            let passed = t.and_then(|t| slot.gate.filter(t));
-            for t in passed.into_iter().chain(slot.gate.tick(ts, value)) {
+            let passed = t.and_then(|t| slot.gate.filter(t, window));
+            for t in passed.into_iter().chain(slot.gate.tick(ts, value, window)) {
                 out.push(Fired {
-                    detector: slot.name.clone(),
+                    detector: slot.name().to_string(),
                     severity: slot.severity,
                     fault: slot.fault,
                     transition: t,
@@ -258,14 +301,15 @@ impl SensorDetectors {
     /// band before the step detector, so it judged this sample at the old level); an open band
     /// raise clears through its gate.
     fn relearn_band(&mut self, shift: f64, ts: Timestamp, value: f64, out: &mut Vec<Fired>) {
+        let window = self.flap_window;
         for slot in &mut self.slots {
             let Kind::Band(band) = &mut slot.detector else {
                 continue;
             };
             let cleared = band.shift_level(shift, ts, value);
-            if let Some(t) = cleared.and_then(|t| slot.gate.filter(t)) {
+            if let Some(t) = cleared.and_then(|t| slot.gate.filter(t, window)) {
                 out.push(Fired {
-                    detector: slot.name.clone(),
+                    detector: slot.name().to_string(),
                     severity: slot.severity,
                     fault: slot.fault,
                     transition: t,
@@ -319,11 +363,9 @@ impl SensorDetectors {
                 Kind::Baseline(d) => serde_json::to_value(&d.state),
                 Kind::Step(d) => serde_json::to_value(&d.state),
             };
-            put(&s.name, v);
-            put(
-                &format!("{}.flap", s.name),
-                serde_json::to_value(&s.gate.state),
-            );
+            let name = s.name();
+            put(&name.to_cow(), v);
+            put(&format!("{name}.flap"), serde_json::to_value(&s.gate.state));
         }
         map
     }
@@ -364,15 +406,17 @@ impl SensorDetectors {
                 .as_mut()
                 .map_or(0, |f| load(map, FORECAST_DETECTOR, &mut f.state));
         for s in &mut self.slots {
+            let name = s.name();
+            let key = name.to_cow();
             n += match &mut s.detector {
-                Kind::Threshold(d) => load(map, &s.name, &mut d.state),
-                Kind::Rate(d) => load(map, &s.name, &mut d.state),
-                Kind::Stuck(d) => load(map, &s.name, &mut d.state),
-                Kind::Band(d) => load(map, &s.name, &mut d.state),
-                Kind::Baseline(d) => load(map, &s.name, &mut d.state),
-                Kind::Step(d) => load(map, &s.name, &mut d.state),
+                Kind::Threshold(d) => load(map, &key, &mut d.state),
+                Kind::Rate(d) => load(map, &key, &mut d.state),
+                Kind::Stuck(d) => load(map, &key, &mut d.state),
+                Kind::Band(d) => load(map, &key, &mut d.state),
+                Kind::Baseline(d) => load(map, &key, &mut d.state),
+                Kind::Step(d) => load(map, &key, &mut d.state),
             };
-            n += load(map, &format!("{}.flap", s.name), &mut s.gate.state);
+            n += load(map, &format!("{name}.flap"), &mut s.gate.state);
         }
         n
     }
@@ -396,15 +440,16 @@ impl serde::Serialize for ExportView<'_> {
             map.serialize_entry(FORECAST_DETECTOR, &f.state)?;
         }
         for s in &d.slots {
+            let name = s.name().to_cow();
             match &s.detector {
-                Kind::Threshold(x) => map.serialize_entry(&s.name, &x.state)?,
-                Kind::Rate(x) => map.serialize_entry(&s.name, &x.state)?,
-                Kind::Stuck(x) => map.serialize_entry(&s.name, &x.state)?,
-                Kind::Band(x) => map.serialize_entry(&s.name, &x.state)?,
-                Kind::Baseline(x) => map.serialize_entry(&s.name, &x.state)?,
-                Kind::Step(x) => map.serialize_entry(&s.name, &x.state)?,
+                Kind::Threshold(x) => map.serialize_entry(&name, &x.state)?,
+                Kind::Rate(x) => map.serialize_entry(&name, &x.state)?,
+                Kind::Stuck(x) => map.serialize_entry(&name, &x.state)?,
+                Kind::Band(x) => map.serialize_entry(&name, &x.state)?,
+                Kind::Baseline(x) => map.serialize_entry(&name, &x.state)?,
+                Kind::Step(x) => map.serialize_entry(&name, &x.state)?,
             }
-            map.serialize_entry(&format_args!("{}.flap", s.name), &s.gate.state)?;
+            map.serialize_entry(&format_args!("{name}.flap"), &s.gate.state)?;
         }
         map.end()
     }

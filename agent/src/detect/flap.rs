@@ -6,6 +6,10 @@
 //! flap still gets through, at most `window` late). Outside flapping every transition passes
 //! unchanged; a zero window turns suppression off. The forwarded stream always alternates
 //! raise/clear.
+//!
+//! The window is the chain's (`flap_window`, the same for every detector of a sensor), so a
+//! gate holds only its state and is given the window on each call (issue 18: one copy per
+//! sensor instead of one per detector).
 
 use super::Transition;
 use coldaisle_core::{EventState, Timestamp};
@@ -25,31 +29,27 @@ pub struct FlapState {
     pub flaps: u64,
 }
 
-/// One detector's flap gate.
-#[derive(Debug, Clone)]
+/// One detector's flap gate; its window is passed in by the chain (zero: pass everything).
+#[derive(Debug, Clone, Default)]
 pub struct FlapGate {
-    window: Duration,
     /// Current state.
     pub state: FlapState,
 }
 
 impl FlapGate {
-    /// A gate with the given window (zero: pass everything).
-    pub fn new(window: Duration) -> Self {
-        FlapGate {
-            window,
-            state: FlapState::default(),
-        }
+    /// A gate that has seen nothing.
+    pub fn new() -> Self {
+        FlapGate::default()
     }
 
     /// Passes (or holds back) a detector's transition.
-    pub fn filter(&mut self, t: Transition) -> Option<Transition> {
+    pub fn filter(&mut self, t: Transition, window: Duration) -> Option<Transition> {
         let s = &mut self.state;
         match t.state {
             EventState::Raised => {
-                let flapping = !self.window.is_zero()
+                let flapping = !window.is_zero()
                     && !s.forwarded_raised
-                    && s.last_clear.is_some_and(|c| t.ts.since(c) < self.window);
+                    && s.last_clear.is_some_and(|c| t.ts.since(c) < window);
                 if flapping {
                     s.flaps += 1;
                     s.held = Some((t.first_ts, t.limit));
@@ -75,9 +75,9 @@ impl FlapGate {
     }
 
     /// Called with every sample: forwards a held-back raise that has lasted `window`.
-    pub fn tick(&mut self, ts: Timestamp, value: f64) -> Option<Transition> {
+    pub fn tick(&mut self, ts: Timestamp, value: f64, window: Duration) -> Option<Transition> {
         let (since, limit) = self.state.held?;
-        if ts.since(since) < self.window {
+        if ts.since(since) < window {
             return None;
         }
         self.state.held = None;
@@ -103,33 +103,34 @@ mod tests {
 
     #[test]
     fn raise_clear_raise_is_counted_not_forwarded() {
-        let mut g = FlapGate::new(Duration::from_secs(600));
+        let mut g = FlapGate::new();
+        let w = Duration::from_secs(600);
         use EventState::{Cleared, Raised};
-        assert!(g.filter(t(Raised, 0)).is_some());
-        assert!(g.filter(t(Cleared, 100)).is_some());
-        assert!(g.filter(t(Raised, 200)).is_none(), "flap");
-        assert!(g.filter(t(Cleared, 250)).is_none(), "its clear too");
-        assert!(g.filter(t(Raised, 300)).is_none(), "still flapping");
+        assert!(g.filter(t(Raised, 0), w).is_some());
+        assert!(g.filter(t(Cleared, 100), w).is_some());
+        assert!(g.filter(t(Raised, 200), w).is_none(), "flap");
+        assert!(g.filter(t(Cleared, 250), w).is_none(), "its clear too");
+        assert!(g.filter(t(Raised, 300), w).is_none(), "still flapping");
         assert_eq!(g.state.flaps, 2);
         // The last raise lasts a whole window: it goes out, late.
-        assert!(g.tick(Timestamp(800_000), 1.0).is_none());
-        let late = g.tick(Timestamp(900_000), 1.0).expect("forwarded");
+        assert!(g.tick(Timestamp(800_000), 1.0, w).is_none());
+        let late = g.tick(Timestamp(900_000), 1.0, w).expect("forwarded");
         assert_eq!((late.state, late.first_ts), (Raised, Timestamp(300_000)));
-        assert!(g.filter(t(Cleared, 1000)).is_some());
+        assert!(g.filter(t(Cleared, 1000), w).is_some());
         // Quiet for a window: the next raise passes at once.
-        assert!(g.filter(t(Raised, 1700)).is_some());
+        assert!(g.filter(t(Raised, 1700), w).is_some());
     }
 
     #[test]
     fn zero_window_passes_everything() {
-        let mut g = FlapGate::new(Duration::ZERO);
+        let mut g = FlapGate::new();
         for i in 0..10 {
             let state = if i % 2 == 0 {
                 EventState::Raised
             } else {
                 EventState::Cleared
             };
-            assert!(g.filter(t(state, i)).is_some());
+            assert!(g.filter(t(state, i), Duration::ZERO).is_some());
         }
     }
 
@@ -137,14 +138,15 @@ mod tests {
         /// Whatever the detector does, the forwarded stream alternates and starts with a raise.
         #[test]
         fn forwarded_stream_alternates(gaps in proptest::collection::vec(1i64..2000, 1..60)) {
-            let mut g = FlapGate::new(Duration::from_secs(600));
+            let mut g = FlapGate::new();
+            let w = Duration::from_secs(600);
             let mut now = 0;
             let mut expected = EventState::Raised;
             for (i, gap) in gaps.iter().enumerate() {
                 now += gap;
                 let state = if i % 2 == 0 { EventState::Raised } else { EventState::Cleared };
-                let out = g.tick(Timestamp(now * 1000), 1.0).into_iter()
-                    .chain(g.filter(t(state, now)));
+                let out = g.tick(Timestamp(now * 1000), 1.0, w).into_iter()
+                    .chain(g.filter(t(state, now), w));
                 for o in out {
                     prop_assert_eq!(o.state, expected);
                     expected = if expected == EventState::Raised { EventState::Cleared } else { EventState::Raised };

@@ -60,6 +60,11 @@ impl RateDetector {
         )
     }
 
+    /// The window the change is judged over.
+    pub fn window(&self) -> std::time::Duration {
+        self.config.window
+    }
+
     /// Feeds one sample (time order per sensor).
     pub fn observe(&mut self, ts: Timestamp, value: f64) -> Option<Transition> {
         let window = self.config.window;

@@ -244,7 +244,7 @@ fn no_forecast_without_an_upper_limit() {
         d.flap_window,
         d.stale_after,
     );
-    assert!(!c.detector_names().contains(&"forecast"));
+    assert!(!c.detector_names().iter().any(|n| n == "forecast"));
 }
 
 #[test]
@@ -269,4 +269,50 @@ fn the_export_view_writes_the_same_object_as_export() {
         fresh.export().keys().collect::<Vec<_>>(),
         exported.keys().collect::<Vec<_>>()
     );
+}
+
+/// Memory (issue 18): a slot stores neither its name (derived from its detector) nor the flap
+/// window (one per chain). 272 bytes before: a 24-byte `String` and a 16-byte window more, and
+/// an allocation per name.
+#[test]
+fn a_slot_holds_no_name_and_no_flap_window() {
+    let size = std::mem::size_of::<Slot>();
+    assert!(size <= 232, "slot: {size} bytes");
+}
+
+/// The derived names are the stored ones: an inlet chain's state keeps its keys, so states
+/// saved before (when each slot held its name) restore whole.
+#[test]
+fn the_stored_state_keeps_its_detector_names() {
+    let c = chain(SensorKind::InletTemp);
+    let keys: Vec<String> = c.export().into_keys().collect();
+    let mut expected: Vec<String> = [
+        "impossible_value",
+        "stale",
+        "forecast",
+        "threshold",
+        "threshold_critical",
+        "rate_of_change_15m",
+        "rate_of_change_1h",
+        "stuck",
+        "learned_band",
+    ]
+    .iter()
+    .map(|n| (*n).to_string())
+    .collect();
+    for gated in [
+        "impossible_value",
+        "threshold",
+        "threshold_critical",
+        "rate_of_change_15m",
+        "rate_of_change_1h",
+        "stuck",
+        "learned_band",
+    ] {
+        expected.push(format!("{gated}.flap"));
+    }
+    expected.sort();
+    assert_eq!(keys, expected);
+    let power = chain(SensorKind::RackPower).export();
+    assert!(power.contains_key("step_change") && power.contains_key("step_change.flap"));
 }
