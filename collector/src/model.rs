@@ -5,6 +5,8 @@
 //! module on none of them, so dependencies run one way:
 //! model → engines → analysis → report / notify.
 
+pub mod event_body;
+
 use coldaisle_core::wire::{Payload, Record, SCHEMA_VERSION};
 use coldaisle_core::{Fingerprint, Timestamp};
 use serde::{Deserialize, Serialize};

@@ -50,18 +50,31 @@
 //!   existed have no position and are never deleted.
 //! - **Scope index** (tree `record_scopes`, [`CollectorStore::scope_events`]): index scope
 //!   ([`crate::analysis::history::index_scope`]) + `0x00` + event time (sign-flipped,
-//!   big-endian) + agent + `0x00` + collector seq (big-endian) → record key, for every
+//!   big-endian) + agent + `0x00` + collector seq (big-endian) → the event's body
+//!   ([`crate::model::event_body`]: its payload, without the record envelope), for every
 //!   incident-relevant record: what a late event reads to replay its scope from before what
-//!   the analysis holds in memory. Written in the same `apply_trees` call as the records and
-//!   before them, deleted by retention after its record (a crash between leaves an entry
-//!   without record, skipped by readers), like the position index. Records stored before the
-//!   index existed are indexed once by [`CollectorStore::index_unindexed_scopes`].
+//!   the analysis holds in memory, in one range scan with no record lookup. Written in the
+//!   same `apply_trees` call as the records and before them, deleted by retention after its
+//!   record, like the position index. The body is the record's payload as stored (after any
+//!   clock clamp), so a read equals the record's. A crash between the two leaves an entry
+//!   without record, which a reader now answers from its body (with the record-key layout it
+//!   was skipped): at ingest, an event of the agent's unacked batch, which the agent resends
+//!   and which is then stored under the same key (as when the daemon stores a late event
+//!   before applying it); at retention, an event before the cut-off, which is before the
+//!   oldest event time the analysis needs, so no replay reads it.
+//! - **Index layouts** (tree `store_layout`): until mark `record_scopes_bodies` is written,
+//!   the index may hold entries of the older layouts (none at all, or → record key, before
+//!   issue 13 part 13). [`CollectorStore::index_unindexed_scopes`] rewrites every entry from
+//!   the records in the current layout (idempotent, so a crash in the middle is repaired by
+//!   running it again), then the mark is written; a reader still takes an older entry (its
+//!   first byte is an agent id's, never [`crate::model::event_body::BODY_V1`]) by looking its
+//!   record up, so a store read before the upgrade finished answers the same events.
 //! - A batch only ever reads and writes its own agent's keys (agent ids never hold control
 //!   characters, so one agent's keys are never a prefix-collision of another's).
 
 use crate::refusal::Refusal;
 use crate::tree_sizes::{Delta, Deltas};
-use coldaisle_core::wire::{Record, SeqRange};
+use coldaisle_core::wire::{Payload, Record, SeqRange};
 use coldaisle_store::{key_u64, visit_from, KvStore, StoreError, WriteBatch};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
@@ -70,12 +83,14 @@ use std::sync::Arc;
 const RECORDS: &str = "records";
 /// The tree of agent ledgers (key: agent id).
 pub const AGENTS: &str = "agents";
-/// The scope index: index scope, event time, agent, seq → record key (see the module doc).
+/// The scope index: index scope, event time, agent, seq → event body (see the module doc).
 pub const SCOPES: &str = "record_scopes";
 /// Facts about the store's layout that start-up checks once (key → marker value).
 const LAYOUT: &str = "store_layout";
-/// Key in [`LAYOUT`]: every record stored is indexed in [`SCOPES`].
-const SCOPE_INDEX_COMPLETE: &[u8] = b"record_scopes_complete";
+/// Key in [`LAYOUT`]: every record stored is indexed in [`SCOPES`] with its body (the
+/// current layout). Its predecessor, `record_scopes_complete` (every record indexed, entries
+/// → record key), is no longer read: a store that has only it is indexed again.
+const SCOPE_INDEX_BODIES: &[u8] = b"record_scopes_bodies";
 
 /// The key of `record` (collector seq) in [`SCOPES`], if it has an index scope.
 fn scope_key(record: &Record) -> Option<Vec<u8>> {
@@ -84,6 +99,22 @@ fn scope_key(record: &Record) -> Option<Vec<u8>> {
         &scope,
         &(record.payload.ts(), record.agent.clone(), record.seq),
     ))
+}
+
+/// An entry of [`SCOPES`]: key, event body.
+type ScopeEntry = (Vec<u8>, Vec<u8>);
+
+/// The entry of `record` in [`SCOPES`], if it has an index scope.
+fn scope_entry(record: &Record) -> Result<Option<ScopeEntry>, StoreError> {
+    let Some(key) = scope_key(record) else {
+        return Ok(None);
+    };
+    let body = crate::model::event_body::encode(&record.payload).map_err(|e| StoreError {
+        operation: "encode",
+        tree: SCOPES.into(),
+        message: e.to_string(),
+    })?;
+    Ok(Some((key, body)))
 }
 
 /// The key of order key `key` under index scope prefix `scope` in [`SCOPES`].
@@ -520,9 +551,9 @@ impl CollectorStore {
             );
             sizes.add(POSITIONS, Delta::written(8, key.len(), None));
             positions.insert(position_key(next), key.clone());
-            if let Some(entry) = scope_key(&record) {
-                sizes.add(SCOPES, Delta::written(entry.len(), key.len(), None));
-                scopes.insert(entry, key.clone());
+            if let Some((entry, body)) = scope_entry(&record)? {
+                sizes.add(SCOPES, Delta::written(entry.len(), body.len(), None));
+                scopes.insert(entry, body);
             }
             batch.insert(key, json);
             out.new.push(record);
@@ -739,8 +770,9 @@ impl CollectorStore {
                     index.remove(position_key);
                     continue;
                 };
+                // The entry with its body, as written: its size is counted out below.
                 let (ts, scope_entry) = match serde_json::from_slice::<Record>(&value) {
-                    Ok(record) => (record.payload.ts(), scope_key(&record)),
+                    Ok(record) => (record.payload.ts(), scope_entry(&record)?),
                     Err(e) => {
                         out.held += 1;
                         tracing::warn!(key = ?record_key, error = %e, "stored record does not decode; kept");
@@ -761,8 +793,8 @@ impl CollectorStore {
                 out.records += 1;
                 sizes.add(RECORDS, Delta::removed(record_key.len(), value.len()));
                 sizes.add(POSITIONS, Delta::removed(8, record_key.len()));
-                if let Some(entry) = scope_entry {
-                    sizes.add(SCOPES, Delta::removed(entry.len(), record_key.len()));
+                if let Some((entry, body)) = scope_entry {
+                    sizes.add(SCOPES, Delta::removed(entry.len(), body.len()));
                     scopes.remove(entry);
                 }
                 records.remove(record_key);
@@ -783,10 +815,13 @@ impl CollectorStore {
         Ok(out)
     }
 
-    /// The stored records of the analysis scope `scope` with `from <= order key < to`, in
-    /// order-key order, read through the scope index: an exact scope is one range scan, a
+    /// The stored events of the analysis scope `scope` with `from <= order key < to`, in
+    /// order-key order, read from the scope index alone: an exact scope is one range scan, a
     /// site segment one prefix scan (its fingerprints' entries interleave, so they are
-    /// sorted). Entries whose record is missing or does not decode are skipped (reported).
+    /// sorted). Each entry holds its event's body; an entry of the older layout (→ record key,
+    /// before the upgrade's re-indexing ran) is answered by looking its record up. Entries
+    /// whose body or record does not decode, or whose record is missing, are skipped
+    /// (reported).
     pub fn scope_events(
         &self,
         scope: &crate::analysis::history::ScopeSelector,
@@ -794,6 +829,7 @@ impl CollectorStore {
         to: &crate::model::OrderKey,
     ) -> Result<Vec<crate::model::StoredEvent>, StoreError> {
         use crate::analysis::history::ScopeSelector;
+        use crate::model::event_body;
         if from >= to {
             return Ok(Vec::new());
         }
@@ -802,8 +838,9 @@ impl CollectorStore {
             ScopeSelector::Exact(s) => (scope_key_at(s, from), Some(scope_key_at(s, to))),
             ScopeSelector::Segment(_) | ScopeSelector::All => (prefix.as_bytes().to_vec(), None),
         };
-        let mut keys: Vec<(crate::model::OrderKey, Vec<u8>)> = Vec::new();
-        visit_from(self.kv.as_ref(), SCOPES, &start, |key, record_key| {
+        // The event, or the record key of an entry of the older layout.
+        let mut found: Vec<(crate::model::OrderKey, Result<Payload, Vec<u8>>)> = Vec::new();
+        visit_from(self.kv.as_ref(), SCOPES, &start, |key, value| {
             if !key.starts_with(prefix.as_bytes()) {
                 return ControlFlow::Break(());
             }
@@ -812,74 +849,115 @@ impl CollectorStore {
             }
             match parse_scope_key(key) {
                 Some((s, order)) if scope.matches(s) && order >= *from && order < *to => {
-                    keys.push((order, record_key.to_vec()));
+                    if !event_body::is_body(value) {
+                        found.push((order, Err(value.to_vec())));
+                        return ControlFlow::Continue(());
+                    }
+                    match event_body::decode(value) {
+                        Ok(payload) => found.push((order, Ok(payload))),
+                        Err(e) => {
+                            tracing::error!(key = ?key, error = %e, "scope index body does not decode; skipped");
+                        }
+                    }
                 }
                 Some(_) => {}
                 None => tracing::error!(key = ?key, "scope index entry does not decode; skipped"),
             }
             ControlFlow::Continue(())
         })?;
-        keys.sort();
-        let values = self.kv.get_many(
-            RECORDS,
-            &keys.iter().map(|(_, k)| k.clone()).collect::<Vec<_>>(),
-        )?;
-        let mut out = Vec::with_capacity(keys.len());
-        for ((order, record_key), value) in keys.into_iter().zip(values) {
-            let Some(value) = value else {
-                tracing::warn!(key = ?record_key, "scope-indexed record is missing; skipped");
-                continue;
+        if matches!(scope, ScopeSelector::Segment(_) | ScopeSelector::All) {
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        self.with_older_entries_looked_up(found)
+    }
+
+    /// The events of [`CollectorStore::scope_events`]'s entries, in their order: bodies as
+    /// they are, entries of the older layout by one lookup of all their records.
+    fn with_older_entries_looked_up(
+        &self,
+        found: Vec<(crate::model::OrderKey, Result<Payload, Vec<u8>>)>,
+    ) -> Result<Vec<crate::model::StoredEvent>, StoreError> {
+        let record_keys: Vec<Vec<u8>> = found
+            .iter()
+            .filter_map(|(_, e)| e.as_ref().err().cloned())
+            .collect();
+        let mut records = self.kv.get_many(RECORDS, &record_keys)?.into_iter();
+        let mut out = Vec::with_capacity(found.len());
+        for ((ts, agent, seq), entry) in found {
+            let payload = match entry {
+                Ok(payload) => payload,
+                Err(record_key) => match records.next().flatten() {
+                    Some(value) => match serde_json::from_slice::<Record>(&value) {
+                        Ok(record) => record.payload,
+                        Err(e) => {
+                            tracing::error!(key = ?record_key, error = %e, "stored record does not decode; kept, skipped");
+                            continue;
+                        }
+                    },
+                    None => {
+                        tracing::warn!(key = ?record_key, "scope-indexed record is missing; skipped");
+                        continue;
+                    }
+                },
             };
-            match serde_json::from_slice::<Record>(&value) {
-                Ok(record) => out.push(crate::model::StoredEvent {
-                    agent: order.1,
-                    seq: order.2,
-                    payload: record.payload,
-                }),
-                Err(e) => {
-                    tracing::error!(key = ?record_key, error = %e, "stored record does not decode; kept, skipped");
-                }
-            }
+            debug_assert_eq!(payload.ts(), ts);
+            out.push(crate::model::StoredEvent {
+                agent,
+                seq,
+                payload,
+            });
         }
         Ok(out)
     }
 
-    /// True if the store holds records but its scope index was never completed: a store
-    /// written before the index existed, which [`CollectorStore::index_unindexed_scopes`] must
-    /// index before anything reads the index. Once [`CollectorStore::mark_scope_index_complete`]
-    /// has run (after a backfill, or at the first start of a store whose every record was
-    /// indexed as it was written), this is false without looking at the records again, so a
-    /// store of reading summaries only (no scope to index) is not rescanned at every start.
+    /// True if the scope index is not (known to be) in the current layout while the store
+    /// holds records: a store written before the index existed, or before its entries held
+    /// the event body, which [`CollectorStore::index_unindexed_scopes`] must index before
+    /// anything reads the index (a read of the older layout is correct but looks every
+    /// record up). Once [`CollectorStore::mark_scope_index_complete`] has run (after a
+    /// backfill, or at the first start of a store whose every record was indexed as it was
+    /// written), this is false without looking at the records again, so a store of reading
+    /// summaries only (no scope to index) is not rescanned at every start.
     pub fn scope_index_missing(&self) -> Result<bool, StoreError> {
-        if self.kv.get(LAYOUT, SCOPE_INDEX_COMPLETE)?.is_some() {
+        if self.kv.get(LAYOUT, SCOPE_INDEX_BODIES)?.is_some() {
             return Ok(false);
         }
-        Ok(self.kv.scan(SCOPES, b"", 1)?.is_empty() && !self.kv.scan(RECORDS, b"", 1)?.is_empty())
+        Ok(!self.kv.scan(RECORDS, b"", 1)?.is_empty())
     }
 
-    /// Records that every stored record is indexed by scope (see
-    /// [`CollectorStore::scope_index_missing`]); records written from now on are indexed with
-    /// their batch.
+    /// Records that every stored record is indexed by scope in the current layout (see
+    /// [`CollectorStore::scope_index_missing`]); records written from now on are indexed
+    /// with their batch.
     pub fn mark_scope_index_complete(&self) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        batch.insert(SCOPE_INDEX_COMPLETE, b"1".to_vec());
-        self.kv.apply(LAYOUT, batch)
+        batch.insert(SCOPE_INDEX_BODIES, b"1".to_vec());
+        self.kv.apply(LAYOUT, batch)?;
+        self.kv.flush()
     }
 
-    /// Indexes by scope every stored record that is not yet (records stored before the scope
-    /// index existed; run once at start-up when the index is empty but records are not, say).
-    /// Idempotent. Returns how many entries it wrote.
+    /// Indexes by scope, in the current layout (key → event body), every stored record:
+    /// records stored before the scope index existed, and entries of the older layout
+    /// (→ record key), which are overwritten. Run once at start-up when
+    /// [`CollectorStore::scope_index_missing`] says so. Idempotent. Returns how many entries
+    /// it wrote.
     pub fn index_unindexed_scopes(&self) -> Result<u64, StoreError> {
         let mut batch = WriteBatch::default();
         let mut written = 0;
         let mut failure = None;
-        visit_from(self.kv.as_ref(), RECORDS, b"", |key, value| {
+        visit_from(self.kv.as_ref(), RECORDS, b"", |_, value| {
             let Ok(record) = serde_json::from_slice::<Record>(value) else {
                 return ControlFlow::Continue(());
             };
-            if let Some(entry) = scope_key(&record) {
-                batch.insert(entry, key.to_vec());
-                written += 1;
+            match scope_entry(&record) {
+                Ok(Some((entry, body))) => {
+                    batch.insert(entry, body);
+                    written += 1;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    return ControlFlow::Break(());
+                }
             }
             if batch.ops.len() >= DELETE_CHUNK {
                 if let Err(e) = self.kv.apply(SCOPES, std::mem::take(&mut batch)) {
@@ -1433,6 +1511,8 @@ mod scope_index_tests {
                 let keys =
                     |v: &[StoredEvent]| v.iter().map(StoredEvent::order_key).collect::<Vec<_>>();
                 assert_eq!(keys(&got), keys(&want), "{selector:?} {from:?}..{to:?}");
+                // The whole event, payload included, as stored.
+                assert_eq!(got, want, "{selector:?} {from:?}..{to:?}");
                 total += got.len();
             }
         }
@@ -1523,5 +1603,112 @@ mod scope_index_tests {
         assert_eq!(assert_same(&store, &MemoryHistory::default()), 0);
         assert_eq!(store.index_unindexed_scopes().unwrap(), memory.len() as u64);
         assert!(assert_same(&store, &memory) > 50);
+    }
+
+    /// Rewrites every entry of the scope index in the layout before issue 13 part 13 (→ record
+    /// key), with that layout's mark; `keep_bodies` entries (in key order) keep their body, as
+    /// a re-indexing stopped in the middle leaves them.
+    fn downgrade_index(kv: &dyn KvStore, keep_bodies: usize) -> usize {
+        let mut batch = WriteBatch::default();
+        let entries = kv.scan(SCOPES, b"", usize::MAX).unwrap();
+        for (key, value) in entries.iter().skip(keep_bodies) {
+            if !crate::model::event_body::is_body(value) {
+                continue;
+            }
+            let (_, (_, agent, seq)) = parse_scope_key(key).unwrap();
+            batch.insert(key.clone(), record_key(&agent, seq));
+        }
+        kv.apply(SCOPES, batch).unwrap();
+        let mut mark = WriteBatch::default();
+        mark.insert(b"record_scopes_complete".to_vec(), b"1".to_vec());
+        kv.apply(LAYOUT, mark).unwrap();
+        entries.len()
+    }
+
+    /// A store whose index is in the older layout (→ record key) reads the same events
+    /// through it, is found to need indexing again (the older mark does not count), is
+    /// re-indexed with bodies, reads the same events without record lookups, and is not
+    /// indexed again at the next start; a half re-indexed store reads the same too.
+    fn upgrade_story(open: &dyn Fn() -> Arc<dyn KvStore>) {
+        let kv = open();
+        let store = CollectorStore::new(kv.clone());
+        let mut memory = MemoryHistory::default();
+        for e in events() {
+            store
+                .store_batch(&e.agent, "dc1", 1, &[], vec![as_record(&e)])
+                .unwrap();
+            memory.add(e);
+        }
+        store.mark_scope_index_complete().unwrap();
+        assert!(!store.scope_index_missing().unwrap());
+        let expected = assert_same(&store, &memory);
+        assert!(expected > 100);
+
+        // Half re-indexed (a crash in the middle of the backfill): both layouts at once.
+        assert_eq!(downgrade_index(kv.as_ref(), 20), memory.len());
+        let mut unmark = WriteBatch::default();
+        unmark.remove(SCOPE_INDEX_BODIES.to_vec());
+        kv.apply(LAYOUT, unmark).unwrap();
+        assert_eq!(assert_same(&store, &memory), expected);
+        // Wholly in the older layout, with its mark.
+        downgrade_index(kv.as_ref(), 0);
+        assert!(store.scope_index_missing().unwrap());
+        assert_eq!(assert_same(&store, &memory), expected);
+
+        // The upgrade, as start-up runs it (`daemon::backfill_scope_index`).
+        assert_eq!(store.index_unindexed_scopes().unwrap(), memory.len() as u64);
+        store.mark_scope_index_complete().unwrap();
+        assert!(!store.scope_index_missing().unwrap());
+        let entries = kv.scan(SCOPES, b"", usize::MAX).unwrap();
+        assert_eq!(entries.len(), memory.len());
+        assert!(entries
+            .iter()
+            .all(|(_, v)| crate::model::event_body::is_body(v)));
+        // No record needed any more: the index alone answers.
+        let mut drop = WriteBatch::default();
+        for (k, _) in kv.scan(RECORDS, b"", usize::MAX).unwrap() {
+            drop.remove(k);
+        }
+        kv.apply(RECORDS, drop).unwrap();
+        assert_eq!(assert_same(&store, &memory), expected);
+        drop_store(store, kv);
+
+        // Opened again: the mark holds, nothing to index.
+        let again = CollectorStore::new(open());
+        assert!(!again.scope_index_missing().unwrap());
+        assert_eq!(assert_same(&again, &memory), expected);
+    }
+
+    /// Closes a store (a backend that locks its files is opened again after this).
+    fn drop_store(store: CollectorStore, kv: Arc<dyn KvStore>) {
+        kv.flush().unwrap();
+        drop(store);
+        drop(kv);
+    }
+
+    #[test]
+    fn an_index_of_the_older_layout_is_upgraded_and_reads_the_same_events_in_memory() {
+        let kv: Arc<dyn KvStore> = Arc::new(MemoryStore::default());
+        upgrade_story(&|| kv.clone());
+    }
+
+    #[test]
+    fn an_index_of_the_older_layout_is_upgraded_and_reads_the_same_events_on_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        upgrade_story(&|| Arc::new(coldaisle_store::SledStore::open(dir.path()).unwrap()));
+    }
+
+    #[test]
+    fn an_index_of_the_older_layout_is_upgraded_and_reads_the_same_events_on_postgres() {
+        use coldaisle_store_pg::{PgOptions, PgStore};
+        use coldaisle_testkit::postgres::Postgres;
+        let pg = Postgres::start().expect("postgres");
+        pg.create_database("scopes").expect("database");
+        let options = PgOptions {
+            url: pg.url("scopes"),
+            password: Some(Postgres::PASSWORD.into()),
+            ca_file: None,
+        };
+        upgrade_story(&|| Arc::new(PgStore::open(options.clone()).expect("open postgres")));
     }
 }

@@ -35,12 +35,18 @@
 //!   applies it), and each late event is stored before it is ingested. The store write is
 //!   timed apart (stderr) and not in the ingest rate; the RSS includes sled's page cache,
 //!   bounded to 64 MB. Implies `--skip-replays`.
+//! - `--late-count N`: N late events per set instead of 200 (deep late events cost seconds
+//!   before issue 13 part 13).
+//! - `--then-late-hours H`: after the measured late events, a second set H hours late (e.g.
+//!   1 then 120: one store write for both), reported on stderr only. Each set's stderr line
+//!   also gives what the history reads (the store's scope index: scan and decode) took of it.
 
 use anyhow::{Context, Result};
-use coldaisle_collector::analysis::history::ScopeHistory;
+use coldaisle_collector::analysis::history::{HistoryError, ScopeHistory, ScopeSelector};
 use coldaisle_collector::analysis::hot::NoHistory;
 use coldaisle_collector::analysis::{Analysis, Snapshot, StoredEvent};
 use coldaisle_collector::incidents::IncidentRules;
+use coldaisle_collector::model::OrderKey;
 use coldaisle_collector::problems::ProblemRules;
 use coldaisle_collector::store::CollectorStore;
 use coldaisle_core::wire::Payload;
@@ -78,6 +84,11 @@ struct Options {
     late_hours: u64,
     /// Hot span in hours, with a sled store as the history (`None`: every event held).
     hot_hours: Option<u64>,
+    /// Late events measured per set.
+    late_count: usize,
+    /// A second set of late events, this many hours late, measured after the first (stderr
+    /// only).
+    then_late_hours: Option<u64>,
 }
 
 impl Options {
@@ -90,6 +101,10 @@ impl Options {
         args.extend(["--late-hours".to_string(), self.late_hours.to_string()]);
         if let Some(hours) = self.hot_hours {
             args.extend(["--hot-hours".to_string(), hours.to_string()]);
+        }
+        args.extend(["--late-count".to_string(), self.late_count.to_string()]);
+        if let Some(hours) = self.then_late_hours {
+            args.extend(["--then-late-hours".to_string(), hours.to_string()]);
         }
         let flags = [
             (self.never_resolving, "--never-resolving"),
@@ -342,52 +357,21 @@ fn run_one(size: u64, options: Options) -> Result<()> {
     let held = a.event_count();
     print_footprint(size, &a);
 
-    // `late_hours` late (1 by default): a raise of a sensor never seen, at the latest time
-    // minus that (one event per second: event n is at second n).
     let latest = a.latest_event_time().context("no events")?;
-    let late_s = options.late_hours * 3600;
-    anyhow::ensure!(
-        size > late_s,
-        "size {size} covers less than --late-hours {}",
-        options.late_hours
-    );
-    let mut costs = Vec::with_capacity(LATE);
-    for k in 0..LATE as u64 {
-        let mut late = event(size - late_s + k * 7, old);
-        late.seq = 10_000_000 + k;
-        if let Payload::SensorEvent(e) = &mut late.payload {
-            e.sensor = format!("late-{k}");
-        }
-        debug_assert!(late.payload.ts() < latest);
-        if let Some(store) = &store {
-            // Stored (and indexed) before it is applied, as the daemon does; not timed.
-            store
-                .store_batch(
-                    &late.agent,
-                    "dc1",
-                    1,
-                    &[],
-                    vec![late.clone().into_record("dc1")],
-                )
-                .map_err(|e| anyhow::anyhow!("storing a late event: {e}"))?;
-        }
-        let start = Instant::now();
-        a.ingest_with_history(late, history);
-        costs.push(start.elapsed());
+    let late = LateSet {
+        hours: options.late_hours,
+        count: options.late_count,
+        first_seq: 10_000_000,
+    };
+    let costs = measure_late(&mut a, store.as_ref(), history, size, late, old)?;
+    if let Some(hours) = options.then_late_hours {
+        let then = LateSet {
+            hours,
+            first_seq: 20_000_000,
+            ..late
+        };
+        measure_late(&mut a, store.as_ref(), history, size, then, old)?;
     }
-    costs.sort();
-    anyhow::ensure!(
-        a.history_errors() == 0,
-        "{} history reads failed",
-        a.history_errors()
-    );
-    eprintln!(
-        "late events at {size}: median {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} events held after them",
-        percentile(&costs, 0.5).as_secs_f64() * 1e3,
-        percentile(&costs, 0.99).as_secs_f64() * 1e3,
-        costs.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
-        a.event_count()
-    );
     let replays = a.rebuilds();
     let scopes_now = a.incidents(latest).len();
 
@@ -464,6 +448,153 @@ fn run_one(size: u64, options: Options) -> Result<()> {
     Ok(())
 }
 
+/// One set of measured late events: `count` raises of sensors never seen, `hours` late.
+#[derive(Debug, Clone, Copy)]
+struct LateSet {
+    /// How late, hours.
+    hours: u64,
+    /// How many.
+    count: usize,
+    /// The seq of the first (each set its own seqs).
+    first_seq: u64,
+}
+
+/// A history that times its reads: what the late events spend reading the store (sled scans
+/// and decoding), apart from the rest of their cost (replay in the engines, summaries).
+struct TimedHistory<'a> {
+    /// The history read.
+    inner: &'a dyn ScopeHistory,
+    /// Time spent in reads since the last [`TimedHistory::take`].
+    spent: std::cell::Cell<Duration>,
+    /// Events answered since the last take.
+    events: std::cell::Cell<u64>,
+    /// Reads since the last take.
+    reads: std::cell::Cell<u64>,
+    /// While set, each read is printed (stderr): scope, span read, events, time.
+    trace: std::cell::Cell<bool>,
+}
+
+impl TimedHistory<'_> {
+    /// The time, events and reads since the last call, then zero.
+    fn take(&self) -> (Duration, u64, u64) {
+        (self.spent.take(), self.events.take(), self.reads.take())
+    }
+}
+
+impl ScopeHistory for TimedHistory<'_> {
+    fn events(
+        &self,
+        scope: &ScopeSelector,
+        from: &OrderKey,
+        to: &OrderKey,
+    ) -> Result<Vec<StoredEvent>, HistoryError> {
+        let start = Instant::now();
+        let out = self.inner.events(scope, from, to);
+        self.spent.set(self.spent.get() + start.elapsed());
+        self.reads.set(self.reads.get() + 1);
+        if let Ok(events) = &out {
+            self.events.set(self.events.get() + events.len() as u64);
+            if self.trace.get() {
+                eprintln!(
+                    "  read {}: {:.1} h of event time ({} .. {}), {} events, {:.2} ms",
+                    scope.name(),
+                    to.0 .0.saturating_sub(from.0 .0) as f64 / 3.6e6,
+                    from.0 .0,
+                    to.0 .0,
+                    events.len(),
+                    start.elapsed().as_secs_f64() * 1e3
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Ingests the late events of `set` one at a time (each stored first when there is a store, as
+/// the daemon does; not timed) and returns the sorted cost of each `ingest`; prints the median,
+/// p99 and max, and what the history reads took of it (stderr).
+fn measure_late(
+    a: &mut Analysis,
+    store: Option<&CollectorStore>,
+    history: &dyn ScopeHistory,
+    size: u64,
+    set: LateSet,
+    old: bool,
+) -> Result<Vec<Duration>> {
+    // `hours` late: a raise of a sensor never seen, at the latest time minus that (one event
+    // per second: event n is at second n).
+    let latest = a.latest_event_time().context("no events")?;
+    let late_s = set.hours * 3600;
+    anyhow::ensure!(
+        size > late_s,
+        "size {size} covers less than --late-hours {}",
+        set.hours
+    );
+    let timed = TimedHistory {
+        inner: history,
+        spent: Default::default(),
+        events: Default::default(),
+        reads: Default::default(),
+        trace: Default::default(),
+    };
+    let mut costs = Vec::with_capacity(set.count);
+    let (mut reading, mut read_events, mut reads) = (Vec::new(), 0, 0);
+    for k in 0..set.count as u64 {
+        let mut late = event(size - late_s + k * 7, old);
+        late.seq = set.first_seq + k;
+        if let Payload::SensorEvent(e) = &mut late.payload {
+            e.sensor = format!("late-{}-{k}", set.hours);
+        }
+        debug_assert!(late.payload.ts() < latest);
+        if let Some(store) = store {
+            // Stored (and indexed) before it is applied, as the daemon does; not timed.
+            store
+                .store_batch(&late.agent, "dc1", 1, &[], vec![late.clone().into_record("dc1")])
+                .map_err(|e| anyhow::anyhow!("storing a late event: {e}"))?;
+        }
+        // The reads of the first late event of the set, one by one.
+        timed.trace.set(k == 0);
+        if k == 0 {
+            eprintln!(
+                "the reads of the first late event {} h late at {size}:",
+                set.hours
+            );
+        }
+        let start = Instant::now();
+        a.ingest_with_history(late, &timed);
+        costs.push(start.elapsed());
+        let (spent, events, n) = timed.take();
+        reading.push(spent);
+        read_events += events;
+        reads += n;
+    }
+    costs.sort();
+    reading.sort();
+    anyhow::ensure!(
+        a.history_errors() == 0,
+        "{} history reads failed",
+        a.history_errors()
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let total: Duration = costs.iter().sum();
+    let read_total: Duration = reading.iter().sum();
+    eprintln!(
+        "late events at {size}, {} h late: median {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
+         history reads: median {:.2} ms, p99 {:.2} ms, {:.0} % of the total, {} reads and {} events read per late event; {} events held after them",
+        set.hours,
+        ms(percentile(&costs, 0.5)),
+        ms(percentile(&costs, 0.99)),
+        ms(costs.last().copied().unwrap_or_default()),
+        ms(percentile(&reading, 0.5)),
+        ms(percentile(&reading, 0.99)),
+        100.0 * read_total.as_secs_f64() / total.as_secs_f64().max(1e-9),
+        reads / set.count.max(1) as u64,
+        read_events / set.count.max(1) as u64,
+        a.event_count()
+    );
+    Ok(costs)
+}
+
 /// The options among `args`, and the sizes (the other arguments).
 fn parse(args: &[String]) -> Result<(Options, Vec<u64>)> {
     let mut options = Options {
@@ -473,6 +604,8 @@ fn parse(args: &[String]) -> Result<(Options, Vec<u64>)> {
         backlog_one_by_one: false,
         late_hours: 1,
         hot_hours: None,
+        late_count: LATE,
+        then_late_hours: None,
     };
     let mut sizes = Vec::new();
     let mut args = args.iter();
@@ -489,6 +622,14 @@ fn parse(args: &[String]) -> Result<(Options, Vec<u64>)> {
             "--hot-hours" => {
                 let hours = args.next().context("--hot-hours needs a number")?;
                 options.hot_hours = Some(hours.parse().context("--hot-hours")?);
+            }
+            "--late-count" => {
+                let count = args.next().context("--late-count needs a number")?;
+                options.late_count = count.parse().context("--late-count")?;
+            }
+            "--then-late-hours" => {
+                let hours = args.next().context("--then-late-hours needs a number")?;
+                options.then_late_hours = Some(hours.parse().context("--then-late-hours")?);
             }
             "--never-resolving" => options.never_resolving = true,
             "--skip-replays" => options.skip_replays = true,

@@ -1,7 +1,8 @@
 //! Where a scope's inputs come from when memory no longer holds them: the [`ScopeHistory`]
 //! trait, read by a late event that must replay its scope from a checkpoint older than what
 //! memory holds. The analysis stays free of I/O: it takes the trait; the daemon passes the
-//! store ([`crate::store::CollectorStore`], through its scope index), tests a
+//! store ([`crate::store::CollectorStore`], through its scope index, whose entries hold each
+//! event's body, [`crate::model::event_body`], so a read is one range scan), tests a
 //! [`MemoryHistory`].
 //!
 //! Invariants:
