@@ -16,6 +16,7 @@
 //! target/release/rebuild_memory --store DIR [--window-hours H] [--modes bulk,stream,load]`
 
 use anyhow::{Context, Result};
+use coldaisle_benches::proc_self;
 use coldaisle_collector::store::CollectorStore;
 use coldaisle_config::CollectorConfig;
 use std::path::{Path, PathBuf};
@@ -40,19 +41,6 @@ fn config(dir: &Path, window_hours: Option<u64>) -> Result<CollectorConfig> {
         &text,
         Path::new("bench-collector.toml"),
     )?)
-}
-
-/// Fields of `/proc/self/status` in MB: VmRSS, VmHWM, RssAnon.
-fn memory_mb() -> [f64; 3] {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    ["VmRSS:", "VmHWM:", "RssAnon:"].map(|name| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    })
 }
 
 /// Runs `mode` on the store in `dir` in this process; returns its JSON line.
@@ -91,7 +79,7 @@ fn child(mode: &str, dir: &Path, window_hours: Option<u64>) -> Result<serde_json
         other => anyhow::bail!("unknown mode {other}: bulk, stream or load"),
     };
     let seconds = started.elapsed().as_secs_f64();
-    let [rss, hwm, anon] = memory_mb();
+    let [rss, hwm, anon] = ["VmRSS:", "VmHWM:", "RssAnon:"].map(proc_self::status_mb);
     Ok(serde_json::json!({
         "mode": mode,
         "seconds": seconds,
