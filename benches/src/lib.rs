@@ -3,5 +3,6 @@
 
 pub mod eval;
 pub mod outbox_event;
+pub mod proc_self;
 pub mod rollup_fixture;
 pub mod store_fleet;

@@ -12,6 +12,7 @@
 
 use coldaisle_agent::outbox::{Outbox, STORE_SETTINGS};
 use coldaisle_benches::outbox_event::event;
+use coldaisle_benches::proc_self;
 use coldaisle_core::wire::Payload;
 use coldaisle_store::{KvStore, SledSettings, SledStore};
 use std::sync::Arc;
@@ -19,23 +20,6 @@ use std::time::Instant;
 
 /// Records left unacknowledged while appending.
 const KEEP: u64 = 1_000;
-
-/// A field of `/proc/self/status` (kB), 0 if unknown.
-fn status_kib(field: &str) -> u64 {
-    proc_field("/proc/self/status", field)
-}
-
-/// The `field` of a `/proc` file of `Key: value` lines, 0 if unknown.
-fn proc_field(path: &str, field: &str) -> u64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn open(mode: &str, dir: &std::path::Path) -> anyhow::Result<SledStore> {
     Ok(match mode {
@@ -67,8 +51,8 @@ fn main() -> anyhow::Result<()> {
     let record_bytes: u64 = (0..records)
         .map(|n| serde_json::to_vec(&event(n)).map_or(0, |v| v.len() as u64))
         .sum();
-    let rss_before = status_kib("VmRSS:");
-    let written_before = proc_field("/proc/self/io", "write_bytes:");
+    let rss_before = proc_self::status_mb("VmRSS:");
+    let written_before = proc_self::field("/proc/self/io", "write_bytes:");
     let start = Instant::now();
     let mut n = 0;
     while n < records {
@@ -80,14 +64,14 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let written = proc_field("/proc/self/io", "write_bytes:").saturating_sub(written_before);
+    let written = proc_self::field("/proc/self/io", "write_bytes:").saturating_sub(written_before);
     println!(
         "| {mode} | {records} | {per_append} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} |",
         records as f64 / seconds,
         (records as f64 / per_append as f64) / seconds,
         written as f64 / record_bytes.max(1) as f64,
-        rss_before as f64 / 1024.0,
-        status_kib("VmRSS:") as f64 / 1024.0,
+        rss_before,
+        proc_self::status_mb("VmRSS:"),
     );
     Ok(())
 }
