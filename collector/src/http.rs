@@ -432,10 +432,20 @@ async fn report(
             Json(report).into_response()
         });
     }
-    let state = api.state.read().await;
-    let mut report =
-        zone_report(&state, site.as_deref(), &zone, now, window).map_err(report_error)?;
-    drop(state);
+    // Figures from the roll-ups of the window (no summary is held in memory); a state without
+    // a store (tests) reports racks without figures.
+    let (report, rollups) = {
+        let state = api.state.read().await;
+        let report =
+            zone_report(&state, site.as_deref(), &zone, now, window).map_err(report_error)?;
+        (report, state.rollups.clone())
+    };
+    let mut report = match rollups {
+        Some(rollups) => {
+            crate::history_api::with_figures(report, rollups, (now.minus(window), now), now).await?
+        }
+        None => report,
+    };
     crate::fix_figures::report_figures(&api.state, &mut report, now).await;
     if text {
         Ok((
