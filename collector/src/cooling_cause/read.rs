@@ -8,12 +8,12 @@
 //! widened to whole buckets ([`windows_at`]), so a 20-day-old incident is still judged from
 //! its readings. A state without a store judges from no readings (the event cause stays).
 //!
-//! Limit: the sensors left out as faulty ([`faulty_sensors`]) still come from the events the
-//! analysis holds (its hot span, a day by default, plus what open incidents pin), so an
-//! incident older than that is judged with every sensor trusted. The store's scope index
-//! could give them: a zone's events over a time range are one range read per category
-//! (`analysis::history::zone_selectors` + `ScopeHistory::events`, the state's `history`),
-//! to be read in [`Job::judge`] off the lock; not done yet.
+//! The sensors left out as faulty ([`faulty_sensors`]) are named by the zone's sensor-fault
+//! events around the opening: those the analysis holds (its hot span, a day by default),
+//! and, with a store, those of the store's scope index (every event that has a fingerprint is
+//! indexed by `site-zone-category`: one range read per category over the windows,
+//! [`stored_faulty`]), so an incident older than the hot span still leaves its faulty
+//! sensors out.
 //!
 //! What needs the state is taken under one read lock; the store is read without it, on a
 //! blocking thread. A store error leaves that incident undecided (logged), never fails the
@@ -21,11 +21,12 @@
 
 use super::problem::{refine, IncidentVerdict};
 use super::{explain, faulty_sensors, merge, Windows};
+use crate::analysis::history::{zone_selectors, HistoryError, ScopeHistory};
 use crate::incidents::Incident;
 use crate::problems::{Problem, ROW_SEPARATOR, SITE_WIDE};
 use crate::rollup::Level;
 use crate::rollup_store::{HistoryQuery, RollupStore};
-use crate::state::{CollectorState, SharedState};
+use crate::state::{CollectorState, SharedState, StoredHistory};
 use coldaisle_core::{Category, ReadingSummary, Timestamp};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -72,6 +73,26 @@ pub fn from_rollups(
     Ok((summaries, fitted))
 }
 
+/// The sensors of `(site, zone)` that a sensor-fault event stored in `history` names between
+/// `from` and `to` (both included): one range read of the scope index per category.
+/// Blocking (a store read).
+pub fn stored_faulty(
+    history: &dyn ScopeHistory,
+    site: &str,
+    zone: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<BTreeSet<String>, HistoryError> {
+    let start = (from, String::new(), 0);
+    let end = (to.plus(Duration::from_millis(1)), String::new(), 0);
+    let mut faulty = BTreeSet::new();
+    for selector in zone_selectors(site, zone) {
+        let events = history.events(&selector, &start, &end)?;
+        faulty.extend(faulty_sensors(&events, site, zone, from, to));
+    }
+    Ok(faulty)
+}
+
 /// One incident to judge: where and when, and the sensors not to trust.
 #[derive(Debug, Clone)]
 struct Job {
@@ -108,8 +129,31 @@ impl Job {
         }
     }
 
-    /// The verdict from the zone's roll-ups (none without a store). Blocking.
-    fn judge(self, store: Option<&RollupStore>, now: Timestamp) -> IncidentVerdict {
+    /// The verdict from the zone's roll-ups (none without a store), leaving out the sensors
+    /// faulty by the events held and by those stored (`history`). Blocking.
+    fn judge(
+        mut self,
+        store: Option<&RollupStore>,
+        history: Option<&StoredHistory>,
+        now: Timestamp,
+    ) -> IncidentVerdict {
+        if let Some(history) = history {
+            let windows = Windows::default();
+            match stored_faulty(
+                history.0.as_ref(),
+                &self.site,
+                &self.zone,
+                self.opened_at.minus(windows.before),
+                self.opened_at.plus(windows.around),
+            ) {
+                Ok(stored) => self.faulty.extend(stored),
+                Err(e) => tracing::error!(
+                    incident = %self.incident,
+                    error = %e,
+                    "reading the zone's stored fault events failed; only those held are left out"
+                ),
+            }
+        }
         let (summaries, windows) = match store {
             Some(store) => match from_rollups(
                 store,
@@ -194,7 +238,7 @@ pub async fn problems_with_cause(
             .iter()
             .map(|p| problem_jobs(&state, p, now))
             .collect();
-        (jobs, state.rollups.clone(), now)
+        (jobs, (state.rollups.clone(), state.history.clone()), now)
     };
     let verdicts = judge_all(jobs, store, now).await;
     for (problem, verdicts) in problems.iter_mut().zip(verdicts) {
@@ -223,7 +267,10 @@ pub async fn incident_with_cause(
     }
     let (job, store) = {
         let state = state.read().await;
-        (Job::of_incident(&state, &incident), state.rollups.clone())
+        (
+            Job::of_incident(&state, &incident),
+            (state.rollups.clone(), state.history.clone()),
+        )
     };
     let Some(job) = job else {
         return incident;
@@ -243,7 +290,7 @@ pub async fn incident_with_cause(
 /// out (logged).
 async fn judge_all(
     jobs: Vec<Vec<Job>>,
-    store: Option<RollupStore>,
+    (store, history): (Option<RollupStore>, Option<StoredHistory>),
     now: Timestamp,
 ) -> Vec<Vec<IncidentVerdict>> {
     let count = jobs.len();
@@ -251,7 +298,7 @@ async fn judge_all(
         jobs.into_iter()
             .map(|list| {
                 list.into_iter()
-                    .map(|job| job.judge(store.as_ref(), now))
+                    .map(|job| job.judge(store.as_ref(), history.as_ref(), now))
                     .collect()
             })
             .collect::<Vec<Vec<IncidentVerdict>>>()
