@@ -5,9 +5,9 @@
 //! |---|---|
 //! | `GET /healthz` | `200 ok` (text) |
 //! | `GET /api/v1/zones` | every known zone with counts ([`ZoneSummary`]) |
-//! | `GET /api/v1/zones/{zone}/report?site=&window=24h&format=json\|text` | [`crate::report::ZoneReport`], or its text rendering |
+//! | `GET /api/v1/zones/{zone}/report?site=&window=24h&format=json\|text` | [`crate::report::ZoneReport`] (rack figures from the window's roll-ups), or its text rendering |
 //! | `GET /api/v1/incidents?status=open\|resolved&zone=&site=` | incidents, oldest first |
-//! | `GET /api/v1/incidents/{id}` | one incident with its timeline; its probable cause refined by the zone's readings, from memory or the roll-ups ([`crate::cooling_cause::read`]) |
+//! | `GET /api/v1/incidents/{id}` | one incident with its timeline; its probable cause refined by the zone's readings, from the roll-ups ([`crate::cooling_cause::read`]) |
 //! | `GET /api/v1/problems?zone=&site=` | problems, oldest first; each one's probable cause read from its incidents' readings ([`crate::cooling_cause::read`]) |
 //! | `GET /api/v1/problems/{id}` | one problem, its probable cause likewise |
 //! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id: last status, last batch, `silent` (`?silent=true` lists only silent agents) |

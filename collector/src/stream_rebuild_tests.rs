@@ -162,7 +162,7 @@ fn bulk(store: &CollectorStore, actions: Vec<OperatorAction>) -> CollectorState 
 /// What the API shows of the state: the incidents that every prune keeps (not final before
 /// the horizon's cutoff: which older ones are still held depends on when the floor last
 /// moved, see `analysis::horizon`), problems, unmatched actions, agents' record counts, the
-/// latest event time and the summaries held.
+/// latest event time and the fleet directory.
 fn observed(state: &CollectorState) -> String {
     let (incidents, problems) = rules();
     let horizon = crate::analysis::horizon::horizon(&incidents, &problems);
