@@ -3,7 +3,8 @@
 //!
 //! A checkpoint holds the analysis ([`crate::analysis::Snapshot`]: the events of its hot span
 //! and their evidence ([`crate::analysis::hot`]), actions, every scope's engines and rollback
-//! marks), the in-memory reading summaries, the latest event time
+//! marks), the fleet directory ([`crate::state::directory`]; no reading summary: their
+//! figures are in the stored roll-ups), the latest event time
 //! and each agent's record count, together with the store position it covers
 //! ([`crate::store`], "Positions"). It goes through the [`KvStore`] trait, so every backend
 //! keeps it.
@@ -27,9 +28,10 @@
 use crate::actions::OperatorAction;
 use crate::analysis::{Analysis, Snapshot, SnapshotError, SnapshotRef};
 use crate::ingest;
+use crate::state::directory::DirectoryEntry;
 use crate::state::CollectorState;
 use crate::store::CollectorStore;
-use coldaisle_core::{ReadingSummary, Timestamp};
+use coldaisle_core::Timestamp;
 use coldaisle_store::{KvStore, StoreError, WriteBatch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -46,7 +48,14 @@ pub const TREE: &str = "checkpoint";
 /// version 2 would take such a checkpoint for the whole state and count fewer incidents or
 /// miss events, so it must rebuild instead: hence the new number. Version 2 checkpoints still
 /// load (their snapshot's new fields take their defaults: no hot floor, no tallies yet).
-pub const FORMAT_VERSION: u32 = 3;
+///
+/// 4: the body carries the fleet directory instead of the in-memory reading summaries (8
+/// days of every sensor: 99 % of a checkpoint at fleet scale, and most of a restart's time).
+/// A collector that reads only version 3 would start with no summaries and, reading them
+/// from memory, report no figures: it must rebuild, hence the new number. Versions 2 and 3
+/// still load; their summaries are skipped, not decoded into memory, and start-up fills the
+/// directory from the day roll-ups instead ([`Loaded::directory`]).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Oldest checkpoint format version this collector still reads.
 pub const OLDEST_READ_VERSION: u32 = 2;
@@ -115,7 +124,7 @@ pub struct Head {
 #[derive(Serialize)]
 struct BodyRef<'a> {
     latest_event: Timestamp,
-    summaries: Vec<&'a ReadingSummary>,
+    directory: &'a [DirectoryEntry],
     records: BTreeMap<&'a str, u64>,
     analysis: SnapshotRef<'a>,
 }
@@ -124,16 +133,19 @@ struct BodyRef<'a> {
 #[derive(Deserialize)]
 struct Body {
     latest_event: Timestamp,
-    summaries: Vec<ReadingSummary>,
+    /// Absent in versions 2 and 3, whose `summaries` field serde skips as unknown.
+    #[serde(default)]
+    directory: Option<Vec<DirectoryEntry>>,
     records: BTreeMap<String, u64>,
     analysis: Snapshot,
 }
 
 /// Serialises the checkpointed part of `state` (fails while the analysis loads in bulk).
 pub fn encode(state: &CollectorState) -> Result<Vec<u8>, CheckpointError> {
+    let directory = state.directory.entries();
     let body = BodyRef {
         latest_event: state.latest_event,
-        summaries: state.summaries.iter().collect(),
+        directory: &directory,
         records: state
             .agents
             .iter()
@@ -151,8 +163,8 @@ pub fn encode(state: &CollectorState) -> Result<Vec<u8>, CheckpointError> {
 pub struct Copied {
     /// Latest event time seen.
     latest_event: Timestamp,
-    /// In-memory reading summaries.
-    summaries: Vec<ReadingSummary>,
+    /// The fleet directory, flat.
+    directory: Vec<DirectoryEntry>,
     /// Records stored per agent.
     records: BTreeMap<String, u64>,
     /// The analysis (checked not to be loading in bulk).
@@ -164,7 +176,7 @@ pub fn copy(state: &CollectorState) -> Result<Copied, CheckpointError> {
     state.analysis.snapshot()?;
     Ok(Copied {
         latest_event: state.latest_event,
-        summaries: state.summaries.iter().cloned().collect(),
+        directory: state.directory.entries(),
         records: state
             .agents
             .iter()
@@ -179,7 +191,7 @@ impl Copied {
     pub fn encode(&self) -> Result<Vec<u8>, CheckpointError> {
         let body = BodyRef {
             latest_event: self.latest_event,
-            summaries: self.summaries.iter().collect(),
+            directory: &self.directory,
             records: self
                 .records
                 .iter()
@@ -257,8 +269,9 @@ fn read(kv: &dyn KvStore) -> Result<Option<(u64, Body)>, CheckpointError> {
 }
 
 /// Replaces `state`'s checkpointed part by `body`'s, if it was computed under the state's
-/// rules. Nothing changes on an error.
-fn restore(state: &mut CollectorState, body: Body) -> Result<(), CheckpointError> {
+/// rules. Nothing changes on an error. Returns whether the body carried the directory
+/// (format 4).
+fn restore(state: &mut CollectorState, body: Body) -> Result<bool, CheckpointError> {
     let analysis = Analysis::restore(
         body.analysis,
         state.analysis.incident_rules(),
@@ -268,13 +281,12 @@ fn restore(state: &mut CollectorState, body: Body) -> Result<(), CheckpointError
     .with_hot_span(state.analysis.hot_span());
     state.analysis = analysis;
     state.latest_event = body.latest_event;
-    for summary in body.summaries {
-        state.summaries.add(summary);
-    }
+    let carried = body.directory.is_some();
+    state.directory.extend(body.directory.unwrap_or_default());
     for (agent, records) in body.records {
         state.agents.entry(agent).or_default().records = records;
     }
-    Ok(())
+    Ok(carried)
 }
 
 /// How start-up went.
@@ -288,6 +300,10 @@ pub struct Loaded {
     pub replayed: u64,
     /// Stored records that did not decode (skipped).
     pub undecodable: u64,
+    /// True if the state's directory came whole from the checkpoint (format 4); otherwise
+    /// it holds only the sensors of the records replayed, and start-up completes it from the
+    /// roll-ups ([`crate::start_up`]).
+    pub directory: bool,
 }
 
 /// Fills the empty `state` from the store: from the checkpoint and the records after it when
@@ -332,7 +348,10 @@ fn load(
         Ok(None)
     };
     let usable = match checkpoint {
-        Ok(Some((at, body))) if at <= position => restore(state, body).map(|()| Some(at)),
+        Ok(Some((at, body))) if at <= position => restore(state, body).map(|carried| {
+            loaded.directory = carried;
+            Some(at)
+        }),
         Ok(Some((at, _))) => {
             tracing::warn!(
                 checkpoint = at,

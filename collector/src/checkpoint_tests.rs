@@ -6,7 +6,7 @@ use crate::incidents::tests::{sensor, MIN, T0};
 use crate::incidents::IncidentRules;
 use crate::model::StoredEvent;
 use crate::problems::ProblemRules;
-use crate::state::SummaryIndex;
+use coldaisle_core::wire::{Record, SCHEMA_VERSION};
 use coldaisle_core::EventState::{Cleared, Raised};
 use coldaisle_core::Severity::Warning;
 use coldaisle_store::MemoryStore;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 fn empty() -> CollectorState {
     CollectorState {
         analysis: Analysis::new(IncidentRules::default(), ProblemRules::default()),
-        summaries: SummaryIndex::default(),
+        directory: Default::default(),
         rollups: None,
         agents: BTreeMap::new(),
         stats: Default::default(),
@@ -111,6 +111,7 @@ fn start_up_from_a_checkpoint_replays_only_the_tail_and_equals_a_full_rebuild() 
             position: 6,
             replayed: 3,
             undecodable: 0,
+            directory: true,
         }
     );
     let full = rebuilt(&store);
@@ -279,4 +280,153 @@ fn a_hot_checkpoint_holds_the_hot_span_and_its_tail_with_a_deep_late_event_equal
     let full = rebuilt(&store);
     assert_eq!(full.analysis.problems().len(), 2);
     assert_eq!(observed(&state), observed(&full));
+}
+
+/// A one-minute summary record of agent a1 (`seq`), sensor `sensor` in rack R1 of `zone`,
+/// ending at `to`.
+fn summary_record(seq: u64, zone: &str, sensor: &str, to: i64) -> Record {
+    Record {
+        schema: SCHEMA_VERSION,
+        agent: "a1".into(),
+        site: "dc1".into(),
+        seq,
+        payload: coldaisle_core::wire::Payload::ReadingSummary(coldaisle_core::ReadingSummary {
+            sensor: sensor.into(),
+            kind: coldaisle_core::SensorKind::InletTemp,
+            location: coldaisle_core::Location {
+                site: "dc1".into(),
+                zone: zone.into(),
+                row: None,
+                rack: Some("R1".into()),
+            },
+            from: Timestamp(to - MIN),
+            to: Timestamp(to),
+            count: 6,
+            min: 21.0,
+            max: 23.0,
+            sum: 132.0,
+            last: 22.0,
+        }),
+        instance: None,
+    }
+}
+
+/// The overheats (seqs 1..=6) and two summaries (7, 8) of zones Z1 and Z2.
+fn events_and_summaries(store: &CollectorStore) {
+    store_all(store, overheats());
+    for (seq, zone, sensor) in [(7, "Z1", "r1-inlet"), (8, "Z2", "z2-inlet")] {
+        store
+            .store_batch(
+                "a1",
+                "dc1",
+                1,
+                &[],
+                vec![summary_record(seq, zone, sensor, T0 + seq as i64 * MIN)],
+            )
+            .expect("store");
+    }
+}
+
+/// The sensors of a state's directory.
+fn sensors(state: &CollectorState) -> Vec<(String, String, String)> {
+    state
+        .directory
+        .entries()
+        .into_iter()
+        .map(|e| (e.zone, e.sensor, e.last_seen.to_rfc3339()))
+        .collect()
+}
+
+#[test]
+fn a_format_4_checkpoint_carries_the_directory_and_no_summary() {
+    let store = CollectorStore::new(Arc::new(MemoryStore::new()));
+    events_and_summaries(&store);
+    let head = checkpoint(&store);
+    assert_eq!(head.version, 4);
+    let (_, body) = read(store.kv().as_ref()).expect("read").expect("some");
+    assert_eq!(body.directory.as_ref().map(Vec::len), Some(2));
+    let raw = store
+        .kv()
+        .get(TREE, &chunk_key(0))
+        .expect("get")
+        .expect("chunk");
+    let json: serde_json::Value = serde_json::from_slice(&raw).expect("json");
+    assert!(json.get("summaries").is_none(), "{json}");
+
+    let mut state = empty();
+    let loaded = load_state(&mut state, &store, Vec::new()).expect("load");
+    assert!(loaded.directory, "the directory came from the checkpoint");
+    assert_eq!((loaded.checkpoint, loaded.replayed), (8, 0));
+    assert_eq!(sensors(&state), sensors(&rebuilt(&store)));
+    assert_eq!(state.directory.rack_count("dc1", "Z2"), 1);
+}
+
+/// A version 3 checkpoint (reading summaries in the body, no directory), as the collector
+/// before this format wrote it: start-up uses it (no rebuild), skips its summaries, and
+/// completes the directory from the day roll-ups, so the zones of summaries stored before it
+/// are still known.
+#[test]
+fn a_restart_from_a_version_3_checkpoint_loads() {
+    let store = CollectorStore::new(Arc::new(MemoryStore::new()));
+    events_and_summaries(&store);
+    let mut state = empty();
+    let loaded = load_state(&mut state, &store, Vec::new()).expect("load");
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&encode(&state).expect("encode")).expect("json");
+    let fields = body.as_object_mut().expect("an object");
+    fields.remove("directory");
+    let summaries: Vec<serde_json::Value> = (7..=8)
+        .map(|seq| {
+            let zone = if seq == 7 { "Z1" } else { "Z2" };
+            match summary_record(seq, zone, "x", T0).payload {
+                coldaisle_core::wire::Payload::ReadingSummary(s) => {
+                    serde_json::to_value(s).expect("encode")
+                }
+                _ => serde_json::Value::Null,
+            }
+        })
+        .collect();
+    fields.insert("summaries".into(), serde_json::Value::Array(summaries));
+    let bytes = serde_json::to_vec(&body).expect("encode");
+    let mut batch = WriteBatch::default();
+    batch.insert(chunk_key(0), bytes.clone());
+    let head = Head {
+        version: 3,
+        position: loaded.position,
+        chunks: 1,
+        bytes: bytes.len() as u64,
+    };
+    batch.insert(HEAD, serde_json::to_vec(&head).expect("encode"));
+    store.kv().apply(TREE, batch).expect("apply");
+    // A tail: a summary of a third zone.
+    store
+        .store_batch(
+            "a1",
+            "dc1",
+            1,
+            &[],
+            vec![summary_record(9, "Z3", "z3-inlet", T0 + 9 * MIN)],
+        )
+        .expect("store");
+
+    let mut state = empty();
+    let report = crate::start_up::load(
+        &mut state,
+        &store,
+        Vec::new(),
+        false,
+        std::time::Instant::now(),
+    )
+    .expect("start-up");
+    assert_eq!(report.mode, crate::start_up::StartMode::Checkpoint);
+    assert_eq!((report.checkpoint, report.records), (8, 1));
+    let full = rebuilt(&store);
+    assert_eq!(observed(&state), observed(&full));
+    // The summaries' sensors: those before the checkpoint from the roll-ups, the tail's from
+    // its record; the version 3 body's own summaries (sensor "x") are skipped.
+    assert_eq!(sensors(&state), sensors(&full));
+    assert_eq!(
+        state.directory.zones().collect::<Vec<_>>(),
+        vec![("dc1", "Z1"), ("dc1", "Z2"), ("dc1", "Z3")]
+    );
 }

@@ -27,7 +27,7 @@
 //!
 //! Pure: summaries, events and times in, a cause out; no clock, no store. [`problem`] (pure)
 //! votes over a problem's incidents; [`read`] is the read boundary the API routes call: it
-//! takes the readings from memory or, for older incidents, from the minute then hour roll-ups.
+//! takes the readings from the minute roll-ups or, for older incidents, the hour roll-ups.
 
 use crate::cause::{CauseKind, ProbableCause};
 use crate::model::StoredEvent;

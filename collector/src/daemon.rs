@@ -4,7 +4,7 @@ use crate::analysis::Analysis;
 use crate::incidents::IncidentRules;
 use crate::ingest;
 use crate::problems::ProblemRules;
-use crate::state::{CollectorState, SharedState, SummaryIndex};
+use crate::state::{CollectorState, SharedState};
 use crate::store::CollectorStore;
 use anyhow::Context as _;
 use coldaisle_config::CollectorConfig;
@@ -70,7 +70,7 @@ pub fn empty_state(config: &CollectorConfig) -> CollectorState {
             utc_offset_minutes: raw.problems.utc_offset.minutes,
             ..Default::default()
         }),
-        summaries: SummaryIndex::default(),
+        directory: Default::default(),
         rollups: None,
         agents: Default::default(),
         stats: Default::default(),
@@ -126,6 +126,8 @@ fn load_state_since(
         position: report.position,
         replayed: report.records,
         undecodable: report.undecodable,
+        // `start_up::load` completes the directory whichever way it loaded.
+        directory: true,
     };
     state.stats.last_start = Some(report);
     Ok((state, loaded))

@@ -4,7 +4,7 @@
 //!
 //! [`attach`] is pure (summaries, incidents and `now` come in); [`stored_summaries`] reads the
 //! zone's inlet hour roll-ups around the resolution from the store, one summary per bucket
-//! ([`memory_summaries`]: the summaries held in memory, without a store); [`with_figures`]
+//! (without a store there are no figures: the verification stays pending); [`with_figures`]
 //! puts them together for the API routes (problem record, postmortem).
 
 use crate::chronicle::{ChronicleEntry, ChronicleKind};
@@ -13,7 +13,6 @@ use crate::model::ENGINE_ACTOR;
 use crate::problems::Problem;
 use crate::rollup::{Level, Rollup};
 use crate::rollup_store::{HistoryQuery, RollupStore};
-use crate::state::SummaryIndex;
 use crate::verification::{verify, Verdict, VerificationInput, ZoneIncident};
 use coldaisle_core::{ReadingSummary, SensorKind, Timestamp};
 
@@ -100,22 +99,6 @@ fn in_place(problem: &Problem) -> (String, Option<String>) {
     (fp.site.clone(), zone)
 }
 
-/// The inlet summaries held in `memory` of `problem`'s zone over its verification
-/// [`period`] (the fallback without a store: memory keeps only the last days).
-pub fn memory_summaries(problem: &Problem, memory: &SummaryIndex) -> Vec<ReadingSummary> {
-    let Some((from, to)) = period(problem) else {
-        return Vec::new();
-    };
-    let (site, zone) = in_place(problem);
-    memory
-        .iter()
-        .filter(|s| s.kind == SensorKind::InletTemp && s.location.site == site)
-        .filter(|s| zone.as_deref().is_none_or(|z| z == s.location.zone))
-        .filter(|s| s.to > from && s.from < to)
-        .cloned()
-        .collect()
-}
-
 /// The inlet roll-ups of `problem`'s zone over its verification [`period`], one summary per
 /// stored hour bucket (the figures are hourly peaks; hours the retention dropped count as
 /// gaps). Blocking (a store read).
@@ -154,22 +137,16 @@ pub async fn with_figures(
     if problem.verification.is_none() {
         return problem;
     }
-    let (incidents, rollups, memory, now) = {
+    let (incidents, rollups, now) = {
         let state = state.read().await;
         let now = crate::report::incident_time(&state, now);
-        let memory = memory_summaries(&problem, &state.summaries);
-        (
-            state.analysis.incidents(now),
-            state.rollups.clone(),
-            memory,
-            now,
-        )
+        (state.analysis.incidents(now), state.rollups.clone(), now)
     };
     let unverified = problem.clone();
     let read = tokio::task::spawn_blocking(move || {
         let summaries = match &rollups {
             Some(store) => stored_summaries(&problem, store),
-            None => Ok(memory),
+            None => Ok(Vec::new()),
         };
         match summaries {
             Ok(summaries) => attach(&mut problem, &summaries, &incidents, now),

@@ -218,6 +218,17 @@ pub(crate) async fn zone_report_over(
     let Some(rollups) = rollups else {
         return Err(ApiError::not_found("this collector keeps no history"));
     };
+    with_figures(report, rollups, (from, to), now).await
+}
+
+/// `report` with its rack figures read from `rollups` over `(from, to)` on a blocking thread
+/// ([`crate::report::with_history`]): the windowed zone report's figures too.
+pub(crate) async fn with_figures(
+    report: crate::report::ZoneReport,
+    rollups: crate::rollup_store::RollupStore,
+    (from, to): (Timestamp, Timestamp),
+    now: Timestamp,
+) -> ApiResult<crate::report::ZoneReport> {
     let query = HistoryQuery {
         site: report.site.clone(),
         zone: Some(report.zone.clone()),

@@ -5,9 +5,9 @@
 //! |---|---|
 //! | `GET /healthz` | `200 ok` (text) |
 //! | `GET /api/v1/zones` | every known zone with counts ([`ZoneSummary`]) |
-//! | `GET /api/v1/zones/{zone}/report?site=&window=24h&format=json\|text` | [`crate::report::ZoneReport`], or its text rendering |
+//! | `GET /api/v1/zones/{zone}/report?site=&window=24h&format=json\|text` | [`crate::report::ZoneReport`] (rack figures from the window's roll-ups), or its text rendering |
 //! | `GET /api/v1/incidents?status=open\|resolved&zone=&site=` | incidents, oldest first |
-//! | `GET /api/v1/incidents/{id}` | one incident with its timeline; its probable cause refined by the zone's readings, from memory or the roll-ups ([`crate::cooling_cause::read`]) |
+//! | `GET /api/v1/incidents/{id}` | one incident with its timeline; its probable cause refined by the zone's readings, from the roll-ups ([`crate::cooling_cause::read`]) |
 //! | `GET /api/v1/problems?zone=&site=` | problems, oldest first; each one's probable cause read from its incidents' readings ([`crate::cooling_cause::read`]) |
 //! | `GET /api/v1/problems/{id}` | one problem, its probable cause likewise |
 //! | `GET /api/v1/agents` | what the collector knows of each agent, by agent id: last status, last batch, `silent` (`?silent=true` lists only silent agents) |
@@ -432,10 +432,20 @@ async fn report(
             Json(report).into_response()
         });
     }
-    let state = api.state.read().await;
-    let mut report =
-        zone_report(&state, site.as_deref(), &zone, now, window).map_err(report_error)?;
-    drop(state);
+    // Figures from the roll-ups of the window (no summary is held in memory); a state without
+    // a store (tests) reports racks without figures.
+    let (report, rollups) = {
+        let state = api.state.read().await;
+        let report =
+            zone_report(&state, site.as_deref(), &zone, now, window).map_err(report_error)?;
+        (report, state.rollups.clone())
+    };
+    let mut report = match rollups {
+        Some(rollups) => {
+            crate::history_api::with_figures(report, rollups, (now.minus(window), now), now).await?
+        }
+        None => report,
+    };
     crate::fix_figures::report_figures(&api.state, &mut report, now).await;
     if text {
         Ok((

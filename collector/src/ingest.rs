@@ -357,7 +357,7 @@ pub fn apply(state: &mut CollectorState, agent: &str, stored: &Stored, received_
 pub fn apply_record(state: &mut CollectorState, record: Record) {
     state.latest_event = state.latest_event.max(record.payload.ts());
     match record.payload {
-        Payload::ReadingSummary(summary) => state.summaries.add(summary),
+        Payload::ReadingSummary(summary) => state.directory.note(&summary),
         payload => {
             // The record is stored (and indexed by scope) before it is applied, so the
             // history already holds it, as `ingest_with_history` requires.

@@ -353,13 +353,12 @@ impl Table {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::report::tests::{sample, HOUR, T0};
-    use crate::report::zone_report;
+    use crate::report::tests::{report_at, sample, HOUR, T0};
     use coldaisle_core::Timestamp;
 
     fn report_text() -> String {
         let st = sample();
-        let report = zone_report(
+        let report = report_at(
             &st,
             Some("dc1"),
             "Z1",

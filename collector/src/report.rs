@@ -2,19 +2,23 @@
 //! problems of one zone, and the list of zones the collector knows.
 //!
 //! Pure: no I/O, no wall clock. The caller passes `now`; everything is computed from the
-//! [`CollectorState`] it is given, so the CLI, the HTTP API and tests get the same figures.
+//! [`CollectorState`] it is given, and the rack figures from the roll-ups the caller read
+//! ([`with_history`]), so the CLI, the HTTP API and tests get the same figures.
 //!
 //! Rules, in one place:
-//! - **Known zones** are the `(site, zone)` pairs of every reading summary held in memory and of
-//!   every incident.
-//! - **Racks** of a zone are the racks of every summary of the zone held in memory (of any kind
-//!   and any age), so a rack that stopped reporting still shows up, with no figures. Sensors
-//!   without a rack form the row [`NO_RACK`]. `sensors` counts the distinct sensors (of any kind)
-//!   of the rack among those summaries.
-//! - **Inlet figures** use only summaries of kind `inlet_temp` with at least one sample whose
-//!   `to` lies in `[now - window, now]`: `last` is the maximum over the rack's sensors of each
-//!   sensor's latest `last`; `avg` is the sum of the sums over the sum of the counts; `max` is the
-//!   maximum of the maxima. Each is `None` when no such summary exists.
+//! - **Known zones** are the `(site, zone)` pairs of the fleet directory (every sensor ever
+//!   seen in a reading summary, [`crate::state::directory`]) and of every incident.
+//! - **Racks** of a zone are the racks of every sensor of the zone in the directory (of any
+//!   kind, however long ago it was seen), so a rack that stopped reporting still shows up,
+//!   with no figures. Sensors without a rack form the row [`NO_RACK`]. `sensors` counts the
+//!   distinct sensors (of any kind) of the rack.
+//! - **Inlet figures** come from the stored roll-ups of the period ([`with_history`]; the
+//!   caller reads them off the state lock): only sensors of kind `inlet_temp` with at least one
+//!   sample in a bucket starting in the period (the bucket of `now - window` included, of the
+//!   finest level serving it): `last` is the maximum over the rack's sensors of each sensor's
+//!   latest `last`; `avg` is the sum of the sums over the sum of the counts; `max` is the
+//!   maximum of the maxima. Each is `None` when no such roll-up exists, and [`zone_report`]
+//!   alone leaves them all `None`.
 //! - **Incident status** is evaluated at `max(now, state.latest_event)`: an agent whose clock runs
 //!   ahead of the collector (or a replay of future-dated events) must not keep incidents open
 //!   whose quiet period has already ended in event time. The window of summaries and of
@@ -98,7 +102,7 @@ fn unknown_zone_message(zone: &str, site: Option<&str>, known: &[String]) -> Str
 pub struct RackRow {
     /// Rack name, or [`NO_RACK`] for the sensors without one.
     pub rack: String,
-    /// Distinct sensors (any kind) of the rack among the summaries held in memory.
+    /// Distinct sensors (any kind) of the rack in the fleet directory.
     pub sensors: usize,
     /// Highest of the latest inlet values of the rack's sensors within the window (°C).
     pub inlet_last: Option<f64>,
@@ -214,8 +218,8 @@ pub struct ZoneReport {
     pub recent_incidents: Vec<IncidentSummary>,
     /// Every problem of the zone, oldest first.
     pub problems: Vec<ProblemSummary>,
-    /// The roll-up level the rack figures come from, when the report covers a stored period
-    /// ([`with_history`]); absent when they come from the summaries held in memory.
+    /// The roll-up level the rack figures come from ([`with_history`]); absent when the report
+    /// has no figures (made without a store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollup_level: Option<crate::rollup::Level>,
     /// Predictive warnings of the zone open now ([`forecasts`]): never incidents, shown here.
@@ -230,7 +234,7 @@ pub struct ZoneSummary {
     pub site: String,
     /// The zone.
     pub zone: String,
-    /// Distinct named racks among the zone's summaries held in memory.
+    /// Distinct named racks of the zone in the fleet directory.
     pub racks: usize,
     /// Incidents of the zone open now.
     pub open_incidents: usize,
@@ -243,34 +247,20 @@ pub fn incident_time(state: &CollectorState, now: Timestamp) -> Timestamp {
     now.max(state.latest_event)
 }
 
-/// Every zone seen in summaries or incidents, sorted by site then zone.
+/// Every zone of the directory or of an incident, sorted by site then zone.
 pub fn zones(state: &CollectorState, now: Timestamp) -> Vec<ZoneSummary> {
     let incidents = state.analysis.incidents(incident_time(state, now));
     let problems = state.analysis.problems();
     let mut by_zone: BTreeMap<(String, String), ZoneSummary> = BTreeMap::new();
-    let mut racks: BTreeMap<(String, String), BTreeSet<&str>> = BTreeMap::new();
     for key in known_zone_keys(state, &incidents) {
         let summary = ZoneSummary {
+            racks: state.directory.rack_count(&key.0, &key.1),
             site: key.0.clone(),
             zone: key.1.clone(),
-            racks: 0,
             open_incidents: 0,
             open_problems: 0,
         };
         by_zone.insert(key, summary);
-    }
-    for s in state.summaries.iter() {
-        if let Some(rack) = s.location.rack.as_deref() {
-            racks
-                .entry((s.location.site.clone(), s.location.zone.clone()))
-                .or_default()
-                .insert(rack);
-        }
-    }
-    for (key, set) in racks {
-        if let Some(z) = by_zone.get_mut(&key) {
-            z.racks = set.len();
-        }
     }
     for incident in incidents
         .iter()
@@ -296,11 +286,12 @@ pub fn zones(state: &CollectorState, now: Timestamp) -> Vec<ZoneSummary> {
     by_zone.into_values().collect()
 }
 
-/// `(site, zone)` of every summary and incident, sorted and deduplicated.
+/// `(site, zone)` of every zone of the directory and every incident, sorted and
+/// deduplicated.
 fn known_zone_keys(state: &CollectorState, incidents: &[Incident]) -> BTreeSet<(String, String)> {
     let mut keys = BTreeSet::new();
-    for s in state.summaries.iter() {
-        keys.insert((s.location.site.clone(), s.location.zone.clone()));
+    for (site, zone) in state.directory.zones() {
+        keys.insert((site.to_string(), zone.to_string()));
     }
     for i in incidents {
         keys.insert((i.fingerprint.site.clone(), i.fingerprint.zone.clone()));
@@ -309,7 +300,8 @@ fn known_zone_keys(state: &CollectorState, incidents: &[Incident]) -> BTreeSet<(
 }
 
 /// The report of `zone` (in `site`, needed only when several sites have a zone of that name)
-/// over the `window` ending at `now`. See the module documentation for how figures are made.
+/// over the `window` ending at `now`, without rack figures: the caller adds them from the
+/// roll-ups of the period ([`with_history`]). See the module documentation for the rules.
 pub fn zone_report(
     state: &CollectorState,
     site: Option<&str>,
@@ -359,20 +351,10 @@ pub fn zone_report(
         })
         .collect();
 
-    let summaries: Vec<&ReadingSummary> = state
-        .summaries
-        .iter()
-        .filter(|s| s.location.site == site && s.location.zone == zone)
-        .collect();
     let mut racks: BTreeMap<RackKey, RackAccumulator> = BTreeMap::new();
-    for s in &summaries {
-        let key = RackKey::of(s.location.rack.as_deref());
-        let acc = racks.entry(key).or_default();
-        acc.sensors.insert(s.sensor.as_str());
-        let in_window = s.to >= start && s.to <= now;
-        if s.kind == SensorKind::InletTemp && in_window && s.count > 0 {
-            acc.add_inlet(s);
-        }
+    for ((rack, sensor), _) in state.directory.zone(&site, zone) {
+        let acc = racks.entry(RackKey::of(rack.as_deref())).or_default();
+        acc.sensors.insert(sensor.as_str());
     }
     let rows = racks
         .into_iter()
@@ -409,11 +391,11 @@ pub fn zone_report(
 }
 
 /// `report` (made by [`zone_report`] over the same period) with its rack figures read from the
-/// roll-ups of that period instead of the summaries held in memory (pure). Each sensor's merged
+/// roll-ups of that period (pure). Each sensor's merged
 /// roll-up counts as one summary under the module rules: `inlet_last` is the highest of the
 /// sensors' latest values, `inlet_avg` the sum over the count, `inlet_max` the highest
 /// maximum. Racks seen only in the roll-ups are added (with no open incidents, as no incident
-/// named them in memory); racks without roll-ups keep their row with no figures.
+/// named them in the directory); racks without roll-ups keep their row with no figures.
 pub fn with_history(mut report: ZoneReport, history: &crate::rollup_store::History) -> ZoneReport {
     let mut racks: BTreeMap<RackKey, (Option<usize>, RackAccumulator<'_>)> = report
         .racks
@@ -619,7 +601,7 @@ pub(crate) mod tests {
     use crate::analysis::{Analysis, StoredEvent};
     use crate::incidents::IncidentRules;
     use crate::problems::ProblemRules;
-    use crate::state::{IngestStats, SummaryIndex};
+    use crate::state::{Directory, IngestStats};
     use coldaisle_core::wire::Payload;
     use coldaisle_core::{EventState, Location, SensorEvent};
     use std::collections::BTreeMap;
@@ -689,6 +671,8 @@ pub(crate) mod tests {
         }
     }
 
+    /// A state holding `events` in its analysis, and `summaries` in its directory and in
+    /// roll-ups on a `MemoryStore` (as ingest stores them).
     pub fn state(summaries: Vec<ReadingSummary>, events: Vec<StoredEvent>) -> CollectorState {
         let mut analysis = Analysis::new(IncidentRules::default(), ProblemRules::default());
         let mut latest = Timestamp(0);
@@ -696,14 +680,9 @@ pub(crate) mod tests {
             latest = latest.max(e.payload.ts());
             analysis.ingest(e);
         }
-        let mut index = SummaryIndex::default();
-        for s in summaries {
-            latest = latest.max(s.to);
-            index.add(s);
-        }
         CollectorState {
             analysis,
-            summaries: index,
+            directory: Directory::default(),
             rollups: None,
             agents: BTreeMap::new(),
             stats: IngestStats::default(),
@@ -711,6 +690,56 @@ pub(crate) mod tests {
             latest_event: latest,
             history: None,
         }
+        .with_summaries(summaries)
+    }
+
+    /// Roll-ups on a fresh `MemoryStore` holding `summaries`.
+    pub fn memory_rollups(summaries: &[ReadingSummary]) -> crate::rollup_store::RollupStore {
+        let kv: std::sync::Arc<dyn coldaisle_store::KvStore> =
+            std::sync::Arc::new(coldaisle_store::MemoryStore::new());
+        let refs: Vec<&ReadingSummary> = summaries.iter().collect();
+        crate::rollup_store::add(kv.as_ref(), &refs).unwrap();
+        crate::rollup_store::RollupStore::new(kv, Default::default())
+    }
+
+    impl CollectorState {
+        /// Adds `summaries` as ingest does: to the directory and (a test store on a
+        /// `MemoryStore` if the state has none) to the roll-ups; moves `latest_event`.
+        pub fn with_summaries(mut self, summaries: Vec<ReadingSummary>) -> Self {
+            let store = self.rollups.get_or_insert_with(|| memory_rollups(&[]));
+            let refs: Vec<&ReadingSummary> = summaries.iter().collect();
+            crate::rollup_store::add(store.kv().as_ref(), &refs).unwrap();
+            for s in &summaries {
+                self.latest_event = self.latest_event.max(s.to);
+                self.directory.note(s);
+            }
+            self
+        }
+    }
+
+    /// The report of `zone` with its rack figures from the state's roll-ups, as the API
+    /// makes it ([`zone_report`], then [`with_history`] over the same period).
+    pub fn report_at(
+        st: &CollectorState,
+        site: Option<&str>,
+        zone: &str,
+        now: Timestamp,
+        window: Duration,
+    ) -> Result<ZoneReport, ReportError> {
+        let report = zone_report(st, site, zone, now, window)?;
+        let Some(store) = &st.rollups else {
+            return Ok(report);
+        };
+        let query = crate::rollup_store::HistoryQuery {
+            site: report.site.clone(),
+            zone: Some(report.zone.clone()),
+            rack: None,
+            sensor: None,
+            from: now.minus(window),
+            to: now,
+        };
+        let history = store.history(&query, now).unwrap();
+        Ok(with_history(report, &history))
     }
 
     /// Zone Z1 of dc1: racks R2 (two inlet sensors) and R10 (one inlet, one outlet), a CRAC
@@ -770,12 +799,12 @@ pub(crate) mod tests {
                 now - 5 * MIN,
                 &[18.0],
             ),
-            // After `now`: not in the window.
+            // In a bucket starting after `now` (minutes and hours): not in the window.
             summary(
                 z1(Some("R10")),
                 "r10-a",
                 SensorKind::InletTemp,
-                now + MIN,
+                now + 2 * HOUR,
                 &[50.0],
             ),
             summary(
@@ -831,7 +860,7 @@ pub(crate) mod tests {
     #[test]
     fn rack_figures_follow_the_rules() {
         let st = sample();
-        let report = zone_report(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(3600)).unwrap();
+        let report = report_at(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(3600)).unwrap();
         assert_eq!(report.site, "dc1");
         assert_eq!(report.window_secs, 3600);
         let names: Vec<&str> = report.racks.iter().map(|r| r.rack.as_str()).collect();
@@ -866,22 +895,33 @@ pub(crate) mod tests {
     #[test]
     fn window_cut_off_includes_both_ends() {
         let st = sample();
-        let day = zone_report(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(24 * 3600)).unwrap();
+        let day = report_at(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(24 * 3600)).unwrap();
         assert_eq!(row(&day, "R2").inlet_max, Some(35.0));
-        // Exactly 2h: the summary ending at now - 2h is in.
-        let two = zone_report(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(2 * 3600)).unwrap();
-        assert_eq!(row(&two, "R2").inlet_max, Some(35.0));
-        let less = zone_report(
+        // The 35.0 summary runs from now - 2h 1m: a window starting exactly there has it ...
+        let two = report_at(
             &st,
             Some("dc1"),
             "Z1",
             NOW,
-            Duration::from_secs(2 * 3600 - 1),
+            Duration::from_secs(2 * 3600 + 60),
         )
         .unwrap();
+        assert_eq!(row(&two, "R2").inlet_max, Some(35.0));
+        // ... and so does one starting within its minute bucket (the bucket of the start is in) ...
+        let within = report_at(
+            &st,
+            Some("dc1"),
+            "Z1",
+            NOW,
+            Duration::from_secs(2 * 3600 + 59),
+        )
+        .unwrap();
+        assert_eq!(row(&within, "R2").inlet_max, Some(35.0));
+        // ... but not one starting at the next bucket.
+        let less = report_at(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(2 * 3600)).unwrap();
         assert_eq!(row(&less, "R2").inlet_max, Some(27.0));
         // A window that ends before every summary: racks still listed, with no figures.
-        let early = zone_report(
+        let early = report_at(
             &st,
             Some("dc1"),
             "Z1",
@@ -893,11 +933,50 @@ pub(crate) mod tests {
         assert!(early.racks.iter().all(|r| r.inlet_last.is_none()));
     }
 
+    /// The directory keeps every sensor: a zone whose last summaries are weeks old (older than
+    /// the 8 days memory once kept) still lists its racks and sensors, with no figures in a
+    /// recent window and its figures over a period that covers them.
+    #[test]
+    fn a_zone_seen_long_ago_still_lists_its_racks_and_sensors() {
+        let old = T0 - 30 * 24 * HOUR;
+        let z9 = |rack: Option<&str>| location("dc1", "Z9", rack);
+        let st = state(
+            vec![
+                summary(z9(Some("R1")), "r1-a", SensorKind::InletTemp, old, &[22.0]),
+                summary(z9(Some("R1")), "r1-b", SensorKind::InletTemp, old, &[24.0]),
+                summary(z9(Some("R2")), "r2-a", SensorKind::OutletTemp, old, &[35.0]),
+                summary(z9(None), "crac", SensorKind::SupplyAirTemp, old, &[17.0]),
+            ],
+            Vec::new(),
+        );
+        let now = Timestamp(T0);
+        let list = zones(&st, now);
+        assert_eq!(
+            list.iter()
+                .map(|z| (z.zone.as_str(), z.racks))
+                .collect::<Vec<_>>(),
+            vec![("Z9", 2)]
+        );
+        let report = report_at(&st, None, "Z9", now, Duration::from_secs(3600)).unwrap();
+        let rows: Vec<(&str, usize, Option<f64>)> = report
+            .racks
+            .iter()
+            .map(|r| (r.rack.as_str(), r.sensors, r.inlet_max))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![("R1", 2, None), ("R2", 1, None), (NO_RACK, 1, None)]
+        );
+        let month = report_at(&st, None, "Z9", now, Duration::from_secs(31 * 24 * 3600)).unwrap();
+        assert_eq!(row(&month, "R1").inlet_max, Some(24.0));
+        assert_eq!(row(&month, "R1").sensors, 2);
+    }
+
     #[test]
     fn incidents_open_recent_and_problems() {
         let st = sample();
         let report =
-            zone_report(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(24 * 3600)).unwrap();
+            report_at(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(24 * 3600)).unwrap();
         assert_eq!(report.open_incidents.len(), 1);
         let open = &report.open_incidents[0];
         assert_eq!(open.severity, Severity::Critical);
@@ -913,7 +992,7 @@ pub(crate) mod tests {
             Some(report.problems[0].id.as_str())
         );
         // A 1h window no longer shows the incident resolved 2h 35m ago.
-        let hour = zone_report(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(3600)).unwrap();
+        let hour = report_at(&st, Some("dc1"), "Z1", NOW, Duration::from_secs(3600)).unwrap();
         assert!(hour.recent_incidents.is_empty());
         assert_eq!(hour.open_incidents.len(), 1);
     }
@@ -921,7 +1000,7 @@ pub(crate) mod tests {
     #[test]
     fn zone_lookup_errors_name_the_known_zones() {
         let st = sample();
-        let err = zone_report(&st, None, "Z9", NOW, Duration::from_secs(60)).unwrap_err();
+        let err = report_at(&st, None, "Z9", NOW, Duration::from_secs(60)).unwrap_err();
         assert_eq!(
             err,
             ReportError::UnknownZone {
@@ -934,18 +1013,18 @@ pub(crate) mod tests {
             err.to_string(),
             "unknown zone Z9; known zones: dc1/Z1, dc1/Z2, dc2/Z1"
         );
-        let err = zone_report(&st, Some("dc2"), "Z2", NOW, Duration::from_secs(60)).unwrap_err();
+        let err = report_at(&st, Some("dc2"), "Z2", NOW, Duration::from_secs(60)).unwrap_err();
         assert!(err.to_string().starts_with("unknown zone dc2/Z2; known"));
-        let err = zone_report(&st, None, "Z1", NOW, Duration::from_secs(60)).unwrap_err();
+        let err = report_at(&st, None, "Z1", NOW, Duration::from_secs(60)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "zone Z1 exists in several sites (dc1, dc2); choose one with --site"
         );
         // Unique without a site.
-        let z2 = zone_report(&st, None, "Z2", NOW, Duration::from_secs(60)).unwrap();
+        let z2 = report_at(&st, None, "Z2", NOW, Duration::from_secs(60)).unwrap();
         assert_eq!(z2.site, "dc1");
         let empty = state(Vec::new(), Vec::new());
-        let err = zone_report(&empty, None, "Z1", NOW, Duration::from_secs(60)).unwrap_err();
+        let err = report_at(&empty, None, "Z1", NOW, Duration::from_secs(60)).unwrap_err();
         assert_eq!(err.to_string(), "unknown zone Z1: no zone has reported yet");
     }
 
@@ -1023,14 +1102,14 @@ pub(crate) mod tests {
         // The quiet period (15 min) ends at T0 + 16 min. Asked at T0 + 5 min with no later
         // event time, the incident is still open ...
         let early = Timestamp(T0 + 5 * MIN);
-        let report = zone_report(&st, None, "Z1", early, Duration::from_secs(3600)).unwrap();
+        let report = report_at(&st, None, "Z1", early, Duration::from_secs(3600)).unwrap();
         assert_eq!(report.open_incidents.len(), 1);
         assert!(report.open_incidents[0].active_sources.is_empty());
         assert_eq!(row(&report, "R1").open_incidents, 1);
         // ... but once an event at T0 + 20 min has been seen, event time says it resolved, and
         // it counts as resolved within the window that ends at `now`.
         st.latest_event = Timestamp(T0 + 20 * MIN);
-        let report = zone_report(&st, None, "Z1", early, Duration::from_secs(3600)).unwrap();
+        let report = report_at(&st, None, "Z1", early, Duration::from_secs(3600)).unwrap();
         assert!(report.open_incidents.is_empty());
         assert_eq!(report.recent_incidents.len(), 1);
         assert_eq!(report.generated_at, early);
@@ -1060,7 +1139,7 @@ pub(crate) mod tests {
                 T0,
             )],
         );
-        let report = zone_report(&st, None, "Z1", Timestamp(T0), Duration::from_secs(60)).unwrap();
+        let report = report_at(&st, None, "Z1", Timestamp(T0), Duration::from_secs(60)).unwrap();
         assert_eq!(row(&report, "R1").open_incidents, 0);
         assert_eq!(row(&report, "R2").open_incidents, 1);
     }
@@ -1108,8 +1187,7 @@ pub(crate) mod tests {
             ],
         );
         assert!(st.analysis.incidents(Timestamp(T0)).is_empty());
-        let report =
-            zone_report(&st, None, "Z1", Timestamp(T0), Duration::from_secs(3600)).unwrap();
+        let report = report_at(&st, None, "Z1", Timestamp(T0), Duration::from_secs(3600)).unwrap();
         assert!(report.open_incidents.is_empty());
         assert_eq!(report.forecasts.len(), 1, "{:?}", report.forecasts);
         let f = &report.forecasts[0];

@@ -12,16 +12,26 @@
 //!   their own): every record in event-time order, so the analysis prunes as it goes and the
 //!   rebuild's memory follows the rules' horizon, not the store.
 //!
+//! Either way the fleet directory ([`crate::state::directory`]) is then complete: a format-4
+//! checkpoint carries it; otherwise (a rebuild, an older checkpoint, whose reading summaries
+//! are skipped) the sensors of the replayed records are completed from one scan of the day
+//! roll-ups ([`directory_from_rollups`]: one value per zone and day, so it follows zones ×
+//! days kept, not the records), which also brings back sensors whose raw records retention
+//! deleted.
+//!
 //! Limit: a head that looks usable but whose chunks then do not decode makes
 //! [`crate::checkpoint::load_state`] fall back to its own bulk rebuild of every record (memory
 //! follows the store then); reported as [`StartMode::BulkRebuild`].
 
 use crate::actions::OperatorAction;
 use crate::checkpoint::{Head, Loaded};
+use crate::rollup::Level;
+use crate::state::directory::{Directory, SensorEntry};
 use crate::state::CollectorState;
 use crate::store::CollectorStore;
 use coldaisle_store::{KvStore, StoreError};
 use serde::Serialize;
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 /// The key of the checkpoint's head in [`crate::checkpoint::TREE`] (its module doc, "Layout").
@@ -147,6 +157,17 @@ pub fn load(
             )
         }
     };
+    let directory_ms = if loaded.directory {
+        0
+    } else {
+        let scan = Instant::now();
+        let sensors = directory_from_rollups(&mut state.directory, store.kv().as_ref())?;
+        tracing::debug!(
+            rollups = sensors,
+            "fleet directory completed from the day roll-ups"
+        );
+        millis(scan)
+    };
     let report = StartUp {
         mode,
         checkpoint: loaded.checkpoint,
@@ -167,14 +188,50 @@ pub fn load(
         out_of_order = report.out_of_order,
         too_late = report.too_late,
         events_held = state.analysis.event_count(),
-        summaries_held = state.summaries.iter().count(),
+        sensors_in_directory = state.directory.len(),
         incidents = state.analysis.incidents(state.latest_event).len(),
         problems = state.analysis.problems().len(),
+        directory_ms,
         load_ms = report.load_ms,
         total_ms = report.total_ms,
         "state rebuilt from the store"
     );
     Ok(report)
+}
+
+/// Notes into `directory` every sensor of the day roll-ups (tree `rollup_1d`, both layouts),
+/// seen until its latest summary's end; returns the roll-ups read. Blocking: one scan of the
+/// tree (zones × days kept values). A value that does not decode is skipped (logged).
+pub fn directory_from_rollups(
+    directory: &mut Directory,
+    kv: &dyn KvStore,
+) -> Result<u64, StoreError> {
+    let mut read = 0_u64;
+    coldaisle_store::visit_from(kv, Level::Day.tree(), &[], |key, value| {
+        match crate::rollup::zone_value::decode_any(key, value) {
+            Ok(rollups) => {
+                for r in rollups {
+                    read += 1;
+                    let loc = &r.location;
+                    directory.note_sensor(
+                        &loc.site,
+                        &loc.zone,
+                        loc.rack.as_deref(),
+                        &r.sensor,
+                        SensorEntry {
+                            kind: r.kind,
+                            last_seen: r.last_at,
+                        },
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::error!(key = ?key, error = %e, "day roll-up does not decode; its sensors left out of the directory")
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(read)
 }
 
 fn millis(since: Instant) -> u64 {

@@ -4,48 +4,15 @@
 use crate::analysis::history::ScopeHistory;
 use crate::analysis::Analysis;
 use coldaisle_core::wire::Status;
-use coldaisle_core::{ReadingSummary, Timestamp};
+use coldaisle_core::Timestamp;
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::RwLock;
 
-/// Reading summaries kept in memory per sensor for reports (older ones are pruned).
-///
-/// Invariant: a sensor's summaries arrive in time order (one agent sends them, in seq order,
-/// and every rebuild applies one agent's records in seq order), so the oldest are at the
-/// front of its list and [`SummaryIndex::add`] drops them from there: O(1) amortised per
-/// summary, where a scan of the list cost O(8 days of the sensor) per summary (40 % of a
-/// streamed start-up rebuild at 3 M records, BENCHMARKS.md "Daemon restart by store size").
-/// A summary that arrives out of order stays until those before it are dropped.
-#[derive(Debug, Default)]
-pub struct SummaryIndex {
-    /// Summaries by `(site, sensor)`, in arrival order.
-    by_sensor: BTreeMap<(String, String), VecDeque<ReadingSummary>>,
-}
+pub mod directory;
 
-impl SummaryIndex {
-    /// How long summaries are kept in memory.
-    pub const RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
-
-    /// Adds a summary, dropping the sensor's oldest ones while they end more than
-    /// [`SummaryIndex::RETENTION`] before its end.
-    pub fn add(&mut self, summary: ReadingSummary) {
-        let key = (summary.location.site.clone(), summary.sensor.clone());
-        let cutoff = summary.to.minus(Self::RETENTION);
-        let list = self.by_sensor.entry(key).or_default();
-        while list.front().is_some_and(|s| s.to < cutoff) {
-            list.pop_front();
-        }
-        list.push_back(summary);
-    }
-
-    /// Every sensor's summaries.
-    pub fn iter(&self) -> impl Iterator<Item = &ReadingSummary> {
-        self.by_sensor.values().flatten()
-    }
-}
+pub use directory::Directory;
 
 /// What the collector knows of one agent.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -114,10 +81,13 @@ pub struct NotifyFigures {
 pub struct CollectorState {
     /// Incidents and problems.
     pub analysis: Analysis,
-    /// Reading summaries for reports.
-    pub summaries: SummaryIndex,
-    /// The stored roll-ups of reading summaries, for history queries (`None` without a store,
-    /// e.g. in pure tests). Readers clone it and release the lock before reading the store.
+    /// Every sensor seen, by site, zone and rack ([`directory`]): the zone list, rack counts
+    /// and report rows. Bounded by the fleet; no reading summary is held in memory.
+    pub directory: Directory,
+    /// The stored roll-ups of reading summaries: every figure of a report, history query or
+    /// readings cause comes from them (`None` without a store: no figures; tests that need
+    /// figures without a store use one on a `MemoryStore`). Readers clone it and release the
+    /// lock before reading the store.
     pub rollups: Option<crate::rollup_store::RollupStore>,
     /// Agents by id.
     pub agents: BTreeMap<String, AgentInfo>,
@@ -168,62 +138,3 @@ impl CollectorState {
 
 /// Shared handle: ingest writes, the API reads.
 pub type SharedState = Arc<RwLock<CollectorState>>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use coldaisle_core::{Location, SensorKind};
-
-    fn summary(sensor: &str, minute: i64) -> ReadingSummary {
-        let from = Timestamp(minute * 60_000);
-        ReadingSummary {
-            sensor: sensor.into(),
-            kind: SensorKind::InletTemp,
-            location: Location {
-                site: "s1".into(),
-                zone: "Z1".into(),
-                row: None,
-                rack: None,
-            },
-            from,
-            to: Timestamp(from.0 + 60_000),
-            count: 1,
-            min: 20.0,
-            max: 20.0,
-            sum: 20.0,
-            last: 20.0,
-        }
-    }
-
-    #[test]
-    fn in_order_summaries_keep_exactly_the_retention_per_sensor() {
-        let mut index = SummaryIndex::default();
-        let days = 10 * 24 * 60;
-        for minute in 0..days {
-            index.add(summary("a", minute));
-            if minute % 60 == 0 {
-                index.add(summary("b", minute));
-            }
-        }
-        let retained = |sensor: &str| {
-            let ends: Vec<i64> = index
-                .iter()
-                .filter(|s| s.sensor == sensor)
-                .map(|s| s.to.0)
-                .collect();
-            (ends.len(), ends.iter().min().copied())
-        };
-        let eight_days = 8 * 24 * 60;
-        // "a": its last summary ends at minute `days`; those ending at or after `days` − 8
-        // days stay (8 days + 1 of them).
-        assert_eq!(
-            retained("a"),
-            (eight_days as usize + 1, Some((days - eight_days) * 60_000))
-        );
-        // "b" is cut from its own last summary's end, not "a"'s.
-        let last_b = (days - 1) / 60 * 60 + 1;
-        let (count, oldest) = retained("b");
-        assert_eq!(count, 8 * 24 + 1);
-        assert_eq!(oldest, Some((last_b - eight_days) * 60_000));
-    }
-}

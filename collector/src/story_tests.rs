@@ -440,7 +440,7 @@ async fn the_problem_api_answers_the_signature_and_the_verification_figures() {
     crate::rollup_store::add(kv.as_ref(), &summaries.iter().collect::<Vec<_>>()).unwrap();
     let state = CollectorState {
         analysis: a,
-        summaries: Default::default(),
+        directory: Default::default(),
         rollups: Some(RollupStore::new(kv, Default::default())),
         agents: Default::default(),
         stats: Default::default(),

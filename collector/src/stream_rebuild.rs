@@ -25,8 +25,9 @@
 //! - At the end the analysis is pruned once at its latest event time, so its floor is the one
 //!   a bulk rebuild ends with, and `incidents(now)` / `problems()` are the bulk rebuild's
 //!   (test `streamed_rebuild_equals_the_bulk_one` below).
-//! - Reading summaries go to [`crate::state::SummaryIndex`] in the same order; agent record
-//!   counts are counted as in the bulk rebuild (each stored record once).
+//! - Reading summaries note their sensors in the fleet directory ([`crate::state::Directory`],
+//!   order-free); agent record counts are counted as in the bulk rebuild (each stored record
+//!   once).
 
 use crate::actions::OperatorAction;
 use crate::checkpoint::Loaded;

@@ -10,7 +10,6 @@ use crate::incidents::tests::{sensor, MIN, T0};
 use crate::incidents::IncidentRules;
 use crate::model::StoredEvent;
 use crate::problems::{ProblemRules, ProblemScope};
-use crate::state::SummaryIndex;
 use coldaisle_core::wire::{Payload, SCHEMA_VERSION};
 use coldaisle_core::EventState::{Cleared, Raised};
 use coldaisle_core::Severity::Warning;
@@ -43,7 +42,7 @@ fn empty() -> CollectorState {
     let (incidents, problems) = rules();
     CollectorState {
         analysis: Analysis::new(incidents, problems),
-        summaries: SummaryIndex::default(),
+        directory: Default::default(),
         rollups: None,
         agents: Default::default(),
         stats: Default::default(),
@@ -163,7 +162,7 @@ fn bulk(store: &CollectorStore, actions: Vec<OperatorAction>) -> CollectorState 
 /// What the API shows of the state: the incidents that every prune keeps (not final before
 /// the horizon's cutoff: which older ones are still held depends on when the floor last
 /// moved, see `analysis::horizon`), problems, unmatched actions, agents' record counts, the
-/// latest event time and the summaries held.
+/// latest event time and the fleet directory.
 fn observed(state: &CollectorState) -> String {
     let (incidents, problems) = rules();
     let horizon = crate::analysis::horizon::horizon(&incidents, &problems);
@@ -181,7 +180,7 @@ fn observed(state: &CollectorState) -> String {
         state.analysis.unmatched_actions(),
         counts,
         state.latest_event,
-        state.summaries.iter().count(),
+        state.directory.entries(),
     ))
     .expect("encode")
 }

@@ -128,12 +128,28 @@ pub async fn run(keep_state: bool, serve: bool) -> anyhow::Result<()> {
         let state = collector.state.read().await;
         let now = Timestamp::now();
         println!();
+        let window = Duration::from_secs(3600);
         for zone in ["Z1", "Z2"] {
-            let report = zone_report(&state, Some("ams1"), zone, now, Duration::from_secs(3600))
+            let mut report = zone_report(&state, Some("ams1"), zone, now, window)
                 .with_context(|| format!("building the report of zone {zone}"))?;
+            // The rack figures, from the roll-ups of the window (a small demo store: read here).
+            if let Some(rollups) = &state.rollups {
+                let query = coldaisle_collector::rollup_store::HistoryQuery {
+                    site: report.site.clone(),
+                    zone: Some(report.zone.clone()),
+                    rack: None,
+                    sensor: None,
+                    from: now.minus(window),
+                    to: now,
+                };
+                let history = rollups
+                    .history(&query, now)
+                    .with_context(|| format!("reading the roll-ups of zone {zone}"))?;
+                report = coldaisle_collector::report::with_history(report, &history);
+            }
             println!("{}", render_zone_report(&report));
         }
-        print_causes_from_readings(&state, now);
+        print_causes_from_readings(&state, now)?;
         let problems = state.analysis.problems();
         println!("Problem records: {}", problems.len());
         for problem in &problems {
@@ -171,12 +187,27 @@ pub async fn run(keep_state: bool, serve: bool) -> anyhow::Result<()> {
 /// Each incident's probable cause once the zone's readings (the InRow's supply air, the rack
 /// inlets) are read beside the raised events ([`cooling_cause`]): the recirculation overheats
 /// read as airflow, the compressor trip as cooling capacity, R11's spike as that rack.
-fn print_causes_from_readings(state: &coldaisle_collector::state::CollectorState, now: Timestamp) {
+/// The summaries are the stored records themselves (2-second summaries: finer than the
+/// one-minute roll-ups the collector's routes read; a small demo store, read whole).
+fn print_causes_from_readings(
+    state: &coldaisle_collector::state::CollectorState,
+    now: Timestamp,
+) -> anyhow::Result<()> {
     println!("Probable causes read from the cooling unit's and the inlets' readings:");
+    let mut summaries = Vec::new();
+    if let Some(rollups) = &state.rollups {
+        coldaisle_collector::store::CollectorStore::new(rollups.kv().clone())
+            .for_each_record(|r| {
+                if let coldaisle_core::wire::Payload::ReadingSummary(s) = r.payload {
+                    summaries.push(s);
+                }
+            })
+            .context("reading the stored summaries")?;
+    }
     for mut incident in state.analysis.incidents(now) {
         cooling_cause::refine_incident(
             &mut incident,
-            state.summaries.iter(),
+            summaries.iter(),
             state.analysis.events(),
             CAUSE_WINDOWS,
         );
@@ -195,6 +226,7 @@ fn print_causes_from_readings(state: &coldaisle_collector::state::CollectorState
         }
     }
     println!();
+    Ok(())
 }
 
 /// Prints the dashboard's URL and waits for Ctrl-C while the site, agent and collector keep

@@ -21,6 +21,9 @@
 //! - **bulk rebuild**: for comparison, the rebuild start-up did before (every record in key
 //!   order in one bulk, `checkpoint::rebuild_state`), alone, timed with its peak RSS.
 //!
+//! Also the size of the checkpoint the first start's shutdown wrote (its head's body bytes)
+//! and its format version.
+//!
 //! Run: `cargo build --release -p coldaisle-benches --bin restart &&
 //! target/release/restart [--sizes 1000000,3000000,10000000] [--keep DIR] [--no-bulk]
 //! [--window-hours H] [--sensors N] [--zones N]`
@@ -195,6 +198,17 @@ fn drop_checkpoint(dir: &Path) -> Result<()> {
     kv.apply(tree, batch)?;
     kv.flush()?;
     Ok(())
+}
+
+/// The stored checkpoint's body size and format version (from its head), if there is one.
+fn checkpoint_size(dir: &Path) -> Result<Option<(u64, u32)>> {
+    let kv = open(dir)?;
+    let Some(raw) = kv.get(coldaisle_collector::checkpoint::TREE, b"head")? else {
+        return Ok(None);
+    };
+    let head: coldaisle_collector::checkpoint::Head =
+        serde_json::from_slice(&raw).context("checkpoint head")?;
+    Ok(Some((head.bytes, head.version)))
 }
 
 /// Resident and peak resident memory of this process, in MB.
@@ -384,9 +398,9 @@ fn main() -> Result<()> {
     println!(
         "| records stored (days) | written now (records/s) | start without checkpoint: ready | \
          its load | peak RSS | RSS after | stop (writes the checkpoint) | start from checkpoint: ready | \
-         its load | peak RSS | RSS after | events held | bulk rebuild (before): time | its peak RSS |"
+         its load | peak RSS | RSS after | events held | checkpoint (format) | bulk rebuild: time | its peak RSS |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for size in sizes {
         let before = written.records;
         let took = grow(&dir, &mut written, size)?;
@@ -402,6 +416,10 @@ fn main() -> Result<()> {
         written.sensors = Some(sensors()?);
         drop_checkpoint(&dir)?;
         let rebuilt = child("daemon", &dir)?;
+        let checkpoint = match checkpoint_size(&dir)? {
+            Some((bytes, version)) => format!("{:.1} MB (v{version})", bytes as f64 / 1e6),
+            None => "none".into(),
+        };
         let restored = child("daemon", &dir)?;
         let load = |m: &Measured| {
             m.last_start
@@ -421,7 +439,7 @@ fn main() -> Result<()> {
             ("not run".into(), "not run".into())
         };
         println!(
-            "| {} ({days:.2}) | {rate} | {} ms | {} | {:.0} MB | {:.0} MB | {} ms | {} ms | {} | {:.0} MB | {:.0} MB | {} | {bulk_ms} | {bulk_hwm} |",
+            "| {} ({days:.2}) | {rate} | {} ms | {} | {:.0} MB | {:.0} MB | {} ms | {} ms | {} | {:.0} MB | {:.0} MB | {} | {checkpoint} | {bulk_ms} | {bulk_hwm} |",
             written.records,
             rebuilt.ready_ms,
             load(&rebuilt),

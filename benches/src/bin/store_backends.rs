@@ -16,7 +16,7 @@
 //! - **refresh** (PostgreSQL): a standby's view brought up to date after K new records
 //!   (`cluster::follow`: the settled id, the pages of changes, applied to the state), for two
 //!   values of K, next to what the full rebuild would cost. The refreshed view is checked
-//!   against a full rebuild (same events, summaries and ledgers), so the figure is of a
+//!   against a full rebuild (same events, directory of sensors and ledgers), so the figure is of a
 //!   correct refresh.
 //!
 //! PostgreSQL is a local PostgreSQL 15 started by the test kit (`./test.sh` installs it), over
@@ -169,7 +169,7 @@ fn restart(
 fn fingerprint(state: &CollectorState) -> (usize, usize, usize, Vec<(String, u64, u64)>) {
     (
         state.analysis.event_count(),
-        state.summaries.iter().count(),
+        state.directory.len(),
         state.analysis.incidents(state.latest_event).len(),
         state
             .agents

@@ -9,8 +9,11 @@
 //! - **Each change is applied once.** The cursor moves only past pages applied to the state.
 //!   Right after a full rebuild, the records with ids between the settled id read before it
 //!   and the one read after it (`overlap_until`) may be in the rebuilt view already: events
-//!   are dropped by the analysis's own `(agent, seq)` check; summaries are checked against the
-//!   summaries held.
+//!   are dropped by the analysis's own `(agent, seq)` check; a summary is held when the fleet
+//!   directory saw its sensor until its end or later ([`held`]: one agent sends a sensor's
+//!   summaries in time order, and they are stored in that order). A summary only notes its
+//!   sensor in the directory (its figures are the roll-ups the ingesting partition wrote),
+//!   which is idempotent, so this check only keeps the record counts exact.
 //! - **An active partition skips its own sites' records and ledgers**: its ingest applied
 //!   them when it stored them. A standby applies everything.
 //! - Deleted rows (raw-record retention) are not changes: they leave the view at the next
@@ -23,10 +26,8 @@ use crate::notify_plan::Silence;
 use crate::state::CollectorState;
 use crate::store::AgentLedger;
 use coldaisle_core::wire::{Payload, Record};
-use coldaisle_core::Timestamp;
 use coldaisle_store::StoreError;
 use coldaisle_store_pg::{Change, ChangesPage, PgStore, TailCursor, TailStep, RECORDS};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// The trees a refresh follows.
@@ -98,11 +99,13 @@ pub struct Applied {
     pub ledgers: usize,
 }
 
-/// A summary's identity in the view.
-type SummaryKey = (String, String, Timestamp, Timestamp);
-
-fn summary_key(s: &coldaisle_core::ReadingSummary) -> SummaryKey {
-    (s.location.site.clone(), s.sensor.clone(), s.from, s.to)
+/// True if the view holds `s` already: the directory saw its sensor until its end or later.
+fn held(state: &CollectorState, s: &coldaisle_core::ReadingSummary) -> bool {
+    let loc = &s.location;
+    state
+        .directory
+        .sensor(&loc.site, &loc.zone, loc.rack.as_deref(), &s.sensor)
+        .is_some_and(|seen| seen.last_seen >= s.to)
 }
 
 impl Delta {
@@ -133,7 +136,6 @@ pub fn apply(
         actions: delta.actions.len(),
         ..Applied::default()
     };
-    let mut held: Option<BTreeSet<SummaryKey>> = None;
     state.analysis.begin_bulk();
     for (id, record) in delta.records {
         if owned(&record.site) {
@@ -143,10 +145,7 @@ pub fn apply(
         let agent = record.agent.clone();
         let new = match &record.payload {
             Payload::ReadingSummary(summary) => {
-                let fresh = id > overlap_until
-                    || !held
-                        .get_or_insert_with(|| state.summaries.iter().map(summary_key).collect())
-                        .contains(&summary_key(summary));
+                let fresh = id > overlap_until || !held(state, summary);
                 if fresh {
                     crate::ingest::apply_record(state, record);
                 }
@@ -262,7 +261,7 @@ mod tests {
     use coldaisle_core::wire::SCHEMA_VERSION;
     use coldaisle_core::EventState::Raised;
     use coldaisle_core::Severity::Warning;
-    use coldaisle_core::{Location, ReadingSummary, SensorKind};
+    use coldaisle_core::{Location, ReadingSummary, SensorKind, Timestamp};
 
     fn empty() -> CollectorState {
         CollectorState {
@@ -270,7 +269,7 @@ mod tests {
                 IncidentRules::default(),
                 ProblemRules::default(),
             ),
-            summaries: crate::state::SummaryIndex::default(),
+            directory: Default::default(),
             rollups: None,
             agents: Default::default(),
             stats: Default::default(),
@@ -411,7 +410,13 @@ mod tests {
         let applied = apply(&mut state, first, None, 0);
         assert_eq!(applied.records, 2);
         assert_eq!(state.analysis.event_count(), 1);
-        assert_eq!(state.summaries.iter().count(), 1);
+        let seen = |state: &CollectorState| {
+            state
+                .directory
+                .sensor("dc1", "Z1", None, "r1-inlet")
+                .map(|e| e.last_seen)
+        };
+        assert_eq!(seen(&state), Some(Timestamp(T0 + 3 * MIN)));
         assert_eq!(state.agents["a1"].records, 2);
         assert!(!state
             .analysis
@@ -419,7 +424,7 @@ mod tests {
             .is_empty());
 
         // After a full rebuild that may have read ids up to 10: the same rows again are
-        // dropped (the event by the analysis, the summary against those held), id 11 is new.
+        // dropped (the event by the analysis, the summary by the directory), id 11 is new.
         let again = delta(vec![
             (5, event("a1", "dc1", 1)),
             (6, summary("a1", "dc1", 2)),
@@ -436,7 +441,7 @@ mod tests {
             }
         );
         assert_eq!(state.analysis.event_count(), 1);
-        assert_eq!(state.summaries.iter().count(), 2);
+        assert_eq!(seen(&state), Some(Timestamp(T0 + 4 * MIN)));
         assert_eq!(state.agents["a1"].records, 3);
     }
 

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::problem::{of_incidents, refine, IncidentVerdict};
-use super::read::{from_memory, from_rollups, opened_at_of_id, windows_at};
+use super::read::{from_rollups, opened_at_of_id, windows_at};
 use super::*;
 use crate::analysis::Analysis;
 use crate::incidents::tests::{sensor, MIN, T0};
@@ -253,23 +253,6 @@ fn an_archived_incident_opening_is_read_from_its_id() {
     assert_eq!(opened_at_of_id("inc-dc1-z1-thermal"), None);
 }
 
-#[test]
-fn memory_serves_only_when_it_reaches_back_to_the_baseline() {
-    let all = zone_readings(&["R01"], AFTERNOON, 24.0);
-    let refs: Vec<&ReadingSummary> = all.iter().collect();
-    let held = from_memory(&refs, Timestamp(AFTERNOON), Windows::default()).unwrap();
-    // The baseline hour and the 15 minutes each side, nothing older.
-    assert!(held.iter().all(|s| s.to.0 >= AFTERNOON - 60 * MIN));
-    assert!(held.len() < all.len());
-    // Memory starting after the baseline's start: the roll-ups must be read.
-    let late: Vec<&ReadingSummary> = refs
-        .iter()
-        .copied()
-        .filter(|s| s.from.0 > AFTERNOON - 30 * MIN)
-        .collect();
-    assert!(from_memory(&late, Timestamp(AFTERNOON), Windows::default()).is_none());
-}
-
 /// Three excursions of Z1's `r1-inlet` (rack R1) on days 0, 1 and 2: a recurrence problem
 /// whose event cause knows nothing of the cooler.
 fn recurring_problem() -> (Analysis, Problem) {
@@ -334,7 +317,7 @@ async fn get_json(
 fn state_of(analysis: Analysis) -> crate::state::CollectorState {
     crate::state::CollectorState {
         analysis,
-        summaries: Default::default(),
+        directory: Default::default(),
         rollups: None,
         agents: Default::default(),
         stats: Default::default(),
@@ -347,10 +330,7 @@ fn state_of(analysis: Analysis) -> crate::state::CollectorState {
 #[tokio::test]
 async fn the_problem_api_says_cooling_capacity_when_the_supply_rose_with_the_inlets() {
     let (analysis, problem) = recurring_problem();
-    let mut state = state_of(analysis);
-    for s in readings_of_every_excursion() {
-        state.summaries.add(s);
-    }
+    let state = state_of(analysis).with_summaries(readings_of_every_excursion());
     let now = Timestamp(AFTERNOON + 3 * DAY);
     let one = get_json(state, now, &format!("/api/v1/problems/{}", problem.id)).await;
     let cause = &one["probable_cause"];
@@ -381,10 +361,7 @@ async fn the_problem_api_says_cooling_capacity_when_the_supply_rose_with_the_inl
     );
 
     let (analysis, _) = recurring_problem();
-    let mut state = state_of(analysis);
-    for s in readings_of_every_excursion() {
-        state.summaries.add(s);
-    }
+    let state = state_of(analysis).with_summaries(readings_of_every_excursion());
     let list = get_json(state, now, "/api/v1/problems?zone=Z1").await;
     assert_eq!(
         list[0]["probable_cause"]["kind"], "cooling_capacity",
@@ -441,7 +418,7 @@ async fn a_twenty_day_old_incident_is_judged_from_the_hour_rollups() {
         .iter()
         .all(|s| s.to.0 - s.from.0 == Level::Minute.bucket_ms()));
 
-    // Through the API: memory holds nothing of them, the store does.
+    // Through the API, from the store.
     let mut state = state_of(analysis);
     state.rollups = Some(store);
     let one = get_json(state, now, &format!("/api/v1/problems/{}", problem.id)).await;

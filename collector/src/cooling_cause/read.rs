@@ -2,13 +2,18 @@
 //! readings verdict ([`super::explain`]) on the incidents and problems they answer, so the
 //! analysis engines stay event-only and pure.
 //!
-//! Where an incident's readings come from:
-//! - the reading summaries held in memory ([`SummaryIndex`], about 8 days), when they reach
-//!   back to the start of the incident's baseline window (or when there is no store);
-//! - otherwise the stored roll-ups: one-minute buckets while the incident is within their
-//!   retention, one-hour buckets after that (the level [`RollupStore::serving_level`] picks),
-//!   with the windows widened to whole buckets ([`windows_at`]), so a 20-day-old incident is
-//!   still judged from its readings.
+//! Where an incident's readings come from: the stored roll-ups (no summary is held in
+//! memory), one-minute buckets while the incident is within their retention, one-hour
+//! buckets after that (the level [`RollupStore::serving_level`] picks), with the windows
+//! widened to whole buckets ([`windows_at`]), so a 20-day-old incident is still judged from
+//! its readings. A state without a store judges from no readings (the event cause stays).
+//!
+//! The sensors left out as faulty ([`faulty_sensors`]) are named by the zone's sensor-fault
+//! events around the opening: those the analysis holds (its hot span, a day by default),
+//! and, with a store, those of the store's scope index (every event that has a fingerprint is
+//! indexed by `site-zone-category`: one range read per category over the windows,
+//! [`stored_faulty`]), so an incident older than the hot span still leaves its faulty
+//! sensors out.
 //!
 //! What needs the state is taken under one read lock; the store is read without it, on a
 //! blocking thread. A store error leaves that incident undecided (logged), never fails the
@@ -16,13 +21,14 @@
 
 use super::problem::{refine, IncidentVerdict};
 use super::{explain, faulty_sensors, merge, Windows};
+use crate::analysis::history::{zone_selectors, HistoryError, ScopeHistory};
 use crate::incidents::Incident;
 use crate::problems::{Problem, ROW_SEPARATOR, SITE_WIDE};
 use crate::rollup::Level;
 use crate::rollup_store::{HistoryQuery, RollupStore};
-use crate::state::{CollectorState, SharedState};
+use crate::state::{CollectorState, SharedState, StoredHistory};
 use coldaisle_core::{Category, ReadingSummary, Timestamp};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// `base` widened for buckets of `level`: a baseline of at least three buckets and a peak
@@ -34,27 +40,6 @@ pub fn windows_at(level: Level, base: Windows) -> Windows {
         before: base.before.max(bucket * 3),
         around: base.around.max(bucket),
     }
-}
-
-/// The summaries of `zone` (already narrowed to one site and zone) that an incident opened at
-/// `opened` is judged from, when memory reaches back to the start of its baseline window;
-/// `None` when the roll-ups must be read instead.
-pub fn from_memory(
-    zone: &[&ReadingSummary],
-    opened: Timestamp,
-    windows: Windows,
-) -> Option<Vec<ReadingSummary>> {
-    let from = opened.minus(windows.before);
-    let to = opened.plus(windows.around);
-    if !zone.iter().any(|s| s.from <= from) {
-        return None;
-    }
-    Some(
-        zone.iter()
-            .filter(|s| s.to >= from && s.from <= to)
-            .map(|s| (*s).clone())
-            .collect(),
-    )
 }
 
 /// The roll-ups of `(site, zone)` around `opened` as summaries (one per sensor and bucket),
@@ -88,8 +73,27 @@ pub fn from_rollups(
     Ok((summaries, fitted))
 }
 
-/// One incident to judge: where and when, the sensors not to trust, and its readings when
-/// memory holds them.
+/// The sensors of `(site, zone)` that a sensor-fault event stored in `history` names between
+/// `from` and `to` (both included): one range read of the scope index per category.
+/// Blocking (a store read).
+pub fn stored_faulty(
+    history: &dyn ScopeHistory,
+    site: &str,
+    zone: &str,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<BTreeSet<String>, HistoryError> {
+    let start = (from, String::new(), 0);
+    let end = (to.plus(Duration::from_millis(1)), String::new(), 0);
+    let mut faulty = BTreeSet::new();
+    for selector in zone_selectors(site, zone) {
+        let events = history.events(&selector, &start, &end)?;
+        faulty.extend(faulty_sensors(&events, site, zone, from, to));
+    }
+    Ok(faulty)
+}
+
+/// One incident to judge: where and when, and the sensors not to trust.
 #[derive(Debug, Clone)]
 struct Job {
     incident: String,
@@ -97,43 +101,18 @@ struct Job {
     site: String,
     zone: String,
     faulty: BTreeSet<String>,
-    memory: Option<Vec<ReadingSummary>>,
 }
 
 impl Job {
     /// The job of a held incident (thermal only), taken under the state's read lock.
-    fn of_incident(
-        state: &CollectorState,
-        memo: &mut ZoneMemo,
-        incident: &Incident,
-    ) -> Option<Job> {
+    fn of_incident(state: &CollectorState, incident: &Incident) -> Option<Job> {
         let fp = &incident.fingerprint;
-        (fp.category == Category::Thermal).then(|| {
-            Job::new(
-                state,
-                memo,
-                &incident.id,
-                incident.opened_at,
-                &fp.site,
-                &fp.zone,
-            )
-        })
+        (fp.category == Category::Thermal)
+            .then(|| Job::new(state, &incident.id, incident.opened_at, &fp.site, &fp.zone))
     }
 
-    fn new(
-        state: &CollectorState,
-        memo: &mut ZoneMemo,
-        id: &str,
-        opened_at: Timestamp,
-        site: &str,
-        zone: &str,
-    ) -> Job {
+    fn new(state: &CollectorState, id: &str, opened_at: Timestamp, site: &str, zone: &str) -> Job {
         let windows = Windows::default();
-        let summaries = memo.zone(state, site, zone);
-        let memory = match state.rollups {
-            Some(_) => from_memory(&summaries, opened_at, windows),
-            None => Some(summaries.iter().map(|s| (*s).clone()).collect()),
-        };
         let faulty = faulty_sensors(
             state.analysis.events(),
             site,
@@ -147,35 +126,54 @@ impl Job {
             site: site.to_string(),
             zone: zone.to_string(),
             faulty,
-            memory,
         }
     }
 
-    /// The verdict, reading the roll-ups when memory did not hold the readings. Blocking.
-    fn judge(self, store: Option<&RollupStore>, now: Timestamp) -> IncidentVerdict {
-        let (summaries, windows) = match (self.memory, store) {
-            (Some(memory), _) => (memory, Windows::default()),
-            (None, Some(store)) => {
-                match from_rollups(
-                    store,
-                    &self.site,
-                    &self.zone,
-                    self.opened_at,
-                    Windows::default(),
-                    now,
-                ) {
-                    Ok(read) => read,
-                    Err(e) => {
-                        tracing::error!(
-                            incident = %self.incident,
-                            error = %e,
-                            "reading the zone's roll-ups for the probable cause failed; readings left out"
-                        );
-                        (Vec::new(), Windows::default())
-                    }
-                }
+    /// The verdict from the zone's roll-ups (none without a store), leaving out the sensors
+    /// faulty by the events held and by those stored (`history`). Blocking.
+    fn judge(
+        mut self,
+        store: Option<&RollupStore>,
+        history: Option<&StoredHistory>,
+        now: Timestamp,
+    ) -> IncidentVerdict {
+        if let Some(history) = history {
+            let windows = Windows::default();
+            match stored_faulty(
+                history.0.as_ref(),
+                &self.site,
+                &self.zone,
+                self.opened_at.minus(windows.before),
+                self.opened_at.plus(windows.around),
+            ) {
+                Ok(stored) => self.faulty.extend(stored),
+                Err(e) => tracing::error!(
+                    incident = %self.incident,
+                    error = %e,
+                    "reading the zone's stored fault events failed; only those held are left out"
+                ),
             }
-            (None, None) => (Vec::new(), Windows::default()),
+        }
+        let (summaries, windows) = match store {
+            Some(store) => match from_rollups(
+                store,
+                &self.site,
+                &self.zone,
+                self.opened_at,
+                Windows::default(),
+                now,
+            ) {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::error!(
+                        incident = %self.incident,
+                        error = %e,
+                        "reading the zone's roll-ups for the probable cause failed; readings left out"
+                    );
+                    (Vec::new(), Windows::default())
+                }
+            },
+            None => (Vec::new(), Windows::default()),
         };
         let refs: Vec<&ReadingSummary> = summaries.iter().collect();
         IncidentVerdict {
@@ -183,34 +181,6 @@ impl Job {
             incident: self.incident,
             opened_at: self.opened_at,
         }
-    }
-}
-
-/// Each `(site, zone)`'s summaries held in memory, collected once per request.
-#[derive(Default)]
-struct ZoneMemo {
-    zones: HashMap<(String, String), Vec<ReadingSummary>>,
-}
-
-impl ZoneMemo {
-    fn zone<'s>(
-        &'s mut self,
-        state: &CollectorState,
-        site: &str,
-        zone: &str,
-    ) -> Vec<&'s ReadingSummary> {
-        self.zones
-            .entry((site.to_string(), zone.to_string()))
-            .or_insert_with(|| {
-                state
-                    .summaries
-                    .iter()
-                    .filter(|s| s.location.site == site && s.location.zone == zone)
-                    .cloned()
-                    .collect()
-            })
-            .iter()
-            .collect()
     }
 }
 
@@ -231,12 +201,7 @@ pub fn opened_at_of_id(id: &str) -> Option<Timestamp> {
 /// The jobs of `problem`'s incidents: held ones from the analysis, others (archived) placed in
 /// the problem's zone at the time their id says. A site-wide problem's archived incidents are
 /// left out (their zone is unknown here).
-fn problem_jobs(
-    state: &CollectorState,
-    memo: &mut ZoneMemo,
-    problem: &Problem,
-    now: Timestamp,
-) -> Vec<Job> {
+fn problem_jobs(state: &CollectorState, problem: &Problem, now: Timestamp) -> Vec<Job> {
     let fp = &problem.fingerprint;
     if fp.category != Category::Thermal {
         return Vec::new();
@@ -250,10 +215,10 @@ fn problem_jobs(
         .incidents
         .iter()
         .filter_map(|id| match state.analysis.incident(id, now) {
-            Some(incident) => Job::of_incident(state, memo, &incident),
+            Some(incident) => Job::of_incident(state, &incident),
             None => {
                 let opened = opened_at_of_id(id)?;
-                Some(Job::new(state, memo, id, opened, &fp.site, zone?))
+                Some(Job::new(state, id, opened, &fp.site, zone?))
             }
         })
         .collect()
@@ -269,12 +234,11 @@ pub async fn problems_with_cause(
     let (jobs, store, now) = {
         let state = state.read().await;
         let now = crate::report::incident_time(&state, now);
-        let mut memo = ZoneMemo::default();
         let jobs: Vec<Vec<Job>> = problems
             .iter()
-            .map(|p| problem_jobs(&state, &mut memo, p, now))
+            .map(|p| problem_jobs(&state, p, now))
             .collect();
-        (jobs, state.rollups.clone(), now)
+        (jobs, (state.rollups.clone(), state.history.clone()), now)
     };
     let verdicts = judge_all(jobs, store, now).await;
     for (problem, verdicts) in problems.iter_mut().zip(verdicts) {
@@ -292,7 +256,7 @@ pub async fn problem_with_cause(state: &SharedState, problem: Problem, now: Time
 }
 
 /// `incident` (thermal) with the readings cause merged over its event cause ([`merge`]),
-/// reading the roll-ups when memory no longer holds its readings.
+/// read from the zone's roll-ups.
 pub async fn incident_with_cause(
     state: &SharedState,
     mut incident: Incident,
@@ -303,10 +267,9 @@ pub async fn incident_with_cause(
     }
     let (job, store) = {
         let state = state.read().await;
-        let mut memo = ZoneMemo::default();
         (
-            Job::of_incident(&state, &mut memo, &incident),
-            state.rollups.clone(),
+            Job::of_incident(&state, &incident),
+            (state.rollups.clone(), state.history.clone()),
         )
     };
     let Some(job) = job else {
@@ -327,7 +290,7 @@ pub async fn incident_with_cause(
 /// out (logged).
 async fn judge_all(
     jobs: Vec<Vec<Job>>,
-    store: Option<RollupStore>,
+    (store, history): (Option<RollupStore>, Option<StoredHistory>),
     now: Timestamp,
 ) -> Vec<Vec<IncidentVerdict>> {
     let count = jobs.len();
@@ -335,7 +298,7 @@ async fn judge_all(
         jobs.into_iter()
             .map(|list| {
                 list.into_iter()
-                    .map(|job| job.judge(store.as_ref(), now))
+                    .map(|job| job.judge(store.as_ref(), history.as_ref(), now))
                     .collect()
             })
             .collect::<Vec<Vec<IncidentVerdict>>>()

@@ -261,6 +261,36 @@ fn fault_events_name_the_untrusted_sensors() {
     );
     let names: Vec<&str> = faulty.iter().map(String::as_str).collect();
     assert_eq!(names, ["crac1-supply", "crac2-supply"]);
+
+    // The same events read from a store's scope index (the analysis holding none of them),
+    // with one of another zone and one just past the window.
+    let mut history = crate::analysis::history::MemoryHistory::default();
+    for (n, mut e) in events.into_iter().enumerate() {
+        e.seq = n as u64; // distinct order keys: three share a time
+        history.add(e);
+    }
+    let mut other_zone = event("z2-supply", "stuck", Category::Cooling, OPENED);
+    let mut late = event(
+        "crac5-supply",
+        "stuck",
+        Category::Cooling,
+        OPENED + 15 * MIN + 1,
+    );
+    if let Payload::SensorEvent(s) = &mut other_zone.payload {
+        s.location.zone = "Z2".into();
+    }
+    (other_zone.seq, late.seq) = (10, 11);
+    history.add(other_zone);
+    history.add(late);
+    let stored = read::stored_faulty(
+        &history,
+        "ams1",
+        "Z1",
+        Timestamp(OPENED - 60 * MIN),
+        Timestamp(OPENED + 15 * MIN),
+    )
+    .unwrap();
+    assert_eq!(stored, faulty);
 }
 
 #[test]
