@@ -46,7 +46,13 @@ pub const TREE: &str = "checkpoint";
 /// version 2 would take such a checkpoint for the whole state and count fewer incidents or
 /// miss events, so it must rebuild instead: hence the new number. Version 2 checkpoints still
 /// load (their snapshot's new fields take their defaults: no hot floor, no tallies yet).
-pub const FORMAT_VERSION: u32 = 3;
+///
+/// 5: an incident in the engines may hold only the tail of its timeline, its head being in
+/// the store (`incidents::StoredTimeline`, issue 13 part 12). A collector that reads only up
+/// to 4 would take the tail for the whole timeline, hence the number (4 is taken by another
+/// change to the summaries). Versions 2 to 4 still load: their incidents have no stored head
+/// (the field's default), which is exactly what they meant.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Oldest checkpoint format version this collector still reads.
 pub const OLDEST_READ_VERSION: u32 = 2;
