@@ -522,20 +522,28 @@ async fn one_incident(
     let Path(id) = path?;
     let now = (api.clock)();
     let state = api.state.read().await;
-    // An incident final before the hot span has its timeline's head in the store: one range
-    // scan of its scope, under the read lock (ingest waits for it, as for the list).
-    let found =
-        state
-            .analysis
-            .incident_with_history(&id, incident_time(&state, now), state.history());
+    let found = whole_incident(&state, &id, incident_time(&state, now));
     drop(state);
-    match found {
-        Ok(Some(incident)) => {
-            // The cause engine reads events; the cooling units' readings refine it here.
-            let incident =
-                crate::cooling_cause::read::incident_with_cause(&api.state, incident, now).await;
-            Ok(Json(incident).into_response())
-        }
+    let incident = found?;
+    // The cause engine reads events; the cooling units' readings refine it here.
+    let incident = crate::cooling_cause::read::incident_with_cause(&api.state, incident, now).await;
+    Ok(Json(incident).into_response())
+}
+
+/// Incident `id` as of event time `now` with its whole timeline: an incident final before the
+/// hot span has its timeline's head read back from the store (one range scan of its scope,
+/// under the caller's read lock). 404 if there is no such incident, 503 if the store cannot
+/// give the head back.
+pub(crate) fn whole_incident(
+    state: &crate::state::CollectorState,
+    id: &str,
+    now: Timestamp,
+) -> ApiResult<crate::incidents::Incident> {
+    match state
+        .analysis
+        .incident_with_history(id, now, state.history())
+    {
+        Ok(Some(incident)) => Ok(incident),
         Ok(None) => Err(ApiError::not_found(format!("no incident with id {id:?}"))),
         Err(e) => {
             tracing::warn!(incident = %id, error = %e, "incident timeline not readable from the store");
