@@ -30,7 +30,10 @@
 //!   indexed by scope); the engines do not change, a late event before the hot floor replays
 //!   its scope reading the events before the hot floor through a [`history::ScopeHistory`],
 //!   and the read side uses summaries frozen when the incidents became final before the hot
-//!   floor. The results above are unchanged.
+//!   floor. The results above are unchanged. The engines let the timelines of incidents
+//!   final before the hot floor go too: [`Analysis::incidents`] shows such an incident with
+//!   its stored head counted, not listed ([`crate::incidents::StoredTimeline`]), and
+//!   [`Analysis::incident_with_history`] reads it back ([`stored_timeline`]).
 //!
 //! Because incident and problem ids come from their content, a late event that moves an
 //! incident's opening time earlier also changes its id; consumers that need to track changes
@@ -50,6 +53,7 @@ mod prune_tests;
 mod scope;
 mod shard;
 mod snapshot;
+pub mod stored_timeline;
 #[cfg(test)]
 mod tally_tests;
 mod zone_index;

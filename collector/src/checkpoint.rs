@@ -55,7 +55,12 @@ pub const TREE: &str = "checkpoint";
 /// from memory, report no figures: it must rebuild, hence the new number. Versions 2 and 3
 /// still load; their summaries are skipped, not decoded into memory, and start-up fills the
 /// directory from the day roll-ups instead ([`Loaded::directory`]).
-pub const FORMAT_VERSION: u32 = 4;
+///
+/// 5: an incident in the engines may hold only the tail of its timeline, its head being in
+/// the store (`incidents::StoredTimeline`, issue 13 part 12). A collector that reads only up
+/// to 4 would take the tail for the whole timeline, hence the number. Versions 2 to 4 still load: their incidents have no stored head
+/// (the field's default), which is exactly what they meant.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Oldest checkpoint format version this collector still reads.
 pub const OLDEST_READ_VERSION: u32 = 2;

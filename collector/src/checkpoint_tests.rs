@@ -57,11 +57,16 @@ fn overheats() -> Vec<StoredEvent> {
         .collect()
 }
 
-/// Incidents, problems, record counts and latest event time.
+/// Incidents (timelines whole: stored heads read back from the store), problems, record
+/// counts and latest event time.
 fn observed(state: &CollectorState) -> String {
     let counts: Vec<(&String, u64)> = state.agents.iter().map(|(a, i)| (a, i.records)).collect();
+    let incidents = state
+        .analysis
+        .incidents_with_history(Timestamp(T0 + 1000 * MIN), state.history())
+        .expect("stored timelines read back");
     serde_json::to_string(&(
-        state.analysis.incidents(Timestamp(T0 + 1000 * MIN)),
+        incidents,
         state.analysis.problems(),
         counts,
         state.latest_event,
@@ -279,6 +284,9 @@ fn a_hot_checkpoint_holds_the_hot_span_and_its_tail_with_a_deep_late_event_equal
     assert!(state.analysis.rebuilds() >= 1);
     let full = rebuilt(&store);
     assert_eq!(full.analysis.problems().len(), 2);
+    // The comparison covers timelines read back from the store's scope index.
+    let end = Timestamp(T0 + 1000 * MIN);
+    assert!(state.analysis.footprint(end).stored_timeline_entries > 0);
     assert_eq!(observed(&state), observed(&full));
 }
 

@@ -324,6 +324,14 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    /// 503: what was asked exists but a store read it needs failed (try again).
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.into(),
+        }
+    }
 }
 
 /// The JSON body of every error.
@@ -524,15 +532,35 @@ async fn one_incident(
     let Path(id) = path?;
     let now = (api.clock)();
     let state = api.state.read().await;
-    match state.analysis.incident(&id, incident_time(&state, now)) {
-        Some(incident) => {
-            drop(state);
-            // The cause engine reads events; the cooling units' readings refine it here.
-            let incident =
-                crate::cooling_cause::read::incident_with_cause(&api.state, incident, now).await;
-            Ok(Json(incident).into_response())
+    let found = whole_incident(&state, &id, incident_time(&state, now));
+    drop(state);
+    let incident = found?;
+    // The cause engine reads events; the cooling units' readings refine it here.
+    let incident = crate::cooling_cause::read::incident_with_cause(&api.state, incident, now).await;
+    Ok(Json(incident).into_response())
+}
+
+/// Incident `id` as of event time `now` with its whole timeline: an incident final before the
+/// hot span has its timeline's head read back from the store (one range scan of its scope,
+/// under the caller's read lock). 404 if there is no such incident, 503 if the store cannot
+/// give the head back.
+pub(crate) fn whole_incident(
+    state: &crate::state::CollectorState,
+    id: &str,
+    now: Timestamp,
+) -> ApiResult<crate::incidents::Incident> {
+    match state
+        .analysis
+        .incident_with_history(id, now, state.history())
+    {
+        Ok(Some(incident)) => Ok(incident),
+        Ok(None) => Err(ApiError::not_found(format!("no incident with id {id:?}"))),
+        Err(e) => {
+            tracing::warn!(incident = %id, error = %e, "incident timeline not readable from the store");
+            Err(ApiError::unavailable(format!(
+                "incident {id:?}: its timeline is older than the analysis's hot span and could not be read back from the store ({e}); try again, or see the collector's log"
+            )))
         }
-        None => Err(ApiError::not_found(format!("no incident with id {id:?}"))),
     }
 }
 
@@ -866,6 +894,146 @@ mod tests {
             "no incident with id \"inc-nope\"",
         )
         .await;
+    }
+
+    /// An incident final before the analysis's hot span is listed with its timeline's head
+    /// counted (`stored_timeline`), answers whole by id (read back from the store's scope
+    /// index), takes an acknowledgement, and answers 503 with a clear message when the store
+    /// cannot be read.
+    #[tokio::test]
+    async fn an_incident_older_than_the_hot_span_reads_its_timeline_from_the_store() {
+        use crate::actions::{ActionKind, OperatorAction};
+        use crate::analysis::history::MemoryHistory;
+        use crate::analysis::Analysis;
+        use crate::incidents::tests::sensor;
+        use coldaisle_core::{EventState::*, Severity::Warning};
+        use std::time::Duration;
+        const MIN: i64 = 60_000;
+        let mut history = MemoryHistory::default();
+        let mut events = Vec::new();
+        // An overheat of two sensors every two hours, 30 minutes long, for ten hours.
+        for h in 0..5_i64 {
+            let at = T0 + 2 * h * 60 * MIN;
+            let seq = 4 * h as u64;
+            events.push(sensor(
+                "a1",
+                seq + 1,
+                "Z1",
+                "r1-inlet",
+                Raised,
+                Warning,
+                29.0,
+                at,
+            ));
+            events.push(sensor(
+                "a1",
+                seq + 2,
+                "Z1",
+                "r2-inlet",
+                Raised,
+                Warning,
+                29.5,
+                at + MIN,
+            ));
+            events.push(sensor(
+                "a1",
+                seq + 3,
+                "Z1",
+                "r1-inlet",
+                Cleared,
+                Warning,
+                26.0,
+                at + 20 * MIN,
+            ));
+            events.push(sensor(
+                "a1",
+                seq + 4,
+                "Z1",
+                "r2-inlet",
+                Cleared,
+                Warning,
+                26.0,
+                at + 30 * MIN,
+            ));
+        }
+        for e in &events {
+            history.add(e.clone());
+        }
+        let mut state = sample();
+        let mut analysis = Analysis::new(Default::default(), Default::default())
+            .with_hot_span(Some(Duration::from_secs(3600)));
+        for e in events {
+            analysis.ingest_with_history(e, &history);
+        }
+        let first = analysis.incidents(NOW)[0].id.clone();
+        let ack = OperatorAction {
+            id: 1,
+            at: Timestamp(T0 + 9 * 60 * MIN),
+            actor: "ann".into(),
+            kind: ActionKind::Acknowledge {
+                incident: first.clone(),
+            },
+        };
+        assert_eq!(analysis.ingest_action_with_history(ack, &history), Ok(true));
+        state.analysis = analysis;
+        let history: Arc<dyn crate::analysis::history::ScopeHistory + Send + Sync> =
+            Arc::new(history);
+        for (with_store, expected) in [
+            (true, StatusCode::OK),
+            (false, StatusCode::SERVICE_UNAVAILABLE),
+        ] {
+            let mut state = crate::state::CollectorState {
+                analysis: state.analysis.clone(),
+                history: with_store.then(|| crate::state::StoredHistory(history.clone())),
+                ..sample()
+            };
+            state.latest_event = NOW;
+            let app = router(ApiOptions::new(
+                Arc::new(RwLock::new(state)),
+                Arc::new(|| NOW),
+            ));
+            let (_, _, body) = call(app.clone(), Method::GET, "/api/v1/incidents").await;
+            let list: Value = serde_json::from_str(&body).unwrap();
+            let listed = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["id"] == first.as_str())
+                .unwrap();
+            assert_eq!(listed["stored_timeline"]["events"], 4, "{listed}");
+            assert_eq!(listed["timeline"].as_array().unwrap().len(), 0);
+            let (status, _, body) =
+                call(app, Method::GET, &format!("/api/v1/incidents/{first}")).await;
+            assert_eq!(status, expected, "{body}");
+            let one: Value = serde_json::from_str(&body).unwrap();
+            if with_store {
+                let timeline = one["timeline"].as_array().unwrap();
+                let texts: Vec<&str> = timeline
+                    .iter()
+                    .map(|t| t["text"].as_str().unwrap())
+                    .collect();
+                assert_eq!(texts.len(), 4, "{texts:?}");
+                assert!(
+                    texts[1].starts_with("inlet_temp r2-inlet raised"),
+                    "{texts:?}"
+                );
+                assert!(one.get("stored_timeline").is_none());
+                assert_eq!(one["acknowledged"]["actor"], "ann");
+                let events_in_chronicle = one["chronicle"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|c| c["kind"] == "event")
+                    .count();
+                assert_eq!(events_in_chronicle, 4);
+            } else {
+                let message = one["error"].as_str().unwrap();
+                assert!(
+                    message.contains("older than the analysis's hot span"),
+                    "{message}"
+                );
+            }
+        }
     }
 
     #[tokio::test]

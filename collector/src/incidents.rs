@@ -105,6 +105,60 @@ pub struct TimelineEntry {
     pub text: String,
 }
 
+/// The head of an incident's timeline that is read from the store instead of memory.
+///
+/// Invariant: the head is the first `events` events of the incident's fingerprint (those
+/// [`timeline_entry`] turns into an entry) with an order key at or after `from`: every event
+/// of the fingerprint between an incident's first and last event joins it (see the module
+/// doc), so that is exactly its first `events` timeline entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTimeline {
+    /// Event time of the incident's first event.
+    pub ts: Timestamp,
+    /// Agent of the incident's first event.
+    pub agent: String,
+    /// Sequence number of the incident's first event.
+    pub seq: u64,
+    /// How many timeline entries, from the first, are in the store.
+    pub events: usize,
+    /// The words of those entries' texts that are not numbers ([`text_words`]), so that a
+    /// report can still tell which sensors the incident names. After a deep replay shortened
+    /// the head, it may still hold words of entries past the head (never fewer).
+    pub words: BTreeSet<String>,
+}
+
+impl StoredTimeline {
+    /// The order key of the incident's first event.
+    pub fn from_key(&self) -> crate::model::OrderKey {
+        (self.ts, self.agent.clone(), self.seq)
+    }
+}
+
+/// The words of a timeline text as a report matches them: split on whitespace, punctuation
+/// trimmed.
+pub fn text_words(text: &str) -> impl Iterator<Item = &str> {
+    text.split_whitespace()
+        .map(|word| word.trim_matches(|c| matches!(c, ',' | ';' | ':' | '(' | ')' | '[' | ']')))
+}
+
+impl Incident {
+    /// How many events the incident has: the stored head and the timeline held.
+    pub fn event_count(&self) -> usize {
+        self.stored_timeline.as_ref().map_or(0, |s| s.events) + self.timeline.len()
+    }
+
+    /// True if a word of its timeline's texts (held or stored) is `word`.
+    pub fn names_word(&self, word: &str) -> bool {
+        self.stored_timeline
+            .as_ref()
+            .is_some_and(|s| s.words.contains(word))
+            || self
+                .timeline
+                .iter()
+                .any(|entry| text_words(&entry.text).any(|w| w == word))
+    }
+}
+
 /// An incident as reported at some time `now`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
@@ -124,8 +178,15 @@ pub struct Incident {
     pub last_event_at: Timestamp,
     /// Sources still raised (`sensor:{sensor}:{detector}`, `zone`, `device:{device}`), sorted.
     pub active_sources: Vec<String>,
-    /// Every event applied to the incident, in application order.
+    /// Every event applied to the incident, in application order, after the head that
+    /// `stored_timeline` says is in the store.
     pub timeline: Vec<TimelineEntry>,
+    /// The head of the timeline that left memory (an incident final before the analysis's
+    /// hot floor, [`crate::analysis::hot`]): its events are read back from the store's scope
+    /// index ([`crate::analysis::Analysis::incident_with_history`]). `None`: `timeline` is
+    /// whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_timeline: Option<StoredTimeline>,
     /// Id of the problem the incident is linked to (filled by [`crate::analysis::Analysis`]).
     pub problem: Option<String>,
     /// The first acknowledgement, if someone acknowledged it.
@@ -289,6 +350,30 @@ struct Classified {
     text: String,
 }
 
+impl Classified {
+    /// The timeline entry of `ev` (classified as `self`); takes the text.
+    fn take_entry(&mut self, ev: &StoredEvent) -> TimelineEntry {
+        TimelineEntry {
+            ts: ev.payload.ts(),
+            agent: ev.agent.clone(),
+            seq: ev.seq,
+            kind: self.kind,
+            state: self.state,
+            severity: self.severity,
+            text: std::mem::take(&mut self.text),
+        }
+    }
+}
+
+/// The fingerprint of `ev` and the timeline entry it makes in that fingerprint's incident;
+/// `None` for events that open no incident (see [`fingerprint_of`]).
+pub fn timeline_entry(ev: &StoredEvent) -> Option<(Fingerprint, TimelineEntry)> {
+    classify(&ev.payload).map(|mut c| {
+        let entry = c.take_entry(ev);
+        (c.fingerprint, entry)
+    })
+}
+
 /// What an [`IncidentEngine`] looked like at one point (see [`IncidentEngine::mark`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IncidentMark {
@@ -356,20 +441,12 @@ impl IncidentEngine {
 
     /// Applies one event. Events must come in [`OrderKey`](crate::model::OrderKey) order. Reading summaries are ignored.
     pub fn apply(&mut self, ev: &StoredEvent) -> Vec<IncidentChange> {
-        let Some(c) = classify(&ev.payload) else {
+        let Some(mut c) = classify(&ev.payload) else {
             return Vec::new();
         };
         let ts = ev.payload.ts();
         let quiet = self.rules.quiet_period;
-        let entry = TimelineEntry {
-            ts,
-            agent: ev.agent.clone(),
-            seq: ev.seq,
-            kind: c.kind,
-            state: c.state,
-            severity: c.severity,
-            text: c.text,
-        };
+        let entry = c.take_entry(ev);
         let live = self
             .current
             .get(&c.fingerprint)
@@ -426,6 +503,7 @@ impl IncidentEngine {
                     last_event_at: ts,
                     active_sources: Vec::new(),
                     timeline: vec![entry],
+                    stored_timeline: None,
                     problem: None,
                     acknowledged: None,
                     resolved_by_hand: None,
@@ -593,7 +671,7 @@ impl IncidentEngine {
                     last_event_at: s.incident.last_event_at,
                     acknowledged: s.incident.acknowledged.clone(),
                     resolved_by_hand: s.incident.resolved_by_hand.clone(),
-                    timeline: s.incident.timeline.len(),
+                    timeline: s.incident.event_count(),
                     state_changes: s.incident.state_changes.len(),
                     actions: s.incident.actions.len(),
                 })
@@ -627,7 +705,7 @@ impl IncidentEngine {
             incident
                 .resolved_by_hand
                 .clone_from(&fields.resolved_by_hand);
-            incident.timeline.truncate(fields.timeline);
+            truncate_timeline(incident, fields.timeline);
             incident.state_changes.truncate(fields.state_changes);
             incident.actions.truncate(fields.actions);
         }
@@ -664,6 +742,24 @@ impl IncidentEngine {
             .filter(|s| !skip(&s.incident.id) && s.is_final_before(until, quiet))
             .map(|s| self.report(s, until))
             .collect()
+    }
+
+    /// Lets the timelines of the incidents final before `until` leave memory: each becomes a
+    /// [`StoredTimeline`] head, read back from the store on demand. Nothing from `until` on
+    /// can add to them; a rollback to a mark before an incident's last event shortens the
+    /// head instead of the timeline ([`IncidentEngine::rollback`]). Returns how many entries
+    /// left memory.
+    pub fn store_timelines_final_before(&mut self, until: Timestamp) -> usize {
+        let quiet = self.rules.quiet_period;
+        let mut released = 0;
+        for state in &mut self.incidents {
+            if state.incident.timeline.is_empty() || !state.is_final_before(until, quiet) {
+                continue;
+            }
+            released += state.incident.timeline.len();
+            store_timeline(&mut state.incident);
+        }
+        released
     }
 
     /// True if the engine holds incident `id`.
@@ -790,6 +886,47 @@ impl IncidentEngine {
         }
         self.taken_ids.insert(id.clone());
         id
+    }
+}
+
+/// Moves the whole timeline held of `incident` into its stored head.
+fn store_timeline(incident: &mut Incident) {
+    let timeline = std::mem::take(&mut incident.timeline);
+    let Some(first) = timeline.first() else {
+        return;
+    };
+    let stored = incident
+        .stored_timeline
+        .get_or_insert_with(|| StoredTimeline {
+            ts: first.ts,
+            agent: first.agent.clone(),
+            seq: first.seq,
+            events: 0,
+            words: BTreeSet::new(),
+        });
+    stored.events += timeline.len();
+    for entry in &timeline {
+        for word in text_words(&entry.text) {
+            if !word.is_empty() && word.parse::<f64>().is_err() && !stored.words.contains(word) {
+                stored.words.insert(word.to_string());
+            }
+        }
+    }
+}
+
+/// Shortens `incident`'s timeline to its first `len` entries, the stored head included: a
+/// head longer than that keeps only `len` (its events are still the first ones stored).
+fn truncate_timeline(incident: &mut Incident, len: usize) {
+    match &mut incident.stored_timeline {
+        Some(stored) if stored.events >= len => {
+            stored.events = len;
+            incident.timeline.clear();
+            if len == 0 {
+                incident.stored_timeline = None;
+            }
+        }
+        Some(stored) => incident.timeline.truncate(len - stored.events),
+        None => incident.timeline.truncate(len),
     }
 }
 

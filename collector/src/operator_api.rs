@@ -169,10 +169,8 @@ async fn perform(
 async fn incident_answer(ops: &Ops, id: &str) -> ApiResult<Response> {
     let now = (ops.clock)();
     let state = ops.state.read().await;
-    match state.analysis.incident(id, incident_time(&state, now)) {
-        Some(incident) => Ok(Json(incident).into_response()),
-        None => Err(ApiError::not_found(format!("no incident with id {id:?}"))),
-    }
+    let incident = crate::http::whole_incident(&state, id, incident_time(&state, now))?;
+    Ok(Json(incident).into_response())
 }
 
 async fn problem_answer(ops: &Ops, id: &str) -> ApiResult<Response> {
@@ -515,10 +513,7 @@ async fn incident_markdown(State(ops): State<Ops>, path: IdPath) -> ApiResult<Re
     let Path(id) = path?;
     let now = (ops.clock)();
     let state = ops.state.read().await;
-    let incident = state
-        .analysis
-        .incident(&id, incident_time(&state, now))
-        .ok_or_else(|| ApiError::not_found(format!("no incident with id {id:?}")))?;
+    let incident = crate::http::whole_incident(&state, &id, incident_time(&state, now))?;
     Ok(markdown(incident_postmortem(&incident)))
 }
 

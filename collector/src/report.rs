@@ -151,7 +151,7 @@ impl IncidentSummary {
             resolved_at: incident.resolved_at,
             last_event_at: incident.last_event_at,
             active_sources: incident.active_sources.clone(),
-            events: incident.timeline.len(),
+            events: incident.event_count(),
             problem: incident.problem.clone(),
         }
     }
@@ -454,16 +454,7 @@ pub(crate) fn names_sensor(incident: &Incident, sensor: &str) -> bool {
             .and_then(|rest| rest.rsplit_once(':'))
             .is_some_and(|(name, _detector)| name == sensor)
     });
-    in_sources
-        || incident.timeline.iter().any(|entry| {
-            entry
-                .text
-                .split_whitespace()
-                .map(|word| {
-                    word.trim_matches(|c| matches!(c, ',' | ';' | ':' | '(' | ')' | '[' | ']'))
-                })
-                .any(|word| word == sensor)
-        })
+    in_sources || incident.names_word(sensor)
 }
 
 /// Rack sort key: named racks in natural order, then the sensors without a rack.

@@ -320,7 +320,7 @@ fn print_footprint(size: u64, a: &Analysis) {
     let f = a.footprint(now);
     let mb = |bytes: usize| bytes as f64 / 1e6;
     eprintln!(
-        "footprint at {size}: events {} (evidence {}), seen keys {}, archived summaries {} ({:.1} MB JSON), problems {} with {} incident ids and {} history entries ({:.1} MB JSON), incidents {} with {} timeline entries ({:.1} MB JSON), scopes whole {:.1} MB JSON, notifications {}, actions {}",
+        "footprint at {size}: events {} (evidence {}), seen keys {}, archived summaries {} ({:.1} MB JSON), problems {} with {} incident ids and {} history entries ({:.1} MB JSON), incidents {} with {} timeline entries held and {} stored ({:.1} MB JSON), scopes whole {:.1} MB JSON, notifications {}, actions {}",
         f.events,
         f.evidence,
         f.seen,
@@ -332,6 +332,7 @@ fn print_footprint(size: u64, a: &Analysis) {
         mb(f.problem_bytes),
         f.incidents,
         f.timeline_entries,
+        f.stored_timeline_entries,
         mb(f.incident_bytes),
         mb(f.shard_bytes),
         f.notifications,

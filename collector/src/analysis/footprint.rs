@@ -31,8 +31,10 @@ pub struct Footprint {
     pub problem_bytes: usize,
     /// Incidents held by the incident engines.
     pub incidents: usize,
-    /// Timeline entries of those incidents, summed.
+    /// Timeline entries of those incidents held in memory, summed.
     pub timeline_entries: usize,
+    /// Timeline entries of those incidents left to the store (their stored heads), summed.
+    pub stored_timeline_entries: usize,
     /// JSON size of the incident engines.
     pub incident_bytes: usize,
     /// JSON size of the scopes whole: engines, input keys and rollback checkpoints.
@@ -66,6 +68,10 @@ impl Analysis {
             let incidents = shard.incidents.incidents(now);
             f.incidents += incidents.len();
             f.timeline_entries += incidents.iter().map(|i| i.timeline.len()).sum::<usize>();
+            f.stored_timeline_entries += incidents
+                .iter()
+                .map(|i| i.event_count() - i.timeline.len())
+                .sum::<usize>();
             f.incident_bytes += json(&shard.incidents);
             f.shard_bytes += json(shard);
         }

@@ -13,10 +13,18 @@
 //!   density evidence within `density_lookback` of the horizon floor or of a problem's
 //!   opening (as before, [`super::prune`]).
 //!
-//! What stays as it was: the engines (incidents, problems, rollback marks). A mark stays
-//! valid because a trim changes no engine; a late event before the hot floor (but after the
+//! - lets the timelines of the incidents final before the hot floor leave the engines
+//!   (after their summaries are taken): each keeps a stored head, its first event's key and
+//!   its length ([`crate::incidents::StoredTimeline`]), read back from the store when the
+//!   API asks for that incident ([`super::stored_timeline`]).
+//!
+//! What stays as it was: the rest of the engines (incidents' small fields, problems, rollback
+//! marks). A mark stays valid because a trim changes no engine state a mark records (a mark
+//! counts timeline entries, held or stored); a late event before the hot floor (but after the
 //! horizon floor) rolls its scope back to a mark and replays, reading the scope's events
-//! before the hot floor through a [`ScopeHistory`] and the rest from memory.
+//! before the hot floor through a [`ScopeHistory`] and the rest from memory; a rollback
+//! before an incident's last event shortens its stored head, and the replay appends to the
+//! timeline held after it.
 //!
 //! A replay that reaches before the hot floor (a *deep* replay) can change what was frozen:
 //! - before it, the summaries of the held incidents that it can change are dropped: those of
@@ -173,6 +181,7 @@ impl Analysis {
         self.archive_final_before(hot);
         for shard in self.shards.values_mut() {
             self.evidence.extend(shard.trim_cold(hot));
+            shard.incidents.store_timelines_final_before(hot);
         }
         self.hot_floor = Some(hot);
         self.sweep_evidence(hot, self.floor)

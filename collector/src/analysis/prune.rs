@@ -33,6 +33,7 @@ use crate::recurrence::{IncidentPoint, RackPeak};
 use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
 
 /// What the analysis keeps of an incident final before the floor: what the reports read from
 /// its events, computed while they were all held.
@@ -313,14 +314,42 @@ impl Analysis {
     }
 }
 
-/// The events of an incident's timeline that the analysis holds.
+/// The events of an incident's timeline that `events` holds: those of its stored head (the
+/// first events of its fingerprint from the head's first key, [`crate::incidents::StoredTimeline`])
+/// and those of the timeline held.
 pub(super) fn timeline_events<'a>(
     events: &'a std::collections::BTreeMap<OrderKey, StoredEvent>,
     incident: &Incident,
 ) -> Vec<&'a StoredEvent> {
-    incident
-        .timeline
-        .iter()
-        .filter_map(|t| events.get(&(t.ts, t.agent.clone(), t.seq)))
-        .collect()
+    let mut own = Vec::new();
+    if let Some(stored) = &incident.stored_timeline {
+        let end = match incident.timeline.first() {
+            Some(t) => Bound::Excluded((t.ts, t.agent.clone(), t.seq)),
+            None => Bound::Excluded(after(incident.last_event_at)),
+        };
+        let fp = Some(&incident.fingerprint);
+        own.extend(
+            events
+                .range((Bound::Included(stored.from_key()), end))
+                .map(|(_, ev)| ev)
+                .filter(|ev| crate::incidents::fingerprint_of(&ev.payload).as_ref() == fp)
+                .take(stored.events),
+        );
+    }
+    own.extend(
+        incident
+            .timeline
+            .iter()
+            .filter_map(|t| events.get(&(t.ts, t.agent.clone(), t.seq))),
+    );
+    own
+}
+
+/// The smallest order key after every event at event time `ts`.
+pub(super) fn after(ts: Timestamp) -> OrderKey {
+    (
+        ts.plus(std::time::Duration::from_millis(1)),
+        String::new(),
+        0,
+    )
 }

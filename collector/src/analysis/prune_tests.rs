@@ -152,19 +152,24 @@ pub(super) fn check_within_horizon(
     reference: &Analysis,
     end: Timestamp,
 ) -> Result<(), TestCaseError> {
-    check_incidents_and_problems_within_horizon(pruned, reference, end)?;
+    check_incidents_and_problems_within_horizon(pruned, &super::hot::NoHistory, reference, end)?;
     prop_assert_eq!(pruned.orphan_clears(), reference.orphan_clears());
     Ok(())
 }
 
 /// [`check_within_horizon`] without the orphan-clear count: the held incidents equal the
 /// reference's, every incident within the horizon is held, and the problems are equal.
+/// `pruned`'s incidents (their stored timeline heads read back from `history`) are the
+/// reference's, and none within the horizon is missing; problems are equal.
 pub(super) fn check_incidents_and_problems_within_horizon(
     pruned: &Analysis,
+    history: &dyn super::history::ScopeHistory,
     reference: &Analysis,
     end: Timestamp,
 ) -> Result<(), TestCaseError> {
-    let held = pruned.incidents(end);
+    let held = pruned
+        .incidents_with_history(end, history)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let full = reference.incidents(end);
     for incident in &held {
         let same = full.iter().find(|i| i.id == incident.id);
