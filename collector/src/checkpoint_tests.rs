@@ -346,11 +346,12 @@ fn sensors(state: &CollectorState) -> Vec<(String, String, String)> {
 }
 
 #[test]
-fn a_format_4_checkpoint_carries_the_directory_and_no_summary() {
+fn a_checkpoint_of_format_4_or_later_carries_the_directory_and_no_summary() {
     let store = CollectorStore::new(Arc::new(MemoryStore::new()));
     events_and_summaries(&store);
     let head = checkpoint(&store);
-    assert_eq!(head.version, 4);
+    assert_eq!(head.version, FORMAT_VERSION);
+    assert!(FORMAT_VERSION >= 4);
     let (_, body) = read(store.kv().as_ref()).expect("read").expect("some");
     assert_eq!(body.directory.as_ref().map(Vec::len), Some(2));
     let raw = store

@@ -550,7 +550,13 @@ fn measure_late(
         if let Some(store) = store {
             // Stored (and indexed) before it is applied, as the daemon does; not timed.
             store
-                .store_batch(&late.agent, "dc1", 1, &[], vec![late.clone().into_record("dc1")])
+                .store_batch(
+                    &late.agent,
+                    "dc1",
+                    1,
+                    &[],
+                    vec![late.clone().into_record("dc1")],
+                )
                 .map_err(|e| anyhow::anyhow!("storing a late event: {e}"))?;
         }
         // The reads of the first late event of the set, one by one.

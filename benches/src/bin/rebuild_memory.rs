@@ -84,7 +84,7 @@ fn child(mode: &str, dir: &Path, window_hours: Option<u64>) -> Result<serde_json
         "mode": mode,
         "seconds": seconds,
         "events": state.analysis.event_count(),
-        "summaries": state.summaries.iter().count(),
+        "sensors": state.directory.len(),
         "rss_mb": rss,
         "hwm_mb": hwm,
         "anon_mb": anon,
@@ -118,7 +118,7 @@ fn main() -> Result<()> {
         "store {} ({fleet}), window hours {window_hours:?}",
         dir.display()
     );
-    println!("| mode | time s | events held | summaries held | RSS after MB | peak RSS MB | anon after MB |");
+    println!("| mode | time s | events held | sensors in the directory | RSS after MB | peak RSS MB | anon after MB |");
     println!("|---|---|---|---|---|---|---|");
     let modes = flag("--modes").unwrap_or_else(|| "bulk,stream,load".into());
     for mode in modes.split(',') {
@@ -141,7 +141,7 @@ fn main() -> Result<()> {
             "| {mode} | {:.1} | {} | {} | {:.0} | {:.0} | {:.0} |",
             v["seconds"].as_f64().unwrap_or(0.0),
             v["events"],
-            v["summaries"],
+            v["sensors"],
             v["rss_mb"].as_f64().unwrap_or(0.0),
             v["hwm_mb"].as_f64().unwrap_or(0.0),
             v["anon_mb"].as_f64().unwrap_or(0.0),
