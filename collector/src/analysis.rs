@@ -491,12 +491,16 @@ impl Analysis {
             .filter(|p| p.status == ProblemStatus::KnownError)
             .and_then(|p| p.workaround.clone());
         incident.probable_cause = Some(self.cause_of(incident));
-        let delivered = self
-            .notifications
-            .get(&incident.id)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let delivered = self.delivered(&incident.id);
         incident.chronicle = incident_chronicle(incident, delivered);
+    }
+
+    /// The notifications delivered for the incident or problem `id`, for its chronicle.
+    fn delivered(&self, id: &str) -> &[ActionRecord] {
+        self.notifications
+            .get(id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// The probable cause of `incident`: its summary's if it is final before the floor, else
@@ -606,11 +610,7 @@ impl Analysis {
         problem.probable_cause =
             cause.map(|cause| crate::cause::with_density(cause, &self.density_before(&problem)));
         problem.signature = Some(signature);
-        let delivered = self
-            .notifications
-            .get(&problem.id)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let delivered = self.delivered(&problem.id);
         problem.chronicle = problem_chronicle(&problem, delivered);
         problem
     }

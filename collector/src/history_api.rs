@@ -229,16 +229,10 @@ pub(crate) async fn with_figures(
     (from, to): (Timestamp, Timestamp),
     now: Timestamp,
 ) -> ApiResult<crate::report::ZoneReport> {
-    let query = HistoryQuery {
-        site: report.site.clone(),
-        zone: Some(report.zone.clone()),
-        rack: None,
-        sensor: None,
-        from,
-        to,
-    };
-    let history = off_runtime("history", move || rollups.history(&query, now)).await?;
-    Ok(crate::report::with_history(report, &history))
+    off_runtime("history", move || {
+        crate::report::with_stored_figures(report, &rollups, (from, to), now)
+    })
+    .await
 }
 
 /// Query string of `GET /api/v1/report`: `site`, `zone` (absent: every zone of the site), the

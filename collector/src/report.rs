@@ -390,6 +390,27 @@ pub fn zone_report(
     })
 }
 
+/// `report` (made by [`zone_report`] over `(from, to)`) with its rack figures read from the
+/// stored roll-ups of its zone over that period ([`with_history`]). Blocking (a store read):
+/// the API calls it off the runtime.
+pub fn with_stored_figures(
+    report: ZoneReport,
+    rollups: &crate::rollup_store::RollupStore,
+    (from, to): (Timestamp, Timestamp),
+    now: Timestamp,
+) -> Result<ZoneReport, coldaisle_store::StoreError> {
+    let query = crate::rollup_store::HistoryQuery {
+        site: report.site.clone(),
+        zone: Some(report.zone.clone()),
+        rack: None,
+        sensor: None,
+        from,
+        to,
+    };
+    let history = rollups.history(&query, now)?;
+    Ok(with_history(report, &history))
+}
+
 /// `report` (made by [`zone_report`] over the same period) with its rack figures read from the
 /// roll-ups of that period (pure). Each sensor's merged
 /// roll-up counts as one summary under the module rules: `inlet_last` is the highest of the
@@ -721,16 +742,7 @@ pub(crate) mod tests {
         let Some(store) = &st.rollups else {
             return Ok(report);
         };
-        let query = crate::rollup_store::HistoryQuery {
-            site: report.site.clone(),
-            zone: Some(report.zone.clone()),
-            rack: None,
-            sensor: None,
-            from: now.minus(window),
-            to: now,
-        };
-        let history = store.history(&query, now).unwrap();
-        Ok(with_history(report, &history))
+        Ok(with_stored_figures(report, store, (now.minus(window), now), now).unwrap())
     }
 
     /// Zone Z1 of dc1: racks R2 (two inlet sensors) and R10 (one inlet, one outlet), a CRAC

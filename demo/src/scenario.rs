@@ -134,18 +134,13 @@ pub async fn run(keep_state: bool, serve: bool) -> anyhow::Result<()> {
                 .with_context(|| format!("building the report of zone {zone}"))?;
             // The rack figures, from the roll-ups of the window (a small demo store: read here).
             if let Some(rollups) = &state.rollups {
-                let query = coldaisle_collector::rollup_store::HistoryQuery {
-                    site: report.site.clone(),
-                    zone: Some(report.zone.clone()),
-                    rack: None,
-                    sensor: None,
-                    from: now.minus(window),
-                    to: now,
-                };
-                let history = rollups
-                    .history(&query, now)
-                    .with_context(|| format!("reading the roll-ups of zone {zone}"))?;
-                report = coldaisle_collector::report::with_history(report, &history);
+                report = coldaisle_collector::report::with_stored_figures(
+                    report,
+                    rollups,
+                    (now.minus(window), now),
+                    now,
+                )
+                .with_context(|| format!("reading the roll-ups of zone {zone}"))?;
             }
             println!("{}", render_zone_report(&report));
         }

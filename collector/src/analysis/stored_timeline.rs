@@ -93,11 +93,7 @@ impl Analysis {
         head.append(&mut incident.timeline);
         incident.timeline = head;
         incident.stored_timeline = None;
-        let delivered = self
-            .notifications
-            .get(&incident.id)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let delivered = self.delivered(&incident.id);
         incident.chronicle = incident_chronicle(incident, delivered);
         Ok(())
     }
