@@ -12,7 +12,7 @@
 //! learned bands and open raises survive a restart.
 
 use crate::correlate::{CorrelatorState, SensorTransition, ZoneCorrelator};
-use crate::detect::chain::{Fired, SensorDetectors};
+use crate::detect::chain::{ChainSettings, Fired, SensorDetectors};
 use crate::detect::derived::{dew_point, LastValue};
 use crate::detect::reachability::Reachability;
 use crate::detect::summary::Summariser;
@@ -127,10 +127,25 @@ pub fn point_threshold(
 /// Never for indexes of `config.devices[i].sensors`; others panic.
 #[must_use]
 pub fn sensor_detectors(config: &AgentConfig, i: usize, j: usize) -> SensorDetectors {
+    sensor_detectors_shared(config, i, j, &mut BTreeMap::new())
+}
+
+/// [`sensor_detectors`], its settings taken from `shared` (one [`ChainSettings`] per sensor
+/// kind, made the first time a kind is met): every chain of a kind points at the same
+/// settings instead of holding a copy (issue 18).
+fn sensor_detectors_shared(
+    config: &AgentConfig,
+    i: usize,
+    j: usize,
+    shared: &mut BTreeMap<SensorKind, ChainSettings>,
+) -> SensorDetectors {
     let detection = &config.detection;
-    let sensor = &config.devices[i].sensors[j];
-    SensorDetectors::new(
-        detection.for_kind(sensor.kind),
+    let kind = config.devices[i].sensors[j].kind;
+    let settings = shared
+        .entry(kind)
+        .or_insert_with(|| ChainSettings::new(detection.for_kind(kind)));
+    SensorDetectors::with_settings(
+        settings,
         point_threshold(config, i, j).as_ref(),
         detection.flap_window,
         detection.stale_after,
@@ -159,6 +174,7 @@ impl Pipeline {
             "the shared devices are not the config's"
         );
         let detection = &config.detection;
+        let mut shared = BTreeMap::new();
         let devices: Vec<DeviceState> = devices
             .iter()
             .enumerate()
@@ -170,7 +186,7 @@ impl Pipeline {
                     .iter()
                     .enumerate()
                     .map(|(j, _)| SensorState {
-                        detectors: sensor_detectors(config, i, j),
+                        detectors: sensor_detectors_shared(config, i, j, &mut shared),
                         summary: Summariser::default(),
                         failing: false,
                         last: LastValue::default(),

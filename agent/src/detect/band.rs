@@ -18,6 +18,7 @@ use super::Transition;
 use coldaisle_config::detection::BandSettings;
 use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Memory of a bucket, in seconds of that bucket's own time (3 days × 1 hour).
 const MEMORY_SECS: f64 = 3.0 * 3600.0;
@@ -66,16 +67,17 @@ impl Default for BandState {
 /// One sensor's learned-band detector.
 #[derive(Debug, Clone)]
 pub struct BandDetector {
-    config: BandSettings,
+    /// Shared with every sensor of the same settings (issue 18).
+    config: Arc<BandSettings>,
     /// Current state.
     pub state: BandState,
 }
 
 impl BandDetector {
     /// A detector that has learned nothing yet.
-    pub fn new(config: BandSettings) -> Self {
+    pub fn new(config: impl Into<Arc<BandSettings>>) -> Self {
         BandDetector {
-            config,
+            config: config.into(),
             state: BandState::default(),
         }
     }

@@ -80,6 +80,7 @@ use super::Transition;
 use coldaisle_config::detection::BaselineSettings;
 use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Time constant of the level, seconds.
 const LEVEL_TAU: f64 = 12.0 * 3600.0;
@@ -206,7 +207,8 @@ impl Default for BaselineState {
 /// One sensor's learned-baseline detector.
 #[derive(Debug, Clone)]
 pub struct BaselineDetector {
-    config: BaselineSettings,
+    /// Shared with every sensor of the same settings (issue 18).
+    config: Arc<BaselineSettings>,
     /// Current state.
     pub state: BaselineState,
 }
@@ -219,9 +221,9 @@ fn alpha(dt: f64, tau: f64, n: u64) -> f64 {
 
 impl BaselineDetector {
     /// A detector that has learned nothing yet.
-    pub fn new(config: BaselineSettings) -> Self {
+    pub fn new(config: impl Into<Arc<BaselineSettings>>) -> Self {
         BaselineDetector {
-            config,
+            config: config.into(),
             state: BaselineState::default(),
         }
     }

@@ -23,7 +23,11 @@ use coldaisle_config::Threshold;
 use coldaisle_core::{EventState, Severity, Timestamp, FORECAST_DETECTOR};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+mod settings;
+pub use settings::ChainSettings;
 
 /// A detector's transition with what the event needs besides the sensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,24 +136,26 @@ fn level_name(severity: Severity) -> &'static str {
 
 impl SensorDetectors {
     /// The detectors for a sensor of a kind with settings `kind`; `point` is the point's own
-    /// threshold (it replaces the upper limit of the level of its severity).
+    /// threshold (it replaces the upper limit of the level of its severity). The chain has its
+    /// own settings: to share them between sensors, use [`SensorDetectors::with_settings`].
     pub fn new(
         kind: &KindDetection,
         point: Option<&Threshold>,
         flap_window: Duration,
         stale_after: Duration,
     ) -> Self {
-        let mut levels: Vec<LimitLevel> = kind.levels.clone();
-        if let Some(p) = point {
-            match levels.iter_mut().find(|l| l.severity == p.severity) {
-                Some(level) => {
-                    level.high = Some(p.high);
-                    level.hysteresis = p.hysteresis;
-                    level.min_duration = p.min_duration;
-                }
-                None => levels.push(p.clone().into()),
-            }
-        }
+        Self::with_settings(&ChainSettings::new(kind), point, flap_window, stale_after)
+    }
+
+    /// The detectors for a sensor whose kind's settings are `settings` (shared, not copied:
+    /// the chain holds pointers to them); `point` as in [`SensorDetectors::new`].
+    pub fn with_settings(
+        settings: &ChainSettings,
+        point: Option<&Threshold>,
+        flap_window: Duration,
+        stale_after: Duration,
+    ) -> Self {
+        let levels = settings.levels_with(point);
         let slot = |severity, fault, detector| Slot {
             severity,
             fault,
@@ -161,52 +167,52 @@ impl SensorDetectors {
             slots.push(slot(
                 level.severity,
                 false,
-                Kind::Threshold(ThresholdDetector::new(level)),
+                Kind::Threshold(ThresholdDetector::shared(level)),
             ));
         }
-        for rate in &kind.rates {
-            let d = RateDetector::new(rate.clone());
+        for rate in &settings.rates {
+            let d = RateDetector::new(Arc::clone(rate));
             slots.push(slot(Severity::Warning, false, Kind::Rate(d)));
         }
-        if let Some(stuck) = &kind.stuck {
+        if let Some(stuck) = &settings.stuck {
             slots.push(slot(
                 Severity::Warning,
                 true,
-                Kind::Stuck(StuckDetector::new(stuck.clone())),
+                Kind::Stuck(StuckDetector::new(Arc::clone(stuck))),
             ));
         }
-        if let Some(band) = &kind.band {
+        if let Some(band) = &settings.band {
             slots.push(slot(
                 band.severity,
                 false,
-                Kind::Band(BandDetector::new(band.clone())),
+                Kind::Band(BandDetector::new(Arc::clone(band))),
             ));
         }
-        if let Some(baseline) = &kind.baseline {
+        if let Some(baseline) = &settings.baseline {
             slots.push(slot(
                 baseline.severity,
                 false,
-                Kind::Baseline(Box::new(BaselineDetector::new(baseline.clone()))),
+                Kind::Baseline(Box::new(BaselineDetector::new(Arc::clone(baseline)))),
             ));
         }
-        if let Some(step) = &kind.step {
+        if let Some(step) = &settings.step {
             // A level shift is a density change, not an alarm: always `info`.
             slots.push(slot(
                 Severity::Info,
                 false,
-                Kind::Step(StepDetector::new(step.clone())),
+                Kind::Step(StepDetector::new(Arc::clone(step))),
             ));
         }
-        let forecast = kind
+        let forecast = settings
             .forecast
             .as_ref()
             .zip(forecast_limit(&slots))
-            .map(|(settings, limit)| Forecaster::new(settings.clone(), limit));
+            .map(|(settings, limit)| Forecaster::new(Arc::clone(settings), limit));
         // Held for the agent's lifetime, one per sensor: no spare capacity.
         slots.shrink_to_fit();
         SensorDetectors {
             flap_window,
-            impossible: ImpossibleValue::new(kind.valid_range, kind.sentinels.clone()),
+            impossible: ImpossibleValue::new(settings.valid_range, Arc::clone(&settings.sentinels)),
             impossible_gate: FlapGate::new(),
             stale: Stale::new(stale_after),
             slots,
@@ -223,6 +229,19 @@ impl SensorDetectors {
         }
         names.push("stale".to_string());
         names
+    }
+
+    /// The fixed-limit levels the chain judges, in order (the point's own threshold merged in).
+    pub fn threshold_levels(&self) -> impl Iterator<Item = &LimitLevel> {
+        self.slots.iter().filter_map(|s| match &s.detector {
+            Kind::Threshold(d) => Some(d.config()),
+            _ => None,
+        })
+    }
+
+    /// The raw sentinels the impossible-value detector rejects (shared per kind).
+    pub fn impossible_sentinels(&self) -> &[f64] {
+        self.impossible.sentinels()
     }
 
     /// Whether a sample is physically possible (not a sentinel, inside the valid range).

@@ -10,6 +10,7 @@
 use super::Transition;
 use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Valid samples in a row before an impossible-value event clears.
@@ -28,19 +29,25 @@ pub struct ImpossibleState {
 #[derive(Debug, Clone)]
 pub struct ImpossibleValue {
     range: (f64, f64),
-    sentinels: Vec<f64>,
+    /// Shared with every sensor of the kind (issue 18).
+    sentinels: Arc<[f64]>,
     /// Current state.
     pub state: ImpossibleState,
 }
 
 impl ImpossibleValue {
     /// A detector for the physically possible `range` and raw `sentinels`.
-    pub fn new(range: (f64, f64), sentinels: Vec<f64>) -> Self {
+    pub fn new(range: (f64, f64), sentinels: impl Into<Arc<[f64]>>) -> Self {
         ImpossibleValue {
             range,
-            sentinels,
+            sentinels: sentinels.into(),
             state: ImpossibleState::default(),
         }
+    }
+
+    /// The raw sentinels (shared by every sensor of the kind).
+    pub fn sentinels(&self) -> &[f64] {
+        &self.sentinels
     }
 
     /// Whether a sample is possible; and the limit it broke if not.

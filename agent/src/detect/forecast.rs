@@ -19,6 +19,7 @@ use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use coldaisle_config::detection::ForecastSettings;
@@ -159,7 +160,8 @@ impl ForecastState {
 /// One sensor's forecaster against an upper limit.
 #[derive(Debug, Clone)]
 pub struct Forecaster {
-    settings: ForecastSettings,
+    /// Shared with every sensor of the kind (issue 18).
+    settings: Arc<ForecastSettings>,
     limit: f64,
     /// Current state.
     pub state: ForecastState,
@@ -246,9 +248,9 @@ impl Forecaster {
     }
 
     /// A forecaster against `limit` (the sensor's upper warning limit).
-    pub fn new(settings: ForecastSettings, limit: f64) -> Self {
+    pub fn new(settings: impl Into<Arc<ForecastSettings>>, limit: f64) -> Self {
         Forecaster {
-            settings,
+            settings: settings.into(),
             limit,
             state: ForecastState::default(),
         }

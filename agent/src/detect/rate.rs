@@ -14,6 +14,7 @@ use coldaisle_config::detection::RateLimit;
 use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Share of the limit the change must fall below to clear.
 const CLEAR_RATIO: f64 = 0.8;
@@ -38,16 +39,17 @@ pub struct RateState {
 /// One window's rate-of-change detector.
 #[derive(Debug, Clone)]
 pub struct RateDetector {
-    config: RateLimit,
+    /// Shared with every sensor of the same settings (issue 18).
+    config: Arc<RateLimit>,
     /// Current state.
     pub state: RateState,
 }
 
 impl RateDetector {
     /// A detector with no history.
-    pub fn new(config: RateLimit) -> Self {
+    pub fn new(config: impl Into<Arc<RateLimit>>) -> Self {
         RateDetector {
-            config,
+            config: config.into(),
             state: RateState::default(),
         }
     }

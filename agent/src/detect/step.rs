@@ -31,6 +31,7 @@ use coldaisle_config::detection::StepSettings;
 use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Shift must exceed this many robust standard deviations of the before window.
 const K: f64 = 4.0;
@@ -74,16 +75,17 @@ pub struct StepState {
 /// One sensor's step-change detector.
 #[derive(Debug, Clone)]
 pub struct StepDetector {
-    config: StepSettings,
+    /// Shared with every sensor of the same settings (issue 18).
+    config: Arc<StepSettings>,
     /// Current state.
     pub state: StepState,
 }
 
 impl StepDetector {
     /// A detector with no history.
-    pub fn new(config: StepSettings) -> Self {
+    pub fn new(config: impl Into<Arc<StepSettings>>) -> Self {
         StepDetector {
-            config,
+            config: config.into(),
             state: StepState::default(),
         }
     }

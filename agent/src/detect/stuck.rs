@@ -6,6 +6,7 @@ use super::Transition;
 use coldaisle_config::detection::StuckSettings;
 use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Fewest samples of a flat run before it can count as stuck.
 const MIN_SAMPLES: u32 = 5;
@@ -24,16 +25,17 @@ pub struct StuckState {
 /// One sensor's stuck detector.
 #[derive(Debug, Clone)]
 pub struct StuckDetector {
-    config: StuckSettings,
+    /// Shared with every sensor of the same settings (issue 18).
+    config: Arc<StuckSettings>,
     /// Current state.
     pub state: StuckState,
 }
 
 impl StuckDetector {
     /// A detector with no history.
-    pub fn new(config: StuckSettings) -> Self {
+    pub fn new(config: impl Into<Arc<StuckSettings>>) -> Self {
         StuckDetector {
-            config,
+            config: config.into(),
             state: StuckState::default(),
         }
     }

@@ -10,6 +10,7 @@ use super::Transition;
 use coldaisle_config::detection::LimitLevel;
 use coldaisle_core::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Which limit was crossed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,7 +46,8 @@ pub enum ThresholdState {
 /// One level's threshold detector.
 #[derive(Debug, Clone)]
 pub struct ThresholdDetector {
-    config: LimitLevel,
+    /// Shared with every sensor whose level is the same (issue 18).
+    config: Arc<LimitLevel>,
     /// Current state.
     pub state: ThresholdState,
 }
@@ -54,7 +56,15 @@ impl ThresholdDetector {
     /// A detector in the normal state.
     pub fn new(config: impl Into<LimitLevel>) -> Self {
         ThresholdDetector {
-            config: config.into(),
+            config: Arc::new(config.into()),
+            state: ThresholdState::Normal,
+        }
+    }
+
+    /// A detector in the normal state holding `config` shared, not copied.
+    pub fn shared(config: Arc<LimitLevel>) -> Self {
+        ThresholdDetector {
+            config,
             state: ThresholdState::Normal,
         }
     }

@@ -1,5 +1,6 @@
 use super::*;
 use crate::poller::PollError;
+use coldaisle_config::detection::LimitLevel;
 use coldaisle_core::Category;
 use coldaisle_core::SensorEvent;
 use std::path::Path;
@@ -560,4 +561,63 @@ fn a_state_stored_by_the_value_tree_save_still_restores() {
     assert!(restored > 10, "{restored}");
     let still_hot = after.observe(&outcome(5, 29.0, 29.0));
     assert!(!still_hot.iter().any(is_raise), "{still_hot:?}");
+}
+
+/// Issue 18: the pipeline makes each kind's settings once; sensors of a kind point at them,
+/// and a point with its own threshold holds its own level only.
+#[test]
+fn sensors_of_a_kind_share_their_settings_and_an_override_has_its_own_level() {
+    let text = format!(
+        "{CONFIG}{}",
+        r#"
+[[devices.points]]
+sensor = "r3"
+kind = "inlet_temp"
+rack = "R3"
+oid = "1.3.6.1.4.1.1.3"
+[[devices.points]]
+sensor = "r4"
+kind = "inlet_temp"
+rack = "R4"
+oid = "1.3.6.1.4.1.1.4"
+"#
+    );
+    let p = pipeline_from(&text);
+    let levels = |j: usize| -> Vec<&LimitLevel> {
+        p.devices[0].sensors[j]
+            .detectors
+            .threshold_levels()
+            .collect()
+    };
+    let (own, r3, r4) = (levels(0), levels(2), levels(3));
+    assert_eq!(
+        own[0].min_duration,
+        Duration::from_secs(2),
+        "r1's own threshold"
+    );
+    assert_ne!(
+        r3[0].min_duration,
+        Duration::from_secs(2),
+        "r3 took r1's threshold"
+    );
+    assert!(
+        std::ptr::eq(r3[0], r4[0]),
+        "r3 and r4 each copied the warning level"
+    );
+    assert!(
+        std::ptr::eq(r3[1], r4[1]),
+        "r3 and r4 each copied the critical level"
+    );
+    assert!(
+        !std::ptr::eq(own[0], r3[0]),
+        "the override changed the shared level"
+    );
+    assert!(
+        std::ptr::eq(own[1], r3[1]),
+        "the override copied the critical level"
+    );
+    assert!(std::ptr::eq(
+        p.devices[0].sensors[2].detectors.impossible_sentinels(),
+        p.devices[0].sensors[3].detectors.impossible_sentinels()
+    ));
 }

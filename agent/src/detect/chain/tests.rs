@@ -1,5 +1,5 @@
 use super::*;
-use coldaisle_config::detection::DetectionConfig;
+use coldaisle_config::detection::{DetectionConfig, LimitLevel};
 use coldaisle_core::{EventState, SensorKind};
 
 fn chain(kind: SensorKind) -> SensorDetectors {
@@ -315,4 +315,95 @@ fn the_stored_state_keeps_its_detector_names() {
     assert_eq!(keys, expected);
     let power = chain(SensorKind::RackPower).export();
     assert!(power.contains_key("step_change") && power.contains_key("step_change.flap"));
+}
+
+/// The threshold levels of a chain, in slot order.
+fn levels(c: &SensorDetectors) -> Vec<&LimitLevel> {
+    c.threshold_levels().collect()
+}
+
+/// Every `Arc` a [`ChainSettings`] holds, with how many hold it.
+fn holders(s: &ChainSettings) -> Vec<usize> {
+    let mut n: Vec<usize> = s.levels.iter().map(Arc::strong_count).collect();
+    n.extend(s.rates.iter().map(Arc::strong_count));
+    n.extend(s.stuck.iter().map(Arc::strong_count));
+    n.extend(s.band.iter().map(Arc::strong_count));
+    n.extend(s.baseline.iter().map(Arc::strong_count));
+    n.extend(s.step.iter().map(Arc::strong_count));
+    n.extend(s.forecast.iter().map(Arc::strong_count));
+    n.push(Arc::strong_count(&s.sentinels));
+    n
+}
+
+/// Issue 18: two chains of the same kind point at one allocation of each setting.
+#[test]
+fn two_chains_of_a_kind_share_one_settings_allocation() {
+    let d = DetectionConfig::default();
+    let shared = ChainSettings::new(d.for_kind(SensorKind::InletTemp));
+    // limits ×2, rates ×2, stuck, band, forecast, sentinels
+    assert_eq!(holders(&shared), vec![1; 8]);
+    let a = SensorDetectors::with_settings(&shared, None, d.flap_window, d.stale_after);
+    let b = SensorDetectors::with_settings(&shared, None, d.flap_window, d.stale_after);
+    assert_eq!(holders(&shared), vec![3; 8], "settings and both chains");
+    let (la, lb) = (levels(&a), levels(&b));
+    assert_eq!(la.len(), 2);
+    for (x, y) in la.iter().zip(&lb) {
+        assert!(std::ptr::eq(*x, *y), "a level copied instead of shared");
+    }
+    assert!(std::ptr::eq(
+        a.impossible_sentinels(),
+        b.impossible_sentinels()
+    ));
+    drop((a, b));
+    assert_eq!(holders(&shared), vec![1; 8]);
+}
+
+/// Issue 18: a point's own threshold is that sensor's own level; its other settings stay shared
+/// and the kind's level is untouched for the other sensors.
+#[test]
+fn a_sensor_with_an_override_gets_its_own_level() {
+    let d = DetectionConfig::default();
+    let shared = ChainSettings::new(d.for_kind(SensorKind::InletTemp));
+    let point = Threshold {
+        high: 25.0,
+        hysteresis: 0.5,
+        min_duration: Duration::ZERO,
+        severity: Severity::Warning,
+    };
+    let own = SensorDetectors::with_settings(&shared, Some(&point), d.flap_window, d.stale_after);
+    let plain = SensorDetectors::with_settings(&shared, None, d.flap_window, d.stale_after);
+    // the warning level (first): only the plain chain shares it; everything else both do
+    assert_eq!(holders(&shared), vec![2, 3, 3, 3, 3, 3, 3, 3]);
+    let (lo, lp) = (levels(&own), levels(&plain));
+    assert_eq!(lo[0].high, Some(25.0));
+    assert_eq!(lo[0].hysteresis, 0.5);
+    assert_ne!(lp[0].high, Some(25.0), "the kind's level was changed");
+    assert!(!std::ptr::eq(lo[0], lp[0]));
+    assert!(std::ptr::eq(lo[1], lp[1]), "the critical level is shared");
+}
+
+/// Shared settings change nothing a chain does: the same samples give the same events and
+/// the same stored state as a chain with its own copy.
+#[test]
+fn shared_settings_give_the_same_output_and_state() {
+    let d = DetectionConfig::default();
+    let kind = d.for_kind(SensorKind::InletTemp);
+    let shared = ChainSettings::new(kind);
+    let mut own = SensorDetectors::new(kind, None, d.flap_window, d.stale_after);
+    let mut sharing = SensorDetectors::with_settings(&shared, None, d.flap_window, d.stale_after);
+    let mut fired = 0;
+    for i in 0..2_000_i64 {
+        let ts = Timestamp(1_700_000_000_000 + i * 10_000);
+        // a slow rise with a jump, then a flat line (limits, rates, band, stuck all judge it)
+        let v = 20.0 + (i as f64) * 0.01 + if i > 800 { 6.0 } else { 0.0 };
+        let v = if i > 1_500 { 30.0 } else { v };
+        let (a, b) = (own.observe(ts, v, v), sharing.observe(ts, v, v));
+        fired += a.len();
+        assert_eq!(a, b, "sample {i}");
+    }
+    assert!(
+        fired > 0,
+        "the input fired nothing: the comparison proves little"
+    );
+    assert_eq!(own.export(), sharing.export());
 }
