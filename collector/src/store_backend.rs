@@ -1,5 +1,7 @@
 //! Opens the store the config names (`[store] kind`): sled in `state_dir/store` (the
-//! default), or PostgreSQL through `coldaisle-store-pg`.
+//! default), or PostgreSQL through `coldaisle-store-pg`. sled's page cache is bounded by
+//! `[store] sled_cache_mb` (sled's own default, 1 GiB, would let every full read of the store
+//! grow the collector's memory towards it).
 
 use anyhow::Context;
 use coldaisle_config::store::StoreKind;
@@ -16,8 +18,10 @@ pub fn open(config: &CollectorConfig) -> anyhow::Result<Arc<dyn KvStore>> {
             let dir = raw.state_dir.join("store");
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("creating state directory {}", dir.display()))?;
-            let store = SledStore::open(&dir)
+            let cache_bytes = raw.store.sled_cache_bytes();
+            let store = SledStore::open_with_cache(&dir, cache_bytes)
                 .with_context(|| format!("opening the store in {}", dir.display()))?;
+            tracing::info!(cache_bytes, "store: sled");
             Ok(Arc::new(store))
         }
         StoreKind::Postgres => {

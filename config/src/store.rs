@@ -8,6 +8,10 @@
 //! ca_file = "/etc/coldaisle/pg-ca.pem"     # optional: TLS required, server verified with it
 //! ```
 //!
+//! For sled, `sled_cache_mb` bounds sled's page cache (default [`DEFAULT_SLED_CACHE_MB`]):
+//! without it sled caches up to 1 GiB, and every full read (a rebuild without a checkpoint,
+//! compaction, a long report) grows the collector's memory towards that.
+//!
 //! The password never goes in the URL (it would end up in logs and `Debug` output): a URL
 //! with one is refused.
 
@@ -15,6 +19,12 @@ use crate::error::{KeyPath, Problem};
 use crate::mqtt::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;
+
+/// Default bound of the sled page cache, in MiB (BENCHMARKS.md "Collector sled cache").
+pub const DEFAULT_SLED_CACHE_MB: u64 = 64;
+
+/// Largest accepted `sled_cache_mb` (64 GiB): a larger value is surely a unit mistake.
+const MAX_SLED_CACHE_MB: u64 = 64 * 1024;
 
 /// The storage engine.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -44,9 +54,17 @@ pub struct StoreConfig {
     /// server's certificate must chain to it and name the URL's host.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Bound of sled's page cache in MiB (sled only); `None` means [`DEFAULT_SLED_CACHE_MB`].
+    #[serde(default)]
+    pub sled_cache_mb: Option<u64>,
 }
 
 impl StoreConfig {
+    /// The sled page cache bound in bytes: `sled_cache_mb` or its default.
+    pub fn sled_cache_bytes(&self) -> u64 {
+        self.sled_cache_mb.unwrap_or(DEFAULT_SLED_CACHE_MB) * 1024 * 1024
+    }
+
     /// Checks the section and reads the password file; `at` is the section's key path.
     pub fn resolve(&self, at: &KeyPath) -> Result<Option<Secret>, Problem> {
         match self.kind {
@@ -63,9 +81,23 @@ impl StoreConfig {
                         ));
                     }
                 }
+                if let Some(mb) = self.sled_cache_mb {
+                    if !(1..=MAX_SLED_CACHE_MB).contains(&mb) {
+                        return Err(Problem::new(
+                            at.key("sled_cache_mb"),
+                            format!("must be from 1 to {MAX_SLED_CACHE_MB} (MiB), got {mb}"),
+                        ));
+                    }
+                }
                 Ok(None)
             }
             StoreKind::Postgres => {
+                if self.sled_cache_mb.is_some() {
+                    return Err(Problem::new(
+                        at.key("sled_cache_mb"),
+                        "only for kind = \"sled\" (PostgreSQL caches in its server)",
+                    ));
+                }
                 let Some(url) = &self.url else {
                     return Err(Problem::new(
                         at.key("url"),
@@ -141,6 +173,28 @@ mod tests {
         assert_eq!(config.kind, StoreKind::Sled);
         let err = resolve("url = \"postgres://h/db\"").expect_err("url for sled");
         assert!(err.contains("store.url"), "{err}");
+    }
+
+    #[test]
+    fn sled_cache_mb_defaults_to_64_and_is_validated() {
+        let config: StoreConfig = toml::from_str("").expect("empty");
+        assert_eq!(
+            config.sled_cache_bytes(),
+            DEFAULT_SLED_CACHE_MB * 1024 * 1024
+        );
+        assert_eq!(DEFAULT_SLED_CACHE_MB, 64);
+        let config: StoreConfig = toml::from_str("sled_cache_mb = 128").expect("a value");
+        assert_eq!(config.sled_cache_bytes(), 128 * 1024 * 1024);
+        assert_eq!(resolve("sled_cache_mb = 128"), Ok(None));
+        for bad in ["sled_cache_mb = 0", "sled_cache_mb = 70000"] {
+            let err = resolve(bad).expect_err(bad);
+            assert!(err.contains("store.sled_cache_mb"), "{bad}: {err}");
+        }
+        let err = resolve("sled_cache_mb = \"64MB\"").expect_err("a string");
+        assert!(err.contains("sled_cache_mb"), "{err}");
+        let err = resolve("kind = \"postgres\"\nurl = \"postgres://h/db\"\nsled_cache_mb = 64")
+            .expect_err("sled key for postgres");
+        assert!(err.contains("store.sled_cache_mb"), "{err}");
     }
 
     #[test]

@@ -28,7 +28,10 @@
 //! (default `20x25 40x500 200x500`). By default the store holds one value per zone and day
 //! (`rollup::zone_value`, what the collector writes); `--per-sensor` stores one binary value
 //! per sensor and day (`rollup::codec`) and `--json` one JSON value per sensor and day, as
-//! older collectors wrote them, which the collector still reads.
+//! older collectors wrote them, which the collector still reads. `--sled-cache-mb N` opens
+//! the store with sled's page cache bounded to N MiB (as the collector's `[store]
+//! sled_cache_mb`; without it, sled's default of 1 GiB) and, after writing, closes and opens
+//! it again, so that the reports start from an empty sled cache as after a collector start.
 
 use anyhow::{Context, Result};
 use coldaisle_benches::rollup_fixture::{percentile, write_buckets_as, Encoding, DAY, HOUR, NOW};
@@ -205,12 +208,27 @@ fn report(store: &RollupStore, zone: &str, mode: Mode) -> Result<Measured> {
     })
 }
 
-fn run(agents: u64, sensors: u64, encoding: Encoding) -> Result<()> {
+/// Opens the sled store in `dir`, its page cache bounded to `cache_mb` MiB if given.
+fn open(dir: &std::path::Path, cache_mb: Option<u64>) -> Result<Arc<dyn KvStore>> {
+    let store = match cache_mb {
+        Some(mb) => SledStore::open_with_cache(dir, mb * 1024 * 1024),
+        None => SledStore::open(dir),
+    };
+    Ok(Arc::new(store.context("opening sled")?))
+}
+
+fn run(agents: u64, sensors: u64, encoding: Encoding, cache_mb: Option<u64>) -> Result<()> {
     let dir = tempfile::tempdir().context("temp dir")?;
-    let kv: Arc<dyn KvStore> = Arc::new(SledStore::open(dir.path()).context("opening sled")?);
+    let mut kv = open(dir.path(), cache_mb)?;
     let started = Instant::now();
     fill(kv.as_ref(), agents, sensors, encoding)?;
     let fill_time = started.elapsed();
+    if cache_mb.is_some() {
+        // Closed (the only handle dropped) and opened again: the sled cache starts empty.
+        kv.flush()?;
+        drop(kv);
+        kv = open(dir.path(), cache_mb)?;
+    }
     let (entries, bytes_stored) = tree_size(kv.as_ref())?;
     let shared = RollupStore::new(kv.clone(), RetentionPolicy::default());
     // The cache changes no figure: a report read twice through it (the second from the
@@ -314,8 +332,13 @@ fn parse_size(text: &str) -> Result<(u64, u64)> {
 fn main() -> Result<()> {
     let mut encoding = Encoding::Binary;
     let mut args = Vec::new();
-    for arg in std::env::args().skip(1) {
-        if arg == "--json" {
+    let mut cache_mb = None;
+    let mut argv = std::env::args().skip(1);
+    while let Some(arg) = argv.next() {
+        if arg == "--sled-cache-mb" {
+            let mb = argv.next().context("--sled-cache-mb takes a number")?;
+            cache_mb = Some(mb.parse().context("--sled-cache-mb takes a number")?);
+        } else if arg == "--json" {
             encoding = Encoding::LegacyJson;
         } else if arg == "--per-sensor" {
             encoding = Encoding::PerSensor;
@@ -333,7 +356,7 @@ fn main() -> Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (agents, sensors) in sizes {
-        run(agents, sensors, encoding)?;
+        run(agents, sensors, encoding, cache_mb)?;
     }
     Ok(())
 }

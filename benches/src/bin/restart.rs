@@ -26,7 +26,10 @@
 //!
 //! Run: `cargo build --release -p coldaisle-benches --bin restart &&
 //! target/release/restart [--sizes 1000000,3000000,10000000] [--keep DIR] [--no-bulk]
-//! [--window-hours H] [--sensors N] [--zones N]`
+//! [--window-hours H] [--sensors N] [--zones N] [--sled-cache-mb N]`
+//!
+//! `--sled-cache-mb N` sets the config's `[store] sled_cache_mb` (default 64; 1024 is sled's
+//! own default, the collector's bound before issue 13 part 14).
 
 use anyhow::{Context, Result};
 use coldaisle_benches::store_fleet::{Shape, SITE};
@@ -172,9 +175,13 @@ fn config(dir: &Path) -> Result<CollectorConfig> {
         ),
         None => String::new(),
     };
+    let cache = match sled_cache_mb()? {
+        Some(mb) => format!("sled_cache_mb = {mb}\n"),
+        None => String::new(),
+    };
     let text = format!(
         "collector_id = \"bench\"\nstate_dir = \"{}\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {mqtt}\n\
-         [http]\nlisten = \"127.0.0.1:0\"\n[store]\nkind = \"sled\"\n{problems}",
+         [http]\nlisten = \"127.0.0.1:0\"\n[store]\nkind = \"sled\"\n{cache}{problems}",
         dir.join("state").display()
     );
     Ok(CollectorConfig::from_str(
@@ -301,6 +308,9 @@ fn child(mode: &str, dir: &Path) -> Result<Measured> {
     if let Some(h) = window_hours()? {
         command.args(["--window-hours", &h.to_string()]);
     }
+    if let Some(mb) = sled_cache_mb()? {
+        command.args(["--sled-cache-mb", &mb.to_string()]);
+    }
     // The fleet options are the kept store's; the child only reads it.
     let out = command.output().context("running a child")?;
     anyhow::ensure!(
@@ -320,6 +330,13 @@ fn child(mode: &str, dir: &Path) -> Result<Measured> {
         hwm_mb: v["hwm_mb"].as_f64().unwrap_or(0.0),
         stop_ms: v["stop_ms"].as_u64(),
     })
+}
+
+/// `--sled-cache-mb N`, if given (else the config's default).
+fn sled_cache_mb() -> Result<Option<u64>> {
+    flag("--sled-cache-mb")
+        .map(|n| n.parse().context("--sled-cache-mb takes a number"))
+        .transpose()
 }
 
 /// `--window-hours H`, if given.
