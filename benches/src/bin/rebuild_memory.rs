@@ -20,7 +20,6 @@ use coldaisle_benches::proc_self;
 use coldaisle_collector::store::CollectorStore;
 use coldaisle_config::CollectorConfig;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 /// The collector config of `restart`'s store in `dir` (sled under `dir/state`), with `restart
@@ -122,21 +121,11 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|---|---|---|");
     let modes = flag("--modes").unwrap_or_else(|| "bulk,stream,load".into());
     for mode in modes.split(',') {
-        let mut command = Command::new(std::env::current_exe()?);
-        command.args(["--child", mode]).arg(&dir);
-        if let Some(h) = window_hours {
-            command.args(["--window-hours", &h.to_string()]);
-        }
-        let out = command.output().context("running a child")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "child {mode} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout.lines().last().context("child printed nothing")?;
-        let v: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("child output {line}"))?;
+        let options: Vec<(&str, String)> = window_hours
+            .map(|h| ("--window-hours", h.to_string()))
+            .into_iter()
+            .collect();
+        let v = coldaisle_benches::child::run(mode, &dir, &options)?;
         println!(
             "| {mode} | {:.1} | {} | {} | {:.0} | {:.0} | {:.0} |",
             v["seconds"].as_f64().unwrap_or(0.0),

@@ -38,7 +38,6 @@ use coldaisle_config::CollectorConfig;
 use coldaisle_core::wire::{Payload, Record, SCHEMA_VERSION};
 use coldaisle_store::{KvStore, WriteBatch};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -302,26 +301,15 @@ fn child_bulk(dir: &Path) -> Result<Measured> {
 
 /// Runs this binary as a child measuring `mode` on `dir`; returns what it printed.
 fn child(mode: &str, dir: &Path) -> Result<Measured> {
-    let exe = std::env::current_exe()?;
-    let mut command = Command::new(exe);
-    command.args(["--child", mode]).arg(dir);
+    // The fleet options are the kept store's; the child only reads it.
+    let mut options = Vec::new();
     if let Some(h) = window_hours()? {
-        command.args(["--window-hours", &h.to_string()]);
+        options.push(("--window-hours", h.to_string()));
     }
     if let Some(mb) = sled_cache_mb()? {
-        command.args(["--sled-cache-mb", &mb.to_string()]);
+        options.push(("--sled-cache-mb", mb.to_string()));
     }
-    // The fleet options are the kept store's; the child only reads it.
-    let out = command.output().context("running a child")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "child {mode} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().context("child printed nothing")?;
-    let v: serde_json::Value =
-        serde_json::from_str(line).with_context(|| format!("child output {line}"))?;
+    let v = coldaisle_benches::child::run(mode, dir, &options)?;
     Ok(Measured {
         ready_ms: v["ready_ms"].as_u64().context("ready_ms")?,
         last_start: v.get("last_start").filter(|s| !s.is_null()).cloned(),
